@@ -1,0 +1,122 @@
+//! Configuration: defaults < config file < environment (`PLINTH_*`) < flags,
+//! merged here once into a checked [`Config`].
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// What the config file may hold; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+    pub max_request_bytes: Option<usize>,
+    pub max_artifact_bytes: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// The flags and environment, as clap resolved them (flag wins over env).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServerFlags {
+    /// Address to bind (loopback by default; use 0.0.0.0 to expose).
+    #[arg(long, env = "PLINTH_HOST")]
+    pub host: Option<String>,
+    /// Port to listen on.
+    #[arg(long, env = "PLINTH_PORT")]
+    pub port: Option<u16>,
+    /// Where metadata (SQLite) and artifacts live.
+    #[arg(long, env = "PLINTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML config file (keys: host, port, data_dir, max_request_bytes, max_artifact_bytes).
+    #[arg(long, env = "PLINTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "PLINTH_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Largest artifact upload, in bytes.
+    #[arg(long, env = "PLINTH_MAX_ARTIFACT_BYTES")]
+    pub max_artifact_bytes: Option<u64>,
+}
+
+/// The checked configuration the server runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub max_request_bytes: usize,
+    pub max_artifact_bytes: u64,
+}
+
+impl Config {
+    pub fn resolve(flags: &ServerFlags) -> anyhow::Result<Config> {
+        let file = match &flags.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(flags, file)
+    }
+
+    fn merge(flags: &ServerFlags, file: FileConfig) -> anyhow::Result<Config> {
+        let host = flags.host.clone().or(file.host).unwrap_or_else(|| "127.0.0.1".into());
+        let host: IpAddr = host.parse().with_context(|| format!("invalid host address '{host}'"))?;
+        let max_request_bytes = flags.max_request_bytes.or(file.max_request_bytes).unwrap_or(16 << 20);
+        if max_request_bytes < 1024 {
+            bail!("max_request_bytes must be at least 1024");
+        }
+        Ok(Config {
+            host,
+            port: flags.port.or(file.port).unwrap_or(5000),
+            data_dir: flags.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("plinth-data")),
+            max_request_bytes,
+            max_artifact_bytes: flags.max_artifact_bytes.or(file.max_artifact_bytes).unwrap_or(8 << 30),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_embedded_and_loopback() {
+        let c = Config::merge(&ServerFlags::default(), FileConfig::default()).unwrap();
+        assert_eq!(c.host.to_string(), "127.0.0.1");
+        assert_eq!(c.port, 5000);
+        assert_eq!(c.data_dir, PathBuf::from("plinth-data"));
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let file = FileConfig { port: Some(7000), host: Some("0.0.0.0".into()), ..Default::default() };
+        let flags = ServerFlags { port: Some(8000), ..Default::default() };
+        let c = Config::merge(&flags, file).unwrap();
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.host.to_string(), "0.0.0.0");
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plinth.example.toml");
+        let file = FileConfig::load(&path).unwrap();
+        assert!(Config::merge(&ServerFlags::default(), file).is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let flags = ServerFlags { host: Some("not-an-ip".into()), ..Default::default() };
+        assert!(Config::merge(&flags, FileConfig::default()).is_err());
+        assert!(toml::from_str::<FileConfig>("prot = 1").is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! `plinth`: the one binary. Subcommands parse arguments and call the
+//! engine or the server; they hold no logic of their own.
+
+mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use plinth_artifacts::ArtifactStore;
+use plinth_engine::Platform;
+use plinth_server::ServerConfig;
+use plinth_store::SqliteStore;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, ServerFlags};
+
+#[derive(Parser)]
+#[command(
+    name = "plinth",
+    version,
+    about = "Plinth: one binary for tracking, registry, training and serving of ML models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the platform: MLflow-compatible tracking, artifacts and model registry.
+    Server(ServerFlags),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("PLINTH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Server(flags) => runtime.block_on(server(Config::resolve(&flags)?)),
+    }
+}
+
+async fn server(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let db = config.data_dir.join("plinth.db");
+    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    let artifacts = ArtifactStore::local(config.data_dir.join("artifacts"))?;
+    let platform = Platform::new(Arc::new(store), artifacts).await?;
+    let app = plinth_server::app(
+        platform,
+        ServerConfig { max_request_bytes: config.max_request_bytes, max_artifact_bytes: config.max_artifact_bytes },
+    );
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(data_dir = %config.data_dir.display(), "Plinth listening on http://{local}");
+    plinth_server::serve(listener, app, shutdown_signal()).await?;
+    tracing::info!("Plinth stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down, draining in-flight requests");
+}

@@ -1,0 +1,15 @@
+//! Plinth's domain: the nouns of tracking and the model registry, their
+//! rules (names, limits, state machines) and the search grammar.
+//!
+//! No IO lives here: storage, HTTP and the CLI build on these types.
+
+pub mod error;
+pub mod experiments;
+pub mod ids;
+pub mod logged_models;
+pub mod registry;
+pub mod runs;
+pub mod search;
+pub mod validation;
+
+pub use error::{Error, Result};

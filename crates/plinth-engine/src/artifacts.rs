@@ -1,0 +1,74 @@
+//! Artifacts behind the `mlflow-artifacts` proxy and run artifact listings.
+
+use bytes::Bytes;
+use futures::Stream;
+use plinth_artifacts::{ArtifactPath, Entry};
+
+use crate::{ARTIFACT_SCHEME, Platform, Result};
+
+/// The store key under which an `mlflow-artifacts:/...` URI lives, or `None`
+/// for URIs this server does not hold (a client-chosen location).
+pub fn artifact_key(uri: &str) -> Option<&str> {
+    let rest = uri.strip_prefix(ARTIFACT_SCHEME).or_else(|| uri.strip_prefix("mlflow-artifacts:"))?;
+    // mlflow-artifacts://host:port/path carries an authority; skip it.
+    let rest = match rest.strip_prefix('/') {
+        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
+        None => rest,
+    };
+    Some(rest.trim_matches('/'))
+}
+
+impl Platform {
+    pub async fn upload_artifact<S, E>(&self, path: &str, body: S) -> Result<u64>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let path = ArtifactPath::parse(path)?;
+        Ok(self.artifacts.put_stream(&path, body).await?)
+    }
+
+    pub async fn download_artifact(
+        &self,
+        path: &str,
+    ) -> Result<(u64, impl Stream<Item = plinth_artifacts::Result<Bytes>> + Send + 'static + use<>)> {
+        let path = ArtifactPath::parse(path)?;
+        Ok(self.artifacts.get(&path).await?)
+    }
+
+    /// Direct children of `path` (relative to the proxy root).
+    pub async fn list_artifacts(&self, path: &str) -> Result<Vec<Entry>> {
+        let dir = ArtifactPath::parse(path)?;
+        Ok(self.artifacts.list(&ArtifactPath::root(), &dir).await?)
+    }
+
+    pub async fn delete_artifact(&self, path: &str) -> Result<()> {
+        let path = ArtifactPath::parse(path)?;
+        Ok(self.artifacts.delete(&path).await?)
+    }
+
+    /// Lists a run's artifacts under `path`, paths relative to the run's root.
+    /// Returns the run's artifact URI too. Runs whose artifacts live outside
+    /// this server list as empty.
+    pub async fn list_run_artifacts(&self, run_id: &str, path: &str) -> Result<(String, Vec<Entry>)> {
+        let run = self.get_run(run_id).await?;
+        let dir = ArtifactPath::parse(path)?;
+        let Some(key) = artifact_key(&run.info.artifact_uri) else {
+            return Ok((run.info.artifact_uri, Vec::new()));
+        };
+        let base = ArtifactPath::parse(key)?;
+        Ok((run.info.artifact_uri, self.artifacts.list(&base, &dir).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_from_uris() {
+        assert_eq!(artifact_key("mlflow-artifacts:/1/abc/artifacts"), Some("1/abc/artifacts"));
+        assert_eq!(artifact_key("mlflow-artifacts://host:5000/1/abc"), Some("1/abc"));
+        assert_eq!(artifact_key("s3://bucket/x"), None);
+    }
+}

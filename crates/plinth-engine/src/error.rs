@@ -1,0 +1,34 @@
+//! Use-case errors: a domain error for the caller, or an internal failure.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Domain(#[from] plinth_core::Error),
+    /// Our failure (database, storage). The message is for logs, not clients.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<plinth_store::Error> for Error {
+    fn from(e: plinth_store::Error) -> Self {
+        match e {
+            plinth_store::Error::Domain(d) => Error::Domain(d),
+            plinth_store::Error::Database(m) => Error::Internal(m),
+            plinth_store::Error::Closed => Error::Internal("the metadata store is closed".into()),
+        }
+    }
+}
+
+impl From<plinth_artifacts::Error> for Error {
+    fn from(e: plinth_artifacts::Error) -> Self {
+        use plinth_artifacts::Error as A;
+        match e {
+            A::InvalidPath(m) => Error::Domain(plinth_core::Error::InvalidParameter(m)),
+            A::NotFound(p) => Error::Domain(plinth_core::Error::NotFound(format!("Artifact not found: {p}"))),
+            A::Upload(m) => Error::Domain(plinth_core::Error::InvalidParameter(format!("Upload failed: {m}"))),
+            A::Storage(m) => Error::Internal(m),
+        }
+    }
+}

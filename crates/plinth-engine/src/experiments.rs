@@ -1,0 +1,63 @@
+//! Experiments: create, find, rename, delete/restore, tag.
+
+use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
+use plinth_core::validation;
+
+use crate::{ARTIFACT_SCHEME, ExperimentSearch, Page, Platform, Result};
+
+impl Platform {
+    pub async fn create_experiment(
+        &self,
+        name: String,
+        artifact_location: Option<String>,
+        tags: Vec<Tag>,
+    ) -> Result<String> {
+        validation::validate_experiment_name(&name)?;
+        for t in &tags {
+            validation::validate_experiment_tag(&t.key, &t.value)?;
+        }
+        let location = match artifact_location.filter(|s| !s.is_empty()) {
+            Some(loc) => loc,
+            None => format!("{ARTIFACT_SCHEME}{{id}}"),
+        };
+        Ok(self.store.create_experiment(name, location, tags).await?)
+    }
+
+    pub async fn get_experiment(&self, id: &str) -> Result<Experiment> {
+        Ok(self.store.get_experiment(id).await?)
+    }
+
+    pub async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
+        match self.store.get_experiment_by_name(name).await? {
+            Some(e) => Ok(e),
+            None => Err(plinth_core::Error::not_found(format!("Could not find experiment with name '{name}'")).into()),
+        }
+    }
+
+    pub async fn search_experiments(&self, search: ExperimentSearch) -> Result<Page<Experiment>> {
+        validation::validate_max_results(search.query.max_results, validation::MAX_RESULTS_EXPERIMENTS)?;
+        Ok(self.store.search_experiments(search).await?)
+    }
+
+    pub async fn rename_experiment(&self, id: &str, new_name: String) -> Result<()> {
+        validation::validate_experiment_name(&new_name)?;
+        Ok(self.store.rename_experiment(id, new_name).await?)
+    }
+
+    pub async fn delete_experiment(&self, id: &str) -> Result<()> {
+        Ok(self.store.set_experiment_lifecycle(id, LifecycleStage::Deleted).await?)
+    }
+
+    pub async fn restore_experiment(&self, id: &str) -> Result<()> {
+        Ok(self.store.set_experiment_lifecycle(id, LifecycleStage::Active).await?)
+    }
+
+    pub async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
+        validation::validate_experiment_tag(&tag.key, &tag.value)?;
+        Ok(self.store.set_experiment_tag(id, tag).await?)
+    }
+
+    pub async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
+        Ok(self.store.delete_experiment_tag(id, key).await?)
+    }
+}

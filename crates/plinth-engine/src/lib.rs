@@ -1,0 +1,40 @@
+//! Plinth's use cases: the one place where business rules run, called by the
+//! HTTP server and the CLI alike. Validates input with `plinth-core`, keeps
+//! metadata in a [`MetadataStore`] and bytes in an [`ArtifactStore`].
+
+mod artifacts;
+mod error;
+mod experiments;
+mod logged_models;
+mod registry;
+mod runs;
+
+use std::sync::Arc;
+
+pub use artifacts::artifact_key;
+pub use error::{Error, Result};
+use plinth_artifacts::ArtifactStore;
+use plinth_store::MetadataStore;
+pub use plinth_store::{ExperimentSearch, Page, RunSearch, SearchQuery};
+
+/// The URI scheme under which this server proxies artifacts (MLflow's).
+pub const ARTIFACT_SCHEME: &str = "mlflow-artifacts:/";
+
+/// The platform: metadata plus artifacts. Cheap to clone.
+#[derive(Clone)]
+pub struct Platform {
+    store: Arc<dyn MetadataStore>,
+    artifacts: ArtifactStore,
+}
+
+impl Platform {
+    /// Wires the stores together and makes sure the default experiment exists.
+    pub async fn new(store: Arc<dyn MetadataStore>, artifacts: ArtifactStore) -> Result<Self> {
+        store.ensure_default_experiment(format!("{ARTIFACT_SCHEME}0")).await?;
+        Ok(Platform { store, artifacts })
+    }
+
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.artifacts
+    }
+}

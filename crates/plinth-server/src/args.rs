@@ -1,0 +1,190 @@
+//! Request arguments as MLflow sends them: a JSON body for POST, PATCH and
+//! DELETE, query parameters for GET (repeated keys become lists). Accessors
+//! check presence and type and answer with MLflow's messages.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::Method;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub struct Args {
+    map: Map<String, Value>,
+    /// Size of the body, for limits that MLflow states in bytes.
+    pub body_len: usize,
+}
+
+impl FromRequest<AppState> for Args {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request<Body>, state: &AppState) -> Result<Self, ApiError> {
+        let mut map = Map::new();
+        if let Some(q) = req.uri().query() {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
+                .map_err(|e| ApiError::bad_request(format!("Malformed query string: {e}")))?;
+            for (k, v) in pairs {
+                match map.get_mut(&k) {
+                    Some(Value::Array(items)) => items.push(Value::String(v)),
+                    Some(prev) => {
+                        let first = prev.take();
+                        *prev = Value::Array(vec![first, Value::String(v)]);
+                    }
+                    None => {
+                        map.insert(k, Value::String(v));
+                    }
+                }
+            }
+        }
+        let mut body_len = 0;
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let limit = state.config.max_request_bytes;
+            let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::too_large(limit))?;
+            body_len = bytes.len();
+            if !bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                let value: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::bad_request(format!("Malformed JSON request body: {e}")))?;
+                match value {
+                    Value::Object(obj) => map.extend(obj),
+                    _ => return Err(ApiError::bad_request("The request body must be a JSON object")),
+                }
+            }
+        }
+        Ok(Args { map, body_len })
+    }
+}
+
+fn type_error(key: &str, value: &Value, expected: &str) -> ApiError {
+    ApiError::invalid(format!("Invalid value {value} for parameter '{key}' supplied: expected {expected}"))
+}
+
+impl Args {
+    pub fn from_map(map: Map<String, Value>) -> Self {
+        Args { map, body_len: 0 }
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn opt_str(&self, key: &str) -> Result<Option<String>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            // Query parameters that repeat arrive as lists; take the last.
+            Some(Value::Array(items)) => match items.last() {
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                _ => Err(type_error(key, &Value::Array(items.clone()), "a string")),
+            },
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(other) => Err(type_error(key, other, "a string")),
+        }
+    }
+
+    pub fn req_str(&self, key: &str) -> Result<String, ApiError> {
+        match self.opt_str(key)? {
+            Some(s) if !s.is_empty() => Ok(s),
+            _ => Err(ApiError::invalid(format!("Missing value for required parameter '{key}'."))),
+        }
+    }
+
+    /// A required value that may legitimately be empty (tag values).
+    pub fn req_str_allow_empty(&self, key: &str) -> Result<String, ApiError> {
+        self.opt_str(key)?.ok_or_else(|| ApiError::invalid(format!("Missing value for required parameter '{key}'.")))
+    }
+
+    /// int64: protobuf JSON allows numbers or decimal strings.
+    pub fn opt_i64(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => value_i64(v).map(Some).ok_or_else(|| type_error(key, v, "an integer")),
+        }
+    }
+
+    pub fn req_i64(&self, key: &str) -> Result<i64, ApiError> {
+        self.opt_i64(key)?.ok_or_else(|| ApiError::invalid(format!("Missing value for required parameter '{key}'.")))
+    }
+
+    /// double: numbers, or "NaN", "Infinity", "-Infinity".
+    pub fn req_f64(&self, key: &str) -> Result<f64, ApiError> {
+        match self.get(key) {
+            None => Err(ApiError::invalid(format!("Missing value for required parameter '{key}'."))),
+            Some(v) => value_f64(v).ok_or_else(|| type_error(key, v, "a number")),
+        }
+    }
+
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(other) => Err(type_error(key, other, "a boolean")),
+        }
+    }
+
+    /// A list of strings; a single string counts as a list of one.
+    pub fn str_list(&self, key: &str) -> Result<Vec<String>, ApiError> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    other => Err(type_error(key, other, "a list of strings")),
+                })
+                .collect(),
+            Some(other) => Err(type_error(key, other, "a list of strings")),
+        }
+    }
+
+    /// A list of JSON objects (tags, metrics, datasets...).
+    pub fn objects(&self, key: &str) -> Result<Vec<Args>, ApiError> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Object(o) => Ok(Args::from_map(o.clone())),
+                    other => Err(type_error(key, other, "a list of objects")),
+                })
+                .collect(),
+            Some(other) => Err(type_error(key, other, "a list of objects")),
+        }
+    }
+
+    pub fn object(&self, key: &str) -> Result<Option<Args>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Object(o)) => Ok(Some(Args::from_map(o.clone()))),
+            Some(other) => Err(type_error(key, other, "an object")),
+        }
+    }
+}
+
+pub fn value_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
+        }
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn value_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => match s.as_str() {
+            "NaN" | "nan" => Some(f64::NAN),
+            "Infinity" | "inf" => Some(f64::INFINITY),
+            "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+            other => other.trim().parse().ok(),
+        },
+        _ => None,
+    }
+}

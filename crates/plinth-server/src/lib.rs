@@ -1,0 +1,35 @@
+//! Plinth's HTTP edge: MLflow's REST API (tracking, logged models, registry,
+//! artifact proxy) over axum. Handlers extract arguments, call the engine and
+//! shape MLflow's JSON; they hold no business logic and no SQL.
+
+mod args;
+mod error;
+mod routes;
+mod state;
+mod wire;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+pub use error::ApiError;
+use plinth_engine::Platform;
+pub use state::{AppState, ServerConfig};
+use tokio::net::TcpListener;
+
+/// The whole HTTP application.
+pub fn app(platform: Platform, config: ServerConfig) -> Router {
+    routes::router(AppState { platform, config })
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains
+/// in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,88 @@
+//! `experiments/*`: MLflow's experiment endpoints.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use plinth_core::experiments::{Tag, ViewType};
+use plinth_engine::{ExperimentSearch, SearchQuery};
+use serde_json::json;
+
+use crate::args::Args;
+use crate::error::ApiResult;
+use crate::state::AppState;
+use crate::wire::{decode_page_token, experiment_json, parse_tags, with_token};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/experiments/create", post(create))
+        .route("/experiments/get", get(get_one))
+        .route("/experiments/get-by-name", get(get_by_name))
+        .route("/experiments/search", post(search).get(search))
+        .route("/experiments/update", post(update))
+        .route("/experiments/delete", post(delete))
+        .route("/experiments/restore", post(restore))
+        .route("/experiments/set-experiment-tag", post(set_tag))
+        .route("/experiments/delete-experiment-tag", post(delete_tag))
+}
+
+async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
+    let id = s
+        .platform
+        .create_experiment(a.req_str("name")?, a.opt_str("artifact_location")?, parse_tags(&a, "tags")?)
+        .await?;
+    Ok(Json(json!({"experiment_id": id})))
+}
+
+async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult {
+    let e = s.platform.get_experiment(&a.req_str("experiment_id")?).await?;
+    Ok(Json(json!({"experiment": experiment_json(&e)})))
+}
+
+async fn get_by_name(State(s): State<AppState>, a: Args) -> ApiResult {
+    let e = s.platform.get_experiment_by_name(&a.req_str("experiment_name")?).await?;
+    Ok(Json(json!({"experiment": experiment_json(&e)})))
+}
+
+async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
+    let view = ViewType::parse(&a.opt_str("view_type")?.unwrap_or_default())?;
+    let query = SearchQuery {
+        filter: a.opt_str("filter")?.unwrap_or_default(),
+        order_by: a.str_list("order_by")?,
+        max_results: a.opt_i64("max_results")?.unwrap_or(1000),
+        offset: decode_page_token(a.opt_str("page_token")?)?,
+    };
+    let page = s.platform.search_experiments(ExperimentSearch { view, query }).await?;
+    let body = json!({"experiments": page.items.iter().map(experiment_json).collect::<Vec<_>>()});
+    Ok(Json(with_token(body, page.next_offset)))
+}
+
+async fn update(State(s): State<AppState>, a: Args) -> ApiResult {
+    let id = a.req_str("experiment_id")?;
+    if let Some(name) = a.opt_str("new_name")? {
+        s.platform.rename_experiment(&id, name).await?;
+    } else {
+        s.platform.get_experiment(&id).await?;
+    }
+    Ok(Json(json!({})))
+}
+
+async fn delete(State(s): State<AppState>, a: Args) -> ApiResult {
+    s.platform.delete_experiment(&a.req_str("experiment_id")?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn restore(State(s): State<AppState>, a: Args) -> ApiResult {
+    s.platform.restore_experiment(&a.req_str("experiment_id")?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn set_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+    let tag = Tag::new(a.req_str("key")?, a.req_str_allow_empty("value")?);
+    s.platform.set_experiment_tag(&a.req_str("experiment_id")?, tag).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+    s.platform.delete_experiment_tag(&a.req_str("experiment_id")?, &a.req_str("key")?).await?;
+    Ok(Json(json!({})))
+}

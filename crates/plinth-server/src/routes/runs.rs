@@ -1,0 +1,205 @@
+//! `runs/*` and `metrics/*`: runs, logging and run search.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use plinth_core::experiments::{Tag, ViewType};
+use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
+use plinth_core::validation::MAX_BATCH_LOG_REQUEST_SIZE;
+use plinth_engine::{RunSearch, SearchQuery};
+use serde_json::json;
+
+use crate::args::Args;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::wire::{
+    decode_page_token, metric_json, parse_dataset_inputs, parse_metric, parse_model_io, parse_params, parse_tags,
+    run_info_json, run_json, with_token,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/runs/create", post(create))
+        .route("/runs/get", get(get_one))
+        .route("/runs/update", post(update))
+        .route("/runs/delete", post(delete))
+        .route("/runs/restore", post(restore))
+        .route("/runs/search", post(search))
+        .route("/runs/log-metric", post(log_metric))
+        .route("/runs/log-parameter", post(log_param))
+        .route("/runs/set-tag", post(set_tag))
+        .route("/runs/delete-tag", post(delete_tag))
+        .route("/runs/log-batch", post(log_batch))
+        .route("/runs/log-inputs", post(log_inputs))
+        .route("/runs/outputs", post(log_outputs))
+        .route("/runs/log-model", post(log_model))
+        .route("/metrics/get-history", get(metric_history))
+        .route("/metrics/get-history-bulk-interval", get(metric_history_bulk))
+}
+
+/// MLflow accepts `run_id` or the older `run_uuid`.
+fn run_id(a: &Args) -> Result<String, ApiError> {
+    match a.opt_str("run_id")?.filter(|s| !s.is_empty()) {
+        Some(id) => Ok(id),
+        None => a.req_str("run_uuid").map_err(|_| ApiError::invalid("Missing value for required parameter 'run_id'.")),
+    }
+}
+
+async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
+    let new = NewRun {
+        experiment_id: a.opt_str("experiment_id")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "0".into()),
+        user_id: a.opt_str("user_id")?.unwrap_or_default(),
+        run_name: a.opt_str("run_name")?,
+        start_time: a.opt_i64("start_time")?,
+        tags: parse_tags(&a, "tags")?,
+    };
+    let run = s.platform.create_run(new).await?;
+    Ok(Json(json!({"run": run_json(&run)})))
+}
+
+async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult {
+    let run = s.platform.get_run(&run_id(&a)?).await?;
+    Ok(Json(json!({"run": run_json(&run)})))
+}
+
+async fn update(State(s): State<AppState>, a: Args) -> ApiResult {
+    let status = a.opt_str("status")?.map(|st| RunStatus::parse(&st)).transpose()?;
+    let update = RunUpdate {
+        status,
+        end_time: a.opt_i64("end_time")?,
+        run_name: a.opt_str("run_name")?.filter(|n| !n.is_empty()),
+    };
+    let info = s.platform.update_run(&run_id(&a)?, update).await?;
+    Ok(Json(json!({"run_info": run_info_json(&info)})))
+}
+
+async fn delete(State(s): State<AppState>, a: Args) -> ApiResult {
+    s.platform.delete_run(&run_id(&a)?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn restore(State(s): State<AppState>, a: Args) -> ApiResult {
+    s.platform.restore_run(&run_id(&a)?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
+    let view = match a.opt_str("run_view_type")? {
+        Some(v) => ViewType::parse(&v)?,
+        None => ViewType::ActiveOnly,
+    };
+    let search = RunSearch {
+        experiment_ids: a.str_list("experiment_ids")?,
+        view,
+        query: SearchQuery {
+            filter: a.opt_str("filter")?.unwrap_or_default(),
+            order_by: a.str_list("order_by")?,
+            max_results: a.opt_i64("max_results")?.unwrap_or(1000),
+            offset: decode_page_token(a.opt_str("page_token")?)?,
+        },
+    };
+    let page = s.platform.search_runs(search).await?;
+    let body = json!({"runs": page.items.iter().map(run_json).collect::<Vec<_>>()});
+    Ok(Json(with_token(body, page.next_offset)))
+}
+
+async fn log_metric(State(s): State<AppState>, a: Args) -> ApiResult {
+    let metric = parse_metric(&a)?;
+    s.platform.log_batch(&run_id(&a)?, vec![metric], vec![], vec![]).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_param(State(s): State<AppState>, a: Args) -> ApiResult {
+    let param = Param::new(a.req_str("key")?, a.req_str_allow_empty("value")?);
+    s.platform.log_batch(&run_id(&a)?, vec![], vec![param], vec![]).await?;
+    Ok(Json(json!({})))
+}
+
+async fn set_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+    let tag = Tag::new(a.req_str("key")?, a.req_str_allow_empty("value")?);
+    s.platform.log_batch(&run_id(&a)?, vec![], vec![], vec![tag]).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+    s.platform.delete_run_tag(&run_id(&a)?, &a.req_str("key")?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_batch(State(s): State<AppState>, a: Args) -> ApiResult {
+    if a.body_len > MAX_BATCH_LOG_REQUEST_SIZE {
+        return Err(ApiError::invalid(format!(
+            "Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, got a request of {} bytes",
+            a.body_len
+        )));
+    }
+    let metrics = a.objects("metrics")?.iter().map(parse_metric).collect::<Result<Vec<Metric>, _>>()?;
+    let params = parse_params(&a, "params")?;
+    let tags = parse_tags(&a, "tags")?;
+    s.platform.log_batch(&run_id(&a)?, metrics, params, tags).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_inputs(State(s): State<AppState>, a: Args) -> ApiResult {
+    let datasets = parse_dataset_inputs(&a)?;
+    let models = parse_model_io(&a, "models")?;
+    s.platform.log_inputs(&run_id(&a)?, datasets, models).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_outputs(State(s): State<AppState>, a: Args) -> ApiResult {
+    let models = parse_model_io(&a, "models")?;
+    s.platform.log_outputs(&run_id(&a)?, models).await?;
+    Ok(Json(json!({})))
+}
+
+/// MLflow 2's model-history tag: kept as the `mlflow.log-model.history` run tag.
+async fn log_model(State(s): State<AppState>, a: Args) -> ApiResult {
+    let model_json = a.req_str("model_json")?;
+    let run = s.platform.get_run(&run_id(&a)?).await?;
+    let key = "mlflow.log-model.history";
+    let mut history: Vec<serde_json::Value> = run
+        .data
+        .tags
+        .iter()
+        .find(|t| t.key == key)
+        .and_then(|t| serde_json::from_str(&t.value).ok())
+        .unwrap_or_default();
+    let entry: serde_json::Value =
+        serde_json::from_str(&model_json).map_err(|e| ApiError::invalid(format!("Invalid model_json: {e}")))?;
+    history.push(entry);
+    let tag = Tag::new(key, serde_json::Value::Array(history).to_string());
+    s.platform.log_batch(&run.info.run_id, vec![], vec![], vec![tag]).await?;
+    Ok(Json(json!({})))
+}
+
+async fn metric_history(State(s): State<AppState>, a: Args) -> ApiResult {
+    let max_results = a.opt_i64("max_results")?.unwrap_or(25_000);
+    let offset = decode_page_token(a.opt_str("page_token")?)?;
+    let page = s.platform.get_metric_history(&run_id(&a)?, &a.req_str("metric_key")?, max_results, offset).await?;
+    let body = json!({"metrics": page.items.iter().map(metric_json).collect::<Vec<_>>()});
+    Ok(Json(with_token(body, page.next_offset)))
+}
+
+/// Histories of one metric for several runs, sampled to at most
+/// `max_results` points per run (the UI's charts call this).
+async fn metric_history_bulk(State(s): State<AppState>, a: Args) -> ApiResult {
+    let key = a.req_str("metric_key")?;
+    let max_results = a.opt_i64("max_results")?.unwrap_or(320).clamp(1, 100_000) as usize;
+    let mut out = Vec::new();
+    for id in a.str_list("run_ids")? {
+        let page = s.platform.get_metric_history(&id, &key, 1_000_000, 0).await?;
+        let n = page.items.len();
+        let stride = n.div_ceil(max_results).max(1);
+        for (i, m) in page.items.iter().enumerate() {
+            if i % stride == 0 || i + 1 == n {
+                let mut v = metric_json(m);
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("run_id".into(), json!(id));
+                }
+                out.push(v);
+            }
+        }
+    }
+    Ok(Json(json!({"metrics": out})))
+}

@@ -1,0 +1,307 @@
+//! The behaviour every [`MetadataStore`] backend must show. Backends call
+//! [`run_all`] from their tests with a fresh, empty store.
+
+use plinth_core::Error as DomainError;
+use plinth_core::experiments::{LifecycleStage, Tag, ViewType};
+use plinth_core::ids::{new_logged_model_id, new_run_id, now_ms};
+use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
+use plinth_core::registry::{NewModelVersion, Stage};
+use plinth_core::runs::{Metric, Param, RunInfo, RunStatus, RunUpdate};
+
+use crate::{Error, ExperimentSearch, MetadataStore, RunSearch, SearchQuery};
+
+fn is_domain(e: &Error, f: fn(&DomainError) -> bool) -> bool {
+    matches!(e, Error::Domain(d) if f(d))
+}
+
+fn not_found(e: &Error) -> bool {
+    is_domain(e, |d| matches!(d, DomainError::NotFound(_)))
+}
+fn invalid(e: &Error) -> bool {
+    is_domain(e, |d| matches!(d, DomainError::InvalidParameter(_)))
+}
+fn exists(e: &Error) -> bool {
+    is_domain(e, |d| matches!(d, DomainError::AlreadyExists(_)))
+}
+
+fn info(experiment_id: &str, name: &str, start_time: i64) -> RunInfo {
+    let run_id = new_run_id();
+    RunInfo {
+        artifact_uri: format!("mlflow-artifacts:/{experiment_id}/{run_id}/artifacts"),
+        run_id,
+        run_name: name.into(),
+        experiment_id: experiment_id.into(),
+        user_id: "tester".into(),
+        status: RunStatus::Running,
+        start_time,
+        end_time: None,
+        lifecycle_stage: LifecycleStage::Active,
+    }
+}
+
+fn q(filter: &str, order_by: &[&str], max_results: i64) -> SearchQuery {
+    SearchQuery {
+        filter: filter.into(),
+        order_by: order_by.iter().map(|s| s.to_string()).collect(),
+        max_results,
+        offset: 0,
+    }
+}
+
+/// Runs every conformance check against `store`, which must be empty.
+pub async fn run_all(store: &dyn MetadataStore) {
+    experiments(store).await;
+    runs_and_logging(store).await;
+    run_search(store).await;
+    registry(store).await;
+}
+
+async fn experiments(store: &dyn MetadataStore) {
+    store.ensure_default_experiment("mlflow-artifacts:/0".into()).await.expect("default");
+    store.ensure_default_experiment("mlflow-artifacts:/0".into()).await.expect("idempotent");
+    let default = store.get_experiment("0").await.expect("default exists");
+    assert_eq!(default.name, "Default");
+
+    let id = store
+        .create_experiment("exp-a".into(), "mlflow-artifacts:/{id}".into(), vec![Tag::new("team", "recs")])
+        .await
+        .expect("create");
+    let e = store.get_experiment(&id).await.expect("get");
+    assert_eq!(e.artifact_location, format!("mlflow-artifacts:/{id}"));
+    assert_eq!(e.tags, vec![Tag::new("team", "recs")]);
+    let dup = store.create_experiment("exp-a".into(), "x".into(), vec![]).await;
+    assert!(dup.as_ref().is_err_and(exists), "{dup:?}");
+    assert!(store.get_experiment("999").await.is_err_and(|e| not_found(&e)));
+    assert!(store.get_experiment("abc").await.is_err_and(|e| not_found(&e)));
+    assert!(store.get_experiment_by_name("nope").await.expect("by name").is_none());
+
+    store.rename_experiment(&id, "exp-renamed".into()).await.expect("rename");
+    assert_eq!(
+        store.get_experiment_by_name("exp-renamed").await.expect("ok").map(|e| e.experiment_id),
+        Some(id.clone())
+    );
+    store.set_experiment_tag(&id, Tag::new("k", "v")).await.expect("tag");
+    store.delete_experiment_tag(&id, "k").await.expect("untag");
+    assert!(store.delete_experiment_tag(&id, "k").await.is_err_and(|e| not_found(&e)));
+
+    let other = store.create_experiment("exp-b".into(), "loc".into(), vec![]).await.expect("create b");
+    store.set_experiment_lifecycle(&other, LifecycleStage::Deleted).await.expect("delete");
+    let active = store
+        .search_experiments(ExperimentSearch { view: ViewType::ActiveOnly, query: q("", &[], 100) })
+        .await
+        .expect("search");
+    assert!(active.items.iter().all(|e| e.experiment_id != other));
+    let deleted = store
+        .search_experiments(ExperimentSearch { view: ViewType::DeletedOnly, query: q("", &[], 100) })
+        .await
+        .expect("search");
+    assert_eq!(deleted.items.len(), 1);
+    let r = store.create_run(info(&other, "r", now_ms()), vec![]).await;
+    assert!(r.is_err_and(|e| invalid(&e)), "runs need an active experiment");
+    store.set_experiment_lifecycle(&other, LifecycleStage::Active).await.expect("restore");
+    assert!(store.set_experiment_lifecycle("0", LifecycleStage::Deleted).await.is_err_and(|e| invalid(&e)));
+
+    let named = store
+        .search_experiments(ExperimentSearch { view: ViewType::All, query: q("name LIKE 'exp-%'", &["name ASC"], 1) })
+        .await
+        .expect("search");
+    assert_eq!(named.items.len(), 1);
+    assert_eq!(named.items[0].name, "exp-b");
+    assert_eq!(named.next_offset, Some(1));
+}
+
+async fn runs_and_logging(store: &dyn MetadataStore) {
+    let exp = store.create_experiment("runs".into(), "loc".into(), vec![]).await.expect("exp");
+    let run = store
+        .create_run(info(&exp, "first", 1000), vec![Tag::new("mlflow.runName", "first")])
+        .await
+        .expect("create run");
+    let id = run.info.run_id.clone();
+    store
+        .log_batch(
+            &id,
+            vec![Metric::new("loss", 1.0, 1, 0), Metric::new("loss", 0.5, 2, 1), Metric::new("nan", f64::NAN, 1, 0)],
+            vec![Param::new("lr", "0.1")],
+            vec![Tag::new("t", "1")],
+        )
+        .await
+        .expect("log");
+    // Params are immutable; the same value again is fine.
+    store.log_batch(&id, vec![], vec![Param::new("lr", "0.1")], vec![]).await.expect("same param");
+    let changed = store.log_batch(&id, vec![Metric::new("x", 1.0, 1, 0)], vec![Param::new("lr", "0.2")], vec![]).await;
+    assert!(changed.is_err_and(|e| invalid(&e)));
+    let got = store.get_run(&id).await.expect("get");
+    assert!(got.data.metrics.iter().all(|m| m.key != "x"), "a failed batch logs nothing");
+    let loss = got.data.metrics.iter().find(|m| m.key == "loss").expect("loss");
+    assert_eq!((loss.value, loss.step), (0.5, 1));
+    assert!(got.data.metrics.iter().find(|m| m.key == "nan").is_some_and(|m| m.value.is_nan()));
+    // An older step does not replace the latest value.
+    store.log_batch(&id, vec![Metric::new("loss", 9.0, 3, 0)], vec![], vec![]).await.expect("log old step");
+    let got = store.get_run(&id).await.expect("get");
+    assert_eq!(got.data.metrics.iter().find(|m| m.key == "loss").map(|m| m.value), Some(0.5));
+    let hist = store.get_metric_history(&id, "loss", 2, 0).await.expect("history");
+    assert_eq!(hist.items.len(), 2);
+    assert_eq!(hist.next_offset, Some(2));
+    let rest = store.get_metric_history(&id, "loss", 2, 2).await.expect("history");
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.next_offset, None);
+
+    let updated = store
+        .update_run(
+            &id,
+            RunUpdate { status: Some(RunStatus::Finished), end_time: None, run_name: Some("renamed".into()) },
+        )
+        .await
+        .expect("update");
+    assert_eq!(updated.status, RunStatus::Finished);
+    assert!(updated.end_time.is_some());
+    let got = store.get_run(&id).await.expect("get");
+    assert_eq!(got.info.run_name, "renamed");
+    assert!(got.data.tags.iter().any(|t| t.key == "mlflow.runName" && t.value == "renamed"));
+
+    store.delete_run_tag(&id, "t").await.expect("delete tag");
+    assert!(store.delete_run_tag(&id, "t").await.is_err_and(|e| not_found(&e)));
+    store.set_run_lifecycle(&id, LifecycleStage::Deleted).await.expect("delete run");
+    let logged = store.log_batch(&id, vec![Metric::new("m", 1.0, 1, 0)], vec![], vec![]).await;
+    assert!(logged.is_err_and(|e| invalid(&e)), "deleted runs refuse writes");
+    store.set_run_lifecycle(&id, LifecycleStage::Active).await.expect("restore run");
+    assert!(store.get_run("0123456789abcdef0123456789abcdef").await.is_err_and(|e| not_found(&e)));
+}
+
+async fn run_search(store: &dyn MetadataStore) {
+    let exp = store.create_experiment("search".into(), "loc".into(), vec![]).await.expect("exp");
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let run = store.create_run(info(&exp, &format!("run-{i}"), 1000 + i), vec![]).await.expect("run");
+        let mut metrics = vec![Metric::new("acc", i as f64 / 10.0, 1, 0)];
+        if i == 3 {
+            metrics.clear();
+        }
+        let algo = if i % 2 == 0 { "als" } else { "bpr" };
+        store
+            .log_batch(&run.info.run_id, metrics, vec![Param::new("algo", algo)], vec![Tag::new("idx", i.to_string())])
+            .await
+            .expect("log");
+        ids.push(run.info.run_id);
+    }
+    let search = |filter: &str, order: &[&str], max: i64| RunSearch {
+        experiment_ids: vec![exp.clone()],
+        view: ViewType::ActiveOnly,
+        query: q(filter, order, max),
+    };
+    let page = store.search_runs(search("", &[], 100)).await.expect("all");
+    assert_eq!(page.items.len(), 10);
+    assert_eq!(page.items[0].info.run_name, "run-9", "newest first by default");
+
+    let page = store
+        .search_runs(search("metrics.acc > 0.45 and params.algo = 'als'", &["metrics.acc DESC"], 100))
+        .await
+        .expect("filter");
+    let names: Vec<_> = page.items.iter().map(|r| r.info.run_name.clone()).collect();
+    assert_eq!(names, ["run-8", "run-6"]);
+
+    let page = store.search_runs(search("", &["metrics.acc ASC"], 100)).await.expect("order");
+    assert_eq!(page.items.last().map(|r| r.info.run_name.as_str()), Some("run-3"), "missing metric sorts last");
+    assert_eq!(page.items[0].info.run_name, "run-0");
+
+    let page =
+        store.search_runs(search("tags.idx IN ('1', '2')", &["attributes.start_time ASC"], 100)).await.expect("in");
+    assert_eq!(page.items.len(), 2);
+    let page = store.search_runs(search("attributes.run_name LIKE 'run-1%'", &[], 100)).await.expect("like");
+    assert_eq!(page.items.len(), 1);
+    let page = store.search_runs(search("attributes.run_name ILIKE 'RUN-1%'", &[], 100)).await.expect("ilike");
+    assert_eq!(page.items.len(), 1);
+    let page =
+        store.search_runs(search("attributes.run_name LIKE 'RUN-1%'", &[], 100)).await.expect("like is case-sensitive");
+    assert_eq!(page.items.len(), 0);
+    let page = store.search_runs(search(&format!("attributes.run_id = '{}'", ids[4]), &[], 100)).await.expect("by id");
+    assert_eq!(page.items.len(), 1);
+    let page = store.search_runs(search("params.missing IS NULL", &[], 100)).await.expect("is null");
+    assert_eq!(page.items.len(), 10);
+
+    // Paging walks every run exactly once.
+    let mut seen = Vec::new();
+    let mut s = search("", &["params.algo ASC"], 3);
+    loop {
+        let page = store.search_runs(s.clone()).await.expect("page");
+        seen.extend(page.items.into_iter().map(|r| r.info.run_id));
+        match page.next_offset {
+            Some(o) => s.query.offset = o,
+            None => break,
+        }
+    }
+    seen.sort();
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(seen, all);
+
+    assert!(store.search_runs(search("metrics.acc = 'x'", &[], 10)).await.is_err_and(|e| invalid(&e)));
+    assert!(store.search_runs(search("bogus", &[], 10)).await.is_err_and(|e| invalid(&e)));
+}
+
+async fn registry(store: &dyn MetadataStore) {
+    let exp = store.create_experiment("registry".into(), "loc".into(), vec![]).await.expect("exp");
+    let run = store.create_run(info(&exp, "train", now_ms()), vec![]).await.expect("run");
+    let model_id = new_logged_model_id();
+    let lm = store
+        .create_logged_model(LoggedModel {
+            model_id: model_id.clone(),
+            experiment_id: exp.clone(),
+            name: "model".into(),
+            artifact_location: format!("mlflow-artifacts:/{exp}/models/{model_id}/artifacts"),
+            creation_timestamp_ms: now_ms(),
+            last_updated_timestamp_ms: now_ms(),
+            model_type: None,
+            source_run_id: Some(run.info.run_id.clone()),
+            status: LoggedModelStatus::Pending,
+            status_message: None,
+            deleted: false,
+            tags: vec![Tag::new("a", "b")],
+            params: vec![Param::new("p", "1")],
+            metrics: vec![],
+        })
+        .await
+        .expect("logged model");
+    assert_eq!(lm.tags.len(), 1);
+    let lm = store.finalize_logged_model(&model_id, LoggedModelStatus::Ready).await.expect("finalize");
+    assert_eq!(lm.status, LoggedModelStatus::Ready);
+
+    store.create_registered_model("recs".into(), Some("d".into()), vec![]).await.expect("create");
+    assert!(store.create_registered_model("recs".into(), None, vec![]).await.is_err_and(|e| exists(&e)));
+    let new = |source: &str| NewModelVersion {
+        name: "recs".into(),
+        source: source.into(),
+        run_id: Some(run.info.run_id.clone()),
+        storage_location: source.into(),
+        ..Default::default()
+    };
+    let v1 = store.create_model_version(new("s1")).await.expect("v1");
+    let v2 = store.create_model_version(new("s2")).await.expect("v2");
+    assert_eq!((v1.version, v2.version), (1, 2));
+    store.set_alias("recs", "champion", 1).await.expect("alias");
+    assert_eq!(store.get_model_version_by_alias("recs", "champion").await.expect("by alias").version, 1);
+    store.set_alias("recs", "champion", 2).await.expect("move alias");
+    let mv = store.get_model_version_by_alias("recs", "champion").await.expect("by alias");
+    assert_eq!((mv.version, mv.aliases.clone()), (2, vec!["champion".to_string()]));
+    assert!(store.set_alias("recs", "x", 9).await.is_err_and(|e| not_found(&e)));
+    assert!(store.get_model_version_by_alias("recs", "nope").await.is_err_and(|e| not_found(&e)));
+
+    let moved = store.transition_stage("recs", 1, Stage::Production, true).await.expect("stage");
+    assert_eq!(moved.current_stage, Stage::Production);
+    let latest = store.get_latest_versions("recs", vec![Stage::Production]).await.expect("latest");
+    assert_eq!(latest.iter().map(|v| v.version).collect::<Vec<_>>(), [1]);
+
+    store.set_model_version_tag("recs", 2, Tag::new("k", "v")).await.expect("tag");
+    let found = store.search_model_versions(q("name = 'recs' and tags.k = 'v'", &[], 10)).await.expect("search");
+    assert_eq!(found.items.len(), 1);
+    let renamed = store.rename_registered_model("recs", "recs2".into()).await.expect("rename");
+    assert_eq!(renamed.aliases.len(), 1);
+    assert_eq!(store.get_model_version("recs2", 2).await.expect("moved").tags.len(), 1);
+    assert!(store.get_registered_model("recs").await.is_err_and(|e| not_found(&e)));
+    let models = store.search_registered_models(q("name LIKE 'recs%'", &[], 10)).await.expect("search");
+    assert_eq!(models.items.len(), 1);
+    store.delete_model_version("recs2", 1).await.expect("delete version");
+    assert!(store.get_model_version("recs2", 1).await.is_err_and(|e| not_found(&e)));
+    store.delete_registered_model("recs2").await.expect("delete model");
+    assert!(store.get_registered_model("recs2").await.is_err_and(|e| not_found(&e)));
+}

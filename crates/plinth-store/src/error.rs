@@ -1,0 +1,31 @@
+//! Store errors: the domain's, or the database's own failures.
+
+/// A store error. `Domain` errors are the caller's; the others are ours.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Domain(#[from] plinth_core::Error),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("the metadata store is shutting down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Database(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Shorthands for domain errors.
+pub(crate) fn not_found<T>(msg: impl Into<String>) -> Result<T> {
+    Err(Error::Domain(plinth_core::Error::NotFound(msg.into())))
+}
+pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
+    Err(Error::Domain(plinth_core::Error::InvalidParameter(msg.into())))
+}
+pub(crate) fn exists<T>(msg: impl Into<String>) -> Result<T> {
+    Err(Error::Domain(plinth_core::Error::AlreadyExists(msg.into())))
+}

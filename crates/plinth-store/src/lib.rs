@@ -1,0 +1,130 @@
+//! Plinth's metadata store: experiments, runs, logged models and the model
+//! registry behind one trait, [`MetadataStore`], so that the embedded SQLite
+//! backend and a server database backend are interchangeable.
+//!
+//! Every backend must pass [`conformance::run_all`]. Only this crate holds SQL.
+
+pub mod conformance;
+mod error;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use plinth_core::experiments::{Experiment, LifecycleStage, Tag, ViewType};
+use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
+use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
+use plinth_core::runs::{DatasetInput, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
+
+pub use error::{Error, Result};
+pub use sqlite::SqliteStore;
+
+/// One page of a listing, and where the next one starts (if any).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_offset: Option<i64>,
+}
+
+/// A search: a filter in MLflow's grammar, `order_by` clauses, and paging.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub filter: String,
+    pub order_by: Vec<String>,
+    pub max_results: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunSearch {
+    pub experiment_ids: Vec<String>,
+    pub view: ViewType,
+    pub query: SearchQuery,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExperimentSearch {
+    pub view: ViewType,
+    pub query: SearchQuery,
+}
+
+/// The metadata store. Writes are durable when they return `Ok`.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    // --- experiments ---
+    /// Creates the experiment with id `0` named `Default` unless it exists.
+    async fn ensure_default_experiment(&self, artifact_location: String) -> Result<()>;
+    /// Creates an experiment. The artifact location may depend on the new id:
+    /// `{id}` in `artifact_location` is replaced by it.
+    async fn create_experiment(&self, name: String, artifact_location: String, tags: Vec<Tag>) -> Result<String>;
+    async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment>;
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>>;
+    async fn search_experiments(&self, search: ExperimentSearch) -> Result<Page<Experiment>>;
+    async fn rename_experiment(&self, experiment_id: &str, new_name: String) -> Result<()>;
+    /// Deletes (soft) or restores an experiment and its runs.
+    async fn set_experiment_lifecycle(&self, experiment_id: &str, stage: LifecycleStage) -> Result<()>;
+    async fn set_experiment_tag(&self, experiment_id: &str, tag: Tag) -> Result<()>;
+    async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()>;
+
+    // --- runs ---
+    /// Stores a new run (in an active experiment) with its initial tags.
+    async fn create_run(&self, info: RunInfo, tags: Vec<Tag>) -> Result<Run>;
+    async fn get_run(&self, run_id: &str) -> Result<Run>;
+    async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo>;
+    async fn set_run_lifecycle(&self, run_id: &str, stage: LifecycleStage) -> Result<()>;
+    /// Logs metrics, params and tags atomically: all or none. Params are
+    /// immutable; re-logging the same value is a no-op.
+    async fn log_batch(&self, run_id: &str, metrics: Vec<Metric>, params: Vec<Param>, tags: Vec<Tag>) -> Result<()>;
+    async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()>;
+    async fn log_inputs(&self, run_id: &str, datasets: Vec<DatasetInput>, models: Vec<ModelIo>) -> Result<()>;
+    async fn log_outputs(&self, run_id: &str, models: Vec<ModelIo>) -> Result<()>;
+    async fn get_metric_history(&self, run_id: &str, key: &str, max_results: i64, offset: i64) -> Result<Page<Metric>>;
+    async fn search_runs(&self, search: RunSearch) -> Result<Page<Run>>;
+
+    // --- logged models (MLflow 3) ---
+    async fn create_logged_model(&self, model: LoggedModel) -> Result<LoggedModel>;
+    async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel>;
+    async fn finalize_logged_model(&self, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel>;
+    async fn delete_logged_model(&self, model_id: &str) -> Result<()>;
+    async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()>;
+    async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
+    async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()>;
+    async fn search_logged_models(
+        &self,
+        experiment_ids: Vec<String>,
+        max_results: i64,
+        offset: i64,
+    ) -> Result<Page<LoggedModel>>;
+
+    // --- model registry ---
+    async fn create_registered_model(
+        &self,
+        name: String,
+        description: Option<String>,
+        tags: Vec<Tag>,
+    ) -> Result<RegisteredModel>;
+    async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel>;
+    async fn rename_registered_model(&self, name: &str, new_name: String) -> Result<RegisteredModel>;
+    async fn update_registered_model(&self, name: &str, description: Option<String>) -> Result<RegisteredModel>;
+    async fn delete_registered_model(&self, name: &str) -> Result<()>;
+    async fn search_registered_models(&self, query: SearchQuery) -> Result<Page<RegisteredModel>>;
+    async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()>;
+    async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()>;
+    async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()>;
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<()>;
+    async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion>;
+    async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion>;
+    async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion>;
+    async fn update_model_version(&self, name: &str, version: i64, description: Option<String>)
+    -> Result<ModelVersion>;
+    async fn delete_model_version(&self, name: &str, version: i64) -> Result<()>;
+    async fn search_model_versions(&self, query: SearchQuery) -> Result<Page<ModelVersion>>;
+    async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()>;
+    async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()>;
+    async fn transition_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing: bool,
+    ) -> Result<ModelVersion>;
+    async fn get_latest_versions(&self, name: &str, stages: Vec<Stage>) -> Result<Vec<ModelVersion>>;
+}

@@ -1,0 +1,265 @@
+//! Experiments in SQLite.
+
+use plinth_core::experiments::{DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME, Experiment, LifecycleStage, Tag};
+use plinth_core::search::{self, EntityKind, Value};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::now;
+use super::query::{Sql, string_clause};
+use crate::error::{exists, invalid, not_found};
+use crate::{ExperimentSearch, Page, Result};
+
+pub(crate) fn parse_id(experiment_id: &str) -> Result<i64> {
+    match experiment_id.trim().parse::<i64>() {
+        Ok(id) if id >= 0 => Ok(id),
+        _ => not_found(format!("No Experiment with id={experiment_id} exists")),
+    }
+}
+
+pub(crate) fn ensure_default(conn: &Connection, artifact_location: &str) -> Result<()> {
+    let t = now();
+    conn.execute(
+        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
+         SELECT ?1, ?2, ?3, 'active', ?4, ?4 WHERE NOT EXISTS (SELECT 1 FROM experiments WHERE experiment_id = ?1)",
+        params![0i64, DEFAULT_EXPERIMENT_NAME, artifact_location, t],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn create(conn: &Connection, name: &str, artifact_location: &str, tags: &[Tag]) -> Result<String> {
+    let existing: Option<String> =
+        conn.query_row("SELECT lifecycle_stage FROM experiments WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+    if let Some(stage) = existing {
+        let hint = if stage == "deleted" { " (it is deleted: restore it or delete it permanently)" } else { "" };
+        return exists(format!("Experiment(name={name}) already exists.{hint}"));
+    }
+    let id: i64 = conn.query_row("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments", [], |r| r.get(0))?;
+    let location = artifact_location.replace("{id}", &id.to_string());
+    let t = now();
+    conn.execute(
+        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
+         VALUES (?1, ?2, ?3, 'active', ?4, ?4)",
+        params![id, name, location, t],
+    )?;
+    for tag in tags {
+        set_tag_unchecked(conn, id, tag)?;
+    }
+    Ok(id.to_string())
+}
+
+fn set_tag_unchecked(conn: &Connection, id: i64, tag: &Tag) -> Result<()> {
+    conn.execute(
+        "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
+        params![id, tag.key, tag.value],
+    )?;
+    Ok(())
+}
+
+const COLUMNS: &str = "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+
+fn row_to_experiment(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Experiment, String)> {
+    let stage: String = r.get(3)?;
+    Ok((
+        Experiment {
+            experiment_id: r.get::<_, i64>(0)?.to_string(),
+            name: r.get(1)?,
+            artifact_location: r.get(2)?,
+            lifecycle_stage: if stage == "deleted" { LifecycleStage::Deleted } else { LifecycleStage::Active },
+            creation_time: r.get(4)?,
+            last_update_time: r.get(5)?,
+            tags: Vec::new(),
+        },
+        stage,
+    ))
+}
+
+fn load_tags(conn: &Connection, exps: &mut [Experiment]) -> Result<()> {
+    let mut stmt =
+        conn.prepare_cached("SELECT key, value FROM experiment_tags WHERE experiment_id = ?1 ORDER BY key")?;
+    for e in exps.iter_mut() {
+        let id: i64 = e.experiment_id.parse().unwrap_or(-1);
+        e.tags =
+            stmt.query_map([id], |r| Ok(Tag { key: r.get(0)?, value: r.get(1)? }))?.collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(())
+}
+
+pub(crate) fn get(conn: &Connection, experiment_id: &str) -> Result<Experiment> {
+    let id = parse_id(experiment_id)?;
+    let found = conn
+        .query_row(&format!("SELECT {COLUMNS} FROM experiments WHERE experiment_id = ?1"), [id], row_to_experiment)
+        .optional()?;
+    let Some((exp, _)) = found else {
+        return not_found(format!("No Experiment with id={experiment_id} exists"));
+    };
+    let mut v = [exp];
+    load_tags(conn, &mut v)?;
+    let [exp] = v;
+    Ok(exp)
+}
+
+pub(crate) fn get_active(conn: &Connection, experiment_id: &str) -> Result<Experiment> {
+    let exp = get(conn, experiment_id)?;
+    if exp.lifecycle_stage != LifecycleStage::Active {
+        return invalid(format!(
+            "The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
+        ));
+    }
+    Ok(exp)
+}
+
+pub(crate) fn get_by_name(conn: &Connection, name: &str) -> Result<Option<Experiment>> {
+    let found = conn
+        .query_row(&format!("SELECT {COLUMNS} FROM experiments WHERE name = ?1"), [name], row_to_experiment)
+        .optional()?;
+    match found {
+        None => Ok(None),
+        Some((exp, _)) => {
+            let mut v = [exp];
+            load_tags(conn, &mut v)?;
+            let [exp] = v;
+            Ok(Some(exp))
+        }
+    }
+}
+
+pub(crate) fn search(conn: &Connection, s: &ExperimentSearch) -> Result<Page<Experiment>> {
+    let mut sql = Sql::new(format!("SELECT {COLUMNS} FROM experiments e WHERE e.lifecycle_stage IN ("));
+    sql.list(s.view.stages().iter().map(|s| s.to_string()));
+    sql.push(")");
+    for clause in search::parse_filter(&s.query.filter)? {
+        match clause.entity.kind {
+            EntityKind::Attribute => match clause.entity.key.as_str() {
+                "name" => string_clause(&mut sql, "e.name", &clause)?,
+                "creation_time" | "last_update_time" => {
+                    let Value::Num(n) = clause.value else {
+                        return invalid(format!(
+                            "Invalid value for attribute '{}': expected a number",
+                            clause.entity.key
+                        ));
+                    };
+                    if !clause.op.is_numeric() {
+                        return invalid(format!(
+                            "Invalid comparator '{}' for attribute '{}'",
+                            clause.op.sql(),
+                            clause.entity.key
+                        ));
+                    }
+                    sql.push(&format!(" AND e.{} {} ", clause.entity.key, clause.op.sql()));
+                    sql.bind_i64(n as i64);
+                }
+                other => {
+                    return invalid(format!(
+                        "Invalid attribute key '{other}' specified. Valid keys are name, creation_time, last_update_time"
+                    ));
+                }
+            },
+            EntityKind::Tag => {
+                sql.push(
+                    " AND EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.key = ",
+                );
+                sql.bind_str(&clause.entity.key);
+                string_clause(&mut sql, "t.value", &clause)?;
+                sql.push(")");
+            }
+            _ => return invalid(format!("Invalid filter for experiments: '{}'", s.query.filter)),
+        }
+    }
+    let mut order = Vec::new();
+    for o in &s.query.order_by {
+        let o = search::parse_order_by(o)?;
+        let col = match (o.entity.kind, o.entity.key.as_str()) {
+            (EntityKind::Attribute, "name") => "e.name",
+            (EntityKind::Attribute, "experiment_id") => "e.experiment_id",
+            (EntityKind::Attribute, "creation_time") => "e.creation_time",
+            (EntityKind::Attribute, "last_update_time") => "e.last_update_time",
+            _ => return invalid(format!("Invalid order_by key '{}' for experiments", o.entity.key)),
+        };
+        order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
+    }
+    order.push("e.creation_time DESC".into());
+    order.push("e.experiment_id ASC".into());
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+    sql.bind_i64(s.query.max_results + 1);
+    sql.push(" OFFSET ");
+    sql.bind_i64(s.query.offset);
+    let mut stmt = conn.prepare(&sql.text)?;
+    let mut items: Vec<Experiment> = stmt
+        .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| row_to_experiment(r).map(|x| x.0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let next_offset = page_rest(&mut items, s.query.max_results, s.query.offset);
+    load_tags(conn, &mut items)?;
+    Ok(Page { items, next_offset })
+}
+
+/// Trims the one-extra row fetched to know whether another page exists.
+pub(crate) fn page_rest<T>(items: &mut Vec<T>, max_results: i64, offset: i64) -> Option<i64> {
+    if items.len() as i64 > max_results {
+        items.truncate(max_results as usize);
+        Some(offset + max_results)
+    } else {
+        None
+    }
+}
+
+pub(crate) fn rename(conn: &Connection, experiment_id: &str, new_name: &str) -> Result<()> {
+    let exp = get_active(conn, experiment_id)?;
+    if exp.name == new_name {
+        return Ok(());
+    }
+    if get_by_name(conn, new_name)?.is_some() {
+        return exists(format!("Experiment(name={new_name}) already exists."));
+    }
+    conn.execute(
+        "UPDATE experiments SET name = ?1, last_update_time = ?2 WHERE experiment_id = ?3",
+        params![new_name, now(), parse_id(experiment_id)?],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn set_lifecycle(conn: &Connection, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
+    let exp = get(conn, experiment_id)?;
+    if experiment_id == DEFAULT_EXPERIMENT_ID && stage == LifecycleStage::Deleted {
+        return invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment.");
+    }
+    if exp.lifecycle_stage == stage {
+        return invalid(format!(
+            "Cannot {} experiment {experiment_id}: it is already {}",
+            if stage == LifecycleStage::Deleted { "delete" } else { "restore" },
+            stage
+        ));
+    }
+    let id = parse_id(experiment_id)?;
+    let t = now();
+    conn.execute(
+        "UPDATE experiments SET lifecycle_stage = ?1, last_update_time = ?2 WHERE experiment_id = ?3",
+        params![stage.as_str(), t, id],
+    )?;
+    let (from, deleted_time) = match stage {
+        LifecycleStage::Deleted => ("active", Some(t)),
+        LifecycleStage::Active => ("deleted", None),
+    };
+    conn.execute(
+        "UPDATE runs SET lifecycle_stage = ?1, deleted_time = ?2 WHERE experiment_id = ?3 AND lifecycle_stage = ?4",
+        params![stage.as_str(), deleted_time, id, from],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn set_tag(conn: &Connection, experiment_id: &str, tag: &Tag) -> Result<()> {
+    get_active(conn, experiment_id)?;
+    set_tag_unchecked(conn, parse_id(experiment_id)?, tag)
+}
+
+pub(crate) fn delete_tag(conn: &Connection, experiment_id: &str, key: &str) -> Result<()> {
+    get_active(conn, experiment_id)?;
+    let n = conn.execute(
+        "DELETE FROM experiment_tags WHERE experiment_id = ?1 AND key = ?2",
+        params![parse_id(experiment_id)?, key],
+    )?;
+    if n == 0 {
+        return not_found(format!("No tag with name: {key} in experiment with id {experiment_id}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! The embedded backend: one SQLite database in WAL mode.
+//!
+//! Writes go through a single writer thread that commits them in groups
+//! (group commit): every job waiting when a transaction starts shares its
+//! fsync, and each job runs inside its own savepoint so one failure never
+//! undoes another. A job's result is only delivered after COMMIT returns, so
+//! an acknowledged write is on disk. There is one writer, so no writer ever
+//! sees `database is locked`. Reads run on a small pool of connections in
+//! `spawn_blocking`, concurrently with writes (WAL snapshots).
+
+mod experiments;
+mod logged_models;
+mod migrations;
+mod query;
+mod registry;
+mod runs;
+mod store_impl;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Error, Result};
+
+type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+/// Most jobs folded into one transaction.
+const MAX_GROUP: usize = 512;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: mpsc::UnboundedSender<Job>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending
+    /// migrations.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_connection(&path, false)?;
+        migrations::apply(&mut conn)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("plinth-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| Error::Database(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore { inner: Arc::new(Inner { path, writer: tx, readers: Mutex::new(Vec::new()) }) })
+    }
+
+    /// Runs `f` inside the writer's transaction; returns once committed.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |commit_error| {
+                let outcome = match commit_error {
+                    Some(msg) => Err(Error::Database(format!("commit failed: {msg}"))),
+                    None => result,
+                };
+                let _ = tx.send(outcome);
+            });
+            (ok, completion)
+        });
+        self.inner.writer.send(job).map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `f` on a pooled read connection, off the async threads.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut v| v.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&inner.path, true)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = inner.readers.lock()
+                && pool.len() < 16
+            {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::Database(format!("read task failed: {e}")))?
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // WAL + FULL: a commit is fsynced before it is acknowledged.
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "case_sensitive_like", "ON")?;
+    conn.pragma_update(None, "cache_size", -32000)?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        run_group(&conn, jobs);
+    }
+    tracing::debug!("sqlite writer stopped");
+}
+
+fn run_group(conn: &Connection, jobs: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let msg = e.to_string();
+        for job in jobs {
+            // Never ran: report the failure without running it.
+            drop(job);
+            tracing::error!("cannot begin a transaction: {msg}");
+        }
+        return;
+    }
+    let mut completions = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let (ok, completion) = job(conn);
+        if savepoint.is_ok() {
+            let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!("savepoint failed: {e}");
+            }
+        }
+        completions.push(completion);
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => completions.into_iter().for_each(|c| c(None)),
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::error!("commit failed: {msg}");
+            let _ = conn.execute_batch("ROLLBACK");
+            completions.into_iter().for_each(|c| c(Some(&msg)));
+        }
+    }
+}
+
+/// Reads an `Option<String>` column that may be NULL.
+pub(crate) fn now() -> i64 {
+    plinth_core::ids::now_ms()
+}

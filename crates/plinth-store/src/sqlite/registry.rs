@@ -1,0 +1,441 @@
+//! The model registry in SQLite: registered models, versions, tags, aliases.
+
+use plinth_core::experiments::Tag;
+use plinth_core::registry::{Alias, ModelVersion, NewModelVersion, RegisteredModel, Stage};
+use plinth_core::search::{self, EntityKind, Value};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::experiments::page_rest;
+use super::now;
+use super::query::{Sql, string_clause};
+use crate::error::{exists, invalid, not_found};
+use crate::{Page, Result, SearchQuery};
+
+pub(crate) fn create_model(
+    conn: &Connection,
+    name: &str,
+    description: Option<&str>,
+    tags: &[Tag],
+) -> Result<RegisteredModel> {
+    let dup: Option<i64> =
+        conn.query_row("SELECT 1 FROM registered_models WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+    if dup.is_some() {
+        return exists(format!("Registered Model (name={name}) already exists."));
+    }
+    let t = now();
+    conn.execute(
+        "INSERT INTO registered_models (name, creation_time, last_updated_time, description) VALUES (?1, ?2, ?2, ?3)",
+        params![name, t, description],
+    )?;
+    for tag in tags {
+        set_model_tag_unchecked(conn, name, tag)?;
+    }
+    get_model(conn, name)
+}
+
+fn set_model_tag_unchecked(conn: &Connection, name: &str, tag: &Tag) -> Result<()> {
+    conn.execute(
+        "INSERT INTO registered_model_tags (name, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
+        params![name, tag.key, tag.value],
+    )?;
+    Ok(())
+}
+
+fn model_row(conn: &Connection, name: &str) -> Result<(i64, i64, Option<String>)> {
+    conn.prepare_cached("SELECT creation_time, last_updated_time, description FROM registered_models WHERE name = ?1")?
+        .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .map_or_else(|| not_found(format!("Registered Model with name={name} not found")), Ok)
+}
+
+pub(crate) fn get_model(conn: &Connection, name: &str) -> Result<RegisteredModel> {
+    let (created, updated, description) = model_row(conn, name)?;
+    let tags = conn
+        .prepare_cached("SELECT key, value FROM registered_model_tags WHERE name = ?1 ORDER BY key")?
+        .query_map([name], |r| Ok(Tag { key: r.get(0)?, value: r.get(1)? }))?
+        .collect::<rusqlite::Result<_>>()?;
+    let aliases = conn
+        .prepare_cached("SELECT alias, version FROM registered_model_aliases WHERE name = ?1 ORDER BY alias")?
+        .query_map([name], |r| Ok(Alias { alias: r.get(0)?, version: r.get(1)? }))?
+        .collect::<rusqlite::Result<_>>()?;
+    let versions: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT MAX(version) FROM model_versions WHERE name = ?1 GROUP BY current_stage ORDER BY MAX(version)",
+        )?
+        .query_map([name], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut latest_versions = Vec::new();
+    for v in versions {
+        latest_versions.push(get_version(conn, name, v)?);
+    }
+    Ok(RegisteredModel {
+        name: name.to_string(),
+        creation_timestamp: created,
+        last_updated_timestamp: updated,
+        description,
+        tags,
+        aliases,
+        latest_versions,
+    })
+}
+
+pub(crate) fn rename_model(conn: &Connection, name: &str, new_name: &str) -> Result<RegisteredModel> {
+    model_row(conn, name)?;
+    if name == new_name {
+        return get_model(conn, name);
+    }
+    let dup: Option<i64> =
+        conn.query_row("SELECT 1 FROM registered_models WHERE name = ?1", [new_name], |r| r.get(0)).optional()?;
+    if dup.is_some() {
+        return exists(format!("Registered Model (name={new_name}) already exists."));
+    }
+    // Child rows first would violate the parent key; insert the new parent, move children, drop the old one.
+    conn.execute(
+        "INSERT INTO registered_models (name, creation_time, last_updated_time, description)
+         SELECT ?1, creation_time, ?2, description FROM registered_models WHERE name = ?3",
+        params![new_name, now(), name],
+    )?;
+    for table in ["registered_model_tags", "model_versions", "model_version_tags", "registered_model_aliases"] {
+        conn.execute(&format!("UPDATE {table} SET name = ?1 WHERE name = ?2"), params![new_name, name])?;
+    }
+    conn.execute(
+        "UPDATE model_versions SET source = REPLACE(source, ?1, ?2) WHERE name = ?3 AND source LIKE ?4",
+        params![format!("models:/{name}/"), format!("models:/{new_name}/"), new_name, format!("models:/{name}/%")],
+    )?;
+    conn.execute("DELETE FROM registered_models WHERE name = ?1", [name])?;
+    get_model(conn, new_name)
+}
+
+pub(crate) fn update_model(conn: &Connection, name: &str, description: Option<&str>) -> Result<RegisteredModel> {
+    model_row(conn, name)?;
+    conn.execute(
+        "UPDATE registered_models SET description = ?1, last_updated_time = ?2 WHERE name = ?3",
+        params![description, now(), name],
+    )?;
+    get_model(conn, name)
+}
+
+pub(crate) fn delete_model(conn: &Connection, name: &str) -> Result<()> {
+    model_row(conn, name)?;
+    for table in [
+        "registered_model_aliases",
+        "model_version_tags",
+        "model_versions",
+        "registered_model_tags",
+        "registered_models",
+    ] {
+        conn.execute(&format!("DELETE FROM {table} WHERE name = ?1"), [name])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn search_models(conn: &Connection, q: &SearchQuery) -> Result<Page<RegisteredModel>> {
+    let mut sql = Sql::new("SELECT m.name FROM registered_models m WHERE 1 = 1");
+    for c in search::parse_filter(&q.filter)? {
+        match (c.entity.kind, c.entity.key.as_str()) {
+            (EntityKind::Attribute, "name") => string_clause(&mut sql, "m.name", &c)?,
+            (EntityKind::Tag, key) => {
+                tag_clause(&mut sql, "registered_model_tags t WHERE t.name = m.name", key, &c)?;
+            }
+            _ => return invalid(format!("Invalid filter for registered models: '{}'", q.filter)),
+        }
+    }
+    let mut order = Vec::new();
+    for o in &q.order_by {
+        let o = search::parse_order_by(o)?;
+        let col = match o.entity.key.as_str() {
+            "name" => "m.name",
+            "creation_timestamp" | "creation_time" => "m.creation_time",
+            "last_updated_timestamp" | "last_updated_time" => "m.last_updated_time",
+            other => return invalid(format!("Invalid order by key '{other}' for registered models")),
+        };
+        order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
+    }
+    order.push("m.name ASC".into());
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+    sql.bind_i64(q.max_results + 1);
+    sql.push(" OFFSET ");
+    sql.bind_i64(q.offset);
+    let mut names: Vec<String> = conn
+        .prepare(&sql.text)?
+        .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let next_offset = page_rest(&mut names, q.max_results, q.offset);
+    let items = names.iter().map(|n| get_model(conn, n)).collect::<Result<_>>()?;
+    Ok(Page { items, next_offset })
+}
+
+/// Registry tag filters. As in MLflow's registry, `!=` and `NOT IN` also
+/// match entities without the tag (clients exclude prompts that way).
+fn tag_clause(sql: &mut Sql, from_where: &str, key: &str, c: &search::Clause) -> Result<()> {
+    use plinth_core::search::Comparator;
+    let negated = match c.op {
+        Comparator::Ne => Some(Comparator::Eq),
+        Comparator::NotIn => Some(Comparator::In),
+        Comparator::IsNull => None,
+        _ => None,
+    };
+    let (prefix, clause) = match negated {
+        Some(op) => (" AND NOT EXISTS (SELECT 1 FROM ", search::Clause { op, ..c.clone() }),
+        None if c.op == Comparator::IsNull => (" AND NOT EXISTS (SELECT 1 FROM ", c.clone()),
+        None => (" AND EXISTS (SELECT 1 FROM ", c.clone()),
+    };
+    sql.push(prefix);
+    sql.push(from_where);
+    sql.push(" AND t.key = ");
+    sql.bind_str(key);
+    if !matches!(c.op, Comparator::IsNull | Comparator::IsNotNull) {
+        string_clause(sql, "t.value", &clause)?;
+    }
+    sql.push(")");
+    Ok(())
+}
+
+pub(crate) fn set_model_tag(conn: &Connection, name: &str, tag: &Tag) -> Result<()> {
+    model_row(conn, name)?;
+    set_model_tag_unchecked(conn, name, tag)
+}
+
+pub(crate) fn delete_model_tag(conn: &Connection, name: &str, key: &str) -> Result<()> {
+    model_row(conn, name)?;
+    let n = conn.execute("DELETE FROM registered_model_tags WHERE name = ?1 AND key = ?2", params![name, key])?;
+    if n == 0 {
+        return not_found(format!("No tag with key '{key}' on registered model '{name}'"));
+    }
+    Ok(())
+}
+
+pub(crate) fn set_alias(conn: &Connection, name: &str, alias: &str, version: i64) -> Result<()> {
+    get_version(conn, name, version)?;
+    conn.execute(
+        "INSERT INTO registered_model_aliases (name, alias, version) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
+        params![name, alias, version],
+    )?;
+    conn.execute("UPDATE registered_models SET last_updated_time = ?1 WHERE name = ?2", params![now(), name])?;
+    Ok(())
+}
+
+pub(crate) fn delete_alias(conn: &Connection, name: &str, alias: &str) -> Result<()> {
+    model_row(conn, name)?;
+    conn.execute("DELETE FROM registered_model_aliases WHERE name = ?1 AND alias = ?2", params![name, alias])?;
+    Ok(())
+}
+
+pub(crate) fn version_by_alias(conn: &Connection, name: &str, alias: &str) -> Result<ModelVersion> {
+    model_row(conn, name)?;
+    let v: Option<i64> = conn
+        .query_row(
+            "SELECT version FROM registered_model_aliases WHERE name = ?1 AND alias = ?2",
+            params![name, alias],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match v {
+        Some(v) => get_version(conn, name, v),
+        None => not_found(format!("Registered model alias {alias} not found.")),
+    }
+}
+
+pub(crate) fn create_version(conn: &Connection, new: &NewModelVersion) -> Result<ModelVersion> {
+    model_row(conn, &new.name)?;
+    let version: i64 =
+        conn.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?1", [&new.name], |r| {
+            r.get(0)
+        })?;
+    let t = now();
+    conn.execute(
+        "INSERT INTO model_versions (name, version, creation_time, last_updated_time, description, user_id, current_stage,
+             source, run_id, run_link, status, status_message, model_id, storage_location)
+         VALUES (?1, ?2, ?3, ?3, ?4, NULL, 'None', ?5, ?6, ?7, 'READY', NULL, ?8, ?9)",
+        params![
+            new.name,
+            version,
+            t,
+            new.description,
+            new.source,
+            new.run_id,
+            new.run_link,
+            new.model_id,
+            new.storage_location
+        ],
+    )?;
+    for tag in &new.tags {
+        set_version_tag_unchecked(conn, &new.name, version, tag)?;
+    }
+    conn.execute("UPDATE registered_models SET last_updated_time = ?1 WHERE name = ?2", params![t, new.name])?;
+    get_version(conn, &new.name, version)
+}
+
+fn set_version_tag_unchecked(conn: &Connection, name: &str, version: i64, tag: &Tag) -> Result<()> {
+    conn.execute(
+        "INSERT INTO model_version_tags (name, version, key, value) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value",
+        params![name, version, tag.key, tag.value],
+    )?;
+    Ok(())
+}
+
+const VERSION_COLUMNS: &str = "name, version, creation_time, last_updated_time, description, user_id, current_stage, source, run_id, run_link, status, status_message, model_id, storage_location";
+
+pub(crate) fn get_version(conn: &Connection, name: &str, version: i64) -> Result<ModelVersion> {
+    let found = conn
+        .prepare_cached(&format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE name = ?1 AND version = ?2"))?
+        .query_row(params![name, version], |r| {
+            let stage: String = r.get(6)?;
+            Ok(ModelVersion {
+                name: r.get(0)?,
+                version: r.get(1)?,
+                creation_timestamp: r.get(2)?,
+                last_updated_timestamp: r.get(3)?,
+                description: r.get(4)?,
+                user_id: r.get(5)?,
+                current_stage: Stage::parse(&stage).unwrap_or(Stage::None),
+                source: r.get(7)?,
+                run_id: r.get(8)?,
+                run_link: r.get(9)?,
+                status: r.get(10)?,
+                status_message: r.get(11)?,
+                model_id: r.get(12)?,
+                storage_location: r.get(13)?,
+                tags: Vec::new(),
+                aliases: Vec::new(),
+            })
+        })
+        .optional()?;
+    let Some(mut mv) = found else {
+        return not_found(format!("Model Version (name={name}, version={version}) not found"));
+    };
+    mv.tags = conn
+        .prepare_cached("SELECT key, value FROM model_version_tags WHERE name = ?1 AND version = ?2 ORDER BY key")?
+        .query_map(params![name, version], |r| Ok(Tag { key: r.get(0)?, value: r.get(1)? }))?
+        .collect::<rusqlite::Result<_>>()?;
+    mv.aliases = conn
+        .prepare_cached("SELECT alias FROM registered_model_aliases WHERE name = ?1 AND version = ?2 ORDER BY alias")?
+        .query_map(params![name, version], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(mv)
+}
+
+pub(crate) fn update_version(
+    conn: &Connection,
+    name: &str,
+    version: i64,
+    description: Option<&str>,
+) -> Result<ModelVersion> {
+    get_version(conn, name, version)?;
+    conn.execute(
+        "UPDATE model_versions SET description = ?1, last_updated_time = ?2 WHERE name = ?3 AND version = ?4",
+        params![description, now(), name, version],
+    )?;
+    get_version(conn, name, version)
+}
+
+pub(crate) fn delete_version(conn: &Connection, name: &str, version: i64) -> Result<()> {
+    get_version(conn, name, version)?;
+    for table in ["registered_model_aliases", "model_version_tags", "model_versions"] {
+        conn.execute(&format!("DELETE FROM {table} WHERE name = ?1 AND version = ?2"), params![name, version])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn search_versions(conn: &Connection, q: &SearchQuery) -> Result<Page<ModelVersion>> {
+    let mut sql = Sql::new("SELECT v.name, v.version FROM model_versions v WHERE 1 = 1");
+    for c in search::parse_filter(&q.filter)? {
+        match (c.entity.kind, c.entity.key.as_str()) {
+            (EntityKind::Attribute, "name") => string_clause(&mut sql, "v.name", &c)?,
+            (EntityKind::Attribute, "run_id") => string_clause(&mut sql, "v.run_id", &c)?,
+            (EntityKind::Attribute, "source_path" | "source") => string_clause(&mut sql, "v.source", &c)?,
+            (EntityKind::Attribute, "model_id") => string_clause(&mut sql, "v.model_id", &c)?,
+            (EntityKind::Attribute, "version_number" | "version") => {
+                let n = match &c.value {
+                    Value::Num(n) => *n as i64,
+                    Value::Str(s) => {
+                        s.parse().map_err(|_| plinth_core::Error::invalid(format!("Invalid version number '{s}'")))?
+                    }
+                    _ => return invalid("version_number compares to a number"),
+                };
+                if !c.op.is_numeric() {
+                    return invalid(format!("Invalid comparator '{}' for version_number", c.op.sql()));
+                }
+                sql.push(&format!(" AND v.version {} ", c.op.sql()));
+                sql.bind_i64(n);
+            }
+            (EntityKind::Tag, key) => {
+                tag_clause(&mut sql, "model_version_tags t WHERE t.name = v.name AND t.version = v.version", key, &c)?;
+            }
+            _ => return invalid(format!("Invalid filter for model versions: '{}'", q.filter)),
+        }
+    }
+    let mut order = Vec::new();
+    for o in &q.order_by {
+        let o = search::parse_order_by(o)?;
+        let col = match o.entity.key.as_str() {
+            "name" => "v.name",
+            "version_number" | "version" => "v.version",
+            "creation_timestamp" | "creation_time" => "v.creation_time",
+            "last_updated_timestamp" | "last_updated_time" => "v.last_updated_time",
+            other => return invalid(format!("Invalid order by key '{other}' for model versions")),
+        };
+        order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
+    }
+    order.push("v.name ASC".into());
+    order.push("v.version DESC".into());
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+    sql.bind_i64(q.max_results + 1);
+    sql.push(" OFFSET ");
+    sql.bind_i64(q.offset);
+    let mut keys: Vec<(String, i64)> = conn
+        .prepare(&sql.text)?
+        .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let next_offset = page_rest(&mut keys, q.max_results, q.offset);
+    let items = keys.iter().map(|(n, v)| get_version(conn, n, *v)).collect::<Result<_>>()?;
+    Ok(Page { items, next_offset })
+}
+
+pub(crate) fn set_version_tag(conn: &Connection, name: &str, version: i64, tag: &Tag) -> Result<()> {
+    get_version(conn, name, version)?;
+    set_version_tag_unchecked(conn, name, version, tag)
+}
+
+pub(crate) fn delete_version_tag(conn: &Connection, name: &str, version: i64, key: &str) -> Result<()> {
+    get_version(conn, name, version)?;
+    let n = conn.execute(
+        "DELETE FROM model_version_tags WHERE name = ?1 AND version = ?2 AND key = ?3",
+        params![name, version, key],
+    )?;
+    if n == 0 {
+        return not_found(format!("No tag with key '{key}' on model version {name}/{version}"));
+    }
+    Ok(())
+}
+
+pub(crate) fn transition(
+    conn: &Connection,
+    name: &str,
+    version: i64,
+    stage: Stage,
+    archive_existing: bool,
+) -> Result<ModelVersion> {
+    get_version(conn, name, version)?;
+    let t = now();
+    if archive_existing && matches!(stage, Stage::Staging | Stage::Production) {
+        conn.execute(
+            "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ?1
+             WHERE name = ?2 AND version != ?3 AND current_stage = ?4",
+            params![t, name, version, stage.as_str()],
+        )?;
+    }
+    conn.execute(
+        "UPDATE model_versions SET current_stage = ?1, last_updated_time = ?2 WHERE name = ?3 AND version = ?4",
+        params![stage.as_str(), t, name, version],
+    )?;
+    get_version(conn, name, version)
+}
+
+pub(crate) fn latest_versions(conn: &Connection, name: &str, stages: &[Stage]) -> Result<Vec<ModelVersion>> {
+    let model = get_model(conn, name)?;
+    Ok(model.latest_versions.into_iter().filter(|v| stages.is_empty() || stages.contains(&v.current_stage)).collect())
+}

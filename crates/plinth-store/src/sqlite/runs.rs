@@ -1,0 +1,566 @@
+//! Runs, their params, tags and metrics, and run search, in SQLite.
+
+use std::collections::HashMap;
+
+use plinth_core::experiments::{LifecycleStage, Tag};
+use plinth_core::runs::{
+    Dataset, DatasetInput, Metric, ModelIo, Param, RUN_NAME_TAG, Run, RunData, RunInfo, RunInputs, RunStatus, RunUpdate,
+};
+use plinth_core::search::{self, Comparator, EntityKind, Value};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::experiments::{self, page_rest, parse_id};
+use super::query::{Sql, string_clause};
+use crate::error::{exists, invalid, not_found};
+use crate::{Page, Result, RunSearch};
+
+const INFO_COLUMNS: &str = "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+
+fn row_to_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
+    let status: String = r.get(4)?;
+    let stage: String = r.get(8)?;
+    Ok(RunInfo {
+        run_id: r.get(0)?,
+        run_name: r.get(1)?,
+        experiment_id: r.get::<_, i64>(2)?.to_string(),
+        user_id: r.get(3)?,
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
+        start_time: r.get(5)?,
+        end_time: r.get(6)?,
+        artifact_uri: r.get(7)?,
+        lifecycle_stage: if stage == "deleted" { LifecycleStage::Deleted } else { LifecycleStage::Active },
+    })
+}
+
+pub(crate) fn create(conn: &Connection, info: &RunInfo, tags: &[Tag]) -> Result<Run> {
+    experiments::get_active(conn, &info.experiment_id)?;
+    let exp_id = parse_id(&info.experiment_id)?;
+    let dup: Option<i64> =
+        conn.query_row("SELECT 1 FROM runs WHERE run_uuid = ?1", [&info.run_id], |r| r.get(0)).optional()?;
+    if dup.is_some() {
+        return exists(format!("Run '{}' already exists", info.run_id));
+    }
+    conn.execute(
+        "INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active')",
+        params![
+            info.run_id,
+            info.run_name,
+            exp_id,
+            info.user_id,
+            info.status.as_str(),
+            info.start_time,
+            info.end_time,
+            info.artifact_uri
+        ],
+    )?;
+    for tag in tags {
+        upsert_tag(conn, &info.run_id, tag)?;
+    }
+    get(conn, &info.run_id)
+}
+
+fn upsert_tag(conn: &Connection, run_id: &str, tag: &Tag) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tags (run_uuid, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![run_id, tag.key, tag.value])?;
+    if tag.key == RUN_NAME_TAG {
+        conn.prepare_cached("UPDATE runs SET name = ?1 WHERE run_uuid = ?2")?.execute(params![tag.value, run_id])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn get_info(conn: &Connection, run_id: &str) -> Result<RunInfo> {
+    conn.prepare_cached(&format!("SELECT {INFO_COLUMNS} FROM runs r WHERE r.run_uuid = ?1"))?
+        .query_row([run_id], row_to_info)
+        .optional()?
+        .map_or_else(|| not_found(format!("Run with id={run_id} not found")), Ok)
+}
+
+fn get_active_info(conn: &Connection, run_id: &str) -> Result<RunInfo> {
+    let info = get_info(conn, run_id)?;
+    if info.lifecycle_stage != LifecycleStage::Active {
+        return invalid(format!("The run {run_id} must be in the 'active' state. Current state is deleted."));
+    }
+    Ok(info)
+}
+
+pub(crate) fn get(conn: &Connection, run_id: &str) -> Result<Run> {
+    let info = get_info(conn, run_id)?;
+    Ok(load_runs(conn, vec![info])?.remove(0))
+}
+
+/// Loads data, inputs and outputs for many runs with one query per table.
+fn load_runs(conn: &Connection, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
+    if infos.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = infos.iter().map(|i| i.run_id.clone()).collect();
+    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let mut runs: Vec<Run> = infos
+        .into_iter()
+        .map(|info| Run { info, data: RunData::default(), inputs: RunInputs::default(), outputs: Vec::new() })
+        .collect();
+    let in_list = |prefix: &str, suffix: &str| {
+        let mut sql = Sql::new(prefix);
+        sql.list(ids.iter().cloned());
+        sql.push(suffix);
+        sql
+    };
+    let sql = in_list("SELECT run_uuid, key, value FROM params WHERE run_uuid IN (", ") ORDER BY key");
+    for row in conn.prepare(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+        Ok((r.get::<_, String>(0)?, Param { key: r.get(1)?, value: r.get(2)? }))
+    })? {
+        let (id, p) = row?;
+        if let Some(&i) = index.get(id.as_str()) {
+            runs[i].data.params.push(p);
+        }
+    }
+    let sql = in_list("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN (", ") ORDER BY key");
+    for row in conn.prepare(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+        Ok((r.get::<_, String>(0)?, Tag { key: r.get(1)?, value: r.get(2)? }))
+    })? {
+        let (id, t) = row?;
+        if let Some(&i) = index.get(id.as_str()) {
+            runs[i].data.tags.push(t);
+        }
+    }
+    let sql = in_list(
+        "SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_uuid IN (",
+        ") ORDER BY key",
+    );
+    for row in conn.prepare(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+        Ok((r.get::<_, String>(0)?, row_to_metric(r, 1)?))
+    })? {
+        let (id, m) = row?;
+        if let Some(&i) = index.get(id.as_str()) {
+            runs[i].data.metrics.push(m);
+        }
+    }
+    let sql = in_list(
+        "SELECT rd.run_uuid, d.name, d.digest, d.source_type, d.source, d.schema_json, d.profile, rd.tags_json
+         FROM run_datasets rd JOIN datasets d ON d.dataset_uuid = rd.dataset_uuid WHERE rd.run_uuid IN (",
+        ") ORDER BY d.name",
+    );
+    for row in conn.prepare(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+        let tags_json: String = r.get(7)?;
+        Ok((
+            r.get::<_, String>(0)?,
+            DatasetInput {
+                dataset: Dataset {
+                    name: r.get(1)?,
+                    digest: r.get(2)?,
+                    source_type: r.get(3)?,
+                    source: r.get(4)?,
+                    schema: r.get(5)?,
+                    profile: r.get(6)?,
+                },
+                tags: decode_tags(&tags_json),
+            },
+        ))
+    })? {
+        let (id, d) = row?;
+        if let Some(&i) = index.get(id.as_str()) {
+            runs[i].inputs.datasets.push(d);
+        }
+    }
+    let sql = in_list("SELECT run_uuid, model_id, direction, step FROM run_models WHERE run_uuid IN (", ")");
+    for row in conn.prepare(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(2)?, ModelIo { model_id: r.get(1)?, step: r.get(3)? }))
+    })? {
+        let (id, direction, m) = row?;
+        if let Some(&i) = index.get(id.as_str()) {
+            if direction == "input" {
+                runs[i].inputs.models.push(m);
+            } else {
+                runs[i].outputs.push(m);
+            }
+        }
+    }
+    Ok(runs)
+}
+
+fn encode_tags(tags: &[Tag]) -> String {
+    let pairs: Vec<serde_json::Value> =
+        tags.iter().map(|t| serde_json::json!({"key": t.key, "value": t.value})).collect();
+    serde_json::Value::Array(pairs).to_string()
+}
+
+fn decode_tags(s: &str) -> Vec<Tag> {
+    serde_json::from_str::<Vec<serde_json::Value>>(s)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| {
+            Some(Tag { key: v.get("key")?.as_str()?.to_string(), value: v.get("value")?.as_str()?.to_string() })
+        })
+        .collect()
+}
+
+pub(crate) fn row_to_metric(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Metric> {
+    let is_nan: i64 = r.get(first + 2)?;
+    let value: f64 = r.get(first + 1)?;
+    Ok(Metric::new(
+        r.get::<_, String>(first)?,
+        if is_nan != 0 { f64::NAN } else { value },
+        r.get(first + 3)?,
+        r.get(first + 4)?,
+    ))
+}
+
+pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<RunInfo> {
+    let mut info = get_active_info(conn, run_id)?;
+    if let Some(status) = u.status {
+        info.status = status;
+        if u.end_time.is_none() && status.is_terminal() && info.end_time.is_none() {
+            info.end_time = Some(super::now());
+        }
+    }
+    if let Some(end) = u.end_time {
+        info.end_time = Some(end);
+    }
+    if let Some(name) = &u.run_name {
+        info.run_name = name.clone();
+        upsert_tag(conn, run_id, &Tag::new(RUN_NAME_TAG, name.clone()))?;
+    }
+    conn.execute(
+        "UPDATE runs SET status = ?1, end_time = ?2, name = ?3 WHERE run_uuid = ?4",
+        params![info.status.as_str(), info.end_time, info.run_name, run_id],
+    )?;
+    Ok(info)
+}
+
+pub(crate) fn set_lifecycle(conn: &Connection, run_id: &str, stage: LifecycleStage) -> Result<()> {
+    let info = get_info(conn, run_id)?;
+    if stage == LifecycleStage::Active {
+        experiments::get_active(conn, &info.experiment_id)?;
+    }
+    let deleted_time = (stage == LifecycleStage::Deleted).then(super::now);
+    conn.execute(
+        "UPDATE runs SET lifecycle_stage = ?1, deleted_time = ?2 WHERE run_uuid = ?3",
+        params![stage.as_str(), deleted_time, run_id],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn log_batch(
+    conn: &Connection,
+    run_id: &str,
+    metrics: &[Metric],
+    params_: &[Param],
+    tags: &[Tag],
+) -> Result<()> {
+    get_active_info(conn, run_id)?;
+    // Params are immutable: a different value for an existing key is an error.
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for p in params_ {
+        if let Some(prev) = seen.insert(&p.key, &p.value)
+            && prev != p.value
+        {
+            return invalid(format!(
+                "Duplicate parameter keys have been submitted: '{}' with values '{prev}' and '{}'",
+                p.key, p.value
+            ));
+        }
+    }
+    {
+        let mut existing = conn.prepare_cached("SELECT value FROM params WHERE run_uuid = ?1 AND key = ?2")?;
+        let mut insert = conn.prepare_cached("INSERT INTO params (run_uuid, key, value) VALUES (?1, ?2, ?3)")?;
+        for p in params_ {
+            let old: Option<String> = existing.query_row(params![run_id, p.key], |r| r.get(0)).optional()?;
+            match old {
+                Some(old) if old == p.value => {}
+                Some(old) => {
+                    return invalid(format!(
+                        "Changing param values is not allowed. Param with key='{}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                        p.key, p.value
+                    ));
+                }
+                None => {
+                    insert.execute(params![run_id, p.key, p.value])?;
+                }
+            }
+        }
+    }
+    for t in tags {
+        upsert_tag(conn, run_id, t)?;
+    }
+    if !metrics.is_empty() {
+        insert_metrics(conn, run_id, metrics)?;
+    }
+    Ok(())
+}
+
+fn insert_metrics(conn: &Connection, run_id: &str, metrics: &[Metric]) -> Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    // Keep only the latest value per key within the batch, then merge.
+    let mut latest: HashMap<&str, &Metric> = HashMap::new();
+    for m in metrics {
+        let (v, nan) = if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) };
+        insert.execute(params![
+            run_id,
+            m.key,
+            v,
+            nan,
+            m.timestamp,
+            m.step,
+            m.model_id,
+            m.dataset_name,
+            m.dataset_digest
+        ])?;
+        match latest.get(m.key.as_str()) {
+            Some(prev) if !m.is_later_than(prev) => {}
+            _ => {
+                latest.insert(&m.key, m);
+            }
+        }
+    }
+    let mut current = conn.prepare_cached(
+        "SELECT key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_uuid = ?1 AND key = ?2",
+    )?;
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
+         timestamp = excluded.timestamp, step = excluded.step",
+    )?;
+    for m in latest.into_values() {
+        let prev = current.query_row(params![run_id, m.key], |r| row_to_metric(r, 0)).optional()?;
+        if prev.is_none_or(|p| m.is_later_than(&p)) {
+            let (v, nan) = if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) };
+            upsert.execute(params![run_id, m.key, v, nan, m.timestamp, m.step])?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn delete_tag(conn: &Connection, run_id: &str, key: &str) -> Result<()> {
+    get_active_info(conn, run_id)?;
+    let n = conn.execute("DELETE FROM tags WHERE run_uuid = ?1 AND key = ?2", params![run_id, key])?;
+    if n == 0 {
+        return not_found(format!("No tag with name: {key} in run with id {run_id}"));
+    }
+    Ok(())
+}
+
+pub(crate) fn log_inputs(conn: &Connection, run_id: &str, datasets: &[DatasetInput], models: &[ModelIo]) -> Result<()> {
+    let info = get_active_info(conn, run_id)?;
+    let exp_id = parse_id(&info.experiment_id)?;
+    for input in datasets {
+        let d = &input.dataset;
+        let existing: Option<String> = conn
+            .query_row(
+                "SELECT dataset_uuid FROM datasets WHERE experiment_id = ?1 AND name = ?2 AND digest = ?3",
+                params![exp_id, d.name, d.digest],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let dataset_uuid = match existing {
+            Some(id) => id,
+            None => {
+                let id = plinth_core::ids::new_run_id();
+                conn.execute(
+                    "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema_json, profile)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![id, exp_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile],
+                )?;
+                id
+            }
+        };
+        conn.execute(
+            "INSERT INTO run_datasets (run_uuid, dataset_uuid, tags_json) VALUES (?1, ?2, ?3)
+             ON CONFLICT (run_uuid, dataset_uuid) DO UPDATE SET tags_json = excluded.tags_json",
+            params![run_id, dataset_uuid, encode_tags(&input.tags)],
+        )?;
+    }
+    insert_model_io(conn, run_id, models, "input")
+}
+
+fn insert_model_io(conn: &Connection, run_id: &str, models: &[ModelIo], direction: &str) -> Result<()> {
+    for m in models {
+        conn.execute(
+            "INSERT INTO run_models (run_uuid, model_id, direction, step) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (run_uuid, model_id, direction) DO UPDATE SET step = excluded.step",
+            params![run_id, m.model_id, direction, m.step],
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn log_outputs(conn: &Connection, run_id: &str, models: &[ModelIo]) -> Result<()> {
+    get_active_info(conn, run_id)?;
+    insert_model_io(conn, run_id, models, "output")
+}
+
+pub(crate) fn metric_history(
+    conn: &Connection,
+    run_id: &str,
+    key: &str,
+    max_results: i64,
+    offset: i64,
+) -> Result<Page<Metric>> {
+    get_info(conn, run_id)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ?1 AND key = ?2
+         ORDER BY step, timestamp, rowid LIMIT ?3 OFFSET ?4",
+    )?;
+    let mut items: Vec<Metric> = stmt
+        .query_map(params![run_id, key, max_results + 1, offset], |r| row_to_metric(r, 0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let next_offset = page_rest(&mut items, max_results, offset);
+    Ok(Page { items, next_offset })
+}
+
+fn attribute_column(key: &str) -> Option<(&'static str, bool)> {
+    let (name, numeric) = search::run_attribute(key)?;
+    let col = match name {
+        "run_id" => "r.run_uuid",
+        "run_name" => "r.name",
+        "status" => "r.status",
+        "user_id" => "r.user_id",
+        "artifact_uri" => "r.artifact_uri",
+        "lifecycle_stage" => "r.lifecycle_stage",
+        "experiment_id" => "r.experiment_id",
+        "start_time" => "r.start_time",
+        _ => "r.end_time",
+    };
+    Some((col, numeric))
+}
+
+pub(crate) fn search(conn: &Connection, s: &RunSearch) -> Result<Page<Run>> {
+    let clauses = search::parse_filter(&s.query.filter)?;
+    for c in &clauses {
+        search::check_run_clause(c)?;
+    }
+    let mut exp_ids = Vec::new();
+    for id in &s.experiment_ids {
+        match id.trim().parse::<i64>() {
+            Ok(n) => exp_ids.push(SqlValue::Integer(n)),
+            Err(_) => return invalid(format!("Invalid experiment id '{id}'")),
+        }
+    }
+    // Sort keys become LEFT JOINs so that runs without the key sort last.
+    let mut joins = Sql::new("");
+    let mut order = Vec::new();
+    for (i, o) in s.query.order_by.iter().enumerate() {
+        let o = search::parse_order_by(o)?;
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        let expr = match o.entity.kind {
+            EntityKind::Metric => {
+                joins.push(&format!(
+                    " LEFT JOIN latest_metrics o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.is_nan = 0 AND o{i}.key = "
+                ));
+                joins.bind_str(&o.entity.key);
+                format!("o{i}.value")
+            }
+            EntityKind::Param | EntityKind::Tag => {
+                let table = if o.entity.kind == EntityKind::Param { "params" } else { "tags" };
+                joins.push(&format!(" LEFT JOIN {table} o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.key = "));
+                joins.bind_str(&o.entity.key);
+                format!("o{i}.value")
+            }
+            EntityKind::Attribute => match attribute_column(&o.entity.key) {
+                Some((col, _)) => col.to_string(),
+                None => return invalid(format!("Invalid order_by attribute '{}'", o.entity.key)),
+            },
+            EntityKind::Dataset => return invalid("Ordering by datasets is not supported"),
+        };
+        order.push(format!("{expr} IS NULL, {expr} {dir}"));
+    }
+    order.push("r.start_time DESC".into());
+    order.push("r.run_uuid ASC".into());
+
+    let mut sql = Sql::new(format!("SELECT {INFO_COLUMNS} FROM runs r"));
+    sql.text.push_str(&joins.text);
+    sql.params.extend(joins.params);
+    sql.push(" WHERE r.experiment_id IN (");
+    if exp_ids.is_empty() {
+        sql.push("NULL");
+    }
+    for (i, v) in exp_ids.into_iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(v);
+    }
+    sql.push(") AND r.lifecycle_stage IN (");
+    sql.list(s.view.stages().iter().map(|s| s.to_string()));
+    sql.push(")");
+    for c in &clauses {
+        match c.entity.kind {
+            EntityKind::Metric => {
+                let Value::Num(n) = c.value else { return invalid("metric filters compare to numbers") };
+                sql.push(" AND EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.is_nan = 0 AND m.key = ");
+                sql.bind_str(&c.entity.key);
+                sql.push(&format!(" AND m.value {} ", c.op.sql()));
+                sql.bind_f64(n);
+                sql.push(")");
+            }
+            EntityKind::Param | EntityKind::Tag => {
+                let table = if c.entity.kind == EntityKind::Param { "params" } else { "tags" };
+                let negate = c.op == Comparator::IsNull;
+                sql.push(&format!(
+                    " AND {}EXISTS (SELECT 1 FROM {table} p WHERE p.run_uuid = r.run_uuid AND p.key = ",
+                    if negate { "NOT " } else { "" }
+                ));
+                sql.bind_str(&c.entity.key);
+                if !matches!(c.op, Comparator::IsNull | Comparator::IsNotNull) {
+                    string_clause(&mut sql, "p.value", c)?;
+                }
+                sql.push(")");
+            }
+            EntityKind::Attribute => {
+                let Some((col, numeric)) = attribute_column(&c.entity.key) else {
+                    return invalid(format!("Invalid attribute key '{}'", c.entity.key));
+                };
+                if numeric {
+                    let Value::Num(n) = c.value else { return invalid("numeric attributes compare to numbers") };
+                    sql.push(&format!(" AND {col} {} ", c.op.sql()));
+                    sql.bind_i64(n as i64);
+                } else if col == "r.experiment_id" {
+                    return invalid("Filtering on experiment_id is not supported; pass experiment_ids");
+                } else {
+                    string_clause(&mut sql, col, c)?;
+                }
+            }
+            EntityKind::Dataset => {
+                sql.push(" AND EXISTS (SELECT 1 FROM run_datasets rd JOIN datasets d ON d.dataset_uuid = rd.dataset_uuid WHERE rd.run_uuid = r.run_uuid");
+                let col = match c.entity.key.as_str() {
+                    "name" => "d.name",
+                    "digest" => "d.digest",
+                    _ => "rd.tags_json",
+                };
+                if col == "rd.tags_json" {
+                    // context is stored as the input tag mlflow.data.context.
+                    let Value::Str(v) = &c.value else { return invalid("datasets.context compares to a string") };
+                    sql.push(" AND rd.tags_json LIKE ");
+                    sql.bind_str(&format!("%\"key\":\"mlflow.data.context\",\"value\":\"{}\"%", v.replace('%', "")));
+                } else {
+                    string_clause(&mut sql, col, c)?;
+                }
+                sql.push(")");
+            }
+        }
+    }
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+    sql.bind_i64(s.query.max_results + 1);
+    sql.push(" OFFSET ");
+    sql.bind_i64(s.query.offset);
+    let mut stmt = conn.prepare(&sql.text)?;
+    let mut infos: Vec<RunInfo> =
+        stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), row_to_info)?.collect::<rusqlite::Result<_>>()?;
+    let next_offset = page_rest(&mut infos, s.query.max_results, s.query.offset);
+    let mut items = Vec::with_capacity(infos.len());
+    // Bounded IN lists: load in chunks.
+    let mut rest = infos;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(500));
+        items.extend(load_runs(conn, rest)?);
+        rest = tail;
+    }
+    Ok(Page { items, next_offset })
+}

@@ -1,0 +1,216 @@
+//! [`MetadataStore`] for [`SqliteStore`]: each call becomes one job on the
+//! writer (writes) or the read pool (reads).
+
+use async_trait::async_trait;
+use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
+use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
+use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
+use plinth_core::runs::{DatasetInput, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
+
+use super::{SqliteStore, experiments, logged_models, registry, runs};
+use crate::{ExperimentSearch, MetadataStore, Page, Result, RunSearch, SearchQuery};
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn ensure_default_experiment(&self, artifact_location: String) -> Result<()> {
+        self.write(move |c| experiments::ensure_default(c, &artifact_location)).await
+    }
+    async fn create_experiment(&self, name: String, artifact_location: String, tags: Vec<Tag>) -> Result<String> {
+        self.write(move |c| experiments::create(c, &name, &artifact_location, &tags)).await
+    }
+    async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
+        let id = experiment_id.to_string();
+        self.read(move |c| experiments::get(c, &id)).await
+    }
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
+        let name = name.to_string();
+        self.read(move |c| experiments::get_by_name(c, &name)).await
+    }
+    async fn search_experiments(&self, search: ExperimentSearch) -> Result<Page<Experiment>> {
+        self.read(move |c| experiments::search(c, &search)).await
+    }
+    async fn rename_experiment(&self, experiment_id: &str, new_name: String) -> Result<()> {
+        let id = experiment_id.to_string();
+        self.write(move |c| experiments::rename(c, &id, &new_name)).await
+    }
+    async fn set_experiment_lifecycle(&self, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
+        let id = experiment_id.to_string();
+        self.write(move |c| experiments::set_lifecycle(c, &id, stage)).await
+    }
+    async fn set_experiment_tag(&self, experiment_id: &str, tag: Tag) -> Result<()> {
+        let id = experiment_id.to_string();
+        self.write(move |c| experiments::set_tag(c, &id, &tag)).await
+    }
+    async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()> {
+        let (id, key) = (experiment_id.to_string(), key.to_string());
+        self.write(move |c| experiments::delete_tag(c, &id, &key)).await
+    }
+
+    async fn create_run(&self, info: RunInfo, tags: Vec<Tag>) -> Result<Run> {
+        self.write(move |c| runs::create(c, &info, &tags)).await
+    }
+    async fn get_run(&self, run_id: &str) -> Result<Run> {
+        let id = run_id.to_string();
+        self.read(move |c| runs::get(c, &id)).await
+    }
+    async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
+        let id = run_id.to_string();
+        self.write(move |c| runs::update(c, &id, &update)).await
+    }
+    async fn set_run_lifecycle(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
+        let id = run_id.to_string();
+        self.write(move |c| runs::set_lifecycle(c, &id, stage)).await
+    }
+    async fn log_batch(&self, run_id: &str, metrics: Vec<Metric>, params: Vec<Param>, tags: Vec<Tag>) -> Result<()> {
+        let id = run_id.to_string();
+        self.write(move |c| runs::log_batch(c, &id, &metrics, &params, &tags)).await
+    }
+    async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        let (id, key) = (run_id.to_string(), key.to_string());
+        self.write(move |c| runs::delete_tag(c, &id, &key)).await
+    }
+    async fn log_inputs(&self, run_id: &str, datasets: Vec<DatasetInput>, models: Vec<ModelIo>) -> Result<()> {
+        let id = run_id.to_string();
+        self.write(move |c| runs::log_inputs(c, &id, &datasets, &models)).await
+    }
+    async fn log_outputs(&self, run_id: &str, models: Vec<ModelIo>) -> Result<()> {
+        let id = run_id.to_string();
+        self.write(move |c| runs::log_outputs(c, &id, &models)).await
+    }
+    async fn get_metric_history(&self, run_id: &str, key: &str, max_results: i64, offset: i64) -> Result<Page<Metric>> {
+        let (id, key) = (run_id.to_string(), key.to_string());
+        self.read(move |c| runs::metric_history(c, &id, &key, max_results, offset)).await
+    }
+    async fn search_runs(&self, search: RunSearch) -> Result<Page<Run>> {
+        self.read(move |c| runs::search(c, &search)).await
+    }
+
+    async fn create_logged_model(&self, model: LoggedModel) -> Result<LoggedModel> {
+        self.write(move |c| logged_models::create(c, &model)).await
+    }
+    async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel> {
+        let id = model_id.to_string();
+        self.read(move |c| logged_models::get(c, &id)).await
+    }
+    async fn finalize_logged_model(&self, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel> {
+        let id = model_id.to_string();
+        self.write(move |c| logged_models::finalize(c, &id, status)).await
+    }
+    async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
+        let id = model_id.to_string();
+        self.write(move |c| logged_models::delete(c, &id)).await
+    }
+    async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()> {
+        let id = model_id.to_string();
+        self.write(move |c| logged_models::set_tags(c, &id, &tags)).await
+    }
+    async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
+        let (id, key) = (model_id.to_string(), key.to_string());
+        self.write(move |c| logged_models::delete_tag(c, &id, &key)).await
+    }
+    async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()> {
+        let id = model_id.to_string();
+        self.write(move |c| logged_models::log_params(c, &id, &params)).await
+    }
+    async fn search_logged_models(
+        &self,
+        experiment_ids: Vec<String>,
+        max_results: i64,
+        offset: i64,
+    ) -> Result<Page<LoggedModel>> {
+        self.read(move |c| logged_models::search(c, &experiment_ids, max_results, offset)).await
+    }
+
+    async fn create_registered_model(
+        &self,
+        name: String,
+        description: Option<String>,
+        tags: Vec<Tag>,
+    ) -> Result<RegisteredModel> {
+        self.write(move |c| registry::create_model(c, &name, description.as_deref(), &tags)).await
+    }
+    async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
+        let name = name.to_string();
+        self.read(move |c| registry::get_model(c, &name)).await
+    }
+    async fn rename_registered_model(&self, name: &str, new_name: String) -> Result<RegisteredModel> {
+        let name = name.to_string();
+        self.write(move |c| registry::rename_model(c, &name, &new_name)).await
+    }
+    async fn update_registered_model(&self, name: &str, description: Option<String>) -> Result<RegisteredModel> {
+        let name = name.to_string();
+        self.write(move |c| registry::update_model(c, &name, description.as_deref())).await
+    }
+    async fn delete_registered_model(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| registry::delete_model(c, &name)).await
+    }
+    async fn search_registered_models(&self, query: SearchQuery) -> Result<Page<RegisteredModel>> {
+        self.read(move |c| registry::search_models(c, &query)).await
+    }
+    async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| registry::set_model_tag(c, &name, &tag)).await
+    }
+    async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
+        let (name, key) = (name.to_string(), key.to_string());
+        self.write(move |c| registry::delete_model_tag(c, &name, &key)).await
+    }
+    async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
+        let (name, alias) = (name.to_string(), alias.to_string());
+        self.write(move |c| registry::set_alias(c, &name, &alias, version)).await
+    }
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
+        let (name, alias) = (name.to_string(), alias.to_string());
+        self.write(move |c| registry::delete_alias(c, &name, &alias)).await
+    }
+    async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
+        let (name, alias) = (name.to_string(), alias.to_string());
+        self.read(move |c| registry::version_by_alias(c, &name, &alias)).await
+    }
+    async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
+        self.write(move |c| registry::create_version(c, &new)).await
+    }
+    async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
+        let name = name.to_string();
+        self.read(move |c| registry::get_version(c, &name, version)).await
+    }
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: Option<String>,
+    ) -> Result<ModelVersion> {
+        let name = name.to_string();
+        self.write(move |c| registry::update_version(c, &name, version, description.as_deref())).await
+    }
+    async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| registry::delete_version(c, &name, version)).await
+    }
+    async fn search_model_versions(&self, query: SearchQuery) -> Result<Page<ModelVersion>> {
+        self.read(move |c| registry::search_versions(c, &query)).await
+    }
+    async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| registry::set_version_tag(c, &name, version, &tag)).await
+    }
+    async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
+        let (name, key) = (name.to_string(), key.to_string());
+        self.write(move |c| registry::delete_version_tag(c, &name, version, &key)).await
+    }
+    async fn transition_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing: bool,
+    ) -> Result<ModelVersion> {
+        let name = name.to_string();
+        self.write(move |c| registry::transition(c, &name, version, stage, archive_existing)).await
+    }
+    async fn get_latest_versions(&self, name: &str, stages: Vec<Stage>) -> Result<Vec<ModelVersion>> {
+        let name = name.to_string();
+        self.read(move |c| registry::latest_versions(c, &name, &stages)).await
+    }
+}
