@@ -16,6 +16,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub max_request_bytes: Option<usize>,
     pub max_artifact_bytes: Option<u64>,
+    pub fsync_commits: Option<bool>,
 }
 
 impl FileConfig {
@@ -47,6 +48,10 @@ pub struct ServerFlags {
     /// Largest artifact upload, in bytes.
     #[arg(long, env = "PLINTH_MAX_ARTIFACT_BYTES")]
     pub max_artifact_bytes: Option<u64>,
+    /// fsync every metadata commit, so acknowledged writes survive power loss
+    /// too (by default they survive a server crash; see ARCHITECTURE.md).
+    #[arg(long, env = "PLINTH_FSYNC_COMMITS")]
+    pub fsync_commits: Option<bool>,
 }
 
 /// The checked configuration the server runs with.
@@ -57,6 +62,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub max_request_bytes: usize,
     pub max_artifact_bytes: u64,
+    pub fsync_commits: bool,
 }
 
 impl Config {
@@ -81,6 +87,7 @@ impl Config {
             data_dir: flags.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("plinth-data")),
             max_request_bytes,
             max_artifact_bytes: flags.max_artifact_bytes.or(file.max_artifact_bytes).unwrap_or(8 << 30),
+            fsync_commits: flags.fsync_commits.or(file.fsync_commits).unwrap_or(false),
         })
     }
 }

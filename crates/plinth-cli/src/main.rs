@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use plinth_artifacts::ArtifactStore;
 use plinth_engine::Platform;
 use plinth_server::ServerConfig;
-use plinth_store::SqliteStore;
+use plinth_store::{SqliteOptions, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, ServerFlags};
@@ -49,7 +49,8 @@ async fn server(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let db = config.data_dir.join("plinth.db");
-    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    let store = SqliteStore::open_with(&db, SqliteOptions { fsync_commits: config.fsync_commits })
+        .with_context(|| format!("cannot open {}", db.display()))?;
     let artifacts = ArtifactStore::local(config.data_dir.join("artifacts"))?;
     let platform = Platform::new(Arc::new(store), artifacts).await?;
     let app = plinth_server::app(

@@ -219,21 +219,38 @@ async fn run_search(store: &dyn MetadataStore) {
     let page = store.search_runs(search("params.missing IS NULL", &[], 100)).await.expect("is null");
     assert_eq!(page.items.len(), 10);
 
-    // Paging walks every run exactly once.
-    let mut seen = Vec::new();
-    let mut s = search("", &["params.algo ASC"], 3);
-    loop {
-        let page = store.search_runs(s.clone()).await.expect("page");
-        seen.extend(page.items.into_iter().map(|r| r.info.run_id));
-        match page.next_offset {
-            Some(o) => s.query.offset = o,
-            None => break,
+    // Paging walks every run exactly once, in order, also across the runs
+    // that lack the metric being sorted on.
+    for order in [&["params.algo ASC"][..], &["metrics.acc DESC"][..], &["metrics.acc ASC", "tags.idx DESC"][..]] {
+        let full: Vec<String> = store
+            .search_runs(search("", order, 100))
+            .await
+            .expect("all")
+            .items
+            .into_iter()
+            .map(|r| r.info.run_id)
+            .collect();
+        let mut seen = Vec::new();
+        let mut s = search("", order, 3);
+        loop {
+            let page = store.search_runs(s.clone()).await.expect("page");
+            seen.extend(page.items.into_iter().map(|r| r.info.run_id));
+            match page.next_offset {
+                Some(o) => s.query.offset = o,
+                None => break,
+            }
         }
+        assert_eq!(seen, full, "{order:?}");
+        let mut sorted = seen.clone();
+        sorted.sort();
+        let mut all = ids.clone();
+        all.sort();
+        assert_eq!(sorted, all);
     }
-    seen.sort();
-    let mut all = ids.clone();
-    all.sort();
-    assert_eq!(seen, all);
+    let page = store.search_runs(search("", &["metrics.acc DESC"], 100)).await.expect("desc");
+    let names: Vec<_> = page.items.iter().map(|r| r.info.run_name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"run-9"));
+    assert_eq!(names.last(), Some(&"run-3"), "missing metric sorts last in DESC too");
 
     assert!(store.search_runs(search("metrics.acc = 'x'", &[], 10)).await.is_err_and(|e| invalid(&e)));
     assert!(store.search_runs(search("bogus", &[], 10)).await.is_err_and(|e| invalid(&e)));

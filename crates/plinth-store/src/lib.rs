@@ -15,7 +15,7 @@ use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stag
 use plinth_core::runs::{DatasetInput, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 
 pub use error::{Error, Result};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// One page of a listing, and where the next one starts (if any).
 #[derive(Debug, Clone, PartialEq)]

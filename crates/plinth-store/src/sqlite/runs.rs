@@ -88,6 +88,19 @@ fn get_active_info(conn: &Connection, run_id: &str) -> Result<RunInfo> {
     Ok(info)
 }
 
+/// The cheap check on every logging write: the run exists and is active.
+fn check_active(conn: &Connection, run_id: &str) -> Result<()> {
+    let stage: Option<String> = conn
+        .prepare_cached("SELECT lifecycle_stage FROM runs WHERE run_uuid = ?1")?
+        .query_row([run_id], |r| r.get(0))
+        .optional()?;
+    match stage.as_deref() {
+        None => not_found(format!("Run with id={run_id} not found")),
+        Some("active") => Ok(()),
+        Some(_) => invalid(format!("The run {run_id} must be in the 'active' state. Current state is deleted.")),
+    }
+}
+
 pub(crate) fn get(conn: &Connection, run_id: &str) -> Result<Run> {
     let info = get_info(conn, run_id)?;
     Ok(load_runs(conn, vec![info])?.remove(0))
@@ -252,7 +265,7 @@ pub(crate) fn log_batch(
     params_: &[Param],
     tags: &[Tag],
 ) -> Result<()> {
-    get_active_info(conn, run_id)?;
+    check_active(conn, run_id)?;
     // Params are immutable: a different value for an existing key is an error.
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for p in params_ {
@@ -431,7 +444,21 @@ fn attribute_column(key: &str) -> Option<(&'static str, bool)> {
     Some((col, numeric))
 }
 
-pub(crate) fn search(conn: &Connection, s: &RunSearch) -> Result<Page<Run>> {
+/// The parts of a run search, assembled into SQL by [`search`].
+struct Plan {
+    /// `LEFT JOIN`s for sort keys (with their bound keys).
+    joins: Sql,
+    /// ` AND ...` conditions after the experiment and lifecycle filter.
+    filters: Sql,
+    exp_ids: Vec<SqlValue>,
+    stages: Vec<String>,
+    /// ORDER BY terms, the first sort key's included.
+    order: Vec<String>,
+    /// The first sort key when it is a metric: (key, ascending).
+    metric_first: Option<(String, bool)>,
+}
+
+fn plan(s: &RunSearch) -> Result<Plan> {
     let clauses = search::parse_filter(&s.query.filter)?;
     for c in &clauses {
         search::check_run_clause(c)?;
@@ -446,9 +473,16 @@ pub(crate) fn search(conn: &Connection, s: &RunSearch) -> Result<Page<Run>> {
     // Sort keys become LEFT JOINs so that runs without the key sort last.
     let mut joins = Sql::new("");
     let mut order = Vec::new();
+    let mut metric_first = None;
     for (i, o) in s.query.order_by.iter().enumerate() {
         let o = search::parse_order_by(o)?;
         let dir = if o.ascending { "ASC" } else { "DESC" };
+        if i == 0 && o.entity.kind == EntityKind::Metric {
+            // Served from the (key, value) index: see `search`.
+            metric_first = Some((o.entity.key.clone(), o.ascending));
+            order.push(format!("o0.value {dir}"));
+            continue;
+        }
         let expr = match o.entity.kind {
             EntityKind::Metric => {
                 joins.push(&format!(
@@ -474,22 +508,7 @@ pub(crate) fn search(conn: &Connection, s: &RunSearch) -> Result<Page<Run>> {
     order.push("r.start_time DESC".into());
     order.push("r.run_uuid ASC".into());
 
-    let mut sql = Sql::new(format!("SELECT {INFO_COLUMNS} FROM runs r"));
-    sql.text.push_str(&joins.text);
-    sql.params.extend(joins.params);
-    sql.push(" WHERE r.experiment_id IN (");
-    if exp_ids.is_empty() {
-        sql.push("NULL");
-    }
-    for (i, v) in exp_ids.into_iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind(v);
-    }
-    sql.push(") AND r.lifecycle_stage IN (");
-    sql.list(s.view.stages().iter().map(|s| s.to_string()));
-    sql.push(")");
+    let mut sql = Sql::new("");
     for c in &clauses {
         match c.entity.kind {
             EntityKind::Metric => {
@@ -529,31 +548,118 @@ pub(crate) fn search(conn: &Connection, s: &RunSearch) -> Result<Page<Run>> {
             }
             EntityKind::Dataset => {
                 sql.push(" AND EXISTS (SELECT 1 FROM run_datasets rd JOIN datasets d ON d.dataset_uuid = rd.dataset_uuid WHERE rd.run_uuid = r.run_uuid");
-                let col = match c.entity.key.as_str() {
-                    "name" => "d.name",
-                    "digest" => "d.digest",
-                    _ => "rd.tags_json",
-                };
-                if col == "rd.tags_json" {
-                    // context is stored as the input tag mlflow.data.context.
-                    let Value::Str(v) = &c.value else { return invalid("datasets.context compares to a string") };
-                    sql.push(" AND rd.tags_json LIKE ");
-                    sql.bind_str(&format!("%\"key\":\"mlflow.data.context\",\"value\":\"{}\"%", v.replace('%', "")));
-                } else {
-                    string_clause(&mut sql, col, c)?;
+                match c.entity.key.as_str() {
+                    "name" => string_clause(&mut sql, "d.name", c)?,
+                    "digest" => string_clause(&mut sql, "d.digest", c)?,
+                    _ => {
+                        // context is stored as the input tag mlflow.data.context.
+                        let Value::Str(v) = &c.value else { return invalid("datasets.context compares to a string") };
+                        sql.push(" AND rd.tags_json LIKE ");
+                        sql.bind_str(&format!(
+                            "%\"key\":\"mlflow.data.context\",\"value\":\"{}\"%",
+                            v.replace('%', "")
+                        ));
+                    }
                 }
                 sql.push(")");
             }
         }
     }
-    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    sql.bind_i64(s.query.max_results + 1);
-    sql.push(" OFFSET ");
-    sql.bind_i64(s.query.offset);
+    Ok(Plan {
+        joins,
+        filters: sql,
+        exp_ids,
+        stages: s.view.stages().iter().map(|s| s.to_string()).collect(),
+        order,
+        metric_first,
+    })
+}
+
+impl Plan {
+    /// `SELECT <what> FROM <from> <joins> WHERE <extra> <experiments> <filters>`.
+    fn select(&self, what: &str, from: &str, extra: impl FnOnce(&mut Sql)) -> Sql {
+        let mut sql = Sql::new(format!("SELECT {what} FROM {from}"));
+        sql.text.push_str(&self.joins.text);
+        sql.params.extend(self.joins.params.iter().cloned());
+        sql.push(" WHERE 1 = 1");
+        extra(&mut sql);
+        sql.push(" AND r.experiment_id IN (");
+        if self.exp_ids.is_empty() {
+            sql.push("NULL");
+        }
+        for (i, v) in self.exp_ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(v.clone());
+        }
+        sql.push(") AND r.lifecycle_stage IN (");
+        sql.list(self.stages.iter().cloned());
+        sql.push(")");
+        sql.text.push_str(&self.filters.text);
+        sql.params.extend(self.filters.params.iter().cloned());
+        sql
+    }
+
+    fn page(&self, mut sql: Sql, order: &[String], limit: i64, offset: i64) -> Sql {
+        sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+        sql.bind_i64(limit);
+        sql.push(" OFFSET ");
+        sql.bind_i64(offset);
+        sql
+    }
+}
+
+fn query_infos(conn: &Connection, sql: &Sql) -> Result<Vec<RunInfo>> {
     let mut stmt = conn.prepare(&sql.text)?;
-    let mut infos: Vec<RunInfo> =
+    let infos =
         stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), row_to_info)?.collect::<rusqlite::Result<_>>()?;
-    let next_offset = page_rest(&mut infos, s.query.max_results, s.query.offset);
+    Ok(infos)
+}
+
+/// Run search. When the first sort key is a metric (the leaderboard case),
+/// runs that have it are read in index order of (key, value), so a page
+/// costs about its own size rather than a scan of the experiment; runs
+/// without the metric follow, as MLflow orders them.
+pub(crate) fn search(conn: &Connection, s: &RunSearch) -> Result<Page<Run>> {
+    let plan = plan(s)?;
+    let limit = s.query.max_results + 1;
+    let offset = s.query.offset;
+    let mut infos = match &plan.metric_first {
+        None => {
+            let sql = plan.select(INFO_COLUMNS, "runs r", |_| {});
+            query_infos(conn, &plan.page(sql, &plan.order, limit, offset))?
+        }
+        Some((key, _)) => {
+            // CROSS JOIN fixes the join order in SQLite: walk the (key, value) index first.
+            let from = "latest_metrics o0 CROSS JOIN runs r ON r.run_uuid = o0.run_uuid";
+            let with_key = |sql: &mut Sql| {
+                sql.push(" AND o0.key = ");
+                sql.bind_str(key);
+                sql.push(" AND o0.is_nan = 0");
+            };
+            let sql = plan.select(INFO_COLUMNS, from, with_key);
+            let mut infos = query_infos(conn, &plan.page(sql, &plan.order, limit, offset))?;
+            if (infos.len() as i64) < limit {
+                // Past the runs that have the metric: continue with those that do not.
+                let count_sql = plan.select("COUNT(*)", from, with_key);
+                let with_metric: i64 = conn
+                    .prepare(&count_sql.text)?
+                    .query_row(rusqlite::params_from_iter(count_sql.params.iter()), |r| r.get(0))?;
+                let without = |sql: &mut Sql| {
+                    sql.push(" AND NOT EXISTS (SELECT 1 FROM latest_metrics x WHERE x.run_uuid = r.run_uuid AND x.is_nan = 0 AND x.key = ");
+                    sql.bind_str(key);
+                    sql.push(")");
+                };
+                let sql = plan.select(INFO_COLUMNS, "runs r", without);
+                let rest_limit = limit - infos.len() as i64;
+                let rest_offset = (offset - with_metric).max(0);
+                infos.extend(query_infos(conn, &plan.page(sql, &plan.order[1..], rest_limit, rest_offset))?);
+            }
+            infos
+        }
+    };
+    let next_offset = page_rest(&mut infos, s.query.max_results, offset);
     let mut items = Vec::with_capacity(infos.len());
     // Bounded IN lists: load in chunks.
     let mut rest = infos;

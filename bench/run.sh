@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Plinth vs `mlflow server` (SQLite backend), side by side on this machine, in
+# one run, with the same load generator (bench/loadgen). Prints each figure
+# and the ratio. Not a test: it asserts nothing.
+#
+#   bench/run.sh                      # full run (10,000 runs for search)
+#   BENCH_SECONDS=10 BENCH_RUNS=10000 bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+VENV="$CACHE/venv"
+SECONDS_PER_TEST="${BENCH_SECONDS:-10}"
+RUNS="${BENCH_RUNS:-10000}"
+
+if [ ! -x "$VENV/bin/mlflow" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r tests/conformance/requirements.txt
+fi
+cargo build --release --locked -p plinth-cli -p plinth-loadgen >&2
+PLINTH="$CARGO_TARGET_DIR/release/plinth"
+LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() {
+  for _ in $(seq 1 600); do curl -fs "$1/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "server at $1 did not start" >&2; return 1
+}
+
+P_PORT=$(free_port); M_PORT=$(free_port)
+"$PLINTH" server --port "$P_PORT" --data-dir "$WORK/plinth" >"$WORK/plinth.log" 2>&1 & PIDS+=($!)
+"$VENV/bin/mlflow" server --backend-store-uri "sqlite:///$WORK/mlflow.db" --artifacts-destination "$WORK/mlflow-artifacts" \
+  --host 127.0.0.1 --port "$M_PORT" >"$WORK/mlflow.log" 2>&1 & PIDS+=($!)
+PLINTH_URL="http://127.0.0.1:$P_PORT"; MLFLOW_URL="http://127.0.0.1:$M_PORT"
+timeout 120 bash -c "$(declare -f wait_up); wait_up $PLINTH_URL && wait_up $MLFLOW_URL"
+
+measure() { # name url args...
+  local name=$1 url=$2; shift 2
+  timeout 3600 "$LOADGEN" --url "$url" "$@" | tee -a "$WORK/$name.jsonl" >&2
+}
+
+for target in plinth mlflow; do
+  url=$PLINTH_URL; [ "$target" = mlflow ] && url=$MLFLOW_URL
+  echo "== $target: log-metric, 16 clients, ${SECONDS_PER_TEST}s" >&2
+  measure "$target" "$url" log-metric --concurrency 16 --seconds "$SECONDS_PER_TEST"
+  echo "== $target: log-batch of 1000 metrics" >&2
+  measure "$target" "$url" log-batch --size 1000 --requests 10
+  echo "== $target: seeding $RUNS runs" >&2
+  seed=$(timeout 3600 "$LOADGEN" --url "$url" seed --runs "$RUNS" --concurrency 16)
+  echo "$seed" | tee -a "$WORK/$target.jsonl" >&2
+  exp=$(echo "$seed" | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
+  echo "== $target: search-runs over $RUNS runs (metric filter, metric order)" >&2
+  measure "$target" "$url" search --experiment-id "$exp" --repeat 10
+done
+
+python3 - "$WORK/plinth.jsonl" "$WORK/mlflow.jsonl" "$RUNS" <<'PY'
+import json, sys
+def load(p):
+    return {d["bench"]: d for d in map(json.loads, open(p))}
+p, m, runs = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3]
+rows = [
+    ("log-metric req/s, 16 clients", p["log_metric"]["rps"], m["log_metric"]["rps"], True),
+    ("log-metric p99 ms, 16 clients", p["log_metric"]["p99_ms"], m["log_metric"]["p99_ms"], False),
+    ("log-batch 1000 metrics, p50 ms", p["log_batch"]["p50_ms"], m["log_batch"]["p50_ms"], False),
+    (f"seed {runs} runs (create+log-batch), s", p["seed"]["seconds"], m["seed"]["seconds"], False),
+    (f"search-runs over {runs} runs, p50 ms", p["search_runs"]["p50_ms"], m["search_runs"]["p50_ms"], False),
+]
+print(f"{'measure':44} {'plinth':>12} {'mlflow':>12} {'plinth advantage':>18}")
+for name, pv, mv, higher_better in rows:
+    ratio = pv / mv if higher_better else mv / pv
+    print(f"{name:44} {pv:12.2f} {mv:12.2f} {ratio:17.1f}x")
+print(f"errors: plinth {p['log_metric']['errors']}, mlflow {m['log_metric']['errors']}; search returned plinth {p['search_runs']['returned']}, mlflow {m['search_runs']['returned']}")
+PY

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: Rust unit + integration tests, then
+# the conformance suite that drives a real `plinth server` with the real
+# `mlflow` client. Installs what it needs (a Python venv) on first use.
+#
+# Caches live outside the clone (reused across runs):
+#   PLINTH_CACHE (default ~/.cache/plinth): venv/, target/ (CARGO_TARGET_DIR), pip/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$CACHE/pip}"
+VENV="$CACHE/venv"
+mkdir -p "$CACHE"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python venv with the mlflow client ($VENV)"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import mlflow, sklearn, pytest, pytest_timeout' 2>/dev/null; then
+  python3 -m venv "$VENV"
+  timeout 1200 "$VENV/bin/pip" install -q -r tests/conformance/requirements.txt
+fi
+
+step "Build (release profile, one build for tests and binary)"
+timeout 2700 cargo build --release --workspace --all-targets --locked
+
+step "Rust unit and integration tests"
+timeout 900 cargo test --release --workspace --locked
+
+step "Conformance: the real mlflow client against plinth server"
+export PLINTH_BIN="$CARGO_TARGET_DIR/release/plinth"
+cd tests/conformance
+timeout 1200 "$VENV/bin/python" -m pytest -q --timeout 300 -p no:cacheprovider -W ignore::DeprecationWarning .
