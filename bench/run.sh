@@ -32,20 +32,23 @@ wait_up() {
   echo "server at $1 did not start" >&2; return 1
 }
 
-P_PORT=$(free_port); M_PORT=$(free_port)
-"$PLINTH" server --port "$P_PORT" --data-dir "$WORK/plinth" >"$WORK/plinth.log" 2>&1 & PIDS+=($!)
-"$VENV/bin/mlflow" server --backend-store-uri "sqlite:///$WORK/mlflow.db" --artifacts-destination "$WORK/mlflow-artifacts" \
-  --host 127.0.0.1 --port "$M_PORT" >"$WORK/mlflow.log" 2>&1 & PIDS+=($!)
-PLINTH_URL="http://127.0.0.1:$P_PORT"; MLFLOW_URL="http://127.0.0.1:$M_PORT"
-timeout 120 bash -c "$(declare -f wait_up); wait_up $PLINTH_URL && wait_up $MLFLOW_URL"
-
 measure() { # name url args...
   local name=$1 url=$2; shift 2
   timeout 3600 "$LOADGEN" --url "$url" "$@" | tee -a "$WORK/$name.jsonl" >&2
 }
 
+# Each server gets the machine to itself: start it, measure, stop it.
 for target in plinth mlflow; do
-  url=$PLINTH_URL; [ "$target" = mlflow ] && url=$MLFLOW_URL
+  port=$(free_port); url="http://127.0.0.1:$port"
+  if [ "$target" = plinth ]; then
+    "$PLINTH" server --port "$port" --data-dir "$WORK/plinth" >"$WORK/plinth.log" 2>&1 &
+  else
+    "$VENV/bin/mlflow" server --backend-store-uri "sqlite:///$WORK/mlflow.db" --artifacts-destination "$WORK/mlflow-artifacts" \
+      --host 127.0.0.1 --port "$port" >"$WORK/mlflow.log" 2>&1 &
+  fi
+  pid=$!; PIDS+=($pid)
+  timeout 120 bash -c "$(declare -f wait_up); wait_up $url"
+  sleep 5 # let every worker finish starting
   echo "== $target: log-metric, 16 clients, ${SECONDS_PER_TEST}s" >&2
   measure "$target" "$url" log-metric --concurrency 16 --seconds "$SECONDS_PER_TEST"
   echo "== $target: log-batch of 1000 metrics" >&2
@@ -56,6 +59,9 @@ for target in plinth mlflow; do
   exp=$(echo "$seed" | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
   echo "== $target: search-runs over $RUNS runs (metric filter, metric order)" >&2
   measure "$target" "$url" search --experiment-id "$exp" --repeat 10
+  pkill -TERM -P "$pid" 2>/dev/null || true
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 done
 
 python3 - "$WORK/plinth.jsonl" "$WORK/mlflow.jsonl" "$RUNS" <<'PY'

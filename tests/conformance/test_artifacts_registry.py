@@ -159,3 +159,17 @@ def test_registry_crud_search_tags_stages(client):
     with pytest.raises(MlflowException) as e:
         client.get_registered_model(new_name)
     assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_multipart_upload_setting_falls_back_to_streamed_put(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", "1024")
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", "1024")
+    data = os.urandom(64 * 1024)
+    f = tmp_path / "large.bin"
+    f.write_bytes(data)
+    exp_id = client.create_experiment(unique("mpu"))
+    run = client.create_run(exp_id)
+    client.log_artifact(run.info.run_id, str(f))
+    got = client.download_artifacts(run.info.run_id, "large.bin", str(tmp_path / "out"))
+    assert open(got, "rb").read() == data

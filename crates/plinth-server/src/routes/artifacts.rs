@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde_json::json;
@@ -16,7 +16,24 @@ use crate::state::AppState;
 
 /// Routes under `/api/2.0/mlflow-artifacts`.
 pub fn proxy_router() -> Router<AppState> {
-    Router::new().route("/artifacts", get(list)).route("/artifacts/{*path}", get(download).put(upload).delete(delete))
+    Router::new()
+        .route("/artifacts", get(list))
+        .route("/artifacts/{*path}", get(download).put(upload).delete(delete))
+        .route("/mpu/create/{*path}", post(multipart_unsupported))
+        .route("/mpu/complete/{*path}", post(multipart_unsupported))
+        .route("/mpu/abort/{*path}", post(multipart_unsupported))
+}
+
+/// Uploads already stream to storage (atomically), so presigned multipart
+/// uploads are declined exactly as MLflow declines them for stores without
+/// them; the client then falls back to one streamed PUT.
+async fn multipart_unsupported() -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::NOT_IMPLEMENTED,
+        code: "NOT_IMPLEMENTED",
+        message: "Multipart upload is not supported for the current artifact repository: uploads stream directly"
+            .into(),
+    }
 }
 
 /// Routes under `/api/2.0/mlflow`.
