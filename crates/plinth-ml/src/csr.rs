@@ -1,0 +1,87 @@
+//! Compressed sparse rows: the user×item matrix and its transpose.
+
+/// A CSR matrix of `f32` with `u32` column indices, columns sorted per row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Csr {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub indptr: Vec<usize>,
+    pub indices: Vec<u32>,
+    pub data: Vec<f32>,
+}
+
+impl Csr {
+    /// Builds from (row, col, value) triples; duplicates are summed.
+    pub fn from_triples(n_rows: usize, n_cols: usize, mut triples: Vec<(u32, u32, f32)>) -> Csr {
+        triples.sort_unstable_by_key(|t| (t.0, t.1));
+        let mut indptr = vec![0usize; n_rows + 1];
+        let mut indices = Vec::with_capacity(triples.len());
+        let mut data = Vec::with_capacity(triples.len());
+        let mut last: Option<(u32, u32)> = None;
+        for (r, c, v) in triples {
+            if last == Some((r, c)) {
+                if let Some(d) = data.last_mut() {
+                    *d += v;
+                }
+                continue;
+            }
+            last = Some((r, c));
+            indptr[r as usize + 1] += 1;
+            indices.push(c);
+            data.push(v);
+        }
+        for i in 0..n_rows {
+            indptr[i + 1] += indptr[i];
+        }
+        Csr { n_rows, n_cols, indptr, indices, data }
+    }
+
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.indptr[r], self.indptr[r + 1]);
+        (&self.indices[a..b], &self.data[a..b])
+    }
+
+    pub fn transpose(&self) -> Csr {
+        let mut counts = vec![0usize; self.n_cols + 1];
+        for &c in &self.indices {
+            counts[c as usize + 1] += 1;
+        }
+        for i in 0..self.n_cols {
+            counts[i + 1] += counts[i];
+        }
+        let indptr = counts.clone();
+        let mut next = counts;
+        let mut indices = vec![0u32; self.nnz()];
+        let mut data = vec![0f32; self.nnz()];
+        for r in 0..self.n_rows {
+            let (cols, vals) = self.row(r);
+            for (&c, &v) in cols.iter().zip(vals) {
+                let slot = next[c as usize];
+                indices[slot] = r as u32;
+                data[slot] = v;
+                next[c as usize] += 1;
+            }
+        }
+        Csr { n_rows: self.n_cols, n_cols: self.n_rows, indptr, indices, data }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_sums_and_transposes() {
+        let m = Csr::from_triples(2, 3, vec![(1, 2, 1.0), (0, 1, 2.0), (1, 2, 3.0), (1, 0, 1.0)]);
+        assert_eq!(m.indptr, vec![0, 1, 3]);
+        assert_eq!(m.row(1), (&[0u32, 2][..], &[1.0f32, 4.0][..]));
+        let t = m.transpose();
+        assert_eq!(t.n_rows, 3);
+        assert_eq!(t.row(2), (&[1u32][..], &[4.0f32][..]));
+        assert_eq!(t.transpose(), m);
+    }
+}

@@ -1,0 +1,19 @@
+//! Recommendation algorithms and their evaluation: interaction data,
+//! deterministic splits, ranking metrics, and the engines (implicit ALS, BPR,
+//! item-item kNN, popularity). Synchronous and deterministic for a seed and a
+//! thread count; no IO beyond reading interaction files.
+
+pub mod als;
+pub mod bpr;
+pub mod csr;
+pub mod data;
+mod error;
+pub mod interactions;
+pub mod knn;
+pub mod metrics;
+pub mod model;
+pub mod popularity;
+pub mod split;
+mod topk;
+
+pub use error::{Error, Result};

@@ -1,0 +1,323 @@
+//! A trained recommender and its file format.
+//!
+//! File format, version 1 (little-endian):
+//! `b"PLINTHRM"`, `u32` version, `u64` header length, a JSON header
+//! (`algo`, `params`, `factors`, `user_ids`, `item_ids`, and the length of
+//! each array), then the arrays in header order: `seen_indptr: u64`,
+//! `seen_indices: u32`, `popularity: f32`, and per engine `user_factors` +
+//! `item_factors: f32` (ALS, BPR) or `sim_indptr: u64`, `sim_indices: u32`,
+//! `sim_values: f32` (item kNN). Loading reads it back in one pass.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde_json::{Value, json};
+
+use crate::als::Factors;
+use crate::csr::Csr;
+use crate::interactions::IdMap;
+use crate::topk::top_k;
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"PLINTHRM";
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Engine {
+    /// Dot products of user and item factors (ALS, BPR).
+    Factors(Factors),
+    /// Item-item similarities (row i: neighbours of item i).
+    ItemKnn(Csr),
+    Popularity,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecModel {
+    pub algo: String,
+    pub params: Value,
+    pub users: IdMap,
+    pub items: IdMap,
+    /// Training interactions, to exclude what a user has seen.
+    pub seen: Csr,
+    /// Users per item; the fallback for unknown users.
+    pub popularity: Vec<f32>,
+    pub engine: Engine,
+}
+
+/// Which items a recommendation may return.
+#[derive(Debug, Clone, Default)]
+pub struct ItemFilter {
+    /// Only these items (if given).
+    pub allowed: Option<Vec<u32>>,
+    /// Never these items.
+    pub blocked: Vec<u32>,
+}
+
+impl RecModel {
+    pub fn n_items(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Scores of every item for a known user.
+    pub fn scores(&self, user: u32, out: &mut Vec<f32>) {
+        out.clear();
+        out.resize(self.n_items(), 0.0);
+        match &self.engine {
+            Engine::Factors(fs) => {
+                let f = fs.factors;
+                let x = &fs.users[user as usize * f..(user as usize + 1) * f];
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = x.iter().zip(&fs.items[i * f..(i + 1) * f]).map(|(a, b)| a * b).sum();
+                }
+            }
+            Engine::ItemKnn(sim) => {
+                let (items, weights) = self.seen.row(user as usize);
+                for (&i, &w) in items.iter().zip(weights) {
+                    let (nbrs, sims) = sim.row(i as usize);
+                    for (&j, &s) in nbrs.iter().zip(sims) {
+                        out[j as usize] += w * s;
+                    }
+                }
+            }
+            Engine::Popularity => out.copy_from_slice(&self.popularity),
+        }
+    }
+
+    /// The top `k` items for `user` (an internal index, or `None` for an
+    /// unknown user, who gets the most popular items).
+    pub fn recommend(&self, user: Option<u32>, k: usize, exclude_seen: bool, filter: &ItemFilter) -> Vec<(u32, f32)> {
+        let mut scores = Vec::new();
+        match user {
+            Some(u) => self.scores(u, &mut scores),
+            None => scores.extend_from_slice(&self.popularity),
+        }
+        let seen: &[u32] = match (user, exclude_seen) {
+            (Some(u), true) => self.seen.row(u as usize).0,
+            _ => &[],
+        };
+        let mut mask = vec![false; self.n_items()];
+        if let Some(allowed) = &filter.allowed {
+            mask.iter_mut().for_each(|m| *m = true);
+            for &i in allowed {
+                if let Some(m) = mask.get_mut(i as usize) {
+                    *m = false;
+                }
+            }
+        }
+        for &i in seen.iter().chain(&filter.blocked) {
+            if let Some(m) = mask.get_mut(i as usize) {
+                *m = true;
+            }
+        }
+        top_k(scores.into_iter().enumerate().map(|(i, s)| (i as u32, s)), k, |i| mask[i as usize])
+    }
+
+    /// `recommend` for many users at once, in parallel.
+    pub fn recommend_batch(
+        &self,
+        users: &[Option<u32>],
+        k: usize,
+        exclude_seen: bool,
+        filter: &ItemFilter,
+    ) -> Vec<Vec<(u32, f32)>> {
+        users.par_iter().map(|u| self.recommend(*u, k, exclude_seen, filter)).collect()
+    }
+
+    /// Items most similar to `item` (cosine of factors, or kNN neighbours).
+    pub fn similar_items(&self, item: u32, k: usize) -> Vec<(u32, f32)> {
+        match &self.engine {
+            Engine::Factors(fs) => {
+                let f = fs.factors;
+                let row = |i: usize| &fs.items[i * f..(i + 1) * f];
+                let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();
+                let target = row(item as usize);
+                let tn = norm(target);
+                let scores = (0..self.n_items()).map(|j| {
+                    let v = row(j);
+                    let d = tn * norm(v);
+                    let s = if d > 0.0 { target.iter().zip(v).map(|(a, b)| a * b).sum::<f32>() / d } else { 0.0 };
+                    (j as u32, s)
+                });
+                top_k(scores, k, |j| j == item)
+            }
+            Engine::ItemKnn(sim) => {
+                let (nbrs, sims) = sim.row(item as usize);
+                top_k(nbrs.iter().copied().zip(sims.iter().copied()), k, |_| false)
+            }
+            Engine::Popularity => {
+                top_k(self.popularity.iter().enumerate().map(|(i, s)| (i as u32, *s)), k, |j| j == item)
+            }
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut arrays: Vec<(&str, Vec<u8>)> = vec![
+            ("seen_indptr", self.seen.indptr.iter().flat_map(|v| (*v as u64).to_le_bytes()).collect()),
+            ("seen_indices", u32_bytes(&self.seen.indices)),
+            ("seen_values", f32_bytes(&self.seen.data)),
+            ("popularity", f32_bytes(&self.popularity)),
+        ];
+        let (engine, factors) = match &self.engine {
+            Engine::Factors(fs) => {
+                arrays.push(("user_factors", f32_bytes(&fs.users)));
+                arrays.push(("item_factors", f32_bytes(&fs.items)));
+                ("factors", fs.factors)
+            }
+            Engine::ItemKnn(sim) => {
+                arrays.push(("sim_indptr", sim.indptr.iter().flat_map(|v| (*v as u64).to_le_bytes()).collect()));
+                arrays.push(("sim_indices", u32_bytes(&sim.indices)));
+                arrays.push(("sim_values", f32_bytes(&sim.data)));
+                ("item_knn", 0)
+            }
+            Engine::Popularity => ("popularity", 0),
+        };
+        let header = json!({
+            "algo": self.algo,
+            "engine": engine,
+            "params": self.params,
+            "factors": factors,
+            "user_ids": self.users.ids(),
+            "item_ids": self.items.ids(),
+            "arrays": arrays.iter().map(|(n, b)| json!({"name": n, "bytes": b.len()})).collect::<Vec<_>>(),
+        });
+        let header = serde_json::to_vec(&header).map_err(|e| Error::Model(e.to_string()))?;
+        let tmp = path.with_extension("tmp");
+        {
+            let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
+            w.write_all(MAGIC)?;
+            w.write_all(&FORMAT_VERSION.to_le_bytes())?;
+            w.write_all(&(header.len() as u64).to_le_bytes())?;
+            w.write_all(&header)?;
+            for (_, bytes) in &arrays {
+                w.write_all(bytes)?;
+            }
+            w.into_inner().map_err(|e| Error::Io(e.into_error()))?.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    pub fn load(path: &Path) -> Result<RecModel> {
+        let mut r = BufReader::new(std::fs::File::open(path)?);
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(Error::Model(format!("{} is not a Plinth recommender model", path.display())));
+        }
+        let mut b4 = [0u8; 4];
+        r.read_exact(&mut b4)?;
+        let version = u32::from_le_bytes(b4);
+        if version != FORMAT_VERSION {
+            return Err(Error::Model(format!("unsupported model format version {version}")));
+        }
+        let mut b8 = [0u8; 8];
+        r.read_exact(&mut b8)?;
+        let len = u64::from_le_bytes(b8) as usize;
+        if len > 1 << 32 {
+            return Err(Error::Model("header too large".into()));
+        }
+        let mut header = vec![0u8; len];
+        r.read_exact(&mut header)?;
+        let header: Value = serde_json::from_slice(&header).map_err(|e| Error::Model(e.to_string()))?;
+        let strings = |key: &str| -> Result<Vec<String>> {
+            header[key]
+                .as_array()
+                .ok_or_else(|| Error::Model(format!("missing {key}")))?
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Error::Model(format!("bad {key}"))))
+                .collect()
+        };
+        let users = IdMap::from_ids(strings("user_ids")?);
+        let items = IdMap::from_ids(strings("item_ids")?);
+        let mut arrays = std::collections::HashMap::new();
+        for a in header["arrays"].as_array().ok_or_else(|| Error::Model("missing arrays".into()))? {
+            let name = a["name"].as_str().ok_or_else(|| Error::Model("bad array name".into()))?.to_string();
+            let bytes = a["bytes"].as_u64().ok_or_else(|| Error::Model("bad array size".into()))? as usize;
+            let mut buf = vec![0u8; bytes];
+            r.read_exact(&mut buf)?;
+            arrays.insert(name, buf);
+        }
+        let take = |name: &str| arrays.get(name).ok_or_else(|| Error::Model(format!("missing array {name}")));
+        let indptr = |name: &str| -> Result<Vec<usize>> {
+            Ok(take(name)?
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as usize)
+                .collect())
+        };
+        let seen = Csr {
+            n_rows: users.len(),
+            n_cols: items.len(),
+            indptr: indptr("seen_indptr")?,
+            indices: from_u32(take("seen_indices")?),
+            data: from_f32(take("seen_values")?),
+        };
+        let engine = match header["engine"].as_str() {
+            Some("factors") => Engine::Factors(Factors {
+                factors: header["factors"].as_u64().unwrap_or(0) as usize,
+                users: from_f32(take("user_factors")?),
+                items: from_f32(take("item_factors")?),
+            }),
+            Some("item_knn") => Engine::ItemKnn(Csr {
+                n_rows: items.len(),
+                n_cols: items.len(),
+                indptr: indptr("sim_indptr")?,
+                indices: from_u32(take("sim_indices")?),
+                data: from_f32(take("sim_values")?),
+            }),
+            Some("popularity") => Engine::Popularity,
+            other => return Err(Error::Model(format!("unknown engine {other:?}"))),
+        };
+        let model = RecModel {
+            algo: header["algo"].as_str().unwrap_or_default().to_string(),
+            params: header["params"].clone(),
+            popularity: from_f32(take("popularity")?),
+            users,
+            items,
+            seen,
+            engine,
+        };
+        model.validate()?;
+        Ok(model)
+    }
+
+    /// Checks the shapes agree, so a damaged file fails at load, not at serving.
+    fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::Model(format!("inconsistent model: {what}")));
+        let (nu, ni) = (self.users.len(), self.items.len());
+        if self.seen.indptr.len() != nu + 1 || self.seen.indptr.last() != Some(&self.seen.indices.len()) {
+            return bad("seen matrix");
+        }
+        if self.seen.indices.iter().any(|&i| i as usize >= ni) || self.popularity.len() != ni {
+            return bad("item indices");
+        }
+        match &self.engine {
+            Engine::Factors(fs)
+                if fs.factors == 0 || fs.users.len() != nu * fs.factors || fs.items.len() != ni * fs.factors =>
+            {
+                bad("factor shapes")
+            }
+            Engine::ItemKnn(sim)
+                if sim.indptr.len() != ni + 1
+                    || sim.indices.iter().any(|&i| i as usize >= ni)
+                    || sim.indices.len() != sim.data.len() =>
+            {
+                bad("similarity matrix")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+fn u32_bytes(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+fn from_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+fn from_u32(b: &[u8]) -> Vec<u32> {
+    b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
