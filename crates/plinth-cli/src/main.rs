@@ -2,6 +2,8 @@
 //! engine or the server; they hold no logic of their own.
 
 mod config;
+mod remote;
+mod train;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +33,15 @@ struct Cli {
 enum Command {
     /// Start the platform: MLflow-compatible tracking, artifacts and model registry.
     Server(ServerFlags),
+    /// Train, evaluate, track and register a model.
+    #[command(subcommand)]
+    Train(TrainCommand),
+}
+
+#[derive(Subcommand)]
+enum TrainCommand {
+    /// A recommender (ALS, BPR, item kNN, popularity) from interaction data.
+    Recommender(Box<train::RecommenderArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,17 +53,12 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Server(flags) => runtime.block_on(server(Config::resolve(&flags)?)),
+        Command::Train(TrainCommand::Recommender(args)) => runtime.block_on(train::recommender(*args)),
     }
 }
 
 async fn server(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let db = config.data_dir.join("plinth.db");
-    let store = SqliteStore::open_with(&db, SqliteOptions { fsync_commits: config.fsync_commits })
-        .with_context(|| format!("cannot open {}", db.display()))?;
-    let artifacts = ArtifactStore::local(config.data_dir.join("artifacts"))?;
-    let platform = Platform::new(Arc::new(store), artifacts).await?;
+    let platform = open_platform_with(&config.data_dir, SqliteOptions { fsync_commits: config.fsync_commits }).await?;
     let app = plinth_server::app(
         platform,
         ServerConfig { max_request_bytes: config.max_request_bytes, max_artifact_bytes: config.max_artifact_bytes },
@@ -64,6 +70,19 @@ async fn server(config: Config) -> anyhow::Result<()> {
     plinth_server::serve(listener, app, shutdown_signal()).await?;
     tracing::info!("Plinth stopped");
     Ok(())
+}
+
+/// The embedded platform over a data dir (SQLite + local artifacts).
+pub(crate) async fn open_platform(data_dir: &std::path::Path) -> anyhow::Result<Platform> {
+    open_platform_with(data_dir, SqliteOptions::default()).await
+}
+
+async fn open_platform_with(data_dir: &std::path::Path, options: SqliteOptions) -> anyhow::Result<Platform> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let db = data_dir.join("plinth.db");
+    let store = SqliteStore::open_with(&db, options).with_context(|| format!("cannot open {}", db.display()))?;
+    let artifacts = ArtifactStore::local(data_dir.join("artifacts"))?;
+    Ok(Platform::new(Arc::new(store), artifacts).await?)
 }
 
 async fn shutdown_signal() {

@@ -85,3 +85,126 @@ fn bad_configuration_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid host address"));
 }
+
+/// Two taste groups: users 0-29 like items 0-19, users 30-59 like items 20-39.
+fn write_blocks(path: &std::path::Path) {
+    let mut s = String::from("user,item,rating,timestamp\n");
+    for u in 0..60 {
+        let base = if u < 30 { 0 } else { 20 };
+        for i in 0..20 {
+            if (u * 7 + i * 3) % 5 != 0 {
+                s.push_str(&format!("u{u},i{},{},{}\n", base + i, 1 + (u + i) % 5, u * 100 + i));
+            }
+        }
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+fn train(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_plinth")).arg("train").arg("recommender").args(args).output().unwrap()
+}
+
+fn last_json(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn trains_evaluates_tracks_and_registers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ratings.csv");
+    write_blocks(&data);
+    let data_dir = dir.path().join("pd");
+    let (data, dd) = (data.to_str().unwrap(), data_dir.to_str().unwrap());
+    let common = ["--data", data, "--data-dir", dd, "--json", "--k", "5"];
+    let pop = last_json(&train(&[&common[..], &["--algo", "popularity"]].concat()));
+    let als = last_json(&train(
+        &[&common[..], &["--algo", "als", "--factors", "8", "--iterations", "8", "--register", "recs"]].concat(),
+    ));
+    let knn = last_json(&train(&[&common[..], &["--algo", "item-knn", "--neighbors", "10"]].concat()));
+    let bpr = last_json(&train(&[&common[..], &["--algo", "bpr", "--factors", "8", "--iterations", "30"]].concat()));
+    let ndcg = |v: &serde_json::Value| v["metrics"]["ndcg_at_5"].as_f64().unwrap();
+    for (name, v) in [("als", &als), ("item-knn", &knn), ("bpr", &bpr)] {
+        assert!(ndcg(v) > ndcg(&pop) * 1.5, "{name}: {} vs popularity {}", ndcg(v), ndcg(&pop));
+    }
+    for key in
+        ["precision_at_5", "recall_at_5", "map_at_5", "hit_rate_at_5", "coverage_at_5", "ndcg_at_20", "train_seconds"]
+    {
+        assert!(als["metrics"][key].is_number(), "{key} missing: {als}");
+    }
+    assert_eq!(als["model_version"], "1");
+    assert_eq!(als["data"]["evaluated_users"], 60);
+
+    // The run and the model are in the platform: serve the data dir and look.
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["server", "--port", &port.to_string(), "--data-dir", dd])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    assert!(wait_healthy(port));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let get = |path: String| -> serde_json::Value {
+        rt.block_on(async {
+            reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    };
+    let run_id = als["run_id"].as_str().unwrap();
+    let run = get(format!("/api/2.0/mlflow/runs/get?run_id={run_id}"));
+    let metrics = run["run"]["data"]["metrics"].as_array().unwrap();
+    assert!(metrics.iter().any(|m| m["key"] == "ndcg_at_5"));
+    assert_eq!(run["run"]["info"]["status"], "FINISHED");
+    let history = get(format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=train_loss"));
+    assert_eq!(history["metrics"].as_array().unwrap().len(), 8, "one loss per iteration");
+    let files = get(format!("/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=model"));
+    let names: Vec<&str> = files["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(names.contains(&"model/model.plinthrec") && names.contains(&"model/plinth_model.json"), "{names:?}");
+    let version = get("/api/2.0/mlflow/model-versions/get?name=recs&version=1".into());
+    assert_eq!(version["model_version"]["run_id"], run_id);
+}
+
+#[test]
+fn bad_training_input_gets_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let dd = dir.path().join("pd");
+    let dd = dd.to_str().unwrap();
+    let file = |name: &str, content: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good = dir.path().join("good.csv");
+    write_blocks(&good);
+    let good = good.to_str().unwrap();
+    let check = |args: &[&str], expected: &str| {
+        let out = train(&[args, &["--data-dir", dd]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.contains(expected), "{args:?}: expected '{expected}' in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    let bad_weight = file("bad.csv", "user,item,rating\na,b,1\na,c,lots\n");
+    check(&["--data", &bad_weight, "--algo", "als"], "bad.csv:3: column 'rating' (3): 'lots' is not a number");
+    check(&["--data", good, "--algo", "als", "--weight-col", "stars"], "no weight column 'stars'");
+    let empty = file("empty.csv", "");
+    check(&["--data", &empty, "--algo", "als"], "empty");
+    let unknown = file("unknown.csv", "user,item,rating\nnobody,i1,1\n");
+    check(&["--data", good, "--test-data", &unknown, "--algo", "als"], "every test user is unknown");
+    check(&["--data", good, "--algo", "als", "--k", "0"], "--k must be at least 1");
+    check(&["--data", good, "--algo", "als", "--regularization", "-1"], "regularization must be >= 0");
+    check(&["--data", good, "--algo", "nope"], "unknown algorithm");
+    check(&["--data", good, "--algo", "als", "--split", "random:2"], "invalid split");
+    let missing = dir.path().join("missing.csv");
+    check(&["--data", missing.to_str().unwrap(), "--algo", "als"], "cannot open");
+}

@@ -6,6 +6,7 @@ mod artifacts;
 mod error;
 mod experiments;
 mod logged_models;
+pub mod recommenders;
 mod registry;
 mod runs;
 

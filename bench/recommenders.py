@@ -1,0 +1,130 @@
+"""Plinth's recommenders vs the `implicit` library, side by side on exactly the
+same split: writes a per-user random 80/20 split (seed 42, every rating a
+positive) to train/test files, trains both on them with the same
+hyperparameters on 1 and on 2 threads, and prints nDCG@10, training time and
+the ratios. Usage: recommenders.py PLINTH_BIN DATASET_DIR... (ml-100k, ml-latest-small)."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+PLINTH = sys.argv[1]
+DATASETS = sys.argv[2:]
+FACTORS, REG, ALPHA, ITERS = 64, 0.05, 1.0, 15
+
+
+def load(path):
+    rows = []
+    if path.endswith("u.data"):
+        for line in open(path):
+            u, i, r, t = line.split("\t")
+            rows.append((u, i, int(t)))
+    else:
+        with open(path) as f:
+            next(f)
+            for line in f:
+                u, i, r, t = line.strip().split(",")
+                rows.append((u, i, int(t)))
+    return rows
+
+
+def split(rows, seed=42, frac=0.2):
+    rng = np.random.default_rng(seed)
+    by_user = {}
+    for u, i, t in rows:
+        by_user.setdefault(u, {})[i] = t
+    train, test = [], []
+    for u in sorted(by_user):
+        items = sorted(by_user[u])
+        n = len(items)
+        held = min(int(round(n * frac)), n - 1)
+        order = rng.permutation(n)
+        test_idx = set(order[:held].tolist())
+        for k, i in enumerate(items):
+            (test if k in test_idx else train).append((u, i))
+    return train, test
+
+
+def write(path, pairs):
+    with open(path, "w") as f:
+        for u, i in pairs:
+            f.write(f"{u}\t{i}\n")
+
+
+def plinth(train_path, test_path, algo, threads, workdir):
+    cmd = [PLINTH, "train", "recommender", "--data", train_path, "--test-data", test_path, "--algo", algo,
+           "--threads", str(threads), "--json", "--data-dir", os.path.join(workdir, "plinth-data"),
+           "--experiment", "bench-recommenders"]
+    if algo == "als":
+        cmd += ["--factors", str(FACTORS), "--regularization", str(REG), "--alpha", str(ALPHA), "--iterations", str(ITERS)]
+    if algo == "bpr":
+        cmd += ["--factors", str(FACTORS), "--iterations", "100"]
+    if algo == "item-knn":
+        cmd += ["--neighbors", "100"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=3600).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return result["metrics"]["ndcg_at_10"], result["metrics"]["train_seconds"]
+
+
+def implicit_run(train_pairs, test_pairs, algo, threads):
+    from implicit.als import AlternatingLeastSquares
+    from implicit.bpr import BayesianPersonalizedRanking
+    from implicit.evaluation import ndcg_at_k
+    from implicit.nearest_neighbours import CosineRecommender
+    from threadpoolctl import threadpool_limits
+
+    users = {u: n for n, u in enumerate(sorted({u for u, _ in train_pairs} | {u for u, _ in test_pairs}))}
+    items = {i: n for n, i in enumerate(sorted({i for _, i in train_pairs} | {i for _, i in test_pairs}))}
+
+    def matrix(pairs):
+        r = [users[u] for u, _ in pairs]
+        c = [items[i] for _, i in pairs]
+        return sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), (r, c)), shape=(len(users), len(items)))
+
+    train, test = matrix(train_pairs), matrix(test_pairs)
+    if algo == "als":
+        model = AlternatingLeastSquares(factors=FACTORS, regularization=REG, alpha=ALPHA, iterations=ITERS,
+                                        num_threads=threads, random_state=42, calculate_training_loss=False)
+    elif algo == "bpr":
+        model = BayesianPersonalizedRanking(factors=FACTORS, iterations=100, num_threads=threads, random_state=42)
+    elif algo == "item-knn":
+        model = CosineRecommender(K=100, num_threads=threads)
+    else:
+        return None, None
+    with threadpool_limits(limits=threads):
+        t = time.perf_counter()
+        model.fit(train, show_progress=False)
+        seconds = time.perf_counter() - t
+        ndcg = ndcg_at_k(model, train, test, K=10, show_progress=False, num_threads=threads)
+    return ndcg, seconds
+
+
+def main():
+    print(f"{'dataset':16} {'algo':11} {'thr':>3} {'plinth ndcg':>11} {'implicit':>9} {'diff':>7} "
+          f"{'plinth s':>9} {'implicit s':>10} {'time ratio':>10}")
+    for ds in DATASETS:
+        path = os.path.join(ds, "u.data") if os.path.exists(os.path.join(ds, "u.data")) else os.path.join(ds, "ratings.csv")
+        train_pairs, test_pairs = split(load(path))
+        with tempfile.TemporaryDirectory() as work:
+            train_path, test_path = os.path.join(work, "train.tsv"), os.path.join(work, "test.tsv")
+            write(train_path, train_pairs)
+            write(test_path, test_pairs)
+            pop, _ = plinth(train_path, test_path, "popularity", 1, work)
+            print(f"{os.path.basename(ds):16} {'popularity':11} {1:>3} {pop:11.4f}")
+            for algo in ["als", "item-knn", "bpr"]:
+                for threads in [1, 2]:
+                    pn, ps = plinth(train_path, test_path, algo, threads, work)
+                    inn, ins = implicit_run(train_pairs, test_pairs, algo, threads)
+                    print(f"{os.path.basename(ds):16} {algo:11} {threads:>3} {pn:11.4f} {inn:9.4f} {pn - inn:+7.4f} "
+                          f"{ps:9.3f} {ins:10.3f} {ps / ins:9.2f}x   (vs popularity {pn / pop:.2f}x)")
+                    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

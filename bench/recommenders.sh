@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Plinth's recommenders vs `implicit` (PyPI) on the shared MovieLens data, in
+# one run on this machine, on exactly the same split. Reports; asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+VENV="$CACHE/bench-venv"
+if ! "$VENV/bin/python" -c 'import implicit, threadpoolctl' 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r bench/requirements-recommenders.txt
+fi
+cargo build --release --locked -p plinth-cli >&2
+DATA="${PLINTH_SHARED_DATA:-../shared/data}"
+# implicit's own BLAS threads would oversubscribe; it sets its threads itself.
+export OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+"$VENV/bin/python" bench/recommenders.py "$CARGO_TARGET_DIR/release/plinth" "$DATA/ml-100k" "$DATA/ml-latest-small"

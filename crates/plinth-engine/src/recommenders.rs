@@ -1,0 +1,440 @@
+//! The recommender use case: load interactions, split, train, evaluate with
+//! ranking metrics, track the run, store the model, optionally register it.
+//! Tracking goes through [`Tracker`], so the same use case runs against the
+//! embedded platform or a remote Plinth server.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use plinth_core::Error as DomainError;
+use plinth_core::experiments::Tag;
+use plinth_core::ids::now_ms;
+use plinth_core::registry::NewModelVersion;
+use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
+use plinth_ml::als::{self, AlsParams};
+use plinth_ml::bpr::{self, BprParams};
+use plinth_ml::data::{ReadOptions, read_interactions};
+use plinth_ml::interactions::{Event, Interactions};
+use plinth_ml::metrics::RankingMetrics;
+use plinth_ml::model::{Engine, ItemFilter, RecModel};
+use plinth_ml::split::{Split, split};
+use plinth_ml::{knn, popularity};
+use serde_json::{Value, json};
+
+use crate::{Error, Platform, Result, artifact_key};
+
+/// Where the model goes inside the run's artifacts.
+pub const MODEL_ARTIFACT_DIR: &str = "model";
+pub const MODEL_FILE: &str = "model.plinthrec";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algo {
+    Als,
+    Bpr,
+    ItemKnn,
+    Popularity,
+}
+
+impl Algo {
+    pub fn parse(s: &str) -> Result<Algo> {
+        match s {
+            "als" => Ok(Algo::Als),
+            "bpr" => Ok(Algo::Bpr),
+            "item-knn" | "knn" => Ok(Algo::ItemKnn),
+            "popularity" => Ok(Algo::Popularity),
+            other => Err(DomainError::invalid(format!(
+                "unknown algorithm '{other}': expected als, bpr, item-knn or popularity"
+            ))
+            .into()),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Algo::Als => "als",
+            Algo::Bpr => "bpr",
+            Algo::ItemKnn => "item-knn",
+            Algo::Popularity => "popularity",
+        }
+    }
+}
+
+/// Everything one training needs.
+#[derive(Debug, Clone)]
+pub struct RecommenderJob {
+    pub data: PathBuf,
+    pub test_data: Option<PathBuf>,
+    pub read: ReadOptions,
+    pub algo: Algo,
+    pub als: AlsParams,
+    pub bpr: BprParams,
+    pub neighbors: usize,
+    pub split: Split,
+    pub k: usize,
+    pub seed: u64,
+    pub threads: Option<usize>,
+    pub experiment: String,
+    pub run_name: Option<String>,
+    pub register: Option<String>,
+}
+
+/// What a training produced.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    pub experiment_id: String,
+    pub run_id: String,
+    pub metrics: Vec<(String, f64)>,
+    pub model_name: Option<String>,
+    pub model_version: Option<i64>,
+    pub stats: Value,
+}
+
+/// Where a training records its run.
+#[async_trait]
+pub trait Tracker: Send + Sync {
+    /// Creates (if needed) the experiment and starts a run; returns (experiment id, run id).
+    async fn start_run(&self, experiment: &str, run_name: Option<String>, tags: Vec<Tag>) -> Result<(String, String)>;
+    async fn log(&self, run_id: &str, metrics: Vec<Metric>, params: Vec<Param>) -> Result<()>;
+    async fn upload(&self, run_id: &str, path: &str, bytes: Bytes) -> Result<()>;
+    async fn finish(&self, run_id: &str, status: RunStatus) -> Result<()>;
+    /// Registers `runs:/<run_id>/<artifact_dir>` as a new version of `name`.
+    async fn register(&self, name: &str, run_id: &str, artifact_dir: &str) -> Result<i64>;
+}
+
+#[async_trait]
+impl Tracker for Platform {
+    async fn start_run(&self, experiment: &str, run_name: Option<String>, tags: Vec<Tag>) -> Result<(String, String)> {
+        let experiment_id = match self.get_experiment_by_name(experiment).await {
+            Ok(e) => e.experiment_id,
+            Err(Error::Domain(DomainError::NotFound(_))) => {
+                match self.create_experiment(experiment.to_string(), None, vec![]).await {
+                    Ok(id) => id,
+                    // Created concurrently by someone else: use theirs.
+                    Err(Error::Domain(DomainError::AlreadyExists(_))) => {
+                        self.get_experiment_by_name(experiment).await?.experiment_id
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let run = self
+            .create_run(NewRun {
+                experiment_id: experiment_id.clone(),
+                user_id: std::env::var("USER").unwrap_or_default(),
+                run_name,
+                start_time: None,
+                tags,
+            })
+            .await?;
+        Ok((experiment_id, run.info.run_id))
+    }
+
+    async fn log(&self, run_id: &str, metrics: Vec<Metric>, params: Vec<Param>) -> Result<()> {
+        for chunk in params.chunks(100) {
+            self.log_batch(run_id, vec![], chunk.to_vec(), vec![]).await?;
+        }
+        for chunk in metrics.chunks(1000) {
+            self.log_batch(run_id, chunk.to_vec(), vec![], vec![]).await?;
+        }
+        Ok(())
+    }
+
+    async fn upload(&self, run_id: &str, path: &str, bytes: Bytes) -> Result<()> {
+        let run = self.get_run(run_id).await?;
+        let Some(key) = artifact_key(&run.info.artifact_uri) else {
+            return Err(Error::Internal(format!(
+                "run artifacts at {} are not served by Plinth",
+                run.info.artifact_uri
+            )));
+        };
+        let full = format!("{key}/{path}");
+        let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes)]);
+        self.upload_artifact(&full, body).await?;
+        Ok(())
+    }
+
+    async fn finish(&self, run_id: &str, status: RunStatus) -> Result<()> {
+        self.update_run(run_id, RunUpdate { status: Some(status), end_time: Some(now_ms()), run_name: None }).await?;
+        Ok(())
+    }
+
+    async fn register(&self, name: &str, run_id: &str, artifact_dir: &str) -> Result<i64> {
+        match self.create_registered_model(name.to_string(), None, vec![]).await {
+            Ok(_) | Err(Error::Domain(DomainError::AlreadyExists(_))) => {}
+            Err(e) => return Err(e),
+        }
+        let version = self
+            .create_model_version(NewModelVersion {
+                name: name.to_string(),
+                source: format!("runs:/{run_id}/{artifact_dir}"),
+                run_id: Some(run_id.to_string()),
+                ..Default::default()
+            })
+            .await?;
+        Ok(version.version)
+    }
+}
+
+/// Progress reports: (stage, done, total).
+pub type Progress<'a> = &'a (dyn Fn(&str, usize, usize) + Sync);
+
+struct Prepared {
+    data: Interactions,
+    train: Vec<Event>,
+    test: Vec<Event>,
+    cold_users: usize,
+    cold_items: usize,
+}
+
+fn prepare(job: &RecommenderJob) -> Result<Prepared> {
+    let data = read_interactions(&job.data, &job.read, None).map_err(ml_error)?;
+    match &job.test_data {
+        None => {
+            let events = Interactions::aggregate(&data.events);
+            let (train, test) = split(&events, job.split, job.seed);
+            Ok(Prepared { data, train, test, cold_users: 0, cold_items: 0 })
+        }
+        Some(test_path) => {
+            let (n_users, n_items) = (data.users.len(), data.items.len());
+            let train = Interactions::aggregate(&data.events);
+            let with_test = read_interactions(test_path, &job.read, Some((data.users.clone(), data.items.clone())))
+                .map_err(ml_error)?;
+            let test = Interactions::aggregate(&with_test.events);
+            let cold_users: HashSet<u32> = test.iter().filter(|e| e.user as usize >= n_users).map(|e| e.user).collect();
+            let cold_items: HashSet<u32> = test.iter().filter(|e| e.item as usize >= n_items).map(|e| e.item).collect();
+            if test.iter().all(|e| e.user as usize >= n_users) {
+                return Err(DomainError::invalid(format!(
+                    "{}: every test user is unknown to the training data: nothing to evaluate",
+                    test_path.display()
+                ))
+                .into());
+            }
+            // Keep the test items' indices (cold ones count in |T| but can never be hit).
+            Ok(Prepared { data, train, test, cold_users: cold_users.len(), cold_items: cold_items.len() })
+        }
+    }
+}
+
+fn ml_error(e: plinth_ml::Error) -> Error {
+    match e {
+        plinth_ml::Error::Data(m) | plinth_ml::Error::Param(m) => DomainError::invalid(m).into(),
+        plinth_ml::Error::Io(e) => DomainError::invalid(e.to_string()).into(),
+        plinth_ml::Error::Model(m) => Error::Internal(m),
+    }
+}
+
+struct Trained {
+    model: RecModel,
+    steps: Vec<Metric>,
+    train_seconds: f64,
+}
+
+fn train_model(job: &RecommenderJob, p: &Prepared, progress: Progress) -> Result<Trained> {
+    let (n_users, n_items) = (p.data.users.len(), p.data.items.len());
+    let matrix = Interactions::matrix(n_users, n_items, &p.train);
+    let pop = popularity::train(&matrix);
+    let mut steps = Vec::new();
+    let start = Instant::now();
+    let t0 = now_ms();
+    let (engine, params) = match job.algo {
+        Algo::Als => {
+            let params = job.als;
+            let total = params.iterations;
+            let fs = als::train(&matrix, params, |it, fs| {
+                let loss = als::loss(&matrix, fs, &params);
+                steps.push(Metric::new("train_loss", loss, t0 + it as i64, it as i64));
+                progress("als", it + 1, total);
+                tracing::info!(iteration = it + 1, total, loss, "als");
+            })
+            .map_err(ml_error)?;
+            let params = json!({"factors": params.factors, "iterations": params.iterations, "regularization": params.regularization, "alpha": params.alpha, "cg_steps": params.cg_steps, "seed": params.seed});
+            (Engine::Factors(fs), params)
+        }
+        Algo::Bpr => {
+            let params = job.bpr;
+            let total = params.iterations;
+            let fs = bpr::train(&matrix, params, |epoch, acc| {
+                steps.push(Metric::new("train_ranking_accuracy", acc, t0 + epoch as i64, epoch as i64));
+                progress("bpr", epoch + 1, total);
+                if (epoch + 1) % 10 == 0 || epoch + 1 == total {
+                    tracing::info!(epoch = epoch + 1, total, accuracy = acc, "bpr");
+                }
+            })
+            .map_err(ml_error)?;
+            let params = json!({"factors": params.factors, "iterations": params.iterations, "learning_rate": params.learning_rate, "regularization": params.regularization, "seed": params.seed});
+            (Engine::Factors(fs), params)
+        }
+        Algo::ItemKnn => {
+            progress("item-knn", 0, 1);
+            let sim = knn::train(&matrix, job.neighbors).map_err(ml_error)?;
+            progress("item-knn", 1, 1);
+            (Engine::ItemKnn(sim), json!({"neighbors": job.neighbors}))
+        }
+        Algo::Popularity => (Engine::Popularity, json!({})),
+    };
+    let train_seconds = start.elapsed().as_secs_f64();
+    let model = RecModel {
+        algo: job.algo.name().to_string(),
+        params,
+        users: p.data.users.clone(),
+        items: p.data.items.clone(),
+        seen: matrix,
+        popularity: pop,
+        engine,
+    };
+    Ok(Trained { model, steps, train_seconds })
+}
+
+/// Ranking metrics at each K in `ks` over users with test items.
+pub fn evaluate(model: &RecModel, test: &[Event], ks: &[usize]) -> (Vec<(String, f64)>, usize) {
+    let mut relevant: HashMap<u32, HashSet<u32>> = HashMap::new();
+    for e in test {
+        if (e.user as usize) < model.users.len() {
+            relevant.entry(e.user).or_default().insert(e.item);
+        }
+    }
+    let mut users: Vec<u32> = relevant.keys().copied().collect();
+    users.sort_unstable();
+    let max_k = ks.iter().copied().max().unwrap_or(10);
+    let queries: Vec<Option<u32>> = users.iter().map(|u| Some(*u)).collect();
+    let ranked = model.recommend_batch(&queries, max_k, true, &ItemFilter::default());
+    let mut out = Vec::new();
+    for &k in ks {
+        let mut m = RankingMetrics::new(k);
+        for (u, recs) in users.iter().zip(&ranked) {
+            let ids: Vec<u32> = recs.iter().map(|r| r.0).collect();
+            m.add(&ids, &relevant[u]);
+        }
+        out.extend(m.finish(model.n_items()));
+    }
+    (out, users.len())
+}
+
+/// Trains, evaluates, tracks and (optionally) registers a recommender.
+pub async fn train_recommender(
+    tracker: &dyn Tracker,
+    job: RecommenderJob,
+    progress: Progress<'_>,
+) -> Result<TrainReport> {
+    if job.k == 0 {
+        return Err(DomainError::invalid("--k must be at least 1").into());
+    }
+    if let Some(name) = &job.register {
+        plinth_core::validation::validate_model_name(name)?;
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(job.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start worker threads: {e}")))?;
+    let run_job = job.clone();
+    // Everything CPU-bound happens off the async threads.
+    let (prepared, trained, metrics, evaluated_users) = {
+        let job = run_job;
+        tokio::task::block_in_place(|| {
+            pool.install(|| -> Result<_> {
+                let prepared = prepare(&job)?;
+                if prepared.train.is_empty() {
+                    return Err(DomainError::invalid("no training interactions left after the split").into());
+                }
+                let trained = train_model(&job, &prepared, progress)?;
+                let mut ks = vec![job.k];
+                if job.k != 20 {
+                    ks.push(20);
+                }
+                let (metrics, users) = evaluate(&trained.model, &prepared.test, &ks);
+                Ok((prepared, trained, metrics, users))
+            })
+        })?
+    };
+    let mut tags = vec![Tag::new("plinth.task", "recommender"), Tag::new("plinth.algo", job.algo.name())];
+    tags.push(Tag::new("mlflow.source.name", "plinth train recommender"));
+    let (experiment_id, run_id) = tracker.start_run(&job.experiment, job.run_name.clone(), tags).await?;
+    let outcome = record(tracker, &job, &run_id, &prepared, &trained, &metrics, evaluated_users).await;
+    match outcome {
+        Ok((stats, version)) => {
+            tracker.finish(&run_id, RunStatus::Finished).await?;
+            let mut all = metrics.clone();
+            all.push(("train_seconds".into(), trained.train_seconds));
+            Ok(TrainReport {
+                experiment_id,
+                run_id,
+                metrics: all,
+                model_name: job.register.clone(),
+                model_version: version,
+                stats,
+            })
+        }
+        Err(e) => {
+            let _ = tracker.finish(&run_id, RunStatus::Failed).await;
+            Err(e)
+        }
+    }
+}
+
+async fn record(
+    tracker: &dyn Tracker,
+    job: &RecommenderJob,
+    run_id: &str,
+    p: &Prepared,
+    t: &Trained,
+    metrics: &[(String, f64)],
+    evaluated_users: usize,
+) -> Result<(Value, Option<i64>)> {
+    let mut params = vec![
+        Param::new("algo", job.algo.name()),
+        Param::new("data", job.data.display().to_string()),
+        Param::new("k", job.k.to_string()),
+        Param::new("seed", job.seed.to_string()),
+    ];
+    match &job.test_data {
+        Some(t) => params.push(Param::new("test_data", t.display().to_string())),
+        None => params.push(Param::new("split", format!("{:?}", job.split).to_lowercase())),
+    }
+    if let Some(obj) = t.model.params.as_object() {
+        for (k, v) in obj {
+            if k != "seed" {
+                params.push(Param::new(k.clone(), v.to_string()));
+            }
+        }
+    }
+    let now = now_ms();
+    let mut all: Vec<Metric> = t.steps.clone();
+    all.extend(metrics.iter().map(|(k, v)| Metric::new(k.clone(), *v, now, 0)));
+    all.push(Metric::new("train_seconds", t.train_seconds, now, 0));
+    let stats = json!({
+        "users": p.data.users.len(),
+        "items": p.data.items.len(),
+        "train_interactions": p.train.len(),
+        "test_interactions": p.test.len(),
+        "evaluated_users": evaluated_users,
+        "cold_start_users": p.cold_users,
+        "cold_start_items": p.cold_items,
+    });
+    for (k, v) in stats.as_object().into_iter().flatten() {
+        all.push(Metric::new(k.clone(), v.as_f64().unwrap_or(0.0), now, 0));
+    }
+    tracker.log(run_id, all, params).await?;
+
+    let file = tempfile::NamedTempFile::new().map_err(|e| Error::Internal(e.to_string()))?;
+    t.model.save(file.path()).map_err(|e| Error::Internal(e.to_string()))?;
+    let bytes = std::fs::read(file.path()).map_err(|e| Error::Internal(e.to_string()))?;
+    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"), Bytes::from(bytes)).await?;
+    let meta = json!({
+        "flavor": "plinth-recommender",
+        "format_version": plinth_ml::model::FORMAT_VERSION,
+        "file": MODEL_FILE,
+        "algo": job.algo.name(),
+        "params": t.model.params,
+        "metrics": metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "data": stats,
+    });
+    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/plinth_model.json"), Bytes::from(meta.to_string())).await?;
+    let version = match &job.register {
+        Some(name) => Some(tracker.register(name, run_id, MODEL_ARTIFACT_DIR).await?),
+        None => None,
+    };
+    Ok((stats, version))
+}
