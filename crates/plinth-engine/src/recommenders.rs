@@ -243,8 +243,7 @@ fn train_model(job: &RecommenderJob, p: &Prepared, progress: Progress) -> Result
         Algo::Als => {
             let params = job.als;
             let total = params.iterations;
-            let fs = als::train(&matrix, params, |it, fs| {
-                let loss = als::loss(&matrix, fs, &params);
+            let fs = als::train(&matrix, params, |it, _, loss| {
                 steps.push(Metric::new("train_loss", loss, t0 + it as i64, it as i64));
                 progress("als", it + 1, total);
                 tracing::info!(iteration = it + 1, total, loss, "als");

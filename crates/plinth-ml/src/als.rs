@@ -59,7 +59,9 @@ pub struct Factors {
 
 /// Dot product with eight independent accumulators, so that the compiler
 /// can keep it in SIMD registers (a plain float `sum()` stays serial).
-#[inline]
+/// Hot loops call these inside `pulp::Arch::dispatch`, which compiles the
+/// inlined code for the widest SIMD the CPU has (AVX2+FMA, AVX-512).
+#[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -86,16 +88,7 @@ fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
         .into_par_iter()
         .map(|c| {
             let mut g = vec![0f32; f * f];
-            for r in c * chunk..((c + 1) * chunk).min(rows) {
-                let v = &y[r * f..(r + 1) * f];
-                for i in 0..f {
-                    let vi = v[i];
-                    let gi = &mut g[i * f..(i + 1) * f];
-                    for j in 0..f {
-                        gi[j] += vi * v[j];
-                    }
-                }
-            }
+            pulp::Arch::new().dispatch(GramRows { g: &mut g, y, f, rows: c * chunk..((c + 1) * chunk).min(rows) });
             g
         })
         .collect();
@@ -111,14 +104,71 @@ fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
     g
 }
 
+/// `gram_rows` compiled for the CPU's SIMD (see [`dot`]).
+struct GramRows<'a> {
+    g: &'a mut [f32],
+    y: &'a [f32],
+    f: usize,
+    rows: std::ops::Range<usize>,
+}
+
+impl pulp::WithSimd for GramRows<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        gram_rows(self.g, self.y, self.f, self.rows)
+    }
+}
+
+#[inline(always)]
+fn gram_rows(g: &mut [f32], y: &[f32], f: usize, rows: std::ops::Range<usize>) {
+    for r in rows {
+        let v = &y[r * f..(r + 1) * f];
+        for i in 0..f {
+            let vi = v[i];
+            let gi = &mut g[i * f..(i + 1) * f];
+            for j in 0..f {
+                gi[j] += vi * v[j];
+            }
+        }
+    }
+}
+
+/// `out = M v` for a symmetric `M` (row-major): a sum of scaled rows, so the
+/// inner loop is a plain axpy that vectorizes without horizontal sums.
+#[inline(always)]
 fn matvec(m: &[f32], v: &[f32], out: &mut [f32]) {
     let f = v.len();
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = dot(&m[i * f..(i + 1) * f], v);
+    out.iter_mut().for_each(|o| *o = 0.0);
+    for (j, &vj) in v.iter().enumerate() {
+        let row = &m[j * f..(j + 1) * f];
+        for (o, &mj) in out.iter_mut().zip(row) {
+            *o += vj * mj;
+        }
+    }
+}
+
+/// `cg_solve` compiled for the CPU's SIMD (see [`dot`]).
+struct CgSolve<'a> {
+    x: &'a mut [f32],
+    yty: &'a [f32],
+    y: &'a [f32],
+    cols: &'a [u32],
+    conf: &'a [f32],
+    steps: usize,
+    scratch: &'a mut [f32],
+}
+
+impl pulp::WithSimd for CgSolve<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        cg_solve(self.x, self.yty, self.y, self.cols, self.conf, self.steps, self.scratch)
     }
 }
 
 /// One CG solve of (YᵀY + λI + Σ (c-1) y yᵀ) x = Σ c y, warm-started at `x`.
+#[inline(always)]
 fn cg_solve(x: &mut [f32], yty: &[f32], y: &[f32], cols: &[u32], conf: &[f32], steps: usize, scratch: &mut [f32]) {
     let f = x.len();
     let (r, rest) = scratch.split_at_mut(f);
@@ -169,47 +219,58 @@ fn cg_solve(x: &mut [f32], yty: &[f32], y: &[f32], cols: &[u32], conf: &[f32], s
     }
 }
 
-fn solve_side(x: &mut [f32], y: &[f32], m: &Csr, params: &AlsParams) {
+fn solve_side(x: &mut [f32], y: &[f32], gram_y: &[f32], m: &Csr, params: &AlsParams) {
     let f = params.factors;
-    let yty = gram(y, f, params.regularization);
+    let arch = pulp::Arch::new();
+    let mut yty = gram_y.to_vec();
+    for i in 0..f {
+        yty[i * f + i] += params.regularization;
+    }
     x.par_chunks_mut(f).enumerate().for_each_init(
         || (vec![0f32; 3 * f], Vec::<f32>::new()),
         |(scratch, conf), (row, xr)| {
             let (cols, vals) = m.row(row);
             conf.clear();
             conf.extend(vals.iter().map(|w| 1.0 + params.alpha * w));
-            cg_solve(xr, &yty, y, cols, conf, params.cg_steps, scratch);
+            arch.dispatch(CgSolve { x: xr, yty: &yty, y, cols, conf, steps: params.cg_steps, scratch });
         },
     );
 }
 
-/// The weighted squared loss (per interaction) plus regularization, for progress.
-pub fn loss(user_items: &Csr, fs: &Factors, params: &AlsParams) -> f64 {
+/// The weighted squared loss (per interaction) plus regularization, for
+/// progress. `gram_items` is `YᵀY` of the current item factors.
+pub fn loss(user_items: &Csr, fs: &Factors, params: &AlsParams, gram_items: &[f32]) -> f64 {
     let f = fs.factors;
-    let yty = gram(&fs.items, f, 0.0);
     let total: f64 = (0..user_items.n_rows)
         .into_par_iter()
-        .map(|u| {
-            let x = &fs.users[u * f..(u + 1) * f];
-            let mut tmp = vec![0f32; f];
-            matvec(&yty, x, &mut tmp);
-            let mut l = dot(x, &tmp) as f64;
-            let (cols, vals) = user_items.row(u);
-            for (&i, &w) in cols.iter().zip(vals) {
-                let c = (1.0 + params.alpha * w) as f64;
-                let s = dot(x, &fs.items[i as usize * f..(i as usize + 1) * f]) as f64;
-                l += c * (1.0 - s) * (1.0 - s) - s * s;
-            }
-            l + params.regularization as f64 * dot(x, x) as f64
-        })
+        .map_init(
+            || vec![0f32; f],
+            |tmp, u| {
+                let x = &fs.users[u * f..(u + 1) * f];
+                matvec(gram_items, x, tmp);
+                let mut l = dot(x, tmp) as f64;
+                let (cols, vals) = user_items.row(u);
+                for (&i, &w) in cols.iter().zip(vals) {
+                    let c = (1.0 + params.alpha * w) as f64;
+                    let s = dot(x, &fs.items[i as usize * f..(i as usize + 1) * f]) as f64;
+                    l += c * (1.0 - s) * (1.0 - s) - s * s;
+                }
+                l + params.regularization as f64 * dot(x, x) as f64
+            },
+        )
         .sum();
     let item_reg: f64 = fs.items.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>() * params.regularization as f64;
     (total + item_reg) / user_items.nnz().max(1) as f64
 }
 
-/// Trains on a user×item matrix of weights. `on_iteration(i, &factors)` runs
-/// after each iteration (progress, per-iteration metrics).
-pub fn train(user_items: &Csr, params: AlsParams, mut on_iteration: impl FnMut(usize, &Factors)) -> Result<Factors> {
+/// Trains on a user×item matrix of weights. `on_iteration(i, &factors, loss)`
+/// runs after each iteration (progress, per-iteration metrics); the loss
+/// reuses the Gram matrix the next half-step needs anyway.
+pub fn train(
+    user_items: &Csr,
+    params: AlsParams,
+    mut on_iteration: impl FnMut(usize, &Factors, f64),
+) -> Result<Factors> {
     let params = params.check()?;
     let f = params.factors;
     let item_users = user_items.transpose();
@@ -217,10 +278,16 @@ pub fn train(user_items: &Csr, params: AlsParams, mut on_iteration: impl FnMut(u
     let mut init = |n: usize| -> Vec<f32> { (0..n * f).map(|_| rng.random::<f32>() * 0.01).collect() };
     let mut fs = Factors { factors: f, users: init(user_items.n_rows), items: init(user_items.n_cols) };
     for it in 0..params.iterations {
-        solve_side(&mut fs.users, &fs.items, user_items, &params);
-        solve_side(&mut fs.items, &fs.users, &item_users, &params);
-        on_iteration(it, &fs);
+        let gram_items = gram(&fs.items, f, 0.0);
+        if it > 0 {
+            on_iteration(it - 1, &fs, loss(user_items, &fs, &params, &gram_items));
+        }
+        solve_side(&mut fs.users, &fs.items, &gram_items, user_items, &params);
+        let gram_users = gram(&fs.users, f, 0.0);
+        solve_side(&mut fs.items, &fs.users, &gram_users, &item_users, &params);
     }
+    let gram_items = gram(&fs.items, f, 0.0);
+    on_iteration(params.iterations - 1, &fs, loss(user_items, &fs, &params, &gram_items));
     Ok(fs)
 }
 
@@ -247,7 +314,7 @@ mod tests {
         let m = blocks();
         let params = AlsParams { factors: 8, iterations: 10, regularization: 0.01, ..Default::default() };
         let mut losses = Vec::new();
-        let fs = train(&m, params, |_, fs| losses.push(loss(&m, fs, &params))).unwrap();
+        let fs = train(&m, params, |_, _, l| losses.push(l)).unwrap();
         assert!(losses.last().unwrap() < &losses[0], "{losses:?}");
         let f = fs.factors;
         let score = |u: usize, i: usize| dot(&fs.users[u * f..(u + 1) * f], &fs.items[i * f..(i + 1) * f]);
@@ -260,7 +327,7 @@ mod tests {
     fn deterministic_for_a_seed() {
         let m = blocks();
         let p = AlsParams { factors: 4, iterations: 3, ..Default::default() };
-        assert_eq!(train(&m, p, |_, _| {}).unwrap(), train(&m, p, |_, _| {}).unwrap());
+        assert_eq!(train(&m, p, |_, _, _| {}).unwrap(), train(&m, p, |_, _, _| {}).unwrap());
     }
 
     #[test]
