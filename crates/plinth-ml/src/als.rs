@@ -8,6 +8,7 @@ use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
 use crate::csr::Csr;
+use crate::simd;
 use crate::{Error, Result};
 
 /// Unchecked hyperparameters.
@@ -115,20 +116,11 @@ struct GramRows<'a> {
 impl pulp::WithSimd for GramRows<'_> {
     type Output = ();
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        gram_rows(self.g, self.y, self.f, self.rows)
-    }
-}
-
-#[inline(always)]
-fn gram_rows(g: &mut [f32], y: &[f32], f: usize, rows: std::ops::Range<usize>) {
-    for r in rows {
-        let v = &y[r * f..(r + 1) * f];
-        for i in 0..f {
-            let vi = v[i];
-            let gi = &mut g[i * f..(i + 1) * f];
-            for j in 0..f {
-                gi[j] += vi * v[j];
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        for r in self.rows {
+            let v = &self.y[r * self.f..(r + 1) * self.f];
+            for (i, &vi) in v.iter().enumerate() {
+                simd::axpy(simd, vi, v, &mut self.g[i * self.f..(i + 1) * self.f]);
             }
         }
     }
@@ -162,52 +154,56 @@ struct CgSolve<'a> {
 impl pulp::WithSimd for CgSolve<'_> {
     type Output = ();
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        cg_solve(self.x, self.yty, self.y, self.cols, self.conf, self.steps, self.scratch)
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        cg_solve(simd, self.x, self.yty, self.y, self.cols, self.conf, self.steps, self.scratch)
     }
 }
 
 /// One CG solve of (YᵀY + λI + Σ (c-1) y yᵀ) x = Σ c y, warm-started at `x`.
 #[inline(always)]
-fn cg_solve(x: &mut [f32], yty: &[f32], y: &[f32], cols: &[u32], conf: &[f32], steps: usize, scratch: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+fn cg_solve<S: pulp::Simd>(
+    simd: S,
+    x: &mut [f32],
+    yty: &[f32],
+    y: &[f32],
+    cols: &[u32],
+    conf: &[f32],
+    steps: usize,
+    scratch: &mut [f32],
+) {
     let f = x.len();
     let (r, rest) = scratch.split_at_mut(f);
     let (p, ap) = rest.split_at_mut(f);
-    matvec(yty, x, r);
+    simd::sym_matvec(simd, yty, x, r);
     for v in r.iter_mut() {
         *v = -*v;
     }
     for (&i, &c) in cols.iter().zip(conf) {
         let yi = &y[i as usize * f..(i as usize + 1) * f];
-        let coef = c - (c - 1.0) * dot(yi, x);
-        for k in 0..f {
-            r[k] += coef * yi[k];
-        }
+        let coef = c - (c - 1.0) * simd::dot(simd, yi, x);
+        simd::axpy(simd, coef, yi, r);
     }
     p.copy_from_slice(r);
-    let mut rs_old = dot(r, r);
+    let mut rs_old = simd::dot(simd, r, r);
     if rs_old < 1e-20 {
         return;
     }
     for _ in 0..steps {
-        matvec(yty, p, ap);
+        simd::sym_matvec(simd, yty, p, ap);
         for (&i, &c) in cols.iter().zip(conf) {
             let yi = &y[i as usize * f..(i as usize + 1) * f];
-            let coef = (c - 1.0) * dot(yi, p);
-            for k in 0..f {
-                ap[k] += coef * yi[k];
-            }
+            let coef = (c - 1.0) * simd::dot(simd, yi, p);
+            simd::axpy(simd, coef, yi, ap);
         }
-        let pap = dot(p, ap);
+        let pap = simd::dot(simd, p, ap);
         if pap <= 0.0 {
             break;
         }
         let a = rs_old / pap;
-        for k in 0..f {
-            x[k] += a * p[k];
-            r[k] -= a * ap[k];
-        }
-        let rs_new = dot(r, r);
+        simd::axpy(simd, a, p, x);
+        simd::axpy(simd, -a, ap, r);
+        let rs_new = simd::dot(simd, r, r);
         if rs_new < 1e-20 {
             break;
         }

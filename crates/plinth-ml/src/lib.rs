@@ -13,6 +13,7 @@ pub mod knn;
 pub mod metrics;
 pub mod model;
 pub mod popularity;
+mod simd;
 pub mod split;
 mod topk;
 

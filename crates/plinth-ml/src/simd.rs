@@ -1,0 +1,83 @@
+//! SIMD kernels, generic over `pulp::Simd`: callers dispatch once
+//! (`pulp::Arch::new().dispatch(...)`) and everything inlined below runs with
+//! the widest instructions the CPU has (AVX2+FMA, AVX-512), with a scalar
+//! fallback elsewhere. No `unsafe` here.
+
+use pulp::Simd;
+
+/// `a · b`.
+#[inline(always)]
+pub fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (ah, at) = S::as_simd_f32s(&a[..n]);
+    let (bh, bt) = S::as_simd_f32s(&b[..n]);
+    let (mut acc0, mut acc1) = (simd.splat_f32s(0.0), simd.splat_f32s(0.0));
+    let pairs = ah.len() / 2;
+    for k in 0..pairs {
+        acc0 = simd.mul_add_f32s(ah[2 * k], bh[2 * k], acc0);
+        acc1 = simd.mul_add_f32s(ah[2 * k + 1], bh[2 * k + 1], acc1);
+    }
+    if ah.len() % 2 == 1 {
+        acc0 = simd.mul_add_f32s(ah[ah.len() - 1], bh[ah.len() - 1], acc0);
+    }
+    let mut s = simd.reduce_sum_f32s(simd.add_f32s(acc0, acc1));
+    for (x, y) in at.iter().zip(bt) {
+        s += x * y;
+    }
+    s
+}
+
+/// `y += alpha · x`.
+#[inline(always)]
+pub fn axpy<S: Simd>(simd: S, alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (xh, xt) = S::as_simd_f32s(&x[..n]);
+    let (yh, yt) = S::as_mut_simd_f32s(&mut y[..n]);
+    let a = simd.splat_f32s(alpha);
+    for (yv, xv) in yh.iter_mut().zip(xh) {
+        *yv = simd.mul_add_f32s(a, *xv, *yv);
+    }
+    for (yv, xv) in yt.iter_mut().zip(xt) {
+        *yv += alpha * xv;
+    }
+}
+
+/// `out = M v` for a symmetric row-major `M`: a sum of scaled rows.
+#[inline(always)]
+pub fn sym_matvec<S: Simd>(simd: S, m: &[f32], v: &[f32], out: &mut [f32]) {
+    let f = v.len();
+    out.iter_mut().for_each(|o| *o = 0.0);
+    for (j, &vj) in v.iter().enumerate() {
+        axpy(simd, vj, &m[j * f..(j + 1) * f], out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_match_scalar() {
+        let a: Vec<f32> = (0..67).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..67).map(|i| 1.0 - i as f32 * 0.25).collect();
+        let expected: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        let got = pulp::Arch::new().dispatch(|| dot(pulp::Scalar, &a, &b));
+        assert!((got - expected).abs() < 1e-2 * expected.abs().max(1.0));
+        struct Dot<'a>(&'a [f32], &'a [f32]);
+        impl pulp::WithSimd for Dot<'_> {
+            type Output = f32;
+            fn with_simd<S: Simd>(self, simd: S) -> f32 {
+                dot(simd, self.0, self.1)
+            }
+        }
+        let got = pulp::Arch::new().dispatch(Dot(&a, &b));
+        assert!((got - expected).abs() < 1e-2 * expected.abs().max(1.0));
+        let mut y = b.clone();
+        axpy(pulp::Scalar, 2.0, &a, &mut y);
+        assert!(y.iter().zip(a.iter().zip(&b)).all(|(y, (a, b))| (y - (b + 2.0 * a)).abs() < 1e-5));
+        let m = [2.0f32, 1.0, 1.0, 3.0];
+        let mut out = [0.0f32; 2];
+        sym_matvec(pulp::Scalar, &m, &[1.0, 2.0], &mut out);
+        assert_eq!(out, [4.0, 7.0]);
+    }
+}
