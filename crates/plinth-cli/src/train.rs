@@ -69,6 +69,9 @@ pub struct RecommenderArgs {
     /// The embedded platform's data dir.
     #[arg(long, env = "PLINTH_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Evaluate at most this many users (an even sample of those with test items).
+    #[arg(long)]
+    max_eval_users: Option<usize>,
     /// Print one JSON object (metrics, run and model ids) as the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -138,6 +141,7 @@ impl RecommenderArgs {
             experiment: self.experiment.clone(),
             run_name: self.run_name.clone(),
             register: self.register.clone(),
+            max_eval_users: self.max_eval_users,
         })
     }
 }

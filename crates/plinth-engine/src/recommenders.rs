@@ -78,6 +78,8 @@ pub struct RecommenderJob {
     pub experiment: String,
     pub run_name: Option<String>,
     pub register: Option<String>,
+    /// Evaluate at most this many users (an even, deterministic sample); all by default.
+    pub max_eval_users: Option<usize>,
 }
 
 /// What a training produced.
@@ -288,7 +290,12 @@ fn train_model(job: &RecommenderJob, p: &Prepared, progress: Progress) -> Result
 }
 
 /// Ranking metrics at each K in `ks` over users with test items.
-pub fn evaluate(model: &RecModel, test: &[Event], ks: &[usize]) -> (Vec<(String, f64)>, usize) {
+pub fn evaluate(
+    model: &RecModel,
+    test: &[Event],
+    ks: &[usize],
+    max_users: Option<usize>,
+) -> (Vec<(String, f64)>, usize) {
     let mut relevant: HashMap<u32, HashSet<u32>> = HashMap::new();
     for e in test {
         if (e.user as usize) < model.users.len() {
@@ -297,6 +304,10 @@ pub fn evaluate(model: &RecModel, test: &[Event], ks: &[usize]) -> (Vec<(String,
     }
     let mut users: Vec<u32> = relevant.keys().copied().collect();
     users.sort_unstable();
+    if let Some(max) = max_users.filter(|m| *m > 0 && *m < users.len()) {
+        let stride = users.len() as f64 / max as f64;
+        users = (0..max).map(|i| users[(i as f64 * stride) as usize]).collect();
+    }
     let max_k = ks.iter().copied().max().unwrap_or(10);
     let queries: Vec<Option<u32>> = users.iter().map(|u| Some(*u)).collect();
     let ranked = model.recommend_batch(&queries, max_k, true, &ItemFilter::default());
@@ -343,7 +354,9 @@ pub async fn train_recommender(
                 if job.k != 20 {
                     ks.push(20);
                 }
-                let (metrics, users) = evaluate(&trained.model, &prepared.test, &ks);
+                progress("evaluate", 0, 1);
+                let (metrics, users) = evaluate(&trained.model, &prepared.test, &ks, job.max_eval_users);
+                progress("evaluate", 1, 1);
                 Ok((prepared, trained, metrics, users))
             })
         })?

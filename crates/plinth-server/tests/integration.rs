@@ -238,3 +238,21 @@ async fn bodies_over_the_limit_are_refused() {
     let (s, _) = srv.get("/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/big.bin").await;
     assert_eq!(s, 404, "a refused upload leaves nothing");
 }
+
+#[tokio::test]
+async fn logged_model_search_refuses_what_it_cannot_filter() {
+    let srv = TestServer::start(ServerConfig::default()).await;
+    let (s, b) = srv.post("/api/2.0/mlflow/logged-models/search", json!({"experiment_ids": ["0"]})).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = srv
+        .post("/api/2.0/mlflow/logged-models/search", json!({"experiment_ids": ["0"], "filter": "metrics.acc > 0.5"}))
+        .await;
+    assert_error(s, &b, 400, "INVALID_PARAMETER_VALUE");
+    let (s, b) = srv
+        .post(
+            "/api/2.0/mlflow/logged-models/search",
+            json!({"experiment_ids": ["0"], "order_by": [{"field_name": "creation_time"}]}),
+        )
+        .await;
+    assert_error(s, &b, 400, "INVALID_PARAMETER_VALUE");
+}

@@ -69,6 +69,15 @@ async fn log_params(State(s): State<AppState>, Path(model_id): Path<String>, a: 
 }
 
 async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
+    // Better a clear refusal than silently unfiltered results.
+    if a.opt_str("filter")?.is_some_and(|f| !f.trim().is_empty())
+        || a.objects("order_by").map(|v| !v.is_empty()).unwrap_or(true)
+        || !a.objects("datasets")?.is_empty()
+    {
+        return Err(crate::error::ApiError::invalid(
+            "logged-models/search supports experiment_ids and paging only; filter, order_by and datasets are not supported yet",
+        ));
+    }
     let max_results = a.opt_i64("max_results")?.unwrap_or(100);
     let offset = decode_page_token(a.opt_str("page_token")?)?;
     let page = s.platform.search_logged_models(a.str_list("experiment_ids")?, max_results, offset).await?;
