@@ -17,6 +17,7 @@ pub struct FileConfig {
     pub max_request_bytes: Option<usize>,
     pub max_artifact_bytes: Option<u64>,
     pub fsync_commits: Option<bool>,
+    pub datasets_dir: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -52,6 +53,9 @@ pub struct ServerFlags {
     /// too (by default they survive a server crash; see ARCHITECTURE.md).
     #[arg(long, env = "PLINTH_FSYNC_COMMITS")]
     pub fsync_commits: Option<bool>,
+    /// Where training jobs submitted over the API may read data (default <data-dir>/datasets).
+    #[arg(long, env = "PLINTH_DATASETS_DIR")]
+    pub datasets_dir: Option<PathBuf>,
 }
 
 /// The checked configuration the server runs with.
@@ -63,6 +67,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub max_artifact_bytes: u64,
     pub fsync_commits: bool,
+    pub datasets_dir: PathBuf,
 }
 
 impl Config {
@@ -81,10 +86,12 @@ impl Config {
         if max_request_bytes < 1024 {
             bail!("max_request_bytes must be at least 1024");
         }
+        let data_dir = flags.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("plinth-data"));
         Ok(Config {
+            datasets_dir: flags.datasets_dir.clone().or(file.datasets_dir).unwrap_or_else(|| data_dir.join("datasets")),
             host,
             port: flags.port.or(file.port).unwrap_or(5000),
-            data_dir: flags.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("plinth-data")),
+            data_dir,
             max_request_bytes,
             max_artifact_bytes: flags.max_artifact_bytes.or(file.max_artifact_bytes).unwrap_or(8 << 30),
             fsync_commits: flags.fsync_commits.or(file.fsync_commits).unwrap_or(false),

@@ -59,8 +59,12 @@ fn main() -> anyhow::Result<()> {
 
 async fn server(config: Config) -> anyhow::Result<()> {
     let platform = open_platform_with(&config.data_dir, SqliteOptions { fsync_commits: config.fsync_commits }).await?;
+    std::fs::create_dir_all(&config.datasets_dir)
+        .with_context(|| format!("cannot create datasets dir {}", config.datasets_dir.display()))?;
+    let jobs = plinth_engine::jobs::JobRunner::start(platform.clone(), config.datasets_dir.clone()).await?;
     let app = plinth_server::app(
         platform,
+        jobs,
         ServerConfig { max_request_bytes: config.max_request_bytes, max_artifact_bytes: config.max_artifact_bytes },
     );
     let addr = SocketAddr::new(config.host, config.port);

@@ -4,13 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, bail};
-use plinth_engine::recommenders::{Algo, RecommenderJob, Tracker, train_recommender};
-use plinth_ml::als::AlsParams;
-use plinth_ml::bpr::BprParams;
-use plinth_ml::data::{Columns, ReadOptions};
-use plinth_ml::split::Split;
-use serde_json::json;
+use anyhow::Context;
+use plinth_engine::recommenders::{Progress, RecommenderSpec, Tracker, train_recommender};
 
 #[derive(Debug, clap::Args)]
 pub struct RecommenderArgs {
@@ -44,20 +39,24 @@ pub struct RecommenderArgs {
     alpha: Option<f32>,
     #[arg(long, allow_hyphen_values = true)]
     learning_rate: Option<f32>,
-    #[arg(long, default_value_t = 100)]
-    neighbors: usize,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// Neighbours kept per item (item-knn; default 100).
+    #[arg(long)]
+    neighbors: Option<usize>,
+    /// Random seed (default 42).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// random:<fraction> per user, last:<n> per user by time, or time:<fraction> globally.
-    #[arg(long, default_value = "random:0.2")]
-    split: String,
-    #[arg(long, default_value_t = 10)]
-    k: usize,
-    #[arg(long, default_value = "recommenders")]
-    experiment: String,
+    /// random:<fraction> per user, last:<n> per user by time, or time:<fraction> globally (default random:0.2).
+    #[arg(long)]
+    split: Option<String>,
+    /// Cut-off of the ranking metrics (default 10; 20 is always reported too).
+    #[arg(long)]
+    k: Option<usize>,
+    /// Experiment to track the run in (default "recommenders").
+    #[arg(long)]
+    experiment: Option<String>,
     #[arg(long)]
     run_name: Option<String>,
     /// Register the trained model as a new version of this registered model.
@@ -78,76 +77,37 @@ pub struct RecommenderArgs {
 }
 
 impl RecommenderArgs {
-    fn job(&self) -> anyhow::Result<RecommenderJob> {
-        let algo = Algo::parse(&self.algo)?;
-        let delimiter = match self.format.as_deref() {
-            None => None,
-            Some("csv") => Some(b','),
-            Some("tsv") => Some(b'\t'),
-            Some("parquet") => bail!("--format parquet: Parquet input is not supported yet; convert to CSV or TSV"),
-            Some(other) => bail!("--format {other}: expected csv or tsv"),
-        };
-        if self.k == 0 {
-            bail!("--k must be at least 1");
-        }
-        if self.threads == Some(0) {
-            bail!("--threads must be at least 1");
-        }
-        let split = Split::parse(&self.split)?;
-        let als = AlsParams {
-            factors: self.factors.unwrap_or(64),
-            iterations: self.iterations.unwrap_or(15),
-            regularization: self.regularization.unwrap_or(0.05),
-            alpha: self.alpha.unwrap_or(1.0),
-            seed: self.seed,
-            ..AlsParams::default()
-        };
-        let bpr = BprParams {
-            factors: self.factors.unwrap_or(64),
-            iterations: self.iterations.unwrap_or(100),
-            learning_rate: self.learning_rate.unwrap_or(0.01),
-            regularization: self.regularization.unwrap_or(0.01),
-            seed: self.seed,
-        };
-        match algo {
-            Algo::Als => {
-                als.check()?;
-            }
-            Algo::Bpr => {
-                bpr.check()?;
-            }
-            _ => {}
-        }
-        Ok(RecommenderJob {
-            data: self.data.clone(),
-            test_data: self.test_data.clone(),
-            read: ReadOptions {
-                columns: Columns {
-                    user: self.user_col.clone(),
-                    item: self.item_col.clone(),
-                    weight: self.weight_col.clone(),
-                    time: self.time_col.clone(),
-                },
-                delimiter,
-            },
-            algo,
-            als,
-            bpr,
+    /// The flags as the engine's request; it holds the defaults and the checks.
+    fn spec(&self) -> RecommenderSpec {
+        RecommenderSpec {
+            data: self.data.display().to_string(),
+            test_data: self.test_data.as_ref().map(|p| p.display().to_string()),
+            format: self.format.clone(),
+            user_col: self.user_col.clone(),
+            item_col: self.item_col.clone(),
+            weight_col: self.weight_col.clone(),
+            time_col: self.time_col.clone(),
+            algo: self.algo.clone(),
+            factors: self.factors,
+            iterations: self.iterations,
+            regularization: self.regularization,
+            alpha: self.alpha,
+            learning_rate: self.learning_rate,
             neighbors: self.neighbors,
-            split,
-            k: self.k,
             seed: self.seed,
             threads: self.threads,
+            split: self.split.clone(),
+            k: self.k,
             experiment: self.experiment.clone(),
             run_name: self.run_name.clone(),
             register: self.register.clone(),
             max_eval_users: self.max_eval_users,
-        })
+        }
     }
 }
 
 pub async fn recommender(args: RecommenderArgs) -> anyhow::Result<()> {
-    let job = args.job()?;
+    let job = args.spec().into_job(|p| Ok(PathBuf::from(p)))?;
     let tracker: Box<dyn Tracker> = match &args.tracking_uri {
         Some(uri) => Box::new(crate::remote::RemoteTracker::new(uri)?),
         None => {
@@ -165,7 +125,7 @@ pub async fn recommender(args: RecommenderArgs) -> anyhow::Result<()> {
     });
     let bar = Arc::new(Mutex::new(bar));
     let shown = bar.clone();
-    let progress = move |stage: &str, done: usize, total: usize| {
+    let progress: Progress = Arc::new(move |stage: &str, done: usize, total: usize| {
         if let Ok(guard) = shown.lock()
             && let Some(b) = guard.as_ref()
         {
@@ -173,25 +133,15 @@ pub async fn recommender(args: RecommenderArgs) -> anyhow::Result<()> {
             b.set_length(total as u64);
             b.set_position(done as u64);
         }
-    };
-    let report = train_recommender(tracker.as_ref(), job, &progress).await.context("training failed")?;
+    });
+    let report = train_recommender(tracker.as_ref(), job, progress).await.context("training failed")?;
     if let Ok(guard) = bar.lock()
         && let Some(b) = guard.as_ref()
     {
         b.finish_and_clear();
     }
-    let metrics: serde_json::Map<String, serde_json::Value> =
-        report.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     if args.json {
-        let out = json!({
-            "experiment_id": report.experiment_id,
-            "run_id": report.run_id,
-            "model_name": report.model_name,
-            "model_version": report.model_version.map(|v| v.to_string()),
-            "metrics": metrics,
-            "data": report.stats,
-        });
-        println!("{out}");
+        println!("{}", report.to_json());
     } else {
         println!("run {} (experiment {})", report.run_id, report.experiment_id);
         for (k, v) in &report.metrics {

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod experiments;
 pub mod ids;
+pub mod jobs;
 pub mod logged_models;
 pub mod registry;
 pub mod runs;

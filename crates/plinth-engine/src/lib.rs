@@ -5,6 +5,7 @@
 mod artifacts;
 mod error;
 mod experiments;
+pub mod jobs;
 mod logged_models;
 pub mod recommenders;
 mod registry;

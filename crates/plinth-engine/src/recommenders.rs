@@ -181,7 +181,7 @@ impl Tracker for Platform {
 }
 
 /// Progress reports: (stage, done, total).
-pub type Progress<'a> = &'a (dyn Fn(&str, usize, usize) + Sync);
+pub type Progress = std::sync::Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
 
 struct Prepared {
     data: Interactions,
@@ -234,7 +234,7 @@ struct Trained {
     train_seconds: f64,
 }
 
-fn train_model(job: &RecommenderJob, p: &Prepared, progress: Progress) -> Result<Trained> {
+fn train_model(job: &RecommenderJob, p: &Prepared, progress: &Progress) -> Result<Trained> {
     let (n_users, n_items) = (p.data.users.len(), p.data.items.len());
     let matrix = Interactions::matrix(n_users, n_items, &p.train);
     let pop = popularity::train(&matrix);
@@ -324,11 +324,7 @@ pub fn evaluate(
 }
 
 /// Trains, evaluates, tracks and (optionally) registers a recommender.
-pub async fn train_recommender(
-    tracker: &dyn Tracker,
-    job: RecommenderJob,
-    progress: Progress<'_>,
-) -> Result<TrainReport> {
+pub async fn train_recommender(tracker: &dyn Tracker, job: RecommenderJob, progress: Progress) -> Result<TrainReport> {
     if job.k == 0 {
         return Err(DomainError::invalid("--k must be at least 1").into());
     }
@@ -340,27 +336,27 @@ pub async fn train_recommender(
         .build()
         .map_err(|e| Error::Internal(format!("cannot start worker threads: {e}")))?;
     let run_job = job.clone();
-    // Everything CPU-bound happens off the async threads.
-    let (prepared, trained, metrics, evaluated_users) = {
+    // Everything CPU-bound happens off the async threads, on its own pool.
+    let (prepared, trained, metrics, evaluated_users) = tokio::task::spawn_blocking(move || {
         let job = run_job;
-        tokio::task::block_in_place(|| {
-            pool.install(|| -> Result<_> {
-                let prepared = prepare(&job)?;
-                if prepared.train.is_empty() {
-                    return Err(DomainError::invalid("no training interactions left after the split").into());
-                }
-                let trained = train_model(&job, &prepared, progress)?;
-                let mut ks = vec![job.k];
-                if job.k != 20 {
-                    ks.push(20);
-                }
-                progress("evaluate", 0, 1);
-                let (metrics, users) = evaluate(&trained.model, &prepared.test, &ks, job.max_eval_users);
-                progress("evaluate", 1, 1);
-                Ok((prepared, trained, metrics, users))
-            })
-        })?
-    };
+        pool.install(|| -> Result<_> {
+            let prepared = prepare(&job)?;
+            if prepared.train.is_empty() {
+                return Err(DomainError::invalid("no training interactions left after the split").into());
+            }
+            let trained = train_model(&job, &prepared, &progress)?;
+            let mut ks = vec![job.k];
+            if job.k != 20 {
+                ks.push(20);
+            }
+            progress("evaluate", 0, 1);
+            let (metrics, users) = evaluate(&trained.model, &prepared.test, &ks, job.max_eval_users);
+            progress("evaluate", 1, 1);
+            Ok((prepared, trained, metrics, users))
+        })
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("training task failed: {e}")))??;
     let mut tags = vec![Tag::new("plinth.task", "recommender"), Tag::new("plinth.algo", job.algo.name())];
     tags.push(Tag::new("mlflow.source.name", "plinth train recommender"));
     let (experiment_id, run_id) = tracker.start_run(&job.experiment, job.run_name.clone(), tags).await?;
@@ -449,4 +445,130 @@ async fn record(
         None => None,
     };
     Ok((stats, version))
+}
+
+/// A training request as data (CLI flags or an API body), with every default
+/// in one place. `into_job` checks it.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommenderSpec {
+    pub data: String,
+    pub test_data: Option<String>,
+    pub format: Option<String>,
+    pub user_col: Option<String>,
+    pub item_col: Option<String>,
+    pub weight_col: Option<String>,
+    pub time_col: Option<String>,
+    pub algo: String,
+    pub factors: Option<usize>,
+    pub iterations: Option<usize>,
+    pub regularization: Option<f32>,
+    pub alpha: Option<f32>,
+    pub learning_rate: Option<f32>,
+    pub neighbors: Option<usize>,
+    pub seed: Option<u64>,
+    pub threads: Option<usize>,
+    pub split: Option<String>,
+    pub k: Option<usize>,
+    pub experiment: Option<String>,
+    pub run_name: Option<String>,
+    pub register: Option<String>,
+    pub max_eval_users: Option<usize>,
+}
+
+impl RecommenderSpec {
+    /// Checks the spec; `resolve` turns `data`/`test_data` into readable paths
+    /// (the server confines them to its datasets directory).
+    pub fn into_job(self, resolve: impl Fn(&str) -> Result<PathBuf>) -> Result<RecommenderJob> {
+        let invalid = |m: String| -> Error { DomainError::invalid(m).into() };
+        let algo = Algo::parse(&self.algo)?;
+        let delimiter = match self.format.as_deref() {
+            None => None,
+            Some("csv") => Some(b','),
+            Some("tsv") => Some(b'\t'),
+            Some("parquet") => {
+                return Err(invalid("format parquet: Parquet input is not supported yet; use CSV or TSV".into()));
+            }
+            Some(other) => return Err(invalid(format!("format {other}: expected csv or tsv"))),
+        };
+        let k = self.k.unwrap_or(10);
+        if k == 0 {
+            return Err(invalid("--k must be at least 1".into()));
+        }
+        if self.threads == Some(0) {
+            return Err(invalid("--threads must be at least 1".into()));
+        }
+        let seed = self.seed.unwrap_or(42);
+        let split = Split::parse(self.split.as_deref().unwrap_or("random:0.2")).map_err(ml_error)?;
+        let als = AlsParams {
+            factors: self.factors.unwrap_or(64),
+            iterations: self.iterations.unwrap_or(15),
+            regularization: self.regularization.unwrap_or(0.05),
+            alpha: self.alpha.unwrap_or(1.0),
+            seed,
+            ..AlsParams::default()
+        };
+        let bpr = BprParams {
+            factors: self.factors.unwrap_or(64),
+            iterations: self.iterations.unwrap_or(100),
+            learning_rate: self.learning_rate.unwrap_or(0.01),
+            regularization: self.regularization.unwrap_or(0.01),
+            seed,
+        };
+        match algo {
+            Algo::Als => {
+                als.check().map_err(ml_error)?;
+            }
+            Algo::Bpr => {
+                bpr.check().map_err(ml_error)?;
+            }
+            Algo::ItemKnn | Algo::Popularity => {}
+        }
+        let neighbors = self.neighbors.unwrap_or(100);
+        if neighbors == 0 {
+            return Err(invalid("neighbors must be at least 1".into()));
+        }
+        if let Some(name) = &self.register {
+            plinth_core::validation::validate_model_name(name)?;
+        }
+        Ok(RecommenderJob {
+            data: resolve(&self.data)?,
+            test_data: self.test_data.as_deref().map(&resolve).transpose()?,
+            read: ReadOptions {
+                columns: plinth_ml::data::Columns {
+                    user: self.user_col,
+                    item: self.item_col,
+                    weight: self.weight_col,
+                    time: self.time_col,
+                },
+                delimiter,
+            },
+            algo,
+            als,
+            bpr,
+            neighbors,
+            split,
+            k,
+            seed,
+            threads: self.threads,
+            experiment: self.experiment.unwrap_or_else(|| "recommenders".into()),
+            run_name: self.run_name,
+            register: self.register,
+            max_eval_users: self.max_eval_users,
+        })
+    }
+}
+
+impl TrainReport {
+    pub fn to_json(&self) -> Value {
+        let metrics: serde_json::Map<String, Value> = self.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        json!({
+            "experiment_id": self.experiment_id,
+            "run_id": self.run_id,
+            "model_name": self.model_name,
+            "model_version": self.model_version.map(|v| v.to_string()),
+            "metrics": metrics,
+            "data": self.stats,
+        })
+    }
 }

@@ -64,6 +64,11 @@ impl Args {
         Args { map, body_len: 0 }
     }
 
+    /// All arguments as one JSON object.
+    pub fn into_value(self) -> Value {
+        Value::Object(self.map)
+    }
+
     fn get(&self, key: &str) -> Option<&Value> {
         self.map.get(key).filter(|v| !v.is_null())
     }

@@ -14,12 +14,13 @@ use std::net::SocketAddr;
 use axum::Router;
 pub use error::ApiError;
 use plinth_engine::Platform;
+use plinth_engine::jobs::JobRunner;
 pub use state::{AppState, ServerConfig};
 use tokio::net::TcpListener;
 
 /// The whole HTTP application.
-pub fn app(platform: Platform, config: ServerConfig) -> Router {
-    routes::router(AppState { platform, config })
+pub fn app(platform: Platform, jobs: JobRunner, config: ServerConfig) -> Router {
+    routes::router(AppState { platform, jobs, config })
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains

@@ -1,6 +1,7 @@
 //! What every handler can reach.
 
 use plinth_engine::Platform;
+use plinth_engine::jobs::JobRunner;
 
 /// Limits and settings the HTTP layer enforces.
 #[derive(Debug, Clone)]
@@ -20,5 +21,6 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub platform: Platform,
+    pub jobs: JobRunner,
     pub config: ServerConfig,
 }

@@ -26,10 +26,12 @@ impl TestServer {
         let store = SqliteStore::open(dir.path().join("plinth.db")).unwrap();
         let artifacts = ArtifactStore::local(dir.path().join("artifacts")).unwrap();
         let platform = Platform::new(Arc::new(store), artifacts).await.unwrap();
+        std::fs::create_dir_all(dir.path().join("datasets")).unwrap();
+        let jobs = plinth_engine::jobs::JobRunner::start(platform.clone(), dir.path().join("datasets")).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = plinth_server::app(platform, config);
+        let app = plinth_server::app(platform, jobs, config);
         tokio::spawn(plinth_server::serve(listener, app, async {
             let _ = rx.await;
         }));
@@ -255,4 +257,65 @@ async fn logged_model_search_refuses_what_it_cannot_filter() {
         )
         .await;
     assert_error(s, &b, 400, "INVALID_PARAMETER_VALUE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_runs_as_a_polled_job() {
+    let srv = TestServer::start(ServerConfig::default()).await;
+    let mut data = String::new();
+    for u in 0..40 {
+        let base = if u < 20 { 0 } else { 15 };
+        for i in 0..15 {
+            if (u + i) % 4 != 0 {
+                data.push_str(&format!("{u}\t{}\n", base + i));
+            }
+        }
+    }
+    std::fs::write(srv.dir.path().join("datasets/toy.tsv"), data).unwrap();
+    let (s, b) = srv
+        .post(
+            "/api/2.0/plinth/jobs/train-recommender",
+            json!({"data": "toy.tsv", "algo": "als", "factors": 8, "iterations": 5, "register": "toy-recs", "k": 5}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let job_id = b["job"]["job_id"].as_str().unwrap().to_string();
+    assert_eq!(b["job"]["status"], "QUEUED");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let (s, b) = srv.get(&format!("/api/2.0/plinth/jobs/get?job_id={job_id}")).await;
+        assert_eq!(s, 200, "{b}");
+        if b["job"]["status"] == "SUCCEEDED" || b["job"]["status"] == "FAILED" {
+            break b["job"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "job did not finish: {b}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert!(job["result"]["metrics"]["ndcg_at_5"].as_f64().unwrap() > 0.0);
+    assert_eq!(job["result"]["model_version"], "1");
+    let run_id = job["result"]["run_id"].as_str().unwrap();
+    let (s, run) = srv.get(&format!("/api/2.0/mlflow/runs/get?run_id={run_id}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(run["run"]["info"]["status"], "FINISHED");
+    let (s, list) = srv.get("/api/2.0/plinth/jobs/list").await;
+    assert_eq!(s, 200);
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+
+    // Bad requests are refused at submission.
+    for body in [
+        json!({"data": "../plinth.db", "algo": "als"}),
+        json!({"data": "/etc/passwd", "algo": "als"}),
+        json!({"data": "missing.tsv", "algo": "als"}),
+        json!({"data": "toy.tsv", "algo": "als", "k": 0}),
+        json!({"data": "toy.tsv", "algo": "als", "regularization": -1.0}),
+        json!({"data": "toy.tsv", "algo": "nope"}),
+        json!({"data": "toy.tsv", "algo": "als", "unknown_flag": 1}),
+        json!({"algo": "als"}),
+    ] {
+        let (s, b) = srv.post("/api/2.0/plinth/jobs/train-recommender", body.clone()).await;
+        assert_error(s, &b, 400, "INVALID_PARAMETER_VALUE");
+    }
+    let (s, b) = srv.get("/api/2.0/plinth/jobs/get?job_id=job-nope").await;
+    assert_error(s, &b, 404, "RESOURCE_DOES_NOT_EXIST");
 }

@@ -54,6 +54,33 @@ pub async fn run_all(store: &dyn MetadataStore) {
     runs_and_logging(store).await;
     run_search(store).await;
     registry(store).await;
+    jobs(store).await;
+}
+
+async fn jobs(store: &dyn MetadataStore) {
+    use plinth_core::jobs::{Job, JobStatus};
+    let mut job = Job {
+        job_id: "job-1".into(),
+        kind: "train-recommender".into(),
+        status: JobStatus::Queued,
+        spec: serde_json::json!({"algo": "als"}),
+        result: None,
+        error: None,
+        attempts: 0,
+        created_time: now_ms(),
+        started_time: None,
+        finished_time: None,
+    };
+    store.create_job(job.clone()).await.expect("create job");
+    assert_eq!(store.get_job("job-1").await.expect("get"), job);
+    assert_eq!(store.list_jobs(Some(JobStatus::Queued), 10).await.expect("list").len(), 1);
+    job.status = JobStatus::Succeeded;
+    job.result = Some(serde_json::json!({"run_id": "r"}));
+    job.attempts = 1;
+    store.update_job(job.clone()).await.expect("update");
+    assert_eq!(store.get_job("job-1").await.expect("get"), job);
+    assert!(store.list_jobs(Some(JobStatus::Queued), 10).await.expect("list").is_empty());
+    assert!(store.get_job("nope").await.is_err_and(|e| not_found(&e)));
 }
 
 async fn experiments(store: &dyn MetadataStore) {

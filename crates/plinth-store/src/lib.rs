@@ -10,6 +10,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag, ViewType};
+use plinth_core::jobs::{Job, JobStatus};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
@@ -127,4 +128,12 @@ pub trait MetadataStore: Send + Sync + 'static {
         archive_existing: bool,
     ) -> Result<ModelVersion>;
     async fn get_latest_versions(&self, name: &str, stages: Vec<Stage>) -> Result<Vec<ModelVersion>>;
+
+    // --- jobs ---
+    async fn create_job(&self, job: Job) -> Result<()>;
+    async fn get_job(&self, job_id: &str) -> Result<Job>;
+    /// Replaces the job's mutable fields (status, result, error, attempts, times).
+    async fn update_job(&self, job: Job) -> Result<()>;
+    /// Jobs with `status` oldest first, or all newest first.
+    async fn list_jobs(&self, status: Option<JobStatus>, limit: i64) -> Result<Vec<Job>>;
 }

@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod experiments;
+mod jobs;
 mod logged_models;
 mod registry;
 mod runs;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/ajax-api/2.0/mlflow", api.clone())
         .nest("/api/2.0/preview/mlflow", api)
         .nest("/api/2.0/mlflow-artifacts", artifacts::proxy_router())
+        .nest("/api/2.0/plinth", jobs::router())
         .nest("/ajax-api/2.0/mlflow-artifacts", artifacts::proxy_router())
         .route("/health", get(health))
         .route("/version", get(version))

@@ -17,6 +17,7 @@
 //! `spawn_blocking`, concurrently with writes (WAL snapshots).
 
 mod experiments;
+mod jobs;
 mod logged_models;
 mod migrations;
 mod query;

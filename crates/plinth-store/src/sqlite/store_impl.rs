@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
+use plinth_core::jobs::{Job, JobStatus};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 
-use super::{SqliteStore, experiments, logged_models, registry, runs};
+use super::{SqliteStore, experiments, jobs, logged_models, registry, runs};
 use crate::{ExperimentSearch, MetadataStore, Page, Result, RunSearch, SearchQuery};
 
 #[async_trait]
@@ -212,5 +213,19 @@ impl MetadataStore for SqliteStore {
     async fn get_latest_versions(&self, name: &str, stages: Vec<Stage>) -> Result<Vec<ModelVersion>> {
         let name = name.to_string();
         self.read(move |c| registry::latest_versions(c, &name, &stages)).await
+    }
+
+    async fn create_job(&self, job: Job) -> Result<()> {
+        self.write(move |c| jobs::create(c, &job)).await
+    }
+    async fn get_job(&self, job_id: &str) -> Result<Job> {
+        let id = job_id.to_string();
+        self.read(move |c| jobs::get(c, &id)).await
+    }
+    async fn update_job(&self, job: Job) -> Result<()> {
+        self.write(move |c| jobs::update(c, &job)).await
+    }
+    async fn list_jobs(&self, status: Option<JobStatus>, limit: i64) -> Result<Vec<Job>> {
+        self.read(move |c| jobs::list(c, status, limit)).await
     }
 }

@@ -1,0 +1,189 @@
+//! Long work as persistent jobs: submitted, queued in the metadata store, run
+//! one at a time by a background worker, polled by clients. Jobs that were
+//! queued or running when the server stopped run again when it starts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use plinth_core::Error as DomainError;
+use plinth_core::ids::now_ms;
+use plinth_core::jobs::{Job, JobStatus};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::recommenders::{RecommenderSpec, train_recommender};
+use crate::{Error, Platform, Result};
+
+pub const TRAIN_RECOMMENDER: &str = "train-recommender";
+
+/// Live progress of running jobs: (stage, done, total).
+type ProgressMap = Arc<Mutex<HashMap<String, (String, usize, usize)>>>;
+
+#[derive(Clone)]
+pub struct JobRunner {
+    platform: Platform,
+    datasets_dir: PathBuf,
+    queue: mpsc::UnboundedSender<String>,
+    progress: ProgressMap,
+}
+
+impl JobRunner {
+    /// Starts the worker and re-queues jobs a previous process left unfinished.
+    pub async fn start(platform: Platform, datasets_dir: PathBuf) -> Result<JobRunner> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let runner = JobRunner { platform, datasets_dir, queue: tx, progress: Arc::default() };
+        let mut pending = runner.platform.store.list_jobs(Some(JobStatus::Running), 10_000).await?;
+        pending.extend(runner.platform.store.list_jobs(Some(JobStatus::Queued), 10_000).await?);
+        pending.sort_by_key(|j| j.created_time);
+        tokio::spawn(runner.clone().work(rx));
+        for mut job in pending {
+            if job.status == JobStatus::Running {
+                tracing::warn!(job_id = %job.job_id, "job was interrupted by a restart; running it again");
+                job.status = JobStatus::Queued;
+                runner.platform.store.update_job(job.clone()).await?;
+            }
+            let _ = runner.queue.send(job.job_id);
+        }
+        Ok(runner)
+    }
+
+    /// Resolves a dataset path inside the datasets directory: relative, no
+    /// `..`, no symlinks out.
+    fn resolve(datasets_dir: &Path, raw: &str) -> Result<PathBuf> {
+        let bad = |why: &str| -> Error { DomainError::invalid(format!("Invalid data path '{raw}': {why}")).into() };
+        let rel = Path::new(raw);
+        if raw.is_empty() || rel.is_absolute() {
+            return Err(bad("give a path relative to the server's datasets directory"));
+        }
+        if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(bad("'..' and '.' are not allowed"));
+        }
+        let root = datasets_dir.canonicalize().map_err(|_| bad("the server has no datasets directory"))?;
+        let full = root.join(rel).canonicalize().map_err(|_| bad("no such file"))?;
+        if !full.starts_with(&root) {
+            return Err(bad("it leaves the datasets directory"));
+        }
+        Ok(full)
+    }
+
+    /// Checks and queues a training job; bad specs are refused now, not later.
+    pub async fn submit_recommender(&self, spec: Value) -> Result<Job> {
+        let parsed: RecommenderSpec = serde_json::from_value(spec.clone())
+            .map_err(|e| Error::Domain(DomainError::invalid(format!("Invalid training request: {e}"))))?;
+        let dir = self.datasets_dir.clone();
+        parsed.into_job(|p| Self::resolve(&dir, p))?;
+        let job = Job {
+            job_id: format!("job-{}", uuid_like()),
+            kind: TRAIN_RECOMMENDER.into(),
+            status: JobStatus::Queued,
+            spec,
+            result: None,
+            error: None,
+            attempts: 0,
+            created_time: now_ms(),
+            started_time: None,
+            finished_time: None,
+        };
+        self.platform.store.create_job(job.clone()).await?;
+        self.queue.send(job.job_id.clone()).map_err(|_| Error::Internal("the job worker has stopped".into()))?;
+        Ok(job)
+    }
+
+    /// The job and, while it runs, its progress.
+    pub async fn get(&self, job_id: &str) -> Result<(Job, Option<(String, usize, usize)>)> {
+        let job = self.platform.store.get_job(job_id).await?;
+        let progress = self.progress.lock().ok().and_then(|m| m.get(job_id).cloned());
+        Ok((job, progress))
+    }
+
+    pub async fn list(&self, limit: i64) -> Result<Vec<Job>> {
+        Ok(self.platform.store.list_jobs(None, limit).await?)
+    }
+
+    async fn work(self, mut rx: mpsc::UnboundedReceiver<String>) {
+        while let Some(job_id) = rx.recv().await {
+            if let Err(e) = self.run(&job_id).await {
+                tracing::error!(%job_id, error = %e, "job bookkeeping failed");
+            }
+        }
+    }
+
+    async fn run(&self, job_id: &str) -> Result<()> {
+        let mut job = self.platform.store.get_job(job_id).await?;
+        if job.status != JobStatus::Queued {
+            return Ok(());
+        }
+        job.status = JobStatus::Running;
+        job.attempts += 1;
+        job.started_time = Some(now_ms());
+        self.platform.store.update_job(job.clone()).await?;
+        tracing::info!(%job_id, kind = %job.kind, "job started");
+        let outcome = self.execute(&job).await;
+        if let Ok(mut map) = self.progress.lock() {
+            map.remove(job_id);
+        }
+        job.finished_time = Some(now_ms());
+        match outcome {
+            Ok(result) => {
+                job.status = JobStatus::Succeeded;
+                job.result = Some(result);
+                tracing::info!(%job_id, "job succeeded");
+            }
+            Err(e) => {
+                job.status = JobStatus::Failed;
+                job.error = Some(match &e {
+                    Error::Domain(d) => d.to_string(),
+                    Error::Internal(cause) => {
+                        tracing::error!(%job_id, %cause, "job failed");
+                        "internal error; see the server log".into()
+                    }
+                });
+            }
+        }
+        self.platform.store.update_job(job).await?;
+        Ok(())
+    }
+
+    async fn execute(&self, job: &Job) -> Result<Value> {
+        match job.kind.as_str() {
+            TRAIN_RECOMMENDER => {
+                let spec: RecommenderSpec = serde_json::from_value(job.spec.clone())
+                    .map_err(|e| Error::Domain(DomainError::invalid(format!("Invalid training request: {e}"))))?;
+                let dir = self.datasets_dir.clone();
+                let train = spec.into_job(|p| Self::resolve(&dir, p))?;
+                let (map, id) = (self.progress.clone(), job.job_id.clone());
+                let progress: crate::recommenders::Progress =
+                    Arc::new(move |stage: &str, done: usize, total: usize| {
+                        if let Ok(mut m) = map.lock() {
+                            m.insert(id.clone(), (stage.to_string(), done, total));
+                        }
+                    });
+                let report = train_recommender(&self.platform, train, progress).await?;
+                Ok(report.to_json())
+            }
+            other => Err(Error::Domain(DomainError::invalid(format!("Unknown job kind '{other}'")))),
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    plinth_core::ids::new_run_id()
+}
+
+/// The job as JSON for APIs.
+pub fn job_json(job: &Job, progress: Option<(String, usize, usize)>) -> Value {
+    json!({
+        "job_id": job.job_id,
+        "kind": job.kind,
+        "status": job.status.as_str(),
+        "spec": job.spec,
+        "result": job.result,
+        "error": job.error,
+        "attempts": job.attempts,
+        "created_time": job.created_time,
+        "started_time": job.started_time,
+        "finished_time": job.finished_time,
+        "progress": progress.map(|(stage, done, total)| json!({"stage": stage, "done": done, "total": total})),
+    })
+}

@@ -1,0 +1,59 @@
+//! Use cases against a real embedded store: jobs survive a restart.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup should fail loudly
+
+use std::sync::Arc;
+
+use plinth_artifacts::ArtifactStore;
+use plinth_core::jobs::{Job, JobStatus};
+use plinth_engine::Platform;
+use plinth_engine::jobs::JobRunner;
+use plinth_store::{MetadataStore, SqliteStore};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_left_running_by_a_crash_run_again_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let datasets = dir.path().join("datasets");
+    std::fs::create_dir_all(&datasets).unwrap();
+    let mut data = String::new();
+    for u in 0..20 {
+        for i in 0..10 {
+            if (u + i) % 3 != 0 {
+                data.push_str(&format!("{u},{i}\n"));
+            }
+        }
+    }
+    std::fs::write(datasets.join("d.csv"), data).unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("plinth.db")).unwrap());
+    // A job the previous process had started when it died.
+    store
+        .create_job(Job {
+            job_id: "job-interrupted".into(),
+            kind: "train-recommender".into(),
+            status: JobStatus::Running,
+            spec: serde_json::json!({"data": "d.csv", "algo": "popularity"}),
+            result: None,
+            error: None,
+            attempts: 1,
+            created_time: 1,
+            started_time: Some(1),
+            finished_time: None,
+        })
+        .await
+        .unwrap();
+    let platform =
+        Platform::new(store.clone(), ArtifactStore::local(dir.path().join("artifacts")).unwrap()).await.unwrap();
+    let runner = JobRunner::start(platform, datasets).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (job, _) = runner.get("job-interrupted").await.unwrap();
+        if job.status.is_finished() {
+            assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+            assert_eq!(job.attempts, 2);
+            assert!(job.result.unwrap()["run_id"].is_string());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "job did not finish");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
