@@ -124,6 +124,11 @@ impl RecModel {
         users.par_iter().map(|u| self.recommend(*u, k, exclude_seen, filter)).collect()
     }
 
+    /// `similar_items` for many items at once, in parallel.
+    pub fn similar_items_batch(&self, items: &[u32], k: usize) -> Vec<Vec<(u32, f32)>> {
+        items.par_iter().map(|i| self.similar_items(*i, k)).collect()
+    }
+
     /// Items most similar to `item` (cosine of factors, or kNN neighbours).
     pub fn similar_items(&self, item: u32, k: usize) -> Vec<(u32, f32)> {
         match &self.engine {
@@ -320,4 +325,65 @@ fn from_f32(b: &[u8]) -> Vec<f32> {
 }
 fn from_u32(b: &[u8]) -> Vec<u32> {
     b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interactions::IdMap;
+
+    fn model(engine: Engine) -> RecModel {
+        let seen = Csr::from_triples(2, 3, vec![(0, 0, 1.0), (1, 1, 2.0), (1, 2, 1.0)]);
+        RecModel {
+            algo: "test".into(),
+            params: json!({"a": 1}),
+            users: IdMap::from_ids(vec!["u0".into(), "u1".into()]),
+            items: IdMap::from_ids(vec!["i0".into(), "i1".into(), "i2".into()]),
+            popularity: vec![1.0, 1.0, 1.0],
+            seen,
+            engine,
+        }
+    }
+
+    #[test]
+    fn file_roundtrip_for_every_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let factors = Engine::Factors(Factors {
+            factors: 2,
+            users: vec![1.0, 0.0, 0.0, 1.0],
+            items: vec![1.0, 0.0, 0.5, 0.5, 0.0, 1.0],
+        });
+        let knn = Engine::ItemKnn(Csr::from_triples(3, 3, vec![(0, 1, 0.5), (1, 0, 0.5), (2, 1, 0.2)]));
+        for engine in [factors, knn, Engine::Popularity] {
+            let m = model(engine);
+            let path = dir.path().join("m.plinthrec");
+            m.save(&path).unwrap();
+            assert_eq!(RecModel::load(&path).unwrap(), m);
+        }
+        std::fs::write(dir.path().join("bad"), b"not a model").unwrap();
+        assert!(RecModel::load(&dir.path().join("bad")).is_err());
+    }
+
+    #[test]
+    fn recommend_excludes_seen_and_honours_filters() {
+        let m = model(Engine::Factors(Factors {
+            factors: 2,
+            users: vec![1.0, 0.0, 0.0, 1.0],
+            items: vec![1.0, 0.0, 0.5, 0.5, 0.0, 1.0],
+        }));
+        // User 0 likes dimension 0: item 0 (seen), then item 1, then item 2.
+        let ids = |v: Vec<(u32, f32)>| v.into_iter().map(|x| x.0).collect::<Vec<_>>();
+        assert_eq!(ids(m.recommend(Some(0), 3, true, &ItemFilter::default())), vec![1, 2]);
+        assert_eq!(ids(m.recommend(Some(0), 3, false, &ItemFilter::default())), vec![0, 1, 2]);
+        assert_eq!(
+            ids(m.recommend(Some(0), 3, false, &ItemFilter { allowed: Some(vec![2]), blocked: vec![] })),
+            vec![2]
+        );
+        assert_eq!(ids(m.recommend(Some(0), 3, false, &ItemFilter { allowed: None, blocked: vec![0] })), vec![1, 2]);
+        // Unknown users get the popular items.
+        assert_eq!(m.recommend(None, 2, true, &ItemFilter::default()).len(), 2);
+        assert_eq!(m.recommend_batch(&[Some(0), Some(1)], 1, true, &ItemFilter::default()).len(), 2);
+        assert_eq!(ids(m.similar_items(0, 1)), vec![1]);
+        assert_eq!(m.similar_items_batch(&[0, 2], 1).len(), 2);
+    }
 }
