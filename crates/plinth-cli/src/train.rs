@@ -15,7 +15,7 @@ pub struct RecommenderArgs {
     /// Evaluate on this file instead of a split of --data.
     #[arg(long)]
     test_data: Option<PathBuf>,
-    /// csv or tsv (detected when omitted).
+    /// csv, tsv or parquet (detected when omitted: .parquet/.pq are Parquet).
     #[arg(long)]
     format: Option<String>,
     #[arg(long)]

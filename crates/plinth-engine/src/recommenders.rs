@@ -16,7 +16,7 @@ use plinth_core::registry::NewModelVersion;
 use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
 use plinth_ml::als::{self, AlsParams};
 use plinth_ml::bpr::{self, BprParams};
-use plinth_ml::data::{ReadOptions, read_interactions};
+use plinth_ml::data::{Format, ReadOptions, read_interactions};
 use plinth_ml::interactions::{Event, Interactions};
 use plinth_ml::metrics::RankingMetrics;
 use plinth_ml::model::{Engine, ItemFilter, RecModel};
@@ -482,14 +482,12 @@ impl RecommenderSpec {
     pub fn into_job(self, resolve: impl Fn(&str) -> Result<PathBuf>) -> Result<RecommenderJob> {
         let invalid = |m: String| -> Error { DomainError::invalid(m).into() };
         let algo = Algo::parse(&self.algo)?;
-        let delimiter = match self.format.as_deref() {
-            None => None,
-            Some("csv") => Some(b','),
-            Some("tsv") => Some(b'\t'),
-            Some("parquet") => {
-                return Err(invalid("format parquet: Parquet input is not supported yet; use CSV or TSV".into()));
-            }
-            Some(other) => return Err(invalid(format!("format {other}: expected csv or tsv"))),
+        let (delimiter, format) = match self.format.as_deref() {
+            None => (None, Format::Auto),
+            Some("csv") => (Some(b','), Format::Text),
+            Some("tsv") => (Some(b'\t'), Format::Text),
+            Some("parquet") => (None, Format::Parquet),
+            Some(other) => return Err(invalid(format!("format {other}: expected csv, tsv or parquet"))),
         };
         let k = self.k.unwrap_or(10);
         if k == 0 {
@@ -542,6 +540,7 @@ impl RecommenderSpec {
                     time: self.time_col,
                 },
                 delimiter,
+                format,
             },
             algo,
             als,

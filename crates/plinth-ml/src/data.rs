@@ -17,18 +17,28 @@ pub struct Columns {
     pub time: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// From the extension: `.parquet`/`.pq` are Parquet, anything else text.
+    #[default]
+    Auto,
+    Text,
+    Parquet,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {
     pub columns: Columns,
+    pub format: Format,
     /// `None`: detected from the first line (tab, comma, semicolon, pipe, `::`).
     pub delimiter: Option<u8>,
 }
 
-const USER_NAMES: &[&str] = &["user", "userid", "user_id", "uid", "customer_id"];
-const ITEM_NAMES: &[&str] =
+pub(crate) const USER_NAMES: &[&str] = &["user", "userid", "user_id", "uid", "customer_id"];
+pub(crate) const ITEM_NAMES: &[&str] =
     &["item", "itemid", "item_id", "movieid", "movie_id", "artistid", "artist_id", "iid", "product_id"];
-const WEIGHT_NAMES: &[&str] = &["weight", "rating", "score", "count", "plays", "value"];
-const TIME_NAMES: &[&str] = &["timestamp", "time", "ts", "datetime", "date"];
+pub(crate) const WEIGHT_NAMES: &[&str] = &["weight", "rating", "score", "count", "plays", "value"];
+pub(crate) const TIME_NAMES: &[&str] = &["timestamp", "time", "ts", "datetime", "date"];
 
 fn detect_delimiter(line: &str) -> u8 {
     for d in [b'\t', b',', b';', b'|'] {
@@ -82,8 +92,16 @@ fn resolve(
     }
 }
 
-/// Reads `path` (CSV or TSV) into interactions; ids become strings.
+/// Reads `path` (CSV, TSV or Parquet) into interactions; ids become strings.
 pub fn read_interactions(path: &Path, options: &ReadOptions, into: Option<(IdMap, IdMap)>) -> Result<Interactions> {
+    let parquet = match options.format {
+        Format::Parquet => true,
+        Format::Text => false,
+        Format::Auto => path.extension().is_some_and(|e| e == "parquet" || e == "pq"),
+    };
+    if parquet {
+        return crate::parquet_input::read_parquet(path, options, into);
+    }
     let name = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::Data(format!("{name}: cannot open: {e}")))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -267,8 +285,10 @@ mod tests {
         let f = write("");
         assert!(read_interactions(&f, &ReadOptions::default(), None).unwrap_err().to_string().contains("empty"));
         let f = write("user,item\na,b\n");
-        let opts =
-            ReadOptions { columns: Columns { weight: Some("rating".into()), ..Default::default() }, delimiter: None };
+        let opts = ReadOptions {
+            columns: Columns { weight: Some("rating".into()), ..Default::default() },
+            ..Default::default()
+        };
         let e = read_interactions(&f, &opts, None).unwrap_err().to_string();
         assert!(e.contains("no weight column 'rating'"), "{e}");
         let f = write("1\t2\t3\n4\t5\n");

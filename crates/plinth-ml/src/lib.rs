@@ -12,6 +12,7 @@ pub mod interactions;
 pub mod knn;
 pub mod metrics;
 pub mod model;
+mod parquet_input;
 pub mod popularity;
 mod simd;
 pub mod split;
