@@ -17,9 +17,12 @@ mkdir -p "$CACHE"
 step() { printf '\n==> %s\n' "$*"; }
 
 step "Python venv with the mlflow client ($VENV)"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import mlflow, sklearn, pytest, pytest_timeout' 2>/dev/null; then
+# Reinstalled whenever the pinned requirements change (stamp = their hash).
+REQ_HASH="$(sha256sum tests/conformance/requirements.txt | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-sha256" 2>/dev/null)" != "$REQ_HASH" ]; then
   python3 -m venv "$VENV"
   timeout 1200 "$VENV/bin/pip" install -q -r tests/conformance/requirements.txt
+  echo "$REQ_HASH" > "$VENV/.requirements-sha256"
 fi
 
 step "Build (release profile, one build for tests and binary)"

@@ -173,3 +173,44 @@ def test_multipart_upload_setting_falls_back_to_streamed_put(client, tmp_path, m
     client.log_artifact(run.info.run_id, str(f))
     got = client.download_artifacts(run.info.run_id, "large.bin", str(tmp_path / "out"))
     assert open(got, "rb").read() == data
+
+
+def test_search_logged_models_filter_order_datasets(client):
+    """`mlflow.search_logged_models` as the docs show it: filters on
+    attributes, params, tags and metrics; order by attributes and metrics;
+    dataset-scoped metrics."""
+    exp_id = mlflow.set_experiment(unique("lm-search")).experiment_id
+    with mlflow.start_run() as run:
+        a = mlflow.initialize_logged_model(name="model", params={"lr": "0.1"}, tags={"team": "recs"})
+        b = mlflow.initialize_logged_model(name="another_model", params={"lr": "0.2"}, tags={"team": "search"})
+        ds = mlflow.data.from_numpy(np.arange(6).reshape(3, 2), name="eval", digest="d1")
+        mlflow.log_metric("acc", 0.6, model_id=a.model_id, dataset=ds)
+        mlflow.log_metric("acc", 0.9, model_id=b.model_id, dataset=ds)
+        mlflow.log_metric("loss", 0.1, model_id=a.model_id)
+
+    def names(**kwargs):
+        return [m.name for m in mlflow.search_logged_models(experiment_ids=[exp_id], output_format="list", **kwargs)]
+
+    assert names() == ["another_model", "model"]
+    assert names(filter_string="name = 'another_model'") == ["another_model"]
+    assert names(filter_string=f"source_run_id = '{run.info.run_id}' AND params.lr = '0.1'") == ["model"]
+    assert names(filter_string="tags.team LIKE 'sea%'") == ["another_model"]
+    assert names(filter_string="metrics.acc > 0.7") == ["another_model"]
+    assert names(order_by=[{"field_name": "creation_time", "ascending": True}]) == ["model", "another_model"]
+    assert names(order_by=[{"field_name": "metrics.acc", "ascending": True}]) == ["model", "another_model"]
+    assert names(order_by=[{"field_name": "metrics.loss", "ascending": False}]) == ["model", "another_model"]
+    assert names(datasets=[{"dataset_name": "eval", "dataset_digest": "d1"}], filter_string="metrics.acc < 0.7") == [
+        "model"
+    ]
+    assert names(datasets=[{"dataset_name": "other"}]) == []
+    page = client.search_logged_models(experiment_ids=[exp_id], max_results=1)
+    assert len(page) == 1 and page.token
+    rest = client.search_logged_models(experiment_ids=[exp_id], max_results=1, page_token=page.token)
+    assert [m.name for m in rest] == ["model"] and not rest.token
+
+    with pytest.raises(MlflowException) as e:
+        names(filter_string="metrics.acc LIKE 'x'")
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(MlflowException) as e:
+        names(order_by=[{"field_name": "params.lr"}])
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"

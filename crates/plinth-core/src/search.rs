@@ -443,6 +443,96 @@ pub fn check_run_clause(c: &Clause) -> Result<()> {
     }
 }
 
+/// The attributes of a logged model that filters and sorts may name:
+/// (canonical name, numeric).
+pub fn logged_model_attribute(key: &str) -> Option<(&'static str, bool)> {
+    Some(match key {
+        "model_id" => ("model_id", false),
+        "name" => ("name", false),
+        "model_type" => ("model_type", false),
+        "status" => ("status", false),
+        "source_run_id" => ("source_run_id", false),
+        "experiment_id" => ("experiment_id", false),
+        "artifact_location" => ("artifact_location", false),
+        "creation_timestamp" | "creation_time" | "creation_timestamp_ms" => ("creation_timestamp", true),
+        "last_updated_timestamp" | "last_updated_time" | "last_updated_timestamp_ms" => {
+            ("last_updated_timestamp", true)
+        }
+        _ => return None,
+    })
+}
+
+/// Checks a logged-model-search clause, as MLflow does: metrics and numeric
+/// attributes take `< <= > >= = !=` and a number; params, tags and string
+/// attributes take `= != LIKE ILIKE` (attributes also `IN`, `NOT IN`).
+pub fn check_logged_model_clause(c: &Clause) -> Result<()> {
+    let bad = |what: &str| {
+        Err(Error::invalid(format!(
+            "Invalid comparison operator '{}' or value for {what} '{}'",
+            c.op.sql(),
+            c.entity.key
+        )))
+    };
+    match c.entity.kind {
+        EntityKind::Metric => match (&c.value, c.op.is_numeric()) {
+            (Value::Num(_), true) => Ok(()),
+            _ => bad("metric"),
+        },
+        EntityKind::Param | EntityKind::Tag => match (&c.value, c.op) {
+            (Value::Str(_), Comparator::Eq | Comparator::Ne | Comparator::Like | Comparator::ILike) => Ok(()),
+            _ => bad(if c.entity.kind == EntityKind::Param { "param" } else { "tag" }),
+        },
+        EntityKind::Dataset => Err(Error::invalid(format!(
+            "Invalid entity type 'datasets' in logged model filter; pass datasets in the request's `datasets` field \
+             (clause on '{}')",
+            c.entity.key
+        ))),
+        EntityKind::Attribute => {
+            let Some((_, numeric)) = logged_model_attribute(&c.entity.key) else {
+                return Err(Error::invalid(format!(
+                    "Invalid logged model search key '{}'. Valid attributes are name, model_id, model_type, status, \
+                     source_run_id, creation_timestamp, last_updated_timestamp",
+                    c.entity.key
+                )));
+            };
+            match (&c.value, numeric, c.op) {
+                (Value::Num(_), true, op) if op.is_numeric() => Ok(()),
+                (Value::Str(_), false, Comparator::Eq | Comparator::Ne | Comparator::Like | Comparator::ILike) => {
+                    Ok(())
+                }
+                (Value::List(_), false, Comparator::In | Comparator::NotIn) => Ok(()),
+                _ => bad("attribute"),
+            }
+        }
+    }
+}
+
+/// What a logged-model `order_by` entry sorts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoggedModelSortKey {
+    /// A canonical attribute name from [`logged_model_attribute`].
+    Attribute(&'static str),
+    /// The latest value of a metric linked to the model.
+    Metric(String),
+}
+
+/// Parses a logged-model `order_by` field name: an attribute, or
+/// `metrics.<key>` (MLflow sorts logged models by nothing else).
+pub fn parse_logged_model_sort_key(field_name: &str) -> Result<LoggedModelSortKey> {
+    let field = field_name.trim();
+    if let Some((entity, key)) = field.split_once('.') {
+        if entity != "metrics" || key.is_empty() {
+            return Err(Error::invalid(format!(
+                "Invalid order by field name: {field_name}. Only attributes and `metrics.<name>` are supported."
+            )));
+        }
+        return Ok(LoggedModelSortKey::Metric(key.trim_matches('`').to_string()));
+    }
+    logged_model_attribute(field)
+        .map(|(name, _)| LoggedModelSortKey::Attribute(name))
+        .ok_or_else(|| Error::invalid(format!("Invalid order by field name: {field_name}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,5 +613,30 @@ mod tests {
         );
         assert_eq!(parse_order_by("start_time").map(|o| o.ascending).ok(), Some(true));
         assert!(parse_order_by("metrics.acc SIDEWAYS").is_err());
+    }
+
+    #[test]
+    fn logged_model_clauses() {
+        let ok = |s: &str| check_logged_model_clause(&one(s)).is_ok();
+        assert!(ok("name = 'model'"));
+        assert!(ok("attributes.name LIKE 'mo%'"));
+        assert!(ok("source_run_id IN ('a', 'b')"));
+        assert!(ok("creation_time > 5"));
+        assert!(ok("metrics.acc >= 0.5"));
+        assert!(ok("params.lr = '0.1'"));
+        assert!(ok("tags.t ILIKE '%x%'"));
+        assert!(!ok("name > 'a'"));
+        assert!(!ok("creation_time = 'x'"));
+        assert!(!ok("metrics.acc LIKE 'x'"));
+        assert!(!ok("params.lr IN ('a')"));
+        assert!(!ok("run_name = 'x'"));
+        assert!(!ok("datasets.name = 'd'"));
+        assert_eq!(
+            parse_logged_model_sort_key("creation_time").ok(),
+            Some(LoggedModelSortKey::Attribute("creation_timestamp"))
+        );
+        assert_eq!(parse_logged_model_sort_key("metrics.acc").ok(), Some(LoggedModelSortKey::Metric("acc".into())));
+        assert!(parse_logged_model_sort_key("params.lr").is_err());
+        assert!(parse_logged_model_sort_key("bogus").is_err());
     }
 }

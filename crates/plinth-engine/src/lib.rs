@@ -17,7 +17,9 @@ pub use artifacts::artifact_key;
 pub use error::{Error, Result};
 use plinth_artifacts::ArtifactStore;
 use plinth_store::MetadataStore;
-pub use plinth_store::{ExperimentSearch, Page, RunSearch, SearchQuery};
+pub use plinth_store::{
+    DatasetFilter, ExperimentSearch, LoggedModelOrder, LoggedModelSearch, Page, RunSearch, SearchQuery,
+};
 
 /// The URI scheme under which this server proxies artifacts (MLflow's).
 pub const ARTIFACT_SCHEME: &str = "mlflow-artifacts:/";

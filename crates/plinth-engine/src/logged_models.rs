@@ -6,7 +6,7 @@ use plinth_core::logged_models::{LoggedModel, LoggedModelStatus, NewLoggedModel}
 use plinth_core::runs::{Param, generate_run_name};
 use plinth_core::validation;
 
-use crate::{Page, Platform, Result};
+use crate::{LoggedModelSearch, Page, Platform, Result};
 
 impl Platform {
     pub async fn create_logged_model(&self, new: NewLoggedModel) -> Result<LoggedModel> {
@@ -74,13 +74,8 @@ impl Platform {
         Ok(self.store.log_logged_model_params(model_id, params).await?)
     }
 
-    pub async fn search_logged_models(
-        &self,
-        experiment_ids: Vec<String>,
-        max_results: i64,
-        offset: i64,
-    ) -> Result<Page<LoggedModel>> {
-        validation::validate_max_results(max_results, validation::MAX_RESULTS_RUNS)?;
-        Ok(self.store.search_logged_models(experiment_ids, max_results, offset).await?)
+    pub async fn search_logged_models(&self, search: LoggedModelSearch) -> Result<Page<LoggedModel>> {
+        validation::validate_max_results(search.max_results, validation::MAX_RESULTS_RUNS)?;
+        Ok(self.store.search_logged_models(search).await?)
     }
 }

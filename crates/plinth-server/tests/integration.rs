@@ -242,21 +242,29 @@ async fn bodies_over_the_limit_are_refused() {
 }
 
 #[tokio::test]
-async fn logged_model_search_refuses_what_it_cannot_filter() {
+async fn logged_model_search_filters_and_rejects_bad_input() {
     let srv = TestServer::start(ServerConfig::default()).await;
-    let (s, b) = srv.post("/api/2.0/mlflow/logged-models/search", json!({"experiment_ids": ["0"]})).await;
+    let search = |body: Value| srv.post("/api/2.0/mlflow/logged-models/search", body);
+    let (s, b) = search(json!({"experiment_ids": ["0"]})).await;
     assert_eq!(s, 200, "{b}");
-    let (s, b) = srv
-        .post("/api/2.0/mlflow/logged-models/search", json!({"experiment_ids": ["0"], "filter": "metrics.acc > 0.5"}))
-        .await;
-    assert_error(s, &b, 400, "INVALID_PARAMETER_VALUE");
-    let (s, b) = srv
-        .post(
-            "/api/2.0/mlflow/logged-models/search",
-            json!({"experiment_ids": ["0"], "order_by": [{"field_name": "creation_time"}]}),
-        )
-        .await;
-    assert_error(s, &b, 400, "INVALID_PARAMETER_VALUE");
+    let (s, b) = search(json!({"experiment_ids": ["0"], "filter": "metrics.acc > 0.5 AND name = 'm'",
+        "order_by": [{"field_name": "metrics.acc", "ascending": false}, {"field_name": "creation_time"}]}))
+    .await;
+    assert_eq!((s, &b), (200, &json!({"models": []})));
+    for bad in [
+        json!({"filter": "metrics.acc LIKE 'x'"}),
+        json!({"filter": "name ="}),
+        json!({"filter": "run_name = 'x'"}),
+        json!({"order_by": [{"field_name": "params.lr"}]}),
+        json!({"order_by": [{"ascending": true}]}),
+        json!({"order_by": [{"field_name": "name", "ascending": "yes"}]}),
+        json!({"datasets": [{"dataset_digest": "d"}]}),
+        json!({"order_by": [{"field_name": "metrics.a", "dataset_digest": "d"}]}),
+        json!({"max_results": 0}),
+    ] {
+        let (s, b) = search(bad.clone()).await;
+        assert_error(s, &b, 400, "INVALID_PARAMETER_VALUE");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,9 @@ use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{NewModelVersion, Stage};
 use plinth_core::runs::{Metric, Param, RunInfo, RunStatus, RunUpdate};
 
-use crate::{Error, ExperimentSearch, MetadataStore, RunSearch, SearchQuery};
+use crate::{
+    DatasetFilter, Error, ExperimentSearch, LoggedModelOrder, LoggedModelSearch, MetadataStore, RunSearch, SearchQuery,
+};
 
 fn is_domain(e: &Error, f: fn(&DomainError) -> bool) -> bool {
     matches!(e, Error::Domain(d) if f(d))
@@ -54,7 +56,101 @@ pub async fn run_all(store: &dyn MetadataStore) {
     runs_and_logging(store).await;
     run_search(store).await;
     registry(store).await;
+    logged_model_search(store).await;
     jobs(store).await;
+}
+
+fn logged_model(experiment_id: &str, name: &str, run_id: &str, created: i64) -> LoggedModel {
+    let model_id = new_logged_model_id();
+    LoggedModel {
+        artifact_location: format!("mlflow-artifacts:/{experiment_id}/models/{model_id}/artifacts"),
+        model_id,
+        experiment_id: experiment_id.into(),
+        name: name.into(),
+        creation_timestamp_ms: created,
+        last_updated_timestamp_ms: created,
+        model_type: None,
+        source_run_id: Some(run_id.into()),
+        status: LoggedModelStatus::Pending,
+        status_message: None,
+        deleted: false,
+        tags: vec![Tag::new("team", if name == "b" { "search" } else { "recs" })],
+        params: vec![Param::new("lr", format!("0.{created}"))],
+        metrics: vec![],
+    }
+}
+
+async fn logged_model_search(store: &dyn MetadataStore) {
+    let exp = store.create_experiment("logged-models".into(), "loc".into(), vec![]).await.expect("exp");
+    let run = store.create_run(info(&exp, "train", now_ms()), vec![]).await.expect("run");
+    let mut ids = Vec::new();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let m = store.create_logged_model(logged_model(&exp, name, &run.info.run_id, 1000 + i as i64)).await;
+        ids.push(m.expect("create").model_id);
+    }
+    // acc on dataset "eval": a=0.5 (then 0.9 later), b=0.7; c has none.
+    let metric = |model: usize, value: f64, ts: i64, dataset: &str| Metric {
+        model_id: Some(ids[model].clone()),
+        dataset_name: Some(dataset.into()),
+        dataset_digest: Some(format!("{dataset}-digest")),
+        ..Metric::new("acc", value, ts, 0)
+    };
+    let metrics = vec![metric(0, 0.5, 1, "eval"), metric(0, 0.9, 2, "eval"), metric(1, 0.7, 1, "test")];
+    store.log_batch(&run.info.run_id, metrics, vec![], vec![]).await.expect("metrics");
+
+    let search = |filter: &str, order_by: Vec<LoggedModelOrder>, datasets: Vec<DatasetFilter>| LoggedModelSearch {
+        experiment_ids: vec![exp.clone()],
+        filter: filter.into(),
+        datasets,
+        order_by,
+        max_results: 10,
+        offset: 0,
+    };
+    let names = |page: &crate::Page<LoggedModel>| page.items.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+    let by = |field: &str, ascending: bool| LoggedModelOrder { field: field.into(), ascending, dataset: None };
+    let found = |s: LoggedModelSearch| async move { names(&store.search_logged_models(s).await.expect("search")) };
+
+    assert_eq!(found(search("", vec![], vec![])).await, ["c", "b", "a"], "newest first by default");
+    assert_eq!(found(search("name = 'b'", vec![], vec![])).await, ["b"]);
+    assert_eq!(found(search("name IN ('a', 'c')", vec![by("name", true)], vec![])).await, ["a", "c"]);
+    let run_filter = format!("source_run_id = '{}' AND name != 'a'", run.info.run_id);
+    assert_eq!(found(search(&run_filter, vec![], vec![])).await, ["c", "b"]);
+    assert_eq!(found(search("creation_time >= 1001", vec![by("creation_time", true)], vec![])).await, ["b", "c"]);
+    assert_eq!(found(search("tags.team = 'recs'", vec![], vec![])).await, ["c", "a"]);
+    assert_eq!(found(search("params.lr LIKE '0.100%'", vec![], vec![])).await, ["c", "b", "a"]);
+    assert_eq!(found(search("metrics.acc > 0.8", vec![], vec![])).await, ["a"], "any logged value counts");
+    assert_eq!(found(search("metrics.acc > 0.6", vec![], vec![])).await, ["b", "a"]);
+    let eval = DatasetFilter { name: "eval".into(), digest: None };
+    assert_eq!(found(search("metrics.acc > 0.6", vec![], vec![eval.clone()])).await, ["a"]);
+    assert_eq!(found(search("", vec![], vec![eval.clone()])).await, ["a"]);
+    let wrong_digest = DatasetFilter { name: "eval".into(), digest: Some("other".into()) };
+    assert!(found(search("", vec![], vec![wrong_digest])).await.is_empty());
+
+    // Sorting by a metric uses the latest value; models without it come last.
+    assert_eq!(found(search("", vec![by("metrics.acc", false)], vec![])).await, ["a", "b", "c"]);
+    assert_eq!(found(search("", vec![by("metrics.acc", true)], vec![])).await, ["b", "a", "c"]);
+    let on_test = LoggedModelOrder {
+        dataset: Some(DatasetFilter { name: "test".into(), digest: None }),
+        ..by("metrics.acc", false)
+    };
+    assert_eq!(found(search("", vec![on_test], vec![])).await, ["b", "c", "a"]);
+
+    let mut paged = search("", vec![by("name", true)], vec![]);
+    paged.max_results = 2;
+    let first = store.search_logged_models(paged.clone()).await.expect("page 1");
+    assert_eq!((names(&first), first.next_offset), (vec!["a".to_string(), "b".to_string()], Some(2)));
+    paged.offset = 2;
+    let second = store.search_logged_models(paged).await.expect("page 2");
+    assert_eq!((names(&second), second.next_offset), (vec!["c".to_string()], None));
+
+    for bad in ["name > 'a'", "metrics.acc = 'x'", "params.lr IN ('a')", "bogus = 'x'", "datasets.name = 'x'"] {
+        let result = store.search_logged_models(search(bad, vec![], vec![])).await;
+        assert!(result.is_err_and(|e| invalid(&e)), "{bad}");
+    }
+    for bad in ["params.lr", "nope"] {
+        let result = store.search_logged_models(search("", vec![by(bad, true)], vec![])).await;
+        assert!(result.is_err_and(|e| invalid(&e)), "{bad}");
+    }
 }
 
 async fn jobs(store: &dyn MetadataStore) {

@@ -41,6 +41,35 @@ pub struct RunSearch {
     pub query: SearchQuery,
 }
 
+/// A logged-model search, as MLflow's `SearchLoggedModels` names it.
+#[derive(Debug, Clone, Default)]
+pub struct LoggedModelSearch {
+    pub experiment_ids: Vec<String>,
+    /// MLflow filter grammar over attributes, `metrics.`, `params.`, `tags.`.
+    pub filter: String,
+    /// Keep models with metrics on any of these datasets; metric clauses
+    /// then only look at values on them.
+    pub datasets: Vec<DatasetFilter>,
+    pub order_by: Vec<LoggedModelOrder>,
+    pub max_results: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatasetFilter {
+    pub name: String,
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedModelOrder {
+    /// An attribute name or `metrics.<key>`.
+    pub field: String,
+    pub ascending: bool,
+    /// For metric keys: only values logged on this dataset count.
+    pub dataset: Option<DatasetFilter>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ExperimentSearch {
     pub view: ViewType,
@@ -88,12 +117,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()>;
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
     async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()>;
-    async fn search_logged_models(
-        &self,
-        experiment_ids: Vec<String>,
-        max_results: i64,
-        offset: i64,
-    ) -> Result<Page<LoggedModel>>;
+    async fn search_logged_models(&self, search: LoggedModelSearch) -> Result<Page<LoggedModel>>;
 
     // --- model registry ---
     async fn create_registered_model(

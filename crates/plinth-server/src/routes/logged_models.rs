@@ -4,11 +4,11 @@ use axum::extract::{Path, State};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use plinth_core::logged_models::{LoggedModelStatus, NewLoggedModel};
-use plinth_engine::artifact_key;
+use plinth_engine::{DatasetFilter, LoggedModelOrder, LoggedModelSearch, artifact_key};
 use serde_json::json;
 
 use crate::args::Args;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::wire::{decode_page_token, logged_model_json, parse_params, parse_tags, with_token};
 
@@ -69,20 +69,52 @@ async fn log_params(State(s): State<AppState>, Path(model_id): Path<String>, a: 
 }
 
 async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
-    // Better a clear refusal than silently unfiltered results.
-    if a.opt_str("filter")?.is_some_and(|f| !f.trim().is_empty())
-        || a.objects("order_by").map(|v| !v.is_empty()).unwrap_or(true)
-        || !a.objects("datasets")?.is_empty()
-    {
-        return Err(crate::error::ApiError::invalid(
-            "logged-models/search supports experiment_ids and paging only; filter, order_by and datasets are not supported yet",
-        ));
-    }
-    let max_results = a.opt_i64("max_results")?.unwrap_or(100);
-    let offset = decode_page_token(a.opt_str("page_token")?)?;
-    let page = s.platform.search_logged_models(a.str_list("experiment_ids")?, max_results, offset).await?;
+    let datasets = a
+        .objects("datasets")?
+        .iter()
+        .map(dataset_filter)
+        .collect::<Result<Vec<_>, ApiError>>()?
+        .into_iter()
+        .map(|d| d.ok_or_else(|| ApiError::invalid("`dataset_name` in the `datasets` clause must be specified.")))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let order_by = a
+        .objects("order_by")?
+        .iter()
+        .map(|o| {
+            let field = o
+                .opt_str("field_name")?
+                .ok_or_else(|| ApiError::invalid("`field_name` in the `order_by` clause must be specified."))?;
+            Ok(LoggedModelOrder {
+                field,
+                ascending: o.opt_bool("ascending")?.unwrap_or(true),
+                dataset: dataset_filter(o)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let search = LoggedModelSearch {
+        experiment_ids: a.str_list("experiment_ids")?,
+        filter: a.opt_str("filter")?.unwrap_or_default(),
+        datasets,
+        order_by,
+        max_results: a.opt_i64("max_results")?.unwrap_or(100),
+        offset: decode_page_token(a.opt_str("page_token")?)?,
+    };
+    let page = s.platform.search_logged_models(search).await?;
     let body = json!({"models": page.items.iter().map(logged_model_json).collect::<Vec<_>>()});
     Ok(Json(with_token(body, page.next_offset)))
+}
+
+/// `{dataset_name, dataset_digest}`; a digest needs a name.
+fn dataset_filter(o: &Args) -> Result<Option<DatasetFilter>, ApiError> {
+    let name = o.opt_str("dataset_name")?;
+    let digest = o.opt_str("dataset_digest")?;
+    match (name, digest) {
+        (Some(name), digest) => Ok(Some(DatasetFilter { name, digest })),
+        (None, Some(_)) => {
+            Err(ApiError::invalid("`dataset_digest` can only be specified if `dataset_name` is also specified."))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 async fn list_artifacts(State(s): State<AppState>, Path(model_id): Path<String>, a: Args) -> ApiResult {

@@ -3,13 +3,17 @@
 use plinth_core::experiments::Tag;
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::runs::Param;
+use plinth_core::search::{
+    Clause, EntityKind, LoggedModelSortKey, Value, check_logged_model_clause, logged_model_attribute, parse_filter,
+    parse_logged_model_sort_key,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::experiments::{self, page_rest, parse_id};
-use super::query::Sql;
+use super::query::{Sql, string_clause};
 use super::runs::row_to_metric;
-use crate::error::not_found;
-use crate::{Page, Result};
+use crate::error::{invalid, not_found};
+use crate::{DatasetFilter, LoggedModelSearch, Page, Result};
 
 const COLUMNS: &str = "model_id, experiment_id, name, artifact_location, creation_time, last_updated_time, model_type, source_run_id, status, status_message, deleted";
 
@@ -141,16 +145,112 @@ pub(crate) fn log_params(conn: &Connection, model_id: &str, ps: &[Param]) -> Res
     log_params_unchecked(conn, model_id, ps)
 }
 
-pub(crate) fn search(
-    conn: &Connection,
-    experiment_ids: &[String],
-    max_results: i64,
-    offset: i64,
-) -> Result<Page<LoggedModel>> {
-    let mut sql = Sql::new(format!("SELECT {COLUMNS} FROM logged_models WHERE deleted = 0"));
-    if !experiment_ids.is_empty() {
-        sql.push(" AND experiment_id IN (");
-        for (i, id) in experiment_ids.iter().enumerate() {
+/// The SQL column of a canonical logged-model attribute.
+fn column(attribute: &str) -> &'static str {
+    match attribute {
+        "model_id" => "m.model_id",
+        "name" => "m.name",
+        "model_type" => "m.model_type",
+        "status" => "m.status",
+        "source_run_id" => "m.source_run_id",
+        "experiment_id" => "m.experiment_id",
+        "artifact_location" => "m.artifact_location",
+        "last_updated_timestamp" => "m.last_updated_time",
+        _ => "m.creation_time",
+    }
+}
+
+/// ` AND (dataset_name = ? [AND dataset_digest = ?] OR ...)`
+fn dataset_condition(sql: &mut Sql, datasets: &[DatasetFilter]) {
+    if datasets.is_empty() {
+        return;
+    }
+    sql.push(" AND (");
+    for (i, d) in datasets.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(dataset_name = ");
+        sql.bind_str(&d.name);
+        if let Some(digest) = &d.digest {
+            sql.push(" AND dataset_digest = ");
+            sql.bind_str(digest);
+        }
+        sql.push(")");
+    }
+    sql.push(")");
+}
+
+fn filter_clause(sql: &mut Sql, clause: &Clause, datasets: &[DatasetFilter]) -> Result<()> {
+    check_logged_model_clause(clause)?;
+    match clause.entity.kind {
+        EntityKind::Attribute => {
+            let (name, numeric) = logged_model_attribute(&clause.entity.key).unwrap_or(("creation_timestamp", true));
+            let col = column(name);
+            if numeric {
+                let Value::Num(n) = clause.value else { return invalid("expected a number") };
+                sql.push(&format!(" AND {col} {} ", clause.op.sql()));
+                sql.bind_f64(n);
+            } else if name == "experiment_id" {
+                // Stored as an integer; compare as text like the wire does.
+                string_clause(sql, "CAST(m.experiment_id AS TEXT)", clause)?;
+            } else {
+                string_clause(sql, col, clause)?;
+            }
+        }
+        EntityKind::Metric => {
+            let Value::Num(n) = clause.value else { return invalid("expected a number") };
+            sql.push(" AND m.model_id IN (SELECT model_id FROM metrics WHERE model_id IS NOT NULL AND key = ");
+            sql.bind_str(&clause.entity.key);
+            sql.push(&format!(" AND is_nan = 0 AND value {} ", clause.op.sql()));
+            sql.bind_f64(n);
+            dataset_condition(sql, datasets);
+            sql.push(")");
+        }
+        EntityKind::Param | EntityKind::Tag => {
+            let table =
+                if clause.entity.kind == EntityKind::Param { "logged_model_params" } else { "logged_model_tags" };
+            sql.push(&format!(" AND m.model_id IN (SELECT model_id FROM {table} WHERE key = "));
+            sql.bind_str(&clause.entity.key);
+            // `string_clause` opens with ` AND value ...`.
+            string_clause(sql, "value", clause)?;
+            sql.push(")");
+        }
+        EntityKind::Dataset => return invalid("dataset clauses are not supported in logged model filters"),
+    }
+    Ok(())
+}
+
+/// Searches logged models with MLflow's semantics: attribute, metric, param
+/// and tag clauses joined by AND; `datasets` restricts to models with metrics
+/// on them; sorts by attributes or a metric's latest value (missing values
+/// last), then newest first and by id, so pages are stable.
+pub(crate) fn search(conn: &Connection, q: &LoggedModelSearch) -> Result<Page<LoggedModel>> {
+    let clauses = parse_filter(&q.filter)?;
+    let keys =
+        q.order_by.iter().map(|o| parse_logged_model_sort_key(&o.field)).collect::<plinth_core::Result<Vec<_>>>()?;
+
+    let cols = COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+    let mut sql = Sql::new(format!("SELECT {cols} FROM logged_models m"));
+    // One LEFT JOIN per metric sort key: the latest value per model, as
+    // MLflow picks it (newest timestamp, then step).
+    for (i, (order, key)) in q.order_by.iter().zip(&keys).enumerate() {
+        let LoggedModelSortKey::Metric(metric) = key else { continue };
+        sql.push(
+            " LEFT JOIN (SELECT model_id, value FROM (SELECT model_id, value, ROW_NUMBER() OVER \
+             (PARTITION BY model_id ORDER BY timestamp DESC, step DESC, run_uuid) AS rn \
+             FROM metrics WHERE model_id IS NOT NULL AND is_nan = 0 AND key = ",
+        );
+        sql.bind_str(metric);
+        if let Some(d) = &order.dataset {
+            dataset_condition(&mut sql, std::slice::from_ref(d));
+        }
+        sql.push(&format!(") AS latest WHERE rn = 1) ob{i} ON ob{i}.model_id = m.model_id"));
+    }
+    sql.push(" WHERE m.deleted = 0");
+    if !q.experiment_ids.is_empty() {
+        sql.push(" AND m.experiment_id IN (");
+        for (i, id) in q.experiment_ids.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
             }
@@ -158,15 +258,39 @@ pub(crate) fn search(
         }
         sql.push(")");
     }
-    sql.push(" ORDER BY creation_time DESC, model_id LIMIT ");
-    sql.bind_i64(max_results + 1);
+    for clause in &clauses {
+        filter_clause(&mut sql, clause, &q.datasets)?;
+    }
+    if !q.datasets.is_empty() && !clauses.iter().any(|c| c.entity.kind == EntityKind::Metric) {
+        sql.push(" AND m.model_id IN (SELECT model_id FROM metrics WHERE model_id IS NOT NULL");
+        dataset_condition(&mut sql, &q.datasets);
+        sql.push(")");
+    }
+
+    let mut order = Vec::new();
+    for (i, (o, key)) in q.order_by.iter().zip(&keys).enumerate() {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        let col = match key {
+            LoggedModelSortKey::Metric(_) => format!("ob{i}.value"),
+            LoggedModelSortKey::Attribute(a) => column(a).to_string(),
+        };
+        order.push(format!("({col} IS NULL) ASC, {col} {dir}"));
+    }
+    if !keys.contains(&LoggedModelSortKey::Attribute("creation_timestamp")) {
+        order.push("m.creation_time DESC".into());
+    }
+    if !keys.contains(&LoggedModelSortKey::Attribute("model_id")) {
+        order.push("m.model_id ASC".into());
+    }
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+    sql.bind_i64(q.max_results + 1);
     sql.push(" OFFSET ");
-    sql.bind_i64(offset);
+    sql.bind_i64(q.offset);
     let mut items: Vec<LoggedModel> = conn
         .prepare(&sql.text)?
         .query_map(rusqlite::params_from_iter(sql.params.iter()), row_to_model)?
         .collect::<rusqlite::Result<_>>()?;
-    let next_offset = page_rest(&mut items, max_results, offset);
+    let next_offset = page_rest(&mut items, q.max_results, q.offset);
     for m in items.iter_mut() {
         load(conn, m)?;
     }

@@ -9,7 +9,7 @@ use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stag
 use plinth_core::runs::{DatasetInput, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 
 use super::{SqliteStore, experiments, jobs, logged_models, registry, runs};
-use crate::{ExperimentSearch, MetadataStore, Page, Result, RunSearch, SearchQuery};
+use crate::{ExperimentSearch, LoggedModelSearch, MetadataStore, Page, Result, RunSearch, SearchQuery};
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
@@ -113,13 +113,8 @@ impl MetadataStore for SqliteStore {
         let id = model_id.to_string();
         self.write(move |c| logged_models::log_params(c, &id, &params)).await
     }
-    async fn search_logged_models(
-        &self,
-        experiment_ids: Vec<String>,
-        max_results: i64,
-        offset: i64,
-    ) -> Result<Page<LoggedModel>> {
-        self.read(move |c| logged_models::search(c, &experiment_ids, max_results, offset)).await
+    async fn search_logged_models(&self, search: LoggedModelSearch) -> Result<Page<LoggedModel>> {
+        self.read(move |c| logged_models::search(c, &search)).await
     }
 
     async fn create_registered_model(
