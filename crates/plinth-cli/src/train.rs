@@ -42,6 +42,9 @@ pub struct RecommenderArgs {
     /// Neighbours kept per item (item-knn; default 100).
     #[arg(long)]
     neighbors: Option<usize>,
+    /// ALS solver: cg (conjugate gradient, default) or cholesky (exact, slower).
+    #[arg(long)]
+    solver: Option<String>,
     /// Random seed (default 42).
     #[arg(long)]
     seed: Option<u64>,
@@ -94,6 +97,7 @@ impl RecommenderArgs {
             alpha: self.alpha,
             learning_rate: self.learning_rate,
             neighbors: self.neighbors,
+            solver: self.solver.clone(),
             seed: self.seed,
             threads: self.threads,
             split: self.split.clone(),

@@ -14,7 +14,7 @@ use plinth_core::experiments::Tag;
 use plinth_core::ids::now_ms;
 use plinth_core::registry::NewModelVersion;
 use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
-use plinth_ml::als::{self, AlsParams};
+use plinth_ml::als::{self, AlsParams, Solver};
 use plinth_ml::bpr::{self, BprParams};
 use plinth_ml::data::{Format, ReadOptions, read_interactions};
 use plinth_ml::interactions::{Event, Interactions};
@@ -251,7 +251,7 @@ fn train_model(job: &RecommenderJob, p: &Prepared, progress: &Progress) -> Resul
                 tracing::info!(iteration = it + 1, total, loss, "als");
             })
             .map_err(ml_error)?;
-            let params = json!({"factors": params.factors, "iterations": params.iterations, "regularization": params.regularization, "alpha": params.alpha, "cg_steps": params.cg_steps, "seed": params.seed});
+            let params = json!({"factors": params.factors, "iterations": params.iterations, "regularization": params.regularization, "alpha": params.alpha, "solver": params.solver.name(), "cg_steps": params.cg_steps, "seed": params.seed});
             (Engine::Factors(fs), params)
         }
         Algo::Bpr => {
@@ -466,6 +466,8 @@ pub struct RecommenderSpec {
     pub alpha: Option<f32>,
     pub learning_rate: Option<f32>,
     pub neighbors: Option<usize>,
+    /// ALS solver: cg (default) or cholesky.
+    pub solver: Option<String>,
     pub seed: Option<u64>,
     pub threads: Option<usize>,
     pub split: Option<String>,
@@ -503,6 +505,7 @@ impl RecommenderSpec {
             iterations: self.iterations.unwrap_or(15),
             regularization: self.regularization.unwrap_or(0.05),
             alpha: self.alpha.unwrap_or(1.0),
+            solver: self.solver.as_deref().map(Solver::parse).transpose().map_err(ml_error)?.unwrap_or_default(),
             seed,
             ..AlsParams::default()
         };

@@ -1,7 +1,15 @@
 //! Implicit-feedback ALS (Hu, Koren & Volinsky 2008), solved per user/item
-//! with a few conjugate-gradient steps warm-started from the previous
-//! iteration (as `implicit` does), in parallel with rayon. Deterministic:
-//! every row's solve depends only on the other side's factors.
+//! in parallel with rayon, by one of two solvers:
+//! - [`Solver::Cg`] (default): a few conjugate-gradient steps warm-started
+//!   from the previous iteration (as `implicit` does). Per row it costs
+//!   O(steps · (f² + n·f)) for a row with n interactions.
+//! - [`Solver::Cholesky`]: builds the row's f×f system (O(n·f²)) and solves
+//!   it exactly with faer's Cholesky (O(f³)).
+//!
+//! `bench/als_solvers.sh` measures both; CG is the default because it is
+//! several times faster at the same ranking quality (figures in
+//! ARCHITECTURE.md). Deterministic: every row's solve depends only on the
+//! other side's factors.
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -20,12 +28,45 @@ pub struct AlsParams {
     /// Confidence of an interaction with weight w: 1 + alpha * w.
     pub alpha: f32,
     pub cg_steps: usize,
+    pub solver: Solver,
     pub seed: u64,
+}
+
+/// How each row's least-squares system is solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Solver {
+    #[default]
+    Cg,
+    Cholesky,
+}
+
+impl Solver {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "cg" => Ok(Solver::Cg),
+            "cholesky" => Ok(Solver::Cholesky),
+            other => Err(Error::Param(format!("solver {other}: expected cg or cholesky"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Solver::Cg => "cg",
+            Solver::Cholesky => "cholesky",
+        }
+    }
 }
 
 impl Default for AlsParams {
     fn default() -> Self {
-        AlsParams { factors: 64, iterations: 15, regularization: 0.05, alpha: 1.0, cg_steps: 3, seed: 42 }
+        AlsParams {
+            factors: 64,
+            iterations: 15,
+            regularization: 0.05,
+            alpha: 1.0,
+            cg_steps: 3,
+            solver: Solver::Cg,
+            seed: 42,
+        }
     }
 }
 
@@ -216,6 +257,58 @@ fn cg_solve<S: pulp::Simd>(
 }
 
 fn solve_side(x: &mut [f32], y: &[f32], gram_y: &[f32], m: &Csr, params: &AlsParams) {
+    match params.solver {
+        Solver::Cg => solve_side_cg(x, y, gram_y, m, params),
+        Solver::Cholesky => solve_side_cholesky(x, y, gram_y, m, params),
+    }
+}
+
+/// `(YᵀY + λI + Σ (c-1) y yᵀ) x = Σ c y` built in full (the rank-n update
+/// as one faer matmul) and solved exactly.
+fn solve_side_cholesky(x: &mut [f32], y: &[f32], gram_y: &[f32], m: &Csr, params: &AlsParams) {
+    use faer::linalg::solvers::Solve;
+    let f = params.factors;
+    x.par_chunks_mut(f).enumerate().for_each_init(
+        || (faer::Mat::<f32>::zeros(f, f), faer::Mat::<f32>::zeros(f, 1), faer::Mat::<f32>::zeros(0, f)),
+        |(a, b, scaled), (row, xr)| {
+            let (cols, vals) = m.row(row);
+            // A is symmetric, so its column-major storage is YᵀY's row-major one.
+            for j in 0..f {
+                a.col_as_slice_mut(j).copy_from_slice(&gram_y[j * f..(j + 1) * f]);
+                a[(j, j)] += params.regularization;
+            }
+            // Rows of Y scaled by sqrt(c - 1), so that A += Sᵀ S.
+            scaled.resize_with(cols.len(), f, |_, _| 0.0);
+            let rhs = b.col_as_slice_mut(0);
+            rhs.iter_mut().for_each(|v| *v = 0.0);
+            for (r, (&i, &w)) in cols.iter().zip(vals).enumerate() {
+                let c = 1.0 + params.alpha * w;
+                let s = (c - 1.0).max(0.0).sqrt();
+                let yi = &y[i as usize * f..(i as usize + 1) * f];
+                for (j, &v) in yi.iter().enumerate() {
+                    scaled[(r, j)] = s * v;
+                    rhs[j] += c * v;
+                }
+            }
+            faer::linalg::matmul::matmul(
+                a.as_mut(),
+                faer::Accum::Add,
+                scaled.transpose(),
+                scaled.as_ref(),
+                1.0,
+                faer::Par::Seq,
+            );
+            // Only without regularization can A be singular (a row without
+            // interactions); its factors then stay as they are.
+            if let Ok(llt) = a.llt(faer::Side::Lower) {
+                llt.solve_in_place(b.as_mut());
+                xr.copy_from_slice(b.col_as_slice(0));
+            }
+        },
+    );
+}
+
+fn solve_side_cg(x: &mut [f32], y: &[f32], gram_y: &[f32], m: &Csr, params: &AlsParams) {
     let f = params.factors;
     let arch = pulp::Arch::new();
     let mut yty = gram_y.to_vec();
@@ -317,6 +410,21 @@ mod tests {
         // A held-out in-group item scores above every out-of-group item.
         let (u, held) = (0usize, 0usize); // (0 + 0) % 3 == 0: not in training
         assert!((10..20).all(|j| score(u, held) > score(u, j)));
+    }
+
+    #[test]
+    fn cholesky_and_cg_agree() {
+        let m = blocks();
+        let exact = AlsParams { factors: 4, iterations: 10, solver: Solver::Cholesky, ..AlsParams::default() };
+        let mut losses = Vec::new();
+        let fs = train(&m, exact, |_, _, l| losses.push(l)).unwrap();
+        assert!(losses.windows(2).all(|w| w[1] <= w[0] + 1e-6), "exact ALS never increases the loss: {losses:?}");
+        let cg = train(&m, AlsParams { solver: Solver::Cg, cg_steps: 8, ..exact }, |_, _, _| {}).unwrap();
+        let score = |fs: &Factors, u: usize, i: usize| dot(&fs.users[u * 4..u * 4 + 4], &fs.items[i * 4..i * 4 + 4]);
+        for (u, i) in [(0, 0), (0, 5), (5, 5), (5, 0)] {
+            assert!((score(&fs, u, i) - score(&cg, u, i)).abs() < 0.05, "({u},{i})");
+        }
+        assert!(Solver::parse("qr").is_err());
     }
 
     #[test]

@@ -204,11 +204,20 @@ impl RecModel {
     }
 
     pub fn load(path: &Path) -> Result<RecModel> {
-        let mut r = BufReader::new(std::fs::File::open(path)?);
+        Self::read_from(BufReader::new(std::fs::File::open(path)?))
+            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+    }
+
+    /// Reads a model from bytes (an artifact fetched from the store).
+    pub fn from_bytes(bytes: &[u8]) -> Result<RecModel> {
+        Self::read_from(bytes)
+    }
+
+    fn read_from(mut r: impl Read) -> Result<RecModel> {
         let mut magic = [0u8; 8];
-        r.read_exact(&mut magic)?;
+        r.read_exact(&mut magic).map_err(|_| Error::Model("not a Plinth recommender model (too short)".into()))?;
         if &magic != MAGIC {
-            return Err(Error::Model(format!("{} is not a Plinth recommender model", path.display())));
+            return Err(Error::Model("not a Plinth recommender model".into()));
         }
         let mut b4 = [0u8; 4];
         r.read_exact(&mut b4)?;
@@ -222,8 +231,11 @@ impl RecModel {
         if len > 1 << 32 {
             return Err(Error::Model("header too large".into()));
         }
-        let mut header = vec![0u8; len];
-        r.read_exact(&mut header)?;
+        let mut header = Vec::new();
+        (&mut r).take(len as u64).read_to_end(&mut header)?;
+        if header.len() != len {
+            return Err(Error::Model("truncated model header".into()));
+        }
         let header: Value = serde_json::from_slice(&header).map_err(|e| Error::Model(e.to_string()))?;
         let strings = |key: &str| -> Result<Vec<String>> {
             header[key]
@@ -239,8 +251,12 @@ impl RecModel {
         for a in header["arrays"].as_array().ok_or_else(|| Error::Model("missing arrays".into()))? {
             let name = a["name"].as_str().ok_or_else(|| Error::Model("bad array name".into()))?.to_string();
             let bytes = a["bytes"].as_u64().ok_or_else(|| Error::Model("bad array size".into()))? as usize;
-            let mut buf = vec![0u8; bytes];
-            r.read_exact(&mut buf)?;
+            // Grows as bytes arrive, so a lying header cannot make it allocate.
+            let mut buf = Vec::new();
+            (&mut r).take(bytes as u64).read_to_end(&mut buf)?;
+            if buf.len() != bytes {
+                return Err(Error::Model(format!("truncated model file (array {name})")));
+            }
             arrays.insert(name, buf);
         }
         let take = |name: &str| arrays.get(name).ok_or_else(|| Error::Model(format!("missing array {name}")));
@@ -359,9 +375,18 @@ mod tests {
             let path = dir.path().join("m.plinthrec");
             m.save(&path).unwrap();
             assert_eq!(RecModel::load(&path).unwrap(), m);
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(RecModel::from_bytes(&bytes).unwrap(), m);
+            for cut in [4, 20, bytes.len() / 2, bytes.len() - 1] {
+                assert!(RecModel::from_bytes(&bytes[..cut]).is_err(), "truncated at {cut}");
+            }
         }
         std::fs::write(dir.path().join("bad"), b"not a model").unwrap();
         assert!(RecModel::load(&dir.path().join("bad")).is_err());
+        let mut lying = b"PLINTHRM".to_vec();
+        lying.extend(1u32.to_le_bytes());
+        lying.extend(u64::MAX.to_le_bytes());
+        assert!(RecModel::from_bytes(&lying).is_err(), "a huge header length is refused, not allocated");
     }
 
     #[test]
