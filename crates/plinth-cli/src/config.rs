@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub max_artifact_bytes: Option<u64>,
     pub fsync_commits: Option<bool>,
     pub datasets_dir: Option<PathBuf>,
+    pub max_concurrent_inference: Option<usize>,
+    pub reload_interval_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -56,6 +58,12 @@ pub struct ServerFlags {
     /// Where training jobs submitted over the API may read data (default <data-dir>/datasets).
     #[arg(long, env = "PLINTH_DATASETS_DIR")]
     pub datasets_dir: Option<PathBuf>,
+    /// Inference requests served at once; beyond it, 503 + Retry-After (default 1024).
+    #[arg(long, env = "PLINTH_MAX_CONCURRENT_INFERENCE")]
+    pub max_concurrent_inference: Option<usize>,
+    /// How often deployments re-check aliases and stored changes, in ms (default 1000).
+    #[arg(long, env = "PLINTH_RELOAD_INTERVAL_MS")]
+    pub reload_interval_ms: Option<u64>,
 }
 
 /// The checked configuration the server runs with.
@@ -68,6 +76,8 @@ pub struct Config {
     pub max_artifact_bytes: u64,
     pub fsync_commits: bool,
     pub datasets_dir: PathBuf,
+    pub max_concurrent_inference: usize,
+    pub reload_interval_ms: u64,
 }
 
 impl Config {
@@ -87,7 +97,17 @@ impl Config {
             bail!("max_request_bytes must be at least 1024");
         }
         let data_dir = flags.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("plinth-data"));
+        let max_concurrent_inference = flags.max_concurrent_inference.or(file.max_concurrent_inference).unwrap_or(1024);
+        if max_concurrent_inference == 0 {
+            bail!("max_concurrent_inference must be at least 1");
+        }
+        let reload_interval_ms = flags.reload_interval_ms.or(file.reload_interval_ms).unwrap_or(1000);
+        if !(50..=60_000).contains(&reload_interval_ms) {
+            bail!("reload_interval_ms must be in 50..=60000");
+        }
         Ok(Config {
+            max_concurrent_inference,
+            reload_interval_ms,
             datasets_dir: flags.datasets_dir.clone().or(file.datasets_dir).unwrap_or_else(|| data_dir.join("datasets")),
             host,
             port: flags.port.or(file.port).unwrap_or(5000),

@@ -62,10 +62,23 @@ async fn server(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.datasets_dir)
         .with_context(|| format!("cannot create datasets dir {}", config.datasets_dir.display()))?;
     let jobs = plinth_engine::jobs::JobRunner::start(platform.clone(), config.datasets_dir.clone()).await?;
+    let serving = plinth_serving::Serving::start(
+        platform.clone(),
+        plinth_serving::ServingConfig {
+            exposure_dir: config.data_dir.join("exposures"),
+            reload_interval: std::time::Duration::from_millis(config.reload_interval_ms),
+        },
+    )
+    .await?;
     let app = plinth_server::app(
         platform,
         jobs,
-        ServerConfig { max_request_bytes: config.max_request_bytes, max_artifact_bytes: config.max_artifact_bytes },
+        serving,
+        ServerConfig {
+            max_request_bytes: config.max_request_bytes,
+            max_artifact_bytes: config.max_artifact_bytes,
+            max_concurrent_inference: config.max_concurrent_inference,
+        },
     );
     let addr = SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

@@ -3,6 +3,7 @@
 //! metadata in a [`MetadataStore`] and bytes in an [`ArtifactStore`].
 
 mod artifacts;
+pub mod deployments;
 mod error;
 mod experiments;
 pub mod jobs;

@@ -79,3 +79,52 @@ impl IntoResponse for ApiError {
         (self.status, Json(json!({"error_code": self.code, "message": self.message}))).into_response()
     }
 }
+
+impl From<plinth_serving::Error> for ApiError {
+    fn from(e: plinth_serving::Error) -> Self {
+        use plinth_serving::Error as S;
+        match e {
+            S::NotFound(m) => ApiError::not_found(m),
+            S::Invalid(m) => ApiError::invalid(m),
+            S::AlreadyExists(m) => {
+                ApiError { status: StatusCode::BAD_REQUEST, code: "RESOURCE_ALREADY_EXISTS", message: m }
+            }
+            S::Internal(m) => plinth_engine::Error::Internal(m).into(),
+        }
+    }
+}
+
+/// Errors of the inference endpoints (`/v1/...`, `/v2/...`), in the Open
+/// Inference Protocol's shape: `{"error": "..."}`.
+#[derive(Debug)]
+pub struct InferError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl InferError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        InferError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+}
+
+impl IntoResponse for InferError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.message}))).into_response()
+    }
+}
+
+impl From<plinth_serving::Error> for InferError {
+    fn from(e: plinth_serving::Error) -> Self {
+        use plinth_serving::Error as S;
+        let (status, message) = match e {
+            S::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            S::Invalid(m) | S::AlreadyExists(m) => (StatusCode::BAD_REQUEST, m),
+            S::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal error; see the server log".to_string())
+            }
+        };
+        InferError { status, message }
+    }
+}

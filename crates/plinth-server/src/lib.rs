@@ -4,6 +4,7 @@
 
 mod args;
 mod error;
+mod metrics;
 mod routes;
 mod state;
 mod wire;
@@ -15,12 +16,15 @@ use axum::Router;
 pub use error::ApiError;
 use plinth_engine::Platform;
 use plinth_engine::jobs::JobRunner;
+use plinth_serving::Serving;
 pub use state::{AppState, ServerConfig};
 use tokio::net::TcpListener;
 
 /// The whole HTTP application.
-pub fn app(platform: Platform, jobs: JobRunner, config: ServerConfig) -> Router {
-    routes::router(AppState { platform, jobs, config })
+pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: ServerConfig) -> Router {
+    metrics::install();
+    let inference_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_inference.max(1)));
+    routes::router(AppState { platform, jobs, serving, config, inference_permits })
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains

@@ -1,7 +1,11 @@
 //! What every handler can reach.
 
+use std::sync::Arc;
+
 use plinth_engine::Platform;
 use plinth_engine::jobs::JobRunner;
+use plinth_serving::Serving;
+use tokio::sync::Semaphore;
 
 /// Limits and settings the HTTP layer enforces.
 #[derive(Debug, Clone)]
@@ -10,11 +14,13 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Largest artifact upload accepted (bytes).
     pub max_artifact_bytes: u64,
+    /// Inference requests served at once; beyond it, 503 + Retry-After.
+    pub max_concurrent_inference: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { max_request_bytes: 16 << 20, max_artifact_bytes: 8 << 30 }
+        ServerConfig { max_request_bytes: 16 << 20, max_artifact_bytes: 8 << 30, max_concurrent_inference: 1024 }
     }
 }
 
@@ -22,5 +28,8 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub platform: Platform,
     pub jobs: JobRunner,
+    pub serving: Serving,
     pub config: ServerConfig,
+    /// Permits for in-flight inference requests.
+    pub inference_permits: Arc<Semaphore>,
 }

@@ -31,7 +31,16 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = plinth_server::app(platform, jobs, config);
+        let serving = plinth_serving::Serving::start(
+            platform.clone(),
+            plinth_serving::ServingConfig {
+                exposure_dir: dir.path().join("exposures"),
+                reload_interval: std::time::Duration::from_millis(200),
+            },
+        )
+        .await
+        .unwrap();
+        let app = plinth_server::app(platform, jobs, serving, config);
         tokio::spawn(plinth_server::serve(listener, app, async {
             let _ = rx.await;
         }));
@@ -225,7 +234,12 @@ async fn artifact_paths_cannot_escape_the_root() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_refused() {
-    let srv = TestServer::start(ServerConfig { max_request_bytes: 4096, max_artifact_bytes: 10_000 }).await;
+    let srv = TestServer::start(ServerConfig {
+        max_request_bytes: 4096,
+        max_artifact_bytes: 10_000,
+        ..ServerConfig::default()
+    })
+    .await;
     let big = json!({"name": "x".repeat(10_000)});
     let (s, b) = srv.post("/api/2.0/mlflow/experiments/create", big).await;
     assert_error(s, &b, 413, "REQUEST_LIMIT_EXCEEDED");
@@ -326,4 +340,230 @@ async fn training_runs_as_a_polled_job() {
     }
     let (s, b) = srv.get("/api/2.0/plinth/jobs/get?job_id=job-nope").await;
     assert_error(s, &b, 404, "RESOURCE_DOES_NOT_EXIST");
+}
+
+impl TestServer {
+    /// Submits a training job and waits for it to succeed.
+    async fn train(&self, body: Value) -> Value {
+        let (s, b) = self.post("/api/2.0/plinth/jobs/train-recommender", body).await;
+        assert_eq!(s, 200, "{b}");
+        let job_id = b["job"]["job_id"].as_str().unwrap().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (_, b) = self.get(&format!("/api/2.0/plinth/jobs/get?job_id={job_id}")).await;
+            if b["job"]["status"] == "SUCCEEDED" {
+                return b["job"].clone();
+            }
+            assert!(b["job"]["status"] != "FAILED", "{b}");
+            assert!(std::time::Instant::now() < deadline, "job did not finish: {b}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn set_alias(&self, model: &str, alias: &str, version: &str) {
+        let (s, b) = self
+            .post("/api/2.0/mlflow/registered-models/alias", json!({"name": model, "alias": alias, "version": version}))
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+}
+
+fn toy_data(srv: &TestServer) {
+    let mut data = String::new();
+    for u in 0..60 {
+        let base = if u < 30 { 0 } else { 20 };
+        for i in 0..20 {
+            if (u + i) % 3 != 0 {
+                data.push_str(&format!("user{u}\titem{}\n", base + i));
+            }
+        }
+    }
+    std::fs::write(srv.dir.path().join("datasets/toy.tsv"), data).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deployments_serve_ab_splits_log_exposures_and_follow_aliases() {
+    let srv = TestServer::start(ServerConfig::default()).await;
+    toy_data(&srv);
+    let train = json!({"data": "toy.tsv", "algo": "als", "factors": 8, "iterations": 5, "register": "recs", "k": 5});
+    srv.train(train.clone()).await;
+    srv.train(json!({"data": "toy.tsv", "algo": "popularity", "register": "recs"})).await;
+    srv.set_alias("recs", "champion", "1").await;
+
+    // Two variants and a shadow; weights 50/50.
+    let spec = json!({"name": "home", "variants": [
+        {"name": "a", "model": "recs@champion", "weight": 50},
+        {"name": "b", "model": "recs/2", "weight": 50}],
+        "shadow": {"name": "s", "model": "recs/1"}});
+    let (s, b) = srv.post("/api/2.0/plinth/deployments/create", spec.clone()).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["deployment"]["state"], "READY", "{b}");
+    assert_eq!(b["deployment"]["variants"][0]["model_version"], 1);
+    let (s, b) = srv.post("/api/2.0/plinth/deployments/create", spec.clone()).await;
+    assert_error(s, &b, 400, "RESOURCE_ALREADY_EXISTS");
+
+    // Sticky: the same user always gets the same variant; both variants get users.
+    let mut seen = std::collections::HashMap::new();
+    for round in 0..2 {
+        for u in 0..60 {
+            let (s, b) = srv.post("/v1/deployments/home/recommend", json!({"user": format!("user{u}"), "k": 5})).await;
+            assert_eq!(s, 200, "{b}");
+            assert_eq!(b["items"].as_array().unwrap().len(), 5, "{b}");
+            assert!(b["fallback"].is_null());
+            let variant = b["variant"].as_str().unwrap().to_string();
+            if round == 0 {
+                seen.insert(u, variant);
+            } else {
+                assert_eq!(seen[&u], variant, "user{u} switched variants");
+            }
+        }
+    }
+    let a = seen.values().filter(|v| *v == "a").count();
+    assert!((10..=50).contains(&a), "a got {a} of 60");
+
+    // The unit header overrides the user as the assignment unit.
+    let unit_variant = |unit: &'static str| {
+        let srv = &srv;
+        async move {
+            let r = srv
+                .http
+                .post(srv.url("/v1/deployments/home/recommend"))
+                .header("X-Plinth-Unit", unit)
+                .header("X-Request-Id", "req-1")
+                .json(&json!({"user": "user1"}))
+                .send()
+                .await
+                .unwrap();
+            let b: Value = r.json().await.unwrap();
+            assert_eq!(b["request_id"], "req-1");
+            b["variant"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(unit_variant("device-7").await, unit_variant("device-7").await);
+
+    // Unknown users get popular items, and the response says so.
+    let (s, b) = srv.post("/v1/deployments/home/recommend", json!({"user": "stranger", "k": 3})).await;
+    assert_eq!((s, b["fallback"].as_str()), (200, Some("popularity")), "{b}");
+    // Batches, filters, similar items.
+    let (s, b) = srv
+        .post(
+            "/v1/deployments/home/recommend",
+            json!({"users": ["user1", "user2", 3], "k": 2, "exclude_items": ["item0"], "include_items": ["item0", "item1", "item2", "item3"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["results"].as_array().unwrap().len(), 3);
+    for r in b["results"].as_array().unwrap() {
+        for it in r["items"].as_array().unwrap() {
+            assert!(["item1", "item2", "item3"].contains(&it["item"].as_str().unwrap()), "{r}");
+        }
+    }
+    let (s, b) = srv.post("/v1/deployments/home/similar", json!({"item": "item1", "k": 3})).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["items"].as_array().unwrap().len(), 3);
+
+    // Bad input: OIP-shaped errors, never a panic.
+    for (path, body, status) in [
+        ("/v1/deployments/home/recommend", json!({"user": "user1", "k": 0}), 400),
+        ("/v1/deployments/home/recommend", json!({"user": "user1", "k": 100000}), 400),
+        ("/v1/deployments/home/recommend", json!({"k": 5}), 400),
+        ("/v1/deployments/home/recommend", json!({"user": "u", "users": ["v"]}), 400),
+        ("/v1/deployments/home/recommend", json!({"user": {"x": 1}}), 400),
+        ("/v1/deployments/home/recommend", json!({"user": "u", "bogus": 1}), 400),
+        ("/v1/deployments/home/similar", json!({"item": "no-such-item"}), 404),
+        ("/v1/deployments/nope/recommend", json!({"user": "user1"}), 404),
+    ] {
+        let (s, b) = srv.post(path, body.clone()).await;
+        assert_eq!(s, status, "{body} -> {b}");
+        assert!(b["error"].as_str().is_some_and(|m| !m.is_empty()), "{b}");
+    }
+    let (s, _) = srv.raw("POST /v1/deployments/home/recommend HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{oops").await;
+    assert_eq!(s, 400);
+    for bad in [
+        json!({"name": "x", "variants": []}),
+        json!({"name": "x", "variants": [{"name": "a", "model": "recs"}]}),
+        json!({"name": "x", "variants": [{"name": "a", "model": "nope@champion"}]}),
+        json!({"name": "x", "variants": [{"name": "a", "model": "recs/9"}]}),
+        json!({"name": "x", "variants": [{"name": "a", "model": "recs/1", "weight": -1}]}),
+        json!({"name": "../x", "variants": [{"name": "a", "model": "recs/1"}]}),
+    ] {
+        let (s, b) = srv.post("/api/2.0/plinth/deployments/create", bad.clone()).await;
+        assert!(s == 400 || s == 404, "{bad} -> {s} {b}");
+        assert!(b["message"].as_str().is_some(), "{b}");
+    }
+
+    // Exposure log: one record per served user, with variant and version; shadow records apart.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (s, b) = srv.get("/api/2.0/plinth/deployments/exposures?name=home&unit=user5&max_results=1000").await;
+    assert_eq!(s, 200, "{b}");
+    let records = b["exposures"].as_array().unwrap();
+    let served: Vec<_> = records.iter().filter(|e| e["shadow"] == false).collect();
+    assert_eq!(served.len(), 2, "{b}");
+    assert!(served.iter().all(|e| e["variant"] == seen[&5].as_str() && e["request_id"].is_string()));
+    assert!(records.iter().any(|e| e["shadow"] == true && e["variant"] == "s"), "shadow saw the request: {b}");
+
+    // Move the alias under load: no request fails, variant a serves v3 within 5 s.
+    srv.train(train).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for c in 0..4 {
+        let (http, url, stop) = (srv.http.clone(), srv.url("/v1/deployments/home/recommend"), stop.clone());
+        load.push(tokio::spawn(async move {
+            let (mut ok, mut versions) = (0u32, std::collections::BTreeSet::new());
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let r = http.post(&url).json(&json!({"user": format!("user{}", (c * 13 + n) % 60)})).send().await;
+                let r = r.expect("request failed during the swap");
+                assert_eq!(r.status().as_u16(), 200);
+                let b: Value = r.json().await.unwrap();
+                if b["variant"] == "a" {
+                    versions.insert(b["model_version"].as_i64().unwrap());
+                }
+                ok += 1;
+            }
+            (ok, versions)
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    srv.set_alias("recs", "champion", "3").await;
+    let moved_at = std::time::Instant::now();
+    loop {
+        let (_, b) = srv.get("/api/2.0/plinth/deployments/get?name=home").await;
+        if b["deployment"]["variants"][0]["model_version"] == 3 {
+            break;
+        }
+        assert!(moved_at.elapsed() < std::time::Duration::from_secs(5), "alias move not picked up: {b}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut versions = std::collections::BTreeSet::new();
+    for h in load {
+        let (ok, v) = h.await.unwrap();
+        assert!(ok > 0);
+        versions.extend(v);
+    }
+    assert!(versions.contains(&1) && versions.contains(&3), "{versions:?}");
+
+    // Weights change without a restart.
+    let (s, b) = srv
+        .post(
+            "/api/2.0/plinth/deployments/update",
+            json!({"name": "home", "variants": [{"name": "a", "model": "recs@champion", "weight": 100}, {"name": "b", "model": "recs/2", "weight": 0}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    for u in 0..20 {
+        let (_, b) = srv.post("/v1/deployments/home/recommend", json!({"user": format!("user{u}")})).await;
+        assert_eq!(b["variant"], "a", "{b}");
+    }
+    let r = srv.http.get(srv.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let b = r.text().await.unwrap();
+    assert!(b.contains("plinth_serving_requests_total") && b.contains("deployment=\"home\""), "{b}");
+    let (s, _) = srv.post("/api/2.0/plinth/deployments/delete", json!({"name": "home"})).await;
+    assert_eq!(s, 200);
+    let (s, _) = srv.post("/v1/deployments/home/recommend", json!({"user": "user1"})).await;
+    assert_eq!(s, 404);
 }

@@ -58,6 +58,39 @@ pub async fn run_all(store: &dyn MetadataStore) {
     registry(store).await;
     logged_model_search(store).await;
     jobs(store).await;
+    deployments(store).await;
+}
+
+async fn deployments(store: &dyn MetadataStore) {
+    use plinth_core::deployments::{Deployment, ModelRef, Variant};
+    let variant = |name: &str, model: &str, weight| Variant {
+        name: name.into(),
+        model: ModelRef::parse(model).expect("model ref"),
+        weight,
+    };
+    let d = Deployment {
+        name: "recs".into(),
+        salt: "salt-1".into(),
+        variants: vec![variant("a", "recs@champion", 90), variant("b", "recs/2", 10)],
+        shadow: Some(variant("s", "recs@challenger", 0)),
+        created_time: 1,
+        updated_time: 1,
+    };
+    assert_eq!(store.create_deployment(d.clone()).await.expect("create"), d);
+    assert!(store.create_deployment(d.clone()).await.is_err_and(|e| exists(&e)));
+    assert_eq!(store.get_deployment("recs").await.expect("get"), d);
+    let mut changed = d.clone();
+    changed.variants[0].weight = 50;
+    changed.shadow = None;
+    changed.updated_time = 2;
+    changed.salt = "ignored".into();
+    let updated = store.update_deployment(changed).await.expect("update");
+    assert_eq!((updated.variants[0].weight, updated.shadow.clone(), updated.salt.as_str()), (50, None, "salt-1"));
+    assert_eq!(store.list_deployments().await.expect("list").len(), 1);
+    assert!(store.get_deployment("nope").await.is_err_and(|e| not_found(&e)));
+    store.delete_deployment("recs").await.expect("delete");
+    assert!(store.delete_deployment("recs").await.is_err_and(|e| not_found(&e)));
+    assert!(store.list_deployments().await.expect("list").is_empty());
 }
 
 fn logged_model(experiment_id: &str, name: &str, run_id: &str, created: i64) -> LoggedModel {

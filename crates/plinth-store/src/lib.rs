@@ -9,6 +9,7 @@ mod error;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use plinth_core::deployments::Deployment;
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag, ViewType};
 use plinth_core::jobs::{Job, JobStatus};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
@@ -152,6 +153,15 @@ pub trait MetadataStore: Send + Sync + 'static {
         archive_existing: bool,
     ) -> Result<ModelVersion>;
     async fn get_latest_versions(&self, name: &str, stages: Vec<Stage>) -> Result<Vec<ModelVersion>>;
+
+    // --- deployments ---
+    /// Fails with AlreadyExists if the name is taken.
+    async fn create_deployment(&self, deployment: Deployment) -> Result<Deployment>;
+    async fn get_deployment(&self, name: &str) -> Result<Deployment>;
+    /// Replaces variants and shadow; keeps name, salt and creation time.
+    async fn update_deployment(&self, deployment: Deployment) -> Result<Deployment>;
+    async fn delete_deployment(&self, name: &str) -> Result<()>;
+    async fn list_deployments(&self) -> Result<Vec<Deployment>>;
 
     // --- jobs ---
     async fn create_job(&self, job: Job) -> Result<()>;

@@ -1,11 +1,13 @@
 //! The router: one module per noun, merged here under MLflow's prefixes.
 
 mod artifacts;
+mod deployments;
 mod experiments;
 mod jobs;
 mod logged_models;
 mod registry;
 mod runs;
+mod serving;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::response::IntoResponse;
@@ -32,7 +34,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/ajax-api/2.0/mlflow", api.clone())
         .nest("/api/2.0/preview/mlflow", api)
         .nest("/api/2.0/mlflow-artifacts", artifacts::proxy_router())
-        .nest("/api/2.0/plinth", jobs::router())
+        .nest("/api/2.0/plinth", jobs::router().merge(deployments::router()))
+        .merge(serving::router(state.clone()))
         .nest("/ajax-api/2.0/mlflow-artifacts", artifacts::proxy_router())
         .route("/health", get(health))
         .route("/version", get(version))

@@ -6,8 +6,11 @@ use rusqlite::Connection;
 use crate::Result;
 
 /// (version, SQL). Append only: never edit a shipped migration.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/0001_init.sql")), (2, include_str!("../../migrations/0002_jobs.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_jobs.sql")),
+    (3, include_str!("../../migrations/0003_deployments.sql")),
+];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(

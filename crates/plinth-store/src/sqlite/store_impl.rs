@@ -2,13 +2,14 @@
 //! writer (writes) or the read pool (reads).
 
 use async_trait::async_trait;
+use plinth_core::deployments::Deployment;
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::jobs::{Job, JobStatus};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 
-use super::{SqliteStore, experiments, jobs, logged_models, registry, runs};
+use super::{SqliteStore, deployments, experiments, jobs, logged_models, registry, runs};
 use crate::{ExperimentSearch, LoggedModelSearch, MetadataStore, Page, Result, RunSearch, SearchQuery};
 
 #[async_trait]
@@ -222,5 +223,23 @@ impl MetadataStore for SqliteStore {
     }
     async fn list_jobs(&self, status: Option<JobStatus>, limit: i64) -> Result<Vec<Job>> {
         self.read(move |c| jobs::list(c, status, limit)).await
+    }
+
+    async fn create_deployment(&self, deployment: Deployment) -> Result<Deployment> {
+        self.write(move |c| deployments::create(c, &deployment)).await
+    }
+    async fn get_deployment(&self, name: &str) -> Result<Deployment> {
+        let name = name.to_string();
+        self.read(move |c| deployments::get(c, &name)).await
+    }
+    async fn update_deployment(&self, deployment: Deployment) -> Result<Deployment> {
+        self.write(move |c| deployments::update(c, &deployment)).await
+    }
+    async fn delete_deployment(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| deployments::delete(c, &name)).await
+    }
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        self.read(deployments::list).await
     }
 }

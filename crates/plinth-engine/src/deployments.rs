@@ -1,0 +1,72 @@
+//! Deployments as stored state, and the registry lookups serving needs:
+//! which version a model reference means now, and that version's files.
+
+use bytes::Bytes;
+use plinth_artifacts::ArtifactPath;
+use plinth_core::deployments::{Deployment, ModelRef, ModelTarget};
+use plinth_core::ids::now_ms;
+use plinth_core::registry::ModelVersion;
+
+use crate::{Error, Platform, Result, artifact_key};
+
+impl Platform {
+    /// The version a reference points at now.
+    pub async fn resolve_model(&self, model: &ModelRef) -> Result<ModelVersion> {
+        match &model.target {
+            ModelTarget::Alias(alias) => self.get_model_version_by_alias(&model.name, alias).await,
+            ModelTarget::Version(v) => Ok(self.store.get_model_version(&model.name, *v).await?),
+        }
+    }
+
+    /// A file of a model version's directory (`file` relative to it), for
+    /// versions whose bytes this server holds.
+    pub async fn read_model_file(&self, version: &ModelVersion, file: &str) -> Result<Bytes> {
+        let Some(key) = artifact_key(&version.storage_location) else {
+            return Err(plinth_core::Error::invalid(format!(
+                "Model {} version {} lives at '{}', outside this server's artifact store",
+                version.name, version.version, version.storage_location
+            ))
+            .into());
+        };
+        let path = ArtifactPath::parse(&format!("{key}/{file}"))?;
+        match self.artifacts.read(&path).await {
+            Ok(bytes) => Ok(bytes),
+            Err(plinth_artifacts::Error::NotFound(_)) => Err(plinth_core::Error::invalid(format!(
+                "Model {} version {} has no '{file}' in {}",
+                version.name, version.version, version.storage_location
+            ))
+            .into()),
+            Err(e) => Err(Error::from(e)),
+        }
+    }
+
+    pub async fn create_deployment(&self, mut deployment: Deployment) -> Result<Deployment> {
+        deployment.validate()?;
+        let now = now_ms();
+        (deployment.created_time, deployment.updated_time) = (now, now);
+        Ok(self.store.create_deployment(deployment).await?)
+    }
+
+    pub async fn get_deployment(&self, name: &str) -> Result<Deployment> {
+        Ok(self.store.get_deployment(name).await?)
+    }
+
+    pub async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        Ok(self.store.list_deployments().await?)
+    }
+
+    /// Replaces the variants and shadow; name and salt stay.
+    pub async fn update_deployment(&self, mut deployment: Deployment) -> Result<Deployment> {
+        let current = self.store.get_deployment(&deployment.name).await?;
+        deployment.salt = current.salt;
+        deployment.created_time = current.created_time;
+        // Strictly increasing, so replicas see every change.
+        deployment.updated_time = now_ms().max(current.updated_time + 1);
+        deployment.validate()?;
+        Ok(self.store.update_deployment(deployment).await?)
+    }
+
+    pub async fn delete_deployment(&self, name: &str) -> Result<()> {
+        Ok(self.store.delete_deployment(name).await?)
+    }
+}

@@ -1,0 +1,106 @@
+//! `/api/2.0/plinth/deployments/*`: Plinth's native API to create, change,
+//! inspect and remove deployments, and to read their exposure logs.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use plinth_core::deployments::{Deployment, ModelRef, Variant};
+use plinth_serving::ExposureQuery;
+use serde_json::{Value, json};
+
+use crate::args::Args;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/deployments/create", post(create))
+        .route("/deployments/update", post(update))
+        .route("/deployments/delete", post(delete))
+        .route("/deployments/get", get(get_one))
+        .route("/deployments/list", get(list))
+        .route("/deployments/exposures", get(exposures))
+}
+
+fn variant(a: &Args, default_weight: u32) -> Result<Variant, ApiError> {
+    let weight = match a.opt_i64("weight")? {
+        None => default_weight,
+        Some(w) if (0..=1_000_000).contains(&w) => w as u32,
+        Some(w) => return Err(ApiError::invalid(format!("weight must be in 0..=1000000, got {w}"))),
+    };
+    Ok(Variant { name: a.req_str("name")?, model: ModelRef::parse(&a.req_str("model")?)?, weight })
+}
+
+/// `{name, variants: [{name, model: "recs@champion" | "recs/3", weight}], shadow?: {name, model}, salt?}`
+fn deployment(a: &Args) -> Result<Deployment, ApiError> {
+    let name = a.req_str("name")?;
+    let variants = a.objects("variants")?.iter().map(|v| variant(v, 1)).collect::<Result<Vec<_>, _>>()?;
+    let shadow = a.object("shadow")?.map(|s| variant(&s, 0)).transpose()?;
+    Ok(Deployment {
+        salt: a.opt_str("salt")?.unwrap_or_else(|| name.clone()),
+        name,
+        variants,
+        shadow,
+        created_time: 0,
+        updated_time: 0,
+    })
+}
+
+fn status(s: &AppState, d: &Deployment) -> Value {
+    match s.serving.get(&d.name) {
+        Some(live) if live.spec.updated_time == d.updated_time => live.status(),
+        _ => {
+            let v = |v: &Variant| json!({"name": v.name, "model": v.model.to_string(), "weight": v.weight});
+            json!({"name": d.name, "salt": d.salt, "created_time": d.created_time, "updated_time": d.updated_time,
+                   "variants": d.variants.iter().map(v).collect::<Vec<_>>(), "shadow": d.shadow.as_ref().map(v),
+                   "state": "LOADING"})
+        }
+    }
+}
+
+async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
+    let d = s.serving.create(deployment(&a)?).await?;
+    Ok(Json(json!({"deployment": status(&s, &d)})))
+}
+
+async fn update(State(s): State<AppState>, a: Args) -> ApiResult {
+    let d = s.serving.update(deployment(&a)?).await?;
+    Ok(Json(json!({"deployment": status(&s, &d)})))
+}
+
+async fn delete(State(s): State<AppState>, a: Args) -> ApiResult {
+    s.serving.delete(&a.req_str("name")?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult {
+    let d = s.platform.get_deployment(&a.req_str("name")?).await?;
+    Ok(Json(json!({"deployment": status(&s, &d)})))
+}
+
+async fn list(State(s): State<AppState>) -> ApiResult {
+    let all = s.platform.list_deployments().await?;
+    Ok(Json(json!({"deployments": all.iter().map(|d| status(&s, d)).collect::<Vec<_>>()})))
+}
+
+/// `?name=&variant=&unit=&since_ms=&max_results=`: newest first.
+async fn exposures(State(s): State<AppState>, a: Args) -> ApiResult {
+    let name = a.req_str("name")?;
+    s.platform.get_deployment(&name).await?;
+    let limit = a.opt_i64("max_results")?.unwrap_or(100);
+    if !(1..=100_000).contains(&limit) {
+        return Err(ApiError::invalid(format!("max_results must be in 1..=100000, got {limit}")));
+    }
+    let q = ExposureQuery {
+        variant: a.opt_str("variant")?,
+        unit: a.opt_str("unit")?,
+        since_ms: a.opt_i64("since_ms")?,
+        limit: limit as usize,
+    };
+    let log = s.serving.exposures().clone();
+    let found = tokio::task::spawn_blocking(move || log.query(&name, &q))
+        .await
+        .map_err(|e| plinth_engine::Error::Internal(e.to_string()))?
+        .map_err(|e| plinth_engine::Error::Internal(e.to_string()))?;
+    Ok(Json(json!({"exposures": found})))
+}

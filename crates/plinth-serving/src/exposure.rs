@@ -1,0 +1,220 @@
+//! The exposure log: one JSON line per served request (who saw which variant
+//! and model version, when, how fast), appended to
+//! `<dir>/<deployment>.jsonl` by a background thread so the hot path never
+//! waits on disk. Queried by reading the file back.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Records waiting for the writer; beyond this they are dropped (and counted)
+/// rather than slowing requests down.
+const QUEUE: usize = 65_536;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exposure {
+    pub time_ms: i64,
+    pub deployment: String,
+    pub variant: String,
+    pub model: String,
+    pub model_version: i64,
+    pub unit: String,
+    pub request_id: String,
+    pub endpoint: String,
+    pub latency_us: u64,
+    pub shadow: bool,
+    /// The user was unknown to the model and got popular items.
+    pub fallback: bool,
+}
+
+/// Which records to return, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ExposureQuery {
+    pub variant: Option<String>,
+    pub unit: Option<String>,
+    pub since_ms: Option<i64>,
+    pub limit: usize,
+}
+
+enum Msg {
+    Record(Exposure),
+    Flush(Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct ExposureLog {
+    tx: SyncSender<Msg>,
+    dir: PathBuf,
+}
+
+impl ExposureLog {
+    pub fn open(dir: PathBuf) -> std::io::Result<ExposureLog> {
+        std::fs::create_dir_all(&dir)?;
+        let (tx, rx) = sync_channel(QUEUE);
+        let writer_dir = dir.clone();
+        std::thread::Builder::new().name("plinth-exposures".into()).spawn(move || write_loop(&writer_dir, rx))?;
+        Ok(ExposureLog { tx, dir })
+    }
+
+    /// Queues a record; never blocks.
+    pub fn record(&self, e: Exposure) {
+        match self.tx.try_send(Msg::Record(e)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => metrics::counter!("plinth_exposures_dropped_total").increment(1),
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Waits (briefly) until everything queued so far is in the files.
+    pub fn flush(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
+    }
+
+    pub fn query(&self, deployment: &str, q: &ExposureQuery) -> std::io::Result<Vec<Exposure>> {
+        self.flush();
+        let path = file_for(&self.dir, deployment);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = std::collections::VecDeque::new();
+        for line in BufReader::new(file).lines() {
+            let line = line?;
+            // A torn last line after a crash is skipped, not an error.
+            let Ok(e) = serde_json::from_str::<Exposure>(&line) else { continue };
+            let keep = q.variant.as_ref().is_none_or(|v| &e.variant == v)
+                && q.unit.as_ref().is_none_or(|u| &e.unit == u)
+                && q.since_ms.is_none_or(|t| e.time_ms >= t);
+            if keep {
+                out.push_back(e);
+                if out.len() > q.limit {
+                    out.pop_front();
+                }
+            }
+        }
+        Ok(out.into_iter().rev().collect())
+    }
+}
+
+fn file_for(dir: &Path, deployment: &str) -> PathBuf {
+    // Deployment names are validated: letters, digits, '-', '_', '.'.
+    dir.join(format!("{deployment}.jsonl"))
+}
+
+/// Opens for appending; a torn last line (a crash mid-write) is ended first,
+/// so the next record starts on a line of its own.
+fn open_for_append(path: &Path) -> std::io::Result<File> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = OpenOptions::new().create(true).read(true).append(true).open(path)?;
+    let len = f.metadata()?.len();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        f.seek(SeekFrom::Start(len - 1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            f.write_all(b"\n")?;
+        }
+    }
+    Ok(f)
+}
+
+fn write_loop(dir: &Path, rx: Receiver<Msg>) {
+    let mut files: HashMap<String, BufWriter<File>> = HashMap::new();
+    let flush_all = |files: &mut HashMap<String, BufWriter<File>>| {
+        for f in files.values_mut() {
+            if let Err(e) = f.flush() {
+                tracing::warn!(error = %e, "exposure log flush failed");
+            }
+        }
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Msg::Record(e)) => {
+                if !files.contains_key(&e.deployment) {
+                    match open_for_append(&file_for(dir, &e.deployment)) {
+                        Ok(f) => {
+                            files.insert(e.deployment.clone(), BufWriter::new(f));
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, deployment = %e.deployment, "cannot open exposure log");
+                            continue;
+                        }
+                    }
+                }
+                if let (Some(f), Ok(line)) = (files.get_mut(&e.deployment), serde_json::to_string(&e))
+                    && let Err(err) = writeln!(f, "{line}")
+                {
+                    tracing::warn!(error = %err, "exposure log write failed");
+                }
+            }
+            Ok(Msg::Flush(done)) => {
+                flush_all(&mut files);
+                let _ = done.send(());
+            }
+            Err(RecvTimeoutError::Timeout) => flush_all(&mut files),
+            Err(RecvTimeoutError::Disconnected) => {
+                flush_all(&mut files);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposure(variant: &str, unit: &str, t: i64) -> Exposure {
+        Exposure {
+            time_ms: t,
+            deployment: "recs".into(),
+            variant: variant.into(),
+            model: "m".into(),
+            model_version: 1,
+            unit: unit.into(),
+            request_id: format!("r{t}"),
+            endpoint: "recommend".into(),
+            latency_us: 10,
+            shadow: false,
+            fallback: false,
+        }
+    }
+
+    #[test]
+    fn records_are_appended_and_queried_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = ExposureLog::open(dir.path().to_path_buf()).unwrap();
+        for t in 0..10 {
+            log.record(exposure(if t % 2 == 0 { "a" } else { "b" }, &format!("u{}", t % 3), t));
+        }
+        let all = log.query("recs", &ExposureQuery { limit: 100, ..Default::default() }).unwrap();
+        assert_eq!(all.iter().map(|e| e.time_ms).collect::<Vec<_>>(), (0..10).rev().collect::<Vec<_>>());
+        let q = ExposureQuery { variant: Some("a".into()), since_ms: Some(4), limit: 2, ..Default::default() };
+        assert_eq!(log.query("recs", &q).unwrap().iter().map(|e| e.time_ms).collect::<Vec<_>>(), [8, 6]);
+        let q = ExposureQuery { unit: Some("u1".into()), limit: 100, ..Default::default() };
+        assert_eq!(log.query("recs", &q).unwrap().len(), 3);
+        assert!(log.query("other", &q).unwrap().is_empty());
+        // A torn line (crash mid-write) is skipped.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("recs.jsonl"))
+            .and_then(|mut f| f.write_all(b"{\"time_ms\": 1"))
+            .unwrap();
+        assert_eq!(log.query("recs", &ExposureQuery { limit: 100, ..Default::default() }).unwrap().len(), 10);
+        // A new writer (after a restart) starts on a fresh line.
+        drop(log);
+        let log = ExposureLog::open(dir.path().to_path_buf()).unwrap();
+        log.record(exposure("a", "u9", 99));
+        let all = log.query("recs", &ExposureQuery { limit: 100, ..Default::default() }).unwrap();
+        assert_eq!((all.len(), all[0].time_ms), (11, 99));
+    }
+}

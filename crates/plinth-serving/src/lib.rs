@@ -1,0 +1,290 @@
+//! Serving: deployments live in memory with their models loaded, answer
+//! recommendation requests through the variant a unit is assigned to,
+//! mirror requests to a shadow variant, log exposures, and follow registry
+//! aliases (a moved alias loads the new version in the background and swaps
+//! it in atomically; requests in flight finish on the old one).
+//!
+//! State of record is the metadata store (deployments) and the registry
+//! (versions, aliases); this crate only holds what it loaded, and a reload
+//! loop reconciles it with the store, so replicas converge on their own.
+
+mod error;
+pub mod exposure;
+mod loaded;
+mod recommend;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+pub use error::{Error, Result};
+pub use exposure::{Exposure, ExposureLog, ExposureQuery};
+pub use loaded::LoadedModel;
+use plinth_core::deployments::{Deployment, ModelTarget, Variant, bucket};
+use plinth_engine::Platform;
+pub use recommend::{RecommendRequest, Recommendation, ScoredItem, SimilarRequest};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct ServingConfig {
+    /// Where exposure logs go (`<data-dir>/exposures`).
+    pub exposure_dir: PathBuf,
+    /// How often aliases and stored deployments are re-checked.
+    pub reload_interval: Duration,
+}
+
+/// Request counters of one variant, for the deployment's status.
+#[derive(Default)]
+pub struct VariantStats {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub fallbacks: AtomicU64,
+    pub latency_us_total: AtomicU64,
+}
+
+/// A variant with its model: the slot is swapped whole when an alias moves.
+pub struct Slot {
+    pub variant: Variant,
+    model: RwLock<Arc<LoadedModel>>,
+    pub stats: Arc<VariantStats>,
+}
+
+impl Slot {
+    pub fn model(&self) -> Arc<LoadedModel> {
+        self.model.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn swap(&self, m: Arc<LoadedModel>) {
+        *self.model.write().unwrap_or_else(|p| p.into_inner()) = m;
+    }
+}
+
+/// A deployment as served: its spec, bucket table and loaded variants.
+pub struct Live {
+    pub spec: Deployment,
+    table: Vec<u8>,
+    pub variants: Vec<Slot>,
+    pub shadow: Option<Slot>,
+}
+
+impl Live {
+    /// The variant that serves `unit`.
+    pub fn assign(&self, unit: &str) -> &Slot {
+        let b = bucket(&self.spec.salt, unit) as usize;
+        let i = self.table.get(b).copied().unwrap_or(0) as usize;
+        &self.variants[i.min(self.variants.len() - 1)]
+    }
+
+    pub fn status(&self) -> Value {
+        let slot = |s: &Slot| {
+            let m = s.model();
+            let n = s.stats.requests.load(Ordering::Relaxed);
+            json!({
+                "name": s.variant.name,
+                "model": s.variant.model.to_string(),
+                "weight": s.variant.weight,
+                "model_version": m.version,
+                "loaded_time": m.loaded_time,
+                "requests": n,
+                "errors": s.stats.errors.load(Ordering::Relaxed),
+                "fallbacks": s.stats.fallbacks.load(Ordering::Relaxed),
+                "mean_latency_us": s.stats.latency_us_total.load(Ordering::Relaxed).checked_div(n).unwrap_or(0),
+            })
+        };
+        json!({
+            "name": self.spec.name,
+            "salt": self.spec.salt,
+            "created_time": self.spec.created_time,
+            "updated_time": self.spec.updated_time,
+            "variants": self.variants.iter().map(slot).collect::<Vec<_>>(),
+            "shadow": self.shadow.as_ref().map(slot),
+            "state": "READY",
+        })
+    }
+}
+
+struct Inner {
+    platform: Platform,
+    live: RwLock<HashMap<String, Arc<Live>>>,
+    exposures: ExposureLog,
+    config: ServingConfig,
+}
+
+/// The serving runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Serving {
+    inner: Arc<Inner>,
+}
+
+impl Serving {
+    /// Loads every stored deployment (one that fails to load is logged and
+    /// left out until the next reload succeeds) and starts the reload loop.
+    pub async fn start(platform: Platform, config: ServingConfig) -> Result<Serving> {
+        let exposures = ExposureLog::open(config.exposure_dir.clone())
+            .map_err(|e| Error::Internal(format!("exposure log: {e}")))?;
+        let serving =
+            Serving { inner: Arc::new(Inner { platform, live: RwLock::new(HashMap::new()), exposures, config }) };
+        serving.reconcile().await;
+        let weak = Arc::downgrade(&serving.inner);
+        let interval = serving.inner.config.reload_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(inner) = weak.upgrade() else { return };
+                Serving { inner }.reconcile().await;
+            }
+        });
+        Ok(serving)
+    }
+
+    pub fn platform(&self) -> &Platform {
+        &self.inner.platform
+    }
+
+    pub fn exposures(&self) -> &ExposureLog {
+        &self.inner.exposures
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Live>> {
+        self.inner.live.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub fn live(&self, name: &str) -> Result<Arc<Live>> {
+        self.get(name).ok_or_else(|| Error::NotFound(format!("Deployment '{name}' not found")))
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.inner.live.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn install(&self, live: Live) {
+        let name = live.spec.name.clone();
+        self.inner.live.write().unwrap_or_else(|p| p.into_inner()).insert(name, Arc::new(live));
+    }
+
+    /// Loads every variant of `spec`, reusing models `previous` already has
+    /// at the same version. Fails on the first model that cannot serve.
+    async fn build(&self, spec: Deployment, previous: Option<&Live>) -> Result<Live> {
+        let mut slots = Vec::new();
+        for v in spec.variants.iter().chain(&spec.shadow) {
+            let reuse = previous.and_then(|p| {
+                p.variants.iter().chain(&p.shadow).find(|s| s.variant.model == v.model).map(|s| s.model())
+            });
+            let current = self.inner.platform.resolve_model(&v.model).await.map_err(Error::from)?;
+            let model = match reuse {
+                Some(m) if m.version == current.version => m,
+                _ => Arc::new(self.load(&spec.name, v, &current).await?),
+            };
+            // Counters carry over across updates of the same variant.
+            let stats = previous
+                .and_then(|p| p.variants.iter().chain(&p.shadow).find(|s| s.variant.name == v.name))
+                .map(|s| s.stats.clone())
+                .unwrap_or_default();
+            slots.push(Slot { variant: v.clone(), model: RwLock::new(model), stats });
+        }
+        let shadow = if spec.shadow.is_some() { slots.pop() } else { None };
+        Ok(Live { table: spec.assignment_table(), spec, variants: slots, shadow })
+    }
+
+    async fn load(
+        &self,
+        deployment: &str,
+        v: &Variant,
+        version: &plinth_core::registry::ModelVersion,
+    ) -> Result<LoadedModel> {
+        let start = Instant::now();
+        let m = loaded::load(&self.inner.platform, version).await?;
+        let secs = start.elapsed().as_secs_f64();
+        metrics::histogram!("plinth_model_load_seconds", "deployment" => deployment.to_string(), "variant" => v.name.clone())
+            .record(secs);
+        tracing::info!(deployment, variant = %v.name, model = %v.model, version = version.version, secs, "model loaded");
+        Ok(m)
+    }
+
+    /// Creates a deployment: every model must load before it is stored.
+    pub async fn create(&self, spec: Deployment) -> Result<Deployment> {
+        spec.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+        if self.get(&spec.name).is_some() {
+            return Err(Error::AlreadyExists(format!("Deployment '{}' already exists", spec.name)));
+        }
+        self.build(spec.clone(), None).await?;
+        let stored = self.inner.platform.create_deployment(spec).await?;
+        let live = self.build(stored.clone(), None).await?;
+        self.install(live);
+        Ok(stored)
+    }
+
+    /// Replaces variants and shadow; models load before the swap.
+    pub async fn update(&self, spec: Deployment) -> Result<Deployment> {
+        spec.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+        let previous = self.get(&spec.name);
+        self.inner.platform.get_deployment(&spec.name).await?;
+        let probe = self.build(spec.clone(), previous.as_deref()).await?;
+        let stored = self.inner.platform.update_deployment(spec).await?;
+        let live = Live { spec: stored.clone(), table: stored.assignment_table(), ..probe };
+        self.install(live);
+        Ok(stored)
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        self.inner.platform.delete_deployment(name).await?;
+        self.inner.live.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        Ok(())
+    }
+
+    /// One pass of the reload loop: picks up deployments created, changed or
+    /// deleted elsewhere (another replica), and alias moves.
+    pub async fn reconcile(&self) {
+        let stored = match self.inner.platform.list_deployments().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "reload: cannot list deployments");
+                return;
+            }
+        };
+        let names: std::collections::HashSet<&str> = stored.iter().map(|d| d.name.as_str()).collect();
+        self.inner.live.write().unwrap_or_else(|p| p.into_inner()).retain(|n, _| names.contains(n.as_str()));
+        for spec in stored {
+            let previous = self.get(&spec.name);
+            match previous {
+                Some(live) if live.spec == spec => self.follow_aliases(&live).await,
+                _ => match self.build(spec.clone(), previous.as_deref()).await {
+                    Ok(live) => self.install(live),
+                    Err(e) => tracing::warn!(deployment = %spec.name, error = %e, "reload: cannot load deployment"),
+                },
+            }
+        }
+    }
+
+    /// Swaps in the version each alias-following slot points at now.
+    async fn follow_aliases(&self, live: &Live) {
+        for slot in live.variants.iter().chain(&live.shadow) {
+            if !matches!(slot.variant.model.target, ModelTarget::Alias(_)) {
+                continue;
+            }
+            let current = match self.inner.platform.resolve_model(&slot.variant.model).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(deployment = %live.spec.name, variant = %slot.variant.name, error = %e, "alias lookup failed");
+                    continue;
+                }
+            };
+            if current.version == slot.model().version {
+                continue;
+            }
+            match self.load(&live.spec.name, &slot.variant, &current).await {
+                Ok(m) => {
+                    tracing::info!(deployment = %live.spec.name, variant = %slot.variant.name, from = slot.model().version, to = m.version, "alias moved: swapped model");
+                    slot.swap(Arc::new(m));
+                }
+                Err(e) => {
+                    tracing::warn!(deployment = %live.spec.name, variant = %slot.variant.name, error = %e, "alias moved but the new version does not load; keeping the old one")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The recommendation endpoints' use cases: assign a variant, rank, log the
+//! exposure, mirror to the shadow variant.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use plinth_core::ids::now_ms;
+use plinth_ml::model::{ItemFilter, RecModel};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{Error, Exposure, Live, Result, Serving, Slot};
+
+pub const MAX_K: usize = 1000;
+pub const MAX_BATCH: usize = 10_000;
+
+/// `POST /v1/deployments/{name}/recommend`: one `user` or a batch of `users`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendRequest {
+    pub user: Option<Value>,
+    pub users: Option<Vec<Value>>,
+    pub k: Option<usize>,
+    pub exclude_seen: Option<bool>,
+    pub include_items: Option<Vec<Value>>,
+    pub exclude_items: Option<Vec<Value>>,
+}
+
+/// `POST /v1/deployments/{name}/similar`: one `item` or a batch of `items`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarRequest {
+    pub item: Option<Value>,
+    pub items: Option<Vec<Value>>,
+    pub k: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScoredItem {
+    pub item: String,
+    pub score: f32,
+}
+
+/// What one user (or item) got, and from which variant and version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recommendation {
+    pub variant: String,
+    pub model: String,
+    pub model_version: i64,
+    /// `"popularity"` when the user was unknown to the model.
+    pub fallback: Option<&'static str>,
+    pub items: Vec<ScoredItem>,
+}
+
+/// Ids may be sent as strings or integers; both name the same id.
+fn id_string(v: &Value, what: &str) -> Result<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Ok(s.clone()),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+        other => Err(Error::Invalid(format!("{what} must be a non-empty string or an integer, got {other}"))),
+    }
+}
+
+fn one_or_many(one: &Option<Value>, many: &Option<Vec<Value>>, what: &str) -> Result<(Vec<String>, bool)> {
+    match (one, many) {
+        (Some(v), None) => Ok((vec![id_string(v, what)?], false)),
+        (None, Some(vs)) => {
+            if vs.is_empty() || vs.len() > MAX_BATCH {
+                return Err(Error::Invalid(format!("{what}s must hold 1 to {MAX_BATCH} ids")));
+            }
+            Ok((vs.iter().map(|v| id_string(v, what)).collect::<Result<_>>()?, true))
+        }
+        _ => Err(Error::Invalid(format!("give exactly one of '{what}' and '{what}s'"))),
+    }
+}
+
+fn check_k(k: Option<usize>) -> Result<usize> {
+    let k = k.unwrap_or(10);
+    if k == 0 || k > MAX_K {
+        return Err(Error::Invalid(format!("k must be in 1..={MAX_K}, got {k}")));
+    }
+    Ok(k)
+}
+
+fn filter_for(model: &RecModel, include: &Option<Vec<Value>>, exclude: &Option<Vec<Value>>) -> Result<ItemFilter> {
+    let indices = |ids: &Vec<Value>| -> Result<Vec<u32>> {
+        // Items the model never saw cannot be ranked; they are skipped.
+        Ok(ids
+            .iter()
+            .map(|v| id_string(v, "item"))
+            .collect::<Result<Vec<_>>>()?
+            .iter()
+            .filter_map(|i| model.items.get(i))
+            .collect())
+    };
+    Ok(ItemFilter {
+        allowed: include.as_ref().map(indices).transpose()?,
+        blocked: exclude.as_ref().map(indices).transpose()?.unwrap_or_default(),
+    })
+}
+
+fn named(model: &RecModel, ranked: Vec<(u32, f32)>) -> Vec<ScoredItem> {
+    ranked.into_iter().map(|(i, score)| ScoredItem { item: model.items.id(i).to_string(), score }).collect()
+}
+
+/// Ranks for one user on one slot's current model.
+fn rank_user(slot: &Slot, user: &str, k: usize, req: &RecommendRequest) -> Result<Recommendation> {
+    let loaded = slot.model();
+    let model = &loaded.recommender;
+    let filter = filter_for(model, &req.include_items, &req.exclude_items)?;
+    let index = model.users.get(user);
+    let ranked = model.recommend(index, k, req.exclude_seen.unwrap_or(true), &filter);
+    Ok(Recommendation {
+        variant: slot.variant.name.clone(),
+        model: loaded.name.clone(),
+        model_version: loaded.version,
+        fallback: index.is_none().then_some("popularity"),
+        items: named(model, ranked),
+    })
+}
+
+fn similar_for(slot: &Slot, item: &str, k: usize) -> Result<Recommendation> {
+    let loaded = slot.model();
+    let model = &loaded.recommender;
+    let index = model.items.get(item).ok_or_else(|| {
+        Error::NotFound(format!("Item '{item}' is unknown to model '{}' version {}", loaded.name, loaded.version))
+    })?;
+    Ok(Recommendation {
+        variant: slot.variant.name.clone(),
+        model: loaded.name.clone(),
+        model_version: loaded.version,
+        fallback: None,
+        items: named(model, model.similar_items(index, k)),
+    })
+}
+
+/// Bookkeeping after a slot answered: counters, Prometheus, exposure log.
+struct Served<'a> {
+    live: &'a Live,
+    endpoint: &'static str,
+    request_id: &'a str,
+}
+
+impl Served<'_> {
+    fn record(&self, slot: &Slot, rec: Option<&Recommendation>, started: Instant) {
+        let micros = started.elapsed().as_micros() as u64;
+        let stats = &slot.stats;
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        stats.latency_us_total.fetch_add(micros, Ordering::Relaxed);
+        let outcome = match rec {
+            Some(r) if r.fallback.is_some() => {
+                stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                "fallback"
+            }
+            Some(_) => "ok",
+            None => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                "error"
+            }
+        };
+        let labels = [
+            ("deployment", self.live.spec.name.clone()),
+            ("variant", slot.variant.name.clone()),
+            ("endpoint", self.endpoint.to_string()),
+        ];
+        metrics::histogram!("plinth_serving_request_seconds", &labels).record(micros as f64 / 1e6);
+        let mut with_outcome = labels.to_vec();
+        with_outcome.push(("outcome", outcome.to_string()));
+        metrics::counter!("plinth_serving_requests_total", &with_outcome).increment(1);
+    }
+}
+
+impl Serving {
+    /// Recommendations for one user or a batch. `unit` (a header) overrides
+    /// the user id as the assignment unit of a single request.
+    pub async fn recommend(
+        &self,
+        deployment: &str,
+        req: RecommendRequest,
+        unit: Option<String>,
+        request_id: String,
+    ) -> Result<Value> {
+        let live = self.live(deployment)?;
+        let k = check_k(req.k)?;
+        let (users, batch) = one_or_many(&req.user, &req.users, "user")?;
+        let this = self.clone();
+        let req = Arc::new(req);
+        let run = {
+            let live = live.clone();
+            let req = req.clone();
+            let request_id = request_id.clone();
+            move || -> Result<Vec<(String, Recommendation)>> {
+                let served = Served { live: &live, endpoint: "recommend", request_id: &request_id };
+                users
+                    .iter()
+                    .map(|user| {
+                        let started = Instant::now();
+                        let unit = if batch { user.clone() } else { unit.clone().unwrap_or_else(|| user.clone()) };
+                        let slot = live.assign(&unit);
+                        let rec = rank_user(slot, user, k, &req);
+                        served.record(slot, rec.as_ref().ok(), started);
+                        this.log_exposure(&served, slot, &unit, rec.as_ref().ok(), started, false);
+                        rec.map(|r| (unit, r))
+                    })
+                    .collect()
+            }
+        };
+        let results = if batch {
+            tokio::task::spawn_blocking(run).await.map_err(|e| Error::Internal(e.to_string()))??
+        } else {
+            run()?
+        };
+        if live.shadow.is_some() {
+            self.mirror(
+                live.clone(),
+                req.clone(),
+                results.iter().map(|(u, _)| u.clone()).collect(),
+                request_id.clone(),
+            );
+        }
+        let body = |user: &str, r: &Recommendation| {
+            json!({"user": user, "variant": r.variant, "model": r.model, "model_version": r.model_version,
+                   "fallback": r.fallback, "items": r.items})
+        };
+        let users: Vec<String> = match (&req.user, &req.users) {
+            (Some(u), _) => vec![id_string(u, "user")?],
+            (_, Some(us)) => us.iter().map(|u| id_string(u, "user")).collect::<Result<_>>()?,
+            _ => Vec::new(),
+        };
+        if batch {
+            let out: Vec<Value> = users.iter().zip(&results).map(|(u, (_, r))| body(u, r)).collect();
+            Ok(json!({"deployment": deployment, "request_id": request_id, "results": out}))
+        } else {
+            let mut v = body(&users[0], &results[0].1);
+            v["deployment"] = json!(deployment);
+            v["request_id"] = json!(request_id);
+            Ok(v)
+        }
+    }
+
+    /// Items similar to one item or a batch.
+    pub async fn similar(
+        &self,
+        deployment: &str,
+        req: SimilarRequest,
+        unit: Option<String>,
+        request_id: String,
+    ) -> Result<Value> {
+        let live = self.live(deployment)?;
+        let k = check_k(req.k)?;
+        let (items, batch) = one_or_many(&req.item, &req.items, "item")?;
+        let served = Served { live: &live, endpoint: "similar", request_id: &request_id };
+        let mut out = Vec::new();
+        for item in &items {
+            let started = Instant::now();
+            let unit = unit.clone().unwrap_or_else(|| item.clone());
+            let slot = live.assign(&unit);
+            let rec = similar_for(slot, item, k);
+            served.record(slot, rec.as_ref().ok(), started);
+            self.log_exposure(&served, slot, &unit, rec.as_ref().ok(), started, false);
+            let r = rec?;
+            out.push(json!({"item": item, "variant": r.variant, "model": r.model, "model_version": r.model_version,
+                            "items": r.items}));
+        }
+        if batch {
+            Ok(json!({"deployment": deployment, "request_id": request_id, "results": out}))
+        } else {
+            let mut v = out.remove(0);
+            v["deployment"] = json!(deployment);
+            v["request_id"] = json!(request_id);
+            Ok(v)
+        }
+    }
+
+    fn log_exposure(
+        &self,
+        served: &Served<'_>,
+        slot: &Slot,
+        unit: &str,
+        rec: Option<&Recommendation>,
+        started: Instant,
+        shadow: bool,
+    ) {
+        let Some(r) = rec else { return };
+        self.exposures().record(Exposure {
+            time_ms: now_ms(),
+            deployment: served.live.spec.name.clone(),
+            variant: slot.variant.name.clone(),
+            model: r.model.clone(),
+            model_version: r.model_version,
+            unit: unit.to_string(),
+            request_id: served.request_id.to_string(),
+            endpoint: served.endpoint.to_string(),
+            latency_us: started.elapsed().as_micros() as u64,
+            shadow,
+            fallback: r.fallback.is_some(),
+        });
+    }
+
+    /// Runs the request on the shadow variant off the hot path: its result
+    /// is logged and counted, never returned.
+    fn mirror(&self, live: Arc<Live>, req: Arc<RecommendRequest>, units: Vec<String>, request_id: String) {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let Some(shadow) = &live.shadow else { return };
+            let k = req.k.unwrap_or(10);
+            let served = Served { live: &live, endpoint: "recommend", request_id: &request_id };
+            let users: Vec<String> = match (&req.user, &req.users) {
+                (Some(u), _) => id_string(u, "user").into_iter().collect(),
+                (_, Some(us)) => us.iter().filter_map(|u| id_string(u, "user").ok()).collect(),
+                _ => Vec::new(),
+            };
+            for (user, unit) in users.iter().zip(&units) {
+                let started = Instant::now();
+                let rec = rank_user(shadow, user, k, &req);
+                served.record(shadow, rec.as_ref().ok(), started);
+                this.log_exposure(&served, shadow, unit, rec.as_ref().ok(), started, true);
+            }
+        });
+    }
+}

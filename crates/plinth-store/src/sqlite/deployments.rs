@@ -1,0 +1,82 @@
+//! Deployments in SQLite.
+
+use plinth_core::deployments::{Deployment, Variant};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::Result;
+use crate::error::{exists, not_found};
+
+const COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time";
+
+type Row = (String, String, String, Option<String>, i64, i64);
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn to_deployment((name, salt, variants, shadow, created_time, updated_time): Row) -> Result<Deployment> {
+    let corrupt = |e: serde_json::Error| crate::Error::Database(format!("deployment '{name}': stored variants: {e}"));
+    let variants: Vec<Variant> = serde_json::from_str(&variants).map_err(corrupt)?;
+    let shadow: Option<Variant> = shadow.map(|s| serde_json::from_str(&s)).transpose().map_err(corrupt)?;
+    Ok(Deployment { name, salt, variants, shadow, created_time, updated_time })
+}
+
+fn json(d: &Deployment) -> Result<(String, Option<String>)> {
+    let err = |e: serde_json::Error| crate::Error::Database(e.to_string());
+    Ok((
+        serde_json::to_string(&d.variants).map_err(err)?,
+        d.shadow.as_ref().map(serde_json::to_string).transpose().map_err(err)?,
+    ))
+}
+
+pub(crate) fn create(conn: &Connection, d: &Deployment) -> Result<Deployment> {
+    let taken: Option<i64> =
+        conn.query_row("SELECT 1 FROM deployments WHERE name = ?1", [&d.name], |r| r.get(0)).optional()?;
+    if taken.is_some() {
+        return exists(format!("Deployment '{}' already exists.", d.name));
+    }
+    let (variants, shadow) = json(d)?;
+    conn.execute(
+        &format!("INSERT INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![d.name, d.salt, variants, shadow, d.created_time, d.updated_time],
+    )?;
+    get(conn, &d.name)
+}
+
+pub(crate) fn get(conn: &Connection, name: &str) -> Result<Deployment> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM deployments WHERE name = ?1"))?
+        .query_row([name], read_row)
+        .optional()?;
+    match row {
+        Some(row) => to_deployment(row),
+        None => not_found(format!("Deployment '{name}' not found.")),
+    }
+}
+
+pub(crate) fn update(conn: &Connection, d: &Deployment) -> Result<Deployment> {
+    let (variants, shadow) = json(d)?;
+    let n = conn.execute(
+        "UPDATE deployments SET variants_json = ?1, shadow_json = ?2, updated_time = ?3 WHERE name = ?4",
+        params![variants, shadow, d.updated_time, d.name],
+    )?;
+    if n == 0 {
+        return not_found(format!("Deployment '{}' not found.", d.name));
+    }
+    get(conn, &d.name)
+}
+
+pub(crate) fn delete(conn: &Connection, name: &str) -> Result<()> {
+    if conn.execute("DELETE FROM deployments WHERE name = ?1", [name])? == 0 {
+        return not_found(format!("Deployment '{name}' not found."));
+    }
+    Ok(())
+}
+
+pub(crate) fn list(conn: &Connection) -> Result<Vec<Deployment>> {
+    let rows: Vec<Row> = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM deployments ORDER BY name"))?
+        .query_map([], read_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter().map(to_deployment).collect()
+}
