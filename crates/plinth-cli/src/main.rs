@@ -2,6 +2,7 @@
 //! engine or the server; they hold no logic of their own.
 
 mod config;
+mod deploy;
 mod remote;
 mod train;
 
@@ -36,6 +37,9 @@ enum Command {
     /// Train, evaluate, track and register a model.
     #[command(subcommand)]
     Train(TrainCommand),
+    /// Serve registered models: create, change, inspect and delete deployments on a running server.
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
 }
 
 #[derive(Subcommand)]
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(flags) => runtime.block_on(server(Config::resolve(&flags)?)),
         Command::Train(TrainCommand::Recommender(args)) => runtime.block_on(train::recommender(*args)),
+        Command::Deploy(cmd) => runtime.block_on(deploy::run(cmd)),
     }
 }
 

@@ -208,3 +208,84 @@ fn bad_training_input_gets_clear_errors() {
     let missing = dir.path().join("missing.csv");
     check(&["--data", missing.to_str().unwrap(), "--algo", "als"], "cannot open");
 }
+
+fn start_server(port: u16, data_dir: &str) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["server", "--port", &port.to_string(), "--data-dir", data_dir])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    assert!(wait_healthy(port), "server did not start");
+    server
+}
+
+fn deploy(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_plinth")).arg("deploy").args(args).output().unwrap()
+}
+
+#[test]
+fn deploys_through_the_cli_and_serves_again_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ratings.csv");
+    write_blocks(&data);
+    let data_dir = dir.path().join("pd");
+    let (data, dd) = (data.to_str().unwrap(), data_dir.to_str().unwrap());
+    last_json(&train(&[
+        "--data",
+        data,
+        "--data-dir",
+        dd,
+        "--json",
+        "--algo",
+        "als",
+        "--factors",
+        "8",
+        "--register",
+        "recs",
+    ]));
+    let port = free_port();
+    let uri = format!("http://127.0.0.1:{port}");
+    let server = start_server(port, dd);
+
+    let out = deploy(&["create", "home", "--variant", "a=recs/1:3", "--variant", "b=recs/1:1", "--tracking-uri", &uri]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["deployment"]["variants"][0]["model_version"], 1, "{created}");
+    let bad = deploy(&["create", "other", "--variant", "a=nope/1", "--tracking-uri", &uri]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"), "{}", String::from_utf8_lossy(&bad.stderr));
+    let bad = deploy(&["create", "other", "--variant", "a", "--tracking-uri", &uri]);
+    assert!(!bad.status.success());
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let recommend = |user: &str| -> serde_json::Value {
+        rt.block_on(async {
+            let r = reqwest::Client::new()
+                .post(format!("{uri}/v1/deployments/home/recommend"))
+                .json(&serde_json::json!({"user": user, "k": 3}))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json().await.unwrap()
+        })
+    };
+    let before = recommend("u1");
+    assert_eq!(before["items"].as_array().unwrap().len(), 3);
+
+    // kill -9, restart on the same data dir: the deployment is back, same answer.
+    drop(server);
+    let _server = start_server(port, dd);
+    let after = recommend("u1");
+    assert_eq!((&after["variant"], &after["items"]), (&before["variant"], &before["items"]));
+    let out = deploy(&["list", "--tracking-uri", &uri]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["deployments"][0]["name"], "home", "{listed}");
+    let out = deploy(&["update", "home", "--variant", "a=recs/1", "--tracking-uri", &uri]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(deploy(&["delete", "home", "--tracking-uri", &uri]).status.success());
+    assert!(!deploy(&["get", "home", "--tracking-uri", &uri]).status.success());
+}

@@ -1,0 +1,128 @@
+//! `plinth deploy ...`: manage deployments on a running server through its
+//! native API (`/api/2.0/plinth/deployments/*`). Prints the server's JSON.
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The Plinth server.
+    #[arg(long, env = "PLINTH_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
+    tracking_uri: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DeployCommand {
+    /// Create a deployment: `--variant a=recs@champion:90 --variant b=recs/3:10 [--shadow s=recs@challenger]`.
+    Create(SpecArgs),
+    /// Replace a deployment's variants and shadow (weights, models); the salt stays.
+    Update(SpecArgs),
+    /// Show one deployment with its loaded versions and counters.
+    Get(NameArgs),
+    /// List deployments.
+    List(Target),
+    /// Delete a deployment.
+    Delete(NameArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SpecArgs {
+    name: String,
+    /// `<variant>=<model ref>[:<weight>]`, model ref `<model>@<alias>` or `<model>/<version>` (weight default 1).
+    #[arg(long = "variant", required = true)]
+    variants: Vec<String>,
+    /// `<variant>=<model ref>`: gets a copy of every request, never answers.
+    #[arg(long)]
+    shadow: Option<String>,
+    /// Hash salt for assignment (create only; default: the name).
+    #[arg(long)]
+    salt: Option<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NameArgs {
+    name: String,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `a=recs@champion:90` → `{"name": "a", "model": "recs@champion", "weight": 90}`.
+fn parse_variant(s: &str, default_weight: u32) -> anyhow::Result<Value> {
+    let (name, rest) =
+        s.split_once('=').with_context(|| format!("variant '{s}': expected <name>=<model ref>[:<weight>]"))?;
+    let (model, weight) = match rest.rsplit_once(':') {
+        Some((m, w)) => (m, w.parse::<u32>().with_context(|| format!("variant '{s}': weight '{w}' is not a number"))?),
+        None => (rest, default_weight),
+    };
+    if name.is_empty() || model.is_empty() {
+        bail!("variant '{s}': expected <name>=<model ref>[:<weight>]");
+    }
+    Ok(json!({"name": name, "model": model, "weight": weight}))
+}
+
+fn spec(a: &SpecArgs) -> anyhow::Result<Value> {
+    let variants = a.variants.iter().map(|v| parse_variant(v, 1)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut body = json!({"name": a.name, "variants": variants});
+    if let Some(s) = &a.shadow {
+        body["shadow"] = parse_variant(s, 0)?;
+    }
+    if let Some(salt) = &a.salt {
+        body["salt"] = json!(salt);
+    }
+    Ok(body)
+}
+
+async fn call(target: &Target, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
+    let url = format!("{}/api/2.0/plinth/deployments/{path}", target.tracking_uri.trim_end_matches('/'));
+    let req = match body {
+        Some(b) if method == reqwest::Method::GET => http.get(&url).query(
+            &b.as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect::<Vec<_>>(),
+        ),
+        Some(b) => http.request(method, &url).json(&b),
+        None => http.request(method, &url),
+    };
+    let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{}: {}", v["error_code"].as_str().unwrap_or("ERROR"), v["message"].as_str().unwrap_or("request failed"));
+    }
+    Ok(v)
+}
+
+pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
+    use reqwest::Method;
+    let out = match &cmd {
+        DeployCommand::Create(a) => call(&a.target, Method::POST, "create", Some(spec(a)?)).await?,
+        DeployCommand::Update(a) => call(&a.target, Method::POST, "update", Some(spec(a)?)).await?,
+        DeployCommand::Get(a) => call(&a.target, Method::GET, "get", Some(json!({"name": a.name}))).await?,
+        DeployCommand::List(t) => call(t, Method::GET, "list", None).await?,
+        DeployCommand::Delete(a) => call(&a.target, Method::POST, "delete", Some(json!({"name": a.name}))).await?,
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_parse() {
+        assert_eq!(
+            parse_variant("a=recs@champion:90", 1).unwrap(),
+            json!({"name": "a", "model": "recs@champion", "weight": 90})
+        );
+        assert_eq!(parse_variant("b=recs/3", 1).unwrap()["weight"], 1);
+        assert!(parse_variant("recs@champion", 1).is_err());
+        assert!(parse_variant("a=recs/3:x", 1).is_err());
+        assert!(parse_variant("=recs/3", 1).is_err());
+    }
+}
