@@ -11,7 +11,9 @@
 mod error;
 pub mod exposure;
 mod loaded;
+mod oip;
 mod recommend;
+pub mod tensor;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -105,7 +105,7 @@ fn named(model: &RecModel, ranked: Vec<(u32, f32)>) -> Vec<ScoredItem> {
 }
 
 /// Ranks for one user on one slot's current model.
-fn rank_user(slot: &Slot, user: &str, k: usize, req: &RecommendRequest) -> Result<Recommendation> {
+pub(crate) fn rank_user(slot: &Slot, user: &str, k: usize, req: &RecommendRequest) -> Result<Recommendation> {
     let loaded = slot.model();
     let model = &loaded.recommender;
     let filter = filter_for(model, &req.include_items, &req.exclude_items)?;
@@ -136,14 +136,14 @@ fn similar_for(slot: &Slot, item: &str, k: usize) -> Result<Recommendation> {
 }
 
 /// Bookkeeping after a slot answered: counters, Prometheus, exposure log.
-struct Served<'a> {
-    live: &'a Live,
-    endpoint: &'static str,
-    request_id: &'a str,
+pub(crate) struct Served<'a> {
+    pub(crate) live: &'a Live,
+    pub(crate) endpoint: &'static str,
+    pub(crate) request_id: &'a str,
 }
 
 impl Served<'_> {
-    fn record(&self, slot: &Slot, rec: Option<&Recommendation>, started: Instant) {
+    pub(crate) fn record(&self, slot: &Slot, rec: Option<&Recommendation>, started: Instant) {
         let micros = started.elapsed().as_micros() as u64;
         let stats = &slot.stats;
         stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -273,7 +273,7 @@ impl Serving {
         }
     }
 
-    fn log_exposure(
+    pub(crate) fn log_exposure(
         &self,
         served: &Served<'_>,
         slot: &Slot,

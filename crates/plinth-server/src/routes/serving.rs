@@ -17,12 +17,124 @@ use crate::state::AppState;
 pub const UNIT_HEADER: &str = "x-plinth-unit";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/deployments/{name}/recommend", post(recommend))
         .route("/v1/deployments/{name}/similar", post(similar))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
         .layer(axum::middleware::from_fn_with_state(state, limit_concurrency))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2", get(server_metadata))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/versions/{version}", get(model_version_metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/versions/{version}/ready", get(model_version_ready))
         .route("/metrics", get(metrics))
+}
+
+async fn live() -> Json<Value> {
+    Json(serde_json::json!({"live": true}))
+}
+
+/// Ready once started: deployments load before the server listens.
+async fn ready() -> Json<Value> {
+    Json(serde_json::json!({"ready": true}))
+}
+
+async fn server_metadata() -> Json<Value> {
+    Json(
+        serde_json::json!({"name": "plinth", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"]}),
+    )
+}
+
+async fn model_metadata(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, InferError> {
+    Ok(Json(s.serving.model_metadata(&name, None)?))
+}
+
+async fn model_version_metadata(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, InferError> {
+    Ok(Json(s.serving.model_metadata(&name, Some(&version))?))
+}
+
+async fn model_ready(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, InferError> {
+    s.serving.model_ready(&name, None)?;
+    Ok(Json(serde_json::json!({"name": name, "ready": true})))
+}
+
+async fn model_version_ready(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, InferError> {
+    s.serving.model_ready(&name, Some(&version))?;
+    Ok(Json(serde_json::json!({"name": name, "ready": true})))
+}
+
+async fn infer(State(s): State<AppState>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    run_infer(s, name, None, headers, body).await
+}
+
+async fn infer_version(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    run_infer(s, name, Some(version), headers, body).await
+}
+
+/// JSON or binary is decided by `Inference-Header-Content-Length`, never by
+/// Content-Type.
+async fn run_infer(s: AppState, name: String, version: Option<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = (|| {
+        if body.len() > s.config.max_request_bytes {
+            return Err(InferError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("Request body exceeds the limit of {} bytes", s.config.max_request_bytes),
+            });
+        }
+        let header_len = match header_str(&headers, HEADER_LENGTH) {
+            None => None,
+            Some(v) => Some(
+                v.trim()
+                    .parse::<usize>()
+                    .map_err(|_| InferError::bad_request(format!("Invalid Inference-Header-Content-Length '{v}'")))?,
+            ),
+        };
+        let out = s.serving.infer(
+            &name,
+            version.as_deref(),
+            &body,
+            header_len,
+            header_str(&headers, UNIT_HEADER),
+            request_id(&headers),
+        )?;
+        Ok(out)
+    })();
+    match result {
+        Ok(out) => {
+            let mut r = out.body.into_response();
+            let h = r.headers_mut();
+            match out.header_len {
+                Some(n) => {
+                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                    if let Ok(v) = HeaderValue::from_str(&n.to_string()) {
+                        h.insert(HEADER_LENGTH, v);
+                    }
+                }
+                None => {
+                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+            }
+            r
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Sheds load instead of queueing without bound.
