@@ -116,3 +116,36 @@ def test_bad_requests_get_oip_errors(triton, deployment, server):
         assert r.json()["error"]
     r = requests.post(url, data=b"{}", headers={"Inference-Header-Content-Length": "99"}, timeout=10)
     assert r.status_code == 400 and "exceeds" in r.json()["error"]
+
+
+def test_grpc_same_answers_as_rest(server, deployment, triton):
+    import tritonclient.grpc as grpcclient
+
+    g = grpcclient.InferenceServerClient(server.url.removeprefix("http://"))
+    try:
+        assert g.is_server_live() and g.is_server_ready()
+        assert g.is_model_ready(deployment)
+        assert not g.is_model_ready("no-such-model")
+        meta = g.get_model_metadata(deployment, as_json=True)
+        assert {i["name"] for i in meta["inputs"]} == {"user", "k", "exclude_seen"}
+        users = [f"user{u}" for u in range(6)] + ["stranger"]
+        user = grpcclient.InferInput("user", [len(users)], "BYTES")
+        user.set_data_from_numpy(np.array(users, dtype=object))
+        k = grpcclient.InferInput("k", [1], "INT32")
+        k.set_data_from_numpy(np.array([4], dtype=np.int32))
+        result = g.infer(deployment, [user, k], request_id="grpc-1", client_timeout=30)
+        assert result.get_response(as_json=True)["id"] == "grpc-1"
+        rest = infer(triton, deployment, users, True, k=4)
+        assert text(result.as_numpy("items").flatten()) == text(rest.as_numpy("items").flatten())
+        assert np.allclose(result.as_numpy("scores"), rest.as_numpy("scores"))
+        assert text(result.as_numpy("variant")) == text(rest.as_numpy("variant"))
+        bad = grpcclient.InferInput("user", [1], "FP32")
+        bad.set_data_from_numpy(np.array([1.5], dtype=np.float32))
+        with pytest.raises(InferenceServerException) as e:
+            g.infer(deployment, [bad], client_timeout=30)
+        assert "BYTES or an integer" in str(e.value)
+        with pytest.raises(InferenceServerException) as e:
+            g.infer("no-such-model", [user], client_timeout=30)
+        assert "not found" in str(e.value).lower()
+    finally:
+        g.close()

@@ -4,6 +4,7 @@
 
 mod args;
 mod error;
+mod grpc;
 mod metrics;
 mod routes;
 mod state;
@@ -24,7 +25,9 @@ use tokio::net::TcpListener;
 pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: ServerConfig) -> Router {
     metrics::install();
     let inference_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_inference.max(1)));
-    routes::router(AppState { platform, jobs, serving, config, inference_permits })
+    let state = AppState { platform, jobs, serving, config, inference_permits };
+    // gRPC (HTTP/2) and REST share the port; gRPC paths are `/<service>/<method>`.
+    routes::router(state.clone()).route_service("/inference.GRPCInferenceService/{method}", grpc::service(state))
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains

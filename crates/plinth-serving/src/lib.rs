@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 pub use error::{Error, Result};
 pub use exposure::{Exposure, ExposureLog, ExposureQuery};
 pub use loaded::LoadedModel;
+pub use oip::InferOutcome;
 use plinth_core::deployments::{Deployment, ModelTarget, Variant, bucket};
 use plinth_engine::Platform;
 pub use recommend::{RecommendRequest, Recommendation, ScoredItem, SimilarRequest};

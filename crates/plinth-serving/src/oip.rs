@@ -11,10 +11,19 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use crate::recommend::{MAX_K, RecommendRequest, Served, rank_user};
-use crate::tensor::{Data, EncodedResponse, Tensor, decode_request, encode_response};
+use crate::tensor::{Data, EncodedResponse, InferRequest, Tensor, decode_request, encode_response};
 use crate::{Error, Live, Result, Serving, Slot};
 
 const INPUTS: &[&str] = &["user", "k", "exclude_seen"];
+
+/// What an inference produced, before it is encoded for the wire.
+pub struct InferOutcome {
+    pub outputs: Vec<Tensor>,
+    /// The version that answered (several, comma-separated, for a batch
+    /// split over variants).
+    pub model_version: String,
+    pub parameters: Map<String, Value>,
+}
 
 impl Serving {
     /// The slot that serves `version` (a loaded version of one variant).
@@ -61,7 +70,8 @@ impl Serving {
         Ok(())
     }
 
-    /// `POST /v2/models/{name}[/versions/{v}]/infer`.
+    /// `POST /v2/models/{name}[/versions/{v}]/infer` over REST: the body as
+    /// sent, and `Inference-Header-Content-Length` if present.
     pub fn infer(
         &self,
         name: &str,
@@ -72,8 +82,25 @@ impl Serving {
         request_id: String,
     ) -> Result<EncodedResponse> {
         let live = self.live(name)?;
-        let pinned = version.map(|v| self.slot_for_version(&live, v)).transpose()?;
+        if let Some(v) = version {
+            self.slot_for_version(&live, v)?;
+        }
         let req = decode_request(body, header_len)?;
+        let out = self.infer_tensors(name, version, &req, unit, request_id)?;
+        encode_response(name, &out.model_version, req.id.as_deref(), out.outputs, &req, out.parameters)
+    }
+
+    /// Inference on decoded tensors (REST and gRPC both end here).
+    pub fn infer_tensors(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        req: &InferRequest,
+        unit: Option<String>,
+        request_id: String,
+    ) -> Result<InferOutcome> {
+        let live = self.live(name)?;
+        let pinned = version.map(|v| self.slot_for_version(&live, v)).transpose()?;
         if let Some(t) = req.inputs.iter().find(|t| !INPUTS.contains(&t.name.as_str())) {
             return Err(Error::Invalid(format!(
                 "unknown input '{}': model '{name}' takes user, k, exclude_seen",
@@ -164,7 +191,7 @@ impl Serving {
                 data: Data::Int(versions),
             },
         ];
-        encode_response(name, &model_version, req.id.as_deref(), outputs, &req, params)
+        Ok(InferOutcome { outputs, model_version, parameters: params })
     }
 }
 

@@ -269,12 +269,39 @@ pub fn decode_request(body: &[u8], header_len: Option<usize>) -> Result<InferReq
     Ok(InferRequest { id, inputs, outputs, binary_output_default, parameters })
 }
 
+impl Tensor {
+    /// A tensor from raw little-endian bytes (gRPC `raw_input_contents`).
+    pub fn from_raw(name: &str, datatype: &str, shape: Vec<i64>, bytes: &[u8]) -> Result<Tensor> {
+        element_size(datatype)?;
+        let n = elements(&shape, name)?;
+        let data = from_binary(name, datatype, bytes, n)?;
+        Tensor::checked(name, datatype, shape, data)
+    }
+
+    /// A tensor whose element count must match its shape.
+    pub fn checked(name: &str, datatype: &str, shape: Vec<i64>, data: Data) -> Result<Tensor> {
+        element_size(datatype)?;
+        let n = elements(&shape, name)?;
+        if data.len() != n {
+            return Err(bad(format!("input '{name}': shape {shape:?} needs {n} elements, got {}", data.len())));
+        }
+        Ok(Tensor { name: name.to_string(), datatype: datatype.to_string(), shape, data })
+    }
+
+    /// Raw little-endian bytes (gRPC `raw_output_contents`).
+    pub fn to_raw(&self) -> Vec<u8> {
+        to_binary(&self.data, &self.datatype)
+    }
+}
+
 fn to_binary(data: &Data, datatype: &str) -> Vec<u8> {
     match data {
         Data::Bool(v) => v.iter().map(|&b| b as u8).collect(),
         Data::Int(v) => match datatype {
-            "INT32" => v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect(),
-            _ => v.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect(),
+            "INT8" | "UINT8" => v.iter().map(|&x| x as u8).collect(),
+            "INT16" | "UINT16" => v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect(),
+            "INT32" | "UINT32" => v.iter().flat_map(|&x| (x as u32).to_le_bytes()).collect(),
+            _ => v.iter().flat_map(|&x| (x as u64).to_le_bytes()).collect(),
         },
         Data::Fp32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Data::Fp64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
@@ -424,6 +451,27 @@ mod tests {
         let mut long = head;
         long.extend([0u8; 12]);
         assert!(decode_request(&long, Some(n)).is_err(), "binary data left over");
+    }
+
+    #[test]
+    fn raw_roundtrip_for_every_datatype() {
+        for (dt, data) in [
+            ("BOOL", Data::Bool(vec![true, false])),
+            ("UINT8", Data::Int(vec![0, 255])),
+            ("INT8", Data::Int(vec![-128, 127])),
+            ("UINT16", Data::Int(vec![0, 65535])),
+            ("INT16", Data::Int(vec![-5, 5])),
+            ("UINT32", Data::Int(vec![0, 4_000_000_000])),
+            ("INT32", Data::Int(vec![-7, 7])),
+            ("INT64", Data::Int(vec![-1 << 40, 1 << 40])),
+            ("UINT64", Data::Int(vec![0, u64::MAX as i128])),
+            ("FP32", Data::Fp32(vec![0.5, -2.0])),
+            ("FP64", Data::Fp64(vec![0.25, 1e300])),
+            ("BYTES", Data::Bytes(vec![b"".to_vec(), "é".as_bytes().to_vec()])),
+        ] {
+            let t = Tensor::checked("x", dt, vec![2], data).unwrap();
+            assert_eq!(Tensor::from_raw("x", dt, vec![2], &t.to_raw()).unwrap(), t, "{dt}");
+        }
     }
 
     #[test]
