@@ -42,6 +42,26 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// POSTs `body` (with `{i}` replaced by a counter modulo `vary`) to
+    /// `path` from N concurrent clients for a fixed time.
+    Post {
+        #[arg(long)]
+        path: String,
+        #[arg(long)]
+        body: String,
+        #[arg(long, default_value_t = 1)]
+        vary: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// A label for the output line.
+        #[arg(long, default_value = "post")]
+        name: String,
+    },
+    /// Serves a fixed JSON body on `--url`'s port: the HTTP ceiling of this
+    /// machine (axum, the same stack as Plinth), until killed.
+    ServeFixed,
     /// search-runs latency with a metric filter and a metric ordering.
     Search {
         #[arg(long)]
@@ -95,6 +115,66 @@ async fn main() -> anyhow::Result<()> {
     let http = client()?;
     let base = cli.url.trim_end_matches('/').to_string();
     match cli.cmd {
+        Cmd::ServeFixed => {
+            let addr = base.trim_start_matches("http://").to_string();
+            let body = json!({"user": "u1", "variant": "a", "model": "m", "model_version": 1,
+                "items": (0..10).map(|i| json!({"item": format!("item{i}"), "score": 0.5})).collect::<Vec<_>>()});
+            let body = body.to_string();
+            let app = axum::Router::new().fallback(move || {
+                let body = body.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+            });
+            let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("bind {addr}"))?;
+            axum::serve(listener, app).await?;
+        }
+        Cmd::Post { path, body, vary, concurrency, seconds, name } => {
+            let ok = Arc::new(AtomicU64::new(0));
+            let failed = Arc::new(AtomicU64::new(0));
+            let counter = Arc::new(AtomicU64::new(0));
+            let url = format!("{base}{path}");
+            // Warm up connections and caches.
+            let _ =
+                http.post(&url).header("content-type", "application/json").body(body.replace("{i}", "0")).send().await;
+            let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..concurrency {
+                let (http, url, body, ok, failed, counter) =
+                    (http.clone(), url.clone(), body.clone(), ok.clone(), failed.clone(), counter.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    while Instant::now() < deadline {
+                        let i = counter.fetch_add(1, Ordering::Relaxed) % vary.max(1);
+                        let b = body.replace("{i}", &i.to_string());
+                        let t = Instant::now();
+                        let r = http.post(&url).header("content-type", "application/json").body(b).send().await;
+                        let good = match r {
+                            Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                            _ => false,
+                        };
+                        if good {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    lat
+                }));
+            }
+            let mut lat = Vec::new();
+            for t in tasks {
+                lat.extend(t.await?);
+            }
+            let elapsed = start.elapsed().as_secs_f64();
+            lat.sort_by(f64::total_cmp);
+            let ok = ok.load(Ordering::Relaxed);
+            println!(
+                "{}",
+                json!({"bench": name, "concurrency": concurrency, "requests": ok, "errors": failed.load(Ordering::Relaxed),
+                       "rps": ok as f64 / elapsed, "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99)})
+            );
+        }
         Cmd::LogMetric { concurrency, seconds } => {
             let exp = new_experiment(&http, &base, "bench-log-metric").await?;
             let ok = Arc::new(AtomicU64::new(0));

@@ -67,9 +67,7 @@ impl RecModel {
             Engine::Factors(fs) => {
                 let f = fs.factors;
                 let x = &fs.users[user as usize * f..(user as usize + 1) * f];
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = x.iter().zip(&fs.items[i * f..(i + 1) * f]).map(|(a, b)| a * b).sum();
-                }
+                crate::simd::score_rows(&fs.items, x, out);
             }
             Engine::ItemKnn(sim) => {
                 let (items, weights) = self.seen.row(user as usize);

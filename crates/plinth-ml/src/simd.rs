@@ -42,6 +42,27 @@ pub fn axpy<S: Simd>(simd: S, alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `out[i] = rows[i] · x` for a row-major matrix with `x.len()` columns:
+/// every item's score for one user. Dispatched once per call.
+pub fn score_rows(rows: &[f32], x: &[f32], out: &mut [f32]) {
+    struct Score<'a>(&'a [f32], &'a [f32], &'a mut [f32]);
+    impl pulp::WithSimd for Score<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, simd: S) {
+            let f = self.1.len();
+            for (o, row) in self.2.iter_mut().zip(self.0.chunks_exact(f)) {
+                *o = dot(simd, row, self.1);
+            }
+        }
+    }
+    if x.is_empty() {
+        out.iter_mut().for_each(|o| *o = 0.0);
+        return;
+    }
+    pulp::Arch::new().dispatch(Score(rows, x, out));
+}
+
 /// `out = M v` for a symmetric row-major `M`: a sum of scaled rows, computed
 /// in blocks of four SIMD vectors of `out` that stay in registers while the
 /// rows stream past (the hot loop of the CG solver).
