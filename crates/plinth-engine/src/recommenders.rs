@@ -285,6 +285,7 @@ fn train_model(job: &RecommenderJob, p: &Prepared, progress: &Progress) -> Resul
         seen: matrix,
         popularity: pop,
         engine,
+        scoring: None,
     };
     Ok(Trained { model, steps, train_seconds })
 }

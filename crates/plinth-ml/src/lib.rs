@@ -14,7 +14,7 @@ pub mod metrics;
 pub mod model;
 mod parquet_input;
 pub mod popularity;
-mod simd;
+pub mod simd;
 pub mod split;
 mod topk;
 

@@ -43,6 +43,18 @@ pub struct RecModel {
     /// Users per item; the fallback for unknown users.
     pub popularity: Vec<f32>,
     pub engine: Engine,
+    /// Item factors re-laid for fast scoring; built by
+    /// [`RecModel::prepare_for_serving`], not stored in the file.
+    pub scoring: Option<crate::simd::ItemBlocks>,
+}
+
+/// One recommendation query for [`RecModel::recommend_many`].
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub user: Option<u32>,
+    pub k: usize,
+    pub exclude_seen: bool,
+    pub filter: ItemFilter,
 }
 
 /// Which items a recommendation may return.
@@ -55,6 +67,13 @@ pub struct ItemFilter {
 }
 
 impl RecModel {
+    /// Builds what serving needs beyond the file (the blocked item layout).
+    pub fn prepare_for_serving(&mut self) {
+        if let Engine::Factors(fs) = &self.engine {
+            self.scoring = Some(crate::simd::ItemBlocks::new(&fs.items, fs.factors));
+        }
+    }
+
     pub fn n_items(&self) -> usize {
         self.items.len()
     }
@@ -67,7 +86,10 @@ impl RecModel {
             Engine::Factors(fs) => {
                 let f = fs.factors;
                 let x = &fs.users[user as usize * f..(user as usize + 1) * f];
-                crate::simd::score_rows(&fs.items, x, out);
+                match &self.scoring {
+                    Some(blocks) => blocks.score(x, out),
+                    None => crate::simd::score_rows(&fs.items, x, out),
+                }
             }
             Engine::ItemKnn(sim) => {
                 let (items, weights) = self.seen.row(user as usize);
@@ -90,6 +112,64 @@ impl RecModel {
             Some(u) => self.scores(u, &mut scores),
             None => scores.extend_from_slice(&self.popularity),
         }
+        self.rank(scores, user, k, exclude_seen, filter)
+    }
+
+    /// Answers several queries with one pass over the item factors (what
+    /// a server does with requests that arrive together: memory bandwidth,
+    /// not arithmetic, bounds scoring one user against every item).
+    /// Same results as calling [`RecModel::recommend`] for each.
+    pub fn recommend_many(&self, queries: &[Query]) -> Vec<Vec<(u32, f32)>> {
+        let mut scores: Vec<Vec<f32>> = vec![Vec::new(); queries.len()];
+        match &self.engine {
+            Engine::Factors(fs) if queries.iter().filter(|q| q.user.is_some()).count() > 1 => {
+                let f = fs.factors;
+                let known: Vec<usize> = (0..queries.len()).filter(|&i| queries[i].user.is_some()).collect();
+                let xs: Vec<&[f32]> = known
+                    .iter()
+                    .filter_map(|&i| queries[i].user)
+                    .map(|u| &fs.users[u as usize * f..(u as usize + 1) * f])
+                    .collect();
+                let mut block = vec![0f32; known.len() * self.n_items()];
+                match &self.scoring {
+                    Some(blocks) => {
+                        let mut outs: Vec<&mut [f32]> = block.chunks_exact_mut(self.n_items()).collect();
+                        blocks.score_many(&xs, &mut outs);
+                    }
+                    None => crate::simd::score_many(&fs.items, &xs, &mut block),
+                }
+                for (row, &i) in block.chunks_exact(self.n_items()).zip(&known) {
+                    scores[i] = row.to_vec();
+                }
+            }
+            _ => {
+                for (q, s) in queries.iter().zip(scores.iter_mut()) {
+                    if let Some(u) = q.user {
+                        self.scores(u, s);
+                    }
+                }
+            }
+        }
+        queries
+            .iter()
+            .zip(scores)
+            .map(|(q, mut s)| {
+                if q.user.is_none() {
+                    s = self.popularity.clone();
+                }
+                self.rank(s, q.user, q.k, q.exclude_seen, &q.filter)
+            })
+            .collect()
+    }
+
+    fn rank(
+        &self,
+        scores: Vec<f32>,
+        user: Option<u32>,
+        k: usize,
+        exclude_seen: bool,
+        filter: &ItemFilter,
+    ) -> Vec<(u32, f32)> {
         let seen: &[u32] = match (user, exclude_seen) {
             (Some(u), true) => self.seen.row(u as usize).0,
             _ => &[],
@@ -295,6 +375,7 @@ impl RecModel {
             items,
             seen,
             engine,
+            scoring: None,
         };
         model.validate()?;
         Ok(model)
@@ -356,6 +437,7 @@ mod tests {
             popularity: vec![1.0, 1.0, 1.0],
             seen,
             engine,
+            scoring: None,
         }
     }
 
@@ -385,6 +467,32 @@ mod tests {
         lying.extend(1u32.to_le_bytes());
         lying.extend(u64::MAX.to_le_bytes());
         assert!(RecModel::from_bytes(&lying).is_err(), "a huge header length is refused, not allocated");
+    }
+
+    #[test]
+    fn recommend_many_matches_recommend() {
+        let m = model(Engine::Factors(Factors {
+            factors: 2,
+            users: vec![1.0, 0.0, 0.0, 1.0],
+            items: vec![1.0, 0.0, 0.5, 0.5, 0.0, 1.0],
+        }));
+        let queries: Vec<Query> = [Some(0), Some(1), None, Some(0)]
+            .into_iter()
+            .enumerate()
+            .map(|(n, user)| Query {
+                user,
+                k: 2,
+                exclude_seen: n != 3,
+                filter: ItemFilter { allowed: None, blocked: if n == 1 { vec![2] } else { vec![] } },
+            })
+            .collect();
+        let many = m.recommend_many(&queries);
+        let mut served = m.clone();
+        served.prepare_for_serving();
+        for (q, got) in queries.iter().zip(&many) {
+            assert_eq!(got, &m.recommend(q.user, q.k, q.exclude_seen, &q.filter));
+            assert_eq!(got, &served.recommend(q.user, q.k, q.exclude_seen, &q.filter));
+        }
     }
 
     #[test]

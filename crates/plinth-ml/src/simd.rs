@@ -63,6 +63,123 @@ pub fn score_rows(rows: &[f32], x: &[f32], out: &mut [f32]) {
     pulp::Arch::new().dispatch(Score(rows, x, out));
 }
 
+/// `out[u * n + i] = rows[i] · xs[u]` for several users at once, item-major
+/// so each item row is read from memory once for all of them.
+pub fn score_many(rows: &[f32], xs: &[&[f32]], out: &mut [f32]) {
+    struct Score<'a>(&'a [f32], &'a [&'a [f32]], &'a mut [f32]);
+    impl pulp::WithSimd for Score<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, simd: S) {
+            let Some(f) = self.1.first().map(|x| x.len()).filter(|&f| f > 0) else { return };
+            let n = self.0.len() / f;
+            for (i, row) in self.0.chunks_exact(f).enumerate() {
+                for (u, x) in self.1.iter().enumerate() {
+                    self.2[u * n + i] = dot(simd, row, x);
+                }
+            }
+        }
+    }
+    pulp::Arch::new().dispatch(Score(rows, xs, out));
+}
+
+/// Items per block of [`ItemBlocks`].
+pub const BLOCK: usize = 64;
+
+/// Item factors re-laid for scoring one user against every item: blocks of
+/// [`BLOCK`] items, each stored factor-major (`f` runs of 64 floats), so a
+/// block's 64 scores stay in registers while the factors stream past:
+/// plain FMAs, no horizontal sums. Built once when a model is loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemBlocks {
+    factors: usize,
+    items: usize,
+    data: Vec<f32>,
+}
+
+impl ItemBlocks {
+    pub fn new(items: &[f32], factors: usize) -> ItemBlocks {
+        let n = items.len().checked_div(factors).unwrap_or(0);
+        let blocks = n.div_ceil(BLOCK);
+        let mut data = vec![0f32; blocks * factors * BLOCK];
+        for (i, row) in items.chunks_exact(factors.max(1)).enumerate().take(n) {
+            let (b, o) = (i / BLOCK, i % BLOCK);
+            for (j, &v) in row.iter().enumerate() {
+                data[(b * factors + j) * BLOCK + o] = v;
+            }
+        }
+        ItemBlocks { factors, items: n, data }
+    }
+
+    /// `out[i] = item_i · x` for every item.
+    pub fn score(&self, x: &[f32], out: &mut [f32]) {
+        self.score_many(&[x], &mut [out]);
+    }
+
+    /// [`ItemBlocks::score`] for several users in one pass over the items:
+    /// each block is read from memory once for all of them (scoring is
+    /// memory-bandwidth bound once the factors outgrow the cache).
+    pub fn score_many(&self, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
+        struct Score<'a, 'b>(&'a ItemBlocks, &'a [&'a [f32]], &'a mut [&'b mut [f32]]);
+        impl pulp::WithSimd for Score<'_, '_> {
+            type Output = ();
+            #[inline(always)]
+            fn with_simd<S: Simd>(self, simd: S) {
+                let (blocks, xs, outs) = (self.0, self.1, self.2);
+                let f = blocks.factors;
+                let lanes = std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>();
+                let zero = simd.splat_f32s(0.0);
+                let vecs = BLOCK / lanes;
+                for (b, chunk) in blocks.data.chunks_exact(f * BLOCK).enumerate() {
+                    for (x, out) in xs.iter().zip(outs.iter_mut()) {
+                        let mut tmp = [0f32; BLOCK];
+                        let (th, _) = S::as_mut_simd_f32s(&mut tmp);
+                        if vecs == 8 && th.len() == 8 {
+                            // AVX2: eight accumulators, all in registers.
+                            let mut a = [zero; 8];
+                            for (row, &xj) in chunk.chunks_exact(BLOCK).zip(x.iter()) {
+                                let s = simd.splat_f32s(xj);
+                                let (r, _) = S::as_simd_f32s(row);
+                                let r: &[S::f32s; 8] = match r.try_into() {
+                                    Ok(r) => r,
+                                    Err(_) => continue,
+                                };
+                                a[0] = simd.mul_add_f32s(s, r[0], a[0]);
+                                a[1] = simd.mul_add_f32s(s, r[1], a[1]);
+                                a[2] = simd.mul_add_f32s(s, r[2], a[2]);
+                                a[3] = simd.mul_add_f32s(s, r[3], a[3]);
+                                a[4] = simd.mul_add_f32s(s, r[4], a[4]);
+                                a[5] = simd.mul_add_f32s(s, r[5], a[5]);
+                                a[6] = simd.mul_add_f32s(s, r[6], a[6]);
+                                a[7] = simd.mul_add_f32s(s, r[7], a[7]);
+                            }
+                            th.copy_from_slice(&a);
+                        } else {
+                            for (row, &xj) in chunk.chunks_exact(BLOCK).zip(x.iter()) {
+                                let s = simd.splat_f32s(xj);
+                                let (r, _) = S::as_simd_f32s(row);
+                                for (t, rv) in th.iter_mut().zip(r) {
+                                    *t = simd.mul_add_f32s(s, *rv, *t);
+                                }
+                            }
+                        }
+                        let start = b * BLOCK;
+                        let end = (start + BLOCK).min(blocks.items).min(out.len());
+                        if start < end {
+                            out[start..end].copy_from_slice(&tmp[..end - start]);
+                        }
+                    }
+                }
+            }
+        }
+        if self.factors == 0 || xs.iter().any(|x| x.len() < self.factors) {
+            outs.iter_mut().for_each(|o| o.iter_mut().for_each(|v| *v = 0.0));
+            return;
+        }
+        pulp::Arch::new().dispatch(Score(self, xs, outs));
+    }
+}
+
 /// `out = M v` for a symmetric row-major `M`: a sum of scaled rows, computed
 /// in blocks of four SIMD vectors of `out` that stay in registers while the
 /// rows stream past (the hot loop of the CG solver).
@@ -104,6 +221,20 @@ pub fn sym_matvec<S: Simd>(simd: S, m: &[f32], v: &[f32], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item_blocks_score_like_dot_products() {
+        for (n, f) in [(1, 1), (3, 2), (64, 8), (65, 64), (200, 17)] {
+            let items: Vec<f32> = (0..n * f).map(|k| ((k * 7) % 13) as f32 * 0.1 - 0.5).collect();
+            let x: Vec<f32> = (0..f).map(|j| 1.0 - j as f32 * 0.05).collect();
+            let mut got = vec![f32::NAN; n];
+            ItemBlocks::new(&items, f).score(&x, &mut got);
+            for (i, g) in got.iter().enumerate() {
+                let want: f32 = items[i * f..(i + 1) * f].iter().zip(&x).map(|(a, b)| a * b).sum();
+                assert!((g - want).abs() < 1e-3, "n={n} f={f} i={i}: {g} vs {want}");
+            }
+        }
+    }
 
     #[test]
     fn kernels_match_scalar() {

@@ -8,6 +8,7 @@
 //! (versions, aliases); this crate only holds what it loaded, and a reload
 //! loop reconciles it with the store, so replicas converge on their own.
 
+mod batcher;
 mod error;
 pub mod exposure;
 mod loaded;
@@ -111,6 +112,7 @@ struct Inner {
     platform: Platform,
     live: RwLock<HashMap<String, Arc<Live>>>,
     exposures: ExposureLog,
+    batcher: batcher::Batcher,
     config: ServingConfig,
 }
 
@@ -124,10 +126,13 @@ impl Serving {
     /// Loads every stored deployment (one that fails to load is logged and
     /// left out until the next reload succeeds) and starts the reload loop.
     pub async fn start(platform: Platform, config: ServingConfig) -> Result<Serving> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let batcher = batcher::Batcher::start(workers).map_err(|e| Error::Internal(format!("scoring workers: {e}")))?;
         let exposures = ExposureLog::open(config.exposure_dir.clone())
             .map_err(|e| Error::Internal(format!("exposure log: {e}")))?;
-        let serving =
-            Serving { inner: Arc::new(Inner { platform, live: RwLock::new(HashMap::new()), exposures, config }) };
+        let serving = Serving {
+            inner: Arc::new(Inner { platform, live: RwLock::new(HashMap::new()), exposures, batcher, config }),
+        };
         serving.reconcile().await;
         let weak = Arc::downgrade(&serving.inner);
         let interval = serving.inner.config.reload_interval;
@@ -143,6 +148,10 @@ impl Serving {
 
     pub fn platform(&self) -> &Platform {
         &self.inner.platform
+    }
+
+    fn batcher(&self) -> &batcher::Batcher {
+        &self.inner.batcher
     }
 
     pub fn exposures(&self) -> &ExposureLog {

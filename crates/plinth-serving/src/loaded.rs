@@ -39,10 +39,15 @@ pub async fn load(platform: &Platform, version: &ModelVersion) -> Result<LoadedM
     }
     let file = meta["file"].as_str().ok_or_else(|| Error::Invalid(format!("{what}: {META_FILE} names no file")))?;
     let bytes = platform.read_model_file(version, file).await?;
-    let recommender = tokio::task::spawn_blocking(move || RecModel::from_bytes(&bytes))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
+    let recommender = tokio::task::spawn_blocking(move || {
+        RecModel::from_bytes(&bytes).map(|mut m| {
+            m.prepare_for_serving();
+            m
+        })
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+    .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
     Ok(LoadedModel {
         name: version.name.clone(),
         version: version.version,

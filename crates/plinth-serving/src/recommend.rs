@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use plinth_core::ids::now_ms;
-use plinth_ml::model::{ItemFilter, RecModel};
+use plinth_ml::model::{ItemFilter, Query, RecModel};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -172,6 +172,28 @@ impl Served<'_> {
 }
 
 impl Serving {
+    /// [`rank_user`] through the batcher, so concurrent requests share one
+    /// pass over the item factors.
+    async fn rank_batched(&self, slot: &Slot, user: &str, k: usize, req: &RecommendRequest) -> Result<Recommendation> {
+        let loaded = slot.model();
+        let model = loaded.recommender.clone();
+        let filter = filter_for(&model, &req.include_items, &req.exclude_items)?;
+        let index = model.users.get(user);
+        let query = Query { user: index, k, exclude_seen: req.exclude_seen.unwrap_or(true), filter };
+        let ranked = self
+            .batcher()
+            .recommend(model.clone(), query)
+            .await
+            .ok_or_else(|| Error::Internal("the scoring workers stopped".into()))?;
+        Ok(Recommendation {
+            variant: slot.variant.name.clone(),
+            model: loaded.name.clone(),
+            model_version: loaded.version,
+            fallback: index.is_none().then_some("popularity"),
+            items: named(&model, ranked),
+        })
+    }
+
     /// Recommendations for one user or a batch. `unit` (a header) overrides
     /// the user id as the assignment unit of a single request.
     pub async fn recommend(
@@ -187,6 +209,7 @@ impl Serving {
         let this = self.clone();
         let req = Arc::new(req);
         let run = {
+            let (users, unit) = (users.clone(), unit.clone());
             let live = live.clone();
             let req = req.clone();
             let request_id = request_id.clone();
@@ -209,7 +232,16 @@ impl Serving {
         let results = if batch {
             tokio::task::spawn_blocking(run).await.map_err(|e| Error::Internal(e.to_string()))??
         } else {
-            run()?
+            drop(run);
+            let user = &users[0];
+            let unit = unit.unwrap_or_else(|| user.clone());
+            let served = Served { live: &live, endpoint: "recommend", request_id: &request_id };
+            let started = Instant::now();
+            let slot = live.assign(&unit);
+            let rec = self.rank_batched(slot, user, k, &req).await;
+            served.record(slot, rec.as_ref().ok(), started);
+            self.log_exposure(&served, slot, &unit, rec.as_ref().ok(), started, false);
+            vec![(unit, rec?)]
         };
         if live.shadow.is_some() {
             self.mirror(
