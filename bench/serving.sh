@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Serving throughput on this machine, in one run, with one load generator
 # (bench/loadgen): Plinth's top-10 recommendations from an ALS model with
-# 10,000 items (REST recommend endpoint and the OIP infer endpoint) against
+# 10,000 items (REST recommend endpoint and the OIP infer endpoint — both served
+# from the per-user top-100 precomputed at load — and, with an item filter,
+# scored live) against
 # a minimal axum server returning a fixed JSON body (the HTTP ceiling), at
 # concurrency 1, 16 and 64. Prints each figure and the ratio to the ceiling.
 # Not a test: it asserts nothing.
@@ -52,6 +54,8 @@ FPORT=$(free_port); FURL="http://127.0.0.1:$FPORT"
 wait_up "$FURL/"
 
 REC='{"user": "u{i}", "k": 10}'
+# An item filter bypasses the per-user top-100 precomputed at load: live scoring.
+LIVE='{"user": "u{i}", "k": 10, "exclude_items": ["item0"]}'
 OIP='{"inputs": [{"name": "user", "datatype": "BYTES", "shape": [1], "data": ["u{i}"]}, {"name": "k", "datatype": "INT32", "shape": [1], "data": [10]}]}'
 run() { "$LOADGEN" --url "$1" post --path "$2" --body "$3" --vary "$USERS" --concurrency "$4" --seconds "$SECONDS_PER_TEST" --name "$5"; }
 printf '%-34s %5s %10s %9s %9s %8s %12s\n' measure conc "req/s" "p50 ms" "p99 ms" errors "of ceiling"
@@ -59,11 +63,13 @@ for c in 1 16 64; do
   ceil=$(run "$FURL" /fixed '{}' "$c" fixed)
   rec=$(run "$URL" /v1/deployments/bench/recommend "$REC" "$c" recommend)
   oip=$(run "$URL" /v2/models/bench/infer "$OIP" "$c" oip-infer)
-  python3 - "$c" "$ceil" "$rec" "$oip" <<'PY'
+  live=$(run "$URL" /v1/deployments/bench/recommend "$LIVE" "$c" recommend-live)
+  python3 - "$c" "$ceil" "$rec" "$oip" "$live" <<'PY'
 import json, sys
 c = sys.argv[1]
-ceil, rec, oip = (json.loads(a) for a in sys.argv[2:5])
-for label, m in [("fixed JSON (axum ceiling)", ceil), ("plinth recommend top-10 (REST)", rec), ("plinth OIP infer top-10 (REST)", oip)]:
+ceil, rec, oip, live = (json.loads(a) for a in sys.argv[2:6])
+for label, m in [("fixed JSON (axum ceiling)", ceil), ("plinth recommend top-10 (REST)", rec),
+                 ("plinth OIP infer top-10 (REST)", oip), ("plinth recommend, live scoring", live)]:
     print(f"{label:34} {c:>5} {m['rps']:10.0f} {m['p50_ms']:9.2f} {m['p99_ms']:9.2f} {m['errors']:8d} {m['rps'] / ceil['rps']:11.0%}")
 PY
 done

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use plinth_core::ids::now_ms;
 use plinth_core::registry::ModelVersion;
 use plinth_engine::Platform;
-use plinth_ml::model::RecModel;
+use plinth_ml::model::{ItemFilter, RecModel};
 
 use crate::{Error, Result};
 
@@ -13,12 +13,51 @@ use crate::{Error, Result};
 const META_FILE: &str = "plinth_model.json";
 const RECOMMENDER_FLAVOR: &str = "plinth-recommender";
 
+/// Recommendations precomputed per user at load: the default request (no
+/// item filters, seen items excluded, `k` up to [`TOP_N`]) is answered from
+/// here without scoring. Only for models with up to [`MAX_PRECOMPUTED_USERS`]
+/// users (at most 8 bytes x 100 per user, 80 MB); larger ones score live.
+pub const TOP_N: usize = 100;
+pub const MAX_PRECOMPUTED_USERS: usize = 100_000;
+
+pub struct TopN {
+    /// `TOP_N` slots per user; a row may be shorter (small catalogue).
+    items: Vec<(u32, f32)>,
+    lens: Vec<u8>,
+}
+
+impl TopN {
+    fn build(model: &RecModel) -> TopN {
+        let users: Vec<Option<u32>> = (0..model.users.len() as u32).map(Some).collect();
+        let rows = model.recommend_batch(&users, TOP_N, true, &ItemFilter::default());
+        let mut items = Vec::with_capacity(rows.len() * TOP_N);
+        let mut lens = Vec::with_capacity(rows.len());
+        for row in rows {
+            lens.push(row.len() as u8);
+            items.extend(row.iter().copied());
+            items.resize(lens.len() * TOP_N, (0, 0.0));
+        }
+        TopN { items, lens }
+    }
+
+    /// The top `k` for a known user, if precomputed rows cover it.
+    pub fn get(&self, user: u32, k: usize) -> Option<&[(u32, f32)]> {
+        let len = *self.lens.get(user as usize)? as usize;
+        if k > TOP_N {
+            return None;
+        }
+        let start = user as usize * TOP_N;
+        Some(&self.items[start..start + len.min(k)])
+    }
+}
+
 /// A model version ready to answer.
 pub struct LoadedModel {
     pub name: String,
     pub version: i64,
     pub loaded_time: i64,
     pub recommender: Arc<RecModel>,
+    pub top: Option<TopN>,
 }
 
 /// Reads and parses a version's files; anything that cannot serve is an
@@ -42,16 +81,57 @@ pub async fn load(platform: &Platform, version: &ModelVersion) -> Result<LoadedM
     let recommender = tokio::task::spawn_blocking(move || {
         RecModel::from_bytes(&bytes).map(|mut m| {
             m.prepare_for_serving();
-            m
+            let top = (m.users.len() <= MAX_PRECOMPUTED_USERS).then(|| TopN::build(&m));
+            (m, top)
         })
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?
     .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
+    let (recommender, top) = recommender;
     Ok(LoadedModel {
         name: version.name.clone(),
         version: version.version,
         loaded_time: now_ms(),
         recommender: Arc::new(recommender),
+        top,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use plinth_ml::als::Factors;
+    use plinth_ml::csr::Csr;
+    use plinth_ml::interactions::IdMap;
+    use plinth_ml::model::Engine;
+
+    use super::*;
+
+    #[test]
+    fn precomputed_rows_match_live_ranking() {
+        let n_items = 150;
+        let mut m = RecModel {
+            algo: "als".into(),
+            params: serde_json::json!({}),
+            users: IdMap::from_ids((0..3).map(|u| format!("u{u}")).collect()),
+            items: IdMap::from_ids((0..n_items).map(|i| format!("i{i}")).collect()),
+            popularity: (0..n_items).map(|i| i as f32).collect(),
+            seen: Csr::from_triples(3, n_items, vec![(0, 5, 1.0), (1, 7, 1.0), (2, 149, 1.0)]),
+            engine: Engine::Factors(Factors {
+                factors: 2,
+                users: vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5],
+                items: (0..n_items * 2).map(|k| ((k * 37) % 101) as f32 / 101.0).collect(),
+            }),
+            scoring: None,
+        };
+        m.prepare_for_serving();
+        let top = TopN::build(&m);
+        for u in 0..3u32 {
+            for k in [1, 10, 100] {
+                assert_eq!(top.get(u, k).unwrap(), m.recommend(Some(u), k, true, &ItemFilter::default()).as_slice());
+            }
+            assert!(top.get(u, 101).is_none());
+        }
+        assert!(top.get(3, 10).is_none());
+    }
 }

@@ -104,13 +104,32 @@ fn named(model: &RecModel, ranked: Vec<(u32, f32)>) -> Vec<ScoredItem> {
     ranked.into_iter().map(|(i, score)| ScoredItem { item: model.items.id(i).to_string(), score }).collect()
 }
 
+/// The precomputed answer, when the request is the default one (no item
+/// filters, seen items excluded) for a known user.
+fn precomputed(
+    loaded: &crate::LoadedModel,
+    index: Option<u32>,
+    k: usize,
+    req: &RecommendRequest,
+) -> Option<Vec<(u32, f32)>> {
+    if req.include_items.is_some() || req.exclude_items.is_some() || !req.exclude_seen.unwrap_or(true) {
+        return None;
+    }
+    Some(loaded.top.as_ref()?.get(index?, k)?.to_vec())
+}
+
 /// Ranks for one user on one slot's current model.
 pub(crate) fn rank_user(slot: &Slot, user: &str, k: usize, req: &RecommendRequest) -> Result<Recommendation> {
     let loaded = slot.model();
     let model = &loaded.recommender;
-    let filter = filter_for(model, &req.include_items, &req.exclude_items)?;
     let index = model.users.get(user);
-    let ranked = model.recommend(index, k, req.exclude_seen.unwrap_or(true), &filter);
+    let ranked = match precomputed(&loaded, index, k, req) {
+        Some(r) => r,
+        None => {
+            let filter = filter_for(model, &req.include_items, &req.exclude_items)?;
+            model.recommend(index, k, req.exclude_seen.unwrap_or(true), &filter)
+        }
+    };
     Ok(Recommendation {
         variant: slot.variant.name.clone(),
         model: loaded.name.clone(),
@@ -177,14 +196,18 @@ impl Serving {
     async fn rank_batched(&self, slot: &Slot, user: &str, k: usize, req: &RecommendRequest) -> Result<Recommendation> {
         let loaded = slot.model();
         let model = loaded.recommender.clone();
-        let filter = filter_for(&model, &req.include_items, &req.exclude_items)?;
         let index = model.users.get(user);
-        let query = Query { user: index, k, exclude_seen: req.exclude_seen.unwrap_or(true), filter };
-        let ranked = self
-            .batcher()
-            .recommend(model.clone(), query)
-            .await
-            .ok_or_else(|| Error::Internal("the scoring workers stopped".into()))?;
+        let ranked = match precomputed(&loaded, index, k, req) {
+            Some(r) => r,
+            None => {
+                let filter = filter_for(&model, &req.include_items, &req.exclude_items)?;
+                let query = Query { user: index, k, exclude_seen: req.exclude_seen.unwrap_or(true), filter };
+                self.batcher()
+                    .recommend(model.clone(), query)
+                    .await
+                    .ok_or_else(|| Error::Internal("the scoring workers stopped".into()))?
+            }
+        };
         Ok(Recommendation {
             variant: slot.variant.name.clone(),
             model: loaded.name.clone(),
