@@ -149,3 +149,13 @@ def test_grpc_same_answers_as_rest(server, deployment, triton):
         assert "not found" in str(e.value).lower()
     finally:
         g.close()
+
+
+def test_large_batch_runs_off_the_async_workers(triton, deployment):
+    # A body above 16 KiB is answered on the blocking pool; same answers.
+    users = [f"user{u % 80}" for u in range(3000)] + ["stranger"]
+    result = infer(triton, deployment, users, False, k=3)
+    items = result.as_numpy("items")
+    assert items.shape == (3001, 3)
+    small = infer(triton, deployment, users[:80], False, k=3)
+    assert text(items[:80].flatten()) == text(small.as_numpy("items").flatten())

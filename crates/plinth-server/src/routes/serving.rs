@@ -18,6 +18,8 @@ pub const UNIT_HEADER: &str = "x-plinth-unit";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
+/// Infer bodies up to this size are answered on the async worker.
+const INLINE_INFER_BYTES: usize = 16 << 10;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -91,7 +93,8 @@ async fn infer_version(
 /// JSON or binary is decided by `Inference-Header-Content-Length`, never by
 /// Content-Type.
 async fn run_infer(s: AppState, name: String, version: Option<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = (|| {
+    let body_len = body.len();
+    let run = move || {
         if body.len() > s.config.max_request_bytes {
             return Err(InferError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -115,7 +118,19 @@ async fn run_infer(s: AppState, name: String, version: Option<String>, headers: 
             request_id(&headers),
         )?;
         Ok(out)
-    })();
+    };
+    // Small requests run inline (a thread hop costs more than they do);
+    // large batches go to the blocking pool so they never stall the runtime.
+    let result = if body_len > INLINE_INFER_BYTES {
+        tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
+            Err(InferError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("inference task failed: {e}"),
+            })
+        })
+    } else {
+        run()
+    };
     match result {
         Ok(out) => {
             let mut r = out.body.into_response();
