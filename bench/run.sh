@@ -21,16 +21,7 @@ cargo build --release --locked -p plinth-cli -p plinth-loadgen >&2
 PLINTH="$CARGO_TARGET_DIR/release/plinth"
 LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() {
-  for _ in $(seq 1 600); do curl -fs "$1/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "server at $1 did not start" >&2; return 1
-}
+source bench/lib.sh
 
 measure() { # name url args...
   local name=$1 url=$2; shift 2
@@ -47,7 +38,7 @@ for target in plinth mlflow; do
       --host 127.0.0.1 --port "$port" >"$WORK/mlflow.log" 2>&1 &
   fi
   pid=$!; PIDS+=($pid)
-  timeout 120 bash -c "$(declare -f wait_up); wait_up $url"
+  timeout 120 bash -c "$(declare -f wait_up); wait_up $url/health"
   sleep 5 # let every worker finish starting
   echo "== $target: log-metric, 16 clients, ${SECONDS_PER_TEST}s" >&2
   measure "$target" "$url" log-metric --concurrency 16 --seconds "$SECONDS_PER_TEST"

@@ -20,15 +20,7 @@ cargo build --release --locked -p plinth-cli -p plinth-loadgen >&2
 PLINTH="$CARGO_TARGET_DIR/release/plinth"
 LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() {
-  for _ in $(seq 1 600); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "server at $1 did not start" >&2; return 1
-}
+source bench/lib.sh
 
 echo "== synthetic interactions: $USERS users, $ITEMS items, power-law popularity" >&2
 python3 - "$WORK/data.tsv" "$USERS" "$ITEMS" <<'PY'

@@ -223,10 +223,9 @@ impl Serving {
         if self.get(&spec.name).is_some() {
             return Err(Error::AlreadyExists(format!("Deployment '{}' already exists", spec.name)));
         }
-        self.build(spec.clone(), None).await?;
+        let loaded = self.build(spec.clone(), None).await?;
         let stored = self.inner.platform.create_deployment(spec).await?;
-        let live = self.build(stored.clone(), None).await?;
-        self.install(live);
+        self.install(Live { spec: stored.clone(), table: stored.assignment_table(), ..loaded });
         Ok(stored)
     }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use crate::recommend::{MAX_K, RecommendRequest, Served, rank_user};
+use crate::recommend::{MAX_K, RecommendRequest, rank_user};
 use crate::tensor::{Data, EncodedResponse, InferRequest, Tensor, decode_request, encode_response};
 use crate::{Error, Live, Result, Serving, Slot};
 
@@ -127,7 +127,7 @@ impl Serving {
             exclude_items: None,
         };
         let id = req.id.clone().unwrap_or(request_id);
-        let served = Served { live: &live, endpoint: "infer", request_id: &id };
+        let served = self.served(&live, "infer", &id);
         let (mut items, mut scores, mut variants, mut versions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut width = 0;
         let mut rows = Vec::with_capacity(users.len());
@@ -136,8 +136,7 @@ impl Serving {
             let unit = if users.len() == 1 { unit.clone().unwrap_or_else(|| user.clone()) } else { user.clone() };
             let slot = pinned.unwrap_or_else(|| live.assign(&unit));
             let rec = rank_user(slot, user, k, &rec_req);
-            served.record(slot, rec.as_ref().ok(), started);
-            self.log_exposure(&served, slot, &unit, rec.as_ref().ok(), started, false);
+            served.account(slot, &unit, rec.as_ref().ok(), started, false);
             let rec = rec?;
             width = width.max(rec.items.len());
             rows.push(rec);

@@ -10,7 +10,7 @@ use plinth_ml::model::{ItemFilter, Query, RecModel};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Error, Exposure, Live, Result, Serving, Slot};
+use crate::{Error, Exposure, ExposureLog, Live, Result, Serving, Slot};
 
 pub const MAX_K: usize = 1000;
 pub const MAX_BATCH: usize = 10_000;
@@ -159,11 +159,38 @@ pub(crate) struct Served<'a> {
     pub(crate) live: &'a Live,
     pub(crate) endpoint: &'static str,
     pub(crate) request_id: &'a str,
+    pub(crate) exposures: &'a ExposureLog,
 }
 
 impl Served<'_> {
-    pub(crate) fn record(&self, slot: &Slot, rec: Option<&Recommendation>, started: Instant) {
+    /// Accounts for one unit served by `slot` (`rec` is `None` on error).
+    pub(crate) fn account(
+        &self,
+        slot: &Slot,
+        unit: &str,
+        rec: Option<&Recommendation>,
+        started: Instant,
+        shadow: bool,
+    ) {
         let micros = started.elapsed().as_micros() as u64;
+        self.count(slot, rec, micros);
+        let Some(r) = rec else { return };
+        self.exposures.record(Exposure {
+            time_ms: now_ms(),
+            deployment: self.live.spec.name.clone(),
+            variant: slot.variant.name.clone(),
+            model: r.model.clone(),
+            model_version: r.model_version,
+            unit: unit.to_string(),
+            request_id: self.request_id.to_string(),
+            endpoint: self.endpoint.to_string(),
+            latency_us: micros,
+            shadow,
+            fallback: r.fallback.is_some(),
+        });
+    }
+
+    fn count(&self, slot: &Slot, rec: Option<&Recommendation>, micros: u64) {
         let stats = &slot.stats;
         stats.requests.fetch_add(1, Ordering::Relaxed);
         stats.latency_us_total.fetch_add(micros, Ordering::Relaxed);
@@ -217,8 +244,13 @@ impl Serving {
         })
     }
 
+    pub(crate) fn served<'a>(&'a self, live: &'a Live, endpoint: &'static str, request_id: &'a str) -> Served<'a> {
+        Served { live, endpoint, request_id, exposures: self.exposures() }
+    }
+
     /// Recommendations for one user or a batch. `unit` (a header) overrides
-    /// the user id as the assignment unit of a single request.
+    /// the user id as the assignment unit of a single request; in a batch
+    /// each user is their own unit.
     pub async fn recommend(
         &self,
         deployment: &str,
@@ -229,69 +261,46 @@ impl Serving {
         let live = self.live(deployment)?;
         let k = check_k(req.k)?;
         let (users, batch) = one_or_many(&req.user, &req.users, "user")?;
-        let this = self.clone();
         let req = Arc::new(req);
-        let run = {
-            let (users, unit) = (users.clone(), unit.clone());
-            let live = live.clone();
-            let req = req.clone();
-            let request_id = request_id.clone();
-            move || -> Result<Vec<(String, Recommendation)>> {
-                let served = Served { live: &live, endpoint: "recommend", request_id: &request_id };
+        // (user, unit, answer)
+        let results: Vec<(String, String, Recommendation)> = if batch {
+            let (this, live, req, request_id) = (self.clone(), live.clone(), req.clone(), request_id.clone());
+            tokio::task::spawn_blocking(move || {
+                let served = this.served(&live, "recommend", &request_id);
                 users
-                    .iter()
+                    .into_iter()
                     .map(|user| {
                         let started = Instant::now();
-                        let unit = if batch { user.clone() } else { unit.clone().unwrap_or_else(|| user.clone()) };
-                        let slot = live.assign(&unit);
-                        let rec = rank_user(slot, user, k, &req);
-                        served.record(slot, rec.as_ref().ok(), started);
-                        this.log_exposure(&served, slot, &unit, rec.as_ref().ok(), started, false);
-                        rec.map(|r| (unit, r))
+                        let slot = live.assign(&user);
+                        let rec = rank_user(slot, &user, k, &req);
+                        served.account(slot, &user, rec.as_ref().ok(), started, false);
+                        rec.map(|r| (user.clone(), user, r))
                     })
-                    .collect()
-            }
-        };
-        let results = if batch {
-            tokio::task::spawn_blocking(run).await.map_err(|e| Error::Internal(e.to_string()))??
+                    .collect::<Result<_>>()
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??
         } else {
-            drop(run);
-            let user = &users[0];
+            let user = users.into_iter().next().unwrap_or_default();
             let unit = unit.unwrap_or_else(|| user.clone());
-            let served = Served { live: &live, endpoint: "recommend", request_id: &request_id };
             let started = Instant::now();
             let slot = live.assign(&unit);
-            let rec = self.rank_batched(slot, user, k, &req).await;
-            served.record(slot, rec.as_ref().ok(), started);
-            self.log_exposure(&served, slot, &unit, rec.as_ref().ok(), started, false);
-            vec![(unit, rec?)]
+            let rec = self.rank_batched(slot, &user, k, &req).await;
+            self.served(&live, "recommend", &request_id).account(slot, &unit, rec.as_ref().ok(), started, false);
+            vec![(user, unit, rec?)]
         };
         if live.shadow.is_some() {
-            self.mirror(
-                live.clone(),
-                req.clone(),
-                results.iter().map(|(u, _)| u.clone()).collect(),
-                request_id.clone(),
-            );
+            let pairs = results.iter().map(|(user, unit, _)| (user.clone(), unit.clone())).collect();
+            self.mirror(live.clone(), req, pairs, request_id.clone());
         }
-        let body = |user: &str, r: &Recommendation| {
-            json!({"user": user, "variant": r.variant, "model": r.model, "model_version": r.model_version,
-                   "fallback": r.fallback, "items": r.items})
-        };
-        let users: Vec<String> = match (&req.user, &req.users) {
-            (Some(u), _) => vec![id_string(u, "user")?],
-            (_, Some(us)) => us.iter().map(|u| id_string(u, "user")).collect::<Result<_>>()?,
-            _ => Vec::new(),
-        };
-        if batch {
-            let out: Vec<Value> = users.iter().zip(&results).map(|(u, (_, r))| body(u, r)).collect();
-            Ok(json!({"deployment": deployment, "request_id": request_id, "results": out}))
-        } else {
-            let mut v = body(&users[0], &results[0].1);
-            v["deployment"] = json!(deployment);
-            v["request_id"] = json!(request_id);
-            Ok(v)
-        }
+        let rows = results
+            .iter()
+            .map(|(user, _, r)| {
+                json!({"user": user, "variant": r.variant, "model": r.model, "model_version": r.model_version,
+                       "fallback": r.fallback, "items": r.items})
+            })
+            .collect();
+        Ok(envelope(deployment, &request_id, batch, rows))
     }
 
     /// Items similar to one item or a batch.
@@ -305,73 +314,46 @@ impl Serving {
         let live = self.live(deployment)?;
         let k = check_k(req.k)?;
         let (items, batch) = one_or_many(&req.item, &req.items, "item")?;
-        let served = Served { live: &live, endpoint: "similar", request_id: &request_id };
-        let mut out = Vec::new();
+        let served = self.served(&live, "similar", &request_id);
+        let mut rows = Vec::new();
         for item in &items {
             let started = Instant::now();
             let unit = unit.clone().unwrap_or_else(|| item.clone());
             let slot = live.assign(&unit);
             let rec = similar_for(slot, item, k);
-            served.record(slot, rec.as_ref().ok(), started);
-            self.log_exposure(&served, slot, &unit, rec.as_ref().ok(), started, false);
+            served.account(slot, &unit, rec.as_ref().ok(), started, false);
             let r = rec?;
-            out.push(json!({"item": item, "variant": r.variant, "model": r.model, "model_version": r.model_version,
-                            "items": r.items}));
+            rows.push(json!({"item": item, "variant": r.variant, "model": r.model, "model_version": r.model_version,
+                             "items": r.items}));
         }
-        if batch {
-            Ok(json!({"deployment": deployment, "request_id": request_id, "results": out}))
-        } else {
-            let mut v = out.remove(0);
-            v["deployment"] = json!(deployment);
-            v["request_id"] = json!(request_id);
-            Ok(v)
-        }
-    }
-
-    pub(crate) fn log_exposure(
-        &self,
-        served: &Served<'_>,
-        slot: &Slot,
-        unit: &str,
-        rec: Option<&Recommendation>,
-        started: Instant,
-        shadow: bool,
-    ) {
-        let Some(r) = rec else { return };
-        self.exposures().record(Exposure {
-            time_ms: now_ms(),
-            deployment: served.live.spec.name.clone(),
-            variant: slot.variant.name.clone(),
-            model: r.model.clone(),
-            model_version: r.model_version,
-            unit: unit.to_string(),
-            request_id: served.request_id.to_string(),
-            endpoint: served.endpoint.to_string(),
-            latency_us: started.elapsed().as_micros() as u64,
-            shadow,
-            fallback: r.fallback.is_some(),
-        });
+        Ok(envelope(deployment, &request_id, batch, rows))
     }
 
     /// Runs the request on the shadow variant off the hot path: its result
     /// is logged and counted, never returned.
-    fn mirror(&self, live: Arc<Live>, req: Arc<RecommendRequest>, units: Vec<String>, request_id: String) {
+    fn mirror(&self, live: Arc<Live>, req: Arc<RecommendRequest>, users: Vec<(String, String)>, request_id: String) {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let Some(shadow) = &live.shadow else { return };
             let k = req.k.unwrap_or(10);
-            let served = Served { live: &live, endpoint: "recommend", request_id: &request_id };
-            let users: Vec<String> = match (&req.user, &req.users) {
-                (Some(u), _) => id_string(u, "user").into_iter().collect(),
-                (_, Some(us)) => us.iter().filter_map(|u| id_string(u, "user").ok()).collect(),
-                _ => Vec::new(),
-            };
-            for (user, unit) in users.iter().zip(&units) {
+            let served = this.served(&live, "recommend", &request_id);
+            for (user, unit) in &users {
                 let started = Instant::now();
                 let rec = rank_user(shadow, user, k, &req);
-                served.record(shadow, rec.as_ref().ok(), started);
-                this.log_exposure(&served, shadow, unit, rec.as_ref().ok(), started, true);
+                served.account(shadow, unit, rec.as_ref().ok(), started, true);
             }
         });
     }
+}
+
+/// The response: one row as the body itself, or a batch under `results`;
+/// either way with the deployment and request id.
+fn envelope(deployment: &str, request_id: &str, batch: bool, mut rows: Vec<Value>) -> Value {
+    if batch || rows.len() != 1 {
+        return json!({"deployment": deployment, "request_id": request_id, "results": rows});
+    }
+    let mut v = rows.remove(0);
+    v["deployment"] = json!(deployment);
+    v["request_id"] = json!(request_id);
+    v
 }

@@ -1,0 +1,11 @@
+# Shared by the bench scripts (sourced): a work dir and background processes
+# cleaned up on exit, a free loopback port, and waiting for a URL to answer.
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { # full URL that answers 2xx once the server is up
+  for _ in $(seq 1 600); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "server at $1 did not start" >&2; return 1
+}
