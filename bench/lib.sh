@@ -2,7 +2,8 @@
 # cleaned up on exit, a free loopback port, and waiting for a URL to answer.
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+# A negative pid is a process group (started with setsid), killed whole.
+cleanup() { for p in "${PIDS[@]}"; do kill -- "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { # full URL that answers 2xx once the server is up

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 /// Records waiting for the writer; beyond this they are dropped (and counted)
 /// rather than slowing requests down.
 const QUEUE: usize = 65_536;
+/// How long the writer lets records gather after waking.
+const BATCH_WAIT: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Exposure {
@@ -136,35 +138,44 @@ fn write_loop(dir: &Path, rx: Receiver<Msg>) {
             }
         }
     };
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Msg::Record(e)) => {
-                if !files.contains_key(&e.deployment) {
-                    match open_for_append(&file_for(dir, &e.deployment)) {
-                        Ok(f) => {
-                            files.insert(e.deployment.clone(), BufWriter::new(f));
-                        }
-                        Err(err) => {
-                            tracing::warn!(error = %err, deployment = %e.deployment, "cannot open exposure log");
-                            continue;
-                        }
+    let handle = |msg: Msg, files: &mut HashMap<String, BufWriter<File>>| match msg {
+        Msg::Record(e) => {
+            if !files.contains_key(&e.deployment) {
+                match open_for_append(&file_for(dir, &e.deployment)) {
+                    Ok(f) => {
+                        files.insert(e.deployment.clone(), BufWriter::new(f));
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, deployment = %e.deployment, "cannot open exposure log");
+                        return;
                     }
                 }
-                if let (Some(f), Ok(line)) = (files.get_mut(&e.deployment), serde_json::to_string(&e))
-                    && let Err(err) = writeln!(f, "{line}")
-                {
-                    tracing::warn!(error = %err, "exposure log write failed");
-                }
             }
-            Ok(Msg::Flush(done)) => {
-                flush_all(&mut files);
-                let _ = done.send(());
+            if let (Some(f), Ok(line)) = (files.get_mut(&e.deployment), serde_json::to_string(&e))
+                && let Err(err) = writeln!(f, "{line}")
+            {
+                tracing::warn!(error = %err, "exposure log write failed");
             }
+        }
+        Msg::Flush(done) => {
+            flush_all(files);
+            let _ = done.send(());
+        }
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(msg) => handle(msg, &mut files),
             Err(RecvTimeoutError::Timeout) => flush_all(&mut files),
             Err(RecvTimeoutError::Disconnected) => {
                 flush_all(&mut files);
                 return;
             }
+        }
+        // Under load, let records gather rather than waking this thread
+        // (a context switch) for every request; then write them all.
+        std::thread::sleep(BATCH_WAIT);
+        for msg in rx.try_iter() {
+            handle(msg, &mut files);
         }
     }
 }

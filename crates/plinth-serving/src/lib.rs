@@ -13,6 +13,7 @@ mod error;
 pub mod exposure;
 mod loaded;
 mod oip;
+mod onnx;
 mod recommend;
 pub mod tensor;
 
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 
 pub use error::{Error, Result};
 pub use exposure::{Exposure, ExposureLog, ExposureQuery};
-pub use loaded::LoadedModel;
+pub use loaded::{Kind, LoadedModel};
 pub use oip::InferOutcome;
 use plinth_core::deployments::{Deployment, ModelTarget, Variant, bucket};
 use plinth_engine::Platform;
@@ -198,6 +199,12 @@ impl Serving {
                 .unwrap_or_default();
             slots.push(Slot { variant: v.clone(), model: RwLock::new(model), stats });
         }
+        if let Some((first, rest)) = slots.split_first() {
+            let first = first.model();
+            for s in rest {
+                first.check_compatible(&s.model())?;
+            }
+        }
         let shadow = if spec.shadow.is_some() { slots.pop() } else { None };
         Ok(Live { table: spec.assignment_table(), spec, variants: slots, shadow })
     }
@@ -287,13 +294,17 @@ impl Serving {
             if current.version == slot.model().version {
                 continue;
             }
-            match self.load(&live.spec.name, &slot.variant, &current).await {
+            let loaded = self.load(&live.spec.name, &slot.variant, &current).await.and_then(|m| {
+                slot.model().check_compatible(&m)?;
+                Ok(m)
+            });
+            match loaded {
                 Ok(m) => {
                     tracing::info!(deployment = %live.spec.name, variant = %slot.variant.name, from = slot.model().version, to = m.version, "alias moved: swapped model");
                     slot.swap(Arc::new(m));
                 }
                 Err(e) => {
-                    tracing::warn!(deployment = %live.spec.name, variant = %slot.variant.name, error = %e, "alias moved but the new version does not load; keeping the old one")
+                    tracing::warn!(deployment = %live.spec.name, variant = %slot.variant.name, error = %e, "alias moved but the new version cannot replace the old one; keeping the old one")
                 }
             }
         }

@@ -6,6 +6,7 @@ use plinth_core::ids::now_ms;
 use plinth_core::registry::ModelVersion;
 use plinth_engine::Platform;
 use plinth_ml::model::{ItemFilter, RecModel};
+use plinth_onnx::OnnxModel;
 
 use crate::{Error, Result};
 
@@ -51,34 +52,106 @@ impl TopN {
     }
 }
 
+/// A recommender with what serving precomputed for it.
+pub struct Recommender {
+    pub model: Arc<RecModel>,
+    pub top: Option<TopN>,
+}
+
+/// What a loaded version runs.
+pub enum Kind {
+    Recommender(Recommender),
+    Onnx(Arc<OnnxModel>),
+}
+
 /// A model version ready to answer.
 pub struct LoadedModel {
     pub name: String,
     pub version: i64,
     pub loaded_time: i64,
-    pub recommender: Arc<RecModel>,
-    pub top: Option<TopN>,
+    pub kind: Kind,
+}
+
+impl LoadedModel {
+    /// What the Open Inference Protocol's metadata calls the platform.
+    pub fn platform(&self) -> &'static str {
+        match self.kind {
+            Kind::Recommender(_) => RECOMMENDER_FLAVOR,
+            Kind::Onnx(_) => "onnx",
+        }
+    }
+
+    /// The recommender, for the recommendation endpoints.
+    pub fn recommender(&self) -> Result<&Recommender> {
+        match &self.kind {
+            Kind::Recommender(r) => Ok(r),
+            Kind::Onnx(_) => Err(Error::Invalid(format!(
+                "model '{}' version {} is an ONNX model: it answers /v2/models/<deployment>/infer, not recommendation requests",
+                self.name, self.version
+            ))),
+        }
+    }
+
+    /// Whether `other` can replace or sit beside this model in one
+    /// deployment: the same kind and, for ONNX, the same inputs and outputs,
+    /// so clients see one contract whatever variant answers.
+    pub fn check_compatible(&self, other: &LoadedModel) -> Result<()> {
+        let describe = |m: &LoadedModel| format!("model '{}' version {}", m.name, m.version);
+        match (&self.kind, &other.kind) {
+            (Kind::Recommender(_), Kind::Recommender(_)) => Ok(()),
+            (Kind::Onnx(a), Kind::Onnx(b)) if a.inputs == b.inputs && same_outputs(a, b) => Ok(()),
+            (Kind::Onnx(_), Kind::Onnx(_)) => Err(Error::Invalid(format!(
+                "{} and {} take or give different tensors; variants of one deployment must share a signature",
+                describe(self),
+                describe(other)
+            ))),
+            _ => Err(Error::Invalid(format!(
+                "{} ({}) and {} ({}) cannot serve one deployment",
+                describe(self),
+                self.platform(),
+                describe(other),
+                other.platform()
+            ))),
+        }
+    }
+}
+
+fn same_outputs(a: &OnnxModel, b: &OnnxModel) -> bool {
+    a.outputs.len() == b.outputs.len()
+        && a.outputs.iter().zip(&b.outputs).all(|(x, y)| x.name == y.name && x.datatype == y.datatype)
+}
+
+/// MLflow's model directory descriptor, as far as serving reads it.
+#[derive(serde::Deserialize)]
+struct MlModel {
+    #[serde(default)]
+    flavors: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
 }
 
 /// Reads and parses a version's files; anything that cannot serve is an
-/// `Invalid` error naming the model, so a deploy fails up front.
+/// `Invalid` error naming the model, so a deploy fails up front. Plinth's
+/// own models carry `plinth_model.json`; models logged with MLflow's `onnx`
+/// flavor (`mlflow.onnx.log_model`) carry an `MLmodel` naming the file.
 pub async fn load(platform: &Platform, version: &ModelVersion) -> Result<LoadedModel> {
     let what = format!("model '{}' version {}", version.name, version.version);
-    let meta = platform.read_model_file(version, META_FILE).await.map_err(|e| match Error::from(e) {
-        Error::Invalid(_) | Error::NotFound(_) => Error::Invalid(format!(
-            "{what} cannot be served: it has no {META_FILE} (Plinth serves recommenders trained by Plinth)"
-        )),
-        other => other,
-    })?;
+    let kind = match platform.read_model_file(version, META_FILE).await.map_err(Error::from) {
+        Ok(meta) => load_plinth(platform, version, &what, &meta).await?,
+        Err(Error::Invalid(_) | Error::NotFound(_)) => load_mlflow(platform, version, &what).await?,
+        Err(e) => return Err(e),
+    };
+    Ok(LoadedModel { name: version.name.clone(), version: version.version, loaded_time: now_ms(), kind })
+}
+
+async fn load_plinth(platform: &Platform, version: &ModelVersion, what: &str, meta: &[u8]) -> Result<Kind> {
     let meta: serde_json::Value =
-        serde_json::from_slice(&meta).map_err(|e| Error::Invalid(format!("{what}: bad {META_FILE}: {e}")))?;
+        serde_json::from_slice(meta).map_err(|e| Error::Invalid(format!("{what}: bad {META_FILE}: {e}")))?;
     let flavor = meta["flavor"].as_str().unwrap_or_default();
     if flavor != RECOMMENDER_FLAVOR {
         return Err(Error::Invalid(format!("{what} cannot be served: unknown flavor '{flavor}'")));
     }
     let file = meta["file"].as_str().ok_or_else(|| Error::Invalid(format!("{what}: {META_FILE} names no file")))?;
     let bytes = platform.read_model_file(version, file).await?;
-    let recommender = tokio::task::spawn_blocking(move || {
+    let (model, top) = tokio::task::spawn_blocking(move || {
         RecModel::from_bytes(&bytes).map(|mut m| {
             m.prepare_for_serving();
             let top = (m.users.len() <= MAX_PRECOMPUTED_USERS).then(|| TopN::build(&m));
@@ -88,14 +161,33 @@ pub async fn load(platform: &Platform, version: &ModelVersion) -> Result<LoadedM
     .await
     .map_err(|e| Error::Internal(e.to_string()))?
     .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
-    let (recommender, top) = recommender;
-    Ok(LoadedModel {
-        name: version.name.clone(),
-        version: version.version,
-        loaded_time: now_ms(),
-        recommender: Arc::new(recommender),
-        top,
-    })
+    Ok(Kind::Recommender(Recommender { model: Arc::new(model), top }))
+}
+
+async fn load_mlflow(platform: &Platform, version: &ModelVersion, what: &str) -> Result<Kind> {
+    let descriptor = platform.read_model_file(version, "MLmodel").await.map_err(|e| match Error::from(e) {
+        Error::Invalid(_) | Error::NotFound(_) => Error::Invalid(format!(
+            "{what} cannot be served: it has neither {META_FILE} (a model trained by Plinth) nor an MLmodel file"
+        )),
+        other => other,
+    })?;
+    let descriptor: MlModel =
+        serde_yaml_ng::from_slice(&descriptor).map_err(|e| Error::Invalid(format!("{what}: bad MLmodel: {e}")))?;
+    let Some(onnx) = descriptor.flavors.get("onnx") else {
+        let found: Vec<&str> = descriptor.flavors.keys().map(String::as_str).collect();
+        return Err(Error::Invalid(format!(
+            "{what} cannot be served: Plinth serves MLflow models in the 'onnx' flavor (export with skl2onnx, \
+             onnxmltools or torch.onnx and log with mlflow.onnx.log_model); this one has: {}",
+            found.join(", ")
+        )));
+    };
+    let file = onnx.get("data").and_then(serde_yaml_ng::Value::as_str).unwrap_or("model.onnx").to_string();
+    let bytes = platform.read_model_file(version, &file).await?;
+    let model = tokio::task::spawn_blocking(move || OnnxModel::load(&bytes))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Invalid(format!("{what} cannot be served: {e}")))?;
+    Ok(Kind::Onnx(Arc::new(model)))
 }
 
 #[cfg(test)]

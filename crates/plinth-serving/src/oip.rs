@@ -1,5 +1,6 @@
 //! A deployment as an Open Inference Protocol model: the model name is the
-//! deployment's. A recommender takes `user` (BYTES or integer ids, shape
+//! deployment's. ONNX deployments take and give their model's tensors (see
+//! [`crate::onnx`]). A recommender takes `user` (BYTES or integer ids, shape
 //! `[n]` or `[n, 1]`), optionally `k` (integer, `[1]`) and `exclude_seen`
 //! (BOOL, `[1]`), and answers `items` (BYTES `[n, k]`), `scores` (FP32
 //! `[n, k]`), and per row the `variant` (BYTES `[n]`) and `model_version`
@@ -10,7 +11,8 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use crate::recommend::{MAX_K, RecommendRequest, rank_user};
+use crate::loaded::Kind;
+use crate::recommend::{MAX_K, RecommendRequest, Recommendation, rank_user};
 use crate::tensor::{Data, EncodedResponse, InferRequest, Tensor, decode_request, encode_response};
 use crate::{Error, Live, Result, Serving, Slot};
 
@@ -43,6 +45,9 @@ impl Serving {
         }
         let mut versions: Vec<String> = live.variants.iter().map(|s| s.model().version.to_string()).collect();
         versions.dedup();
+        if let Kind::Onnx(m) = &live.variants[0].model().kind {
+            return Ok(crate::onnx::metadata(name, versions, m));
+        }
         Ok(json!({
             "name": name,
             "versions": versions,
@@ -101,6 +106,9 @@ impl Serving {
     ) -> Result<InferOutcome> {
         let live = self.live(name)?;
         let pinned = version.map(|v| self.slot_for_version(&live, v)).transpose()?;
+        if let Kind::Onnx(_) = live.variants[0].model().kind {
+            return self.infer_onnx(&live, pinned, req, unit, request_id);
+        }
         if let Some(t) = req.inputs.iter().find(|t| !INPUTS.contains(&t.name.as_str())) {
             return Err(Error::Invalid(format!(
                 "unknown input '{}': model '{name}' takes user, k, exclude_seen",
@@ -136,7 +144,7 @@ impl Serving {
             let unit = if users.len() == 1 { unit.clone().unwrap_or_else(|| user.clone()) } else { user.clone() };
             let slot = pinned.unwrap_or_else(|| live.assign(&unit));
             let rec = rank_user(slot, user, k, &rec_req);
-            served.account(slot, &unit, rec.as_ref().ok(), started, false);
+            served.account(slot, &unit, rec.as_ref().ok().map(Recommendation::answer), started, false);
             let rec = rec?;
             width = width.max(rec.items.len());
             rows.push(rec);

@@ -53,6 +53,19 @@ pub struct Recommendation {
     pub items: Vec<ScoredItem>,
 }
 
+impl Recommendation {
+    pub(crate) fn answer(&self) -> Answer<'_> {
+        Answer { model: &self.model, model_version: self.model_version, fallback: self.fallback.is_some() }
+    }
+}
+
+/// Which model version answered a unit, for the books.
+pub(crate) struct Answer<'a> {
+    pub(crate) model: &'a str,
+    pub(crate) model_version: i64,
+    pub(crate) fallback: bool,
+}
+
 /// Ids may be sent as strings or integers; both name the same id.
 fn id_string(v: &Value, what: &str) -> Result<String> {
     match v {
@@ -107,7 +120,7 @@ fn named(model: &RecModel, ranked: Vec<(u32, f32)>) -> Vec<ScoredItem> {
 /// The precomputed answer, when the request is the default one (no item
 /// filters, seen items excluded) for a known user.
 fn precomputed(
-    loaded: &crate::LoadedModel,
+    rec: &crate::loaded::Recommender,
     index: Option<u32>,
     k: usize,
     req: &RecommendRequest,
@@ -115,15 +128,16 @@ fn precomputed(
     if req.include_items.is_some() || req.exclude_items.is_some() || !req.exclude_seen.unwrap_or(true) {
         return None;
     }
-    Some(loaded.top.as_ref()?.get(index?, k)?.to_vec())
+    Some(rec.top.as_ref()?.get(index?, k)?.to_vec())
 }
 
 /// Ranks for one user on one slot's current model.
 pub(crate) fn rank_user(slot: &Slot, user: &str, k: usize, req: &RecommendRequest) -> Result<Recommendation> {
     let loaded = slot.model();
-    let model = &loaded.recommender;
+    let rec = loaded.recommender()?;
+    let model = &rec.model;
     let index = model.users.get(user);
-    let ranked = match precomputed(&loaded, index, k, req) {
+    let ranked = match precomputed(rec, index, k, req) {
         Some(r) => r,
         None => {
             let filter = filter_for(model, &req.include_items, &req.exclude_items)?;
@@ -141,7 +155,7 @@ pub(crate) fn rank_user(slot: &Slot, user: &str, k: usize, req: &RecommendReques
 
 fn similar_for(slot: &Slot, item: &str, k: usize) -> Result<Recommendation> {
     let loaded = slot.model();
-    let model = &loaded.recommender;
+    let model = &loaded.recommender()?.model;
     let index = model.items.get(item).ok_or_else(|| {
         Error::NotFound(format!("Item '{item}' is unknown to model '{}' version {}", loaded.name, loaded.version))
     })?;
@@ -163,39 +177,32 @@ pub(crate) struct Served<'a> {
 }
 
 impl Served<'_> {
-    /// Accounts for one unit served by `slot` (`rec` is `None` on error).
-    pub(crate) fn account(
-        &self,
-        slot: &Slot,
-        unit: &str,
-        rec: Option<&Recommendation>,
-        started: Instant,
-        shadow: bool,
-    ) {
+    /// Accounts for one unit served by `slot` (`answer` is `None` on error).
+    pub(crate) fn account(&self, slot: &Slot, unit: &str, answer: Option<Answer<'_>>, started: Instant, shadow: bool) {
         let micros = started.elapsed().as_micros() as u64;
-        self.count(slot, rec, micros);
-        let Some(r) = rec else { return };
+        self.count(slot, answer.as_ref(), micros);
+        let Some(r) = answer else { return };
         self.exposures.record(Exposure {
             time_ms: now_ms(),
             deployment: self.live.spec.name.clone(),
             variant: slot.variant.name.clone(),
-            model: r.model.clone(),
+            model: r.model.to_string(),
             model_version: r.model_version,
             unit: unit.to_string(),
             request_id: self.request_id.to_string(),
             endpoint: self.endpoint.to_string(),
             latency_us: micros,
             shadow,
-            fallback: r.fallback.is_some(),
+            fallback: r.fallback,
         });
     }
 
-    fn count(&self, slot: &Slot, rec: Option<&Recommendation>, micros: u64) {
+    fn count(&self, slot: &Slot, answer: Option<&Answer<'_>>, micros: u64) {
         let stats = &slot.stats;
         stats.requests.fetch_add(1, Ordering::Relaxed);
         stats.latency_us_total.fetch_add(micros, Ordering::Relaxed);
-        let outcome = match rec {
-            Some(r) if r.fallback.is_some() => {
+        let outcome = match answer {
+            Some(r) if r.fallback => {
                 stats.fallbacks.fetch_add(1, Ordering::Relaxed);
                 "fallback"
             }
@@ -222,9 +229,10 @@ impl Serving {
     /// pass over the item factors.
     async fn rank_batched(&self, slot: &Slot, user: &str, k: usize, req: &RecommendRequest) -> Result<Recommendation> {
         let loaded = slot.model();
-        let model = loaded.recommender.clone();
+        let rec = loaded.recommender()?;
+        let model = rec.model.clone();
         let index = model.users.get(user);
-        let ranked = match precomputed(&loaded, index, k, req) {
+        let ranked = match precomputed(rec, index, k, req) {
             Some(r) => r,
             None => {
                 let filter = filter_for(&model, &req.include_items, &req.exclude_items)?;
@@ -273,7 +281,7 @@ impl Serving {
                         let started = Instant::now();
                         let slot = live.assign(&user);
                         let rec = rank_user(slot, &user, k, &req);
-                        served.account(slot, &user, rec.as_ref().ok(), started, false);
+                        served.account(slot, &user, rec.as_ref().ok().map(Recommendation::answer), started, false);
                         rec.map(|r| (user.clone(), user, r))
                     })
                     .collect::<Result<_>>()
@@ -286,7 +294,13 @@ impl Serving {
             let started = Instant::now();
             let slot = live.assign(&unit);
             let rec = self.rank_batched(slot, &user, k, &req).await;
-            self.served(&live, "recommend", &request_id).account(slot, &unit, rec.as_ref().ok(), started, false);
+            self.served(&live, "recommend", &request_id).account(
+                slot,
+                &unit,
+                rec.as_ref().ok().map(Recommendation::answer),
+                started,
+                false,
+            );
             vec![(user, unit, rec?)]
         };
         if live.shadow.is_some() {
@@ -321,7 +335,7 @@ impl Serving {
             let unit = unit.clone().unwrap_or_else(|| item.clone());
             let slot = live.assign(&unit);
             let rec = similar_for(slot, item, k);
-            served.account(slot, &unit, rec.as_ref().ok(), started, false);
+            served.account(slot, &unit, rec.as_ref().ok().map(Recommendation::answer), started, false);
             let r = rec?;
             rows.push(json!({"item": item, "variant": r.variant, "model": r.model, "model_version": r.model_version,
                              "items": r.items}));
@@ -340,7 +354,7 @@ impl Serving {
             for (user, unit) in &users {
                 let started = Instant::now();
                 let rec = rank_user(shadow, user, k, &req);
-                served.account(shadow, unit, rec.as_ref().ok(), started, true);
+                served.account(shadow, unit, rec.as_ref().ok().map(Recommendation::answer), started, true);
             }
         });
     }
