@@ -10,6 +10,11 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+/// The same allocator as `plinth`, so the fixed-JSON ceiling is measured
+/// on the same footing.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Cli {
     /// Base URL of the tracking server.

@@ -24,8 +24,24 @@ impl Default for ServerConfig {
     }
 }
 
+/// Shared by every handler; cloned per request (one reference count).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub platform: Platform,
     pub jobs: JobRunner,
     pub serving: Serving,

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 /// Records waiting for the writer; beyond this they are dropped (and counted)
 /// rather than slowing requests down.
 const QUEUE: usize = 65_536;
+/// How often buffered records are written out.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How long the writer lets records gather after waking.
 const BATCH_WAIT: Duration = Duration::from_millis(10);
 
@@ -162,10 +164,11 @@ fn write_loop(dir: &Path, rx: Receiver<Msg>) {
             let _ = done.send(());
         }
     };
+    let mut flushed = std::time::Instant::now();
     loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
+        match rx.recv_timeout(FLUSH_EVERY) {
             Ok(msg) => handle(msg, &mut files),
-            Err(RecvTimeoutError::Timeout) => flush_all(&mut files),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 flush_all(&mut files);
                 return;
@@ -176,6 +179,11 @@ fn write_loop(dir: &Path, rx: Receiver<Msg>) {
         std::thread::sleep(BATCH_WAIT);
         for msg in rx.try_iter() {
             handle(msg, &mut files);
+        }
+        // In the files at most FLUSH_EVERY after being served, busy or not.
+        if flushed.elapsed() >= FLUSH_EVERY {
+            flush_all(&mut files);
+            flushed = std::time::Instant::now();
         }
     }
 }
