@@ -40,7 +40,7 @@ pub(crate) const ITEM_NAMES: &[&str] =
 pub(crate) const WEIGHT_NAMES: &[&str] = &["weight", "rating", "score", "count", "plays", "value"];
 pub(crate) const TIME_NAMES: &[&str] = &["timestamp", "time", "ts", "datetime", "date"];
 
-fn detect_delimiter(line: &str) -> u8 {
+pub(crate) fn detect_delimiter(line: &str) -> u8 {
     for d in [b'\t', b',', b';', b'|'] {
         if line.as_bytes().contains(&d) {
             return d;

@@ -16,6 +16,7 @@ mod parquet_input;
 pub mod popularity;
 pub mod simd;
 pub mod split;
+pub mod tabular;
 mod topk;
 
 pub use error::{Error, Result};

@@ -48,7 +48,7 @@ fn find(
     }
 }
 
-fn id_at(col: &ArrayRef, row: usize) -> Option<String> {
+pub(crate) fn id_at(col: &ArrayRef, row: usize) -> Option<String> {
     if col.is_null(row) {
         return None;
     }
@@ -68,7 +68,7 @@ fn id_at(col: &ArrayRef, row: usize) -> Option<String> {
     })
 }
 
-fn num_at(col: &ArrayRef, row: usize) -> Option<f64> {
+pub(crate) fn num_at(col: &ArrayRef, row: usize) -> Option<f64> {
     if col.is_null(row) {
         return None;
     }
@@ -87,7 +87,7 @@ fn num_at(col: &ArrayRef, row: usize) -> Option<f64> {
     })
 }
 
-fn time_at(col: &ArrayRef, row: usize) -> Option<i64> {
+pub(crate) fn time_at(col: &ArrayRef, row: usize) -> Option<i64> {
     if col.is_null(row) {
         return None;
     }
