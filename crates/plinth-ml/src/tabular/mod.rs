@@ -2,6 +2,8 @@
 //! typed columns, splitting, fitting the encoding kept with a model, and the
 //! metrics each task reports. The training engines build on this.
 
+pub mod binning;
+pub mod gbdt;
 pub mod metrics;
 pub mod prepare;
 pub mod split;

@@ -1,0 +1,614 @@
+//! Gradient-boosted decision trees, histogram-based and grown leaf-wise
+//! (best leaf first), for squared error, logistic and softmax objectives.
+//!
+//! Per tree: gradients and hessians of the current scores (f32); the root's
+//! histogram (gradient and hessian sums per feature bin, in f64; rows per
+//! bin estimated from the hessian share) built over all rows; then
+//! repeatedly the leaf with the best split is split. Its
+//! rows are partitioned in place (each leaf owns a contiguous range of one
+//! index array), the smaller child's histogram is built from its rows'
+//! gathered gradients and the larger child's is the parent's minus it.
+//! Leaf values are Newton steps, `-G / (H + l2)`, times the learning rate.
+//! Rows' scores are updated from the final partition, without walking the
+//! tree. Missing values (NaN) are bin 0; each split learns which side they
+//! take. Children that can never split (depth limit, last split) get their
+//! sums but no histogram.
+//!
+//! Measured (`examples/gbdt_bench.rs`; `make_classification` 1M x 50, 800k
+//! train / 200k test; 100 rounds, learning rate 0.1, 63 leaves, depth 6, 255
+//! bins), against LightGBM 4.7 in the same session: 1 thread 16.8 s against
+//! 21.8 s (0.77x), 2 threads 11.4 s against 11.6 s; test AUC 0.98501 against
+//! 0.98466. forust-ml 0.8 took 30.2 / 16.6 s on the same data.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::binning::Binned;
+use crate::{Error, Result};
+
+/// Cells per feature in a histogram (bin 0 is missing).
+const STRIDE: usize = 256;
+/// A leaf's hessian sum must reach this to be split off.
+const MIN_HESSIAN: f64 = 1e-3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Objective {
+    Squared,
+    Logistic,
+    Softmax { classes: usize },
+}
+
+impl Objective {
+    pub fn outputs(self) -> usize {
+        match self {
+            Objective::Softmax { classes } => classes,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GbdtParams {
+    pub rounds: usize,
+    pub learning_rate: f64,
+    pub max_leaves: usize,
+    /// 0: unlimited.
+    pub max_depth: usize,
+    /// Rows a leaf must keep.
+    pub min_leaf: usize,
+    pub l2: f64,
+    /// Smallest loss reduction worth a split.
+    pub min_gain: f64,
+    pub max_bins: usize,
+}
+
+impl Default for GbdtParams {
+    fn default() -> Self {
+        GbdtParams {
+            rounds: 100,
+            learning_rate: 0.1,
+            max_leaves: 31,
+            max_depth: 0,
+            min_leaf: 20,
+            l2: 0.0,
+            min_gain: 0.0,
+            max_bins: 255,
+        }
+    }
+}
+
+impl GbdtParams {
+    pub fn check(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Param(m));
+        if self.rounds == 0 {
+            return bad("rounds must be at least 1".into());
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
+            return bad(format!("learning rate must be in (0, 1], got {}", self.learning_rate));
+        }
+        if self.max_leaves < 2 {
+            return bad(format!("max leaves must be at least 2, got {}", self.max_leaves));
+        }
+        if self.min_leaf == 0 {
+            return bad("min leaf must be at least 1".into());
+        }
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !non_negative(self.l2) || !non_negative(self.min_gain) {
+            return bad("l2 and min gain must be finite and >= 0".into());
+        }
+        if !(2..=255).contains(&self.max_bins) {
+            return bad(format!("max bins must be in 2..=255, got {}", self.max_bins));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "node", rename_all = "lowercase")]
+pub enum Node {
+    /// `x[feature] <= threshold` (or missing, if `missing_left`) goes left.
+    Split {
+        feature: u32,
+        threshold: f64,
+        missing_left: bool,
+        left: u32,
+        right: u32,
+        gain: f64,
+    },
+    Leaf {
+        value: f64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    pub fn predict(&self, row: &[f64]) -> f64 {
+        let mut at = 0usize;
+        loop {
+            match &self.nodes[at] {
+                Node::Leaf { value } => return *value,
+                Node::Split { feature, threshold, missing_left, left, right, .. } => {
+                    let x = row[*feature as usize];
+                    let go_left = if x.is_nan() { *missing_left } else { x <= *threshold };
+                    at = if go_left { *left } else { *right } as usize;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gbdt {
+    pub objective: Objective,
+    pub features: usize,
+    /// Initial score per output.
+    pub base: Vec<f64>,
+    /// Round-major: tree `r * outputs + k` adds to output `k`.
+    pub trees: Vec<Tree>,
+}
+
+/// Per bin: gradient sum, hessian sum. Rows per bin are estimated from the
+/// hessian share (exact for squared error), as LightGBM does.
+type Cell = [f64; 2];
+/// A leaf's gradient sum, hessian sum and rows.
+type Sums = [f64; 3];
+
+struct Leaf {
+    start: usize,
+    end: usize,
+    depth: usize,
+    node: usize,
+    sums: Sums,
+    hist: Vec<Cell>,
+    best: Option<Candidate>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    gain: f64,
+    feature: usize,
+    /// Left takes value bins 1..=bin.
+    bin: usize,
+    missing_left: bool,
+}
+
+fn score(g: f64, h: f64, l2: f64) -> f64 {
+    g * g / (h + l2)
+}
+
+/// Buffers reused from tree to tree (fresh pages cost page faults).
+#[derive(Default)]
+struct Workspace {
+    /// Row ids; each leaf owns a contiguous range.
+    indices: Vec<u32>,
+    /// Right-hand rows while partitioning.
+    scratch: Vec<u32>,
+    /// A leaf's gradient pairs, gathered in row order.
+    gathered: Vec<[f32; 2]>,
+    /// Histograms no leaf holds any more.
+    free: Vec<Vec<Cell>>,
+}
+
+struct Grower<'a> {
+    data: &'a Binned,
+    params: &'a GbdtParams,
+    /// Gradient and hessian per row (f32, as LightGBM keeps them).
+    gh: &'a [[f32; 2]],
+    work: &'a mut Workspace,
+}
+
+impl Grower<'_> {
+    fn fresh_histogram(&mut self) -> Vec<Cell> {
+        let size = self.data.features * STRIDE;
+        match self.work.free.pop() {
+            Some(mut h) => {
+                h.clear();
+                h.resize(size, [0.0; 2]);
+                h
+            }
+            None => vec![[0.0; 2]; size],
+        }
+    }
+
+    fn histogram(&mut self, start: usize, end: usize) -> (Vec<Cell>, Sums) {
+        let mut hist = self.fresh_histogram();
+        let whole = end - start == self.data.rows;
+        if !whole {
+            let (gh, rows) = (self.gh, &self.work.indices[start..end]);
+            self.work.gathered.clear();
+            self.work.gathered.extend(rows.iter().map(|&i| gh[i as usize]));
+        }
+        let rows = &self.work.indices[start..end];
+        // Gradient pairs in row order, read by every feature's pass.
+        let gh: &[[f32; 2]] = if whole { self.gh } else { &self.work.gathered };
+        let fill = |(f, cells): (usize, &mut [Cell])| {
+            let col = self.data.column(f);
+            let bin_of = |k: usize| if whole { col[k] } else { col[rows[k] as usize] } as usize;
+            // Two partial histograms in f32 (consecutive rows in one bin do
+            // not wait on each other's read-modify-write; half the bytes of
+            // f64), added into the f64 cells every CHUNK rows so the sums
+            // keep f64 precision.
+            const CHUNK: usize = 2048;
+            let mut part = [[[0f32; 2]; STRIDE]; 2];
+            for chunk_start in (0..gh.len()).step_by(CHUNK) {
+                let chunk_end = (chunk_start + CHUNK).min(gh.len());
+                let mut k = chunk_start;
+                while k + 1 < chunk_end {
+                    let (b0, b1) = (bin_of(k), bin_of(k + 1));
+                    let (p0, p1) = (&mut part[0][b0], gh[k]);
+                    p0[0] += p1[0];
+                    p0[1] += p1[1];
+                    let (q0, q1) = (&mut part[1][b1], gh[k + 1]);
+                    q0[0] += q1[0];
+                    q0[1] += q1[1];
+                    k += 2;
+                }
+                if k < chunk_end {
+                    let c = &mut part[0][bin_of(k)];
+                    c[0] += gh[k][0];
+                    c[1] += gh[k][1];
+                }
+                let [first, second] = &mut part;
+                for (c, (a, b)) in cells.iter_mut().zip(first.iter_mut().zip(second.iter_mut())) {
+                    c[0] += a[0] as f64 + b[0] as f64;
+                    c[1] += a[1] as f64 + b[1] as f64;
+                    *a = [0.0; 2];
+                    *b = [0.0; 2];
+                }
+            }
+        };
+        // Column by column (measured faster here than gathering each row's
+        // bins row-major: 18.1 against 22.4 s for the benchmark in the docs).
+        if rows.len() * self.data.features >= 50_000 {
+            hist.par_chunks_mut(STRIDE).enumerate().for_each(fill);
+        } else {
+            hist.chunks_mut(STRIDE).enumerate().for_each(fill);
+        }
+        let sums = gh.iter().fold([0.0, 0.0, 0.0], |s, c| [s[0] + c[0] as f64, s[1] + c[1] as f64, s[2] + 1.0]);
+        (hist, sums)
+    }
+
+    fn best_split(&self, hist: &[Cell], sums: Sums, depth: usize) -> Option<Candidate> {
+        let p = self.params;
+        if (p.max_depth > 0 && depth >= p.max_depth) || sums[2] < 2.0 * p.min_leaf as f64 {
+            return None;
+        }
+        let parent = score(sums[0], sums[1], p.l2);
+        let min_leaf = p.min_leaf as f64;
+        (0..self.data.features)
+            .filter_map(|f| {
+                let cells = &hist[f * STRIDE..f * STRIDE + self.data.bounds[f].bins()];
+                let rows_per_hessian = sums[2] / sums[1];
+                let with_rows = |c: &Cell| [c[0], c[1], (c[1] * rows_per_hessian).round()];
+                let missing = with_rows(&cells[0]);
+                let mut best: Option<Candidate> = None;
+                for missing_left in [false, true] {
+                    if missing_left && missing[2] == 0.0 {
+                        break;
+                    }
+                    let mut left = if missing_left { missing } else { [0.0; 3] };
+                    for (b, c) in cells.iter().enumerate().take(cells.len() - 1).skip(1) {
+                        let c = with_rows(c);
+                        left = [left[0] + c[0], left[1] + c[1], left[2] + c[2]];
+                        let right = [sums[0] - left[0], sums[1] - left[1], sums[2] - left[2]];
+                        if left[2] < min_leaf || left[1] < MIN_HESSIAN {
+                            continue;
+                        }
+                        if right[2] < min_leaf || right[1] < MIN_HESSIAN {
+                            break;
+                        }
+                        let gain = score(left[0], left[1], p.l2) + score(right[0], right[1], p.l2) - parent;
+                        if gain > p.min_gain && best.is_none_or(|c| gain > c.gain) {
+                            best = Some(Candidate { gain, feature: f, bin: b, missing_left });
+                        }
+                    }
+                }
+                best
+            })
+            .max_by(|a, b| a.gain.total_cmp(&b.gain).then(b.feature.cmp(&a.feature)))
+    }
+
+    /// Grows one tree; returns it and, per leaf, its row range and value.
+    fn grow(mut self, scores: &mut [f64], outputs: usize, output: usize) -> Tree {
+        let p = self.params;
+        let n = self.data.rows;
+        self.work.indices.clear();
+        self.work.indices.extend(0..n as u32);
+        let (hist, sums) = self.histogram(0, n);
+        let best = self.best_split(&hist, sums, 0);
+        let mut nodes = vec![Node::Leaf { value: 0.0 }];
+        let mut leaves = vec![Leaf { start: 0, end: n, depth: 0, node: 0, sums, hist, best }];
+        while leaves.len() < p.max_leaves {
+            let Some((at, split)) = leaves
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.best.map(|b| (i, b)))
+                .max_by(|a, b| a.1.gain.total_cmp(&b.1.gain))
+            else {
+                break;
+            };
+            let parent = leaves.swap_remove(at);
+            // Partition the parent's rows: left first, order kept.
+            let col = self.data.column(split.feature);
+            let goes_left = |i: u32| {
+                let b = col[i as usize] as usize;
+                if b == 0 { split.missing_left } else { b <= split.bin }
+            };
+            let work = &mut *self.work;
+            let range = &mut work.indices[parent.start..parent.end];
+            work.scratch.clear();
+            let mut kept = 0;
+            for k in 0..range.len() {
+                let i = range[k];
+                if goes_left(i) {
+                    range[kept] = i;
+                    kept += 1;
+                } else {
+                    work.scratch.push(i);
+                }
+            }
+            range[kept..].copy_from_slice(&work.scratch);
+            let mid = parent.start + kept;
+            let (small, large) = if mid - parent.start <= parent.end - mid {
+                ((parent.start, mid), (mid, parent.end))
+            } else {
+                ((mid, parent.end), (parent.start, mid))
+            };
+            let depth = parent.depth + 1;
+            // Children that can never be split (depth limit, or the last
+            // split of the tree) need their sums but no histograms.
+            let final_split = (p.max_depth > 0 && depth >= p.max_depth) || leaves.len() + 2 >= p.max_leaves;
+            let (small_hist, small_sums, large_hist) = if final_split {
+                let gh = self.gh;
+                let sums = self.work.indices[small.0..small.1].iter().fold([0.0, 0.0, 0.0], |s, &i| {
+                    let c = gh[i as usize];
+                    [s[0] + c[0] as f64, s[1] + c[1] as f64, s[2] + 1.0]
+                });
+                self.work.free.push(parent.hist);
+                (Vec::new(), sums, Vec::new())
+            } else {
+                let (small_hist, small_sums) = self.histogram(small.0, small.1);
+                let mut large_hist = parent.hist;
+                for (l, s) in large_hist.iter_mut().zip(&small_hist) {
+                    *l = [l[0] - s[0], l[1] - s[1]];
+                }
+                (small_hist, small_sums, large_hist)
+            };
+            let large_sums =
+                [parent.sums[0] - small_sums[0], parent.sums[1] - small_sums[1], parent.sums[2] - small_sums[2]];
+            let (left_node, right_node) = (nodes.len(), nodes.len() + 1);
+            nodes.push(Node::Leaf { value: 0.0 });
+            nodes.push(Node::Leaf { value: 0.0 });
+            nodes[parent.node] = Node::Split {
+                feature: split.feature as u32,
+                threshold: self.data.bounds[split.feature].upper[split.bin - 1],
+                missing_left: split.missing_left,
+                left: left_node as u32,
+                right: right_node as u32,
+                gain: split.gain,
+            };
+            for ((start, end), hist, sums) in [(small, small_hist, small_sums), (large, large_hist, large_sums)] {
+                let node = if start == parent.start { left_node } else { right_node };
+                let best = if final_split { None } else { self.best_split(&hist, sums, depth) };
+                leaves.push(Leaf { start, end, depth, node, sums, hist, best });
+            }
+        }
+        for leaf in leaves {
+            let value = -leaf.sums[0] / (leaf.sums[1] + p.l2) * p.learning_rate;
+            nodes[leaf.node] = Node::Leaf { value };
+            for &i in &self.work.indices[leaf.start..leaf.end] {
+                scores[i as usize * outputs + output] += value;
+            }
+            if !leaf.hist.is_empty() {
+                self.work.free.push(leaf.hist);
+            }
+        }
+        Tree { nodes }
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn softmax_in_place(row: &mut [f64]) {
+    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    row.iter_mut().for_each(|v| *v /= sum);
+}
+
+impl Gbdt {
+    /// Trains on a row-major `[rows, features]` matrix (NaN: missing) and
+    /// targets (values; 0/1; class indices). `on_round` sees each round end.
+    pub fn train(
+        x: &[f64],
+        rows: usize,
+        features: usize,
+        y: &[f64],
+        objective: Objective,
+        params: &GbdtParams,
+        on_round: &mut dyn FnMut(usize),
+    ) -> Result<Gbdt> {
+        params.check()?;
+        if rows == 0 || x.len() != rows * features || y.len() != rows {
+            return Err(Error::Data(format!("{rows} rows of {features} features need as many targets")));
+        }
+        let k = objective.outputs();
+        let base: Vec<f64> = match objective {
+            Objective::Squared => vec![y.iter().sum::<f64>() / rows as f64],
+            Objective::Logistic => {
+                let p = (y.iter().sum::<f64>() / rows as f64).clamp(1e-6, 1.0 - 1e-6);
+                vec![(p / (1.0 - p)).ln()]
+            }
+            Objective::Softmax { classes } => {
+                let mut counts = vec![0.0; classes];
+                for &c in y {
+                    counts[c as usize] += 1.0;
+                }
+                counts.iter().map(|c| ((c + 1.0) / (rows as f64 + classes as f64)).ln()).collect()
+            }
+        };
+        let data = Binned::fit(x, rows, features, params.max_bins);
+        let mut scores: Vec<f64> = (0..rows).flat_map(|_| base.iter().copied()).collect();
+        let mut trees = Vec::with_capacity(params.rounds * k);
+        let mut gh = vec![[0f32; 2]; rows];
+        let mut work = Workspace::default();
+        let mut probs = vec![0.0; rows * k];
+        for round in 0..params.rounds {
+            if let Objective::Softmax { .. } = objective {
+                probs.copy_from_slice(&scores);
+                probs.par_chunks_mut(k).for_each(softmax_in_place);
+            }
+            for output in 0..k {
+                let pairs = gh.par_iter_mut().enumerate();
+                match objective {
+                    Objective::Squared => pairs.for_each(|(i, c)| {
+                        let r = i * k;
+                        *c = [(scores[r] - y[i]) as f32, 1.0];
+                    }),
+                    Objective::Logistic => pairs.for_each(|(i, c)| {
+                        let p = sigmoid(scores[i]);
+                        *c = [(p - y[i]) as f32, (p * (1.0 - p)).max(1e-16) as f32];
+                    }),
+                    Objective::Softmax { classes } => {
+                        let factor = classes as f64 / (classes as f64 - 1.0);
+                        pairs.for_each(|(i, c)| {
+                            let p = probs[i * k + output];
+                            let g = p - if y[i] as usize == output { 1.0 } else { 0.0 };
+                            *c = [g as f32, (factor * p * (1.0 - p)).max(1e-16) as f32];
+                        })
+                    }
+                }
+                let grower = Grower { data: &data, params, gh: &gh, work: &mut work };
+                trees.push(grower.grow(&mut scores, k, output));
+            }
+            on_round(round + 1);
+        }
+        Ok(Gbdt { objective, features, base, trees })
+    }
+
+    /// Raw scores, row-major `[rows, outputs]`.
+    pub fn predict_raw(&self, x: &[f64], rows: usize) -> Vec<f64> {
+        let k = self.objective.outputs();
+        let mut out = vec![0.0; rows * k];
+        out.par_chunks_mut(k).zip(x.par_chunks(self.features)).for_each(|(o, row)| {
+            o.copy_from_slice(&self.base);
+            for (t, tree) in self.trees.iter().enumerate() {
+                o[t % k] += tree.predict(row);
+            }
+        });
+        out
+    }
+
+    /// Values (squared), P(class 1) (logistic), or class probabilities
+    /// `[rows, classes]` (softmax).
+    pub fn predict(&self, x: &[f64], rows: usize) -> Vec<f64> {
+        let mut raw = self.predict_raw(x, rows);
+        match self.objective {
+            Objective::Squared => {}
+            Objective::Logistic => raw.iter_mut().for_each(|v| *v = sigmoid(*v)),
+            Objective::Softmax { classes } => raw.chunks_mut(classes).for_each(softmax_in_place),
+        }
+        raw
+    }
+
+    /// Total split gain per feature.
+    pub fn importance_gain(&self) -> Vec<f64> {
+        let mut gain = vec![0.0; self.features];
+        for tree in &self.trees {
+            for node in &tree.nodes {
+                if let Node::Split { feature, gain: g, .. } = node {
+                    gain[*feature as usize] += g;
+                }
+            }
+        }
+        gain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tabular::metrics;
+
+    /// Deterministic pseudo-random numbers in [0, 1).
+    fn uniform(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect()
+    }
+
+    #[test]
+    fn regression_learns_a_nonlinear_function_and_handles_missing_values() {
+        let (rows, f) = (4000, 3);
+        let mut x = uniform(rows * f, 1);
+        let y: Vec<f64> = (0..rows)
+            .map(|i| {
+                let r = &x[i * f..i * f + f];
+                10.0 * (r[0] > 0.5) as u8 as f64 + 5.0 * r[1] * r[1]
+            })
+            .collect();
+        // A tenth of x1 missing.
+        for i in (0..rows).step_by(10) {
+            x[i * f + 1] = f64::NAN;
+        }
+        let params = GbdtParams { rounds: 200, max_leaves: 15, ..Default::default() };
+        let mut rounds = 0;
+        let model = Gbdt::train(&x, rows, f, &y, Objective::Squared, &params, &mut |r| rounds = r).unwrap();
+        assert_eq!(rounds, 200);
+        let p = model.predict(&x, rows);
+        let rmse = metrics::rmse(&y, &p);
+        assert!(rmse < 0.6, "rmse {rmse}");
+        let imp = model.importance_gain();
+        assert!(imp[0] > imp[2] && imp[1] > imp[2], "x2 is noise: {imp:?}");
+        let json = serde_json::to_string(&model).unwrap();
+        let again = serde_json::from_str::<Gbdt>(&json).unwrap().predict(&x, rows);
+        assert!(again.iter().zip(&p).all(|(a, b)| (a - b).abs() < 1e-9), "the model file keeps the model");
+    }
+
+    #[test]
+    fn logistic_and_softmax_separate_classes() {
+        let (rows, f) = (3000, 2);
+        let x = uniform(rows * f, 2);
+        let binary: Vec<f64> = (0..rows).map(|i| (x[i * f] + x[i * f + 1] > 1.0) as u8 as f64).collect();
+        let params = GbdtParams { rounds: 60, ..Default::default() };
+        let m = Gbdt::train(&x, rows, f, &binary, Objective::Logistic, &params, &mut |_| {}).unwrap();
+        let p = m.predict(&x, rows);
+        assert!(metrics::auc(&binary, &p).unwrap() > 0.99);
+        let three: Vec<f64> = (0..rows).map(|i| (x[i * f] * 3.0).floor().min(2.0)).collect();
+        let m = Gbdt::train(&x, rows, f, &three, Objective::Softmax { classes: 3 }, &params, &mut |_| {}).unwrap();
+        let probs = m.predict(&x, rows);
+        assert!(probs.chunks(3).all(|r| (r.iter().sum::<f64>() - 1.0).abs() < 1e-9));
+        let labels: Vec<f64> = probs
+            .chunks(3)
+            .map(|r| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0.0, |(c, _)| c as f64))
+            .collect();
+        assert!(metrics::accuracy(&three, &labels) > 0.97);
+    }
+
+    #[test]
+    fn bad_parameters_and_shapes_are_refused() {
+        let x = [0.0, 1.0];
+        let bad = |p: GbdtParams| Gbdt::train(&x, 2, 1, &[0.0, 1.0], Objective::Squared, &p, &mut |_| {}).is_err();
+        assert!(bad(GbdtParams { rounds: 0, ..Default::default() }));
+        assert!(bad(GbdtParams { learning_rate: 0.0, ..Default::default() }));
+        assert!(bad(GbdtParams { max_leaves: 1, ..Default::default() }));
+        assert!(bad(GbdtParams { max_bins: 256, ..Default::default() }));
+        assert!(Gbdt::train(&x, 2, 1, &[0.0], Objective::Squared, &GbdtParams::default(), &mut |_| {}).is_err());
+    }
+}
