@@ -4,6 +4,7 @@
 mod config;
 mod deploy;
 mod remote;
+mod tabular;
 mod train;
 
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ enum Command {
 enum TrainCommand {
     /// A recommender (ALS, BPR, item kNN, popularity) from interaction data.
     Recommender(Box<train::RecommenderArgs>),
+    /// A gradient-boosted tree model (binary, multiclass, regression) from a CSV or Parquet table.
+    Tabular(Box<tabular::TabularArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +67,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(flags) => runtime.block_on(server(Config::resolve(&flags)?)),
         Command::Train(TrainCommand::Recommender(args)) => runtime.block_on(train::recommender(*args)),
+        Command::Train(TrainCommand::Tabular(args)) => runtime.block_on(tabular::run(*args)),
         Command::Deploy(cmd) => runtime.block_on(deploy::run(cmd)),
     }
 }

@@ -112,13 +112,32 @@ impl RecommenderArgs {
 
 pub async fn recommender(args: RecommenderArgs) -> anyhow::Result<()> {
     let job = args.spec().into_job(|p| Ok(PathBuf::from(p)))?;
-    let tracker: Box<dyn Tracker> = match &args.tracking_uri {
+    let tracker = tracker(&args.tracking_uri, &args.data_dir).await?;
+    let (progress, bar) = terminal_progress();
+    let report = train_recommender(tracker.as_ref(), job, progress).await.context("training failed");
+    finish(&bar);
+    print_report(&report?, args.json);
+    Ok(())
+}
+
+/// Where a training run is tracked: a running server, or the data dir.
+pub(crate) async fn tracker(
+    tracking_uri: &Option<String>,
+    data_dir: &Option<PathBuf>,
+) -> anyhow::Result<Box<dyn Tracker>> {
+    Ok(match tracking_uri {
         Some(uri) => Box::new(crate::remote::RemoteTracker::new(uri)?),
         None => {
-            let dir = args.data_dir.clone().unwrap_or_else(|| PathBuf::from("plinth-data"));
+            let dir = data_dir.clone().unwrap_or_else(|| PathBuf::from("plinth-data"));
             Box::new(crate::open_platform(&dir).await?)
         }
-    };
+    })
+}
+
+pub(crate) type Bar = Arc<Mutex<Option<indicatif::ProgressBar>>>;
+
+/// A progress bar on a terminal; nothing otherwise (the engine logs progress).
+pub(crate) fn terminal_progress() -> (Progress, Bar) {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(1);
         bar.set_style(
@@ -138,13 +157,19 @@ pub async fn recommender(args: RecommenderArgs) -> anyhow::Result<()> {
             b.set_position(done as u64);
         }
     });
-    let report = train_recommender(tracker.as_ref(), job, progress).await.context("training failed")?;
+    (progress, bar)
+}
+
+pub(crate) fn finish(bar: &Bar) {
     if let Ok(guard) = bar.lock()
         && let Some(b) = guard.as_ref()
     {
         b.finish_and_clear();
     }
-    if args.json {
+}
+
+pub(crate) fn print_report(report: &plinth_engine::recommenders::TrainReport, json: bool) {
+    if json {
         println!("{}", report.to_json());
     } else {
         println!("run {} (experiment {})", report.run_id, report.experiment_id);
@@ -155,5 +180,4 @@ pub async fn recommender(args: RecommenderArgs) -> anyhow::Result<()> {
             println!("registered {name} version {v}");
         }
     }
-    Ok(())
 }

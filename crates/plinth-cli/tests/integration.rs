@@ -289,3 +289,142 @@ fn deploys_through_the_cli_and_serves_again_after_a_crash() {
     assert!(deploy(&["delete", "home", "--tracking-uri", &uri]).status.success());
     assert!(!deploy(&["get", "home", "--tracking-uri", &uri]).status.success());
 }
+
+/// A table of 3,000 titles: two numeric features (one with missing values),
+/// a genre, and three targets driven by them.
+fn write_titles(path: &std::path::Path, rows: usize, genres: &[&str]) {
+    let mut s = String::from("budget,buzz,genre,revenue,hit,tier,release\n");
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for i in 0..rows {
+        let (budget, buzz, g) = (next() * 10.0, next(), (next() * genres.len() as f64) as usize);
+        let effect = [0.0, 2.0, -1.5, 1.0][g % 4];
+        let revenue = 3.0 * budget + effect * 4.0 + 10.0 * buzz * buzz + next();
+        let hit = if revenue > 20.0 { "hit" } else { "flop" };
+        let tier = if revenue < 12.0 {
+            "low"
+        } else if revenue < 24.0 {
+            "mid"
+        } else {
+            "high"
+        };
+        let buzz = if i % 13 == 0 { String::new() } else { format!("{buzz:.4}") };
+        s.push_str(&format!("{budget:.4},{buzz},{},{revenue:.4},{hit},{tier},2020-{:02}\n", genres[g], 1 + i % 12));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+fn train_tabular(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_plinth")).args(["train", "tabular"]).args(args).output().unwrap()
+}
+
+#[test]
+fn tabular_models_train_evaluate_track_and_register() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("titles.csv");
+    write_titles(&data, 3000, &["drama", "comedy", "horror", "family"]);
+    let data_dir = dir.path().join("pd");
+    let (data, dd) = (data.to_str().unwrap(), data_dir.to_str().unwrap());
+    let common = ["--data", data, "--data-dir", dd, "--json", "--drop", "revenue,tier,hit,release"];
+    // --drop lists every target; the one trained on is the target, the rest stay out.
+    let binary = last_json(&train_tabular(
+        &[&common[..], &["--target", "hit", "--task", "binary", "--rounds", "60", "--register", "hits"]].concat(),
+    ));
+    assert!(binary["metrics"]["auc"].as_f64().unwrap() > 0.95, "{binary}");
+    for key in ["logloss", "accuracy", "f1", "train_seconds"] {
+        assert!(binary["metrics"][key].is_number(), "{key} missing: {binary}");
+    }
+    assert_eq!(binary["model_version"], "1");
+    assert_eq!(binary["data"]["features"], 3);
+    let multi = last_json(&train_tabular(
+        &[&common[..], &["--target", "tier", "--task", "multiclass", "--rounds", "60", "--split", "time:release:0.25"]]
+            .concat(),
+    ));
+    assert!(multi["metrics"]["accuracy"].as_f64().unwrap() > 0.85, "{multi}");
+    assert!(multi["metrics"]["macro_f1"].is_number());
+    let regression = last_json(&train_tabular(
+        &[&common[..], &["--target", "revenue", "--task", "regression", "--rounds", "150"]].concat(),
+    ));
+    assert!(regression["metrics"]["r2"].as_f64().unwrap() > 0.95, "{regression}");
+    // A test file with a genre training never saw: encoded as missing, counted.
+    let test = dir.path().join("new.csv");
+    write_titles(&test, 200, &["drama", "documentary"]);
+    let with_test = last_json(&train_tabular(
+        &[&common[..], &["--target", "revenue", "--task", "regression", "--test-data", test.to_str().unwrap()]]
+            .concat(),
+    ));
+    assert!(with_test["data"]["unseen_categories"].as_u64().unwrap() > 50, "{with_test}");
+
+    // Tracked: the validation curve, the model with its encoding, feature importance.
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["server", "--port", &port.to_string(), "--data-dir", dd])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    assert!(wait_healthy(port));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let get = |path: String| -> serde_json::Value {
+        rt.block_on(async {
+            let url = format!("http://127.0.0.1:{port}{path}");
+            let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(10)).send().await.unwrap();
+            r.json().await.unwrap()
+        })
+    };
+    let run_id = binary["run_id"].as_str().unwrap();
+    let history = get(format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=valid_logloss"));
+    let curve = history["metrics"].as_array().unwrap();
+    assert_eq!(curve.len(), 60, "one validation loss per round");
+    assert!(curve[59]["value"].as_f64() < curve[0]["value"].as_f64(), "the loss goes down");
+    let files = get(format!("/api/2.0/mlflow/artifacts/list?run_id={run_id}"));
+    let names: Vec<&str> = files["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(names.contains(&"feature_importance.json") && names.contains(&"model"), "{names:?}");
+    let version = get("/api/2.0/mlflow/model-versions/get?name=hits&version=1".into());
+    assert_eq!(version["model_version"]["run_id"], run_id);
+}
+
+#[test]
+fn bad_tabular_input_gets_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let dd = dir.path().join("pd");
+    let dd = dd.to_str().unwrap();
+    let file = |name: &str, content: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good = dir.path().join("titles.csv");
+    write_titles(&good, 300, &["drama", "comedy"]);
+    let good = good.to_str().unwrap();
+    let check = |args: &[&str], expected: &str| {
+        let out = train_tabular(&[args, &["--data-dir", dd]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.contains(expected), "{args:?}: expected '{expected}' in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    let binary = ["--task", "binary", "--target", "hit"];
+    check(&[&["--data", good][..], &["--task", "binary", "--target", "gross"]].concat(), "no target column 'gross'");
+    let constant = file("constant.csv", "x,y\n1,5\n2,5\n3,5\n4,5\n5,5\n");
+    check(&["--data", &constant, "--task", "regression", "--target", "y"], "constant");
+    let infinite = file("inf.csv", "x,y\n1,5\n2,inf\n3,5\n4,6\n5,5\n");
+    check(&["--data", &infinite, "--task", "regression", "--target", "y"], "row 2");
+    check(&["--data", good, "--task", "binary", "--target", "tier"], "use --task multiclass");
+    let words = file("words.csv", "budget,buzz,genre,revenue,hit,tier,release\nlots,0.5,drama,3,hit,low,2020-01\n");
+    check(
+        &[&["--data", good, "--test-data", &words][..], &binary[..], &["--drop", "revenue,tier,release"]].concat(),
+        "row 1, column 'budget': 'lots' is not a number",
+    );
+    check(&[&["--data", good][..], &["--task", "ranking", "--target", "hit"]].concat(), "unknown task");
+    check(&[&["--data", good, "--split", "random:2"][..], &binary[..]].concat(), "bad split");
+    check(&[&["--data", good, "--algo", "forest"][..], &binary[..]].concat(), "unknown algorithm");
+    check(&[&["--data", good, "--rounds", "0"][..], &binary[..]].concat(), "rounds must be at least 1");
+    check(&[&["--data", good, "--features", "budget,nope"][..], &binary[..]].concat(), "no column 'nope'");
+}

@@ -11,6 +11,7 @@ mod logged_models;
 pub mod recommenders;
 mod registry;
 mod runs;
+pub mod tabular;
 
 use std::sync::Arc;
 

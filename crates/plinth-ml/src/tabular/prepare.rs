@@ -102,6 +102,19 @@ fn levels_of(values: &[Option<String>]) -> Vec<String> {
     levels.into_iter().map(|(l, _)| l.to_string()).collect()
 }
 
+/// Checks the target of a whole table (before any split, so rows are
+/// numbered as in the file): present in every row and, for regression, a
+/// finite number.
+pub fn check_target(table: &Table, target: &str, task: Task) -> Result<()> {
+    if let Some(row) = labels(table, target)?.iter().position(Option::is_none) {
+        return Err(Error::Data(format!("{}: row {}: the target '{target}' is missing", table.source, row + 1)));
+    }
+    if task == Task::Regression {
+        regression_target(table, target)?;
+    }
+    Ok(())
+}
+
 impl Schema {
     /// Fits features and classes on the training table.
     pub fn fit(table: &Table, target: &str, task: Task, selection: &Selection) -> Result<Schema> {

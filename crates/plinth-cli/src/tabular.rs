@@ -1,0 +1,140 @@
+//! `plinth train tabular`: arguments → a checked job → the engine's use case.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use plinth_engine::tabular::{TabularJob, TabularSplit, train_tabular};
+use plinth_ml::data::Format;
+use plinth_ml::tabular::gbdt::GbdtParams;
+use plinth_ml::tabular::prepare::{Selection, Task};
+use plinth_ml::tabular::table::TableOptions;
+
+use crate::train::{finish, print_report, terminal_progress, tracker};
+
+#[derive(Debug, clap::Args)]
+pub struct TabularArgs {
+    /// Training data: CSV (with a header) or Parquet.
+    #[arg(long)]
+    data: PathBuf,
+    /// Evaluate on this file instead of a split of --data.
+    #[arg(long, conflicts_with = "split")]
+    test_data: Option<PathBuf>,
+    /// random:<fraction> (default random:0.2) or time:<column>:<fraction> (the latest rows).
+    #[arg(long)]
+    split: Option<String>,
+    /// The column to predict.
+    #[arg(long)]
+    target: String,
+    /// binary, multiclass or regression.
+    #[arg(long)]
+    task: String,
+    /// Only these columns are features (comma-separated).
+    #[arg(long, value_delimiter = ',', conflicts_with = "drop")]
+    features: Option<Vec<String>>,
+    /// Every column but the target and these is a feature.
+    #[arg(long, value_delimiter = ',')]
+    drop: Vec<String>,
+    /// Read these columns as categories even if they hold numbers.
+    #[arg(long, value_delimiter = ',')]
+    categorical: Vec<String>,
+    /// These columns must hold numbers (a value that is not is an error).
+    #[arg(long, value_delimiter = ',')]
+    numeric: Vec<String>,
+    /// csv or parquet (detected from the extension when omitted).
+    #[arg(long)]
+    format: Option<String>,
+    /// gbdt (gradient-boosted trees).
+    #[arg(long, default_value = "gbdt")]
+    algo: String,
+    #[arg(long)]
+    rounds: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Deepest a tree may grow (0: no limit; default 0, leaves bound the size).
+    #[arg(long)]
+    max_depth: Option<usize>,
+    /// Leaves per tree (default 31).
+    #[arg(long)]
+    max_leaves: Option<usize>,
+    /// Rows a leaf must keep (default 20).
+    #[arg(long)]
+    min_leaf: Option<usize>,
+    #[arg(long)]
+    l2: Option<f64>,
+    /// Random seed of the split (default 42).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Experiment to track the run in (default "tabular").
+    #[arg(long)]
+    experiment: Option<String>,
+    #[arg(long)]
+    run_name: Option<String>,
+    /// Register the trained model as a new version of this registered model.
+    #[arg(long)]
+    register: Option<String>,
+    /// Track on a running Plinth server instead of the local data dir.
+    #[arg(long, env = "PLINTH_TRACKING_URI", conflicts_with = "data_dir")]
+    tracking_uri: Option<String>,
+    /// The embedded platform's data dir.
+    #[arg(long, env = "PLINTH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print one JSON object (metrics, run and model ids) as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TabularArgs {
+    fn job(&self) -> anyhow::Result<TabularJob> {
+        if self.algo != "gbdt" {
+            bail!("unknown algorithm '{}': Plinth trains gbdt for now", self.algo);
+        }
+        let defaults = GbdtParams::default();
+        let format = match self.format.as_deref() {
+            None => Format::Auto,
+            Some("csv" | "tsv" | "text") => Format::Text,
+            Some("parquet") => Format::Parquet,
+            Some(other) => bail!("unknown format '{other}': csv or parquet"),
+        };
+        Ok(TabularJob {
+            data: self.data.clone(),
+            test_data: self.test_data.clone(),
+            split: TabularSplit::parse(self.split.as_deref().unwrap_or("random:0.2"))?,
+            target: self.target.clone(),
+            task: self.task.parse::<Task>()?,
+            selection: Selection { only: self.features.clone(), drop: self.drop.clone() },
+            table: TableOptions {
+                format,
+                delimiter: None,
+                categorical: self.categorical.clone(),
+                numeric: self.numeric.clone(),
+            },
+            params: GbdtParams {
+                rounds: self.rounds.unwrap_or(defaults.rounds),
+                learning_rate: self.learning_rate.unwrap_or(defaults.learning_rate),
+                max_leaves: self.max_leaves.unwrap_or(defaults.max_leaves),
+                max_depth: self.max_depth.unwrap_or(defaults.max_depth),
+                min_leaf: self.min_leaf.unwrap_or(defaults.min_leaf),
+                l2: self.l2.unwrap_or(defaults.l2),
+                ..defaults
+            },
+            seed: self.seed.unwrap_or(42),
+            threads: self.threads,
+            experiment: self.experiment.clone().unwrap_or_else(|| "tabular".into()),
+            run_name: self.run_name.clone(),
+            register: self.register.clone(),
+        })
+    }
+}
+
+pub async fn run(args: TabularArgs) -> anyhow::Result<()> {
+    let job = args.job()?;
+    let tracker = tracker(&args.tracking_uri, &args.data_dir).await?;
+    let (progress, bar) = terminal_progress();
+    let report = train_tabular(tracker.as_ref(), job, progress).await.context("training failed");
+    finish(&bar);
+    print_report(&report?, args.json);
+    Ok(())
+}

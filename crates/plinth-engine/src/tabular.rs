@@ -1,0 +1,354 @@
+//! The tabular use case: read a CSV/Parquet table, split it (or read a test
+//! file), fit the encoding, train a GBDT, evaluate on the test rows, track
+//! the run (params, metrics, a per-round validation curve, feature
+//! importance), store the model with its encoding, optionally register it.
+//! Tracking goes through the recommenders' [`Tracker`], so it runs against
+//! the embedded platform or a remote server alike.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bytes::Bytes;
+use plinth_core::Error as DomainError;
+use plinth_core::experiments::Tag;
+use plinth_core::ids::now_ms;
+use plinth_core::runs::{Metric, Param, RunStatus};
+use plinth_ml::tabular::gbdt::{Gbdt, GbdtParams, Objective};
+use plinth_ml::tabular::metrics;
+use plinth_ml::tabular::prepare::{Encoded, Schema, Selection, Task, check_target};
+use plinth_ml::tabular::split;
+use plinth_ml::tabular::table::{Table, TableOptions, read_table};
+use serde_json::{Value, json};
+
+use crate::recommenders::{MODEL_ARTIFACT_DIR, Progress, Tracker, TrainReport};
+use crate::{Error, Result};
+
+pub const MODEL_FILE: &str = "model.json";
+pub const FLAVOR: &str = "plinth-tabular";
+
+/// How the test rows are chosen when there is no test file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TabularSplit {
+    Random(f64),
+    /// The latest fraction of rows by this column.
+    Time(String, f64),
+}
+
+impl TabularSplit {
+    /// `random:0.2` or `time:COLUMN:0.2`.
+    pub fn parse(s: &str) -> Result<TabularSplit> {
+        let bad = || {
+            Error::from(DomainError::invalid(format!("bad split '{s}': random:<fraction> or time:<column>:<fraction>")))
+        };
+        let fraction = |f: &str| f.parse::<f64>().ok().filter(|f| *f > 0.0 && *f < 1.0).ok_or_else(bad);
+        match s.split(':').collect::<Vec<_>>().as_slice() {
+            ["random", f] => Ok(TabularSplit::Random(fraction(f)?)),
+            ["time", col, f] if !col.is_empty() => Ok(TabularSplit::Time(col.to_string(), fraction(f)?)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TabularJob {
+    pub data: PathBuf,
+    pub test_data: Option<PathBuf>,
+    pub split: TabularSplit,
+    pub target: String,
+    pub task: Task,
+    pub selection: Selection,
+    pub table: TableOptions,
+    pub params: GbdtParams,
+    pub seed: u64,
+    pub threads: Option<usize>,
+    pub experiment: String,
+    pub run_name: Option<String>,
+    pub register: Option<String>,
+}
+
+fn ml_error(e: plinth_ml::Error) -> Error {
+    match e {
+        plinth_ml::Error::Data(m) | plinth_ml::Error::Param(m) => DomainError::invalid(m).into(),
+        plinth_ml::Error::Io(e) => DomainError::invalid(e.to_string()).into(),
+        plinth_ml::Error::Model(m) => Error::Internal(m),
+    }
+}
+
+struct Trained {
+    schema: Schema,
+    model: Gbdt,
+    train_rows: usize,
+    test_rows: usize,
+    unseen: Vec<(String, usize)>,
+    metrics: Vec<(String, f64)>,
+    curve: Vec<Metric>,
+    train_seconds: f64,
+}
+
+fn objective(schema: &Schema) -> Objective {
+    match schema.task {
+        Task::Regression => Objective::Squared,
+        Task::Binary => Objective::Logistic,
+        Task::Multiclass => Objective::Softmax { classes: schema.classes.len() },
+    }
+}
+
+/// The test metrics of predictions `p` (values, P(class 1), or class
+/// probabilities row-major).
+pub fn evaluate(task: Task, classes: usize, y: &[f64], p: &[f64]) -> Vec<(String, f64)> {
+    match task {
+        Task::Regression => {
+            let mut m = vec![("rmse".into(), metrics::rmse(y, p)), ("mae".into(), metrics::mae(y, p))];
+            if let Some(r2) = metrics::r2(y, p) {
+                m.push(("r2".into(), r2));
+            }
+            m
+        }
+        Task::Binary => {
+            let labels: Vec<f64> = p.iter().map(|&q| (q >= 0.5) as u8 as f64).collect();
+            let mut m = vec![
+                ("logloss".into(), metrics::logloss_binary(y, p)),
+                ("accuracy".into(), metrics::accuracy(y, &labels)),
+                ("f1".into(), metrics::f1(y, &labels, 1.0)),
+            ];
+            if let Some(auc) = metrics::auc(y, p) {
+                m.insert(0, ("auc".into(), auc));
+            }
+            m
+        }
+        Task::Multiclass => {
+            let labels: Vec<f64> = p
+                .chunks(classes)
+                .map(|r| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0.0, |(c, _)| c as f64))
+                .collect();
+            vec![
+                ("accuracy".into(), metrics::accuracy(y, &labels)),
+                ("logloss".into(), metrics::logloss_multiclass(y, p, classes)),
+                ("macro_f1".into(), metrics::macro_f1(y, &labels, classes)),
+            ]
+        }
+    }
+}
+
+/// The validation loss after each round (`valid_logloss` or `valid_rmse`),
+/// from the trees added round by round.
+fn curve(model: &Gbdt, test: &Encoded) -> Vec<Metric> {
+    let k = model.objective.outputs();
+    let f = model.features;
+    let mut raw: Vec<f64> = (0..test.rows).flat_map(|_| model.base.iter().copied()).collect();
+    let (name, t0) =
+        (if k == 1 && model.objective == Objective::Squared { "valid_rmse" } else { "valid_logloss" }, now_ms());
+    let mut out = Vec::new();
+    for (round, trees) in model.trees.chunks(k).enumerate() {
+        for (i, row) in test.x.chunks(f).enumerate() {
+            for (j, tree) in trees.iter().enumerate() {
+                raw[i * k + j] += tree.predict(row);
+            }
+        }
+        let value = match model.objective {
+            Objective::Squared => metrics::rmse(&test.y, &raw),
+            Objective::Logistic => {
+                let p: Vec<f64> = raw.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
+                metrics::logloss_binary(&test.y, &p)
+            }
+            Objective::Softmax { classes } => {
+                let mut p = raw.clone();
+                for r in p.chunks_mut(classes) {
+                    let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let sum: f64 = r
+                        .iter_mut()
+                        .map(|v| {
+                            *v = (*v - max).exp();
+                            *v
+                        })
+                        .sum();
+                    r.iter_mut().for_each(|v| *v /= sum);
+                }
+                metrics::logloss_multiclass(&test.y, &p, classes)
+            }
+        };
+        out.push(Metric::new(name, value, t0 + round as i64, round as i64 + 1));
+    }
+    out
+}
+
+fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
+    progress("read", 0, 1);
+    let table = read_table(&job.data, &job.table).map_err(ml_error)?;
+    check_target(&table, &job.target, job.task).map_err(ml_error)?;
+    let (train, test): (Table, Table) = match &job.test_data {
+        Some(path) => (table, read_table(path, &job.table).map_err(ml_error)?),
+        None => match &job.split {
+            TabularSplit::Random(f) => split::random(&table, *f, job.seed).map_err(ml_error)?,
+            TabularSplit::Time(col, f) => split::by_time(&table, col, *f).map_err(ml_error)?,
+        },
+    };
+    progress("read", 1, 1);
+    let schema = Schema::fit(&train, &job.target, job.task, &job.selection).map_err(ml_error)?;
+    let train_rows = schema.encode(&train, true).map_err(ml_error)?;
+    let test_rows = schema.encode(&test, true).map_err(ml_error)?;
+    let start = Instant::now();
+    let rounds = job.params.rounds;
+    let model = Gbdt::train(
+        &train_rows.x,
+        train_rows.rows,
+        schema.features.len(),
+        &train_rows.y,
+        objective(&schema),
+        &job.params,
+        &mut |r| {
+            progress("gbdt", r, rounds);
+            if r % 50 == 0 || r == rounds {
+                tracing::info!(round = r, rounds, "gbdt");
+            }
+        },
+    )
+    .map_err(ml_error)?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    let p = model.predict(&test_rows.x, test_rows.rows);
+    let mut metrics = evaluate(job.task, schema.classes.len(), &test_rows.y, &p);
+    metrics.push(("train_seconds".into(), train_seconds));
+    let curve = curve(&model, &test_rows);
+    Ok(Trained {
+        train_rows: train_rows.rows,
+        test_rows: test_rows.rows,
+        unseen: test_rows.unseen,
+        schema,
+        model,
+        metrics,
+        curve,
+        train_seconds,
+    })
+}
+
+/// Trains, evaluates, tracks and (optionally) registers a tabular model.
+pub async fn train_tabular(tracker: &dyn Tracker, job: TabularJob, progress: Progress) -> Result<TrainReport> {
+    if let Some(name) = &job.register {
+        plinth_core::validation::validate_model_name(name)?;
+    }
+    job.params.check().map_err(ml_error)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(job.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start worker threads: {e}")))?;
+    let run_job = job.clone();
+    let trained = tokio::task::spawn_blocking(move || pool.install(|| train_blocking(&run_job, &progress)))
+        .await
+        .map_err(|e| Error::Internal(format!("training task failed: {e}")))??;
+    let tags = vec![
+        Tag::new("plinth.task", "tabular"),
+        Tag::new("plinth.algo", "gbdt"),
+        Tag::new("mlflow.source.name", "plinth train tabular"),
+    ];
+    let (experiment_id, run_id) = tracker.start_run(&job.experiment, job.run_name.clone(), tags).await?;
+    match record(tracker, &job, &run_id, &trained).await {
+        Ok((stats, version)) => {
+            tracker.finish(&run_id, RunStatus::Finished).await?;
+            Ok(TrainReport {
+                experiment_id,
+                run_id,
+                metrics: trained.metrics.clone(),
+                model_name: job.register.clone(),
+                model_version: version,
+                stats,
+            })
+        }
+        Err(e) => {
+            let _ = tracker.finish(&run_id, RunStatus::Failed).await;
+            Err(e)
+        }
+    }
+}
+
+async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Trained) -> Result<(Value, Option<i64>)> {
+    let p = &job.params;
+    let mut params = vec![
+        Param::new("algo", "gbdt"),
+        Param::new("task", format!("{:?}", job.task).to_lowercase()),
+        Param::new("target", job.target.clone()),
+        Param::new("data", job.data.display().to_string()),
+        Param::new("rounds", p.rounds.to_string()),
+        Param::new("learning_rate", p.learning_rate.to_string()),
+        Param::new("max_leaves", p.max_leaves.to_string()),
+        Param::new("max_depth", p.max_depth.to_string()),
+        Param::new("min_leaf", p.min_leaf.to_string()),
+        Param::new("l2", p.l2.to_string()),
+        Param::new("max_bins", p.max_bins.to_string()),
+        Param::new("seed", job.seed.to_string()),
+        Param::new("features", t.schema.features.len().to_string()),
+    ];
+    match &job.test_data {
+        Some(path) => params.push(Param::new("test_data", path.display().to_string())),
+        None => params.push(Param::new(
+            "split",
+            match &job.split {
+                TabularSplit::Random(f) => format!("random:{f}"),
+                TabularSplit::Time(c, f) => format!("time:{c}:{f}"),
+            },
+        )),
+    }
+    let now = now_ms();
+    let mut all = t.curve.clone();
+    all.extend(t.metrics.iter().map(|(k, v)| Metric::new(k.clone(), *v, now, 0)));
+    let unseen: usize = t.unseen.iter().map(|u| u.1).sum();
+    let stats = json!({
+        "train_rows": t.train_rows,
+        "test_rows": t.test_rows,
+        "features": t.schema.features.len(),
+        "unseen_categories": unseen,
+    });
+    for (k, v) in stats.as_object().into_iter().flatten() {
+        all.push(Metric::new(k.clone(), v.as_f64().unwrap_or(0.0), now, 0));
+    }
+    tracker.log(run_id, all, params).await?;
+
+    let mut importance: Vec<(String, f64)> =
+        t.schema.features.iter().map(|f| f.name().to_string()).zip(t.model.importance_gain()).collect();
+    importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let importance_json = json!(importance.iter().map(|(f, g)| json!({"feature": f, "gain": g})).collect::<Vec<_>>());
+    tracker.upload(run_id, "feature_importance.json", Bytes::from(importance_json.to_string())).await?;
+    let model = json!({"schema": t.schema, "gbdt": t.model});
+    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"), Bytes::from(model.to_string())).await?;
+    let meta = json!({
+        "flavor": FLAVOR,
+        "file": MODEL_FILE,
+        "algo": "gbdt",
+        "task": t.schema.task,
+        "target": t.schema.target,
+        "features": t.schema.features.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "classes": t.schema.classes,
+        "metrics": t.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "train_seconds": t.train_seconds,
+    });
+    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/plinth_model.json"), Bytes::from(meta.to_string())).await?;
+    let version = match &job.register {
+        Some(name) => Some(tracker.register(name, run_id, MODEL_ARTIFACT_DIR).await?),
+        None => None,
+    };
+    Ok((stats, version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_parse_and_bad_ones_are_refused() {
+        assert_eq!(TabularSplit::parse("random:0.25").unwrap(), TabularSplit::Random(0.25));
+        assert_eq!(TabularSplit::parse("time:date:0.1").unwrap(), TabularSplit::Time("date".into(), 0.1));
+        for bad in ["random", "random:1.5", "time::0.2", "time:d", "last:3"] {
+            assert!(TabularSplit::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn metrics_per_task_use_mlflow_names() {
+        let names = |m: Vec<(String, f64)>| m.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(names(evaluate(Task::Binary, 2, &[0.0, 1.0], &[0.2, 0.7])), ["auc", "logloss", "accuracy", "f1"]);
+        assert_eq!(
+            names(evaluate(Task::Multiclass, 3, &[0.0, 2.0], &[0.8, 0.1, 0.1, 0.1, 0.1, 0.8])),
+            ["accuracy", "logloss", "macro_f1"]
+        );
+        assert_eq!(names(evaluate(Task::Regression, 0, &[1.0, 2.0], &[1.5, 2.5])), ["rmse", "mae", "r2"]);
+    }
+}
