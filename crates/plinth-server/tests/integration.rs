@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct TestServer {
     addr: SocketAddr,
+    platform: Platform,
     dir: tempfile::TempDir,
     http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -40,12 +41,12 @@ impl TestServer {
         )
         .await
         .unwrap();
-        let app = plinth_server::app(platform, jobs, serving, config);
+        let app = plinth_server::app(platform.clone(), jobs, serving, config);
         tokio::spawn(plinth_server::serve(listener, app, async {
             let _ = rx.await;
         }));
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap();
-        TestServer { addr, dir, http, shutdown: Some(tx) }
+        TestServer { addr, platform, dir, http, shutdown: Some(tx) }
     }
 
     fn url(&self, path: &str) -> String {
@@ -566,4 +567,104 @@ async fn deployments_serve_ab_splits_log_exposures_and_follow_aliases() {
     assert_eq!(s, 200);
     let (s, _) = srv.post("/v1/deployments/home/recommend", json!({"user": "user1"})).await;
     assert_eq!(s, 404);
+}
+
+/// A GBDT trained by the tabular use case serves through the Open Inference
+/// Protocol with exactly the predictions it makes in-process, from raw
+/// values (categories as text), one input per feature or one matrix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tabular_models_serve_the_same_predictions_as_in_process() {
+    use plinth_engine::tabular::{TabularJob, TabularSplit, train_tabular};
+    use plinth_ml::tabular::gbdt::GbdtParams;
+    use plinth_ml::tabular::prepare::{Schema, Selection, Task};
+    use plinth_ml::tabular::table::{TableOptions, read_table};
+
+    let srv = TestServer::start(ServerConfig::default()).await;
+    let mut csv = String::from("size,genre,score\n");
+    for i in 0..400 {
+        let genre = ["drama", "comedy", "horror"][i % 3];
+        let size = (i * 37 % 100) as f64 / 10.0;
+        let score = size * 2.0 + if genre == "comedy" { 5.0 } else { 0.0 } + (i % 7) as f64 * 0.1;
+        csv.push_str(&format!("{size},{genre},{score}\n"));
+    }
+    let data = srv.dir.path().join("datasets/scores.csv");
+    std::fs::write(&data, csv).unwrap();
+    let job = TabularJob {
+        data: data.clone(),
+        test_data: None,
+        split: TabularSplit::Random(0.2),
+        target: "score".into(),
+        task: Task::Regression,
+        selection: Selection::default(),
+        table: TableOptions::default(),
+        params: GbdtParams { rounds: 40, min_leaf: 5, ..Default::default() },
+        seed: 1,
+        threads: Some(1),
+        experiment: "tabular".into(),
+        run_name: None,
+        register: Some("scores".into()),
+    };
+    let noop: plinth_engine::recommenders::Progress = Arc::new(|_: &str, _: usize, _: usize| {});
+    let report = train_tabular(&srv.platform, job, noop).await.unwrap();
+    assert_eq!(report.model_version, Some(1));
+    let (s, b) = srv
+        .post(
+            "/api/2.0/plinth/deployments/create",
+            json!({"name": "scores", "variants": [{"name": "a", "model": "scores/1"}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+
+    // In-process: the stored model on the same rows.
+    let version =
+        srv.platform.resolve_model(&plinth_core::deployments::ModelRef::parse("scores/1").unwrap()).await.unwrap();
+    let stored: Value =
+        serde_json::from_slice(&srv.platform.read_model_file(&version, "model.json").await.unwrap()).unwrap();
+    let schema: Schema = serde_json::from_value(stored["schema"].clone()).unwrap();
+    let gbdt: plinth_ml::tabular::gbdt::Gbdt = serde_json::from_value(stored["gbdt"].clone()).unwrap();
+    let table = read_table(&data, &TableOptions::default()).unwrap().take(&[0, 1, 2, 3, 4]);
+    let encoded = schema.encode(&table, false).unwrap();
+    let expected = gbdt.predict(&encoded.x, 5);
+
+    let body = json!({"id": "t1", "inputs": [
+        {"name": "size", "datatype": "FP64", "shape": [5], "data": [0.0, 3.7, 7.4, 1.1, 4.8]},
+        {"name": "genre", "datatype": "BYTES", "shape": [5, 1], "data": ["drama", "comedy", "horror", "drama", "comedy"]}]});
+    let (s, b) = srv.post("/v2/models/scores/infer", body).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["id"], "t1");
+    let got: Vec<f64> = b["outputs"][0]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(b["outputs"][0]["name"], "prediction");
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 1e-9, "served {got:?}, in-process {expected:?}");
+    }
+    // A genre never seen in training: missing, counted, still answered.
+    let (s, b) = srv
+        .post(
+            "/v2/models/scores/infer",
+            json!({"inputs": [
+            {"name": "size", "datatype": "FP32", "shape": [1], "data": [2.0]},
+            {"name": "genre", "datatype": "BYTES", "shape": [1], "data": ["western"]}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["parameters"]["unseen_categories"], 1);
+    let (s, meta) = srv.get("/v2/models/scores").await;
+    assert_eq!(s, 200);
+    assert_eq!(meta["platform"], "plinth-tabular");
+    assert_eq!(meta["parameters"]["feature_order"], json!(["size", "genre"]));
+    // Bad input: missing feature, unknown input, wrong type, a matrix for a model with categories.
+    for (inputs, expected) in [
+        (json!([{"name": "size", "datatype": "FP64", "shape": [1], "data": [1.0]}]), "missing input 'genre'"),
+        (json!([{"name": "budget", "datatype": "FP64", "shape": [1], "data": [1.0]}]), "unknown input 'budget'"),
+        (
+            json!([{"name": "size", "datatype": "BYTES", "shape": [1], "data": ["big"]},
+                {"name": "genre", "datatype": "BYTES", "shape": [1], "data": ["drama"]}]),
+            "must hold numbers",
+        ),
+        (json!([{"name": "features", "datatype": "FP64", "shape": [1, 2], "data": [1.0, 2.0]}]), "all numeric"),
+    ] {
+        let (s, b) = srv.post("/v2/models/scores/infer", json!({"inputs": inputs})).await;
+        assert_eq!(s, 400, "{b}");
+        assert!(b["error"].as_str().unwrap().contains(expected), "{b}");
+    }
 }

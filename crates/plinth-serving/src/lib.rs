@@ -15,6 +15,7 @@ mod loaded;
 mod oip;
 mod onnx;
 mod recommend;
+mod tabular;
 pub mod tensor;
 
 use std::collections::HashMap;

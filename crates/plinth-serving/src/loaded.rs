@@ -6,6 +6,8 @@ use plinth_core::ids::now_ms;
 use plinth_core::registry::ModelVersion;
 use plinth_engine::Platform;
 use plinth_ml::model::{ItemFilter, RecModel};
+use plinth_ml::tabular::gbdt::Gbdt;
+use plinth_ml::tabular::prepare::Schema;
 use plinth_onnx::OnnxModel;
 
 use crate::{Error, Result};
@@ -13,6 +15,7 @@ use crate::{Error, Result};
 /// The metadata file every Plinth model directory carries.
 const META_FILE: &str = "plinth_model.json";
 const RECOMMENDER_FLAVOR: &str = "plinth-recommender";
+const TABULAR_FLAVOR: &str = "plinth-tabular";
 
 /// Recommendations precomputed per user at load: the default request (no
 /// item filters, seen items excluded, `k` up to [`TOP_N`]) is answered from
@@ -58,10 +61,18 @@ pub struct Recommender {
     pub top: Option<TopN>,
 }
 
+/// A tabular model trained by Plinth, with the encoding it was trained with.
+#[derive(serde::Deserialize)]
+pub struct Tabular {
+    pub schema: Schema,
+    pub gbdt: Gbdt,
+}
+
 /// What a loaded version runs.
 pub enum Kind {
     Recommender(Recommender),
     Onnx(Arc<OnnxModel>),
+    Tabular(Arc<Tabular>),
 }
 
 /// A model version ready to answer.
@@ -78,6 +89,7 @@ impl LoadedModel {
         match self.kind {
             Kind::Recommender(_) => RECOMMENDER_FLAVOR,
             Kind::Onnx(_) => "onnx",
+            Kind::Tabular(_) => TABULAR_FLAVOR,
         }
     }
 
@@ -85,9 +97,11 @@ impl LoadedModel {
     pub fn recommender(&self) -> Result<&Recommender> {
         match &self.kind {
             Kind::Recommender(r) => Ok(r),
-            Kind::Onnx(_) => Err(Error::Invalid(format!(
-                "model '{}' version {} is an ONNX model: it answers /v2/models/<deployment>/infer, not recommendation requests",
-                self.name, self.version
+            Kind::Onnx(_) | Kind::Tabular(_) => Err(Error::Invalid(format!(
+                "model '{}' version {} is not a recommender ({}): it answers /v2/models/<deployment>/infer",
+                self.name,
+                self.version,
+                self.platform()
             ))),
         }
     }
@@ -99,6 +113,18 @@ impl LoadedModel {
         let describe = |m: &LoadedModel| format!("model '{}' version {}", m.name, m.version);
         match (&self.kind, &other.kind) {
             (Kind::Recommender(_), Kind::Recommender(_)) => Ok(()),
+            (Kind::Tabular(a), Kind::Tabular(b))
+                if a.schema.features == b.schema.features
+                    && a.schema.task == b.schema.task
+                    && a.schema.classes == b.schema.classes =>
+            {
+                Ok(())
+            }
+            (Kind::Tabular(_), Kind::Tabular(_)) => Err(Error::Invalid(format!(
+                "{} and {} take different features or predict different classes; variants of one deployment must share a signature",
+                describe(self),
+                describe(other)
+            ))),
             (Kind::Onnx(a), Kind::Onnx(b)) if a.inputs == b.inputs && same_outputs(a, b) => Ok(()),
             (Kind::Onnx(_), Kind::Onnx(_)) => Err(Error::Invalid(format!(
                 "{} and {} take or give different tensors; variants of one deployment must share a signature",
@@ -146,11 +172,21 @@ async fn load_plinth(platform: &Platform, version: &ModelVersion, what: &str, me
     let meta: serde_json::Value =
         serde_json::from_slice(meta).map_err(|e| Error::Invalid(format!("{what}: bad {META_FILE}: {e}")))?;
     let flavor = meta["flavor"].as_str().unwrap_or_default();
-    if flavor != RECOMMENDER_FLAVOR {
+    if flavor != RECOMMENDER_FLAVOR && flavor != TABULAR_FLAVOR {
         return Err(Error::Invalid(format!("{what} cannot be served: unknown flavor '{flavor}'")));
     }
     let file = meta["file"].as_str().ok_or_else(|| Error::Invalid(format!("{what}: {META_FILE} names no file")))?;
     let bytes = platform.read_model_file(version, file).await?;
+    if flavor == TABULAR_FLAVOR {
+        let model: Tabular = tokio::task::spawn_blocking(move || serde_json::from_slice(&bytes))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Invalid(format!("{what}: bad {file}: {e}")))?;
+        if model.gbdt.features != model.schema.features.len() {
+            return Err(Error::Invalid(format!("{what}: the trees and the encoding disagree on the features")));
+        }
+        return Ok(Kind::Tabular(Arc::new(model)));
+    }
     let (model, top) = tokio::task::spawn_blocking(move || {
         RecModel::from_bytes(&bytes).map(|mut m| {
             m.prepare_for_serving();

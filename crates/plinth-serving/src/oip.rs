@@ -45,8 +45,10 @@ impl Serving {
         }
         let mut versions: Vec<String> = live.variants.iter().map(|s| s.model().version.to_string()).collect();
         versions.dedup();
-        if let Kind::Onnx(m) = &live.variants[0].model().kind {
-            return Ok(crate::onnx::metadata(name, versions, m));
+        match &live.variants[0].model().kind {
+            Kind::Onnx(m) => return Ok(crate::onnx::metadata(name, versions, m)),
+            Kind::Tabular(m) => return Ok(crate::tabular::metadata(name, versions, m)),
+            Kind::Recommender(_) => {}
         }
         Ok(json!({
             "name": name,
@@ -106,8 +108,10 @@ impl Serving {
     ) -> Result<InferOutcome> {
         let live = self.live(name)?;
         let pinned = version.map(|v| self.slot_for_version(&live, v)).transpose()?;
-        if let Kind::Onnx(_) = live.variants[0].model().kind {
-            return self.infer_onnx(&live, pinned, req, unit, request_id);
+        match live.variants[0].model().kind {
+            Kind::Onnx(_) => return self.infer_onnx(&live, pinned, req, unit, request_id),
+            Kind::Tabular(_) => return self.infer_tabular(&live, pinned, req, unit, request_id),
+            Kind::Recommender(_) => {}
         }
         if let Some(t) = req.inputs.iter().find(|t| !INPUTS.contains(&t.name.as_str())) {
             return Err(Error::Invalid(format!(

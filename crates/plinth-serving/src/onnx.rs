@@ -82,15 +82,20 @@ fn to_tensor(a: Array) -> Tensor {
     }
 }
 
-fn run(loaded: &LoadedModel, arrays: &[Array]) -> Result<Vec<Array>> {
+#[allow(clippy::ptr_arg)] // its type is `fn(&LoadedModel, &T)` with T = Vec<Array>
+fn run(loaded: &LoadedModel, arrays: &Vec<Array>) -> Result<Answered> {
     let Kind::Onnx(model) = &loaded.kind else {
         return Err(Error::Internal(format!("model '{}' version {} is not ONNX", loaded.name, loaded.version)));
     };
-    model.run(arrays).map_err(|e| match e {
+    let outputs = model.run(arrays).map_err(|e| match e {
         plinth_onnx::Error::Input(m) => Error::Invalid(m),
         other => Error::Internal(format!("model '{}' version {}: {other}", loaded.name, loaded.version)),
-    })
+    })?;
+    Ok((outputs.into_iter().map(to_tensor).collect(), Map::new()))
 }
+
+/// A whole request's outputs and the response parameters they add.
+pub(crate) type Answered = (Vec<Tensor>, Map<String, Value>);
 
 fn answer(loaded: &LoadedModel) -> Answer<'_> {
     Answer { model: &loaded.name, model_version: loaded.version, fallback: false }
@@ -105,13 +110,31 @@ impl Serving {
         unit: Option<String>,
         request_id: String,
     ) -> Result<InferOutcome> {
+        let arrays: Vec<Array> = req.inputs.iter().map(to_array).collect::<Result<_>>()?;
+        self.infer_whole(live, pinned, req, unit, request_id, arrays, run)
+    }
+
+    /// A request answered whole by one variant, chosen by the unit (the
+    /// `X-Plinth-Unit` header, else the request id); the shadow variant, if
+    /// any, runs the same inputs off the hot path, counted and logged, never
+    /// returned.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn infer_whole<T: Send + Sync + 'static>(
+        &self,
+        live: &Arc<Live>,
+        pinned: Option<&Slot>,
+        req: &InferRequest,
+        unit: Option<String>,
+        request_id: String,
+        inputs: T,
+        run: fn(&LoadedModel, &T) -> Result<Answered>,
+    ) -> Result<InferOutcome> {
         let id = req.id.clone().unwrap_or(request_id);
         let unit = unit.unwrap_or_else(|| id.clone());
-        let arrays: Vec<Array> = req.inputs.iter().map(to_array).collect::<Result<_>>()?;
         let slot = pinned.unwrap_or_else(|| live.assign(&unit));
         let started = Instant::now();
         let loaded = slot.model();
-        let out = run(&loaded, &arrays);
+        let out = run(&loaded, &inputs);
         self.served(live, "infer", &id).account(
             slot,
             &unit,
@@ -119,35 +142,19 @@ impl Serving {
             started,
             false,
         );
-        let outputs = out?;
+        let (outputs, mut parameters) = out?;
         if live.shadow.is_some() {
-            self.mirror_onnx(live.clone(), arrays, unit, id);
+            let (this, live, inputs) = (self.clone(), live.clone(), Arc::new(inputs));
+            tokio::task::spawn_blocking(move || {
+                let Some(shadow) = &live.shadow else { return };
+                let started = Instant::now();
+                let loaded = shadow.model();
+                let out = run(&loaded, &inputs);
+                let answered = out.as_ref().ok().map(|_| answer(&loaded));
+                this.served(&live, "infer", &id).account(shadow, &unit, answered, started, true);
+            });
         }
-        let mut parameters = Map::new();
         parameters.insert("variant".into(), json!(slot.variant.name));
-        Ok(InferOutcome {
-            outputs: outputs.into_iter().map(to_tensor).collect(),
-            model_version: loaded.version.to_string(),
-            parameters,
-        })
-    }
-
-    /// The shadow variant runs the same inputs; its result is counted and
-    /// logged, never returned.
-    fn mirror_onnx(&self, live: Arc<Live>, arrays: Vec<Array>, unit: String, request_id: String) {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let Some(shadow) = &live.shadow else { return };
-            let started = Instant::now();
-            let loaded = shadow.model();
-            let out = run(&loaded, &arrays);
-            this.served(&live, "infer", &request_id).account(
-                shadow,
-                &unit,
-                out.as_ref().ok().map(|_| answer(&loaded)),
-                started,
-                true,
-            );
-        });
+        Ok(InferOutcome { outputs, model_version: loaded.version.to_string(), parameters })
     }
 }
