@@ -2,12 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use plinth_engine::tabular::{TabularJob, TabularSplit, train_tabular};
-use plinth_ml::data::Format;
-use plinth_ml::tabular::gbdt::GbdtParams;
-use plinth_ml::tabular::prepare::{Selection, Task};
-use plinth_ml::tabular::table::TableOptions;
+use anyhow::Context;
+use plinth_engine::tabular::{TabularSpec, train_tabular};
 
 use crate::train::{finish, print_report, terminal_progress, tracker};
 
@@ -87,50 +83,37 @@ pub struct TabularArgs {
 }
 
 impl TabularArgs {
-    fn job(&self) -> anyhow::Result<TabularJob> {
-        if self.algo != "gbdt" {
-            bail!("unknown algorithm '{}': Plinth trains gbdt for now", self.algo);
-        }
-        let defaults = GbdtParams::default();
-        let format = match self.format.as_deref() {
-            None => Format::Auto,
-            Some("csv" | "tsv" | "text") => Format::Text,
-            Some("parquet") => Format::Parquet,
-            Some(other) => bail!("unknown format '{other}': csv or parquet"),
-        };
-        Ok(TabularJob {
-            data: self.data.clone(),
-            test_data: self.test_data.clone(),
-            split: TabularSplit::parse(self.split.as_deref().unwrap_or("random:0.2"))?,
+    /// The flags as the engine's request; it holds the defaults and the checks.
+    fn spec(&self) -> TabularSpec {
+        TabularSpec {
+            data: self.data.display().to_string(),
+            test_data: self.test_data.as_ref().map(|p| p.display().to_string()),
+            split: self.split.clone(),
             target: self.target.clone(),
-            task: self.task.parse::<Task>()?,
-            selection: Selection { only: self.features.clone(), drop: self.drop.clone() },
-            table: TableOptions {
-                format,
-                delimiter: None,
-                categorical: self.categorical.clone(),
-                numeric: self.numeric.clone(),
-            },
-            params: GbdtParams {
-                rounds: self.rounds.unwrap_or(defaults.rounds),
-                learning_rate: self.learning_rate.unwrap_or(defaults.learning_rate),
-                max_leaves: self.max_leaves.unwrap_or(defaults.max_leaves),
-                max_depth: self.max_depth.unwrap_or(defaults.max_depth),
-                min_leaf: self.min_leaf.unwrap_or(defaults.min_leaf),
-                l2: self.l2.unwrap_or(defaults.l2),
-                ..defaults
-            },
-            seed: self.seed.unwrap_or(42),
+            task: self.task.clone(),
+            features: self.features.clone(),
+            drop: self.drop.clone(),
+            categorical: self.categorical.clone(),
+            numeric: self.numeric.clone(),
+            format: self.format.clone(),
+            algo: Some(self.algo.clone()),
+            rounds: self.rounds,
+            learning_rate: self.learning_rate,
+            max_depth: self.max_depth,
+            max_leaves: self.max_leaves,
+            min_leaf: self.min_leaf,
+            l2: self.l2,
+            seed: self.seed,
             threads: self.threads,
-            experiment: self.experiment.clone().unwrap_or_else(|| "tabular".into()),
+            experiment: self.experiment.clone(),
             run_name: self.run_name.clone(),
             register: self.register.clone(),
-        })
+        }
     }
 }
 
 pub async fn run(args: TabularArgs) -> anyhow::Result<()> {
-    let job = args.job()?;
+    let job = args.spec().into_job(|p| Ok(PathBuf::from(p)))?;
     let tracker = tracker(&args.tracking_uri, &args.data_dir).await?;
     let (progress, bar) = terminal_progress();
     let report = train_tabular(tracker.as_ref(), job, progress).await.context("training failed");

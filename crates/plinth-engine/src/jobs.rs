@@ -13,9 +13,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::recommenders::{RecommenderSpec, train_recommender};
+use crate::tabular::{TabularSpec, train_tabular};
 use crate::{Error, Platform, Result};
 
 pub const TRAIN_RECOMMENDER: &str = "train-recommender";
+pub const TRAIN_TABULAR: &str = "train-tabular";
 
 /// Live progress of running jobs: (stage, done, total).
 type ProgressMap = Arc<Mutex<HashMap<String, (String, usize, usize)>>>;
@@ -67,15 +69,27 @@ impl JobRunner {
         Ok(full)
     }
 
-    /// Checks and queues a training job; bad specs are refused now, not later.
+    /// Checks and queues a recommender training job; bad specs are refused
+    /// now, not later.
     pub async fn submit_recommender(&self, spec: Value) -> Result<Job> {
-        let parsed: RecommenderSpec = serde_json::from_value(spec.clone())
-            .map_err(|e| Error::Domain(DomainError::invalid(format!("Invalid training request: {e}"))))?;
+        let parsed: RecommenderSpec = parse_spec(&spec)?;
         let dir = self.datasets_dir.clone();
         parsed.into_job(|p| Self::resolve(&dir, p))?;
+        self.queue_job(TRAIN_RECOMMENDER, spec).await
+    }
+
+    /// Checks and queues a tabular training job.
+    pub async fn submit_tabular(&self, spec: Value) -> Result<Job> {
+        let parsed: TabularSpec = parse_spec(&spec)?;
+        let dir = self.datasets_dir.clone();
+        parsed.into_job(|p| Self::resolve(&dir, p))?;
+        self.queue_job(TRAIN_TABULAR, spec).await
+    }
+
+    async fn queue_job(&self, kind: &str, spec: Value) -> Result<Job> {
         let job = Job {
             job_id: format!("job-{}", uuid_like()),
-            kind: TRAIN_RECOMMENDER.into(),
+            kind: kind.into(),
             status: JobStatus::Queued,
             spec,
             result: None,
@@ -146,25 +160,32 @@ impl JobRunner {
     }
 
     async fn execute(&self, job: &Job) -> Result<Value> {
-        match job.kind.as_str() {
-            TRAIN_RECOMMENDER => {
-                let spec: RecommenderSpec = serde_json::from_value(job.spec.clone())
-                    .map_err(|e| Error::Domain(DomainError::invalid(format!("Invalid training request: {e}"))))?;
-                let dir = self.datasets_dir.clone();
-                let train = spec.into_job(|p| Self::resolve(&dir, p))?;
-                let (map, id) = (self.progress.clone(), job.job_id.clone());
-                let progress: crate::recommenders::Progress =
-                    Arc::new(move |stage: &str, done: usize, total: usize| {
-                        if let Ok(mut m) = map.lock() {
-                            m.insert(id.clone(), (stage.to_string(), done, total));
-                        }
-                    });
-                let report = train_recommender(&self.platform, train, progress).await?;
-                Ok(report.to_json())
+        let dir = self.datasets_dir.clone();
+        let resolve = |p: &str| Self::resolve(&dir, p);
+        let (map, id) = (self.progress.clone(), job.job_id.clone());
+        let progress: crate::recommenders::Progress = Arc::new(move |stage: &str, done: usize, total: usize| {
+            if let Ok(mut m) = map.lock() {
+                m.insert(id.clone(), (stage.to_string(), done, total));
             }
-            other => Err(Error::Domain(DomainError::invalid(format!("Unknown job kind '{other}'")))),
-        }
+        });
+        let report = match job.kind.as_str() {
+            TRAIN_RECOMMENDER => {
+                let train = parse_spec::<RecommenderSpec>(&job.spec)?.into_job(resolve)?;
+                train_recommender(&self.platform, train, progress).await?
+            }
+            TRAIN_TABULAR => {
+                let train = parse_spec::<TabularSpec>(&job.spec)?.into_job(resolve)?;
+                train_tabular(&self.platform, train, progress).await?
+            }
+            other => return Err(Error::Domain(DomainError::invalid(format!("Unknown job kind '{other}'")))),
+        };
+        Ok(report.to_json())
     }
+}
+
+fn parse_spec<T: serde::de::DeserializeOwned>(spec: &Value) -> Result<T> {
+    serde_json::from_value(spec.clone())
+        .map_err(|e| Error::Domain(DomainError::invalid(format!("Invalid training request: {e}"))))
 }
 
 fn uuid_like() -> String {

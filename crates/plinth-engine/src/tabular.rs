@@ -66,6 +66,87 @@ pub struct TabularJob {
     pub register: Option<String>,
 }
 
+/// A training request as data (CLI flags or an API body), with every
+/// default in one place. `into_job` checks it; `resolve` turns data paths
+/// into files (the server confines them to its datasets directory).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TabularSpec {
+    pub data: String,
+    pub test_data: Option<String>,
+    pub split: Option<String>,
+    pub target: String,
+    pub task: String,
+    pub features: Option<Vec<String>>,
+    #[serde(default)]
+    pub drop: Vec<String>,
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    #[serde(default)]
+    pub numeric: Vec<String>,
+    pub format: Option<String>,
+    pub algo: Option<String>,
+    pub rounds: Option<usize>,
+    pub learning_rate: Option<f64>,
+    pub max_depth: Option<usize>,
+    pub max_leaves: Option<usize>,
+    pub min_leaf: Option<usize>,
+    pub l2: Option<f64>,
+    pub seed: Option<u64>,
+    pub threads: Option<usize>,
+    pub experiment: Option<String>,
+    pub run_name: Option<String>,
+    pub register: Option<String>,
+}
+
+impl TabularSpec {
+    pub fn into_job(self, resolve: impl Fn(&str) -> Result<PathBuf>) -> Result<TabularJob> {
+        let invalid = |m: String| Error::from(DomainError::invalid(m));
+        let algo = self.algo.as_deref().unwrap_or("gbdt");
+        if algo != "gbdt" {
+            return Err(invalid(format!("unknown algorithm '{algo}': Plinth trains gbdt for now")));
+        }
+        if self.test_data.is_some() && self.split.is_some() {
+            return Err(invalid("give either a test file or a split, not both".into()));
+        }
+        if self.features.is_some() && !self.drop.is_empty() {
+            return Err(invalid("give either the features to use or the columns to drop, not both".into()));
+        }
+        let format = match self.format.as_deref() {
+            None => plinth_ml::data::Format::Auto,
+            Some("csv" | "tsv" | "text") => plinth_ml::data::Format::Text,
+            Some("parquet") => plinth_ml::data::Format::Parquet,
+            Some(other) => return Err(invalid(format!("unknown format '{other}': csv or parquet"))),
+        };
+        let defaults = GbdtParams::default();
+        let params = GbdtParams {
+            rounds: self.rounds.unwrap_or(defaults.rounds),
+            learning_rate: self.learning_rate.unwrap_or(defaults.learning_rate),
+            max_leaves: self.max_leaves.unwrap_or(defaults.max_leaves),
+            max_depth: self.max_depth.unwrap_or(defaults.max_depth),
+            min_leaf: self.min_leaf.unwrap_or(defaults.min_leaf),
+            l2: self.l2.unwrap_or(defaults.l2),
+            ..defaults
+        };
+        params.check().map_err(ml_error)?;
+        Ok(TabularJob {
+            data: resolve(&self.data)?,
+            test_data: self.test_data.as_deref().map(&resolve).transpose()?,
+            split: TabularSplit::parse(self.split.as_deref().unwrap_or("random:0.2"))?,
+            target: self.target,
+            task: self.task.parse::<Task>().map_err(ml_error)?,
+            selection: Selection { only: self.features, drop: self.drop },
+            table: TableOptions { format, delimiter: None, categorical: self.categorical, numeric: self.numeric },
+            params,
+            seed: self.seed.unwrap_or(42),
+            threads: self.threads,
+            experiment: self.experiment.unwrap_or_else(|| "tabular".into()),
+            run_name: self.run_name,
+            register: self.register,
+        })
+    }
+}
+
 fn ml_error(e: plinth_ml::Error) -> Error {
     match e {
         plinth_ml::Error::Data(m) | plinth_ml::Error::Param(m) => DomainError::invalid(m).into(),

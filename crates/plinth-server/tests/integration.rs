@@ -344,9 +344,14 @@ async fn training_runs_as_a_polled_job() {
 }
 
 impl TestServer {
-    /// Submits a training job and waits for it to succeed.
+    /// Submits a recommender training job and waits for it to succeed.
     async fn train(&self, body: Value) -> Value {
-        let (s, b) = self.post("/api/2.0/plinth/jobs/train-recommender", body).await;
+        self.run_job("train-recommender", body).await
+    }
+
+    /// Submits a job of `kind` and waits for it to succeed.
+    async fn run_job(&self, kind: &str, body: Value) -> Value {
+        let (s, b) = self.post(&format!("/api/2.0/plinth/jobs/{kind}"), body).await;
         assert_eq!(s, 200, "{b}");
         let job_id = b["job"]["job_id"].as_str().unwrap().to_string();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -574,9 +579,7 @@ async fn deployments_serve_ab_splits_log_exposures_and_follow_aliases() {
 /// values (categories as text), one input per feature or one matrix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tabular_models_serve_the_same_predictions_as_in_process() {
-    use plinth_engine::tabular::{TabularJob, TabularSplit, train_tabular};
-    use plinth_ml::tabular::gbdt::GbdtParams;
-    use plinth_ml::tabular::prepare::{Schema, Selection, Task};
+    use plinth_ml::tabular::prepare::Schema;
     use plinth_ml::tabular::table::{TableOptions, read_table};
 
     let srv = TestServer::start(ServerConfig::default()).await;
@@ -589,24 +592,22 @@ async fn tabular_models_serve_the_same_predictions_as_in_process() {
     }
     let data = srv.dir.path().join("datasets/scores.csv");
     std::fs::write(&data, csv).unwrap();
-    let job = TabularJob {
-        data: data.clone(),
-        test_data: None,
-        split: TabularSplit::Random(0.2),
-        target: "score".into(),
-        task: Task::Regression,
-        selection: Selection::default(),
-        table: TableOptions::default(),
-        params: GbdtParams { rounds: 40, min_leaf: 5, ..Default::default() },
-        seed: 1,
-        threads: Some(1),
-        experiment: "tabular".into(),
-        run_name: None,
-        register: Some("scores".into()),
-    };
-    let noop: plinth_engine::recommenders::Progress = Arc::new(|_: &str, _: usize, _: usize| {});
-    let report = train_tabular(&srv.platform, job, noop).await.unwrap();
-    assert_eq!(report.model_version, Some(1));
+    // Trained as a job through the native API; a bad spec is refused up front.
+    let spec = json!({"data": "scores.csv", "target": "score", "task": "regression", "rounds": 40, "min_leaf": 5,
+                      "threads": 1, "register": "scores"});
+    let job = srv.run_job("train-tabular", spec).await;
+    assert_eq!(job["result"]["model_version"], "1", "{job}");
+    assert!(job["result"]["metrics"]["r2"].as_f64().unwrap() > 0.9, "{job}");
+    for (bad, expected) in [
+        (json!({"data": "scores.csv", "target": "score", "task": "ranking"}), "unknown task"),
+        (json!({"data": "../etc/passwd", "target": "score", "task": "regression"}), "Invalid data path"),
+        (json!({"data": "scores.csv", "target": "score", "task": "regression", "rounds": 0}), "rounds"),
+        (json!({"data": "scores.csv", "target": "score", "task": "regression", "trees": 5}), "unknown field"),
+    ] {
+        let (s, b) = srv.post("/api/2.0/plinth/jobs/train-tabular", bad).await;
+        assert_eq!(s, 400, "{b}");
+        assert!(b["message"].as_str().unwrap().contains(expected), "{b}");
+    }
     let (s, b) = srv
         .post(
             "/api/2.0/plinth/deployments/create",

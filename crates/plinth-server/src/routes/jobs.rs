@@ -14,6 +14,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/jobs/train-recommender", post(train_recommender))
+        .route("/jobs/train-tabular", post(train_tabular))
         .route("/jobs/get", get(get_one))
         .route("/jobs/list", get(list))
 }
@@ -22,6 +23,13 @@ pub fn router() -> Router<AppState> {
 /// relative to the server's datasets directory.
 async fn train_recommender(State(s): State<AppState>, a: Args) -> ApiResult {
     let job = s.jobs.submit_recommender(a.into_value()).await?;
+    Ok(Json(json!({"job": job_json(&job, None)})))
+}
+
+/// The body is a tabular training spec (`plinth train tabular`'s flags as
+/// JSON keys, lists as JSON arrays).
+async fn train_tabular(State(s): State<AppState>, a: Args) -> ApiResult {
+    let job = s.jobs.submit_tabular(a.into_value()).await?;
     Ok(Json(json!({"job": job_json(&job, None)})))
 }
 
