@@ -57,6 +57,9 @@ pub struct TabularArgs {
     min_leaf: Option<usize>,
     #[arg(long)]
     l2: Option<f64>,
+    /// Stop when the loss on a tenth of the training rows has not improved for N rounds.
+    #[arg(long)]
+    early_stopping: Option<usize>,
     /// Random seed of the split (default 42).
     #[arg(long)]
     seed: Option<u64>,
@@ -103,6 +106,7 @@ impl TabularArgs {
             max_leaves: self.max_leaves,
             min_leaf: self.min_leaf,
             l2: self.l2,
+            early_stopping: self.early_stopping,
             seed: self.seed,
             threads: self.threads,
             experiment: self.experiment.clone(),

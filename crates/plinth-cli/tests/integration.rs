@@ -351,6 +351,13 @@ fn tabular_models_train_evaluate_track_and_register() {
         &[&common[..], &["--target", "revenue", "--task", "regression", "--rounds", "150"]].concat(),
     ));
     assert!(regression["metrics"]["r2"].as_f64().unwrap() > 0.95, "{regression}");
+    assert_eq!(regression["data"]["rounds_trained"], 150);
+    let stopped = last_json(&train_tabular(
+        &[&common[..], &["--target", "hit", "--task", "binary", "--rounds", "2000", "--early-stopping", "5"]].concat(),
+    ));
+    let rounds = stopped["data"]["rounds_trained"].as_u64().unwrap();
+    assert!(rounds < 2000, "early stopping kept {rounds} rounds");
+    assert!(stopped["metrics"]["auc"].as_f64().unwrap() > 0.95, "{stopped}");
     // A test file with a genre training never saw: encoded as missing, counted.
     let test = dir.path().join("new.csv");
     write_titles(&test, 200, &["drama", "documentary"]);

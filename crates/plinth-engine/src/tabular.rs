@@ -59,6 +59,9 @@ pub struct TabularJob {
     pub selection: Selection,
     pub table: TableOptions,
     pub params: GbdtParams,
+    /// Stop when the loss on a tenth of the training rows (held out) has not
+    /// improved for this many rounds.
+    pub early_stopping: Option<usize>,
     pub seed: u64,
     pub threads: Option<usize>,
     pub experiment: String,
@@ -92,6 +95,7 @@ pub struct TabularSpec {
     pub max_leaves: Option<usize>,
     pub min_leaf: Option<usize>,
     pub l2: Option<f64>,
+    pub early_stopping: Option<usize>,
     pub seed: Option<u64>,
     pub threads: Option<usize>,
     pub experiment: Option<String>,
@@ -129,6 +133,9 @@ impl TabularSpec {
             ..defaults
         };
         params.check().map_err(ml_error)?;
+        if self.early_stopping == Some(0) {
+            return Err(invalid("early stopping needs a patience of at least 1 round".into()));
+        }
         Ok(TabularJob {
             data: resolve(&self.data)?,
             test_data: self.test_data.as_deref().map(&resolve).transpose()?,
@@ -138,6 +145,7 @@ impl TabularSpec {
             selection: Selection { only: self.features, drop: self.drop },
             table: TableOptions { format, delimiter: None, categorical: self.categorical, numeric: self.numeric },
             params,
+            early_stopping: self.early_stopping,
             seed: self.seed.unwrap_or(42),
             threads: self.threads,
             experiment: self.experiment.unwrap_or_else(|| "tabular".into()),
@@ -266,17 +274,27 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
     };
     progress("read", 1, 1);
     let schema = Schema::fit(&train, &job.target, job.task, &job.selection).map_err(ml_error)?;
+    // Early stopping watches rows held out of training, never the test rows.
+    let (train, valid) = match job.early_stopping {
+        Some(_) => {
+            let (fit, valid) = split::random(&train, 0.1, job.seed.wrapping_add(1)).map_err(ml_error)?;
+            (fit, Some(schema.encode(&valid, true).map_err(ml_error)?))
+        }
+        None => (train, None),
+    };
     let train_rows = schema.encode(&train, true).map_err(ml_error)?;
     let test_rows = schema.encode(&test, true).map_err(ml_error)?;
     let start = Instant::now();
     let rounds = job.params.rounds;
-    let model = Gbdt::train(
+    let watch = valid.as_ref().zip(job.early_stopping).map(|(v, patience)| (v.x.as_slice(), v.y.as_slice(), patience));
+    let model = Gbdt::train_with_validation(
         &train_rows.x,
         train_rows.rows,
         schema.features.len(),
         &train_rows.y,
         objective(&schema),
         &job.params,
+        watch,
         &mut |r| {
             progress("gbdt", r, rounds);
             if r % 50 == 0 || r == rounds {
@@ -357,6 +375,7 @@ async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Train
         Param::new("max_bins", p.max_bins.to_string()),
         Param::new("seed", job.seed.to_string()),
         Param::new("features", t.schema.features.len().to_string()),
+        Param::new("early_stopping", job.early_stopping.map_or("none".to_string(), |p| p.to_string())),
     ];
     match &job.test_data {
         Some(path) => params.push(Param::new("test_data", path.display().to_string())),
@@ -377,6 +396,7 @@ async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Train
         "test_rows": t.test_rows,
         "features": t.schema.features.len(),
         "unseen_categories": unseen,
+        "rounds_trained": t.model.trees.len() / t.model.objective.outputs(),
     });
     for (k, v) in stats.as_object().into_iter().flatten() {
         all.push(Metric::new(k.clone(), v.as_f64().unwrap_or(0.0), now, 0));

@@ -412,6 +412,23 @@ impl Grower<'_> {
     }
 }
 
+/// The loss early stopping watches: RMSE, or (multiclass) log loss.
+fn validation_loss(objective: Objective, y: &[f64], raw: &[f64]) -> f64 {
+    use super::metrics;
+    match objective {
+        Objective::Squared => metrics::rmse(y, raw),
+        Objective::Logistic => {
+            let p: Vec<f64> = raw.iter().map(|&v| sigmoid(v)).collect();
+            metrics::logloss_binary(y, &p)
+        }
+        Objective::Softmax { classes } => {
+            let mut p = raw.to_vec();
+            p.chunks_mut(classes).for_each(softmax_in_place);
+            metrics::logloss_multiclass(y, &p, classes)
+        }
+    }
+}
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -438,7 +455,29 @@ impl Gbdt {
         params: &GbdtParams,
         on_round: &mut dyn FnMut(usize),
     ) -> Result<Gbdt> {
+        Gbdt::train_with_validation(x, rows, features, y, objective, params, None, on_round)
+    }
+
+    /// [`Gbdt::train`], and with `early_stopping: Some((valid_x, valid_y,
+    /// patience))` training stops once the validation loss has not improved
+    /// for `patience` rounds; the model keeps the rounds up to the best one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_with_validation(
+        x: &[f64],
+        rows: usize,
+        features: usize,
+        y: &[f64],
+        objective: Objective,
+        params: &GbdtParams,
+        early_stopping: Option<(&[f64], &[f64], usize)>,
+        on_round: &mut dyn FnMut(usize),
+    ) -> Result<Gbdt> {
         params.check()?;
+        if let Some((vx, vy, patience)) = early_stopping
+            && (patience == 0 || vy.is_empty() || vx.len() != vy.len() * features)
+        {
+            return Err(Error::Param("early stopping needs validation rows and a patience of at least 1".into()));
+        }
         if rows == 0 || x.len() != rows * features || y.len() != rows {
             return Err(Error::Data(format!("{rows} rows of {features} features need as many targets")));
         }
@@ -460,6 +499,10 @@ impl Gbdt {
         let data = Binned::fit(x, rows, features, params.max_bins);
         let mut scores: Vec<f64> = (0..rows).flat_map(|_| base.iter().copied()).collect();
         let mut trees = Vec::with_capacity(params.rounds * k);
+        let valid_rows = early_stopping.map_or(0, |(_, vy, _)| vy.len());
+        let mut valid_scores: Vec<f64> = (0..valid_rows).flat_map(|_| base.iter().copied()).collect();
+        // (best loss, rounds it took)
+        let mut best = (f64::INFINITY, 0usize);
         let mut gh = vec![[0f32; 2]; rows];
         let mut work = Workspace::default();
         let mut probs = vec![0.0; rows * k];
@@ -492,6 +535,21 @@ impl Gbdt {
                 trees.push(grower.grow(&mut scores, k, output));
             }
             on_round(round + 1);
+            if let Some((vx, vy, patience)) = early_stopping {
+                let new_trees = &trees[round * k..];
+                for (i, row) in vx.chunks(features).enumerate() {
+                    for (j, tree) in new_trees.iter().enumerate() {
+                        valid_scores[i * k + j] += tree.predict(row);
+                    }
+                }
+                let loss = validation_loss(objective, vy, &valid_scores);
+                if loss < best.0 {
+                    best = (loss, round + 1);
+                } else if round + 1 - best.1 >= patience {
+                    trees.truncate(best.1 * k);
+                    break;
+                }
+            }
         }
         Ok(Gbdt { objective, features, base, trees })
     }
@@ -599,6 +657,42 @@ mod tests {
             .map(|r| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0.0, |(c, _)| c as f64))
             .collect();
         assert!(metrics::accuracy(&three, &labels) > 0.97);
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_best_round() {
+        let (rows, f) = (2000, 2);
+        let x = uniform(rows * f, 3);
+        // Pure noise: validation loss stops improving almost at once.
+        let y: Vec<f64> = uniform(rows, 4).iter().map(|v| (*v > 0.5) as u8 as f64).collect();
+        let (vx, vy) =
+            (uniform(400 * f, 5), uniform(400, 6).iter().map(|v| (*v > 0.5) as u8 as f64).collect::<Vec<_>>());
+        let params = GbdtParams { rounds: 300, ..Default::default() };
+        let mut seen = 0;
+        let m = Gbdt::train_with_validation(
+            &x,
+            rows,
+            f,
+            &y,
+            Objective::Logistic,
+            &params,
+            Some((&vx, &vy, 10)),
+            &mut |r| seen = r,
+        )
+        .unwrap();
+        assert!(seen < 300, "stopped early, after {seen} rounds");
+        assert_eq!(m.trees.len(), seen - 10, "kept the rounds up to the best one");
+        let bad = Gbdt::train_with_validation(
+            &x,
+            rows,
+            f,
+            &y,
+            Objective::Logistic,
+            &params,
+            Some((&vx, &[], 10)),
+            &mut |_| {},
+        );
+        assert!(bad.is_err());
     }
 
     #[test]
