@@ -8,6 +8,7 @@ mod error;
 mod experiments;
 pub mod jobs;
 mod logged_models;
+mod plots;
 pub mod recommenders;
 mod registry;
 mod runs;

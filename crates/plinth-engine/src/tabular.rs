@@ -20,6 +20,7 @@ use plinth_ml::tabular::split;
 use plinth_ml::tabular::table::{Table, TableOptions, read_table};
 use serde_json::{Value, json};
 
+use crate::plots;
 use crate::recommenders::{MODEL_ARTIFACT_DIR, Progress, Tracker, TrainReport};
 use crate::{Error, Result};
 
@@ -172,6 +173,9 @@ struct Trained {
     metrics: Vec<(String, f64)>,
     curve: Vec<Metric>,
     train_seconds: f64,
+    /// (artifact name, SVG): the confusion matrix or the residual plot.
+    plot: (&'static str, String),
+    confusion: Option<Vec<Vec<u64>>>,
 }
 
 fn objective(schema: &Schema) -> Objective {
@@ -308,7 +312,24 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
     let mut metrics = evaluate(job.task, schema.classes.len(), &test_rows.y, &p);
     metrics.push(("train_seconds".into(), train_seconds));
     let curve = curve(&model, &test_rows);
+    let (plot, confusion) = match job.task {
+        Task::Regression => (("residuals.svg", plots::residuals_svg(&test_rows.y, &p)), None),
+        Task::Binary | Task::Multiclass => {
+            let k = schema.classes.len();
+            let labels: Vec<f64> = if job.task == Task::Binary {
+                p.iter().map(|&q| (q >= 0.5) as u8 as f64).collect()
+            } else {
+                p.chunks(k)
+                    .map(|r| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0.0, |(c, _)| c as f64))
+                    .collect()
+            };
+            let m = plots::confusion(&test_rows.y, &labels, k);
+            (("confusion_matrix.svg", plots::confusion_svg(&m, &schema.classes)), Some(m))
+        }
+    };
     Ok(Trained {
+        plot,
+        confusion,
         train_rows: train_rows.rows,
         test_rows: test_rows.rows,
         unseen: test_rows.unseen,
@@ -408,6 +429,11 @@ async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Train
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
     let importance_json = json!(importance.iter().map(|(f, g)| json!({"feature": f, "gain": g})).collect::<Vec<_>>());
     tracker.upload(run_id, "feature_importance.json", Bytes::from(importance_json.to_string())).await?;
+    tracker.upload(run_id, t.plot.0, Bytes::from(t.plot.1.clone())).await?;
+    if let Some(m) = &t.confusion {
+        let doc = json!({"classes": t.schema.classes, "actual_by_predicted": m});
+        tracker.upload(run_id, "confusion_matrix.json", Bytes::from(doc.to_string())).await?;
+    }
     let model = json!({"schema": t.schema, "gbdt": t.model});
     tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"), Bytes::from(model.to_string())).await?;
     let meta = json!({
