@@ -32,3 +32,15 @@ impl From<plinth_artifacts::Error> for Error {
         }
     }
 }
+
+impl From<plinth_ml::Error> for Error {
+    /// Bad data and parameters are the caller's; a model file we cannot
+    /// write or read is ours.
+    fn from(e: plinth_ml::Error) -> Self {
+        match e {
+            plinth_ml::Error::Data(m) | plinth_ml::Error::Param(m) => plinth_core::Error::invalid(m).into(),
+            plinth_ml::Error::Io(e) => plinth_core::Error::invalid(e.to_string()).into(),
+            plinth_ml::Error::Model(m) => Error::Internal(m),
+        }
+    }
+}

@@ -192,7 +192,7 @@ struct Prepared {
 }
 
 fn prepare(job: &RecommenderJob) -> Result<Prepared> {
-    let data = read_interactions(&job.data, &job.read, None).map_err(ml_error)?;
+    let data = read_interactions(&job.data, &job.read, None).map_err(Error::from)?;
     match &job.test_data {
         None => {
             let events = Interactions::aggregate(&data.events);
@@ -203,7 +203,7 @@ fn prepare(job: &RecommenderJob) -> Result<Prepared> {
             let (n_users, n_items) = (data.users.len(), data.items.len());
             let train = Interactions::aggregate(&data.events);
             let with_test = read_interactions(test_path, &job.read, Some((data.users.clone(), data.items.clone())))
-                .map_err(ml_error)?;
+                .map_err(Error::from)?;
             let test = Interactions::aggregate(&with_test.events);
             let cold_users: HashSet<u32> = test.iter().filter(|e| e.user as usize >= n_users).map(|e| e.user).collect();
             let cold_items: HashSet<u32> = test.iter().filter(|e| e.item as usize >= n_items).map(|e| e.item).collect();
@@ -217,14 +217,6 @@ fn prepare(job: &RecommenderJob) -> Result<Prepared> {
             // Keep the test items' indices (cold ones count in |T| but can never be hit).
             Ok(Prepared { data, train, test, cold_users: cold_users.len(), cold_items: cold_items.len() })
         }
-    }
-}
-
-fn ml_error(e: plinth_ml::Error) -> Error {
-    match e {
-        plinth_ml::Error::Data(m) | plinth_ml::Error::Param(m) => DomainError::invalid(m).into(),
-        plinth_ml::Error::Io(e) => DomainError::invalid(e.to_string()).into(),
-        plinth_ml::Error::Model(m) => Error::Internal(m),
     }
 }
 
@@ -250,7 +242,7 @@ fn train_model(job: &RecommenderJob, p: &Prepared, progress: &Progress) -> Resul
                 progress("als", it + 1, total);
                 tracing::info!(iteration = it + 1, total, loss, "als");
             })
-            .map_err(ml_error)?;
+            .map_err(Error::from)?;
             let params = json!({"factors": params.factors, "iterations": params.iterations, "regularization": params.regularization, "alpha": params.alpha, "solver": params.solver.name(), "cg_steps": params.cg_steps, "seed": params.seed});
             (Engine::Factors(fs), params)
         }
@@ -264,13 +256,13 @@ fn train_model(job: &RecommenderJob, p: &Prepared, progress: &Progress) -> Resul
                     tracing::info!(epoch = epoch + 1, total, accuracy = acc, "bpr");
                 }
             })
-            .map_err(ml_error)?;
+            .map_err(Error::from)?;
             let params = json!({"factors": params.factors, "iterations": params.iterations, "learning_rate": params.learning_rate, "regularization": params.regularization, "seed": params.seed});
             (Engine::Factors(fs), params)
         }
         Algo::ItemKnn => {
             progress("item-knn", 0, 1);
-            let sim = knn::train(&matrix, job.neighbors).map_err(ml_error)?;
+            let sim = knn::train(&matrix, job.neighbors).map_err(Error::from)?;
             progress("item-knn", 1, 1);
             (Engine::ItemKnn(sim), json!({"neighbors": job.neighbors}))
         }
@@ -332,52 +324,65 @@ pub async fn train_recommender(tracker: &dyn Tracker, job: RecommenderJob, progr
     if let Some(name) = &job.register {
         plinth_core::validation::validate_model_name(name)?;
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(job.threads.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start worker threads: {e}")))?;
     let run_job = job.clone();
-    // Everything CPU-bound happens off the async threads, on its own pool.
-    let (prepared, trained, metrics, evaluated_users) = tokio::task::spawn_blocking(move || {
+    let (prepared, trained, metrics, evaluated_users) = off_the_async_threads(job.threads, move || {
         let job = run_job;
-        pool.install(|| -> Result<_> {
-            let prepared = prepare(&job)?;
-            if prepared.train.is_empty() {
-                return Err(DomainError::invalid("no training interactions left after the split").into());
-            }
-            let trained = train_model(&job, &prepared, &progress)?;
-            let mut ks = vec![job.k];
-            if job.k != 20 {
-                ks.push(20);
-            }
-            progress("evaluate", 0, 1);
-            let (metrics, users) = evaluate(&trained.model, &prepared.test, &ks, job.max_eval_users);
-            progress("evaluate", 1, 1);
-            Ok((prepared, trained, metrics, users))
-        })
+        let prepared = prepare(&job)?;
+        if prepared.train.is_empty() {
+            return Err(DomainError::invalid("no training interactions left after the split").into());
+        }
+        let trained = train_model(&job, &prepared, &progress)?;
+        let mut ks = vec![job.k];
+        if job.k != 20 {
+            ks.push(20);
+        }
+        progress("evaluate", 0, 1);
+        let (metrics, users) = evaluate(&trained.model, &prepared.test, &ks, job.max_eval_users);
+        progress("evaluate", 1, 1);
+        Ok((prepared, trained, metrics, users))
     })
-    .await
-    .map_err(|e| Error::Internal(format!("training task failed: {e}")))??;
+    .await?;
     let mut tags = vec![Tag::new("plinth.task", "recommender"), Tag::new("plinth.algo", job.algo.name())];
     tags.push(Tag::new("mlflow.source.name", "plinth train recommender"));
     let (experiment_id, run_id) = tracker.start_run(&job.experiment, job.run_name.clone(), tags).await?;
     let outcome = record(tracker, &job, &run_id, &prepared, &trained, &metrics, evaluated_users).await;
+    let (stats, version) = close_run(tracker, &run_id, outcome).await?;
+    let mut all = metrics.clone();
+    all.push(("train_seconds".into(), trained.train_seconds));
+    Ok(TrainReport {
+        experiment_id,
+        run_id,
+        metrics: all,
+        model_name: job.register.clone(),
+        model_version: version,
+        stats,
+    })
+}
+
+/// Runs CPU-bound training on its own rayon pool (`threads`, default all
+/// cores), off the async threads.
+pub(crate) async fn off_the_async_threads<T: Send + 'static>(
+    threads: Option<usize>,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start worker threads: {e}")))?;
+    tokio::task::spawn_blocking(move || pool.install(work))
+        .await
+        .map_err(|e| Error::Internal(format!("training task failed: {e}")))?
+}
+
+/// Ends a run as FINISHED if recording it succeeded, FAILED otherwise.
+pub(crate) async fn close_run<T>(tracker: &dyn Tracker, run_id: &str, outcome: Result<T>) -> Result<T> {
     match outcome {
-        Ok((stats, version)) => {
-            tracker.finish(&run_id, RunStatus::Finished).await?;
-            let mut all = metrics.clone();
-            all.push(("train_seconds".into(), trained.train_seconds));
-            Ok(TrainReport {
-                experiment_id,
-                run_id,
-                metrics: all,
-                model_name: job.register.clone(),
-                model_version: version,
-                stats,
-            })
+        Ok(v) => {
+            tracker.finish(run_id, RunStatus::Finished).await?;
+            Ok(v)
         }
         Err(e) => {
-            let _ = tracker.finish(&run_id, RunStatus::Failed).await;
+            let _ = tracker.finish(run_id, RunStatus::Failed).await;
             Err(e)
         }
     }
@@ -500,13 +505,13 @@ impl RecommenderSpec {
             return Err(invalid("--threads must be at least 1".into()));
         }
         let seed = self.seed.unwrap_or(42);
-        let split = Split::parse(self.split.as_deref().unwrap_or("random:0.2")).map_err(ml_error)?;
+        let split = Split::parse(self.split.as_deref().unwrap_or("random:0.2")).map_err(Error::from)?;
         let als = AlsParams {
             factors: self.factors.unwrap_or(64),
             iterations: self.iterations.unwrap_or(15),
             regularization: self.regularization.unwrap_or(0.05),
             alpha: self.alpha.unwrap_or(1.0),
-            solver: self.solver.as_deref().map(Solver::parse).transpose().map_err(ml_error)?.unwrap_or_default(),
+            solver: self.solver.as_deref().map(Solver::parse).transpose().map_err(Error::from)?.unwrap_or_default(),
             seed,
             ..AlsParams::default()
         };
@@ -519,10 +524,10 @@ impl RecommenderSpec {
         };
         match algo {
             Algo::Als => {
-                als.check().map_err(ml_error)?;
+                als.check().map_err(Error::from)?;
             }
             Algo::Bpr => {
-                bpr.check().map_err(ml_error)?;
+                bpr.check().map_err(Error::from)?;
             }
             Algo::ItemKnn | Algo::Popularity => {}
         }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use plinth_core::Error as DomainError;
 use plinth_core::experiments::Tag;
 use plinth_core::ids::now_ms;
-use plinth_core::runs::{Metric, Param, RunStatus};
+use plinth_core::runs::{Metric, Param};
 use plinth_ml::tabular::gbdt::{Gbdt, GbdtParams, Objective};
 use plinth_ml::tabular::metrics;
 use plinth_ml::tabular::prepare::{Encoded, Schema, Selection, Task, check_target};
@@ -21,7 +21,7 @@ use plinth_ml::tabular::table::{Table, TableOptions, read_table};
 use serde_json::{Value, json};
 
 use crate::plots;
-use crate::recommenders::{MODEL_ARTIFACT_DIR, Progress, Tracker, TrainReport};
+use crate::recommenders::{MODEL_ARTIFACT_DIR, Progress, Tracker, TrainReport, close_run, off_the_async_threads};
 use crate::{Error, Result};
 
 pub const MODEL_FILE: &str = "model.json";
@@ -133,7 +133,7 @@ impl TabularSpec {
             l2: self.l2.unwrap_or(defaults.l2),
             ..defaults
         };
-        params.check().map_err(ml_error)?;
+        params.check().map_err(Error::from)?;
         if self.early_stopping == Some(0) {
             return Err(invalid("early stopping needs a patience of at least 1 round".into()));
         }
@@ -142,7 +142,7 @@ impl TabularSpec {
             test_data: self.test_data.as_deref().map(&resolve).transpose()?,
             split: TabularSplit::parse(self.split.as_deref().unwrap_or("random:0.2"))?,
             target: self.target,
-            task: self.task.parse::<Task>().map_err(ml_error)?,
+            task: self.task.parse::<Task>().map_err(Error::from)?,
             selection: Selection { only: self.features, drop: self.drop },
             table: TableOptions { format, delimiter: None, categorical: self.categorical, numeric: self.numeric },
             params,
@@ -153,14 +153,6 @@ impl TabularSpec {
             run_name: self.run_name,
             register: self.register,
         })
-    }
-}
-
-fn ml_error(e: plinth_ml::Error) -> Error {
-    match e {
-        plinth_ml::Error::Data(m) | plinth_ml::Error::Param(m) => DomainError::invalid(m).into(),
-        plinth_ml::Error::Io(e) => DomainError::invalid(e.to_string()).into(),
-        plinth_ml::Error::Model(m) => Error::Internal(m),
     }
 }
 
@@ -267,27 +259,27 @@ fn curve(model: &Gbdt, test: &Encoded) -> Vec<Metric> {
 
 fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
     progress("read", 0, 1);
-    let table = read_table(&job.data, &job.table).map_err(ml_error)?;
-    check_target(&table, &job.target, job.task).map_err(ml_error)?;
+    let table = read_table(&job.data, &job.table).map_err(Error::from)?;
+    check_target(&table, &job.target, job.task).map_err(Error::from)?;
     let (train, test): (Table, Table) = match &job.test_data {
-        Some(path) => (table, read_table(path, &job.table).map_err(ml_error)?),
+        Some(path) => (table, read_table(path, &job.table).map_err(Error::from)?),
         None => match &job.split {
-            TabularSplit::Random(f) => split::random(&table, *f, job.seed).map_err(ml_error)?,
-            TabularSplit::Time(col, f) => split::by_time(&table, col, *f).map_err(ml_error)?,
+            TabularSplit::Random(f) => split::random(&table, *f, job.seed).map_err(Error::from)?,
+            TabularSplit::Time(col, f) => split::by_time(&table, col, *f).map_err(Error::from)?,
         },
     };
     progress("read", 1, 1);
-    let schema = Schema::fit(&train, &job.target, job.task, &job.selection).map_err(ml_error)?;
+    let schema = Schema::fit(&train, &job.target, job.task, &job.selection).map_err(Error::from)?;
     // Early stopping watches rows held out of training, never the test rows.
     let (train, valid) = match job.early_stopping {
         Some(_) => {
-            let (fit, valid) = split::random(&train, 0.1, job.seed.wrapping_add(1)).map_err(ml_error)?;
-            (fit, Some(schema.encode(&valid, true).map_err(ml_error)?))
+            let (fit, valid) = split::random(&train, 0.1, job.seed.wrapping_add(1)).map_err(Error::from)?;
+            (fit, Some(schema.encode(&valid, true).map_err(Error::from)?))
         }
         None => (train, None),
     };
-    let train_rows = schema.encode(&train, true).map_err(ml_error)?;
-    let test_rows = schema.encode(&test, true).map_err(ml_error)?;
+    let train_rows = schema.encode(&train, true).map_err(Error::from)?;
+    let test_rows = schema.encode(&test, true).map_err(Error::from)?;
     let start = Instant::now();
     let rounds = job.params.rounds;
     let watch = valid.as_ref().zip(job.early_stopping).map(|(v, patience)| (v.x.as_slice(), v.y.as_slice(), patience));
@@ -306,7 +298,7 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
             }
         },
     )
-    .map_err(ml_error)?;
+    .map_err(Error::from)?;
     let train_seconds = start.elapsed().as_secs_f64();
     let p = model.predict(&test_rows.x, test_rows.rows);
     let mut metrics = evaluate(job.task, schema.classes.len(), &test_rows.y, &p);
@@ -346,38 +338,25 @@ pub async fn train_tabular(tracker: &dyn Tracker, job: TabularJob, progress: Pro
     if let Some(name) = &job.register {
         plinth_core::validation::validate_model_name(name)?;
     }
-    job.params.check().map_err(ml_error)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(job.threads.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start worker threads: {e}")))?;
+    job.params.check().map_err(Error::from)?;
     let run_job = job.clone();
-    let trained = tokio::task::spawn_blocking(move || pool.install(|| train_blocking(&run_job, &progress)))
-        .await
-        .map_err(|e| Error::Internal(format!("training task failed: {e}")))??;
+    let trained = off_the_async_threads(job.threads, move || train_blocking(&run_job, &progress)).await?;
     let tags = vec![
         Tag::new("plinth.task", "tabular"),
         Tag::new("plinth.algo", "gbdt"),
         Tag::new("mlflow.source.name", "plinth train tabular"),
     ];
     let (experiment_id, run_id) = tracker.start_run(&job.experiment, job.run_name.clone(), tags).await?;
-    match record(tracker, &job, &run_id, &trained).await {
-        Ok((stats, version)) => {
-            tracker.finish(&run_id, RunStatus::Finished).await?;
-            Ok(TrainReport {
-                experiment_id,
-                run_id,
-                metrics: trained.metrics.clone(),
-                model_name: job.register.clone(),
-                model_version: version,
-                stats,
-            })
-        }
-        Err(e) => {
-            let _ = tracker.finish(&run_id, RunStatus::Failed).await;
-            Err(e)
-        }
-    }
+    let outcome = record(tracker, &job, &run_id, &trained).await;
+    let (stats, version) = close_run(tracker, &run_id, outcome).await?;
+    Ok(TrainReport {
+        experiment_id,
+        run_id,
+        metrics: trained.metrics.clone(),
+        model_name: job.register.clone(),
+        model_version: version,
+        stats,
+    })
 }
 
 async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Trained) -> Result<(Value, Option<i64>)> {
