@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use plinth_engine::tabular::{TabularSpec, train_tabular};
 
-use crate::train::{finish, print_report, terminal_progress, tracker};
+use crate::train::{RunFlags, finish, print_report, terminal_progress};
 
 #[derive(Debug, clap::Args)]
 pub struct TabularArgs {
@@ -69,20 +69,8 @@ pub struct TabularArgs {
     /// Experiment to track the run in (default "tabular").
     #[arg(long)]
     experiment: Option<String>,
-    #[arg(long)]
-    run_name: Option<String>,
-    /// Register the trained model as a new version of this registered model.
-    #[arg(long)]
-    register: Option<String>,
-    /// Track on a running Plinth server instead of the local data dir.
-    #[arg(long, env = "PLINTH_TRACKING_URI", conflicts_with = "data_dir")]
-    tracking_uri: Option<String>,
-    /// The embedded platform's data dir.
-    #[arg(long, env = "PLINTH_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Print one JSON object (metrics, run and model ids) as the last line of stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: RunFlags,
 }
 
 impl TabularArgs {
@@ -110,18 +98,18 @@ impl TabularArgs {
             seed: self.seed,
             threads: self.threads,
             experiment: self.experiment.clone(),
-            run_name: self.run_name.clone(),
-            register: self.register.clone(),
+            run_name: self.run.run_name.clone(),
+            register: self.run.register.clone(),
         }
     }
 }
 
 pub async fn run(args: TabularArgs) -> anyhow::Result<()> {
     let job = args.spec().into_job(|p| Ok(PathBuf::from(p)))?;
-    let tracker = tracker(&args.tracking_uri, &args.data_dir).await?;
+    let tracker = args.run.tracker().await?;
     let (progress, bar) = terminal_progress();
     let report = train_tabular(tracker.as_ref(), job, progress).await.context("training failed");
     finish(&bar);
-    print_report(&report?, args.json);
+    print_report(&report?, args.run.json);
     Ok(())
 }

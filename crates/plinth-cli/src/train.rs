@@ -60,23 +60,43 @@ pub struct RecommenderArgs {
     /// Experiment to track the run in (default "recommenders").
     #[arg(long)]
     experiment: Option<String>,
-    #[arg(long)]
-    run_name: Option<String>,
-    /// Register the trained model as a new version of this registered model.
-    #[arg(long)]
-    register: Option<String>,
-    /// Track on a running Plinth server instead of the local data dir.
-    #[arg(long, env = "PLINTH_TRACKING_URI", conflicts_with = "data_dir")]
-    tracking_uri: Option<String>,
-    /// The embedded platform's data dir.
-    #[arg(long, env = "PLINTH_DATA_DIR")]
-    data_dir: Option<PathBuf>,
     /// Evaluate at most this many users (an even sample of those with test items).
     #[arg(long)]
     max_eval_users: Option<usize>,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+/// Where and how a training run is recorded; shared by every `plinth train`.
+#[derive(Debug, clap::Args)]
+pub struct RunFlags {
+    #[arg(long)]
+    pub run_name: Option<String>,
+    /// Register the trained model as a new version of this registered model.
+    #[arg(long)]
+    pub register: Option<String>,
+    /// Track on a running Plinth server instead of the local data dir.
+    #[arg(long, env = "PLINTH_TRACKING_URI", conflicts_with = "data_dir")]
+    pub tracking_uri: Option<String>,
+    /// The embedded platform's data dir.
+    #[arg(long, env = "PLINTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Print one JSON object (metrics, run and model ids) as the last line of stdout.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
+}
+
+impl RunFlags {
+    /// Where the run is tracked: a running server, or the data dir.
+    pub async fn tracker(&self) -> anyhow::Result<Box<dyn Tracker>> {
+        Ok(match &self.tracking_uri {
+            Some(uri) => Box::new(crate::remote::RemoteTracker::new(uri)?),
+            None => {
+                let dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("plinth-data"));
+                Box::new(crate::open_platform(&dir).await?)
+            }
+        })
+    }
 }
 
 impl RecommenderArgs {
@@ -103,8 +123,8 @@ impl RecommenderArgs {
             split: self.split.clone(),
             k: self.k,
             experiment: self.experiment.clone(),
-            run_name: self.run_name.clone(),
-            register: self.register.clone(),
+            run_name: self.run.run_name.clone(),
+            register: self.run.register.clone(),
             max_eval_users: self.max_eval_users,
         }
     }
@@ -112,26 +132,12 @@ impl RecommenderArgs {
 
 pub async fn recommender(args: RecommenderArgs) -> anyhow::Result<()> {
     let job = args.spec().into_job(|p| Ok(PathBuf::from(p)))?;
-    let tracker = tracker(&args.tracking_uri, &args.data_dir).await?;
+    let tracker = args.run.tracker().await?;
     let (progress, bar) = terminal_progress();
     let report = train_recommender(tracker.as_ref(), job, progress).await.context("training failed");
     finish(&bar);
-    print_report(&report?, args.json);
+    print_report(&report?, args.run.json);
     Ok(())
-}
-
-/// Where a training run is tracked: a running server, or the data dir.
-pub(crate) async fn tracker(
-    tracking_uri: &Option<String>,
-    data_dir: &Option<PathBuf>,
-) -> anyhow::Result<Box<dyn Tracker>> {
-    Ok(match tracking_uri {
-        Some(uri) => Box::new(crate::remote::RemoteTracker::new(uri)?),
-        None => {
-            let dir = data_dir.clone().unwrap_or_else(|| PathBuf::from("plinth-data"));
-            Box::new(crate::open_platform(&dir).await?)
-        }
-    })
 }
 
 pub(crate) type Bar = Arc<Mutex<Option<indicatif::ProgressBar>>>;

@@ -104,6 +104,14 @@ fn train(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_plinth")).arg("train").arg("recommender").args(args).output().unwrap()
 }
 
+/// The command failed with `expected` in its message, and without a panic.
+fn assert_fails(out: &std::process::Output, args: &[&str], expected: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(err.contains(expected), "{args:?}: expected '{expected}' in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 fn last_json(out: &std::process::Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
@@ -138,28 +146,8 @@ fn trains_evaluates_tracks_and_registers() {
 
     // The run and the model are in the platform: serve the data dir and look.
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["server", "--port", &port.to_string(), "--data-dir", dd])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server(child);
-    assert!(wait_healthy(port));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let get = |path: String| -> serde_json::Value {
-        rt.block_on(async {
-            reqwest::Client::new()
-                .get(format!("http://127.0.0.1:{port}{path}"))
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        })
-    };
+    let _server = start_server(port, dd);
+    let get = |path: String| get_json(port, &path);
     let run_id = als["run_id"].as_str().unwrap();
     let run = get(format!("/api/2.0/mlflow/runs/get?run_id={run_id}"));
     let metrics = run["run"]["data"]["metrics"].as_array().unwrap();
@@ -187,13 +175,8 @@ fn bad_training_input_gets_clear_errors() {
     let good = dir.path().join("good.csv");
     write_blocks(&good);
     let good = good.to_str().unwrap();
-    let check = |args: &[&str], expected: &str| {
-        let out = train(&[args, &["--data-dir", dd]].concat());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(err.contains(expected), "{args:?}: expected '{expected}' in: {err}");
-        assert!(!err.contains("panicked"), "{err}");
-    };
+    let check =
+        |args: &[&str], expected: &str| assert_fails(&train(&[args, &["--data-dir", dd]].concat()), args, expected);
     let bad_weight = file("bad.csv", "user,item,rating\na,b,1\na,c,lots\n");
     check(&["--data", &bad_weight, "--algo", "als"], "bad.csv:3: column 'rating' (3): 'lots' is not a number");
     check(&["--data", good, "--algo", "als", "--weight-col", "stars"], "no weight column 'stars'");
@@ -219,6 +202,16 @@ fn start_server(port: u16, data_dir: &str) -> Server {
     let server = Server(child);
     assert!(wait_healthy(port), "server did not start");
     server
+}
+
+/// GET on the local server at `port`, as JSON.
+fn get_json(port: u16, path: &str) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(10)).send().await.unwrap();
+        r.json().await.unwrap()
+    })
 }
 
 fn deploy(args: &[&str]) -> std::process::Output {
@@ -369,22 +362,8 @@ fn tabular_models_train_evaluate_track_and_register() {
 
     // Tracked: the validation curve, the model with its encoding, feature importance.
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["server", "--port", &port.to_string(), "--data-dir", dd])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server(child);
-    assert!(wait_healthy(port));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let get = |path: String| -> serde_json::Value {
-        rt.block_on(async {
-            let url = format!("http://127.0.0.1:{port}{path}");
-            let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(10)).send().await.unwrap();
-            r.json().await.unwrap()
-        })
-    };
+    let _server = start_server(port, dd);
+    let get = |path: String| get_json(port, &path);
     let run_id = binary["run_id"].as_str().unwrap();
     let history = get(format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=valid_logloss"));
     let curve = history["metrics"].as_array().unwrap();
@@ -411,11 +390,7 @@ fn bad_tabular_input_gets_clear_errors() {
     write_titles(&good, 300, &["drama", "comedy"]);
     let good = good.to_str().unwrap();
     let check = |args: &[&str], expected: &str| {
-        let out = train_tabular(&[args, &["--data-dir", dd]].concat());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(err.contains(expected), "{args:?}: expected '{expected}' in: {err}");
-        assert!(!err.contains("panicked"), "{err}");
+        assert_fails(&train_tabular(&[args, &["--data-dir", dd]].concat()), args, expected)
     };
     let binary = ["--task", "binary", "--target", "hit"];
     check(&[&["--data", good][..], &["--task", "binary", "--target", "gross"]].concat(), "no target column 'gross'");
