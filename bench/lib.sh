@@ -10,3 +10,12 @@ wait_up() { # full URL that answers 2xx once the server is up
   for _ in $(seq 1 600); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "server at $1 did not start" >&2; return 1
 }
+# ensure_venv DIR REQUIREMENTS MODULE...: a venv at DIR where the modules import,
+# (re)installed from REQUIREMENTS when one does not.
+ensure_venv() {
+  local dir="$1" reqs="$2"; shift 2
+  local imports; imports=$(IFS=,; echo "$*")
+  if ! "$dir/bin/python" -c "import $imports" 2>/dev/null; then
+    python3 -m venv "$dir" && "$dir/bin/pip" install -q -r "$reqs"
+  fi
+}

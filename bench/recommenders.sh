@@ -5,11 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+source bench/lib.sh
 VENV="$CACHE/bench-venv"
-if ! "$VENV/bin/python" -c 'import implicit, threadpoolctl' 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q -r bench/requirements-recommenders.txt
-fi
+ensure_venv "$VENV" bench/requirements-recommenders.txt implicit threadpoolctl
 cargo build --release --locked -p plinth-cli >&2
 DATA="${PLINTH_SHARED_DATA:-../shared/data}"
 # implicit's own BLAS threads would oversubscribe; it sets its threads itself.

@@ -73,9 +73,7 @@ fi
 
 echo "== (a) one LightGBM GBDT (100 trees, 31 leaves, 20 features): 'mlflow models serve' (pyfunc) vs Plinth (ONNX)" >&2
 VENV="$CACHE/venv"
-if ! "$VENV/bin/python" -c 'import mlflow, lightgbm, onnxmltools' 2>/dev/null; then
-  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r tests/conformance/requirements.txt
-fi
+ensure_venv "$VENV" tests/conformance/requirements.txt mlflow lightgbm onnxmltools
 "$VENV/bin/python" bench/gbdt_model.py "$WORK" "$URL" bench-gbdt
 curl -fs -X POST "$URL/api/2.0/plinth/deployments/create" -H 'content-type: application/json' \
   -d '{"name": "gbdt", "variants": [{"name": "a", "model": "bench-gbdt/1"}]}' >/dev/null

@@ -7,10 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
-VENV="$CACHE/venv"
-if ! "$VENV/bin/python" -c 'import lightgbm, sklearn' 2>/dev/null; then
-  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r tests/conformance/requirements.txt
-fi
-cargo build --release --locked -p plinth-ml --example gbdt_bench >&2
 source bench/lib.sh
+VENV="$CACHE/venv"
+ensure_venv "$VENV" tests/conformance/requirements.txt lightgbm sklearn
+cargo build --release --locked -p plinth-ml --example gbdt_bench >&2
 "$VENV/bin/python" bench/tabular.py "$CARGO_TARGET_DIR/release/examples/gbdt_bench" "$WORK" "${BENCH_ROWS:-1000000}"
