@@ -5,9 +5,8 @@
 //! a walk per tree and row. Checked when built (children inside the tree,
 //! no node reached twice), so evaluation cannot loop or index out of bounds.
 //!
-//! Measured (`examples/onnx_bench.rs`, LightGBM 100 trees x 31 leaves, 20
-//! features, one thread): about 6 µs per row, where onnxruntime takes 4.5
-//! and LightGBM's own `predict` 8.5 on the same machine. A tighter node
+//! Measured with `examples/onnx_bench.rs` (a LightGBM export, 100 trees x 31
+//! leaves, 20 features, one thread): about 6 µs per row. A tighter node
 //! layout (leaf references folded into child indices, one comparison kind
 //! per forest) measured no faster: the walk is bound by its dependent loads.
 
