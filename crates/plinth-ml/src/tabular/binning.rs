@@ -22,7 +22,7 @@ impl FeatureBins {
         let max_bins = max_bins.clamp(2, MAX_VALUE_BINS);
         let step = (values.len() / SAMPLE).max(1);
         let mut v: Vec<f64> = values.iter().step_by(step).copied().filter(|x| !x.is_nan()).collect();
-        v.sort_by(f64::total_cmp);
+        v.sort_unstable_by(f64::total_cmp);
         let mut distinct: Vec<(f64, usize)> = Vec::new();
         for x in v {
             match distinct.last_mut() {
@@ -61,18 +61,49 @@ impl FeatureBins {
     }
 
     pub fn bin(&self, x: f64) -> u8 {
-        if x.is_nan() {
-            return 0;
-        }
-        (self.upper.partition_point(|&u| u < x).min(self.upper.len() - 1) + 1) as u8
+        self.lookup().bin(x)
+    }
+
+    /// The bounds padded for a fixed-length search.
+    fn lookup(&self) -> Lookup {
+        let mut upper = [f64::INFINITY; 256];
+        upper[..self.upper.len()].copy_from_slice(&self.upper);
+        Lookup { upper }
     }
 }
 
-/// A matrix binned column by column: `bins[f * rows + i]`.
+/// Bounds padded to 256 with +inf: eight branch-free halvings find a bin
+/// (a branching search mispredicts on every other step and cost most of the
+/// binning time).
+struct Lookup {
+    upper: [f64; 256],
+}
+
+impl Lookup {
+    fn bin(&self, x: f64) -> u8 {
+        if x.is_nan() {
+            return 0;
+        }
+        // The first bound >= x; the real bounds end with +inf, so it is one.
+        let mut base = 0usize;
+        for half in [128, 64, 32, 16, 8, 4, 2, 1] {
+            base = std::hint::select_unpredictable(self.upper[base + half - 1] < x, base + half, base);
+        }
+        (base + 1) as u8
+    }
+}
+
+/// A matrix binned twice: column by column (`column(f)`, read when a
+/// histogram covers every row) and row by row (`row(i)`, read when it covers
+/// a leaf's scattered rows: one cache line per row instead of one per row
+/// and feature).
 pub struct Binned {
     pub rows: usize,
     pub features: usize,
-    pub bins: Vec<u8>,
+    /// `[features, rows]`.
+    by_column: Vec<u8>,
+    /// `[rows, features]`.
+    by_row: Vec<u8>,
     pub bounds: Vec<FeatureBins>,
 }
 
@@ -80,26 +111,61 @@ impl Binned {
     /// Bins a row-major `[rows, features]` matrix with bounds fitted on it.
     pub fn fit(x: &[f64], rows: usize, features: usize, max_bins: usize) -> Binned {
         use rayon::prelude::*;
-        let columns: Vec<(FeatureBins, Vec<u8>)> = (0..features)
-            .into_par_iter()
-            .map(|f| {
-                let col: Vec<f64> = (0..rows).map(|i| x[i * features + f]).collect();
-                let b = FeatureBins::fit(&col, max_bins);
-                let binned = col.iter().map(|&v| b.bin(v)).collect();
-                (b, binned)
+        // The sampled rows, transposed in one pass over them.
+        let step = (rows / SAMPLE).max(1);
+        let sampled = rows.div_ceil(step);
+        let mut sample = vec![0f64; sampled * features];
+        for (k, i) in (0..rows).step_by(step).enumerate() {
+            for (f, &v) in x[i * features..(i + 1) * features].iter().enumerate() {
+                sample[f * sampled + k] = v;
+            }
+        }
+        let bounds: Vec<FeatureBins> =
+            sample.par_chunks(sampled.max(1)).map(|column| FeatureBins::fit(column, max_bins)).collect();
+        let lookups: Vec<Lookup> = bounds.iter().map(FeatureBins::lookup).collect();
+        // Row blocks in parallel; each row's values are read once, in order.
+        const BLOCK: usize = 4096;
+        let mut by_row = vec![0u8; rows * features];
+        by_row.par_chunks_mut(features * BLOCK).zip(x.par_chunks(features * BLOCK)).for_each(|(out, values)| {
+            for (o, v) in out.chunks_exact_mut(features).zip(values.chunks_exact(features)) {
+                for ((o, &v), l) in o.iter_mut().zip(v).zip(&lookups) {
+                    *o = l.bin(v);
+                }
+            }
+        });
+        // Transposed block by block, so a block's rows stay in cache.
+        let mut by_column = vec![0u8; rows * features];
+        let by_row_ref = &by_row;
+        let blocks: Vec<Vec<u8>> = by_row_ref
+            .par_chunks(features * BLOCK)
+            .map(|block| {
+                let n = block.len() / features;
+                let mut t = vec![0u8; block.len()];
+                for (i, row) in block.chunks_exact(features).enumerate() {
+                    for (f, &b) in row.iter().enumerate() {
+                        t[f * n + i] = b;
+                    }
+                }
+                t
             })
             .collect();
-        let mut bins = Vec::with_capacity(rows * features);
-        let mut bounds = Vec::with_capacity(features);
-        for (b, col) in columns {
-            bins.extend(col);
-            bounds.push(b);
-        }
-        Binned { rows, features, bins, bounds }
+        by_column.par_chunks_mut(rows).enumerate().for_each(|(f, col)| {
+            let mut at = 0;
+            for t in &blocks {
+                let n = t.len() / features;
+                col[at..at + n].copy_from_slice(&t[f * n..(f + 1) * n]);
+                at += n;
+            }
+        });
+        Binned { rows, features, by_column, by_row, bounds }
     }
 
     pub fn column(&self, f: usize) -> &[u8] {
-        &self.bins[f * self.rows..(f + 1) * self.rows]
+        &self.by_column[f * self.rows..(f + 1) * self.rows]
+    }
+
+    pub fn row(&self, i: usize) -> &[u8] {
+        &self.by_row[i * self.features..(i + 1) * self.features]
     }
 }
 
