@@ -39,7 +39,8 @@ pub struct TabularArgs {
     /// csv or parquet (detected from the extension when omitted).
     #[arg(long)]
     format: Option<String>,
-    /// gbdt (gradient-boosted trees).
+    /// gbdt (gradient-boosted trees) or linear (ridge / logistic / multinomial
+    /// regression; --rounds caps its solver iterations, --l2 its penalty).
     #[arg(long, default_value = "gbdt")]
     algo: String,
     #[arg(long)]

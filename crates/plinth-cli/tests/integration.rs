@@ -377,6 +377,42 @@ fn tabular_models_train_evaluate_track_and_register() {
 }
 
 #[test]
+fn linear_models_train_track_and_register() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("titles.csv");
+    write_titles(&data, 3000, &["drama", "comedy", "horror", "family"]);
+    let data_dir = dir.path().join("pd");
+    let (data, dd) = (data.to_str().unwrap(), data_dir.to_str().unwrap());
+    let common = ["--data", data, "--data-dir", dd, "--json", "--algo", "linear", "--drop", "revenue,tier,hit,release"];
+    let regression = last_json(&train_tabular(
+        &[&common[..], &["--target", "revenue", "--task", "regression", "--register", "revenue-linear"]].concat(),
+    ));
+    // Revenue is linear in budget and genre, quadratic in buzz.
+    assert!(regression["metrics"]["r2"].as_f64().unwrap() > 0.9, "{regression}");
+    assert_eq!(regression["model_version"], "1");
+    let binary = last_json(&train_tabular(&[&common[..], &["--target", "hit", "--task", "binary"]].concat()));
+    assert!(binary["metrics"]["auc"].as_f64().unwrap() > 0.95, "{binary}");
+    let multi = last_json(&train_tabular(
+        &[&common[..], &["--target", "tier", "--task", "multiclass", "--l2", "0.001"]].concat(),
+    ));
+    assert!(multi["metrics"]["accuracy"].as_f64().unwrap() > 0.8, "{multi}");
+    assert!(multi["data"]["iterations"].as_u64().unwrap() > 3, "{multi}");
+
+    let port = free_port();
+    let _server = start_server(port, dd);
+    let get = |path: String| get_json(port, &path);
+    let run_id = binary["run_id"].as_str().unwrap();
+    let history = get(format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=train_loss"));
+    let curve: Vec<f64> = history["metrics"].as_array().unwrap().iter().map(|m| m["value"].as_f64().unwrap()).collect();
+    assert!(curve.len() > 3 && curve.windows(2).all(|w| w[1] <= w[0]), "the solver's loss never rises: {curve:?}");
+    let run = get(format!("/api/2.0/mlflow/runs/get?run_id={run_id}"));
+    let params = run["run"]["data"]["params"].as_array().unwrap();
+    assert!(params.iter().any(|p| p["key"] == "algo" && p["value"] == "linear"), "{params:?}");
+    let version = get("/api/2.0/mlflow/model-versions/get?name=revenue-linear&version=1".into());
+    assert_eq!(version["model_version"]["run_id"], regression["run_id"]);
+}
+
+#[test]
 fn bad_tabular_input_gets_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let dd = dir.path().join("pd");
@@ -407,6 +443,11 @@ fn bad_tabular_input_gets_clear_errors() {
     check(&[&["--data", good][..], &["--task", "ranking", "--target", "hit"]].concat(), "unknown task");
     check(&[&["--data", good, "--split", "random:2"][..], &binary[..]].concat(), "bad split");
     check(&[&["--data", good, "--algo", "forest"][..], &binary[..]].concat(), "unknown algorithm");
+    check(
+        &[&["--data", good, "--algo", "linear", "--max-depth", "3"][..], &binary[..]].concat(),
+        "max depth applies to gbdt",
+    );
+    check(&[&["--data", good, "--algo", "linear", "--l2=-1"][..], &binary[..]].concat(), "l2 must be finite");
     check(&[&["--data", good, "--rounds", "0"][..], &binary[..]].concat(), "rounds must be at least 1");
     check(&[&["--data", good, "--features", "budget,nope"][..], &binary[..]].concat(), "no column 'nope'");
 }

@@ -14,8 +14,10 @@ use plinth_core::experiments::Tag;
 use plinth_core::ids::now_ms;
 use plinth_core::runs::{Metric, Param};
 use plinth_ml::tabular::gbdt::{Gbdt, GbdtParams, Objective};
+use plinth_ml::tabular::linear::{Linear, LinearParams};
 use plinth_ml::tabular::metrics;
-use plinth_ml::tabular::prepare::{Encoded, Schema, Selection, Task, check_target};
+use plinth_ml::tabular::model::{TabularFile, TabularModel};
+use plinth_ml::tabular::prepare::{Encoded, Feature, Schema, Selection, Task, check_target};
 use plinth_ml::tabular::split;
 use plinth_ml::tabular::table::{Table, TableOptions, read_table};
 use serde_json::{Value, json};
@@ -50,6 +52,22 @@ impl TabularSplit {
     }
 }
 
+/// The engine and its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Algo {
+    Gbdt(GbdtParams),
+    Linear(LinearParams),
+}
+
+impl Algo {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algo::Gbdt(_) => "gbdt",
+            Algo::Linear(_) => "linear",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TabularJob {
     pub data: PathBuf,
@@ -59,7 +77,7 @@ pub struct TabularJob {
     pub task: Task,
     pub selection: Selection,
     pub table: TableOptions,
-    pub params: GbdtParams,
+    pub algo: Algo,
     /// Stop when the loss on a tenth of the training rows (held out) has not
     /// improved for this many rounds.
     pub early_stopping: Option<usize>,
@@ -107,10 +125,44 @@ pub struct TabularSpec {
 impl TabularSpec {
     pub fn into_job(self, resolve: impl Fn(&str) -> Result<PathBuf>) -> Result<TabularJob> {
         let invalid = |m: String| Error::from(DomainError::invalid(m));
-        let algo = self.algo.as_deref().unwrap_or("gbdt");
-        if algo != "gbdt" {
-            return Err(invalid(format!("unknown algorithm '{algo}': Plinth trains gbdt for now")));
-        }
+        let algo = match self.algo.as_deref().unwrap_or("gbdt") {
+            "gbdt" => {
+                let defaults = GbdtParams::default();
+                let params = GbdtParams {
+                    rounds: self.rounds.unwrap_or(defaults.rounds),
+                    learning_rate: self.learning_rate.unwrap_or(defaults.learning_rate),
+                    max_leaves: self.max_leaves.unwrap_or(defaults.max_leaves),
+                    max_depth: self.max_depth.unwrap_or(defaults.max_depth),
+                    min_leaf: self.min_leaf.unwrap_or(defaults.min_leaf),
+                    l2: self.l2.unwrap_or(defaults.l2),
+                    ..defaults
+                };
+                params.check().map_err(Error::from)?;
+                Algo::Gbdt(params)
+            }
+            "linear" => {
+                let tree_only = [
+                    ("learning rate", self.learning_rate.is_some()),
+                    ("max depth", self.max_depth.is_some()),
+                    ("max leaves", self.max_leaves.is_some()),
+                    ("min leaf", self.min_leaf.is_some()),
+                    ("early stopping", self.early_stopping.is_some()),
+                ];
+                if let Some((name, _)) = tree_only.iter().find(|(_, given)| *given) {
+                    return Err(invalid(format!("{name} applies to gbdt, not to linear models")));
+                }
+                let defaults = LinearParams::default();
+                let params = LinearParams {
+                    l2: self.l2.unwrap_or(defaults.l2),
+                    max_iterations: self.rounds.unwrap_or(defaults.max_iterations),
+                };
+                if !(params.l2.is_finite() && params.l2 >= 0.0) || params.max_iterations == 0 {
+                    return Err(invalid("l2 must be finite and >= 0, and rounds (iterations) at least 1".into()));
+                }
+                Algo::Linear(params)
+            }
+            other => return Err(invalid(format!("unknown algorithm '{other}': gbdt or linear"))),
+        };
         if self.test_data.is_some() && self.split.is_some() {
             return Err(invalid("give either a test file or a split, not both".into()));
         }
@@ -123,17 +175,6 @@ impl TabularSpec {
             Some("parquet") => plinth_ml::data::Format::Parquet,
             Some(other) => return Err(invalid(format!("unknown format '{other}': csv or parquet"))),
         };
-        let defaults = GbdtParams::default();
-        let params = GbdtParams {
-            rounds: self.rounds.unwrap_or(defaults.rounds),
-            learning_rate: self.learning_rate.unwrap_or(defaults.learning_rate),
-            max_leaves: self.max_leaves.unwrap_or(defaults.max_leaves),
-            max_depth: self.max_depth.unwrap_or(defaults.max_depth),
-            min_leaf: self.min_leaf.unwrap_or(defaults.min_leaf),
-            l2: self.l2.unwrap_or(defaults.l2),
-            ..defaults
-        };
-        params.check().map_err(Error::from)?;
         if self.early_stopping == Some(0) {
             return Err(invalid("early stopping needs a patience of at least 1 round".into()));
         }
@@ -145,7 +186,7 @@ impl TabularSpec {
             task: self.task.parse::<Task>().map_err(Error::from)?,
             selection: Selection { only: self.features, drop: self.drop },
             table: TableOptions { format, delimiter: None, categorical: self.categorical, numeric: self.numeric },
-            params,
+            algo,
             early_stopping: self.early_stopping,
             seed: self.seed.unwrap_or(42),
             threads: self.threads,
@@ -158,7 +199,7 @@ impl TabularSpec {
 
 struct Trained {
     schema: Schema,
-    model: Gbdt,
+    model: TabularModel,
     train_rows: usize,
     test_rows: usize,
     unseen: Vec<(String, usize)>,
@@ -281,29 +322,64 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
     let train_rows = schema.encode(&train, true).map_err(Error::from)?;
     let test_rows = schema.encode(&test, true).map_err(Error::from)?;
     let start = Instant::now();
-    let rounds = job.params.rounds;
-    let watch = valid.as_ref().zip(job.early_stopping).map(|(v, patience)| (v.x.as_slice(), v.y.as_slice(), patience));
-    let model = Gbdt::train_with_validation(
-        &train_rows.x,
-        train_rows.rows,
-        schema.features.len(),
-        &train_rows.y,
-        objective(&schema),
-        &job.params,
-        watch,
-        &mut |r| {
-            progress("gbdt", r, rounds);
-            if r % 50 == 0 || r == rounds {
-                tracing::info!(round = r, rounds, "gbdt");
-            }
-        },
-    )
-    .map_err(Error::from)?;
+    let features = schema.features.len();
+    let (model, curve) = match &job.algo {
+        Algo::Gbdt(params) => {
+            let rounds = params.rounds;
+            let watch =
+                valid.as_ref().zip(job.early_stopping).map(|(v, patience)| (v.x.as_slice(), v.y.as_slice(), patience));
+            let model = Gbdt::train_with_validation(
+                &train_rows.x,
+                train_rows.rows,
+                features,
+                &train_rows.y,
+                objective(&schema),
+                params,
+                watch,
+                &mut |r| {
+                    progress("gbdt", r, rounds);
+                    if r % 50 == 0 || r == rounds {
+                        tracing::info!(round = r, rounds, "gbdt");
+                    }
+                },
+            )
+            .map_err(Error::from)?;
+            let curve = curve(&model, &test_rows);
+            (TabularModel::Gbdt(model), curve)
+        }
+        Algo::Linear(params) => {
+            let levels: Vec<Option<usize>> = schema
+                .features
+                .iter()
+                .map(|f| match f {
+                    Feature::Categorical { levels, .. } => Some(levels.len()),
+                    Feature::Numeric { .. } => None,
+                })
+                .collect();
+            // The training loss after each solver iteration, as the curve.
+            let (mut curve, t0, limit) = (Vec::new(), now_ms(), params.max_iterations);
+            let model = Linear::train(
+                &train_rows.x,
+                train_rows.rows,
+                features,
+                &levels,
+                &train_rows.y,
+                objective(&schema),
+                params,
+                &mut |i, loss| {
+                    progress("linear", i, limit);
+                    curve.push(Metric::new("train_loss", loss, t0 + i as i64, i as i64));
+                },
+            )
+            .map_err(Error::from)?;
+            progress("linear", limit, limit);
+            (TabularModel::Linear(model), curve)
+        }
+    };
     let train_seconds = start.elapsed().as_secs_f64();
     let p = model.predict(&test_rows.x, test_rows.rows);
     let mut metrics = evaluate(job.task, schema.classes.len(), &test_rows.y, &p);
     metrics.push(("train_seconds".into(), train_seconds));
-    let curve = curve(&model, &test_rows);
     let (plot, confusion) = match job.task {
         Task::Regression => (("residuals.svg", plots::residuals_svg(&test_rows.y, &p)), None),
         Task::Binary | Task::Multiclass => {
@@ -338,12 +414,14 @@ pub async fn train_tabular(tracker: &dyn Tracker, job: TabularJob, progress: Pro
     if let Some(name) = &job.register {
         plinth_core::validation::validate_model_name(name)?;
     }
-    job.params.check().map_err(Error::from)?;
+    if let Algo::Gbdt(params) = &job.algo {
+        params.check().map_err(Error::from)?;
+    }
     let run_job = job.clone();
     let trained = off_the_async_threads(job.threads, move || train_blocking(&run_job, &progress)).await?;
     let tags = vec![
         Tag::new("plinth.task", "tabular"),
-        Tag::new("plinth.algo", "gbdt"),
+        Tag::new("plinth.algo", job.algo.name()),
         Tag::new("mlflow.source.name", "plinth train tabular"),
     ];
     let (experiment_id, run_id) = tracker.start_run(&job.experiment, job.run_name.clone(), tags).await?;
@@ -360,23 +438,28 @@ pub async fn train_tabular(tracker: &dyn Tracker, job: TabularJob, progress: Pro
 }
 
 async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Trained) -> Result<(Value, Option<i64>)> {
-    let p = &job.params;
     let mut params = vec![
-        Param::new("algo", "gbdt"),
+        Param::new("algo", job.algo.name()),
         Param::new("task", format!("{:?}", job.task).to_lowercase()),
         Param::new("target", job.target.clone()),
         Param::new("data", job.data.display().to_string()),
-        Param::new("rounds", p.rounds.to_string()),
-        Param::new("learning_rate", p.learning_rate.to_string()),
-        Param::new("max_leaves", p.max_leaves.to_string()),
-        Param::new("max_depth", p.max_depth.to_string()),
-        Param::new("min_leaf", p.min_leaf.to_string()),
-        Param::new("l2", p.l2.to_string()),
-        Param::new("max_bins", p.max_bins.to_string()),
         Param::new("seed", job.seed.to_string()),
         Param::new("features", t.schema.features.len().to_string()),
-        Param::new("early_stopping", job.early_stopping.map_or("none".to_string(), |p| p.to_string())),
     ];
+    match &job.algo {
+        Algo::Gbdt(p) => params.extend([
+            Param::new("rounds", p.rounds.to_string()),
+            Param::new("learning_rate", p.learning_rate.to_string()),
+            Param::new("max_leaves", p.max_leaves.to_string()),
+            Param::new("max_depth", p.max_depth.to_string()),
+            Param::new("min_leaf", p.min_leaf.to_string()),
+            Param::new("l2", p.l2.to_string()),
+            Param::new("max_bins", p.max_bins.to_string()),
+            Param::new("early_stopping", job.early_stopping.map_or("none".to_string(), |p| p.to_string())),
+        ]),
+        Algo::Linear(p) => params
+            .extend([Param::new("l2", p.l2.to_string()), Param::new("max_iterations", p.max_iterations.to_string())]),
+    }
     match &job.test_data {
         Some(path) => params.push(Param::new("test_data", path.display().to_string())),
         None => params.push(Param::new(
@@ -396,29 +479,35 @@ async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Train
         "test_rows": t.test_rows,
         "features": t.schema.features.len(),
         "unseen_categories": unseen,
-        "rounds_trained": t.model.trees.len() / t.model.objective.outputs(),
     });
+    let mut stats = stats;
+    match &t.model {
+        TabularModel::Gbdt(m) => stats["rounds_trained"] = json!(m.trees.len() / m.objective.outputs()),
+        TabularModel::Linear(_) => stats["iterations"] = json!(t.curve.len()),
+    }
     for (k, v) in stats.as_object().into_iter().flatten() {
         all.push(Metric::new(k.clone(), v.as_f64().unwrap_or(0.0), now, 0));
     }
     tracker.log(run_id, all, params).await?;
 
+    let (measure, values) = t.model.importance();
     let mut importance: Vec<(String, f64)> =
-        t.schema.features.iter().map(|f| f.name().to_string()).zip(t.model.importance_gain()).collect();
+        t.schema.features.iter().map(|f| f.name().to_string()).zip(values).collect();
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let importance_json = json!(importance.iter().map(|(f, g)| json!({"feature": f, "gain": g})).collect::<Vec<_>>());
+    let importance_json = json!(importance.iter().map(|(f, g)| json!({"feature": f, measure: g})).collect::<Vec<_>>());
     tracker.upload(run_id, "feature_importance.json", Bytes::from(importance_json.to_string())).await?;
     tracker.upload(run_id, t.plot.0, Bytes::from(t.plot.1.clone())).await?;
     if let Some(m) = &t.confusion {
         let doc = json!({"classes": t.schema.classes, "actual_by_predicted": m});
         tracker.upload(run_id, "confusion_matrix.json", Bytes::from(doc.to_string())).await?;
     }
-    let model = json!({"schema": t.schema, "gbdt": t.model});
-    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"), Bytes::from(model.to_string())).await?;
+    let model = TabularFile { schema: t.schema.clone(), model: t.model.clone() };
+    let model = serde_json::to_vec(&model).map_err(|e| Error::Internal(e.to_string()))?;
+    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"), Bytes::from(model)).await?;
     let meta = json!({
         "flavor": FLAVOR,
         "file": MODEL_FILE,
-        "algo": "gbdt",
+        "algo": t.model.algo(),
         "task": t.schema.task,
         "target": t.schema.target,
         "features": t.schema.features.iter().map(|f| f.name()).collect::<Vec<_>>(),

@@ -626,6 +626,9 @@ async fn tabular_models_serve_the_same_predictions_as_in_process() {
     let table = read_table(&data, &TableOptions::default()).unwrap().take(&[0, 1, 2, 3, 4]);
     let encoded = schema.encode(&table, false).unwrap();
     let expected = gbdt.predict(&encoded.x, 5);
+    let rows = json!([
+        {"name": "size", "datatype": "FP64", "shape": [5], "data": [0.0, 3.7, 7.4, 1.1, 4.8]},
+        {"name": "genre", "datatype": "BYTES", "shape": [5, 1], "data": ["drama", "comedy", "horror", "drama", "comedy"]}]);
 
     let body = json!({"id": "t1", "inputs": [
         {"name": "size", "datatype": "FP64", "shape": [5], "data": [0.0, 3.7, 7.4, 1.1, 4.8]},
@@ -667,5 +670,33 @@ async fn tabular_models_serve_the_same_predictions_as_in_process() {
         let (s, b) = srv.post("/v2/models/scores/infer", json!({"inputs": inputs})).await;
         assert_eq!(s, 400, "{b}");
         assert!(b["error"].as_str().unwrap().contains(expected), "{b}");
+    }
+
+    // A linear model of the same data serves the same way.
+    let spec = json!({"data": "scores.csv", "target": "score", "task": "regression", "algo": "linear",
+                      "register": "scores-linear"});
+    let job = srv.run_job("train-tabular", spec).await;
+    assert!(job["result"]["metrics"]["r2"].as_f64().unwrap() > 0.9, "{job}");
+    let version = srv
+        .platform
+        .resolve_model(&plinth_core::deployments::ModelRef::parse("scores-linear/1").unwrap())
+        .await
+        .unwrap();
+    let stored: plinth_ml::tabular::model::TabularFile =
+        serde_json::from_slice(&srv.platform.read_model_file(&version, "model.json").await.unwrap()).unwrap();
+    assert_eq!(stored.model.algo(), "linear");
+    let expected = stored.model.predict(&encoded.x, 5);
+    let (s, b) = srv
+        .post(
+            "/api/2.0/plinth/deployments/create",
+            json!({"name": "linear", "variants": [{"name": "a", "model": "scores-linear/1"}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = srv.post("/v2/models/linear/infer", json!({"inputs": rows})).await;
+    assert_eq!(s, 200, "{b}");
+    let got: Vec<f64> = b["outputs"][0]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 1e-9, "served {got:?}, in-process {expected:?}");
     }
 }

@@ -6,8 +6,7 @@ use plinth_core::ids::now_ms;
 use plinth_core::registry::ModelVersion;
 use plinth_engine::Platform;
 use plinth_ml::model::{ItemFilter, RecModel};
-use plinth_ml::tabular::gbdt::Gbdt;
-use plinth_ml::tabular::prepare::Schema;
+use plinth_ml::tabular::model::TabularFile;
 use plinth_onnx::OnnxModel;
 
 use crate::{Error, Result};
@@ -62,11 +61,7 @@ pub struct Recommender {
 }
 
 /// A tabular model trained by Plinth, with the encoding it was trained with.
-#[derive(serde::Deserialize)]
-pub struct Tabular {
-    pub schema: Schema,
-    pub gbdt: Gbdt,
-}
+pub type Tabular = TabularFile;
 
 /// What a loaded version runs.
 pub enum Kind {
@@ -182,8 +177,8 @@ async fn load_plinth(platform: &Platform, version: &ModelVersion, what: &str, me
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
             .map_err(|e| Error::Invalid(format!("{what}: bad {file}: {e}")))?;
-        if model.gbdt.features != model.schema.features.len() {
-            return Err(Error::Invalid(format!("{what}: the trees and the encoding disagree on the features")));
+        if !model.consistent() {
+            return Err(Error::Invalid(format!("{what}: the model and its encoding disagree on the features")));
         }
         return Ok(Kind::Tabular(Arc::new(model)));
     }

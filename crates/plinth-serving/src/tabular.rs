@@ -143,7 +143,7 @@ fn run(loaded: &LoadedModel, table: &Table) -> Result<Answered> {
     };
     let encoded = m.schema.encode(table, false).map_err(|e| Error::Invalid(e.to_string()))?;
     let n = encoded.rows;
-    let p = m.gbdt.predict(&encoded.x, n);
+    let p = m.model.predict(&encoded.x, n);
     let label = |k: usize| m.schema.classes.get(k).cloned().unwrap_or_default().into_bytes();
     let fp64 = |name: &str, shape: Vec<i64>, v: Vec<f64>| Tensor {
         name: name.into(),

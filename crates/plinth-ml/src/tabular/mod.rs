@@ -4,7 +4,9 @@
 
 pub mod binning;
 pub mod gbdt;
+pub mod linear;
 pub mod metrics;
+pub mod model;
 pub mod prepare;
 pub mod split;
 pub mod table;
