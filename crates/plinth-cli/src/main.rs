@@ -3,6 +3,7 @@
 
 mod config;
 mod deploy;
+mod import;
 mod remote;
 mod tabular;
 mod train;
@@ -47,13 +48,16 @@ enum Command {
     /// Serve registered models: create, change, inspect and delete deployments on a running server.
     #[command(subcommand)]
     Deploy(deploy::DeployCommand),
+    /// Register a model trained elsewhere (LightGBM) so Plinth tracks and serves it.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 #[derive(Subcommand)]
 enum TrainCommand {
     /// A recommender (ALS, BPR, item kNN, popularity) from interaction data.
     Recommender(Box<train::RecommenderArgs>),
-    /// A gradient-boosted tree model (binary, multiclass, regression) from a CSV or Parquet table.
+    /// A gradient-boosted tree or linear model (binary, multiclass, regression) from a CSV or Parquet table.
     Tabular(Box<tabular::TabularArgs>),
 }
 
@@ -69,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train(TrainCommand::Recommender(args)) => runtime.block_on(train::recommender(*args)),
         Command::Train(TrainCommand::Tabular(args)) => runtime.block_on(tabular::run(*args)),
         Command::Deploy(cmd) => runtime.block_on(deploy::run(cmd)),
+        Command::Import(cmd) => runtime.block_on(import::run(cmd)),
     }
 }
 

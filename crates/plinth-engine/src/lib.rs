@@ -6,6 +6,7 @@ mod artifacts;
 pub mod deployments;
 mod error;
 mod experiments;
+pub mod imports;
 pub mod jobs;
 mod logged_models;
 mod plots;

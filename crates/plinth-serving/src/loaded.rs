@@ -204,11 +204,15 @@ async fn load_mlflow(platform: &Platform, version: &ModelVersion, what: &str) ->
     })?;
     let descriptor: MlModel =
         serde_yaml_ng::from_slice(&descriptor).map_err(|e| Error::Invalid(format!("{what}: bad MLmodel: {e}")))?;
+    if let Some(lightgbm) = descriptor.flavors.get("lightgbm") {
+        return load_lightgbm(platform, version, what, lightgbm).await;
+    }
     let Some(onnx) = descriptor.flavors.get("onnx") else {
         let found: Vec<&str> = descriptor.flavors.keys().map(String::as_str).collect();
         return Err(Error::Invalid(format!(
             "{what} cannot be served: Plinth serves MLflow models in the 'onnx' flavor (export with skl2onnx, \
-             onnxmltools or torch.onnx and log with mlflow.onnx.log_model); this one has: {}",
+             onnxmltools or torch.onnx and log with mlflow.onnx.log_model) or LightGBM boosters \
+             (mlflow.lightgbm.log_model); this one has: {}",
             found.join(", ")
         )));
     };
@@ -219,6 +223,32 @@ async fn load_mlflow(platform: &Platform, version: &ModelVersion, what: &str) ->
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(|e| Error::Invalid(format!("{what} cannot be served: {e}")))?;
     Ok(Kind::Onnx(Arc::new(model)))
+}
+
+/// A LightGBM booster logged with `mlflow.lightgbm.log_model`: its text
+/// model file, imported into Plinth's trees and served as a tabular model.
+async fn load_lightgbm(
+    platform: &Platform,
+    version: &ModelVersion,
+    what: &str,
+    flavor: &serde_yaml_ng::Value,
+) -> Result<Kind> {
+    let file = flavor.get("data").and_then(serde_yaml_ng::Value::as_str).unwrap_or("model.lgb").to_string();
+    if !file.ends_with(".lgb") && !file.ends_with(".txt") {
+        return Err(Error::Invalid(format!(
+            "{what} cannot be served: its LightGBM model is pickled ({file}); log the booster instead \
+             (mlflow.lightgbm.log_model(model.booster_, ...)), which saves LightGBM's text format"
+        )));
+    }
+    let bytes = platform.read_model_file(version, &file).await?;
+    let model = tokio::task::spawn_blocking(move || {
+        let text = std::str::from_utf8(&bytes).map_err(|_| "the model file is not text".to_string())?;
+        plinth_ml::tabular::lightgbm::parse(text).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+    .map_err(|e| Error::Invalid(format!("{what} cannot be served: {e}")))?;
+    Ok(Kind::Tabular(Arc::new(model)))
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ use crate::{Error, Result};
 
 /// Cells per feature in a histogram (bin 0 is missing).
 const STRIDE: usize = 256;
+/// What counts as zero for `zero_missing` (LightGBM's `kZeroThreshold`).
+pub const ZERO: f64 = 1e-35_f32 as f64;
 /// A leaf's hessian sum must reach this to be split off.
 const MIN_HESSIAN: f64 = 1e-3;
 
@@ -113,6 +115,10 @@ pub enum Node {
         left: u32,
         right: u32,
         gain: f64,
+        /// Zero counts as missing too (LightGBM's `missing_type=Zero`, kept
+        /// for imported models).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        zero_missing: bool,
     },
     Leaf {
         value: f64,
@@ -130,9 +136,10 @@ impl Tree {
         loop {
             match &self.nodes[at] {
                 Node::Leaf { value } => return *value,
-                Node::Split { feature, threshold, missing_left, left, right, .. } => {
+                Node::Split { feature, threshold, missing_left, left, right, zero_missing, .. } => {
                     let x = row[*feature as usize];
-                    let go_left = if x.is_nan() { *missing_left } else { x <= *threshold };
+                    let missing = x.is_nan() || (*zero_missing && x.abs() <= ZERO);
+                    let go_left = if missing { *missing_left } else { x <= *threshold };
                     at = if go_left { *left } else { *right } as usize;
                 }
             }
@@ -353,6 +360,7 @@ impl Grower<'_> {
                 left: left_node as u32,
                 right: right_node as u32,
                 gain: split.gain,
+                zero_missing: false,
             };
             for ((start, end), hist, sums) in [(small, small_hist, small_sums), (large, large_hist, large_sums)] {
                 let node = if start == parent.start { left_node } else { right_node };

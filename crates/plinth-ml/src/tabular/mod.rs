@@ -4,6 +4,7 @@
 
 pub mod binning;
 pub mod gbdt;
+pub mod lightgbm;
 pub mod linear;
 pub mod metrics;
 pub mod model;
