@@ -47,6 +47,22 @@ impl Platform {
         Ok(self.artifacts.delete(&path).await?)
     }
 
+    /// Opens one of a run's artifacts (`path` relative to the run's root,
+    /// confined to it): its size and bytes as a stream.
+    pub async fn open_run_artifact(
+        &self,
+        run_id: &str,
+        path: &str,
+    ) -> Result<(u64, impl Stream<Item = plinth_artifacts::Result<Bytes>> + Send + 'static + use<>)> {
+        let run = self.get_run(run_id).await?;
+        let rel = ArtifactPath::parse(path)?;
+        let Some(key) = artifact_key(&run.info.artifact_uri) else {
+            return Err(plinth_core::Error::not_found(format!("run {run_id} keeps its artifacts elsewhere")).into());
+        };
+        let base = ArtifactPath::parse(key)?;
+        Ok(self.artifacts.get(&base.join(&rel)).await?)
+    }
+
     /// Lists a run's artifacts under `path`, paths relative to the run's root.
     /// Returns the run's artifact URI too. Runs whose artifacts live outside
     /// this server list as empty.

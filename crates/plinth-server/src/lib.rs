@@ -25,9 +25,12 @@ use tokio::net::TcpListener;
 pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: ServerConfig) -> Router {
     metrics::install();
     let inference_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_inference.max(1)));
+    let ui = plinth_ui::router(serving.clone());
     let state = AppState::new(state::Shared { platform, jobs, serving, config, inference_permits });
     // gRPC (HTTP/2) and REST share the port; gRPC paths are `/<service>/<method>`.
-    routes::router(state.clone()).route_service("/inference.GRPCInferenceService/{method}", grpc::service(state))
+    routes::router(state.clone())
+        .route_service("/inference.GRPCInferenceService/{method}", grpc::service(state))
+        .merge(ui)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains

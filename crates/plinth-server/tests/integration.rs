@@ -700,3 +700,170 @@ async fn tabular_models_serve_the_same_predictions_as_in_process() {
         assert!((g - e).abs() < 1e-9, "served {got:?}, in-process {expected:?}");
     }
 }
+
+#[tokio::test]
+async fn web_ui_pages_show_real_data_and_escape_everything() {
+    let srv = TestServer::start(ServerConfig::default()).await;
+    let html = |path: String| {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let url = srv.url(&path);
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            (status, headers, r.text().await.unwrap())
+        }
+    };
+    let evil = "<script>alert(1)</script>";
+    let (_, exp) = srv.post("/api/2.0/mlflow/experiments/create", json!({"name": format!("{evil} recs")})).await;
+    let exp_id = exp["experiment_id"].as_str().unwrap().to_string();
+    let mut runs = Vec::new();
+    for (name, algo, best) in
+        [("<img src=x onerror=alert(1)>", "bpr", 0.1), ("als-1", "als", 0.3), ("als-2", "als", 0.4)]
+    {
+        let (_, run) = srv
+            .post("/api/2.0/mlflow/runs/create", json!({"experiment_id": exp_id, "run_name": name, "start_time": 1000}))
+            .await;
+        let id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+        let metrics: Vec<Value> = (0..5)
+            .map(|s| json!({"key": "ndcg", "value": best * (s + 1) as f64 / 5.0, "timestamp": 1, "step": s}))
+            .collect();
+        let (s, b) = srv
+            .post(
+                "/api/2.0/mlflow/runs/log-batch",
+                json!({"run_id": id, "metrics": metrics,
+                       "params": [{"key": "algo", "value": algo}, {"key": "factors", "value": "64"}],
+                       "tags": [{"key": "note", "value": format!("\"><b>{evil}")}]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        runs.push(id);
+    }
+    let first = &runs[0];
+    for (path, body) in [
+        ("notes.txt", format!("hello {evil}")),
+        ("metrics.json", r#"{"ndcg": 0.4, "note": "<b>"}"#.to_string()),
+        ("sample.csv", "user,item\nu1,<i>x</i>\nu2,i2\n".to_string()),
+        ("plot.svg", format!("<svg xmlns='http://www.w3.org/2000/svg'>{evil}</svg>")),
+    ] {
+        let url = srv.url(&format!("/api/2.0/mlflow-artifacts/artifacts/{exp_id}/{first}/artifacts/{path}"));
+        assert!(srv.http.put(url).body(body).send().await.unwrap().status().is_success());
+    }
+    let no_injection = |page: &str| {
+        assert!(
+            !page.contains("<script") && !page.contains("<img src=x") && !page.contains("<b>"),
+            "unescaped: {page}"
+        );
+    };
+
+    let (s, headers, _) = html("/".into()).await;
+    assert!((300..400).contains(&s) && headers["location"] == "/ui/experiments");
+    let (s, _, page) = html("/ui/experiments".into()).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; recs"), "{page}");
+    no_injection(&page);
+    let (_, headers, css) = html("/ui/assets/style.css".into()).await;
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/css") && css.contains("table"));
+
+    // Runs: filtered and sorted by the store.
+    let q = format!("/ui/experiments/{exp_id}?filter=params.algo+%3D+%27als%27&order=metrics.ndcg+DESC");
+    let (s, _, page) = html(q).await;
+    assert_eq!(s, 200);
+    no_injection(&page);
+    let (a1, a2) = (page.find(">als-1<").unwrap(), page.find(">als-2<").unwrap());
+    assert!(a2 < a1, "sorted by ndcg, best first");
+    assert!(!page.contains("onerror"), "the bpr run is filtered out");
+    assert!(page.contains("metric </span>ndcg") || page.contains("ndcg"), "a metric column");
+    let (s, _, page) = html(format!("/ui/experiments/{exp_id}?filter=metrics.ndcg+%3E%3E+2")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("class=\"error\""), "the parser's message in the page: {page}");
+    let (s, _, page) = html(format!("/ui/experiments/{exp_id}?cols=metrics.ndcg,params.algo,tags.note&size=25")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("&lt;b&gt;&lt;script&gt;"), "the tag column, escaped");
+    no_injection(&page);
+
+    // A run: chart, params, lineage, artifacts.
+    let (s, _, page) = html(format!("/ui/runs/{first}")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("<svg class=\"chart\"") && page.contains("<polyline"), "a metric history chart");
+    assert!(page.contains(">factors<") && page.contains("notes.txt") && page.contains("plot.svg"));
+    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    no_injection(&page);
+    let artifact = |path: &str| html(format!("/ui/runs/{first}/artifacts?path={path}"));
+    let (_, _, page) = artifact("notes.txt").await;
+    assert!(page.contains("hello &lt;script&gt;alert(1)&lt;/script&gt;"));
+    no_injection(&page);
+    let (_, _, page) = artifact("metrics.json").await;
+    assert!(page.contains("&quot;ndcg&quot;: 0.4") || page.contains("\"ndcg\": 0.4"), "{page}");
+    no_injection(&page);
+    let (_, _, page) = artifact("sample.csv").await;
+    assert!(page.contains("<th>user</th>") && page.contains("<td>&lt;i&gt;x&lt;/i&gt;</td>"), "{page}");
+    let (_, _, page) = artifact("plot.svg").await;
+    assert!(page.contains("<img src=\"/ui/runs/"), "images preview as <img>: {page}");
+    no_injection(&page);
+    for (query, content_type) in
+        [("path=plot.svg", "application/octet-stream"), ("path=plot.svg&inline=1", "image/svg+xml")]
+    {
+        let (s, headers, _) = html(format!("/ui/runs/{first}/download?{query}")).await;
+        assert_eq!(s, 200);
+        assert_eq!(headers["content-type"], content_type);
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(headers["content-security-policy"].to_str().unwrap().starts_with("sandbox"));
+    }
+    let (s, _, _) = html(format!("/ui/runs/{first}/download?path=../../../etc/passwd")).await;
+    assert!((400..500).contains(&s), "no way out of the run's artifacts: {s}");
+    let (s, _, page) = html("/ui/runs/nope".into()).await;
+    assert_eq!(s, 404);
+    assert!(page.contains("class=\"error\""));
+
+    // Compare.
+    let (s, _, page) = html(format!("/ui/compare?run={}&run={}&run={}", runs[0], runs[1], runs[2])).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("Comparing 3 runs") && page.contains("class=\"changed\""));
+    assert!(page.matches("<svg class=\"chart\"").count() >= 2, "history overlay and scatter");
+    no_injection(&page);
+    let (s, _, page) = html(format!("/ui/compare?run={}", runs[0])).await;
+    assert_eq!(s, 400);
+    assert!(page.contains("between 2 and 200"));
+
+    // Models: a version, an alias set after a confirmation.
+    srv.post("/api/2.0/mlflow/registered-models/create", json!({"name": "recs"})).await;
+    let (s, b) = srv
+        .post(
+            "/api/2.0/mlflow/model-versions/create",
+            json!({"name": "recs", "source": format!("runs:/{}/model", runs[2]), "run_id": runs[2]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, _, page) = html("/ui/models".into()).await;
+    assert!(page.contains("href=\"/ui/models/recs\""));
+    let (_, _, page) = html("/ui/models/recs".into()).await;
+    assert!(page.contains(&format!("/ui/runs/{}", runs[2])));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let post = |form: &'static [(&'static str, &'static str)]| {
+        client
+            .post(srv.url("/ui/models/recs/alias"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap())
+            .send()
+    };
+    let r = post(&[("alias", "champion"), ("version", "1")]).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("Set @champion of recs to version 1?"));
+    let (s, v) = srv.get("/api/2.0/mlflow/registered-models/alias?name=recs&alias=champion").await;
+    assert_eq!(s, 404, "nothing changes before the confirmation: {v}");
+    let r = post(&[("alias", "champion"), ("version", "1"), ("confirm", "yes")]).await.unwrap();
+    assert!(r.status().is_redirection());
+    let (s, v) = srv.get("/api/2.0/mlflow/registered-models/alias?name=recs&alias=champion").await;
+    assert_eq!(s, 200, "{v}");
+    let r = post(&[("alias", "champion"), ("version", "7")]).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404, "an unknown version");
+
+    let (s, _, page) = html("/ui/deployments".into()).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("No deployments"));
+}

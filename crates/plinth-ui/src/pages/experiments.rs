@@ -1,0 +1,134 @@
+//! The experiments list, with search; create, rename, delete, restore.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use plinth_core::experiments::{LifecycleStage, ViewType};
+use plinth_engine::{ExperimentSearch, SearchQuery};
+use plinth_serving::Serving;
+use serde::Deserialize;
+
+use crate::{PageResult, UiError, page, query, time};
+
+#[derive(Deserialize, Default)]
+pub struct ListParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    view: String,
+    #[serde(default)]
+    offset: i64,
+}
+
+const PAGE: i64 = 100;
+
+pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> PageResult {
+    let view = match p.view.as_str() {
+        "deleted" => ViewType::DeletedOnly,
+        "all" => ViewType::All,
+        _ => ViewType::ActiveOnly,
+    };
+    // A quote would end the filter's string: searched as any character.
+    let pattern = p.q.trim().replace(['\'', '"', '`', '\\'], "_");
+    let filter = if pattern.is_empty() { String::new() } else { format!("name ILIKE '%{pattern}%'") };
+    let found = s
+        .platform()
+        .search_experiments(ExperimentSearch {
+            view,
+            query: SearchQuery {
+                filter,
+                order_by: vec!["last_update_time DESC".into()],
+                max_results: PAGE,
+                offset: p.offset.max(0),
+            },
+        })
+        .await?;
+    let next = found.next_offset.map(|o| query(&[("q", &p.q), ("view", &p.view), ("offset", &o.to_string())]));
+    Ok(page(
+        "Experiments",
+        html! {
+            h1 { "Experiments" }
+            form.toolbar method="get" action="/ui/experiments" {
+                input type="search" name="q" value=(p.q) placeholder="Search by name";
+                select name="view" {
+                    option value="active" selected[view == ViewType::ActiveOnly] { "Active" }
+                    option value="deleted" selected[view == ViewType::DeletedOnly] { "Deleted" }
+                    option value="all" selected[view == ViewType::All] { "All" }
+                }
+                button type="submit" { "Search" }
+            }
+            div.scroll {
+                table {
+                    thead { tr { th { "Name" } th { "ID" } th { "Last updated" } th { "Created" } th { "State" } th { "" } } }
+                    tbody {
+                        @for e in &found.items {
+                            tr {
+                                td { a href=(format!("/ui/experiments/{}", e.experiment_id)) { (e.name) } }
+                                td.muted { (e.experiment_id) }
+                                td { (time(e.last_update_time)) }
+                                td { (time(e.creation_time)) }
+                                td { (e.lifecycle_stage.as_str()) }
+                                td {
+                                    form.inline method="post" action=(format!("/ui/experiments/{}/edit", e.experiment_id)) {
+                                        @if e.lifecycle_stage == LifecycleStage::Active {
+                                            input type="hidden" name="action" value="delete";
+                                            button.secondary type="submit" { "Delete" }
+                                        } @else {
+                                            input type="hidden" name="action" value="restore";
+                                            button.secondary type="submit" { "Restore" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        @if found.items.is_empty() {
+                            tr { td colspan="6" .muted { "No experiments match." } }
+                        }
+                    }
+                }
+            }
+            @if let Some(next) = next {
+                div.pager { a href=(format!("/ui/experiments?{next}")) { "Next page →" } }
+            }
+            h2 { "New experiment" }
+            form.toolbar method="post" action="/ui/experiments" {
+                input type="text" name="name" placeholder="Name" required;
+                button type="submit" { "Create" }
+            }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    name: String,
+}
+
+pub async fn create(State(s): State<Serving>, Form(f): Form<CreateForm>) -> Result<Response, UiError> {
+    let id = s.platform().create_experiment(f.name.trim().to_string(), None, vec![]).await?;
+    Ok(Redirect::to(&format!("/ui/experiments/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct EditForm {
+    action: String,
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn edit(
+    State(s): State<Serving>,
+    Path(id): Path<String>,
+    Form(f): Form<EditForm>,
+) -> Result<Response, UiError> {
+    let platform = s.platform();
+    match f.action.as_str() {
+        "rename" => platform.rename_experiment(&id, f.name.trim().to_string()).await?,
+        "delete" => platform.delete_experiment(&id).await?,
+        "restore" => platform.restore_experiment(&id).await?,
+        other => return Err(UiError::bad_request(format!("unknown action '{other}'"))),
+    }
+    let to = if f.action == "rename" { format!("/ui/experiments/{id}") } else { "/ui/experiments?view=all".into() };
+    Ok(Redirect::to(&to).into_response())
+}

@@ -1,0 +1,8 @@
+//! One module per page family.
+
+pub mod compare;
+pub mod deployments;
+pub mod experiments;
+pub mod models;
+pub mod run;
+pub mod runs;

@@ -1,0 +1,270 @@
+//! An experiment's runs: a table with chosen metric, param and tag columns,
+//! sorted, filtered (the API's filter grammar) and paged by the store, so a
+//! page reads only its own rows whatever the experiment's size. Runs are
+//! selected for comparison with checkboxes (a plain GET form).
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, RawQuery, State};
+use maud::{Markup, html};
+use plinth_core::experiments::{LifecycleStage, ViewType};
+use plinth_core::runs::Run;
+use plinth_engine::{RunSearch, SearchQuery};
+use plinth_serving::Serving;
+
+use crate::{PageResult, duration, number, page, pairs, query, time};
+
+/// Rows per page a user may pick.
+pub const PAGE_SIZES: [i64; 4] = [25, 50, 100, 200];
+/// Columns picked for the user when none are chosen.
+const DEFAULT_METRICS: usize = 6;
+const DEFAULT_PARAMS: usize = 4;
+
+#[derive(Default, Clone)]
+struct TableParams {
+    filter: String,
+    /// `metrics.auc DESC`, `params.algo`, `attributes.start_time DESC`...
+    order: String,
+    /// Comma-separated `metrics.x`, `params.y`, `tags.z` (or repeated `col`).
+    cols: String,
+    offset: i64,
+    size: Option<i64>,
+}
+
+impl TableParams {
+    fn parse(raw: Option<String>) -> TableParams {
+        let mut p = TableParams::default();
+        let mut checked = Vec::new();
+        for (k, v) in pairs(raw) {
+            match k.as_str() {
+                "filter" => p.filter = v,
+                "order" => p.order = v,
+                "cols" => p.cols = v,
+                "col" => checked.push(v),
+                "offset" => p.offset = v.parse().unwrap_or(0),
+                "size" => p.size = v.parse().ok(),
+                _ => {}
+            }
+        }
+        if !checked.is_empty() {
+            p.cols = checked.join(",");
+        }
+        p
+    }
+}
+
+/// A chosen column: its kind (`metrics`, `params`, `tags`) and key.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Column {
+    kind: &'static str,
+    key: String,
+}
+
+impl Column {
+    fn parse(s: &str) -> Option<Column> {
+        let (kind, key) = s.split_once('.')?;
+        let kind = match kind {
+            "metrics" => "metrics",
+            "params" => "params",
+            "tags" => "tags",
+            _ => return None,
+        };
+        (!key.is_empty()).then(|| Column { kind, key: key.to_string() })
+    }
+
+    fn id(&self) -> String {
+        format!("{}.{}", self.kind, self.key)
+    }
+
+    /// The key as the order-by grammar takes it (backquoted unless plain).
+    fn order_key(&self) -> String {
+        let plain = self.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if plain { self.id() } else { format!("{}.`{}`", self.kind, self.key.replace('`', "")) }
+    }
+
+    fn value(&self, run: &Run) -> Option<String> {
+        match self.kind {
+            "metrics" => run.data.metrics.iter().find(|m| m.key == self.key).map(|m| number(m.value)),
+            "params" => run.data.params.iter().find(|p| p.key == self.key).map(|p| p.value.clone()),
+            _ => run.data.tags.iter().find(|t| t.key == self.key).map(|t| t.value.clone()),
+        }
+    }
+}
+
+pub async fn table(State(s): State<Serving>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> PageResult {
+    let p = TableParams::parse(raw);
+    let platform = s.platform();
+    let experiment = platform.get_experiment(&id).await?;
+    let size = p.size.filter(|n| PAGE_SIZES.contains(n)).unwrap_or(50);
+    let order_by = if p.order.trim().is_empty() { vec![] } else { vec![p.order.trim().to_string()] };
+    let search = RunSearch {
+        experiment_ids: vec![id.clone()],
+        view: ViewType::ActiveOnly,
+        query: SearchQuery {
+            filter: p.filter.trim().to_string(),
+            order_by,
+            max_results: size,
+            offset: p.offset.max(0),
+        },
+    };
+    // A bad filter or order shows the parser's message above an empty table.
+    let (runs, next, error) = match platform.search_runs(search).await {
+        Ok(found) => (found.items, found.next_offset, None),
+        Err(e @ plinth_engine::Error::Domain(_)) => (vec![], None, Some(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let mut columns: Vec<Column> = p.cols.split(',').filter_map(|c| Column::parse(c.trim())).collect();
+    // Keys present on this page, offered as columns.
+    let mut available: BTreeSet<Column> = BTreeSet::new();
+    for run in &runs {
+        available.extend(run.data.metrics.iter().map(|m| Column { kind: "metrics", key: m.key.clone() }));
+        available.extend(run.data.params.iter().map(|m| Column { kind: "params", key: m.key.clone() }));
+        available.extend(
+            run.data
+                .tags
+                .iter()
+                .filter(|t| !t.key.starts_with("mlflow."))
+                .map(|m| Column { kind: "tags", key: m.key.clone() }),
+        );
+    }
+    if columns.is_empty() {
+        columns.extend(available.iter().filter(|c| c.kind == "metrics").take(DEFAULT_METRICS).cloned());
+        columns.extend(available.iter().filter(|c| c.kind == "params").take(DEFAULT_PARAMS).cloned());
+    }
+    let cols = columns.iter().map(Column::id).collect::<Vec<_>>().join(",");
+    let link = |order: &str, offset: i64| {
+        let size = size.to_string();
+        let offset = offset.to_string();
+        let q =
+            query(&[("filter", &p.filter), ("order", order), ("cols", &cols), ("size", &size), ("offset", &offset)]);
+        format!("/ui/experiments/{id}?{q}")
+    };
+    let sort_link = |key: &str| {
+        let desc = format!("{key} DESC");
+        let next = if p.order.trim() == desc { format!("{key} ASC") } else { desc };
+        link(&next, 0)
+    };
+    let arrow = |key: &str| {
+        let o = p.order.trim();
+        if o == format!("{key} DESC") {
+            " ↓"
+        } else if o == format!("{key} ASC") || o == key {
+            " ↑"
+        } else {
+            ""
+        }
+    };
+    let deleted = experiment.lifecycle_stage == LifecycleStage::Deleted;
+    Ok(page(
+        &experiment.name,
+        html! {
+            div.crumbs { a href="/ui/experiments" { "Experiments" } " / " }
+            h1 { (experiment.name) @if deleted { " " span.badge { "deleted" } } }
+            form.toolbar method="get" action=(format!("/ui/experiments/{id}")) {
+                input.wide type="search" name="filter" value=(p.filter)
+                    placeholder="metrics.ndcg_at_10 > 0.3 and params.algo = 'als'";
+                input type="hidden" name="order" value=(p.order);
+                input type="hidden" name="cols" value=(cols);
+                select name="size" {
+                    @for n in PAGE_SIZES { option value=(n) selected[n == size] { (n) " per page" } }
+                }
+                button type="submit" { "Filter" }
+            }
+            @if let Some(e) = &error { div.error role="alert" { (e) } }
+            form method="get" action="/ui/compare" {
+                div.toolbar {
+                    button type="submit" { "Compare selected" }
+                    span.muted { (runs.len()) " runs on this page" @if p.offset > 0 { ", from " (p.offset + 1) } }
+                }
+                div.scroll {
+                    table #runs {
+                        thead {
+                            tr {
+                                th { "" }
+                                th { a href=(sort_link("attributes.run_name")) { "Run" (arrow("attributes.run_name")) } }
+                                th { a href=(sort_link("attributes.start_time")) { "Started" (arrow("attributes.start_time")) } }
+                                th { "Duration" }
+                                th { "Status" }
+                                @for c in &columns {
+                                    th.num[c.kind == "metrics"] {
+                                        a href=(sort_link(&c.order_key())) title=(c.id()) {
+                                            span.muted { (c.kind.trim_end_matches('s')) " " } (c.key) (arrow(&c.order_key()))
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        tbody {
+                            @for run in &runs { (row(run, &columns)) }
+                            @if runs.is_empty() && error.is_none() {
+                                tr { td colspan=(5 + columns.len()) .muted { "No runs match." } }
+                            }
+                        }
+                    }
+                }
+            }
+            div.pager {
+                @if p.offset > 0 { a href=(link(&p.order, (p.offset - size).max(0))) { "← Previous" } }
+                @if let Some(n) = next { a href=(link(&p.order, n)) { "Next →" } }
+            }
+            details {
+                summary { "Columns" }
+                form method="get" action=(format!("/ui/experiments/{id}")) {
+                    input type="hidden" name="filter" value=(p.filter);
+                    input type="hidden" name="order" value=(p.order);
+                    div.cols {
+                        @for c in &available {
+                            label {
+                                input type="checkbox" name="col" value=(c.id()) checked[columns.contains(c)];
+                                " " (c.id())
+                            }
+                            br;
+                        }
+                    }
+                    button type="submit" { "Show" }
+                }
+                form.toolbar method="get" action=(format!("/ui/experiments/{id}")) {
+                    input type="hidden" name="filter" value=(p.filter);
+                    input type="hidden" name="order" value=(p.order);
+                    span.muted { "Or type them, comma-separated:" }
+                    input.wide type="text" name="cols" value=(cols);
+                    button type="submit" { "Show" }
+                }
+            }
+            (rename_form(&id, &experiment.name))
+        },
+    ))
+}
+
+fn row(run: &Run, columns: &[Column]) -> Markup {
+    let info = &run.info;
+    html! {
+        tr {
+            td { input type="checkbox" name="run" value=(info.run_id) aria-label=(format!("select {}", info.run_name)); }
+            td { a href=(format!("/ui/runs/{}", info.run_id)) { (info.run_name) } }
+            td { (time(info.start_time)) }
+            td { @if let Some(end) = info.end_time { (duration(end - info.start_time)) } }
+            td class=(format!("status-{}", info.status.as_str())) { (info.status.as_str()) }
+            @for c in columns {
+                td.num[c.kind == "metrics"] { (c.value(run).unwrap_or_default()) }
+            }
+        }
+    }
+}
+
+fn rename_form(id: &str, name: &str) -> Markup {
+    html! {
+        details {
+            summary { "Rename or delete this experiment" }
+            form.toolbar method="post" action=(format!("/ui/experiments/{id}/edit")) {
+                input type="hidden" name="action" value="rename";
+                input type="text" name="name" value=(name) required;
+                button type="submit" { "Rename" }
+            }
+            form.toolbar method="post" action=(format!("/ui/experiments/{id}/edit")) {
+                input type="hidden" name="action" value="delete";
+                button.danger type="submit" { "Delete experiment" }
+            }
+        }
+    }
+}
