@@ -25,6 +25,14 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-sha256" 2>/dev/n
   echo "$REQ_HASH" > "$VENV/.requirements-sha256"
 fi
 
+step "Chromium for the web UI's browser tests"
+# Debian's package; Playwright drives it (it downloads no browser of its own).
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  timeout 600 $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive timeout 900 $SUDO apt-get install -y -qq chromium
+fi
+
 step "Build (release profile, one build for tests and binary)"
 timeout 2700 cargo build --release --workspace --all-targets --locked
 
@@ -33,5 +41,7 @@ timeout 900 cargo test --release --workspace --locked
 
 step "Conformance: the real mlflow client against plinth server"
 export PLINTH_BIN="$CARGO_TARGET_DIR/release/plinth"
+# The browser tests save a screenshot of each main page here.
+export PLINTH_UI_SCREENSHOTS="${PLINTH_UI_SCREENSHOTS:-$CACHE/ui-screenshots}"
 cd tests/conformance
 timeout 1200 "$VENV/bin/python" -m pytest -q --timeout 300 -p no:cacheprovider -W ignore::DeprecationWarning .

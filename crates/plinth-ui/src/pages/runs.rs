@@ -161,7 +161,7 @@ pub async fn table(State(s): State<Serving>, Path(id): Path<String>, RawQuery(ra
             div.crumbs { a href="/ui/experiments" { "Experiments" } " / " }
             h1 { (experiment.name) @if deleted { " " span.badge { "deleted" } } }
             form.toolbar method="get" action=(format!("/ui/experiments/{id}")) {
-                input.wide type="search" name="filter" value=(p.filter)
+                input.wide #filter type="search" name="filter" value=(p.filter) aria-label="Filter runs"
                     placeholder="metrics.ndcg_at_10 > 0.3 and params.algo = 'als'";
                 input type="hidden" name="order" value=(p.order);
                 input type="hidden" name="cols" value=(cols);

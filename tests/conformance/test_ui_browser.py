@@ -1,0 +1,150 @@
+"""The web UI in a real browser: Debian's Chromium, headless, driven by
+Playwright, over data logged with the real `mlflow` client. Each main page is
+saved as a screenshot under $PLINTH_UI_SCREENSHOTS (default: a folder in the
+system temp dir) for a person to look at."""
+
+import os
+import shutil
+import tempfile
+import uuid
+
+import mlflow
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = os.environ.get("PLINTH_UI_SCREENSHOTS", os.path.join(tempfile.gettempdir(), "plinth-ui-screenshots"))
+XSS = "<script>window.__xss = 1</script>"
+
+
+@pytest.fixture(scope="module")
+def seeded(server):
+    name = f"ui-{uuid.uuid4().hex[:6]}"
+    experiment_id = mlflow.set_experiment(name).experiment_id
+    runs = {}
+    for run_name, algo, factors, best in [("als-small", "als", 32, 0.21), ("als-large", "als", 128, 0.34),
+                                          ("bpr", "bpr", 64, 0.18), (f"x{XSS}", "pop", 0, 0.05)]:
+        with mlflow.start_run(run_name=run_name) as run:
+            mlflow.log_params({"algo": algo, "factors": factors})
+            for step in range(10):
+                mlflow.log_metric("ndcg_at_10", best * (step + 1) / 10, step=step)
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+            mlflow.set_tag("note", XSS)
+            mlflow.log_text(f"hello {XSS}", "notes.txt")
+            mlflow.log_dict({"factors": factors}, "config.json")
+        runs[run_name] = run.info.run_id
+    model = f"recs-{uuid.uuid4().hex[:6]}"
+    client = mlflow.MlflowClient()
+    client.create_registered_model(model)
+    for run_name in ("als-small", "als-large"):
+        run_id = runs[run_name]
+        client.create_model_version(model, f"runs:/{run_id}/notes.txt", run_id=run_id)
+    return name, experiment_id, runs, model
+
+
+@pytest.fixture(scope="module")
+def page():
+    assert CHROMIUM, "Chromium is missing: scripts/test.sh installs Debian's 'chromium' package"
+    os.makedirs(SHOTS, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, timeout=60_000,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+
+
+def shot(page, name):
+    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
+    assert page.evaluate("window.__xss") is None, "a user string ran as script"
+
+
+def test_open_an_experiment_filter_and_sort_its_runs(server, seeded, page):
+    name, _, _, _ = seeded
+    page.goto(server.url + "/")
+    expect(page).to_have_title("Experiments · Plinth")
+    page.get_by_role("link", name=name, exact=True).click()
+    expect(page.locator("#runs tbody tr")).to_have_count(4)
+    page.locator("#filter").fill("params.algo = 'als'")
+    page.locator("#filter").press("Enter")
+    expect(page.locator("#runs tbody tr")).to_have_count(2)
+    # Sort by the metric column, best first.
+    page.locator("#runs thead a", has_text="ndcg_at_10").click()
+    expect(page.locator("#runs tbody tr").first).to_contain_text("als-large")
+    page.locator("#runs thead a", has_text="ndcg_at_10").click()
+    expect(page.locator("#runs tbody tr").first).to_contain_text("als-small")
+    shot(page, "runs")
+
+
+def test_a_broken_filter_shows_the_parsers_message(server, seeded, page):
+    _, experiment_id, _, _ = seeded
+    page.goto(f"{server.url}/ui/experiments/{experiment_id}")
+    page.locator("#filter").fill("metrics.ndcg_at_10 >>> 1")
+    page.locator("#filter").press("Enter")
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.locator("#runs")).to_be_visible()
+    shot(page, "runs-bad-filter")
+
+
+def test_a_run_shows_its_charts_and_artifacts(server, seeded, page):
+    _, experiment_id, runs, _ = seeded
+    page.goto(f"{server.url}/ui/experiments/{experiment_id}")
+    page.get_by_role("link", name="als-large", exact=True).click()
+    expect(page.locator("h1")).to_have_text("als-large")
+    expect(page.locator("svg.chart")).to_have_count(2)
+    expect(page.locator("svg.chart polyline").first).to_be_visible()
+    expect(page.get_by_text("factors", exact=True).first).to_be_visible()
+    shot(page, "run")
+    page.get_by_role("link", name="notes.txt").first.click()
+    expect(page.locator("pre")).to_have_text(f"hello {XSS}")
+    shot(page, "artifact-text")
+    page.goto(f"{server.url}/ui/runs/{runs[f'x{XSS}']}")
+    expect(page.locator("h1")).to_have_text(f"x{XSS}")
+    shot(page, "run-with-markup-in-its-name")
+
+
+def test_compare_selected_runs(server, seeded, page):
+    _, experiment_id, _, _ = seeded
+    page.goto(f"{server.url}/ui/experiments/{experiment_id}")
+    for run_name in ("als-small", "als-large", "bpr"):
+        page.get_by_role("checkbox", name=f"select {run_name}").check()
+    page.get_by_role("button", name="Compare selected").click()
+    expect(page.locator("h1")).to_have_text("Comparing 3 runs")
+    expect(page.locator("#compare td.changed").first).to_be_visible()
+    expect(page.locator("svg.chart").first).to_be_visible()
+    assert page.locator("svg.chart").count() >= 3, "two histories and the scatter"
+    shot(page, "compare")
+
+
+def test_move_an_alias_with_a_confirmation(server, seeded, page):
+    _, _, _, model = seeded
+    page.goto(f"{server.url}/ui/models")
+    page.get_by_role("link", name=model).click()
+    expect(page.locator("#versions tbody tr")).to_have_count(2)
+    page.locator("input[name=alias]").fill("champion")
+    page.locator("select[name=version]").select_option("2")
+    page.get_by_role("button", name="Set alias…").click()
+    expect(page.locator("#change")).to_have_text(f"Set @champion of {model} to version 2?")
+    shot(page, "alias-confirm")
+    page.locator("#confirm").click()
+    expect(page.locator("#versions")).to_contain_text("@champion")
+    assert mlflow.MlflowClient().get_model_version_by_alias(model, "champion").version == "2"
+    # Moving it names both versions.
+    page.locator("input[name=alias]").fill("champion")
+    page.locator("select[name=version]").select_option("1")
+    page.get_by_role("button", name="Set alias…").click()
+    expect(page.locator("#change")).to_have_text(f"Move @champion of {model} from version 2 to version 1?")
+    page.locator("#confirm").click()
+    assert mlflow.MlflowClient().get_model_version_by_alias(model, "champion").version == "1"
+    shot(page, "model")
+
+
+def test_deployments_and_experiments_pages_render(server, seeded, page):
+    page.goto(f"{server.url}/ui/deployments")
+    expect(page.locator("h1")).to_have_text("Deployments")
+    shot(page, "deployments")
+    page.goto(f"{server.url}/ui/experiments")
+    expect(page.locator("table tbody tr").first).to_be_visible()
+    shot(page, "experiments")
