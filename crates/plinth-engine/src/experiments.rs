@@ -34,6 +34,11 @@ impl Platform {
         }
     }
 
+    /// Active runs per experiment (experiments with none are absent).
+    pub async fn count_runs(&self, experiment_ids: Vec<String>) -> Result<Vec<(String, i64)>> {
+        Ok(self.store.count_runs(experiment_ids).await?)
+    }
+
     pub async fn search_experiments(&self, search: ExperimentSearch) -> Result<Page<Experiment>> {
         validation::validate_max_results(search.query.max_results, validation::MAX_RESULTS_EXPERIMENTS)?;
         Ok(self.store.search_experiments(search).await?)

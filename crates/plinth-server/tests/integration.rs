@@ -699,6 +699,12 @@ async fn tabular_models_serve_the_same_predictions_as_in_process() {
     for (g, e) in got.iter().zip(&expected) {
         assert!((g - e).abs() < 1e-9, "served {got:?}, in-process {expected:?}");
     }
+
+    // The UI's deployments page: live totals and the last hour from the exposure log.
+    let page = srv.http.get(srv.url("/ui/deployments")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("scores") && page.contains("linear"), "both deployments listed");
+    assert!(page.contains("Requests per second") && page.contains("<svg class=\"chart\""), "{page}");
+    assert!(page.contains("p99 ms"), "latency percentiles per variant");
 }
 
 #[tokio::test]
@@ -765,6 +771,7 @@ async fn web_ui_pages_show_real_data_and_escape_everything() {
     let (s, _, page) = html("/ui/experiments".into()).await;
     assert_eq!(s, 200);
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; recs"), "{page}");
+    assert!(page.contains("<td class=\"num\">3</td>"), "the experiment's run count: {page}");
     no_injection(&page);
     let (_, headers, css) = html("/ui/assets/style.css".into()).await;
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/css") && css.contains("table"));

@@ -88,6 +88,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn create_experiment(&self, name: String, artifact_location: String, tags: Vec<Tag>) -> Result<String>;
     async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment>;
     async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>>;
+    /// Active runs per experiment among `experiment_ids` (ones with none are absent).
+    async fn count_runs(&self, experiment_ids: Vec<String>) -> Result<Vec<(String, i64)>>;
     async fn search_experiments(&self, search: ExperimentSearch) -> Result<Page<Experiment>>;
     async fn rename_experiment(&self, experiment_id: &str, new_name: String) -> Result<()>;
     /// Deletes (soft) or restores an experiment and its runs.

@@ -263,3 +263,18 @@ pub(crate) fn delete_tag(conn: &Connection, experiment_id: &str, key: &str) -> R
     }
     Ok(())
 }
+
+/// Active runs per experiment, for the given experiments (absent: none).
+pub(crate) fn count_runs(conn: &Connection, experiment_ids: &[String]) -> Result<Vec<(String, i64)>> {
+    let ids: Vec<i64> = experiment_ids.iter().filter_map(|id| id.parse().ok()).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(",");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT experiment_id, COUNT(*) FROM runs WHERE lifecycle_stage = 'active' AND experiment_id IN ({marks}) \
+         GROUP BY experiment_id"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(ids), |r| Ok((r.get::<_, i64>(0)?.to_string(), r.get(1)?)))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}

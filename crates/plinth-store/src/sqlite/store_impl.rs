@@ -24,6 +24,9 @@ impl MetadataStore for SqliteStore {
         let id = experiment_id.to_string();
         self.read(move |c| experiments::get(c, &id)).await
     }
+    async fn count_runs(&self, experiment_ids: Vec<String>) -> Result<Vec<(String, i64)>> {
+        self.read(move |c| experiments::count_runs(c, &experiment_ids)).await
+    }
     async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
         let name = name.to_string();
         self.read(move |c| experiments::get_by_name(c, &name)).await

@@ -1,13 +1,101 @@
 //! Deployments: each variant's weight, model and loaded version, requests,
-//! errors and mean latency since the server started, from the live serving
-//! state (the same figures `GET /api/2.0/plinth/deployments/get` reports).
+//! errors and mean latency since the server started (the live serving
+//! state, as `GET /api/2.0/plinth/deployments/get` reports it), and, from
+//! the exposure log, the last hour per variant: requests per second and
+//! latency percentiles per minute as charts, exposure counts and p50/p95/p99.
+
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use maud::{Markup, html};
 use plinth_serving::Serving;
+use plinth_serving::exposure::{Exposure, ExposureQuery};
 use serde_json::Value;
 
-use crate::{PageResult, number, page, time};
+use crate::charts::{Series, lines};
+use crate::{PageResult, UiError, number, page, time};
+
+/// The window the charts cover, and the exposure records read for it.
+const WINDOW_MS: i64 = 3_600_000;
+const MAX_RECORDS: usize = 1_000_000;
+const BUCKET_MS: i64 = 60_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+    v.sort_unstable();
+    v
+}
+
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[at] as f64 / 1000.0
+}
+
+/// Per variant (shadow records apart): latencies per minute bucket.
+struct Window {
+    variants: BTreeMap<String, BTreeMap<i64, Vec<u64>>>,
+}
+
+impl Window {
+    fn of(records: &[Exposure]) -> Window {
+        let mut variants: BTreeMap<String, BTreeMap<i64, Vec<u64>>> = BTreeMap::new();
+        for e in records {
+            let name = if e.shadow { format!("{} (shadow)", e.variant) } else { e.variant.clone() };
+            variants.entry(name).or_default().entry(e.time_ms / BUCKET_MS).or_default().push(e.latency_us);
+        }
+        Window { variants }
+    }
+
+    fn charts(&self, start: i64) -> Vec<Markup> {
+        let minutes = |bucket: &i64| (bucket * BUCKET_MS - start) as f64 / 60_000.0;
+        let rate: Vec<Series> = self
+            .variants
+            .iter()
+            .map(|(v, buckets)| Series {
+                name: v.clone(),
+                points: buckets.iter().map(|(b, l)| (minutes(b), l.len() as f64 / 60.0)).collect(),
+            })
+            .collect();
+        let p95: Vec<Series> = self
+            .variants
+            .iter()
+            .map(|(v, buckets)| Series {
+                name: v.clone(),
+                points: buckets.iter().map(|(b, l)| (minutes(b), percentile(&sorted(l.clone()), 0.95))).collect(),
+            })
+            .collect();
+        vec![
+            lines("Requests per second (per minute)", "minutes in the last hour", "requests/s", &rate),
+            lines("p95 latency (per minute)", "minutes in the last hour", "ms", &p95),
+        ]
+    }
+
+    fn table(&self) -> Markup {
+        html! {
+            table {
+                thead { tr { th { "Variant" } th.num { "Exposures" } th.num { "p50 ms" } th.num { "p95 ms" } th.num { "p99 ms" } } }
+                tbody {
+                    @for (v, buckets) in &self.variants {
+                        @let all = sorted(buckets.values().flatten().copied().collect());
+                        tr {
+                            td { (v) }
+                            td.num { (all.len()) }
+                            td.num { (number(percentile(&all, 0.5))) }
+                            td.num { (number(percentile(&all, 0.95))) }
+                            td.num { (number(percentile(&all, 0.99))) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
 
 fn variant_row(v: &Value, role: &str) -> Markup {
     let requests = v["requests"].as_u64().unwrap_or(0);
@@ -30,18 +118,29 @@ fn variant_row(v: &Value, role: &str) -> Markup {
 pub async fn list(State(s): State<Serving>) -> PageResult {
     let mut names = s.names();
     names.sort();
-    let statuses: Vec<Value> = names.iter().filter_map(|n| s.get(n)).map(|live| live.status()).collect();
+    let start = now_ms() - WINDOW_MS;
+    let mut deployments = Vec::new();
+    for name in names {
+        let Some(live) = s.get(&name) else { continue };
+        let log = s.exposures().clone();
+        let query = ExposureQuery { since_ms: Some(start), limit: MAX_RECORDS, ..Default::default() };
+        let records = tokio::task::spawn_blocking(move || log.query(&name, &query))
+            .await
+            .map_err(|e| UiError::bad_request(e.to_string()))?
+            .map_err(|e| UiError::bad_request(format!("cannot read the exposure log: {e}")))?;
+        deployments.push((live.status(), Window::of(&records)));
+    }
     Ok(page(
         "Deployments",
         html! {
             h1 { "Deployments" }
-            @if statuses.is_empty() {
+            @if deployments.is_empty() {
                 p.muted { "No deployments. Create one with " code { "plinth deploy create" } "." }
             }
-            @for d in &statuses {
+            @for (d, window) in &deployments {
                 div.card {
                     h2 { (d["name"].as_str().unwrap_or_default()) " " span.badge { (d["state"].as_str().unwrap_or_default()) } }
-                    p.muted { "Updated " (time(d["updated_time"].as_i64().unwrap_or(0))) }
+                    p.muted { "Updated " (time(d["updated_time"].as_i64().unwrap_or(0))) ". Totals since the server started:" }
                     div.scroll {
                         table {
                             thead { tr {
@@ -53,6 +152,13 @@ pub async fn list(State(s): State<Serving>) -> PageResult {
                                 @if !d["shadow"].is_null() { (variant_row(&d["shadow"], "shadow")) }
                             }
                         }
+                    }
+                    h2 { "Last hour (exposure log)" }
+                    @if window.variants.is_empty() {
+                        p.muted { "No requests in the last hour." }
+                    } @else {
+                        div.scroll { (window.table()) }
+                        div.grid { @for c in window.charts(start) { div { (c) } } }
                     }
                 }
             }

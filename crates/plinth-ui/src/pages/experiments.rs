@@ -45,6 +45,12 @@ pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> Page
         })
         .await?;
     let next = found.next_offset.map(|o| query(&[("q", &p.q), ("view", &p.view), ("offset", &o.to_string())]));
+    let counts: std::collections::HashMap<String, i64> = s
+        .platform()
+        .count_runs(found.items.iter().map(|e| e.experiment_id.clone()).collect())
+        .await?
+        .into_iter()
+        .collect();
     Ok(page(
         "Experiments",
         html! {
@@ -60,12 +66,13 @@ pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> Page
             }
             div.scroll {
                 table {
-                    thead { tr { th { "Name" } th { "ID" } th { "Last updated" } th { "Created" } th { "State" } th { "" } } }
+                    thead { tr { th { "Name" } th { "ID" } th.num { "Runs" } th { "Last updated" } th { "Created" } th { "State" } th { "" } } }
                     tbody {
                         @for e in &found.items {
                             tr {
                                 td { a href=(format!("/ui/experiments/{}", e.experiment_id)) { (e.name) } }
                                 td.muted { (e.experiment_id) }
+                                td.num { (counts.get(&e.experiment_id).copied().unwrap_or(0)) }
                                 td { (time(e.last_update_time)) }
                                 td { (time(e.creation_time)) }
                                 td { (e.lifecycle_stage.as_str()) }
@@ -83,7 +90,7 @@ pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> Page
                             }
                         }
                         @if found.items.is_empty() {
-                            tr { td colspan="6" .muted { "No experiments match." } }
+                            tr { td colspan="7" .muted { "No experiments match." } }
                         }
                     }
                 }
