@@ -705,6 +705,7 @@ async fn tabular_models_serve_the_same_predictions_as_in_process() {
     assert!(page.contains("scores") && page.contains("linear"), "both deployments listed");
     assert!(page.contains("Requests per second") && page.contains("<svg class=\"chart\""), "{page}");
     assert!(page.contains("p99 ms"), "latency percentiles per variant");
+    assert!(page.contains("Errors per minute"), "errors over time");
 }
 
 #[tokio::test]

@@ -29,6 +29,7 @@ pub use exposure::{Exposure, ExposureLog, ExposureQuery};
 pub use loaded::{Kind, LoadedModel};
 pub use oip::InferOutcome;
 use plinth_core::deployments::{Deployment, ModelTarget, Variant, bucket};
+use plinth_core::ids::now_ms;
 use plinth_engine::Platform;
 pub use recommend::{RecommendRequest, Recommendation, ScoredItem, SimilarRequest};
 use serde_json::{Value, json};
@@ -48,6 +49,31 @@ pub struct VariantStats {
     pub errors: AtomicU64,
     pub fallbacks: AtomicU64,
     pub latency_us_total: AtomicU64,
+    /// Errors per minute over the last hour: (minute since the epoch, count).
+    error_minutes: std::sync::Mutex<std::collections::VecDeque<(i64, u64)>>,
+}
+
+impl VariantStats {
+    /// Counts a failed request (errors are rare: a lock is fine).
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let minute = now_ms() / 60_000;
+        let mut m = self.error_minutes.lock().unwrap_or_else(|e| e.into_inner());
+        match m.back_mut() {
+            Some((at, n)) if *at == minute => *n += 1,
+            _ => m.push_back((minute, 1)),
+        }
+        while m.front().is_some_and(|(at, _)| *at <= minute - 60) {
+            m.pop_front();
+        }
+    }
+
+    /// `[minute start (ms), errors]` for the minutes of the last hour that had any.
+    pub fn errors_per_minute(&self) -> Vec<(i64, u64)> {
+        let since = now_ms() / 60_000 - 60;
+        let m = self.error_minutes.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().filter(|(at, _)| *at > since).map(|(at, n)| (at * 60_000, *n)).collect()
+    }
 }
 
 /// A variant with its model: the slot is swapped whole when an alias moves.
@@ -96,6 +122,7 @@ impl Live {
                 "errors": s.stats.errors.load(Ordering::Relaxed),
                 "fallbacks": s.stats.fallbacks.load(Ordering::Relaxed),
                 "mean_latency_us": s.stats.latency_us_total.load(Ordering::Relaxed).checked_div(n).unwrap_or(0),
+                "errors_per_minute": s.stats.errors_per_minute(),
             })
         };
         json!({
@@ -309,5 +336,23 @@ impl Serving {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_counted_per_minute() {
+        let stats = VariantStats::default();
+        assert!(stats.errors_per_minute().is_empty());
+        stats.error();
+        stats.error();
+        let series = stats.errors_per_minute();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].1, 2);
+        assert_eq!(series[0].0 % 60_000, 0, "minute starts");
+        assert_eq!(stats.errors.load(Ordering::Relaxed), 2);
     }
 }

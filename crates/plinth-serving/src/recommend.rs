@@ -208,7 +208,7 @@ impl Served<'_> {
             }
             Some(_) => "ok",
             None => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
+                stats.error();
                 "error"
             }
         };

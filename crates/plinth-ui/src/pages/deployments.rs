@@ -2,7 +2,8 @@
 //! errors and mean latency since the server started (the live serving
 //! state, as `GET /api/2.0/plinth/deployments/get` reports it), and, from
 //! the exposure log, the last hour per variant: requests per second and
-//! latency percentiles per minute as charts, exposure counts and p50/p95/p99.
+//! latency percentiles per minute as charts, exposure counts and p50/p95/p99,
+//! and errors per minute from the live counters.
 
 use std::collections::BTreeMap;
 
@@ -52,7 +53,7 @@ impl Window {
         Window { variants }
     }
 
-    fn charts(&self, start: i64) -> Vec<Markup> {
+    fn charts(&self, start: i64, status: &Value) -> Vec<Markup> {
         let minutes = |bucket: &i64| (bucket * BUCKET_MS - start) as f64 / 60_000.0;
         let rate: Vec<Series> = self
             .variants
@@ -70,9 +71,28 @@ impl Window {
                 points: buckets.iter().map(|(b, l)| (minutes(b), percentile(&sorted(l.clone()), 0.95))).collect(),
             })
             .collect();
+        // Errors per minute per variant, from the live counters (failed
+        // requests are not in the exposure log); minutes without any are 0.
+        let slots =
+            status["variants"].as_array().into_iter().flatten().chain(status.get("shadow").filter(|s| !s.is_null()));
+        let errors: Vec<Series> = slots
+            .map(|v| {
+                let per_minute: BTreeMap<i64, f64> = v["errors_per_minute"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| Some((p[0].as_i64()? / BUCKET_MS, p[1].as_f64()?)))
+                    .collect();
+                let first = start / BUCKET_MS + 1;
+                let points =
+                    (first..first + 60).map(|b| (minutes(&b), per_minute.get(&b).copied().unwrap_or(0.0))).collect();
+                Series { name: v["name"].as_str().unwrap_or_default().to_string(), points }
+            })
+            .collect();
         vec![
             lines("Requests per second (per minute)", "minutes in the last hour", "requests/s", &rate),
             lines("p95 latency (per minute)", "minutes in the last hour", "ms", &p95),
+            lines("Errors per minute", "minutes in the last hour", "errors", &errors),
         ]
     }
 
@@ -158,7 +178,7 @@ pub async fn list(State(s): State<Serving>) -> PageResult {
                         p.muted { "No requests in the last hour." }
                     } @else {
                         div.scroll { (window.table()) }
-                        div.grid { @for c in window.charts(start) { div { (c) } } }
+                        div.grid { @for c in window.charts(start, d) { div { (c) } } }
                     }
                 }
             }
