@@ -48,8 +48,13 @@ def seed(i):
 
 
 t = time.perf_counter()
+run_ids = []
 with cf.ThreadPoolExecutor(16) as pool:
-    run_ids = list(pool.map(seed, range(n_runs), chunksize=64))
+    for run_id in pool.map(seed, range(n_runs), chunksize=64):
+        run_ids.append(run_id)
+        if len(run_ids) % 10_000 == 0:
+            print(f"  seeded {len(run_ids):,} of {n_runs:,} runs ({time.perf_counter() - t:.0f} s)", file=sys.stderr,
+                  flush=True)
 print(f"seeded {n_runs:,} runs x ({PER_RUN} of {KEYS} metric keys, 10 params) in {time.perf_counter() - t:.0f} s")
 
 

@@ -271,28 +271,7 @@ fn curve(model: &Gbdt, test: &Encoded) -> Vec<Metric> {
                 raw[i * k + j] += tree.predict(row);
             }
         }
-        let value = match model.objective {
-            Objective::Squared => metrics::rmse(&test.y, &raw),
-            Objective::Logistic => {
-                let p: Vec<f64> = raw.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
-                metrics::logloss_binary(&test.y, &p)
-            }
-            Objective::Softmax { classes } => {
-                let mut p = raw.clone();
-                for r in p.chunks_mut(classes) {
-                    let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let sum: f64 = r
-                        .iter_mut()
-                        .map(|v| {
-                            *v = (*v - max).exp();
-                            *v
-                        })
-                        .sum();
-                    r.iter_mut().for_each(|v| *v /= sum);
-                }
-                metrics::logloss_multiclass(&test.y, &p, classes)
-            }
-        };
+        let value = model.objective.loss(&test.y, &raw);
         out.push(Metric::new(name, value, t0 + round as i64, round as i64 + 1));
     }
     out

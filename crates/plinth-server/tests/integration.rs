@@ -754,7 +754,7 @@ async fn web_ui_pages_show_real_data_and_escape_everything() {
     for (path, body) in [
         ("notes.txt", format!("hello {evil}")),
         ("metrics.json", r#"{"ndcg": 0.4, "note": "<b>"}"#.to_string()),
-        ("sample.csv", "user,item\nu1,<i>x</i>\nu2,i2\n".to_string()),
+        ("sample.csv", "user,item\nu1,<i>x</i>\nu2,i2\nu3,\"a, b\"\n".to_string()),
         ("plot.svg", format!("<svg xmlns='http://www.w3.org/2000/svg'>{evil}</svg>")),
     ] {
         let url = srv.url(&format!("/api/2.0/mlflow-artifacts/artifacts/{exp_id}/{first}/artifacts/{path}"));
@@ -810,6 +810,7 @@ async fn web_ui_pages_show_real_data_and_escape_everything() {
     no_injection(&page);
     let (_, _, page) = artifact("sample.csv").await;
     assert!(page.contains("<th>user</th>") && page.contains("<td>&lt;i&gt;x&lt;/i&gt;</td>"), "{page}");
+    assert!(page.contains("<td>a, b</td>"), "a quoted field stays whole: {page}");
     let (_, _, page) = artifact("plot.svg").await;
     assert!(page.contains("<img src=\"/ui/runs/"), "images preview as <img>: {page}");
     no_injection(&page);

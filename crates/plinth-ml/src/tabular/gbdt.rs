@@ -46,6 +46,28 @@ impl Objective {
             _ => 1,
         }
     }
+
+    /// Raw scores (row-major `[rows, outputs]`) into predictions, in place:
+    /// values (squared), P(class 1) (logistic), class probabilities (softmax).
+    pub fn link(self, raw: &mut [f64]) {
+        match self {
+            Objective::Squared => {}
+            Objective::Logistic => raw.iter_mut().for_each(|v| *v = sigmoid(*v)),
+            Objective::Softmax { classes } => raw.chunks_mut(classes).for_each(softmax_in_place),
+        }
+    }
+
+    /// The loss of raw scores on targets: RMSE, or (classification) log loss.
+    pub fn loss(self, y: &[f64], raw: &[f64]) -> f64 {
+        use super::metrics;
+        let mut p = raw.to_vec();
+        self.link(&mut p);
+        match self {
+            Objective::Squared => metrics::rmse(y, &p),
+            Objective::Logistic => metrics::logloss_binary(y, &p),
+            Objective::Softmax { classes } => metrics::logloss_multiclass(y, &p, classes),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -372,7 +394,7 @@ impl Grower<'_> {
             let value = -leaf.sums[0] / (leaf.sums[1] + p.l2) * p.learning_rate;
             nodes[leaf.node] = Node::Leaf { value };
             // A scatter, sequential: walking the tree per row in parallel
-            // instead cost 5x more here (a mispredicted branch per level).
+            // instead was slower here (a mispredicted branch per level).
             for &i in &self.work.indices[leaf.start..leaf.end] {
                 scores[i as usize * outputs + output] += value;
             }
@@ -529,28 +551,11 @@ fn partition(rows: &mut [u32], scratch: &mut Vec<u32>, goes_left: impl Fn(u32) -
     total
 }
 
-/// The loss early stopping watches: RMSE, or (multiclass) log loss.
-fn validation_loss(objective: Objective, y: &[f64], raw: &[f64]) -> f64 {
-    use super::metrics;
-    match objective {
-        Objective::Squared => metrics::rmse(y, raw),
-        Objective::Logistic => {
-            let p: Vec<f64> = raw.iter().map(|&v| sigmoid(v)).collect();
-            metrics::logloss_binary(y, &p)
-        }
-        Objective::Softmax { classes } => {
-            let mut p = raw.to_vec();
-            p.chunks_mut(classes).for_each(softmax_in_place);
-            metrics::logloss_multiclass(y, &p, classes)
-        }
-    }
-}
-
-fn sigmoid(x: f64) -> f64 {
+pub(crate) fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-fn softmax_in_place(row: &mut [f64]) {
+pub(crate) fn softmax_in_place(row: &mut [f64]) {
     let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
     for v in row.iter_mut() {
@@ -659,7 +664,7 @@ impl Gbdt {
                         valid_scores[i * k + j] += tree.predict(row);
                     }
                 }
-                let loss = validation_loss(objective, vy, &valid_scores);
+                let loss = objective.loss(vy, &valid_scores);
                 if loss < best.0 {
                     best = (loss, round + 1);
                 } else if round + 1 - best.1 >= patience {
@@ -688,11 +693,7 @@ impl Gbdt {
     /// `[rows, classes]` (softmax).
     pub fn predict(&self, x: &[f64], rows: usize) -> Vec<f64> {
         let mut raw = self.predict_raw(x, rows);
-        match self.objective {
-            Objective::Squared => {}
-            Objective::Logistic => raw.iter_mut().for_each(|v| *v = sigmoid(*v)),
-            Objective::Softmax { classes } => raw.chunks_mut(classes).for_each(softmax_in_place),
-        }
+        self.objective.link(&mut raw);
         raw
     }
 
@@ -714,19 +715,7 @@ impl Gbdt {
 mod tests {
     use super::*;
     use crate::tabular::metrics;
-
-    /// Deterministic pseudo-random numbers in [0, 1).
-    fn uniform(n: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 11) as f64 / (1u64 << 53) as f64
-            })
-            .collect()
-    }
+    use crate::tabular::testing::uniform;
 
     #[test]
     fn regression_learns_a_nonlinear_function_and_handles_missing_values() {

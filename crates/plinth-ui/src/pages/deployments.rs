@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use maud::{Markup, html};
+use plinth_core::ids::now_ms;
 use plinth_serving::Serving;
 use plinth_serving::exposure::{Exposure, ExposureQuery};
 use serde_json::Value;
@@ -20,10 +21,6 @@ use crate::{PageResult, UiError, number, page, time};
 const WINDOW_MS: i64 = 3_600_000;
 const MAX_RECORDS: usize = 1_000_000;
 const BUCKET_MS: i64 = 60_000;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
 
 fn sorted(mut v: Vec<u64>) -> Vec<u64> {
     v.sort_unstable();

@@ -288,9 +288,19 @@ async fn head(platform: &plinth_engine::Platform, run_id: &str, path: &str) -> R
     Ok(out)
 }
 
+/// The first rows of a CSV/TSV (quoted fields kept whole by the `csv`
+/// crate); a row cut by the preview's byte limit ends the table.
 fn csv_table(text: &str, delimiter: u8) -> Markup {
-    let sep = delimiter as char;
-    let rows: Vec<Vec<&str>> = text.lines().take(PREVIEW_ROWS + 1).map(|l| l.split(sep).collect()).collect();
+    let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes())
+        .records()
+        .map_while(Result::ok)
+        .take(PREVIEW_ROWS + 1)
+        .map(|r| r.iter().map(str::to_string).collect())
+        .collect();
     html! {
         div.scroll {
             table {
