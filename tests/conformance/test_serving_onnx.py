@@ -90,6 +90,11 @@ def test_metadata_shows_the_model_signature(triton, gbdt):
     assert meta["inputs"] == [{"name": "X", "datatype": "FP32", "shape": [-1, N_FEATURES]}]
     assert meta["outputs"][0]["datatype"] == "FP32"
     assert triton.is_model_ready(name)
+    # tritonclient's model-configuration call answers too.
+    config = triton.get_model_config(name)
+    assert config["name"] == name and config["max_batch_size"] == 0
+    assert config["input"] == [{"name": "X", "data_type": "TYPE_FP32", "dims": [-1, N_FEATURES]}]
+    assert config["output"][0]["data_type"] == "TYPE_FP32"
 
 
 @pytest.mark.parametrize("binary", [False, True])

@@ -3,8 +3,11 @@
 //! S3-compatible storage or memory through the same type.
 //!
 //! Every path from a request goes through [`ArtifactPath::parse`], which
-//! refuses anything that could leave the artifact root, and the local backend
-//! refuses to follow symbolic links.
+//! refuses anything that could leave the artifact root. The local backend
+//! never follows a symbolic link: a path that crosses one is refused, and
+//! listings and recursive deletes walk the directory tree themselves without
+//! following links (a planted link is listed as nothing and deleted as a
+//! link, never through it).
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -39,6 +42,10 @@ impl From<object_store::Error> for Error {
     }
 }
 
+/// The longest file or directory name most filesystems (and S3 keys' parts
+/// as clients use them) accept.
+pub const MAX_NAME_BYTES: usize = 255;
+
 /// A relative artifact path, checked: no `..`, `.`, empty or absolute parts,
 /// no backslashes or control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +73,10 @@ impl ArtifactPath {
             match seg {
                 "" => return bad("empty path segments are not allowed"),
                 "." | ".." => return bad("'.' and '..' are not allowed"),
+                s if s.len() > MAX_NAME_BYTES => {
+                    return bad(&format!("a file or directory name is longer than {MAX_NAME_BYTES} bytes"));
+                }
+                s if local::is_staged(s) => return bad("names ending in '#' and digits are reserved for uploads"),
                 _ => {}
             }
         }
@@ -217,23 +228,40 @@ impl ArtifactStore {
     pub async fn list(&self, base: &ArtifactPath, dir: &ArtifactPath) -> Result<Vec<Entry>> {
         let full = base.join(dir);
         self.check_links(&full)?;
-        let prefix = if full.is_root() { None } else { Some(full.to_object_path()?) };
-        let listing = self.store.list_with_delimiter(prefix.as_ref()).await?;
         let base_len = if base.is_root() { 0 } else { base.as_str().len() + 1 };
-        let rel = |p: &Path| p.as_ref().get(base_len..).unwrap_or_default().to_string();
-        let mut out: Vec<Entry> = listing
-            .common_prefixes
-            .iter()
-            .map(|p| Entry { path: rel(p), is_dir: true, size: None })
-            .chain(listing.objects.iter().map(|o| Entry { path: rel(&o.location), is_dir: false, size: Some(o.size) }))
-            .collect();
+        let rel = |p: &str| p.get(base_len..).unwrap_or_default().to_string();
+        let mut out: Vec<Entry> = match &self.local_root {
+            Some(root) => {
+                let children = blocking(local::children(root.clone(), full.clone())).await?;
+                children.into_iter().map(|c| Entry { path: rel(&c.path), is_dir: c.is_dir, size: c.size }).collect()
+            }
+            None => {
+                let prefix = if full.is_root() { None } else { Some(full.to_object_path()?) };
+                let listing = self.store.list_with_delimiter(prefix.as_ref()).await?;
+                listing
+                    .common_prefixes
+                    .iter()
+                    .map(|p| Entry { path: rel(p.as_ref()), is_dir: true, size: None })
+                    .chain(listing.objects.iter().map(|o| Entry {
+                        path: rel(o.location.as_ref()),
+                        is_dir: false,
+                        size: Some(o.size),
+                    }))
+                    .collect()
+            }
+        };
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
-    /// Deletes an object, or everything below a directory.
+    /// Deletes an object, or everything below a directory. On the local
+    /// backend a symbolic link below `path` is removed as a link; what it
+    /// points to is never touched.
     pub async fn delete(&self, path: &ArtifactPath) -> Result<()> {
         self.check_writable(path)?;
+        if let Some(root) = &self.local_root {
+            return blocking(local::delete(root.clone(), path.clone())).await;
+        }
         let p = path.to_object_path()?;
         let children: Vec<Path> = self.store.list(Some(&p)).map_ok(|m| m.location).try_collect().await?;
         if children.is_empty() {
@@ -243,6 +271,135 @@ impl ArtifactStore {
             self.store.delete(&child).await?;
         }
         Ok(())
+    }
+
+    /// Removes what uploads interrupted by a crash left behind on the local
+    /// backend: staged files (`name#<digits>`) untouched for `older_than`.
+    /// Returns how many were removed. A live upload keeps writing its staged
+    /// file, so it is never taken.
+    pub async fn remove_stale_uploads(&self, older_than: std::time::Duration) -> Result<usize> {
+        match &self.local_root {
+            Some(root) => blocking(local::remove_stale_uploads(root.clone(), older_than)).await,
+            None => Ok(0),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Storage(format!("artifact task failed: {e}")))?
+}
+
+/// The local backend's own directory walks: none of them follows a link.
+mod local {
+    use std::path::{Path, PathBuf};
+
+    use super::{ArtifactPath, Error, Result};
+
+    pub struct Child {
+        pub path: String,
+        pub is_dir: bool,
+        pub size: Option<u64>,
+    }
+
+    fn io_error(path: &Path, e: std::io::Error) -> Error {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound(path.display().to_string()),
+            _ => Error::Storage(format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// A staged upload: `name#<digits>`, as `object_store`'s local backend
+    /// names them.
+    pub fn is_staged(name: &str) -> bool {
+        matches!(name.rsplit_once('#'), Some((_, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+
+    /// Direct children of `dir`; links and staged uploads are left out. A
+    /// directory that does not exist lists as empty (as object stores do).
+    pub fn children(root: PathBuf, dir: ArtifactPath) -> impl FnOnce() -> Result<Vec<Child>> {
+        move || {
+            let fs_dir = if dir.is_root() { root } else { root.join(dir.as_str()) };
+            let entries = match std::fs::read_dir(&fs_dir) {
+                Ok(e) => e,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(io_error(&fs_dir, e)),
+            };
+            let mut out = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| io_error(&fs_dir, e))?;
+                // `file_type` and `symlink_metadata` describe the entry itself, never a link's target.
+                let meta = std::fs::symlink_metadata(entry.path()).map_err(|e| io_error(&entry.path(), e))?;
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+                if meta.file_type().is_symlink() || is_staged(&name) {
+                    continue;
+                }
+                let path = if dir.is_root() { name } else { format!("{}/{name}", dir.as_str()) };
+                if meta.is_dir() {
+                    out.push(Child { path, is_dir: true, size: None });
+                } else if meta.is_file() {
+                    out.push(Child { path, is_dir: false, size: Some(meta.len()) });
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// Removes a file, or a directory's whole tree (links removed as links).
+    pub fn delete(root: PathBuf, path: ArtifactPath) -> impl FnOnce() -> Result<()> {
+        move || {
+            let target = root.join(path.as_str());
+            let meta = std::fs::symlink_metadata(&target).map_err(|e| io_error(&target, e))?;
+            if !meta.is_dir() {
+                std::fs::remove_file(&target).map_err(|e| io_error(&target, e))?;
+            } else {
+                // Children before their directory; `follow_links(false)` is walkdir's default, stated here.
+                for entry in walkdir::WalkDir::new(&target).follow_links(false).contents_first(true) {
+                    let entry = entry.map_err(|e| Error::Storage(e.to_string()))?;
+                    let p = entry.path();
+                    let result =
+                        if entry.file_type().is_dir() { std::fs::remove_dir(p) } else { std::fs::remove_file(p) };
+                    result.map_err(|e| io_error(p, e))?;
+                }
+            }
+            remove_empty_parents(&root, &target);
+            Ok(())
+        }
+    }
+
+    /// Directories left empty up to (not including) the root go too, as
+    /// `object_store` does after a delete.
+    fn remove_empty_parents(root: &Path, from: &Path) {
+        let mut cur = from.parent();
+        while let Some(dir) = cur {
+            if dir == root || !dir.starts_with(root) || std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+            cur = dir.parent();
+        }
+    }
+
+    pub fn remove_stale_uploads(root: PathBuf, older_than: std::time::Duration) -> impl FnOnce() -> Result<usize> {
+        move || {
+            let mut removed = 0;
+            for entry in walkdir::WalkDir::new(&root).follow_links(false).into_iter().filter_map(|e| e.ok()) {
+                if !entry.file_type().is_file() || !entry.file_name().to_str().is_some_and(is_staged) {
+                    continue;
+                }
+                let stale = entry
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= older_than);
+                if stale && std::fs::remove_file(entry.path()).is_ok() {
+                    tracing::info!(path = %entry.path().display(), "removed an interrupted upload's staged file");
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        }
     }
 }
 
@@ -316,5 +473,50 @@ mod tests {
         let p = ArtifactPath::parse("link/secret").unwrap();
         assert!(matches!(store.read(&p).await, Err(Error::InvalidPath(_))));
         assert!(matches!(store.put(&p, Bytes::from_static(b"x")).await, Err(Error::InvalidPath(_))));
+    }
+
+    /// A link planted inside the root: listings show nothing of it (nor a
+    /// linked file's size), a recursive delete removes the link and leaves
+    /// everything it points to in place.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn never_follows_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(outside.path().join("sub")).unwrap();
+        std::fs::write(outside.path().join("sub/precious"), b"keep me").unwrap();
+        std::fs::write(outside.path().join("big"), vec![1u8; 4096]).unwrap();
+        let store = ArtifactStore::local(dir.path()).unwrap();
+        let run = ArtifactPath::parse("1/run/artifacts").unwrap();
+        store.put(&run.join(&ArtifactPath::parse("ok.txt").unwrap()), Bytes::from_static(b"ok")).await.unwrap();
+        let arts = dir.path().join("1/run/artifacts");
+        std::os::unix::fs::symlink(outside.path(), arts.join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("big"), arts.join("file-link")).unwrap();
+
+        let listing = store.list(&run, &ArtifactPath::root()).await.unwrap();
+        assert_eq!(listing, vec![Entry { path: "ok.txt".into(), is_dir: false, size: Some(2) }]);
+        store.delete(&run).await.unwrap();
+        assert!(!arts.exists(), "the run's directory is gone");
+        assert_eq!(std::fs::read(outside.path().join("sub/precious")).unwrap(), b"keep me");
+        assert_eq!(std::fs::read(outside.path().join("big")).unwrap().len(), 4096);
+    }
+
+    #[test]
+    fn long_names_are_refused() {
+        check(&"a".repeat(255), true);
+        check(&format!("dir/{}", "a".repeat(256)), false);
+    }
+
+    #[tokio::test]
+    async fn removes_stale_staged_uploads_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::local(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.path().join("1/r")).unwrap();
+        std::fs::write(dir.path().join("1/r/model.bin#3"), b"partial").unwrap();
+        std::fs::write(dir.path().join("1/r/name#tag"), b"a real file").unwrap();
+        assert_eq!(store.remove_stale_uploads(std::time::Duration::from_secs(3600)).await.unwrap(), 0);
+        assert_eq!(store.remove_stale_uploads(std::time::Duration::ZERO).await.unwrap(), 1);
+        assert!(!dir.path().join("1/r/model.bin#3").exists());
+        assert!(dir.path().join("1/r/name#tag").exists());
     }
 }

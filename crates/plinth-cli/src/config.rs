@@ -20,6 +20,9 @@ pub struct FileConfig {
     pub datasets_dir: Option<PathBuf>,
     pub max_concurrent_inference: Option<usize>,
     pub reload_interval_ms: Option<u64>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub max_connections: Option<usize>,
 }
 
 impl FileConfig {
@@ -64,6 +67,18 @@ pub struct ServerFlags {
     /// How often deployments re-check aliases and stored changes, in ms (default 1000).
     #[arg(long, env = "PLINTH_RELOAD_INTERVAL_MS")]
     pub reload_interval_ms: Option<u64>,
+    /// Host names the server answers to, beyond localhost and IP literals (comma-separated, `*` wildcards;
+    /// `*` for any). Guards against DNS rebinding.
+    #[arg(long, env = "PLINTH_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Other origins (e.g. `https://notebooks.example.com`) allowed to send state-changing requests
+    /// (comma-separated, `*` wildcards). Default: only the server's own origin.
+    #[arg(long, env = "PLINTH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Connections open at once; at the cap the longest-idle one is closed to make room
+    /// (default: three quarters of the open-file limit).
+    #[arg(long, env = "PLINTH_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// The checked configuration the server runs with.
@@ -78,6 +93,10 @@ pub struct Config {
     pub datasets_dir: PathBuf,
     pub max_concurrent_inference: usize,
     pub reload_interval_ms: u64,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    /// `0`: derived from the open-file limit.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -92,12 +111,16 @@ impl Config {
     fn merge(flags: &ServerFlags, file: FileConfig) -> anyhow::Result<Config> {
         let host = flags.host.clone().or(file.host).unwrap_or_else(|| "127.0.0.1".into());
         let host: IpAddr = host.parse().with_context(|| format!("invalid host address '{host}'"))?;
-        let max_request_bytes = flags.max_request_bytes.or(file.max_request_bytes).unwrap_or(16 << 20);
+        let max_request_bytes =
+            flags.max_request_bytes.or(file.max_request_bytes).unwrap_or(plinth_server::DEFAULT_MAX_REQUEST_BYTES);
         if max_request_bytes < 1024 {
             bail!("max_request_bytes must be at least 1024");
         }
         let data_dir = flags.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("plinth-data"));
-        let max_concurrent_inference = flags.max_concurrent_inference.or(file.max_concurrent_inference).unwrap_or(1024);
+        let max_concurrent_inference = flags
+            .max_concurrent_inference
+            .or(file.max_concurrent_inference)
+            .unwrap_or(plinth_server::DEFAULT_MAX_CONCURRENT_INFERENCE);
         if max_concurrent_inference == 0 {
             bail!("max_concurrent_inference must be at least 1");
         }
@@ -105,7 +128,17 @@ impl Config {
         if !(50..=60_000).contains(&reload_interval_ms) {
             bail!("reload_interval_ms must be in 50..=60000");
         }
+        let clean = |list: Option<Vec<String>>| -> Vec<String> {
+            list.unwrap_or_default().into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+        };
+        let max_connections = flags.max_connections.or(file.max_connections).unwrap_or(0);
+        if max_connections != 0 && max_connections < 4 {
+            bail!("max_connections must be at least 4");
+        }
         Ok(Config {
+            allowed_hosts: clean(flags.allowed_hosts.clone().or(file.allowed_hosts)),
+            allowed_origins: clean(flags.allowed_origins.clone().or(file.allowed_origins)),
+            max_connections,
             max_concurrent_inference,
             reload_interval_ms,
             datasets_dir: flags.datasets_dir.clone().or(file.datasets_dir).unwrap_or_else(|| data_dir.join("datasets")),
@@ -113,7 +146,10 @@ impl Config {
             port: flags.port.or(file.port).unwrap_or(5000),
             data_dir,
             max_request_bytes,
-            max_artifact_bytes: flags.max_artifact_bytes.or(file.max_artifact_bytes).unwrap_or(8 << 30),
+            max_artifact_bytes: flags
+                .max_artifact_bytes
+                .or(file.max_artifact_bytes)
+                .unwrap_or(plinth_server::DEFAULT_MAX_ARTIFACT_BYTES),
             fsync_commits: flags.fsync_commits.or(file.fsync_commits).unwrap_or(false),
         })
     }

@@ -31,9 +31,13 @@ pub struct SpecArgs {
     /// `<variant>=<model ref>[:<weight>]`, model ref `<model>@<alias>` or `<model>/<version>` (weight default 1).
     #[arg(long = "variant", required = true)]
     variants: Vec<String>,
-    /// `<variant>=<model ref>`: gets a copy of every request, never answers.
+    /// `<variant>=<model ref>`: gets a copy of every request, never answers. On update, the current shadow is
+    /// kept unless this or --no-shadow is given.
     #[arg(long)]
     shadow: Option<String>,
+    /// Update only: remove the deployment's shadow.
+    #[arg(long, conflicts_with = "shadow")]
+    no_shadow: bool,
     /// Hash salt for assignment (create only; default: the name).
     #[arg(long)]
     salt: Option<String>,
@@ -100,8 +104,24 @@ async fn call(target: &Target, method: reqwest::Method, path: &str, body: Option
 pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
     use reqwest::Method;
     let out = match &cmd {
-        DeployCommand::Create(a) => call(&a.target, Method::POST, "create", Some(spec(a)?)).await?,
-        DeployCommand::Update(a) => call(&a.target, Method::POST, "update", Some(spec(a)?)).await?,
+        DeployCommand::Create(a) => {
+            if a.no_shadow {
+                bail!("--no-shadow is for update only");
+            }
+            call(&a.target, Method::POST, "create", Some(spec(a)?)).await?
+        }
+        DeployCommand::Update(a) => {
+            let mut body = spec(a)?;
+            if a.shadow.is_none() && !a.no_shadow {
+                // Keep the shadow the deployment has: an update names what changes.
+                let current = call(&a.target, Method::GET, "get", Some(json!({"name": a.name}))).await?;
+                let shadow = &current["deployment"]["shadow"];
+                if let (Some(name), Some(model)) = (shadow["name"].as_str(), shadow["model"].as_str()) {
+                    body["shadow"] = json!({"name": name, "model": model, "weight": 0});
+                }
+            }
+            call(&a.target, Method::POST, "update", Some(body)).await?
+        }
         DeployCommand::Get(a) => call(&a.target, Method::GET, "get", Some(json!({"name": a.name}))).await?,
         DeployCommand::List(t) => call(t, Method::GET, "list", None).await?,
         DeployCommand::Delete(a) => call(&a.target, Method::POST, "delete", Some(json!({"name": a.name}))).await?,

@@ -78,7 +78,24 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn server(config: Config) -> anyhow::Result<()> {
+    // Bind first: a busy port fails before anything is created on disk.
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let platform = open_platform_with(&config.data_dir, SqliteOptions { fsync_commits: config.fsync_commits }).await?;
+    // Staged files of uploads that a crash interrupted: swept on start and
+    // hourly. A live upload keeps writing its own, so a minute of silence
+    // marks one as abandoned.
+    let artifacts = platform.artifacts().clone();
+    tokio::spawn(async move {
+        loop {
+            match artifacts.remove_stale_uploads(std::time::Duration::from_secs(60)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed staged files of interrupted uploads"),
+                Err(e) => tracing::warn!(error = %e, "could not sweep interrupted uploads"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
     std::fs::create_dir_all(&config.datasets_dir)
         .with_context(|| format!("cannot create datasets dir {}", config.datasets_dir.display()))?;
     let jobs = plinth_engine::jobs::JobRunner::start(platform.clone(), config.datasets_dir.clone()).await?;
@@ -98,13 +115,16 @@ async fn server(config: Config) -> anyhow::Result<()> {
             max_request_bytes: config.max_request_bytes,
             max_artifact_bytes: config.max_artifact_bytes,
             max_concurrent_inference: config.max_concurrent_inference,
+            allowed: plinth_server::Allowed {
+                hosts: config.allowed_hosts.clone(),
+                origins: config.allowed_origins.clone(),
+            },
         },
     );
-    let addr = SocketAddr::new(config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(data_dir = %config.data_dir.display(), "Plinth listening on http://{local}");
-    plinth_server::serve(listener, app, shutdown_signal()).await?;
+    let limits = plinth_server::ConnLimits { max_connections: config.max_connections, ..Default::default() };
+    plinth_server::serve(listener, app, limits, shutdown_signal()).await?;
     tracing::info!("Plinth stopped");
     Ok(())
 }

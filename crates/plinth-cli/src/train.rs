@@ -18,12 +18,24 @@ pub struct RecommenderArgs {
     /// csv, tsv or parquet (detected when omitted: .parquet/.pq are Parquet).
     #[arg(long)]
     format: Option<String>,
+    /// The user id column: a header name or a 0-based position (default: a column named user, user_id, userId…,
+    /// else the first).
     #[arg(long)]
     user_col: Option<String>,
+    /// The item id column: a header name or a 0-based position (default: item, item_id, movieId, artistId…, else
+    /// the second).
     #[arg(long)]
     item_col: Option<String>,
+    /// The weight column (name or position), or `none` for unit weights (default: a column named weight,
+    /// rating, score, count, plays or value; without a header, the third). Recorded in the run's params.
     #[arg(long)]
     weight_col: Option<String>,
+    /// Transform of the summed weights before training: none (default), log1p or bm25 (K1=100, B=0.8, as
+    /// implicit's bm25_weight).
+    #[arg(long)]
+    weight_transform: Option<String>,
+    /// The time column (name or position), or `none` (default: timestamp, time, ts, datetime, date; without a
+    /// header, the fourth). Needed by the last: and time: splits.
     #[arg(long)]
     time_col: Option<String>,
     /// als, bpr, item-knn or popularity.
@@ -51,7 +63,8 @@ pub struct RecommenderArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// random:<fraction> per user, last:<n> per user by time, or time:<fraction> globally (default random:0.2).
+    /// random:<fraction> per user, last:<n> per user by time, time:<fraction> globally, or none to train on
+    /// everything (then evaluate only with --test-data) (default random:0.2).
     #[arg(long)]
     split: Option<String>,
     /// Cut-off of the ranking metrics (default 10; 20 is always reported too).
@@ -109,6 +122,7 @@ impl RecommenderArgs {
             user_col: self.user_col.clone(),
             item_col: self.item_col.clone(),
             weight_col: self.weight_col.clone(),
+            weight_transform: self.weight_transform.clone(),
             time_col: self.time_col.clone(),
             algo: self.algo.clone(),
             factors: self.factors,

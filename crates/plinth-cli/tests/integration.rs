@@ -162,6 +162,158 @@ fn trains_evaluates_tracks_and_registers() {
     assert_eq!(version["model_version"]["run_id"], run_id);
 }
 
+/// Users 60-79 and items 40-44 appear only after the time cut.
+fn write_with_late_newcomers(path: &std::path::Path) {
+    write_blocks(path);
+    let mut s = std::fs::read_to_string(path).unwrap();
+    for u in 60..80 {
+        for i in 0..4 {
+            s.push_str(&format!("u{u},i{},3,{}\n", if i == 0 { 40 + u % 5 } else { i }, 1_000_000 + u * 10 + i));
+        }
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn the_model_holds_only_what_it_trained_on_and_params_read_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ratings.csv");
+    write_with_late_newcomers(&data);
+    let dd = dir.path().join("pd");
+    let (data, dd) = (data.to_str().unwrap(), dd.to_str().unwrap());
+    let started = plinth_core_now_ms();
+    let report = last_json(&train(&[
+        "--data",
+        data,
+        "--data-dir",
+        dd,
+        "--json",
+        "--algo",
+        "als",
+        "--factors",
+        "8",
+        "--iterations",
+        "4",
+        "--split",
+        "time:0.08",
+        "--regularization",
+        "0.05",
+        "--solver",
+        "cg",
+        "--register",
+        "late",
+    ]));
+    // 20 users and 5 items exist only after the cut: counted, not in the model.
+    assert_eq!(report["data"]["cold_start_users"], 20, "{report}");
+    assert_eq!(report["data"]["cold_start_items"], 5, "{report}");
+    assert_eq!(report["data"]["users"], 60, "{report}");
+    assert_eq!(report["data"]["items"], 40, "{report}");
+
+    let port = free_port();
+    let _server = start_server(port, dd);
+    let run_id = report["run_id"].as_str().unwrap();
+    let run = get_json(port, &format!("/api/2.0/mlflow/runs/get?run_id={run_id}"));
+    let params: std::collections::HashMap<String, String> = run["run"]["data"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["key"].as_str().unwrap().to_string(), p["value"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(params["regularization"], "0.05");
+    assert_eq!(params["solver"], "cg");
+    assert_eq!(params["split"], "time:0.08");
+    assert_eq!(params["weight_col"], "rating");
+    assert_eq!(params["weight_transform"], "none");
+    // The run started when the work did, not after it.
+    let info = &run["run"]["info"];
+    let (start, end) = (info["start_time"].as_i64().unwrap(), info["end_time"].as_i64().unwrap());
+    assert!(start <= started + 5_000 && start >= started - 1_000, "start {start} vs launch {started}");
+    assert!(end >= start);
+
+    // A newcomer is served the popularity fallback, flagged.
+    let out =
+        deploy(&["create", "late", "--variant", "a=late/1", "--tracking-uri", &format!("http://127.0.0.1:{port}")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let answer: serde_json::Value = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v1/deployments/late/recommend"))
+            .json(&serde_json::json!({"user": "u70", "k": 3}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(answer["fallback"], "popularity", "{answer}");
+}
+
+fn plinth_core_now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn trains_on_all_data_with_split_none_and_unit_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ratings.csv");
+    write_blocks(&data);
+    let dd = dir.path().join("pd");
+    let (data, dd) = (data.to_str().unwrap(), dd.to_str().unwrap());
+    let report = last_json(&train(&[
+        "--data",
+        data,
+        "--data-dir",
+        dd,
+        "--json",
+        "--algo",
+        "als",
+        "--factors",
+        "8",
+        "--iterations",
+        "3",
+        "--split",
+        "none",
+        "--weight-col",
+        "none",
+        "--weight-transform",
+        "log1p",
+    ]));
+    assert_eq!(report["data"]["test_interactions"], 0, "{report}");
+    assert!(report["metrics"].get("ndcg_at_10").is_none(), "no evaluation without held-out data: {report}");
+    let port = free_port();
+    let _server = start_server(port, dd);
+    let run = get_json(port, &format!("/api/2.0/mlflow/runs/get?run_id={}", report["run_id"].as_str().unwrap()));
+    let tags = run["run"]["data"]["tags"].as_array().unwrap();
+    assert!(tags.iter().any(|t| t["key"] == "plinth.evaluation"), "{tags:?}");
+    let params = run["run"]["data"]["params"].as_array().unwrap();
+    assert!(params.iter().any(|p| p["key"] == "weight_col" && p["value"] == "none"), "{params:?}");
+    assert!(params.iter().any(|p| p["key"] == "split" && p["value"] == "none"), "{params:?}");
+    // Weights too large for alpha are called out.
+    let counts = dir.path().join("counts.csv");
+    let mut s = String::from("user,item,plays\n");
+    for u in 0..30 {
+        for i in 0..10 {
+            s.push_str(&format!("u{u},i{i},{}\n", 500 + u * i * 40));
+        }
+    }
+    std::fs::write(&counts, s).unwrap();
+    let report = last_json(&train(&[
+        "--data",
+        counts.to_str().unwrap(),
+        "--data-dir",
+        dd,
+        "--json",
+        "--algo",
+        "als",
+        "--factors",
+        "4",
+        "--iterations",
+        "2",
+    ]));
+    assert!(report["data"]["warning"].as_str().unwrap().contains("log1p"), "{report}");
+}
+
 #[test]
 fn bad_training_input_gets_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -188,6 +340,7 @@ fn bad_training_input_gets_clear_errors() {
     check(&["--data", good, "--algo", "als", "--regularization", "-1"], "regularization must be >= 0");
     check(&["--data", good, "--algo", "nope"], "unknown algorithm");
     check(&["--data", good, "--algo", "als", "--split", "random:2"], "invalid split");
+    check(&["--data", good, "--algo", "als", "--weight-transform", "sqrt"], "unknown weight transform");
     let missing = dir.path().join("missing.csv");
     check(&["--data", missing.to_str().unwrap(), "--algo", "als"], "cannot open");
 }
@@ -277,8 +430,16 @@ fn deploys_through_the_cli_and_serves_again_after_a_crash() {
     let out = deploy(&["list", "--tracking-uri", &uri]);
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed["deployments"][0]["name"], "home", "{listed}");
-    let out = deploy(&["update", "home", "--variant", "a=recs/1", "--tracking-uri", &uri]);
+    let out = deploy(&["update", "home", "--variant", "a=recs/1", "--shadow", "s=recs/1", "--tracking-uri", &uri]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // An update that does not mention the shadow keeps it; --no-shadow removes it.
+    let out = deploy(&["update", "home", "--variant", "a=recs/1:2", "--tracking-uri", &uri]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let kept: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(kept["deployment"]["shadow"]["name"], "s", "{kept}");
+    let out = deploy(&["update", "home", "--variant", "a=recs/1", "--no-shadow", "--tracking-uri", &uri]);
+    let removed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(removed["deployment"]["shadow"].is_null(), "{removed}");
     assert!(deploy(&["delete", "home", "--tracking-uri", &uri]).status.success());
     assert!(!deploy(&["get", "home", "--tracking-uri", &uri]).status.success());
 }

@@ -12,6 +12,7 @@ pub mod logged_models;
 pub mod registry;
 pub mod runs;
 pub mod search;
+pub mod sources;
 pub mod validation;
 
 pub use error::{Error, Result};

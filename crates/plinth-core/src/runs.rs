@@ -119,6 +119,20 @@ pub struct DatasetInput {
     pub tags: Vec<Tag>,
 }
 
+/// One dataset used in an experiment, with the context a run used it in
+/// (the `mlflow.data.context` input tag: `training`, `eval`…), as MLflow's
+/// `experiments/search-datasets` answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSummary {
+    pub experiment_id: String,
+    pub name: String,
+    pub digest: String,
+    pub context: Option<String>,
+}
+
+/// The input tag that says how a run used a dataset.
+pub const DATASET_CONTEXT_TAG: &str = "mlflow.data.context";
+
 /// A model a run consumed (`inputs`) or produced (`outputs`, with a step).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelIo {

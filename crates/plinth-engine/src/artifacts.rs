@@ -63,6 +63,27 @@ impl Platform {
         Ok(self.artifacts.get(&base.join(&rel)).await?)
     }
 
+    /// Opens a file of a registered version's artifacts (`path` relative to
+    /// its storage location, confined to it). Versions whose bytes live
+    /// outside this server's artifact store are not found here.
+    pub async fn open_model_version_artifact(
+        &self,
+        name: &str,
+        version: &str,
+        path: &str,
+    ) -> Result<(u64, impl Stream<Item = plinth_artifacts::Result<Bytes>> + Send + 'static + use<>)> {
+        let location = self.model_version_download_uri(name, version).await?;
+        let rel = ArtifactPath::parse(path)?;
+        let Some(key) = artifact_key(&location) else {
+            return Err(plinth_core::Error::not_found(format!(
+                "model version {name}/{version} keeps its artifacts elsewhere ({location})"
+            ))
+            .into());
+        };
+        let base = ArtifactPath::parse(key)?;
+        Ok(self.artifacts.get(&base.join(&rel)).await?)
+    }
+
     /// Lists a run's artifacts under `path`, paths relative to the run's root.
     /// Returns the run's artifact URI too. Runs whose artifacts live outside
     /// this server list as empty.

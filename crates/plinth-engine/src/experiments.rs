@@ -1,9 +1,22 @@
 //! Experiments: create, find, rename, delete/restore, tag.
 
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
-use plinth_core::validation;
+use plinth_core::{sources, validation};
 
 use crate::{ARTIFACT_SCHEME, ExperimentSearch, Page, Platform, Result};
+
+/// A relative local path becomes absolute against the server's working
+/// directory (MLflow's `resolve_uri_if_local`), so every client that reads
+/// the experiment sees one place.
+fn resolve_local_location(loc: String) -> String {
+    if !sources::split(&loc).scheme.is_empty() || loc.starts_with('/') {
+        return loc;
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => sources::normalize_local(&format!("{}/{loc}", cwd.display())),
+        Err(_) => loc,
+    }
+}
 
 impl Platform {
     pub async fn create_experiment(
@@ -17,7 +30,7 @@ impl Platform {
             validation::validate_experiment_tag(&t.key, &t.value)?;
         }
         let location = match artifact_location.filter(|s| !s.is_empty()) {
-            Some(loc) => loc,
+            Some(loc) => resolve_local_location(loc),
             None => format!("{ARTIFACT_SCHEME}{{id}}"),
         };
         Ok(self.store.create_experiment(name, location, tags).await?)

@@ -17,7 +17,7 @@ use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
 use plinth_ml::als::{self, AlsParams, Solver};
 use plinth_ml::bpr::{self, BprParams};
 use plinth_ml::data::{Format, ReadOptions, read_interactions};
-use plinth_ml::interactions::{Event, Interactions};
+use plinth_ml::interactions::{Event, IdMap, Interactions, WeightTransform};
 use plinth_ml::metrics::RankingMetrics;
 use plinth_ml::model::{Engine, ItemFilter, RecModel};
 use plinth_ml::split::{Split, split};
@@ -71,6 +71,7 @@ pub struct RecommenderJob {
     pub als: AlsParams,
     pub bpr: BprParams,
     pub neighbors: usize,
+    pub weight_transform: WeightTransform,
     pub split: Split,
     pub k: usize,
     pub seed: u64,
@@ -185,6 +186,10 @@ pub type Progress = std::sync::Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
 
 struct Prepared {
     data: Interactions,
+    /// The weight column as the run records it (`none` for unit weights).
+    weight_col: String,
+    /// Said in the log and the run's tags when weights look wrong for the model.
+    weight_warning: Option<String>,
     train: Vec<Event>,
     test: Vec<Event>,
     cold_users: usize,
@@ -197,7 +202,7 @@ fn prepare(job: &RecommenderJob) -> Result<Prepared> {
         None => {
             let events = Interactions::aggregate(&data.events);
             let (train, test) = split(&events, job.split, job.seed);
-            Ok(Prepared { data, train, test, cold_users: 0, cold_items: 0 })
+            Ok(keep_training_ids(data, train, test))
         }
         Some(test_path) => {
             let (n_users, n_items) = (data.users.len(), data.items.len());
@@ -215,8 +220,95 @@ fn prepare(job: &RecommenderJob) -> Result<Prepared> {
                 .into());
             }
             // Keep the test items' indices (cold ones count in |T| but can never be hit).
-            Ok(Prepared { data, train, test, cold_users: cold_users.len(), cold_items: cold_items.len() })
+            Ok(Prepared {
+                weight_col: String::new(),
+                weight_warning: None,
+                data,
+                train,
+                test,
+                cold_users: cold_users.len(),
+                cold_items: cold_items.len(),
+            })
         }
+    }
+}
+
+/// Transforms the training weights and checks them against ALS's `alpha`:
+/// confidence is `1 + alpha·w`, so raw play counts in the thousands make a
+/// few items dominate.
+fn weigh(job: &RecommenderJob, p: &mut Prepared) {
+    p.weight_col = p.data.weight_column.clone().unwrap_or_else(|| "none".into());
+    let (n_users, n_items) = (p.data.users.len(), p.data.items.len());
+    job.weight_transform.apply(&mut p.train, n_users, n_items);
+    if job.algo != Algo::Als || p.train.is_empty() {
+        return;
+    }
+    let mut w: Vec<f32> = p.train.iter().map(|e| e.weight).collect();
+    let at = ((w.len() - 1) as f64 * 0.99) as usize;
+    let (_, p99, _) = w.select_nth_unstable_by(at, f32::total_cmp);
+    let confidence = 1.0 + job.als.alpha * *p99;
+    if confidence > 100.0 {
+        let msg = format!(
+            "weights are large for alpha={}: 1% of interactions get a confidence above {confidence:.0} (weight column \
+             '{}', transform {}); consider --weight-transform log1p or bm25, or a smaller --alpha",
+            job.als.alpha,
+            p.weight_col,
+            job.weight_transform.name()
+        );
+        tracing::warn!("{msg}");
+        p.weight_warning = Some(msg);
+    }
+}
+
+/// The model holds only what it was trained on: users and items that appear
+/// only in the held-out part get no place in it (no zero factors, so serving
+/// gives such users the popularity fallback, flagged). In the test events
+/// they keep indices past the model's, and are counted as cold.
+fn keep_training_ids(data: Interactions, train: Vec<Event>, test: Vec<Event>) -> Prepared {
+    let (mut in_train_u, mut in_train_i) = (vec![false; data.users.len()], vec![false; data.items.len()]);
+    for e in &train {
+        in_train_u[e.user as usize] = true;
+        in_train_i[e.item as usize] = true;
+    }
+    let renumber = |keep: &[bool], ids: &IdMap| -> (IdMap, Vec<u32>) {
+        let mut kept = IdMap::default();
+        let mut new_index = vec![u32::MAX; keep.len()];
+        for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+            new_index[i] = kept.intern(ids.id(i as u32));
+        }
+        (kept, new_index)
+    };
+    let (users, user_index) = renumber(&in_train_u, &data.users);
+    let (items, item_index) = renumber(&in_train_i, &data.items);
+    let train = train
+        .into_iter()
+        .map(|e| Event { user: user_index[e.user as usize], item: item_index[e.item as usize], ..e })
+        .collect();
+    let (mut cold_users, mut cold_items) = (HashMap::new(), HashMap::new());
+    let (n_users, n_items) = (users.len() as u32, items.len() as u32);
+    let test = test
+        .into_iter()
+        .map(|e| {
+            let cold = |index: &[u32], cold: &mut HashMap<u32, u32>, n: u32, old: u32| match index[old as usize] {
+                u32::MAX => {
+                    let next = n + cold.len() as u32;
+                    *cold.entry(old).or_insert(next)
+                }
+                i => i,
+            };
+            let user = cold(&user_index, &mut cold_users, n_users, e.user);
+            let item = cold(&item_index, &mut cold_items, n_items, e.item);
+            Event { user, item, ..e }
+        })
+        .collect();
+    Prepared {
+        weight_col: String::new(),
+        weight_warning: None,
+        data: Interactions { users, items, events: Vec::new(), weight_column: data.weight_column },
+        train,
+        test,
+        cold_users: cold_users.len(),
+        cold_items: cold_items.len(),
     }
 }
 
@@ -282,6 +374,22 @@ fn train_model(job: &RecommenderJob, p: &Prepared, progress: &Progress) -> Resul
     Ok(Trained { model, steps, train_seconds })
 }
 
+/// A param's value as a person would write it: strings without JSON
+/// quotes, `f32` hyperparameters without `f64` noise (`0.05`, not
+/// `0.05000000074505806`).
+pub(crate) fn param_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) if (f as f32) as f64 == f => (f as f32).to_string(),
+            (None, Some(f)) => f.to_string(),
+            (None, None) => n.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
 /// Ranking metrics at each K in `ks` over users with test items.
 pub fn evaluate(
     model: &RecModel,
@@ -324,31 +432,50 @@ pub async fn train_recommender(tracker: &dyn Tracker, job: RecommenderJob, progr
     if let Some(name) = &job.register {
         plinth_core::validation::validate_model_name(name)?;
     }
-    let run_job = job.clone();
-    let (prepared, trained, metrics, evaluated_users) = off_the_async_threads(job.threads, move || {
-        let job = run_job;
-        let prepared = prepare(&job)?;
-        if prepared.train.is_empty() {
-            return Err(DomainError::invalid("no training interactions left after the split").into());
-        }
-        let trained = train_model(&job, &prepared, &progress)?;
-        let mut ks = vec![job.k];
-        if job.k != 20 {
-            ks.push(20);
-        }
-        progress("evaluate", 0, 1);
-        let (metrics, users) = evaluate(&trained.model, &prepared.test, &ks, job.max_eval_users);
-        progress("evaluate", 1, 1);
-        Ok((prepared, trained, metrics, users))
-    })
-    .await?;
     let mut tags = vec![Tag::new("plinth.task", "recommender"), Tag::new("plinth.algo", job.algo.name())];
     tags.push(Tag::new("mlflow.source.name", "plinth train recommender"));
+    if job.split == Split::None && job.test_data.is_none() {
+        tags.push(Tag::new("plinth.evaluation", "none: trained on all data (--split none); evaluate with --test-data"));
+    }
+    // The run starts when its work starts (reading the data), so its
+    // duration is the training's; a failure on the way marks it FAILED.
     let (experiment_id, run_id) = tracker.start_run(&job.experiment, job.run_name.clone(), tags).await?;
-    let outcome = record(tracker, &job, &run_id, &prepared, &trained, &metrics, evaluated_users).await;
-    let (stats, version) = close_run(tracker, &run_id, outcome).await?;
-    let mut all = metrics.clone();
-    all.push(("train_seconds".into(), trained.train_seconds));
+    let run_job = job.clone();
+    let outcome = async {
+        let (prepared, trained, metrics, evaluated_users) = off_the_async_threads(job.threads, move || {
+            let job = run_job;
+            let mut prepared = prepare(&job)?;
+            weigh(&job, &mut prepared);
+            if prepared.train.is_empty() {
+                return Err(DomainError::invalid("no training interactions left after the split").into());
+            }
+            let trained = train_model(&job, &prepared, &progress)?;
+            if prepared.test.is_empty() {
+                // `--split none` without `--test-data`: nothing held out.
+                return Ok((prepared, trained, Vec::new(), 0));
+            }
+            let mut ks = vec![job.k];
+            if job.k != 20 {
+                ks.push(20);
+            }
+            progress("evaluate", 0, 1);
+            let (metrics, users) = evaluate(&trained.model, &prepared.test, &ks, job.max_eval_users);
+            progress("evaluate", 1, 1);
+            if users == 0 {
+                // Every held-out user is new to the model: no ranking to score.
+                tracing::warn!("no held-out user is known to the model; nothing was evaluated");
+                return Ok((prepared, trained, Vec::new(), 0));
+            }
+            Ok((prepared, trained, metrics, users))
+        })
+        .await?;
+        let (stats, version) = record(tracker, &job, &run_id, &prepared, &trained, &metrics, evaluated_users).await?;
+        Ok((trained.train_seconds, metrics, stats, version))
+    }
+    .await;
+    let (train_seconds, metrics, stats, version) = close_run(tracker, &run_id, outcome).await?;
+    let mut all = metrics;
+    all.push(("train_seconds".into(), train_seconds));
     Ok(TrainReport {
         experiment_id,
         run_id,
@@ -405,12 +532,14 @@ async fn record(
     ];
     match &job.test_data {
         Some(t) => params.push(Param::new("test_data", t.display().to_string())),
-        None => params.push(Param::new("split", format!("{:?}", job.split).to_lowercase())),
+        None => params.push(Param::new("split", job.split.name())),
     }
+    params.push(Param::new("weight_col", p.weight_col.clone()));
+    params.push(Param::new("weight_transform", job.weight_transform.name()));
     if let Some(obj) = t.model.params.as_object() {
         for (k, v) in obj {
             if k != "seed" {
-                params.push(Param::new(k.clone(), v.to_string()));
+                params.push(Param::new(k.clone(), param_value(v)));
             }
         }
     }
@@ -418,7 +547,7 @@ async fn record(
     let mut all: Vec<Metric> = t.steps.clone();
     all.extend(metrics.iter().map(|(k, v)| Metric::new(k.clone(), *v, now, 0)));
     all.push(Metric::new("train_seconds", t.train_seconds, now, 0));
-    let stats = json!({
+    let mut stats = json!({
         "users": p.data.users.len(),
         "items": p.data.items.len(),
         "train_interactions": p.train.len(),
@@ -431,6 +560,9 @@ async fn record(
         all.push(Metric::new(k.clone(), v.as_f64().unwrap_or(0.0), now, 0));
     }
     tracker.log(run_id, all, params).await?;
+    if let (Some(w), Some(obj)) = (&p.weight_warning, stats.as_object_mut()) {
+        obj.insert("warning".into(), json!(w));
+    }
 
     let file = tempfile::NamedTempFile::new().map_err(|e| Error::Internal(e.to_string()))?;
     t.model.save(file.path()).map_err(|e| Error::Internal(e.to_string()))?;
@@ -465,6 +597,8 @@ pub struct RecommenderSpec {
     pub item_col: Option<String>,
     pub weight_col: Option<String>,
     pub time_col: Option<String>,
+    /// none (default), log1p or bm25.
+    pub weight_transform: Option<String>,
     pub algo: String,
     pub factors: Option<usize>,
     pub iterations: Option<usize>,
@@ -555,6 +689,13 @@ impl RecommenderSpec {
             als,
             bpr,
             neighbors,
+            weight_transform: self
+                .weight_transform
+                .as_deref()
+                .map(WeightTransform::parse)
+                .transpose()
+                .map_err(Error::from)?
+                .unwrap_or_default(),
             split,
             k,
             seed,

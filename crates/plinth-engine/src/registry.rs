@@ -2,7 +2,7 @@
 
 use plinth_core::experiments::Tag;
 use plinth_core::registry::{self, ModelVersion, NewModelVersion, RegisteredModel, Stage};
-use plinth_core::{Error as DomainError, validation};
+use plinth_core::{Error as DomainError, sources, validation};
 
 use crate::{Page, Platform, Result, SearchQuery};
 
@@ -69,8 +69,9 @@ impl Platform {
 
     /// Registers a new version. The source may be a logged model
     /// (`models:/m-...`), another version (`models:/name/3`), a run path
-    /// (`runs:/<run_id>/path`) or a plain artifact URI; where the bytes are is
-    /// resolved now and answered by `get-download-uri`.
+    /// (`runs:/<run_id>/path`) or an artifact URI; it is checked by MLflow's
+    /// rules (`plinth_core::sources`) and where the bytes are is resolved now
+    /// and answered by `get-download-uri`.
     pub async fn create_model_version(&self, mut new: NewModelVersion) -> Result<ModelVersion> {
         validation::validate_model_name(&new.name)?;
         if new.source.trim().is_empty() {
@@ -79,31 +80,38 @@ impl Platform {
         for t in &new.tags {
             validation::validate_registry_tag(&t.key, &t.value)?;
         }
+        new.run_id = new.run_id.filter(|s| !s.is_empty());
+        new.model_id = new.model_id.filter(|s| !s.is_empty());
+        if let Some(scheme) = sources::host_addressed_scheme(&new.source) {
+            return Err(sources::host_refusal(&scheme).into());
+        }
+        self.resolve_source_lineage(&mut new).await?;
+        match new.model_id.clone() {
+            Some(model_id) => self.check_source_model(&new.source, &model_id).await?,
+            None => self.check_source_run(&new.source, new.run_id.as_deref()).await?,
+        }
         let source = new.source.clone();
-        new.storage_location = if let Some(rest) = source.strip_prefix("models:/") {
-            let rest = rest.trim_end_matches('/');
-            if rest.starts_with("m-") && !rest.contains('/') {
-                let model = self.store.get_logged_model(rest).await?;
-                if new.run_id.is_none() {
-                    new.run_id = model.source_run_id.clone();
-                }
-                new.model_id.get_or_insert_with(|| model.model_id.clone());
-                model.artifact_location
-            } else {
-                let (name, version) = rest
-                    .split_once('/')
-                    .ok_or_else(|| DomainError::invalid(format!("Invalid model version source: '{source}'")))?;
-                let version = parse_version(version)?;
-                self.store.get_model_version(name, version).await?.storage_location
+        new.storage_location = if let Some(model_id) = sources::models_uri_model_id(&source) {
+            let model = self.store.get_logged_model(&model_id).await?;
+            if new.run_id.is_none() {
+                new.run_id = model.source_run_id.clone();
             }
+            model.artifact_location
+        } else if let Some(rest) = source.strip_prefix("models:/") {
+            let (name, version) = rest
+                .trim_end_matches('/')
+                .split_once('/')
+                .ok_or_else(|| DomainError::invalid(format!("Invalid model version source: '{source}'")))?;
+            self.store.get_model_version(name, parse_version(version)?).await?.storage_location
         } else if let Some(rest) = source.strip_prefix("runs:/") {
             let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
-            let run = self.store.get_run(run_id).await?;
-            new.run_id.get_or_insert_with(|| run_id.to_string());
-            if path.is_empty() {
-                run.info.artifact_uri
-            } else {
-                format!("{}/{}", run.info.artifact_uri.trim_end_matches('/'), path.trim_matches('/'))
+            // MLflow registers a `runs:/` source without looking the run up (it
+            // may live in another tracking server); its bytes are then not here.
+            match self.store.get_run(run_id).await {
+                Ok(run) if path.is_empty() => run.info.artifact_uri,
+                Ok(run) => format!("{}/{}", run.info.artifact_uri.trim_end_matches('/'), path.trim_matches('/')),
+                Err(e) if e.is_not_found() => source.clone(),
+                Err(e) => return Err(e.into()),
             }
         } else {
             source.clone()
@@ -119,6 +127,135 @@ impl Platform {
             self.record_version_on_logged_model(&model_id, &version).await?;
         }
         Ok(version)
+    }
+
+    /// `models:/name/version` stands for that version: its run and logged
+    /// model become the new version's unless the request names others
+    /// (then they must agree).
+    async fn resolve_source_lineage(&self, new: &mut NewModelVersion) -> Result<()> {
+        let uri = sources::split(&new.source);
+        if uri.scheme != "models" {
+            return Ok(());
+        }
+        if !uri.netloc.is_empty() {
+            return Err(DomainError::invalid(format!(
+                "Invalid model version source: '{}'. Registered model sources must use the active model registry.",
+                new.source
+            ))
+            .into());
+        }
+        if sources::models_uri_model_id(&new.source).is_some() {
+            return Ok(());
+        }
+        let rest = uri.path.trim_start_matches('/').trim_end_matches('/');
+        let (name, version) = match rest.split_once('/') {
+            Some((name, v)) => (name, self.store.get_model_version(name, parse_version(v)?).await?),
+            None => match rest.split_once('@') {
+                Some((name, alias)) => (name, self.store.get_model_version_by_alias(name, alias).await?),
+                None => return Err(sources::invalid_source(&new.source, "model_id").into()),
+            },
+        };
+        let differs = |asked: &Option<String>, actual: &Option<String>| asked.is_some() && asked != actual;
+        if differs(&new.run_id, &version.run_id) || differs(&new.model_id, &version.model_id) {
+            return Err(DomainError::invalid(format!(
+                "Invalid model version source: '{}'. The run_id and model_id request parameters must match the                  referenced model version.",
+                new.source
+            ))
+            .into());
+        }
+        new.source = format!("models:/{name}/{}", version.version);
+        if new.run_id.is_none() {
+            new.run_id = version.run_id.clone();
+        }
+        if new.model_id.is_none() {
+            new.model_id = version.model_id.clone();
+        }
+        Ok(())
+    }
+
+    /// MLflow's `_validate_source_run`.
+    async fn check_source_run(&self, source: &str, run_id: Option<&str>) -> Result<()> {
+        if sources::is_local(source) {
+            if let Some(run_id) = run_id {
+                let run = self.source_run(run_id, source).await?;
+                if sources::local_within(source, &run.info.artifact_uri) {
+                    return Ok(());
+                }
+                return Err(sources::local_refusal(&sources::normalize_local(source), "run_id").into());
+            }
+            return Err(sources::local_refusal(source, "run_id").into());
+        }
+        sources::check_no_relative_paths(source)?;
+        let uri = sources::split(source);
+        if uri.scheme == "runs" {
+            if uri.netloc.is_empty() && run_id.is_some() && sources::runs_uri_run_id(source).as_deref() == run_id {
+                return Ok(());
+            }
+            return Err(sources::invalid_source(source, "run_id").into());
+        }
+        if uri.scheme == "models" && (!uri.netloc.is_empty() || sources::models_uri_model_id(source).is_some()) {
+            return Err(sources::invalid_source(source, "model_id").into());
+        }
+        if sources::is_mlflow_artifact_source(source) {
+            if let Some(run_id) = run_id {
+                let run = self.source_run(run_id, source).await?;
+                if sources::within_root(source, &run.info.artifact_uri) {
+                    return Ok(());
+                }
+            }
+            return Err(sources::invalid_source(source, "run_id").into());
+        }
+        Ok(())
+    }
+
+    /// MLflow's `_validate_source_model`.
+    async fn check_source_model(&self, source: &str, model_id: &str) -> Result<()> {
+        if sources::is_local(source) {
+            let model = self.source_model(model_id, source).await?;
+            if sources::local_within(source, &model.artifact_location) {
+                return Ok(());
+            }
+            return Err(sources::local_refusal(&sources::normalize_local(source), "model_id").into());
+        }
+        sources::check_no_relative_paths(source)?;
+        let uri = sources::split(source);
+        if uri.scheme == "models" {
+            if !uri.netloc.is_empty() {
+                return Err(sources::invalid_source(source, "model_id").into());
+            }
+            if let Some(id) = sources::models_uri_model_id(source) {
+                if id == model_id {
+                    return Ok(());
+                }
+                return Err(sources::invalid_source(source, "model_id").into());
+            }
+        }
+        if uri.scheme == "runs" {
+            return Err(sources::invalid_source(source, "model_id").into());
+        }
+        if sources::is_mlflow_artifact_source(source) {
+            let model = self.source_model(model_id, source).await?;
+            if sources::within_root(source, &model.artifact_location) {
+                return Ok(());
+            }
+            return Err(sources::invalid_source(source, "model_id").into());
+        }
+        Ok(())
+    }
+
+    /// The run a source names; unknown is the caller's mistake (400).
+    async fn source_run(&self, run_id: &str, source: &str) -> Result<plinth_core::runs::Run> {
+        match self.store.get_run(run_id).await {
+            Err(e) if e.is_not_found() => Err(sources::invalid_source(source, "run_id").into()),
+            other => Ok(other?),
+        }
+    }
+
+    async fn source_model(&self, model_id: &str, source: &str) -> Result<plinth_core::logged_models::LoggedModel> {
+        match self.store.get_logged_model(model_id).await {
+            Err(e) if e.is_not_found() => Err(sources::invalid_source(source, "model_id").into()),
+            other => Ok(other?),
+        }
     }
 
     async fn record_version_on_logged_model(&self, model_id: &str, version: &ModelVersion) -> Result<()> {

@@ -3,11 +3,16 @@
 use plinth_core::experiments::{LifecycleStage, Tag};
 use plinth_core::ids::{new_run_id, now_ms};
 use plinth_core::runs::{
-    DatasetInput, Metric, ModelIo, NewRun, Param, RUN_NAME_TAG, Run, RunInfo, RunStatus, RunUpdate, generate_run_name,
+    DatasetInput, DatasetSummary, Metric, ModelIo, NewRun, Param, RUN_NAME_TAG, Run, RunInfo, RunStatus, RunUpdate,
+    generate_run_name,
 };
 use plinth_core::{Error as DomainError, validation};
 
 use crate::{Page, Platform, Result, RunSearch};
+
+/// MLflow's bounds on `get-history-bulk-interval`.
+pub const MAX_BULK_RUNS: usize = 100;
+pub const MAX_BULK_POINTS: i64 = 2500;
 
 impl Platform {
     pub async fn create_run(&self, new: NewRun) -> Result<Run> {
@@ -106,6 +111,132 @@ impl Platform {
 
     pub async fn log_outputs(&self, run_id: &str, models: Vec<ModelIo>) -> Result<()> {
         Ok(self.store.log_outputs(run_id, models).await?)
+    }
+
+    /// MLflow's `get-history-bulk-interval`: each run's history of `key`
+    /// sampled to at most `max_results` points (default 2,500) within
+    /// `[start_step, end_step]`; at most 100 runs (unknown ones have no
+    /// points). Messages are MLflow's.
+    pub async fn sample_metric_histories(
+        &self,
+        run_ids: &[String],
+        key: &str,
+        start_step: Option<i64>,
+        end_step: Option<i64>,
+        max_results: Option<i64>,
+    ) -> Result<Vec<(String, Metric)>> {
+        const HINT: &str = " See the API docs for more information about request parameters.";
+        if run_ids.is_empty() {
+            return Err(DomainError::invalid(format!("Missing value for required parameter 'run_ids'.{HINT}")).into());
+        }
+        if run_ids.len() > MAX_BULK_RUNS {
+            return Err(DomainError::invalid(format!(
+                "GetMetricHistoryBulkInterval request must specify at most {MAX_BULK_RUNS} run_ids. Received {} \
+                 run_ids.{HINT}",
+                run_ids.len()
+            ))
+            .into());
+        }
+        if key.is_empty() {
+            return Err(
+                DomainError::invalid(format!("Missing value for required parameter 'metric_key'.{HINT}")).into()
+            );
+        }
+        let max_results = max_results.unwrap_or(MAX_BULK_POINTS);
+        if !(1..=MAX_BULK_POINTS).contains(&max_results) {
+            return Err(
+                DomainError::invalid(format!("max_results must be between 1 and {MAX_BULK_POINTS}.{HINT}")).into()
+            );
+        }
+        let steps = match (start_step, end_step) {
+            (Some(start), Some(end)) if start > end => {
+                return Err(DomainError::invalid(format!(
+                    "end_step must be greater than start_step. Found start_step={start} and end_step={end}."
+                ))
+                .into());
+            }
+            (Some(start), Some(end)) => Some((start, end)),
+            (None, None) => None,
+            _ => {
+                return Err(DomainError::invalid(
+                    "If either start step or end step are specified, both must be specified.",
+                )
+                .into());
+            }
+        };
+        // As MLflow's SQL store: a run that does not exist has no history.
+        let mut out = Vec::new();
+        for id in run_ids {
+            match self.store.sample_metric_history(id, key, steps, max_results).await {
+                Ok(points) => out.extend(points.into_iter().map(|m| (id.clone(), m))),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// MLflow's `get-history-bulk` (the UI's older call): every value of `key`
+    /// for up to 100 runs, ordered by run id, timestamp, step and value, at
+    /// most `max_results` (25,000) in all. Unknown runs are left out.
+    pub async fn metric_histories(
+        &self,
+        run_ids: &[String],
+        key: Option<&str>,
+        max_results: Option<i64>,
+    ) -> Result<Vec<(String, Metric)>> {
+        const MAX_HISTORY: i64 = 25_000;
+        if run_ids.is_empty() {
+            return Err(DomainError::invalid("GetMetricHistoryBulk request must specify at least one run_id.").into());
+        }
+        if run_ids.len() > MAX_BULK_RUNS {
+            return Err(DomainError::invalid(format!(
+                "GetMetricHistoryBulk request cannot specify more than {MAX_BULK_RUNS} run_ids. Received {} run_ids.",
+                run_ids.len()
+            ))
+            .into());
+        }
+        let Some(key) = key else {
+            return Err(DomainError::invalid("GetMetricHistoryBulk request must specify a metric_key.").into());
+        };
+        let max_results = max_results.unwrap_or(MAX_HISTORY).clamp(0, MAX_HISTORY);
+        let mut ids: Vec<&String> = run_ids.iter().collect();
+        ids.sort();
+        ids.dedup();
+        let mut out: Vec<(String, Metric)> = Vec::new();
+        for id in ids {
+            if out.len() as i64 >= max_results {
+                break;
+            }
+            let page = match self.store.get_metric_history(id, key, max_results, 0).await {
+                Ok(page) => page,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut items = page.items;
+            items.sort_by(|a, b| (a.timestamp, a.step).cmp(&(b.timestamp, b.step)).then(a.value.total_cmp(&b.value)));
+            out.extend(items.into_iter().map(|m| (id.clone(), m)));
+        }
+        out.truncate(max_results as usize);
+        Ok(out)
+    }
+
+    /// MLflow's `experiments/search-datasets`: the datasets (with their
+    /// context) that runs of 1 to 20 experiments used, at most 1,000.
+    pub async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>> {
+        const MAX_EXPERIMENTS: usize = 20;
+        if experiment_ids.is_empty() {
+            return Err(DomainError::invalid("SearchDatasets request must specify at least one experiment_id.").into());
+        }
+        if experiment_ids.len() > MAX_EXPERIMENTS {
+            return Err(DomainError::invalid(format!(
+                "SearchDatasets request cannot specify more than {MAX_EXPERIMENTS} experiment_ids. Received {} \
+                 experiment_ids.",
+                experiment_ids.len()
+            ))
+            .into());
+        }
+        Ok(self.store.search_dataset_summaries(experiment_ids, 1000).await?)
     }
 
     pub async fn get_metric_history(

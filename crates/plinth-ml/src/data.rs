@@ -66,6 +66,8 @@ fn resolve(
     file: &str,
 ) -> Result<Option<usize>> {
     match spec {
+        // `--weight-col none` (or `--time-col none`): no such column.
+        Some(s) if s == "none" && (what == "weight" || what == "time") => Ok(None),
         Some(s) => {
             if let Some(h) = header
                 && let Some(i) = h.iter().position(|c| c == s)
@@ -149,7 +151,8 @@ pub fn read_interactions(path: &Path, options: &ReadOptions, into: Option<(IdMap
         names: header.map(|h| h.to_vec()).unwrap_or_default(),
     };
     let (users, items) = into.unwrap_or_default();
-    let mut out = Interactions { users, items, events: Vec::new() };
+    let col_name_of = |i: usize| layout.names.get(i).cloned().unwrap_or_else(|| format!("column {i}"));
+    let mut out = Interactions { users, items, events: Vec::new(), weight_column: layout.weight.map(col_name_of) };
     let col_name =
         |i: usize| layout.names.get(i).map(|n| format!("'{n}' ({})", i + 1)).unwrap_or_else(|| format!("{}", i + 1));
     let mut line_no = 1usize;

@@ -28,6 +28,9 @@ fn find(
     required: bool,
 ) -> Result<Option<usize>> {
     if let Some(s) = spec {
+        if s == "none" && !required {
+            return Ok(None);
+        }
         if let Some(i) = names.iter().position(|n| n == s) {
             return Ok(Some(i));
         }
@@ -114,7 +117,8 @@ pub fn read_parquet(path: &Path, options: &ReadOptions, into: Option<(IdMap, IdM
     let reader =
         builder.with_batch_size(65_536).build().map_err(|e| Error::Data(format!("{name}: cannot read: {e}")))?;
     let (users, items) = into.unwrap_or_default();
-    let mut out = Interactions { users, items, events: Vec::new() };
+    let weight_column = weight.and_then(|i| names.get(i).cloned());
+    let mut out = Interactions { users, items, events: Vec::new(), weight_column };
     let mut row_base = 0usize;
     for batch in reader {
         let batch =

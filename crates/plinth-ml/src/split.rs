@@ -15,13 +15,20 @@ pub enum Split {
     Last(usize),
     /// Globally, the latest fraction of events by time is held out.
     Time(f64),
+    /// Nothing is held out: train on everything (for production models;
+    /// evaluate with a separate test file, if at all).
+    None,
 }
 
 impl Split {
-    /// Parses `random:0.2`, `last:1`, `time:0.2`.
+    /// Parses `random:0.2`, `last:1`, `time:0.2`, `none`.
     pub fn parse(s: &str) -> Result<Split> {
-        let bad =
-            || Error::Param(format!("invalid split '{s}': expected random:<fraction>, last:<n> or time:<fraction>"));
+        let bad = || {
+            Error::Param(format!("invalid split '{s}': expected random:<fraction>, last:<n>, time:<fraction> or none"))
+        };
+        if s == "none" {
+            return Ok(Split::None);
+        }
         let (kind, value) = s.split_once(':').ok_or_else(bad)?;
         let frac = || value.parse::<f64>().ok().filter(|f| *f > 0.0 && *f < 1.0).ok_or_else(bad);
         match kind {
@@ -33,9 +40,22 @@ impl Split {
     }
 }
 
+impl Split {
+    /// The flag's own spelling (`random:0.2`), as params record it.
+    pub fn name(&self) -> String {
+        match self {
+            Split::Random(f) => format!("random:{f}"),
+            Split::Last(n) => format!("last:{n}"),
+            Split::Time(f) => format!("time:{f}"),
+            Split::None => "none".to_string(),
+        }
+    }
+}
+
 /// Splits aggregated events (one per user-item pair) into (train, test).
 pub fn split(events: &[Event], split: Split, seed: u64) -> (Vec<Event>, Vec<Event>) {
     match split {
+        Split::None => (events.to_vec(), Vec::new()),
         Split::Time(frac) => {
             let mut times: Vec<i64> = events.iter().map(|e| e.time).collect();
             times.sort_unstable();
@@ -53,7 +73,7 @@ pub fn split(events: &[Event], split: Split, seed: u64) -> (Vec<Event>, Vec<Even
                 let held = match split {
                     Split::Random(frac) => ((n as f64) * frac).round() as usize,
                     Split::Last(k) => k,
-                    Split::Time(_) => 0,
+                    Split::Time(_) | Split::None => 0,
                 };
                 // Every user keeps at least one training interaction.
                 let held = held.min(n.saturating_sub(1));
@@ -100,6 +120,15 @@ mod tests {
         }
         assert_eq!(split(&events(), Split::Random(0.2), 42).1, test);
         assert_ne!(split(&events(), Split::Random(0.2), 7).1, test);
+    }
+
+    #[test]
+    fn none_keeps_everything_and_names_round_trip() {
+        let (train, test) = split(&events(), Split::None, 0);
+        assert_eq!((train.len(), test.len()), (100, 0));
+        for s in ["random:0.2", "last:3", "time:0.25", "none"] {
+            assert_eq!(Split::parse(s).unwrap().name(), s);
+        }
     }
 
     #[test]

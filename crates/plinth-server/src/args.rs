@@ -12,6 +12,8 @@ use crate::state::AppState;
 
 pub struct Args {
     map: Map<String, Value>,
+    /// Keys repeated in the query string (their values became lists).
+    repeated: Vec<String>,
     /// Size of the body, for limits that MLflow states in bytes.
     pub body_len: usize,
 }
@@ -21,6 +23,7 @@ impl FromRequest<AppState> for Args {
 
     async fn from_request(req: Request<Body>, state: &AppState) -> Result<Self, ApiError> {
         let mut map = Map::new();
+        let mut repeated = Vec::new();
         if let Some(q) = req.uri().query() {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
                 .map_err(|e| ApiError::bad_request(format!("Malformed query string: {e}")))?;
@@ -30,6 +33,7 @@ impl FromRequest<AppState> for Args {
                     Some(prev) => {
                         let first = prev.take();
                         *prev = Value::Array(vec![first, Value::String(v)]);
+                        repeated.push(k);
                     }
                     None => {
                         map.insert(k, Value::String(v));
@@ -40,6 +44,10 @@ impl FromRequest<AppState> for Args {
         let mut body_len = 0;
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let limit = state.config.max_request_bytes;
+            let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+            if declared.and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit as u64) {
+                return Err(ApiError::too_large(limit));
+            }
             let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::too_large(limit))?;
             body_len = bytes.len();
             if !bytes.iter().all(|b| b.is_ascii_whitespace()) {
@@ -51,17 +59,31 @@ impl FromRequest<AppState> for Args {
                 }
             }
         }
-        Ok(Args { map, body_len })
+        Ok(Args { map, repeated, body_len })
     }
 }
 
-fn type_error(key: &str, value: &Value, expected: &str) -> ApiError {
-    ApiError::invalid(format!("Invalid value {value} for parameter '{key}' supplied: expected {expected}"))
+/// MLflow's message for a value of the wrong JSON type (its
+/// `_validate_param_against_schema`), naming Python's type as MLflow does.
+fn type_error(key: &str, value: &Value, _expected: &str) -> ApiError {
+    let py_type = match value {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    };
+    ApiError::invalid(format!(
+        "Invalid value {value} for parameter '{key}' supplied:  Hint: Value was of type '{py_type}'. See the API docs \
+         for more information about request parameters."
+    ))
 }
 
 impl Args {
     pub fn from_map(map: Map<String, Value>) -> Self {
-        Args { map, body_len: 0 }
+        Args { map, repeated: Vec::new(), body_len: 0 }
     }
 
     /// All arguments as one JSON object.
@@ -78,12 +100,11 @@ impl Args {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             // Query parameters that repeat arrive as lists; take the last.
-            Some(Value::Array(items)) => match items.last() {
+            Some(Value::Array(items)) if self.repeated.iter().any(|k| k == key) => match items.last() {
                 Some(Value::String(s)) => Ok(Some(s.clone())),
                 _ => Err(type_error(key, &Value::Array(items.clone()), "a string")),
             },
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            // Protobuf JSON takes only strings for string fields.
             Some(other) => Err(type_error(key, other, "a string")),
         }
     }
@@ -139,7 +160,6 @@ impl Args {
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
-                    Value::Number(n) => Ok(n.to_string()),
                     other => Err(type_error(key, other, "a list of strings")),
                 })
                 .collect(),

@@ -106,6 +106,12 @@ impl InferError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         InferError { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
+    pub fn too_large(limit: usize) -> Self {
+        InferError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("Request body exceeds the limit of {limit} bytes"),
+        }
+    }
 }
 
 impl IntoResponse for InferError {

@@ -3,6 +3,8 @@
 //! shape MLflow's JSON; they hold no business logic and no SQL.
 
 mod args;
+mod conn;
+mod edge;
 mod error;
 mod grpc;
 mod metrics;
@@ -10,37 +12,30 @@ mod routes;
 mod state;
 mod wire;
 
-use std::future::Future;
-use std::net::SocketAddr;
-
 use axum::Router;
+pub use conn::{ConnLimits, serve};
+pub use edge::Allowed;
 pub use error::ApiError;
 use plinth_engine::Platform;
 use plinth_engine::jobs::JobRunner;
 use plinth_serving::Serving;
-pub use state::{AppState, ServerConfig};
-use tokio::net::TcpListener;
+pub use state::{
+    AppState, DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_MAX_CONCURRENT_INFERENCE, DEFAULT_MAX_REQUEST_BYTES, ServerConfig,
+};
 
 /// The whole HTTP application.
 pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: ServerConfig) -> Router {
     metrics::install();
     let inference_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_inference.max(1)));
     let ui = plinth_ui::router(serving.clone());
+    let body_limit = config.max_request_bytes;
     let state = AppState::new(state::Shared { platform, jobs, serving, config, inference_permits });
     // gRPC (HTTP/2) and REST share the port; gRPC paths are `/<service>/<method>`.
     routes::router(state.clone())
-        .route_service("/inference.GRPCInferenceService/{method}", grpc::service(state))
+        .route_service("/inference.GRPCInferenceService/{method}", grpc::service(state.clone()))
         .merge(ui)
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then drains
-/// in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+        // Extractors that buffer (forms, bytes) stop reading at the limit;
+        // uploads and MLflow arguments apply their own limits while streaming.
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state, edge::layer))
 }

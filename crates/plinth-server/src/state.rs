@@ -7,6 +7,8 @@ use plinth_engine::jobs::JobRunner;
 use plinth_serving::Serving;
 use tokio::sync::Semaphore;
 
+use crate::edge::Allowed;
+
 /// Limits and settings the HTTP layer enforces.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -16,13 +18,24 @@ pub struct ServerConfig {
     pub max_artifact_bytes: u64,
     /// Inference requests served at once; beyond it, 503 + Retry-After.
     pub max_concurrent_inference: usize,
+    /// Hosts and origins allowed beyond loopback and IP literals.
+    pub allowed: Allowed,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { max_request_bytes: 16 << 20, max_artifact_bytes: 8 << 30, max_concurrent_inference: 1024 }
+        ServerConfig {
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_artifact_bytes: DEFAULT_MAX_ARTIFACT_BYTES,
+            max_concurrent_inference: DEFAULT_MAX_CONCURRENT_INFERENCE,
+            allowed: Allowed::default(),
+        }
     }
 }
+
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 << 20;
+pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 8 << 30;
+pub const DEFAULT_MAX_CONCURRENT_INFERENCE: usize = 1024;
 
 /// Shared by every handler; cloned per request (one reference count).
 #[derive(Clone)]

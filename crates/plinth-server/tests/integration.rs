@@ -42,7 +42,7 @@ impl TestServer {
         .await
         .unwrap();
         let app = plinth_server::app(platform.clone(), jobs, serving, config);
-        tokio::spawn(plinth_server::serve(listener, app, async {
+        tokio::spawn(plinth_server::serve(listener, app, plinth_server::ConnLimits::default(), async {
             let _ = rx.await;
         }));
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap();
@@ -131,7 +131,14 @@ async fn tracking_roundtrip_over_http() {
 async fn malformed_and_mistyped_requests_are_400() {
     let srv = TestServer::start(ServerConfig::default()).await;
     let run_id = srv.create_run().await;
-    let r = srv.http.post(srv.url("/api/2.0/mlflow/experiments/create")).body("{not json").send().await.unwrap();
+    let r = srv
+        .http
+        .post(srv.url("/api/2.0/mlflow/experiments/create"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error_code"], "BAD_REQUEST");
     let (s, b) = srv.post("/api/2.0/mlflow/experiments/create", json!([1, 2])).await;
@@ -211,19 +218,20 @@ async fn artifact_paths_cannot_escape_the_root() {
         "/api/2.0/mlflow-artifacts/artifacts?path=..%2F..",
         "/api/2.0/mlflow-artifacts/artifacts?path=%2Fetc",
     ] {
-        let (status, text) = srv.raw(&format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).await;
+        let (status, text) =
+            srv.raw(&format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")).await;
         assert!((400..500).contains(&status), "{path}: {text}");
         assert!(!text.contains("top secret") && !text.contains("root:"), "{path}");
     }
     let (status, _) = srv
-        .raw("PUT /api/2.0/mlflow-artifacts/artifacts/%2e%2e/evil.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nevil")
+        .raw("PUT /api/2.0/mlflow-artifacts/artifacts/%2e%2e/evil.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nevil")
         .await;
     assert_eq!(status, 400);
     assert!(!srv.dir.path().join("evil.txt").exists());
     // A symlink planted inside the root is not followed.
     std::os::unix::fs::symlink(srv.dir.path(), srv.dir.path().join("artifacts/link")).unwrap();
     let (status, text) = srv
-        .raw("GET /api/2.0/mlflow-artifacts/artifacts/link/secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .raw("GET /api/2.0/mlflow-artifacts/artifacts/link/secret.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .await;
     assert_eq!(status, 400, "{text}");
     assert!(!text.contains("top secret"));
@@ -483,7 +491,7 @@ async fn deployments_serve_ab_splits_log_exposures_and_follow_aliases() {
         assert_eq!(s, status, "{body} -> {b}");
         assert!(b["error"].as_str().is_some_and(|m| !m.is_empty()), "{b}");
     }
-    let (s, _) = srv.raw("POST /v1/deployments/home/recommend HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{oops").await;
+    let (s, _) = srv.raw("POST /v1/deployments/home/recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{oops").await;
     assert_eq!(s, 400);
     for bad in [
         json!({"name": "x", "variants": []}),
@@ -853,11 +861,25 @@ async fn web_ui_pages_show_real_data_and_escape_everything() {
     let (_, _, page) = html("/ui/models/recs".into()).await;
     assert!(page.contains(&format!("/ui/runs/{}", runs[2])));
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // The page sets the CSRF cookie and puts the same token in its forms.
+    let first = client.get(srv.url("/ui/models/recs")).send().await.unwrap();
+    let cookie = first.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let text = first.text().await.unwrap();
+    let token = text.split("name=\"csrf\" value=\"").nth(1).unwrap()[..32].to_string();
+    let without = client
+        .post(srv.url("/ui/models/recs/alias"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("alias=champion&version=1&confirm=yes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without.status().as_u16(), 403, "a form without the CSRF token is refused");
     let post = |form: &'static [(&'static str, &'static str)]| {
         client
             .post(srv.url("/ui/models/recs/alias"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string(form).unwrap())
+            .header("cookie", cookie.clone())
+            .body(format!("{}&csrf={token}", serde_urlencoded::to_string(form).unwrap()))
             .send()
     };
     let r = post(&[("alias", "champion"), ("version", "1")]).await.unwrap();

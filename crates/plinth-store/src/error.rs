@@ -19,6 +19,13 @@ impl From<rusqlite::Error> for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The thing asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Domain(plinth_core::Error::NotFound(_)))
+    }
+}
+
 /// Shorthands for domain errors.
 pub(crate) fn not_found<T>(msg: impl Into<String>) -> Result<T> {
     Err(Error::Domain(plinth_core::Error::NotFound(msg.into())))

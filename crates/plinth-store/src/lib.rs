@@ -14,7 +14,7 @@ use plinth_core::experiments::{Experiment, LifecycleStage, Tag, ViewType};
 use plinth_core::jobs::{Job, JobStatus};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
-use plinth_core::runs::{DatasetInput, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
+use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 
 pub use error::{Error, Result};
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -110,6 +110,21 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn log_inputs(&self, run_id: &str, datasets: Vec<DatasetInput>, models: Vec<ModelIo>) -> Result<()>;
     async fn log_outputs(&self, run_id: &str, models: Vec<ModelIo>) -> Result<()>;
     async fn get_metric_history(&self, run_id: &str, key: &str, max_results: i64, offset: i64) -> Result<Page<Metric>>;
+    /// The distinct (dataset, context) pairs used by runs of these
+    /// experiments, at most `limit`.
+    async fn search_dataset_summaries(&self, experiment_ids: Vec<String>, limit: usize) -> Result<Vec<DatasetSummary>>;
+    /// At most `max_points` of a run's history of `key` (inside `steps`,
+    /// inclusive, if given), evenly sampled as MLflow's SQL store does it:
+    /// rows ordered by (step, timestamp, value), split into `max_points`
+    /// NTILE buckets, the first row of each kept, and the last row always
+    /// kept (it replaces the final sample when the budget is full).
+    async fn sample_metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        steps: Option<(i64, i64)>,
+        max_points: i64,
+    ) -> Result<Vec<Metric>>;
     async fn search_runs(&self, search: RunSearch) -> Result<Page<Run>>;
 
     // --- logged models (MLflow 3) ---

@@ -8,6 +8,7 @@
 //! `/ui/models[/{name}]`, `/ui/deployments`.
 
 mod charts;
+mod csrf;
 mod pages;
 
 use axum::Router;
@@ -38,6 +39,7 @@ pub fn router(serving: Serving) -> Router {
         .route("/ui/models/{name}", get(pages::models::detail))
         .route("/ui/models/{name}/alias", post(pages::models::alias))
         .route("/ui/deployments", get(pages::deployments::list))
+        .layer(axum::middleware::from_fn(csrf::layer))
         .with_state(serving)
 }
 

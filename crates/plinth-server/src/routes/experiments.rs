@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/experiments/restore", post(restore))
         .route("/experiments/set-experiment-tag", post(set_tag))
         .route("/experiments/delete-experiment-tag", post(delete_tag))
+        .route("/experiments/search-datasets", post(search_datasets))
 }
 
 async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
@@ -85,4 +86,19 @@ async fn set_tag(State(s): State<AppState>, a: Args) -> ApiResult {
 async fn delete_tag(State(s): State<AppState>, a: Args) -> ApiResult {
     s.platform.delete_experiment_tag(&a.req_str("experiment_id")?, &a.req_str("key")?).await?;
     Ok(Json(json!({})))
+}
+
+async fn search_datasets(State(s): State<AppState>, a: Args) -> ApiResult {
+    let summaries = s.platform.search_datasets(a.str_list("experiment_ids")?).await?;
+    let out: Vec<_> = summaries
+        .iter()
+        .map(|d| {
+            let mut v = json!({"experiment_id": d.experiment_id, "name": d.name, "digest": d.digest});
+            if let (Some(ctx), Some(obj)) = (&d.context, v.as_object_mut()) {
+                obj.insert("context".into(), json!(ctx));
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({"dataset_summaries": out})))
 }

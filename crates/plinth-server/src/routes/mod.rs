@@ -9,12 +9,14 @@ mod registry;
 mod runs;
 mod serving;
 
-use axum::extract::{DefaultBodyLimit, OriginalUri};
-use axum::response::IntoResponse;
+use axum::extract::OriginalUri;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::edge::Surface;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -37,13 +39,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/2.0/plinth", jobs::router().merge(deployments::router()))
         .merge(serving::router(state.clone()))
         .nest("/ajax-api/2.0/mlflow-artifacts", artifacts::proxy_router())
+        .merge(artifacts::legacy_router())
         .route("/health", get(health))
         .route("/version", get(version))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Bodies are bounded by our own readers (JSON and uploads); axum's
-        // default 2 MB cap would reject large artifacts first.
-        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -55,14 +55,15 @@ async fn version() -> impl IntoResponse {
     Json(json!({"name": "plinth", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-async fn method_not_allowed(method: axum::http::Method, OriginalUri(uri): OriginalUri) -> ApiError {
-    ApiError {
-        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        code: "BAD_REQUEST",
-        message: format!("Method {method} is not allowed on {}", uri.path()),
-    }
+/// Answered in the shape of the API the path belongs to.
+async fn method_not_allowed(method: axum::http::Method, OriginalUri(uri): OriginalUri) -> Response {
+    let message = format!("Method {method} is not allowed on {}", uri.path());
+    Surface::of(uri.path()).error(StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST", message)
 }
 
-async fn not_found(OriginalUri(uri): OriginalUri) -> ApiError {
-    ApiError::endpoint_not_found(uri.path())
+async fn not_found(OriginalUri(uri): OriginalUri) -> Response {
+    match Surface::of(uri.path()) {
+        Surface::Api => ApiError::endpoint_not_found(uri.path()).into_response(),
+        other => other.error(StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND", format!("No endpoint at {}", uri.path())),
+    }
 }

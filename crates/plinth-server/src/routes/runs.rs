@@ -7,7 +7,7 @@ use plinth_core::experiments::{Tag, ViewType};
 use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
 use plinth_core::validation::MAX_BATCH_LOG_REQUEST_SIZE;
 use plinth_engine::{RunSearch, SearchQuery};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::args::Args;
 use crate::error::{ApiError, ApiResult};
@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs/log-model", post(log_model))
         .route("/metrics/get-history", get(metric_history))
         .route("/metrics/get-history-bulk-interval", get(metric_history_bulk))
+        .route("/metrics/get-history-bulk", get(metric_histories))
 }
 
 /// MLflow accepts `run_id` or the older `run_uuid`.
@@ -183,23 +184,35 @@ async fn metric_history(State(s): State<AppState>, a: Args) -> ApiResult {
 
 /// Histories of one metric for several runs, sampled to at most
 /// `max_results` points per run (the UI's charts call this).
-async fn metric_history_bulk(State(s): State<AppState>, a: Args) -> ApiResult {
-    let key = a.req_str("metric_key")?;
-    let max_results = a.opt_i64("max_results")?.unwrap_or(320).clamp(1, 100_000) as usize;
-    let mut out = Vec::new();
-    for id in a.str_list("run_ids")? {
-        let page = s.platform.get_metric_history(&id, &key, 1_000_000, 0).await?;
-        let n = page.items.len();
-        let stride = n.div_ceil(max_results).max(1);
-        for (i, m) in page.items.iter().enumerate() {
-            if i % stride == 0 || i + 1 == n {
-                let mut v = metric_json(m);
-                if let Some(obj) = v.as_object_mut() {
-                    obj.insert("run_id".into(), json!(id));
-                }
-                out.push(v);
+async fn metric_histories(State(s): State<AppState>, a: Args) -> ApiResult {
+    let key = a.opt_str("metric_key")?;
+    let points = s.platform.metric_histories(&a.str_list("run_id")?, key.as_deref(), a.opt_i64("max_results")?).await?;
+    Ok(Json(json!({"metrics": metrics_with_run_ids(&points)})))
+}
+
+fn metrics_with_run_ids(points: &[(String, Metric)]) -> Vec<Value> {
+    points
+        .iter()
+        .map(|(run_id, m)| {
+            let mut v = metric_json(m);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("run_id".into(), json!(run_id));
             }
-        }
-    }
-    Ok(Json(json!({"metrics": out})))
+            v
+        })
+        .collect()
+}
+
+async fn metric_history_bulk(State(s): State<AppState>, a: Args) -> ApiResult {
+    let points = s
+        .platform
+        .sample_metric_histories(
+            &a.str_list("run_ids")?,
+            &a.opt_str("metric_key")?.unwrap_or_default(),
+            a.opt_i64("start_step")?,
+            a.opt_i64("end_step")?,
+            a.opt_i64("max_results")?,
+        )
+        .await?;
+    Ok(Json(json!({"metrics": metrics_with_run_ids(&points)})))
 }

@@ -2,7 +2,7 @@
 //! by a concurrency limit (503 + Retry-After beyond it), and `/metrics`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +33,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v2", get(server_metadata))
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/versions/{version}", get(model_version_metadata))
+        .route("/v2/models/{name}/config", get(model_config))
+        .route("/v2/models/{name}/versions/{version}/config", get(model_version_config))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/versions/{version}/ready", get(model_version_ready))
         .route("/metrics", get(metrics))
@@ -64,6 +66,48 @@ async fn model_version_metadata(
     Ok(Json(s.serving.model_metadata(&name, Some(&version))?))
 }
 
+/// Triton's model-configuration call (`tritonclient`'s `get_model_config`),
+/// derived from the OIP metadata: `TYPE_<datatype>` tensors, no implicit
+/// batching (`max_batch_size` 0, so `dims` include the batch dimension).
+fn triton_config(metadata: &Value) -> Value {
+    let tensors = |key: &str| -> Vec<Value> {
+        metadata[key]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|t| {
+                        let datatype = t["datatype"].as_str().map(|d| if d == "BYTES" { "STRING" } else { d });
+                        serde_json::json!({
+                            "name": t["name"],
+                            "data_type": datatype.map(|d| format!("TYPE_{d}")),
+                            "dims": t["shape"],
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "name": metadata["name"],
+        "platform": metadata["platform"],
+        "backend": "plinth",
+        "max_batch_size": 0,
+        "input": tensors("inputs"),
+        "output": tensors("outputs"),
+    })
+}
+
+async fn model_config(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, InferError> {
+    Ok(Json(triton_config(&s.serving.model_metadata(&name, None)?)))
+}
+
+async fn model_version_config(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, InferError> {
+    Ok(Json(triton_config(&s.serving.model_metadata(&name, Some(&version))?)))
+}
+
 async fn model_ready(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, InferError> {
     s.serving.model_ready(&name, None)?;
     Ok(Json(serde_json::json!({"name": name, "ready": true})))
@@ -77,7 +121,29 @@ async fn model_version_ready(
     Ok(Json(serde_json::json!({"name": name, "ready": true})))
 }
 
-async fn infer(State(s): State<AppState>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+/// A request body read while it streams, never past the request limit: an
+/// oversized body is refused after at most `max_request_bytes` were read.
+pub struct LimitedBody(Bytes);
+
+impl FromRequest<AppState> for LimitedBody {
+    type Rejection = InferError;
+
+    async fn from_request(req: Request, s: &AppState) -> Result<Self, InferError> {
+        let limit = s.config.max_request_bytes;
+        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(InferError::too_large(limit));
+        }
+        axum::body::to_bytes(req.into_body(), limit).await.map(LimitedBody).map_err(|_| InferError::too_large(limit))
+    }
+}
+
+async fn infer(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    LimitedBody(body): LimitedBody,
+) -> Response {
     run_infer(s, name, None, headers, body).await
 }
 
@@ -85,7 +151,7 @@ async fn infer_version(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Response {
     run_infer(s, name, Some(version), headers, body).await
 }
@@ -95,12 +161,6 @@ async fn infer_version(
 async fn run_infer(s: AppState, name: String, version: Option<String>, headers: HeaderMap, body: Bytes) -> Response {
     let body_len = body.len();
     let run = move || {
-        if body.len() > s.config.max_request_bytes {
-            return Err(InferError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                message: format!("Request body exceeds the limit of {} bytes", s.config.max_request_bytes),
-            });
-        }
         let header_len = match header_str(&headers, HEADER_LENGTH) {
             None => None,
             Some(v) => Some(
@@ -173,13 +233,7 @@ async fn limit_concurrency(State(s): State<AppState>, req: Request, next: Next) 
     }
 }
 
-fn parse<T: DeserializeOwned>(s: &AppState, body: &Bytes) -> Result<T, InferError> {
-    if body.len() > s.config.max_request_bytes {
-        return Err(InferError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("Request body exceeds the limit of {} bytes", s.config.max_request_bytes),
-        });
-    }
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, InferError> {
     serde_json::from_slice(body).map_err(|e| InferError::bad_request(format!("Invalid request body: {e}")))
 }
 
@@ -195,9 +249,9 @@ async fn recommend(
     State(s): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Json<Value>, InferError> {
-    let req = parse(&s, &body)?;
+    let req = parse(&body)?;
     let out = s.serving.recommend(&name, req, header_str(&headers, UNIT_HEADER), request_id(&headers)).await?;
     Ok(Json(out))
 }
@@ -206,9 +260,9 @@ async fn similar(
     State(s): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Json<Value>, InferError> {
-    let req = parse(&s, &body)?;
+    let req = parse(&body)?;
     let out = s.serving.similar(&name, req, header_str(&headers, UNIT_HEADER), request_id(&headers)).await?;
     Ok(Json(out))
 }

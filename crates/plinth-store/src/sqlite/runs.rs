@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use plinth_core::experiments::{LifecycleStage, Tag};
 use plinth_core::runs::{
-    Dataset, DatasetInput, Metric, ModelIo, Param, RUN_NAME_TAG, Run, RunData, RunInfo, RunInputs, RunStatus, RunUpdate,
+    DATASET_CONTEXT_TAG, Dataset, DatasetInput, DatasetSummary, Metric, ModelIo, Param, RUN_NAME_TAG, Run, RunData,
+    RunInfo, RunInputs, RunStatus, RunUpdate,
 };
 use plinth_core::search::{self, Comparator, EntityKind, Value};
 use rusqlite::types::Value as SqlValue;
@@ -426,6 +427,84 @@ pub(crate) fn metric_history(
         .collect::<rusqlite::Result<_>>()?;
     let next_offset = page_rest(&mut items, max_results, offset);
     Ok(Page { items, next_offset })
+}
+
+pub(crate) fn dataset_summaries(
+    conn: &Connection,
+    experiment_ids: &[String],
+    limit: usize,
+) -> Result<Vec<DatasetSummary>> {
+    let ids: Vec<i64> = experiment_ids.iter().filter_map(|id| id.trim().parse().ok()).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; ids.len()].join(", ");
+    let sql = format!(
+        "SELECT DISTINCT d.experiment_id, d.name, d.digest, rd.tags_json
+         FROM datasets d JOIN run_datasets rd ON rd.dataset_uuid = d.dataset_uuid
+         WHERE d.experiment_id IN ({placeholders}) ORDER BY d.experiment_id, d.name, d.digest"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(ids.iter()), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    let mut out: Vec<DatasetSummary> = Vec::new();
+    for row in rows {
+        let (experiment_id, name, digest, tags_json) = row?;
+        let context = decode_tags(&tags_json).into_iter().find(|t| t.key == DATASET_CONTEXT_TAG).map(|t| t.value);
+        let summary = DatasetSummary { experiment_id: experiment_id.to_string(), name, digest, context };
+        if !out.contains(&summary) {
+            out.push(summary);
+        }
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn sample_metric_history(
+    conn: &Connection,
+    run_id: &str,
+    key: &str,
+    steps: Option<(i64, i64)>,
+    max_points: i64,
+) -> Result<Vec<Metric>> {
+    get_info(conn, run_id)?;
+    let (lo, hi) = steps.unwrap_or((i64::MIN, i64::MAX));
+    let max_points = max_points.max(1);
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value, is_nan, timestamp, step FROM (
+             SELECT key, value, is_nan, timestamp, step,
+                    ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY step, timestamp, value, is_nan) AS rn
+             FROM (SELECT key, value, is_nan, timestamp, step,
+                          NTILE(?4) OVER (ORDER BY step, timestamp, value, is_nan) AS bucket
+                   FROM metrics WHERE run_uuid = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?5))
+         WHERE rn = 1 ORDER BY step, timestamp, value, is_nan",
+    )?;
+    let mut rows: Vec<Metric> = stmt
+        .query_map(params![run_id, key, lo, max_points, hi], |r| row_to_metric(r, 0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut last = conn.prepare_cached(
+        "SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4
+         ORDER BY step DESC, timestamp DESC, value DESC, is_nan DESC LIMIT 1",
+    )?;
+    let last: Option<Metric> =
+        last.query_map(params![run_id, key, lo, hi], |r| row_to_metric(r, 0))?.next().transpose()?;
+    if let Some(last) = last {
+        let same = |a: &Metric, b: &Metric| {
+            a.step == b.step
+                && a.timestamp == b.timestamp
+                && (a.value == b.value || (a.value.is_nan() && b.value.is_nan()))
+        };
+        if !rows.last().is_some_and(|r| same(r, &last)) {
+            if rows.len() as i64 >= max_points {
+                rows.pop();
+            }
+            rows.push(last);
+        }
+    }
+    Ok(rows)
 }
 
 fn attribute_column(key: &str) -> Option<(&'static str, bool)> {

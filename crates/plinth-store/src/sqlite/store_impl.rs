@@ -7,7 +7,7 @@ use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::jobs::{Job, JobStatus};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
-use plinth_core::runs::{DatasetInput, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
+use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 
 use super::{SqliteStore, deployments, experiments, jobs, logged_models, registry, runs};
 use crate::{ExperimentSearch, LoggedModelSearch, MetadataStore, Page, Result, RunSearch, SearchQuery};
@@ -85,6 +85,19 @@ impl MetadataStore for SqliteStore {
     async fn get_metric_history(&self, run_id: &str, key: &str, max_results: i64, offset: i64) -> Result<Page<Metric>> {
         let (id, key) = (run_id.to_string(), key.to_string());
         self.read(move |c| runs::metric_history(c, &id, &key, max_results, offset)).await
+    }
+    async fn search_dataset_summaries(&self, experiment_ids: Vec<String>, limit: usize) -> Result<Vec<DatasetSummary>> {
+        self.read(move |c| runs::dataset_summaries(c, &experiment_ids, limit)).await
+    }
+    async fn sample_metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        steps: Option<(i64, i64)>,
+        max_points: i64,
+    ) -> Result<Vec<Metric>> {
+        let (id, key) = (run_id.to_string(), key.to_string());
+        self.read(move |c| runs::sample_metric_history(c, &id, &key, steps, max_points)).await
     }
     async fn search_runs(&self, search: RunSearch) -> Result<Page<Run>> {
         self.read(move |c| runs::search(c, &search)).await

@@ -78,6 +78,7 @@ pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> Page
                                 td { (e.lifecycle_stage.as_str()) }
                                 td {
                                     form.inline method="post" action=(format!("/ui/experiments/{}/edit", e.experiment_id)) {
+                                        (crate::csrf::field())
                                         @if e.lifecycle_stage == LifecycleStage::Active {
                                             input type="hidden" name="action" value="delete";
                                             button.secondary type="submit" { "Delete" }
@@ -100,6 +101,7 @@ pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> Page
             }
             h2 { "New experiment" }
             form.toolbar method="post" action="/ui/experiments" {
+                (crate::csrf::field())
                 input type="text" name="name" placeholder="Name" required;
                 button type="submit" { "Create" }
             }

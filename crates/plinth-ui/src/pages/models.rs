@@ -122,6 +122,7 @@ pub async fn detail(State(s): State<Serving>, Path(name): Path<String>) -> PageR
             }
             h2 { "Set or move an alias" }
             form.toolbar method="post" action=(format!("/ui/models/{name}/alias")) {
+                (crate::csrf::field())
                 input type="text" name="alias" placeholder="champion" required;
                 select name="version" {
                     @for v in &versions { option value=(v.version) { "version " (v.version) } }
@@ -172,6 +173,7 @@ pub async fn alias(
                 p #change { (change) }
                 p.muted { "Deployments that serve @" (alias) " switch to the new version within a second." }
                 form.inline method="post" action=(format!("/ui/models/{name}/alias")) {
+                    (crate::csrf::field())
                     input type="hidden" name="alias" value=(alias);
                     input type="hidden" name="version" value=(f.version);
                     input type="hidden" name="confirm" value="yes";

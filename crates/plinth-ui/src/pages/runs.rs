@@ -257,11 +257,13 @@ fn rename_form(id: &str, name: &str) -> Markup {
         details {
             summary { "Rename or delete this experiment" }
             form.toolbar method="post" action=(format!("/ui/experiments/{id}/edit")) {
+                (crate::csrf::field())
                 input type="hidden" name="action" value="rename";
                 input type="text" name="name" value=(name) required;
                 button type="submit" { "Rename" }
             }
             form.toolbar method="post" action=(format!("/ui/experiments/{id}/edit")) {
+                (crate::csrf::field())
                 input type="hidden" name="action" value="delete";
                 button.danger type="submit" { "Delete experiment" }
             }

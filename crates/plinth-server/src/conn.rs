@@ -1,0 +1,313 @@
+//! How are connections accepted, timed out and drained? Our own accept loop
+//! over hyper (axum's `serve` sets no timer, so a client that sends its
+//! headers slowly, or nothing at all, would hold a connection forever):
+//!
+//! - HTTP/1 headers must arrive within `header_read_timeout` (hyper's timer,
+//!   which also runs while a keep-alive connection waits for its next
+//!   request);
+//! - a connection with no request in flight and no activity for
+//!   `idle_timeout` is closed (this covers HTTP/2 and clients that never
+//!   send a byte);
+//! - at most `max_connections` are open, kept below the descriptor limit so
+//!   `accept` never fails with "Too many open files"; at the cap, the
+//!   connection idle the longest is closed to make room, and when every
+//!   connection is busy the loop stops accepting until one ends (the kernel's
+//!   backlog holds newcomers);
+//! - on shutdown, connections finish their in-flight requests (hyper's
+//!   graceful shutdown), for at most `drain_timeout`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower::ServiceExt;
+
+/// Limits on connections, enforced by [`serve`].
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// Connections open at once; `0` = derived from the descriptor limit.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (HTTP/1).
+    pub header_read_timeout: Duration,
+    /// Time a connection may sit with no request in flight.
+    pub idle_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_connections: 0,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ConnLimits {
+    /// The cap in force: as configured, or three quarters of the process's
+    /// open-file limit (the rest stays for the store, artifacts and logs).
+    pub fn effective_max_connections(&self) -> usize {
+        if self.max_connections > 0 {
+            return self.max_connections;
+        }
+        (open_file_limit() / 4 * 3).clamp(16, 100_000)
+    }
+}
+
+/// The soft `RLIMIT_NOFILE`, read from `/proc/self/limits` (no `unsafe`);
+/// 1024 where that cannot be read.
+fn open_file_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse().ok()
+        })
+        .unwrap_or(1024)
+}
+
+/// One open connection, as the accept loop sees it.
+struct Conn {
+    in_flight: AtomicUsize,
+    /// Milliseconds since `epoch` of the last request start or end.
+    last_active: AtomicU64,
+    close: Notify,
+}
+
+struct Registry {
+    epoch: Instant,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// Woken whenever a connection ends.
+    ended: Notify,
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn len(&self) -> usize {
+        self.conns.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Closes the connection idle the longest; false when all are busy.
+    fn evict_idle(&self) -> bool {
+        let Ok(conns) = self.conns.lock() else { return false };
+        let victim = conns
+            .values()
+            .filter(|c| c.in_flight.load(Ordering::Acquire) == 0)
+            .min_by_key(|c| c.last_active.load(Ordering::Acquire));
+        match victim {
+            Some(c) => {
+                c.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Counts a request in flight from its start until its response body is
+/// done (or dropped), so downloads are never taken for idle.
+struct InFlight {
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+}
+
+impl InFlight {
+    fn begin(conn: &Arc<Conn>, registry: &Arc<Registry>) -> InFlight {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        conn.last_active.store(registry.now_ms(), Ordering::Release);
+        InFlight { conn: conn.clone(), registry: registry.clone() }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.conn.last_active.store(self.registry.now_ms(), Ordering::Release);
+        self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let max = limits.effective_max_connections();
+    tracing::info!(max_connections = max, "accepting connections");
+    let registry =
+        Arc::new(Registry { epoch: Instant::now(), conns: Mutex::new(HashMap::new()), ended: Notify::new() });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // Room for large headers up to our own 431 check (see `edge.rs`).
+        .max_buf_size(1 << 20)
+        .max_headers(256);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let builder = Arc::new(builder);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut next_id = 0u64;
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors despite the cap (other files): back off.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // At the cap: make room by closing an idle connection, else wait
+        // (not accepting) until one ends.
+        while registry.len() >= max {
+            let ended = registry.ended.notified();
+            if !registry.evict_idle() {
+                tracing::debug!("every connection is busy; waiting for one to end");
+            }
+            tokio::select! {
+                _ = ended => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        let _ = stream.set_nodelay(true);
+        next_id += 1;
+        let id = next_id;
+        let conn = Arc::new(Conn {
+            in_flight: AtomicUsize::new(0),
+            last_active: AtomicU64::new(registry.now_ms()),
+            close: Notify::new(),
+        });
+        if let Ok(mut conns) = registry.conns.lock() {
+            conns.insert(id, conn.clone());
+        }
+        tokio::spawn(run_connection(
+            id,
+            stream,
+            app.clone(),
+            conn,
+            registry.clone(),
+            builder.clone(),
+            limits.idle_timeout,
+            stop_rx.clone(),
+        ));
+    }
+    // Drain: stop accepting, let every connection finish what it serves.
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + limits.drain_timeout;
+    while registry.len() > 0 {
+        let ended = registry.ended.notified();
+        if registry.len() == 0 {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, ended).await.is_err() {
+            tracing::warn!(open = registry.len(), "drain timed out; closing the remaining connections");
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_connection(
+    id: u64,
+    stream: tokio::net::TcpStream,
+    app: Router,
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+    builder: Arc<Builder<TokioExecutor>>,
+    idle_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (svc_conn, svc_registry) = (conn.clone(), registry.clone());
+    let service = tower::service_fn(move |req: hyper::Request<Incoming>| {
+        let guard = InFlight::begin(&svc_conn, &svc_registry);
+        let app = app.clone();
+        async move {
+            let response = match app.oneshot(req.map(Body::new)).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            // The guard lives as long as the response body.
+            Ok::<_, Infallible>(response.map(move |body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _alive = &guard;
+                    frame
+                }))
+            }))
+        }
+    });
+    let served = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    let mut served = std::pin::pin!(served);
+    let mut draining = *stop.borrow();
+    if draining {
+        served.as_mut().graceful_shutdown();
+    }
+    // While a request is in flight the idle check waits a whole period again.
+    let mut floor = tokio::time::Instant::now();
+    loop {
+        let idle_since = conn.last_active.load(Ordering::Acquire);
+        let idle_deadline =
+            tokio::time::Instant::from_std(registry.epoch + Duration::from_millis(idle_since) + idle_timeout)
+                .max(floor);
+        tokio::select! {
+            result = served.as_mut() => {
+                if let Err(e) = result {
+                    tracing::trace!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = conn.close.notified() => {
+                tracing::debug!(id, "closing an idle connection to make room");
+                break;
+            }
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                let still_idle = conn.in_flight.load(Ordering::Acquire) == 0
+                    && conn.last_active.load(Ordering::Acquire) == idle_since;
+                if still_idle {
+                    tracing::debug!(id, "closing a connection idle for {idle_timeout:?}");
+                    break;
+                }
+                floor = tokio::time::Instant::now() + idle_timeout;
+            }
+            changed = stop.changed(), if !draining => {
+                draining = true;
+                if changed.is_ok() {
+                    served.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+    if let Ok(mut conns) = registry.conns.lock() {
+        conns.remove(&id);
+    }
+    registry.ended.notify_waiters();
+}

@@ -1,0 +1,278 @@
+//! What does every request pass before a handler sees it? One middleware,
+//! independent of authentication:
+//!
+//! - an over-long URI (414) or header block (431) is refused in the shape of
+//!   the API it was meant for;
+//! - the `Host` header must be allowed (DNS rebinding: a foreign page whose
+//!   name resolves to 127.0.0.1 must not read the API). Always allowed:
+//!   `localhost`, `*.localhost` and IP literals (a rebinding attack needs a
+//!   domain name it controls); more names with `allowed_hosts`, `*` for any;
+//! - a state-changing request (POST, PUT, PATCH, DELETE) from a foreign
+//!   `Origin`, or that the browser marks `Sec-Fetch-Site: cross-site`, is
+//!   refused unless the origin is in `allowed_origins`;
+//! - the JSON APIs (`/api/…`, `/ajax-api/…`) take POST bodies as
+//!   `application/json` only, with MLflow's messages: a browser can send
+//!   `text/plain` or a form cross-site without a preflight, never JSON;
+//! - every answer says `X-Frame-Options: DENY`, `frame-ancestors 'none'`
+//!   and `nosniff`.
+//!
+//! The UI's own forms carry CSRF tokens as well (`plinth-ui`'s `csrf.rs`).
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// Longest request target accepted (path and query).
+pub const MAX_URI_BYTES: usize = 16 << 10;
+/// Largest header block accepted (names and values).
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// Which wire an answer takes, by the path it was meant for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// MLflow's and Plinth's JSON APIs: `{"error_code", "message"}`.
+    Api,
+    /// Inference (`/v1/…`, `/v2/…`): `{"error"}`.
+    Inference,
+    /// Pages and everything else: plain text.
+    Page,
+}
+
+impl Surface {
+    pub fn of(path: &str) -> Surface {
+        if path.starts_with("/api/") || path.starts_with("/ajax-api/") {
+            Surface::Api
+        } else if path.starts_with("/v1/") || path.starts_with("/v2/") || path == "/v2" {
+            Surface::Inference
+        } else {
+            Surface::Page
+        }
+    }
+
+    /// An error in this surface's shape.
+    pub fn error(self, status: StatusCode, code: &'static str, message: String) -> Response {
+        match self {
+            Surface::Api => (status, Json(json!({"error_code": code, "message": message}))).into_response(),
+            Surface::Inference => (status, Json(json!({"error": message}))).into_response(),
+            Surface::Page => {
+                (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
+            }
+        }
+    }
+}
+
+/// Hosts and origins allowed beyond the defaults (patterns with `*`).
+#[derive(Debug, Clone, Default)]
+pub struct Allowed {
+    pub hosts: Vec<String>,
+    pub origins: Vec<String>,
+}
+
+/// `*` matches any run of characters; everything else literally, ASCII
+/// case-insensitively.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != b'*' && p[pi].eq_ignore_ascii_case(&t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// The host name of a `Host` value, without its port.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+impl Allowed {
+    pub fn host(&self, host: &str) -> bool {
+        let name = host_name(host);
+        name.eq_ignore_ascii_case("localhost")
+            || name.to_ascii_lowercase().ends_with(".localhost")
+            || name.parse::<std::net::IpAddr>().is_ok()
+            || self.hosts.iter().any(|p| glob(p, host) || glob(p, name))
+    }
+
+    /// Same origin as the request's `Host`, or explicitly allowed.
+    fn origin(&self, origin: &str, host: Option<&str>) -> bool {
+        let authority = origin.split_once("://").map(|(_, rest)| rest.trim_end_matches('/'));
+        let same = matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h));
+        same || self.origins.iter().any(|p| p == "*" || glob(p, origin))
+    }
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn is_json(content_type: &str) -> bool {
+    content_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json")
+}
+
+/// Why a request is refused: status, MLflow error code, message.
+type Refusal = (StatusCode, &'static str, String);
+
+fn check(allowed: &Allowed, req: &Request) -> Result<(), Refusal> {
+    let path = req.uri().path();
+    let is_api = Surface::of(path) == Surface::Api;
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Err((
+            StatusCode::URI_TOO_LONG,
+            "REQUEST_LIMIT_EXCEEDED",
+            format!("The request URI is {uri_len} bytes; the limit is {MAX_URI_BYTES}"),
+        ));
+    }
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err((
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "REQUEST_LIMIT_EXCEEDED",
+            format!("The request headers are {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"),
+        ));
+    }
+    // HTTP/2 carries the host as the URI's authority.
+    let host = header_str(req.headers(), header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if path != "/health"
+        && path != "/version"
+        && let Some(h) = host
+        && !allowed.host(h)
+    {
+        tracing::warn!(host = h, "refused a request with a Host that is not allowed");
+        return Err((
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "Invalid Host header - possible DNS rebinding attack detected; add the name to allowed_hosts".into(),
+        ));
+    }
+    let changes_state = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    if !changes_state {
+        return Ok(());
+    }
+    let origin = header_str(req.headers(), header::ORIGIN);
+    let foreign = match origin {
+        Some(o) => !allowed.origin(o, host),
+        None => header_str(req.headers(), header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site"),
+    };
+    if foreign {
+        tracing::warn!(origin = origin.unwrap_or("-"), path, "refused a cross-origin state-changing request");
+        return Err((
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "Cross-origin request blocked: state-changing requests must come from this server's own origin".into(),
+        ));
+    }
+    // MLflow's `_validate_content_type`, with its messages.
+    if is_api && *req.method() == Method::POST {
+        match header_str(req.headers(), header::CONTENT_TYPE) {
+            None => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_PARAMETER_VALUE",
+                    "Bad Request. Content-Type header is missing.".into(),
+                ));
+            }
+            Some(ct) if !is_json(ct) => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_PARAMETER_VALUE",
+                    "Bad Request. Content-Type must be one of ['application/json'].".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The middleware: [`check`], then the headers every answer carries.
+pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if let Err((status, code, message)) = check(&s.config.allowed, &req) {
+        return with_headers(Surface::of(req.uri().path()).error(status, code, message));
+    }
+    with_headers(next.run(req).await)
+}
+
+fn with_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let csp = match h.get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()) {
+        Some(existing) if existing.contains("frame-ancestors") => None,
+        Some(existing) => HeaderValue::from_str(&format!("{existing}; frame-ancestors 'none'")).ok(),
+        None => Some(HeaderValue::from_static("frame-ancestors 'none'")),
+    };
+    if let Some(v) = csp {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let a = Allowed { hosts: vec!["plinth.example.com".into(), "*.corp".into()], origins: vec![] };
+        for ok in ["localhost:5000", "LOCALHOST", "127.0.0.1:5000", "[::1]:80", "10.1.2.3", "plinth.example.com:443"] {
+            assert!(a.host(ok), "{ok}");
+        }
+        assert!(a.host("ml.corp:8080"));
+        for bad in ["evil.com", "localhost.evil.com:5000", "127.0.0.1.nip.io", "corp"] {
+            assert!(!a.host(bad), "{bad}");
+        }
+        assert!(Allowed { hosts: vec!["*".into()], origins: vec![] }.host("anything.at.all"));
+    }
+
+    #[test]
+    fn origins() {
+        let a = Allowed { hosts: vec![], origins: vec!["https://notebooks.corp".into()] };
+        assert!(a.origin("http://127.0.0.1:5000", Some("127.0.0.1:5000")));
+        assert!(!a.origin("http://127.0.0.1:5001", Some("127.0.0.1:5000")));
+        assert!(!a.origin("http://evil.com", Some("127.0.0.1:5000")));
+        assert!(!a.origin("null", Some("127.0.0.1:5000")));
+        assert!(a.origin("https://notebooks.corp", Some("127.0.0.1:5000")));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("a*c", "abbbc"));
+        assert!(glob("*", ""));
+        assert!(!glob("a*c", "abcd"));
+        assert!(glob("*.corp", "x.y.corp"));
+    }
+
+    #[test]
+    fn json_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("Application/JSON"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+    }
+}
