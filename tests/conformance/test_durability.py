@@ -69,7 +69,7 @@ def test_crash_mid_upload_leaves_no_partial_artifact(fresh_server):
     total = 64 * 1024 * 1024
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
         s.sendall(
-            f"PUT /api/2.0/mlflow-artifacts/artifacts/{path} HTTP/1.1\r\nHost: x\r\n"
+            f"PUT /api/2.0/mlflow-artifacts/artifacts/{path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Content-Length: {total}\r\n\r\n".encode()
         )
         s.sendall(b"\0" * (8 * 1024 * 1024))

@@ -4,12 +4,7 @@
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-#[derive(Debug, clap::Args)]
-pub struct Target {
-    /// The Plinth server.
-    #[arg(long, env = "PLINTH_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
-    tracking_uri: String,
-}
+pub use crate::client::Target;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DeployCommand {
@@ -79,26 +74,7 @@ fn spec(a: &SpecArgs) -> anyhow::Result<Value> {
 }
 
 async fn call(target: &Target, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
-    let url = format!("{}/api/2.0/plinth/deployments/{path}", target.tracking_uri.trim_end_matches('/'));
-    let req = match body {
-        Some(b) if method == reqwest::Method::GET => http.get(&url).query(
-            &b.as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect::<Vec<_>>(),
-        ),
-        Some(b) => http.request(method, &url).json(&b),
-        None => http.request(method, &url),
-    };
-    let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("{}: {}", v["error_code"].as_str().unwrap_or("ERROR"), v["message"].as_str().unwrap_or("request failed"));
-    }
-    Ok(v)
+    crate::client::call(&target.tracking_uri, method, &format!("/api/2.0/plinth/deployments/{path}"), body).await
 }
 
 pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {

@@ -29,10 +29,11 @@ pub async fn run(cmd: ImportCommand) -> anyhow::Result<()> {
     let ImportCommand::Lightgbm(args) = cmd;
     let tracker = args.run.tracker().await?;
     let experiment = args.experiment.as_deref().unwrap_or("imports");
-    let report =
+    let mut report =
         import_lightgbm(tracker.as_ref(), &args.file, experiment, args.run.run_name.clone(), args.run.register.clone())
             .await
             .context("import failed")?;
+    args.run.apply_alias(tracker.as_ref(), &mut report).await?;
     print_report(&report, args.run.json);
     Ok(())
 }

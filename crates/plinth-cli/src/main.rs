@@ -1,9 +1,11 @@
 //! `plinth`: the one binary. Subcommands parse arguments and call the
 //! engine or the server; they hold no logic of their own.
 
+mod client;
 mod config;
 mod deploy;
 mod import;
+mod models;
 mod remote;
 mod tabular;
 mod train;
@@ -51,6 +53,9 @@ enum Command {
     /// Register a model trained elsewhere (LightGBM) so Plinth tracks and serves it.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// The model registry on a running server: list models and versions, set and delete aliases.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 #[derive(Subcommand)]
@@ -61,7 +66,19 @@ enum TrainCommand {
     Tabular(Box<tabular::TabularArgs>),
 }
 
-fn main() -> anyhow::Result<()> {
+/// A caller's mistake is one line of text, never a backtrace (many Rust
+/// users keep `RUST_BACKTRACE=1` set, which makes `anyhow` print one).
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("PLINTH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
@@ -74,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train(TrainCommand::Tabular(args)) => runtime.block_on(tabular::run(*args)),
         Command::Deploy(cmd) => runtime.block_on(deploy::run(cmd)),
         Command::Import(cmd) => runtime.block_on(import::run(cmd)),
+        Command::Models(cmd) => runtime.block_on(models::run(cmd)),
     }
 }
 

@@ -114,6 +114,12 @@ impl Tracker for RemoteTracker {
         Ok(())
     }
 
+    async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
+        let body = json!({"name": name, "alias": alias, "version": version.to_string()});
+        self.call(reqwest::Method::POST, "registered-models/alias", body).await?;
+        Ok(())
+    }
+
     async fn register(&self, name: &str, run_id: &str, artifact_dir: &str) -> Result<i64> {
         match self.call(reqwest::Method::POST, "registered-models/create", json!({"name": name})).await {
             Ok(_) | Err(Error::Domain(plinth_core::Error::AlreadyExists(_))) => {}

@@ -111,6 +111,8 @@ pub async fn run(args: TabularArgs) -> anyhow::Result<()> {
     let (progress, bar) = terminal_progress();
     let report = train_tabular(tracker.as_ref(), job, progress).await.context("training failed");
     finish(&bar);
-    print_report(&report?, args.run.json);
+    let mut report = report?;
+    args.run.apply_alias(tracker.as_ref(), &mut report).await?;
+    print_report(&report, args.run.json);
     Ok(())
 }

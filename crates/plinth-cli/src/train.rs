@@ -88,6 +88,9 @@ pub struct RunFlags {
     /// Register the trained model as a new version of this registered model.
     #[arg(long)]
     pub register: Option<String>,
+    /// Point this alias (e.g. `champion`) of the registered model at the new version (needs --register).
+    #[arg(long, requires = "register")]
+    pub alias: Option<String>,
     /// Track on a running Plinth server instead of the local data dir.
     #[arg(long, env = "PLINTH_TRACKING_URI", conflicts_with = "data_dir")]
     pub tracking_uri: Option<String>,
@@ -100,6 +103,20 @@ pub struct RunFlags {
 }
 
 impl RunFlags {
+    /// After a registration: moves `--alias` to the new version.
+    pub async fn apply_alias(
+        &self,
+        tracker: &dyn Tracker,
+        report: &mut plinth_engine::recommenders::TrainReport,
+    ) -> anyhow::Result<()> {
+        if let (Some(alias), Some(name), Some(version)) = (&self.alias, &report.model_name, report.model_version) {
+            plinth_core::registry::validate_alias(alias)?;
+            tracker.set_alias(name, alias, version).await.with_context(|| format!("cannot set @{alias}"))?;
+            report.alias = Some(alias.clone());
+        }
+        Ok(())
+    }
+
     /// Where the run is tracked: a running server, or the data dir.
     pub async fn tracker(&self) -> anyhow::Result<Box<dyn Tracker>> {
         Ok(match &self.tracking_uri {
@@ -150,7 +167,9 @@ pub async fn recommender(args: RecommenderArgs) -> anyhow::Result<()> {
     let (progress, bar) = terminal_progress();
     let report = train_recommender(tracker.as_ref(), job, progress).await.context("training failed");
     finish(&bar);
-    print_report(&report?, args.run.json);
+    let mut report = report?;
+    args.run.apply_alias(tracker.as_ref(), &mut report).await?;
+    print_report(&report, args.run.json);
     Ok(())
 }
 
@@ -197,7 +216,10 @@ pub(crate) fn print_report(report: &plinth_engine::recommenders::TrainReport, js
             println!("  {k:<20} {v:.4}");
         }
         if let (Some(name), Some(v)) = (&report.model_name, report.model_version) {
-            println!("registered {name} version {v}");
+            match &report.alias {
+                Some(alias) => println!("registered {name} version {v} as @{alias}"),
+                None => println!("registered {name} version {v}"),
+            }
         }
     }
 }

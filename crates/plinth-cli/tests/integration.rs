@@ -128,8 +128,13 @@ fn trains_evaluates_tracks_and_registers() {
     let common = ["--data", data, "--data-dir", dd, "--json", "--k", "5"];
     let pop = last_json(&train(&[&common[..], &["--algo", "popularity"]].concat()));
     let als = last_json(&train(
-        &[&common[..], &["--algo", "als", "--factors", "8", "--iterations", "8", "--register", "recs"]].concat(),
+        &[
+            &common[..],
+            &["--algo", "als", "--factors", "8", "--iterations", "8", "--register", "recs", "--alias", "champion"],
+        ]
+        .concat(),
     ));
+    assert_eq!(als["alias"], "champion");
     let knn = last_json(&train(&[&common[..], &["--algo", "item-knn", "--neighbors", "10"]].concat()));
     let bpr = last_json(&train(&[&common[..], &["--algo", "bpr", "--factors", "8", "--iterations", "30"]].concat()));
     let ndcg = |v: &serde_json::Value| v["metrics"]["ndcg_at_5"].as_f64().unwrap();
@@ -160,6 +165,37 @@ fn trains_evaluates_tracks_and_registers() {
     assert!(names.contains(&"model/model.plinthrec") && names.contains(&"model/plinth_model.json"), "{names:?}");
     let version = get("/api/2.0/mlflow/model-versions/get?name=recs&version=1".into());
     assert_eq!(version["model_version"]["run_id"], run_id);
+    let by_alias = get("/api/2.0/mlflow/registered-models/alias?name=recs&alias=champion".into());
+    assert_eq!(by_alias["model_version"]["version"], "1");
+
+    // The registry CLI: tables by default, JSON on request, aliases moved and removed.
+    let uri = format!("http://127.0.0.1:{port}");
+    let models = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .arg("models")
+            .args(args)
+            .args(["--tracking-uri", &uri])
+            .output()
+            .unwrap()
+    };
+    let out = models(&["list"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && listing.starts_with("NAME") && listing.contains("@champion=1"), "{listing}");
+    let out = models(&["versions", "recs"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(run_id), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = models(&["get", "recs", "--json"]);
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["registered_model"]["name"], "recs");
+    assert!(models(&["alias", "set", "recs", "staging", "1"]).status.success());
+    assert_eq!(
+        get("/api/2.0/mlflow/registered-models/alias?name=recs&alias=staging".into())["model_version"]["version"],
+        "1"
+    );
+    assert!(models(&["alias", "delete", "recs", "staging"]).status.success());
+    let out = models(&["alias", "set", "recs", "x", "99"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RESOURCE_DOES_NOT_EXIST") && !err.contains("stack backtrace"), "{err}");
 }
 
 /// Users 60-79 and items 40-44 appear only after the time cut.
@@ -330,7 +366,7 @@ fn bad_training_input_gets_clear_errors() {
     let check =
         |args: &[&str], expected: &str| assert_fails(&train(&[args, &["--data-dir", dd]].concat()), args, expected);
     let bad_weight = file("bad.csv", "user,item,rating\na,b,1\na,c,lots\n");
-    check(&["--data", &bad_weight, "--algo", "als"], "bad.csv:3: column 'rating' (3): 'lots' is not a number");
+    check(&["--data", &bad_weight, "--algo", "als"], "bad.csv:3: column 2 ('rating'): 'lots' is not a number");
     check(&["--data", good, "--algo", "als", "--weight-col", "stars"], "no weight column 'stars'");
     let empty = file("empty.csv", "");
     check(&["--data", &empty, "--algo", "als"], "empty");

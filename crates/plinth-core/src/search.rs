@@ -109,6 +109,33 @@ enum Token {
     Comma,
 }
 
+impl std::fmt::Display for Token {
+    /// As the user wrote it, for messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Token::Word(w) => write!(f, "'{w}'"),
+            Token::Str(s) => write!(f, "the string '{s}'"),
+            Token::Quoted(q) => write!(f, "`{q}`"),
+            Token::Op(op) => write!(f, "'{op}'"),
+            Token::LParen => f.write_str("'('"),
+            Token::RParen => f.write_str("')'"),
+            Token::Comma => f.write_str("','"),
+        }
+    }
+}
+
+/// A token, or the end of the filter, for messages.
+struct Found<'a>(Option<&'a Token>);
+
+impl std::fmt::Display for Found<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(t) => t.fmt(f),
+            None => f.write_str("the end of the filter"),
+        }
+    }
+}
+
 fn tokenize(input: &str) -> Result<Vec<Token>> {
     let chars: Vec<char> = input.chars().collect();
     let mut out = Vec::new();
@@ -236,7 +263,11 @@ impl<'a> Parser<'a> {
         let word = match self.next() {
             Some(Token::Word(w)) => w,
             Some(Token::Quoted(q)) => return Ok(Entity { kind: EntityKind::Attribute, key: q }),
-            other => return Err(self.err(format!("expected an identifier such as metrics.<key>, found {other:?}"))),
+            other => {
+                return Err(
+                    self.err(format!("expected an identifier such as metrics.<key>, found {}", Found(other.as_ref())))
+                );
+            }
         };
         let (prefix, rest) = match word.split_once('.') {
             Some((p, r)) => (p.to_string(), r.to_string()),
@@ -298,7 +329,7 @@ impl<'a> Parser<'a> {
                 }
                 other => Err(self.err(format!("invalid comparator '{other}'"))),
             },
-            other => Err(self.err(format!("expected a comparator, found {other:?}"))),
+            other => Err(self.err(format!("expected a comparator, found {}", Found(other.as_ref())))),
         }
     }
 
@@ -315,7 +346,10 @@ impl<'a> Parser<'a> {
                 match self.next() {
                     Some(Token::Str(s)) => items.push(s),
                     Some(Token::Word(w)) => items.push(w),
-                    other => return Err(self.err(format!("expected a quoted value in the IN list, found {other:?}"))),
+                    other => {
+                        return Err(self
+                            .err(format!("expected a quoted value in the IN list, found {}", Found(other.as_ref()))));
+                    }
                 }
                 match self.next() {
                     Some(Token::Comma) => continue,
@@ -331,7 +365,7 @@ impl<'a> Parser<'a> {
                 .parse::<f64>()
                 .map(Value::Num)
                 .map_err(|_| self.err(format!("expected a number or a quoted string, found '{w}'"))),
-            other => Err(self.err(format!("expected a value, found {other:?}"))),
+            other => Err(self.err(format!("expected a value, found {}", Found(other.as_ref())))),
         }
     }
 }
@@ -365,7 +399,7 @@ pub fn parse_filter(input: &str) -> Result<Vec<Clause>> {
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("OR") => {
                 return Err(p.err("'OR' is not supported; use AND, or IN (...) for alternatives"));
             }
-            Some(t) => return Err(p.err(format!("expected AND, found {t:?}"))),
+            Some(t) => return Err(p.err(format!("expected AND, found {t}"))),
         }
     }
     Ok(clauses)
@@ -536,6 +570,19 @@ pub fn parse_logged_model_sort_key(field_name: &str) -> Result<LoggedModelSortKe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_errors_are_sentences() {
+        for (filter, says) in [
+            ("metrics.x >", "expected a value, found the end of the filter"),
+            ("metrics.x 3", "invalid comparator '3'"),
+            ("metrics.x > 1 metrics.y < 2", "expected AND, found 'metrics.y'"),
+            ("> 3", "expected an identifier such as metrics.<key>, found '>'"),
+        ] {
+            let e = parse_filter(filter).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(says) && !e.contains("Some(") && !e.contains("Op("), "{filter}: {e}");
+        }
+    }
 
     fn one(input: &str) -> Clause {
         let mut v = parse_filter(input).unwrap_or_else(|e| panic!("{input}: {e}"));

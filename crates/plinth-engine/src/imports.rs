@@ -70,5 +70,13 @@ pub async fn import_lightgbm(
     }
     .await;
     let version = close_run(tracker, &run_id, outcome).await?;
-    Ok(TrainReport { experiment_id, run_id, metrics: vec![], model_name: register, model_version: version, stats })
+    Ok(TrainReport {
+        experiment_id,
+        run_id,
+        metrics: vec![],
+        model_name: register,
+        model_version: version,
+        alias: None,
+        stats,
+    })
 }

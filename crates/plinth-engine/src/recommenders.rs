@@ -91,6 +91,8 @@ pub struct TrainReport {
     pub metrics: Vec<(String, f64)>,
     pub model_name: Option<String>,
     pub model_version: Option<i64>,
+    /// The alias pointed at the new version, if asked for.
+    pub alias: Option<String>,
     pub stats: Value,
 }
 
@@ -104,6 +106,8 @@ pub trait Tracker: Send + Sync {
     async fn finish(&self, run_id: &str, status: RunStatus) -> Result<()>;
     /// Registers `runs:/<run_id>/<artifact_dir>` as a new version of `name`.
     async fn register(&self, name: &str, run_id: &str, artifact_dir: &str) -> Result<i64>;
+    /// Points `@alias` of `name` at `version` (moving it if set).
+    async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()>;
 }
 
 #[async_trait]
@@ -178,6 +182,10 @@ impl Tracker for Platform {
             })
             .await?;
         Ok(version.version)
+    }
+
+    async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
+        Platform::set_alias(self, name, alias, version).await
     }
 }
 
@@ -482,6 +490,7 @@ pub async fn train_recommender(tracker: &dyn Tracker, job: RecommenderJob, progr
         metrics: all,
         model_name: job.register.clone(),
         model_version: version,
+        alias: None,
         stats,
     })
 }
@@ -716,6 +725,7 @@ impl TrainReport {
             "run_id": self.run_id,
             "model_name": self.model_name,
             "model_version": self.model_version.map(|v| v.to_string()),
+            "alias": self.alias,
             "metrics": metrics,
             "data": self.stats,
         })

@@ -412,6 +412,7 @@ pub async fn train_tabular(tracker: &dyn Tracker, job: TabularJob, progress: Pro
         metrics: trained.metrics.clone(),
         model_name: job.register.clone(),
         model_version: version,
+        alias: None,
         stats,
     })
 }

@@ -154,7 +154,8 @@ pub fn read_interactions(path: &Path, options: &ReadOptions, into: Option<(IdMap
     let col_name_of = |i: usize| layout.names.get(i).cloned().unwrap_or_else(|| format!("column {i}"));
     let mut out = Interactions { users, items, events: Vec::new(), weight_column: layout.weight.map(col_name_of) };
     let col_name =
-        |i: usize| layout.names.get(i).map(|n| format!("'{n}' ({})", i + 1)).unwrap_or_else(|| format!("{}", i + 1));
+        // 0-based, as --user-col/--item-col/--weight-col/--time-col take positions.
+        |i: usize| layout.names.get(i).map(|n| format!("{i} ('{n}')")).unwrap_or_else(|| format!("{i}"));
     let mut line_no = 1usize;
     let handle = |line: &str, line_no: usize, out: &mut Interactions| -> Result<()> {
         let trimmed = line.trim_end_matches(['\r', '\n']);

@@ -148,6 +148,16 @@ impl Schema {
                             classes.len()
                         )));
                     }
+                    (Task::Binary | Task::Multiclass, n)
+                        if n > 50 && n * 5 > table.rows && classes.iter().any(|c| c.contains('.')) =>
+                    {
+                        // Many distinct fractional values: a continuous target.
+                        return Err(Error::Data(format!(
+                            "{}: the target '{target}' looks continuous ({n} distinct values, such as '{}'); use --task \
+                             regression",
+                            table.source, classes[0]
+                        )));
+                    }
                     (Task::Binary, n) if n > 2 => {
                         return Err(Error::Data(format!(
                             "{}: the target '{target}' has {n} classes; use --task multiclass",

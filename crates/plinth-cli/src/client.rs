@@ -1,0 +1,96 @@
+//! The CLI's REST client of a running server: one call, errors as
+//! `ERROR_CODE: message`, and plain tables for people (`--json` for scripts).
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The Plinth server.
+    #[arg(long, env = "PLINTH_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
+    pub tracking_uri: String,
+}
+
+/// `path` from the server's root (`/api/2.0/mlflow/...`); a GET body becomes
+/// the query string.
+pub async fn call(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let req = match body {
+        Some(b) if method == reqwest::Method::GET => http.get(&url).query(
+            &b.as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .collect::<Vec<_>>(),
+        ),
+        Some(b) => http.request(method, &url).json(&b),
+        None => http.request(method, &url),
+    };
+    let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{}: {}", v["error_code"].as_str().unwrap_or("ERROR"), v["message"].as_str().unwrap_or("request failed"));
+    }
+    Ok(v)
+}
+
+/// Columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM` (UTC); `-` for none.
+pub fn time(ms: Option<i64>) -> String {
+    let Some(ms) = ms.filter(|m| *m > 0) else { return "-".into() };
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", rest / 3600, rest % 3600 / 60)
+}
+
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_and_times() {
+        let t = table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "a    bb\nxxx  y");
+        assert_eq!(time(Some(0)), "-");
+        assert_eq!(time(Some(86_400_000 + 3_600_000)), "1970-01-02 01:00");
+    }
+}
