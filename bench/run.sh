@@ -5,10 +5,11 @@
 #
 #   bench/run.sh                      # full run (10,000 runs for search)
 #   BENCH_SECONDS=10 BENCH_RUNS=10000 bench/run.sh
+#   PLINTH_BIN=/path/to/plinth bench/run.sh   # measure that binary instead of this checkout's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 VENV="$CACHE/venv"
 SECONDS_PER_TEST="${BENCH_SECONDS:-10}"
 RUNS="${BENCH_RUNS:-10000}"
@@ -18,7 +19,8 @@ if [ ! -x "$VENV/bin/mlflow" ]; then
   "$VENV/bin/pip" install -q -r tests/conformance/requirements.txt
 fi
 cargo build --release --locked -p plinth-cli -p plinth-loadgen >&2
-PLINTH="$CARGO_TARGET_DIR/release/plinth"
+# PLINTH_BIN: measure another build (e.g. the previous commit's) with the same load.
+PLINTH="${PLINTH_BIN:-$CARGO_TARGET_DIR/release/plinth}"
 LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
 
 source bench/lib.sh

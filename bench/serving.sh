@@ -12,15 +12,18 @@
 #
 #   bench/serving.sh                 # BENCH_SECONDS=10 per measurement
 #   BENCH_PART=a bench/serving.sh    # only part (a), the GBDT comparison
+#   BENCH_PART=rec bench/serving.sh  # only the recommender part
+#   PLINTH_BIN=/path/to/plinth ...   # measure that binary instead of this checkout's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 SECONDS_PER_TEST="${BENCH_SECONDS:-10}"
 USERS="${BENCH_USERS:-20000}"
 ITEMS="${BENCH_ITEMS:-10000}"
 cargo build --release --locked -p plinth-cli -p plinth-loadgen >&2
-PLINTH="$CARGO_TARGET_DIR/release/plinth"
+# PLINTH_BIN: measure another build (e.g. the previous commit's) with the same load.
+PLINTH="${PLINTH_BIN:-$CARGO_TARGET_DIR/release/plinth}"
 LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
 
 source bench/lib.sh
@@ -71,6 +74,7 @@ PY
 done
 fi
 
+if [ "${BENCH_PART:-all}" = rec ]; then exit 0; fi
 echo "== (a) one LightGBM GBDT (100 trees, 31 leaves, 20 features): 'mlflow models serve' (pyfunc) vs Plinth (ONNX)" >&2
 VENV="$CACHE/venv"
 ensure_venv "$VENV" tests/conformance/requirements.txt mlflow lightgbm onnxmltools

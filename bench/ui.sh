@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 source bench/lib.sh
 VENV="$CACHE/venv"
 ensure_venv "$VENV" tests/conformance/requirements.txt requests

@@ -3,13 +3,16 @@
 # the conformance suite that drives a real `plinth server` with the real
 # `mlflow` client. Installs what it needs (a Python venv) on first use.
 #
-# Caches live outside the clone (reused across runs):
-#   PLINTH_CACHE (default ~/.cache/plinth): venv/, target/ (CARGO_TARGET_DIR), pip/
+# The build goes where `cargo run --release --bin plinth` puts it (the clone's
+# target/, or CARGO_TARGET_DIR): the README's two commands share one release
+# build, and this one adds only the test binaries. Other caches live outside
+# the clone (reused across runs):
+#   PLINTH_CACHE (default ~/.cache/plinth): venv/, pip/ (CI also keeps target/ there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$CACHE/pip}"
 VENV="$CACHE/venv"
 mkdir -p "$CACHE"
@@ -32,6 +35,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   timeout 600 $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive timeout 900 $SUDO apt-get install -y -qq chromium
 fi
+
+step "Format and lints (cargo fmt --check, clippy -D warnings)"
+timeout 300 cargo fmt --all -- --check
+timeout 1800 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 
 step "Build (release profile, one build for tests and binary)"
 timeout 2700 cargo build --release --workspace --all-targets --locked

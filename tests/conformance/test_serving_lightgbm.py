@@ -63,8 +63,19 @@ def test_binary_booster_serves_lightgbm_probabilities(server):
     name = deploy(server, register_booster(booster, f"lgb-bin-{uuid.uuid4().hex[:6]}"))
     meta = requests.get(f"{server.url}/v2/models/{name}", timeout=30).json()
     assert meta["parameters"]["feature_order"] == booster.feature_name()
+    assert meta["parameters"]["positive_class"] == meta["parameters"]["classes"][1]
     (p,) = served(server, name, X[2500:], ["probability"])
     np.testing.assert_allclose(p.reshape(-1), booster.predict(X[2500:]), rtol=1e-6, atol=1e-6)
+    # Plain JSON can say "missing" too: null is NaN.
+    row = X[2500]
+    body = {"inputs": [{"name": "features", "datatype": "FP64", "shape": [1, N_FEATURES],
+                        "data": [None if np.isnan(v) else float(v) for v in row]}]}
+    r = requests.post(f"{server.url}/v2/models/{name}/infer", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["parameters"]["positive_class"] == meta["parameters"]["classes"][1]
+    prob = next(o for o in answer["outputs"] if o["name"] == "probability")["data"][0]
+    assert abs(prob - booster.predict(X[2500:2501])[0]) < 1e-6
 
 
 def test_zero_as_missing_and_multiclass(server):

@@ -148,3 +148,32 @@ def test_deployments_and_experiments_pages_render(server, seeded, page):
     page.goto(f"{server.url}/ui/experiments")
     expect(page.locator("table tbody tr").first).to_be_visible()
     shot(page, "experiments")
+
+
+def test_deleting_an_experiment_asks_first(server, seeded, page):
+    name = f"doomed-{uuid.uuid4().hex[:6]}"
+    experiment_id = mlflow.create_experiment(name)
+    page.goto(f"{server.url}/ui/experiments?q={name}")
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator("#change")).to_contain_text(f"Delete experiment {name}")
+    shot(page, "experiment-delete-confirm")
+    assert mlflow.get_experiment(experiment_id).lifecycle_stage == "active", "nothing changes before confirming"
+    page.locator("#confirm").click()
+    assert mlflow.get_experiment(experiment_id).lifecycle_stage == "deleted"
+
+
+def test_jobs_page_renders(server, page):
+    page.goto(f"{server.url}/ui/jobs")
+    expect(page.locator("h1")).to_have_text("Training jobs")
+    shot(page, "jobs")
+
+
+def test_links_that_mlflow_prints_open_the_run(server, seeded, page):
+    _, experiment_id, runs, model = seeded
+    run_id = runs["als-large"]
+    page.goto(f"{server.url}/#/experiments/{experiment_id}/runs/{run_id}")
+    expect(page).to_have_url(f"{server.url}/ui/runs/{run_id}")
+    page.goto(f"{server.url}/#/experiments/{experiment_id}")
+    expect(page).to_have_url(f"{server.url}/ui/experiments/{experiment_id}")
+    page.goto(f"{server.url}/#/models/{model}/versions/1")
+    expect(page).to_have_url(f"{server.url}/ui/models/{model}")

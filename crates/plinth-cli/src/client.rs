@@ -59,19 +59,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM` (UTC); `-` for none.
 pub fn time(ms: Option<i64>) -> String {
     let Some(ms) = ms.filter(|m| *m > 0) else { return "-".into() };
-    let secs = ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", rest / 3600, rest % 3600 / 60)
+    let (year, month, day, h, m, _) = plinth_core::ids::utc(ms);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}")
 }
 
 pub fn text(v: &Value) -> String {

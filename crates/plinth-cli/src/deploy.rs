@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 pub use crate::client::Target;
+use crate::client::{table, text, time};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DeployCommand {
@@ -14,8 +15,8 @@ pub enum DeployCommand {
     Update(SpecArgs),
     /// Show one deployment with its loaded versions and counters.
     Get(NameArgs),
-    /// List deployments.
-    List(Target),
+    /// List deployments (a table; --json for the server's JSON).
+    List(ListArgs),
     /// Delete a deployment.
     Delete(NameArgs),
 }
@@ -43,8 +44,52 @@ pub struct SpecArgs {
 #[derive(Debug, clap::Args)]
 pub struct NameArgs {
     name: String,
+    /// Print the server's JSON instead of text (get).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     target: Target,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `a=recs@champion (v3) ×90`.
+fn variant_text(v: &Value) -> String {
+    let loaded = v["model_version"].as_i64().map(|n| format!(" (v{n})")).unwrap_or_default();
+    let weight = v["weight"].as_u64().map(|w| format!(" ×{w}")).unwrap_or_default();
+    format!("{}={}{loaded}{weight}", text(&v["name"]), text(&v["model"]))
+}
+
+fn variants_text(d: &Value) -> String {
+    d["variants"].as_array().into_iter().flatten().map(variant_text).collect::<Vec<_>>().join(", ")
+}
+
+fn describe(d: &Value) -> String {
+    let mut lines = vec![
+        format!("name      {}", text(&d["name"])),
+        format!("state     {}", d["state"].as_str().unwrap_or("READY")),
+        format!("salt      {}", text(&d["salt"])),
+        format!("created   {}", time(d["created_time"].as_i64())),
+        format!("updated   {}", time(d["updated_time"].as_i64())),
+    ];
+    for v in d["variants"].as_array().into_iter().flatten() {
+        let counters = match (v["requests"].as_u64(), v["errors"].as_u64()) {
+            (Some(r), Some(e)) => format!("  requests {r}, errors {e}"),
+            _ => String::new(),
+        };
+        lines.push(format!("variant   {}{counters}", variant_text(v)));
+    }
+    if !d["shadow"].is_null() {
+        lines.push(format!("shadow    {}", variant_text(&d["shadow"])));
+    }
+    lines.join("\n")
 }
 
 /// `a=recs@champion:90` → `{"name": "a", "model": "recs@champion", "weight": 90}`.
@@ -98,9 +143,41 @@ pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
             }
             call(&a.target, Method::POST, "update", Some(body)).await?
         }
-        DeployCommand::Get(a) => call(&a.target, Method::GET, "get", Some(json!({"name": a.name}))).await?,
-        DeployCommand::List(t) => call(t, Method::GET, "list", None).await?,
-        DeployCommand::Delete(a) => call(&a.target, Method::POST, "delete", Some(json!({"name": a.name}))).await?,
+        DeployCommand::Get(a) => {
+            let v = call(&a.target, Method::GET, "get", Some(json!({"name": a.name}))).await?;
+            if !a.json {
+                println!("{}", describe(&v["deployment"]));
+                return Ok(());
+            }
+            v
+        }
+        DeployCommand::List(a) => {
+            let v = call(&a.target, Method::GET, "list", None).await?;
+            if !a.json {
+                let rows: Vec<Vec<String>> = v["deployments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        vec![
+                            text(&d["name"]),
+                            variants_text(d),
+                            if d["shadow"].is_null() { "-".into() } else { variant_text(&d["shadow"]) },
+                            d["state"].as_str().unwrap_or("READY").to_string(),
+                            time(d["updated_time"].as_i64()),
+                        ]
+                    })
+                    .collect();
+                println!("{}", table(&["NAME", "VARIANTS", "SHADOW", "STATE", "UPDATED"], &rows));
+                return Ok(());
+            }
+            v
+        }
+        DeployCommand::Delete(a) => {
+            call(&a.target, Method::POST, "delete", Some(json!({"name": a.name}))).await?;
+            println!("deleted {}", a.name);
+            return Ok(());
+        }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

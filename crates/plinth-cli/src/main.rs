@@ -5,6 +5,7 @@ mod client;
 mod config;
 mod deploy;
 mod import;
+mod jobs;
 mod models;
 mod remote;
 mod tabular;
@@ -56,6 +57,9 @@ enum Command {
     /// The model registry on a running server: list models and versions, set and delete aliases.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Training jobs on a running server: submit, list, get, cancel.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
 }
 
 #[derive(Subcommand)]
@@ -92,6 +96,7 @@ fn run() -> anyhow::Result<()> {
         Command::Deploy(cmd) => runtime.block_on(deploy::run(cmd)),
         Command::Import(cmd) => runtime.block_on(import::run(cmd)),
         Command::Models(cmd) => runtime.block_on(models::run(cmd)),
+        Command::Jobs(cmd) => runtime.block_on(jobs::run(cmd)),
     }
 }
 

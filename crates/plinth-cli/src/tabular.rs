@@ -43,8 +43,10 @@ pub struct TabularArgs {
     /// regression; --rounds caps its solver iterations, --l2 its penalty).
     #[arg(long, default_value = "gbdt")]
     algo: String,
+    /// Boosting rounds (gbdt, default 100), or the most solver iterations (linear, default 200).
     #[arg(long)]
     rounds: Option<usize>,
+    /// Shrinkage of each tree (gbdt, default 0.1).
     #[arg(long)]
     learning_rate: Option<f64>,
     /// Deepest a tree may grow (0: no limit; default 0, leaves bound the size).
@@ -56,6 +58,7 @@ pub struct TabularArgs {
     /// Rows a leaf must keep (default 20).
     #[arg(long)]
     min_leaf: Option<usize>,
+    /// L2 penalty: on leaf values (gbdt, default 0) or on weights (linear, default 0.0001).
     #[arg(long)]
     l2: Option<f64>,
     /// Stop when the loss on a tenth of the training rows has not improved for N rounds.

@@ -41,14 +41,19 @@ pub struct RecommenderArgs {
     /// als, bpr, item-knn or popularity.
     #[arg(long)]
     algo: String,
+    /// Latent factors (als, bpr; default 64).
     #[arg(long)]
     factors: Option<usize>,
+    /// Training iterations: ALS sweeps (default 15) or BPR epochs (default 100).
     #[arg(long)]
     iterations: Option<usize>,
+    /// L2 regularization (default 0.05 for als, 0.01 for bpr).
     #[arg(long, allow_hyphen_values = true)]
     regularization: Option<f32>,
+    /// ALS confidence scale: confidence = 1 + alpha * weight (default 1.0).
     #[arg(long, allow_hyphen_values = true)]
     alpha: Option<f32>,
+    /// BPR learning rate (default 0.01).
     #[arg(long, allow_hyphen_values = true)]
     learning_rate: Option<f32>,
     /// Neighbours kept per item (item-knn; default 100).
@@ -83,6 +88,7 @@ pub struct RecommenderArgs {
 /// Where and how a training run is recorded; shared by every `plinth train`.
 #[derive(Debug, clap::Args)]
 pub struct RunFlags {
+    /// The run's name (default: generated, as MLflow does).
     #[arg(long)]
     pub run_name: Option<String>,
     /// Register the trained model as a new version of this registered model.

@@ -218,27 +218,7 @@ fn the_model_holds_only_what_it_trained_on_and_params_read_as_written() {
     let dd = dir.path().join("pd");
     let (data, dd) = (data.to_str().unwrap(), dd.to_str().unwrap());
     let started = plinth_core_now_ms();
-    let report = last_json(&train(&[
-        "--data",
-        data,
-        "--data-dir",
-        dd,
-        "--json",
-        "--algo",
-        "als",
-        "--factors",
-        "8",
-        "--iterations",
-        "4",
-        "--split",
-        "time:0.08",
-        "--regularization",
-        "0.05",
-        "--solver",
-        "cg",
-        "--register",
-        "late",
-    ]));
+    let report = last_json(&train(&[&["--data", data, "--data-dir", dd][..], &"--json --algo als --factors 8 --iterations 4 --split time:0.08 --regularization 0.05 --solver cg --register late".split(' ').collect::<Vec<_>>()].concat()));
     // 20 users and 5 items exist only after the cut: counted, not in the model.
     assert_eq!(report["data"]["cold_start_users"], 20, "{report}");
     assert_eq!(report["data"]["cold_start_items"], 5, "{report}");
@@ -296,25 +276,15 @@ fn trains_on_all_data_with_split_none_and_unit_weights() {
     write_blocks(&data);
     let dd = dir.path().join("pd");
     let (data, dd) = (data.to_str().unwrap(), dd.to_str().unwrap());
-    let report = last_json(&train(&[
-        "--data",
-        data,
-        "--data-dir",
-        dd,
-        "--json",
-        "--algo",
-        "als",
-        "--factors",
-        "8",
-        "--iterations",
-        "3",
-        "--split",
-        "none",
-        "--weight-col",
-        "none",
-        "--weight-transform",
-        "log1p",
-    ]));
+    let report = last_json(&train(
+        &[
+            &["--data", data, "--data-dir", dd][..],
+            &"--json --algo als --factors 8 --iterations 3 --split none --weight-col none --weight-transform log1p"
+                .split(' ')
+                .collect::<Vec<_>>(),
+        ]
+        .concat(),
+    ));
     assert_eq!(report["data"]["test_interactions"], 0, "{report}");
     assert!(report["metrics"].get("ndcg_at_10").is_none(), "no evaluation without held-out data: {report}");
     let port = free_port();
@@ -334,20 +304,53 @@ fn trains_on_all_data_with_split_none_and_unit_weights() {
         }
     }
     std::fs::write(&counts, s).unwrap();
-    let report = last_json(&train(&[
-        "--data",
-        counts.to_str().unwrap(),
-        "--data-dir",
-        dd,
-        "--json",
-        "--algo",
-        "als",
-        "--factors",
-        "4",
-        "--iterations",
-        "2",
-    ]));
+    let report = last_json(&train(
+        &[
+            &["--data", counts.to_str().unwrap(), "--data-dir", dd][..],
+            &"--json --algo als --factors 4 --iterations 2".split(' ').collect::<Vec<_>>(),
+        ]
+        .concat(),
+    ));
     assert!(report["data"]["warning"].as_str().unwrap().contains("log1p"), "{report}");
+}
+
+#[test]
+fn jobs_are_submitted_listed_and_cancelled_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let dd = dir.path().join("pd");
+    std::fs::create_dir_all(dd.join("datasets")).unwrap();
+    write_blocks(&dd.join("datasets/ratings.csv"));
+    let dd = dd.to_str().unwrap();
+    let port = free_port();
+    let _server = start_server(port, dd);
+    let uri = format!("http://127.0.0.1:{port}");
+    let jobs = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .arg("jobs")
+            .args(args)
+            .args(["--tracking-uri", &uri])
+            .output()
+            .unwrap()
+    };
+    let spec = r#"{"data": "ratings.csv", "algo": "als", "factors": 4, "iterations": 2, "register": "jobbed"}"#;
+    let out = jobs(&["submit", "recommender", "--spec", spec, "--wait", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["job"]["status"], "SUCCEEDED", "{done}");
+    let id = done["job"]["job_id"].as_str().unwrap();
+    let out = jobs(&["list"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.starts_with("JOB") && listing.contains(id) && listing.contains("SUCCEEDED"), "{listing}");
+    let out = jobs(&["get", id]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("model     jobbed version 1"));
+    let out = jobs(&["cancel", id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_STATE"), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = jobs(&["submit", "recommender", "--spec", r#"{"data": "../etc/passwd", "algo": "als"}"#]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("Invalid data path"));
+    // The UI lists it with its run.
+    let page = get_text(port, "/ui/jobs");
+    assert!(page.contains(id) && page.contains("/ui/runs/"), "{page}");
 }
 
 #[test]
@@ -403,6 +406,15 @@ fn get_json(port: u16, path: &str) -> serde_json::Value {
     })
 }
 
+fn get_text(port: u16, path: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(10)).send().await.unwrap();
+        r.text().await.unwrap()
+    })
+}
+
 fn deploy(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_plinth")).arg("deploy").args(args).output().unwrap()
 }
@@ -414,19 +426,13 @@ fn deploys_through_the_cli_and_serves_again_after_a_crash() {
     write_blocks(&data);
     let data_dir = dir.path().join("pd");
     let (data, dd) = (data.to_str().unwrap(), data_dir.to_str().unwrap());
-    last_json(&train(&[
-        "--data",
-        data,
-        "--data-dir",
-        dd,
-        "--json",
-        "--algo",
-        "als",
-        "--factors",
-        "8",
-        "--register",
-        "recs",
-    ]));
+    last_json(&train(
+        &[
+            &["--data", data, "--data-dir", dd][..],
+            &"--json --algo als --factors 8 --register recs".split(' ').collect::<Vec<_>>(),
+        ]
+        .concat(),
+    ));
     let port = free_port();
     let uri = format!("http://127.0.0.1:{port}");
     let server = start_server(port, dd);
@@ -463,9 +469,16 @@ fn deploys_through_the_cli_and_serves_again_after_a_crash() {
     let _server = start_server(port, dd);
     let after = recommend("u1");
     assert_eq!((&after["variant"], &after["items"]), (&before["variant"], &before["items"]));
-    let out = deploy(&["list", "--tracking-uri", &uri]);
+    let out = deploy(&["list", "--json", "--tracking-uri", &uri]);
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed["deployments"][0]["name"], "home", "{listed}");
+    // For people: a table, times as dates, not epoch milliseconds.
+    let out = deploy(&["list", "--tracking-uri", &uri]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("NAME") && table.contains("home") && table.contains("a=recs/1"), "{table}");
+    assert!(!table.contains(&listed["deployments"][0]["updated_time"].to_string()), "{table}");
+    let out = deploy(&["get", "home", "--tracking-uri", &uri]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("variant   a=recs/1"));
     let out = deploy(&["update", "home", "--variant", "a=recs/1", "--shadow", "s=recs/1", "--tracking-uri", &uri]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // An update that does not mention the shadow keeps it; --no-shadow removes it.
@@ -547,6 +560,9 @@ fn tabular_models_train_evaluate_track_and_register() {
     ));
     let rounds = stopped["data"]["rounds_trained"].as_u64().unwrap();
     assert!(rounds < 2000, "early stopping kept {rounds} rounds");
+    // It says where it stopped (patience 5 past the best) and which round it kept.
+    assert_eq!(stopped["data"]["best_round"].as_u64().unwrap(), rounds);
+    assert_eq!(stopped["data"]["rounds_run"].as_u64().unwrap(), rounds + 5, "{stopped}");
     assert!(stopped["metrics"]["auc"].as_f64().unwrap() > 0.95, "{stopped}");
     // A test file with a genre training never saw: encoded as missing, counted.
     let test = dir.path().join("new.csv");

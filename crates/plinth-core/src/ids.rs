@@ -7,6 +7,23 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// Milliseconds since the epoch as UTC (year, month, day, hour, minute,
+/// second), by Howard Hinnant's civil-from-days algorithm.
+pub fn utc(ms: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
 /// A new run id: 32 lowercase hex characters, as MLflow's.
 pub fn new_run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()

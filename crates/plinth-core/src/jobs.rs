@@ -8,6 +8,8 @@ pub enum JobStatus {
     Running,
     Succeeded,
     Failed,
+    /// Withdrawn before it started.
+    Cancelled,
 }
 
 impl JobStatus {
@@ -17,6 +19,7 @@ impl JobStatus {
             JobStatus::Running => "RUNNING",
             JobStatus::Succeeded => "SUCCEEDED",
             JobStatus::Failed => "FAILED",
+            JobStatus::Cancelled => "CANCELLED",
         }
     }
     pub fn parse(s: &str) -> Result<Self> {
@@ -25,11 +28,12 @@ impl JobStatus {
             "RUNNING" => Ok(JobStatus::Running),
             "SUCCEEDED" => Ok(JobStatus::Succeeded),
             "FAILED" => Ok(JobStatus::Failed),
+            "CANCELLED" => Ok(JobStatus::Cancelled),
             other => Err(Error::invalid(format!("Invalid job status '{other}'"))),
         }
     }
     pub fn is_finished(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
     }
 }
 

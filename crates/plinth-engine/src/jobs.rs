@@ -111,6 +111,29 @@ impl JobRunner {
         Ok((job, progress))
     }
 
+    /// Withdraws a queued job. A running job cannot be stopped mid-training
+    /// (the algorithms have no cancellation points yet): that is refused,
+    /// as is cancelling a finished job.
+    pub async fn cancel(&self, job_id: &str) -> Result<Job> {
+        let mut job = self.platform.store.get_job(job_id).await?;
+        match job.status {
+            JobStatus::Queued => {
+                job.status = JobStatus::Cancelled;
+                job.finished_time = Some(now_ms());
+                self.platform.store.update_job(job.clone()).await?;
+                tracing::info!(%job_id, "job cancelled");
+                Ok(job)
+            }
+            JobStatus::Running => Err(DomainError::InvalidState(format!(
+                "Job {job_id} is running; a running training cannot be cancelled"
+            ))
+            .into()),
+            done => {
+                Err(DomainError::InvalidState(format!("Job {job_id} has already ended ({})", done.as_str())).into())
+            }
+        }
+    }
+
     pub async fn list(&self, limit: i64) -> Result<Vec<Job>> {
         Ok(self.platform.store.list_jobs(None, limit).await?)
     }

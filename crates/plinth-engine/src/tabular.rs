@@ -209,6 +209,8 @@ struct Trained {
     /// (artifact name, SVG): the confusion matrix or the residual plot.
     plot: (&'static str, String),
     confusion: Option<Vec<Vec<u64>>>,
+    /// GBDT rounds run (with early stopping, more than the rounds kept).
+    rounds_run: Option<usize>,
 }
 
 fn objective(schema: &Schema) -> Objective {
@@ -302,9 +304,11 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
     let test_rows = schema.encode(&test, true).map_err(Error::from)?;
     let start = Instant::now();
     let features = schema.features.len();
+    let mut rounds_run = None;
     let (model, curve) = match &job.algo {
         Algo::Gbdt(params) => {
             let rounds = params.rounds;
+            let mut last = 0;
             let watch =
                 valid.as_ref().zip(job.early_stopping).map(|(v, patience)| (v.x.as_slice(), v.y.as_slice(), patience));
             let model = Gbdt::train_with_validation(
@@ -316,6 +320,7 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
                 params,
                 watch,
                 &mut |r| {
+                    last = r;
                     progress("gbdt", r, rounds);
                     if r % 50 == 0 || r == rounds {
                         tracing::info!(round = r, rounds, "gbdt");
@@ -323,6 +328,15 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
                 },
             )
             .map_err(Error::from)?;
+            rounds_run = Some(last);
+            let kept = model.trees.len() / model.objective.outputs();
+            if job.early_stopping.is_some() {
+                tracing::info!(
+                    rounds_run = last,
+                    best_round = kept,
+                    "early stopping: kept the rounds up to the best one"
+                );
+            }
             let curve = curve(&model, &test_rows);
             (TabularModel::Gbdt(model), curve)
         }
@@ -375,6 +389,7 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
         }
     };
     Ok(Trained {
+        rounds_run,
         plot,
         confusion,
         train_rows: train_rows.rows,
@@ -462,7 +477,15 @@ async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Train
     });
     let mut stats = stats;
     match &t.model {
-        TabularModel::Gbdt(m) => stats["rounds_trained"] = json!(m.trees.len() / m.objective.outputs()),
+        TabularModel::Gbdt(m) => {
+            let kept = m.trees.len() / m.objective.outputs();
+            stats["rounds_trained"] = json!(kept);
+            if job.early_stopping.is_some() {
+                // Where it stopped, and which round it kept (the best on the held-out rows).
+                stats["rounds_run"] = json!(t.rounds_run.unwrap_or(kept));
+                stats["best_round"] = json!(kept);
+            }
+        }
         TabularModel::Linear(_) => stats["iterations"] = json!(t.curve.len()),
     }
     for (k, v) in stats.as_object().into_iter().flatten() {

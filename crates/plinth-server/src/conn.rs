@@ -2,12 +2,15 @@
 //! over hyper (axum's `serve` sets no timer, so a client that sends its
 //! headers slowly, or nothing at all, would hold a connection forever):
 //!
-//! - HTTP/1 headers must arrive within `header_read_timeout` (hyper's timer,
-//!   which also runs while a keep-alive connection waits for its next
-//!   request);
-//! - a connection with no request in flight and no activity for
-//!   `idle_timeout` is closed (this covers HTTP/2 and clients that never
-//!   send a byte);
+//! - a connection with no request in flight for `idle_timeout` is closed:
+//!   a request's headers must therefore arrive within that time of the
+//!   connection opening or of its previous response (slow headers, clients
+//!   that never send a byte, idle keep-alive and HTTP/2 connections alike).
+//!   A watchdog task per connection keeps that one deadline (and eviction
+//!   and shutdown) and signals the connection through a oneshot channel, so
+//!   the connection's task polls one cheap receiver on each wake. Hyper's
+//!   per-request header timer is not used: it allocates and registers a
+//!   timer for every request;
 //! - at most `max_connections` are open, kept below the descriptor limit so
 //!   `accept` never fails with "Too many open files"; at the cap, the
 //!   connection idle the longest is closed to make room, and when every
@@ -30,17 +33,19 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tower::ServiceExt;
+
+/// Responses up to this size are written with their head.
+const SMALL_BODY: u64 = 64 << 10;
 
 /// Limits on connections, enforced by [`serve`].
 #[derive(Debug, Clone)]
 pub struct ConnLimits {
     /// Connections open at once; `0` = derived from the descriptor limit.
     pub max_connections: usize,
-    /// Time a client has to send a request's headers (HTTP/1).
-    pub header_read_timeout: Duration,
-    /// Time a connection may sit with no request in flight.
+    /// Time a connection may sit with no request in flight, which bounds
+    /// how long a client may take to send a request's headers.
     pub idle_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
@@ -48,12 +53,7 @@ pub struct ConnLimits {
 
 impl Default for ConnLimits {
     fn default() -> Self {
-        ConnLimits {
-            max_connections: 0,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            drain_timeout: Duration::from_secs(30),
-        }
+        ConnLimits { max_connections: 0, idle_timeout: Duration::from_secs(10), drain_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -158,11 +158,12 @@ pub async fn serve(
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // No timer, so no per-request header timer: `idle_timeout` bounds it.
+        .header_read_timeout(None)
         // Room for large headers up to our own 431 check (see `edge.rs`).
-        .max_buf_size(1 << 20)
-        .max_headers(256);
+        // (The header count stays hyper's default of 100: a larger cap makes
+        // it allocate its header arrays on the heap for every request.)
+        .max_buf_size(1 << 20);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -236,6 +237,59 @@ pub async fn serve(
     Ok(())
 }
 
+/// What the watchdog tells a connection.
+enum Signal {
+    /// Finish what is in flight, then close (shutdown).
+    Drain,
+    /// Close now (idle too long, or evicted to make room).
+    Close,
+}
+
+/// One connection's deadlines: closes it when evicted or idle for
+/// `idle_timeout` (no request in flight), drains it on shutdown; ends with
+/// the connection.
+async fn watchdog(
+    id: u64,
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+    idle_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut tx: oneshot::Sender<Signal>,
+) {
+    if *stop.borrow() {
+        let _ = tx.send(Signal::Drain);
+        return;
+    }
+    // While a request is in flight the idle check waits a whole period again.
+    let mut floor = tokio::time::Instant::now();
+    loop {
+        let idle_since = conn.last_active.load(Ordering::Acquire);
+        let idle_deadline =
+            tokio::time::Instant::from_std(registry.epoch + Duration::from_millis(idle_since) + idle_timeout)
+                .max(floor);
+        let signal = tokio::select! {
+            _ = tx.closed() => return,
+            _ = conn.close.notified() => {
+                tracing::debug!(id, "closing an idle connection to make room");
+                Signal::Close
+            }
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                let still_idle = conn.in_flight.load(Ordering::Acquire) == 0
+                    && conn.last_active.load(Ordering::Acquire) == idle_since;
+                if !still_idle {
+                    floor = tokio::time::Instant::now() + idle_timeout;
+                    continue;
+                }
+                tracing::debug!(id, "closing a connection idle for {idle_timeout:?}");
+                Signal::Close
+            }
+            _ = stop.changed() => Signal::Drain,
+        };
+        let _ = tx.send(signal);
+        return;
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_connection(
     id: u64,
@@ -245,7 +299,7 @@ async fn run_connection(
     registry: Arc<Registry>,
     builder: Arc<Builder<TokioExecutor>>,
     idle_timeout: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let (svc_conn, svc_registry) = (conn.clone(), registry.clone());
     let service = tower::service_fn(move |req: hyper::Request<Incoming>| {
@@ -256,8 +310,14 @@ async fn run_connection(
                 Ok(r) => r,
                 Err(never) => match never {},
             };
-            // The guard lives as long as the response body.
-            Ok::<_, Infallible>(response.map(move |body| {
+            // A small body of known size goes out with the head; a larger or
+            // streamed one (downloads) keeps the request in flight until it
+            // ends, so an idle check never cuts it.
+            if http_body::Body::size_hint(response.body()).exact().is_some_and(|n| n <= SMALL_BODY) {
+                drop(guard);
+                return Ok::<_, Infallible>(response);
+            }
+            Ok(response.map(move |body| {
                 Body::new(body.map_frame(move |frame| {
                     let _alive = &guard;
                     frame
@@ -267,17 +327,12 @@ async fn run_connection(
     });
     let served = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
     let mut served = std::pin::pin!(served);
-    let mut draining = *stop.borrow();
-    if draining {
-        served.as_mut().graceful_shutdown();
-    }
-    // While a request is in flight the idle check waits a whole period again.
-    let mut floor = tokio::time::Instant::now();
+    // The deadlines live in a watchdog task of their own, so the connection's
+    // task polls one cheap receiver beside the connection on each wake.
+    let (signal_tx, mut signal) = oneshot::channel();
+    tokio::spawn(watchdog(id, conn.clone(), registry.clone(), idle_timeout, stop, signal_tx));
+    let mut draining = false;
     loop {
-        let idle_since = conn.last_active.load(Ordering::Acquire);
-        let idle_deadline =
-            tokio::time::Instant::from_std(registry.epoch + Duration::from_millis(idle_since) + idle_timeout)
-                .max(floor);
         tokio::select! {
             result = served.as_mut() => {
                 if let Err(e) = result {
@@ -285,25 +340,13 @@ async fn run_connection(
                 }
                 break;
             }
-            _ = conn.close.notified() => {
-                tracing::debug!(id, "closing an idle connection to make room");
-                break;
-            }
-            _ = tokio::time::sleep_until(idle_deadline) => {
-                let still_idle = conn.in_flight.load(Ordering::Acquire) == 0
-                    && conn.last_active.load(Ordering::Acquire) == idle_since;
-                if still_idle {
-                    tracing::debug!(id, "closing a connection idle for {idle_timeout:?}");
-                    break;
-                }
-                floor = tokio::time::Instant::now() + idle_timeout;
-            }
-            changed = stop.changed(), if !draining => {
-                draining = true;
-                if changed.is_ok() {
+            sig = &mut signal, if !draining => match sig {
+                Ok(Signal::Drain) => {
+                    draining = true;
                     served.as_mut().graceful_shutdown();
                 }
-            }
+                Ok(Signal::Close) | Err(_) => break,
+            },
         }
     }
     if let Ok(mut conns) = registry.conns.lock() {

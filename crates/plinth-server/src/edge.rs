@@ -13,19 +13,22 @@
 //! - the JSON APIs (`/api/…`, `/ajax-api/…`) take POST bodies as
 //!   `application/json` only, with MLflow's messages: a browser can send
 //!   `text/plain` or a form cross-site without a preflight, never JSON;
-//! - every answer says `X-Frame-Options: DENY`, `frame-ancestors 'none'`
-//!   and `nosniff`.
+//! - every answer says `nosniff`; pages also `X-Frame-Options: DENY` and
+//!   `frame-ancestors 'none'`.
 //!
 //! The UI's own forms carry CSRF tokens as well (`plinth-ui`'s `csrf.rs`).
 
 use axum::Json;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::sync::Arc;
 
-use crate::state::AppState;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use futures::future::{Either, Map};
+use serde_json::json;
 
 /// Longest request target accepted (path and query).
 pub const MAX_URI_BYTES: usize = 16 << 10;
@@ -111,9 +114,11 @@ fn host_name(host: &str) -> &str {
 impl Allowed {
     pub fn host(&self, host: &str) -> bool {
         let name = host_name(host);
-        name.eq_ignore_ascii_case("localhost")
-            || name.to_ascii_lowercase().ends_with(".localhost")
-            || name.parse::<std::net::IpAddr>().is_ok()
+        const SUFFIX: &str = ".localhost";
+        name.parse::<std::net::IpAddr>().is_ok()
+            || name.eq_ignore_ascii_case("localhost")
+            || (name.len() > SUFFIX.len()
+                && name.get(name.len() - SUFFIX.len()..).is_some_and(|end| end.eq_ignore_ascii_case(SUFFIX)))
             || self.hosts.iter().any(|p| glob(p, host) || glob(p, name))
     }
 
@@ -209,18 +214,75 @@ fn check(allowed: &Allowed, req: &Request) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The middleware: [`check`], then the headers every answer carries.
-pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    if let Err((status, code, message)) = check(&s.config.allowed, &req) {
-        return with_headers(Surface::of(req.uri().path()).error(status, code, message));
-    }
-    with_headers(next.run(req).await)
+/// The middleware as a tower layer: [`check`], then the headers every
+/// answer carries. Written out (not `middleware::from_fn`) so a request
+/// costs no boxed service or future here: it sits on every hot path.
+#[derive(Clone)]
+pub struct EdgeLayer {
+    allowed: Arc<Allowed>,
 }
 
-fn with_headers(mut r: Response) -> Response {
+impl EdgeLayer {
+    pub fn new(allowed: Allowed) -> EdgeLayer {
+        EdgeLayer { allowed: Arc::new(allowed) }
+    }
+}
+
+impl<S> tower::Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge { inner, allowed: self.allowed.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    allowed: Arc<Allowed>,
+}
+
+type Answer = Result<Response, Infallible>;
+
+fn api_headers(r: Answer) -> Answer {
+    r.map(|r| with_headers(r, false))
+}
+
+fn page_headers(r: Answer) -> Answer {
+    r.map(|r| with_headers(r, true))
+}
+
+impl<S> tower::Service<Request> for Edge<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Answer>, Map<S::Future, fn(Answer) -> Answer>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let surface = Surface::of(req.uri().path());
+        let page = surface == Surface::Page;
+        if let Err((status, code, message)) = check(&self.allowed, &req) {
+            return Either::Left(ready(Ok(with_headers(surface.error(status, code, message), page))));
+        }
+        let finish: fn(Answer) -> Answer = if page { page_headers } else { api_headers };
+        Either::Right(self.inner.call(req).map(finish))
+    }
+}
+
+/// `nosniff` on every answer; the framing rules on pages (JSON and tensors
+/// are never framed, and the hot paths skip the work).
+fn with_headers(mut r: Response, page: bool) -> Response {
     let h = r.headers_mut();
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if !page {
+        return r;
+    }
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let csp = match h.get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()) {
         Some(existing) if existing.contains("frame-ancestors") => None,
         Some(existing) => HeaderValue::from_str(&format!("{existing}; frame-ancestors 'none'")).ok(),

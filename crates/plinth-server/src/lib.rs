@@ -27,15 +27,16 @@ pub use state::{
 pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: ServerConfig) -> Router {
     metrics::install();
     let inference_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_inference.max(1)));
-    let ui = plinth_ui::router(serving.clone());
+    let ui = plinth_ui::router(serving.clone(), jobs.clone());
     let body_limit = config.max_request_bytes;
+    let edge = edge::EdgeLayer::new(config.allowed.clone());
     let state = AppState::new(state::Shared { platform, jobs, serving, config, inference_permits });
     // gRPC (HTTP/2) and REST share the port; gRPC paths are `/<service>/<method>`.
     routes::router(state.clone())
-        .route_service("/inference.GRPCInferenceService/{method}", grpc::service(state.clone()))
+        .route_service("/inference.GRPCInferenceService/{method}", grpc::service(state))
         .merge(ui)
         // Extractors that buffer (forms, bytes) stop reading at the limit;
         // uploads and MLflow arguments apply their own limits while streaming.
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(state, edge::layer))
+        .layer(edge)
 }

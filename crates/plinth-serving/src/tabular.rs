@@ -4,7 +4,9 @@
 //! features; BYTES or numbers for categorical ones), or, when every feature
 //! is numeric, one `features` tensor `[n, features]` in the order the
 //! metadata lists. Outputs: `prediction` (FP64 `[n]`) for regression;
-//! `probability` of the second class (FP64 `[n]`) and `label` (BYTES `[n]`)
+//! `probability` of the second class (FP64 `[n]`; the class is named by the
+//! `positive_class` parameter of the metadata and of each response) and
+//! `label` (BYTES `[n]`)
 //! for binary; `probabilities` (FP64 `[n, classes]`) and `label` for
 //! multiclass. Raw values go in; the encoding kept with the model does the
 //! rest. Unseen categories are treated as missing and counted in the
@@ -51,6 +53,11 @@ pub(crate) fn metadata(name: &str, versions: Vec<String>, m: &Tabular) -> Value 
         "feature_order": m.schema.features.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "classes": m.schema.classes,
     });
+    if m.schema.task == Task::Binary
+        && let Some(positive) = m.schema.classes.get(1)
+    {
+        parameters["positive_class"] = json!(positive);
+    }
     if all_numeric(m) {
         parameters["matrix_input"] =
             json!({"name": MATRIX, "datatype": "FP64", "shape": [-1, m.schema.features.len()]});
@@ -173,6 +180,12 @@ fn run(loaded: &LoadedModel, table: &Table) -> Result<Answered> {
         }
     };
     let mut parameters = Map::new();
+    if m.schema.task == Task::Binary
+        && let Some(positive) = m.schema.classes.get(1)
+    {
+        // Which class `probability` is the probability of.
+        parameters.insert("positive_class".into(), json!(positive));
+    }
     let unseen: usize = encoded.unseen.iter().map(|u| u.1).sum();
     if unseen > 0 {
         parameters.insert("unseen_categories".into(), json!(unseen));

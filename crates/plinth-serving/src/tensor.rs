@@ -121,12 +121,19 @@ fn from_json(name: &str, datatype: &str, data: &Value) -> Result<Data> {
     let mut flat = Vec::new();
     flatten(data, &mut flat);
     let wrong = |v: &Value| bad(format!("input '{name}': {v} is not a valid {datatype} element"));
+    // JSON has no NaN: `null` (or the string "NaN") is a missing value in a
+    // floating-point tensor, as tree models and tabular encodings read NaN.
+    let float = |v: &Value| match v {
+        Value::Null => Some(f64::NAN),
+        Value::String(s) if s.eq_ignore_ascii_case("nan") => Some(f64::NAN),
+        other => other.as_f64(),
+    };
     Ok(match datatype {
         "BOOL" => Data::Bool(flat.iter().map(|v| v.as_bool().ok_or_else(|| wrong(v))).collect::<Result<_>>()?),
-        "FP32" => Data::Fp32(
-            flat.iter().map(|v| v.as_f64().map(|x| x as f32).ok_or_else(|| wrong(v))).collect::<Result<_>>()?,
-        ),
-        "FP64" => Data::Fp64(flat.iter().map(|v| v.as_f64().ok_or_else(|| wrong(v))).collect::<Result<_>>()?),
+        "FP32" => {
+            Data::Fp32(flat.iter().map(|v| float(v).map(|x| x as f32).ok_or_else(|| wrong(v))).collect::<Result<_>>()?)
+        }
+        "FP64" => Data::Fp64(flat.iter().map(|v| float(v).ok_or_else(|| wrong(v))).collect::<Result<_>>()?),
         "BYTES" => Data::Bytes(
             flat.iter()
                 .map(|v| v.as_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| wrong(v)))
@@ -403,6 +410,17 @@ mod tests {
         assert_eq!(r.input("x").unwrap().data, Data::Fp32(vec![1.0, 2.0, 3.0, 4.5]));
         assert_eq!(r.input("u").unwrap().data, Data::Bytes(vec![b"a".to_vec(), b"b".to_vec()]));
         assert_eq!(r.input("k").unwrap().data, Data::Int(vec![5]));
+    }
+
+    #[test]
+    fn json_null_is_a_missing_float() {
+        let body = json!({"inputs": [{"name": "x", "datatype": "FP64", "shape": [3], "data": [1.5, null, "NaN"]}]});
+        let r = decode_request(&serde_json::to_vec(&body).unwrap(), None).unwrap();
+        let Data::Fp64(v) = &r.input("x").unwrap().data else { panic!("not FP64") };
+        assert_eq!(v[0], 1.5);
+        assert!(v[1].is_nan() && v[2].is_nan());
+        let body = json!({"inputs": [{"name": "k", "datatype": "INT32", "shape": [1], "data": [null]}]});
+        assert!(decode_request(&serde_json::to_vec(&body).unwrap(), None).is_err());
     }
 
     #[test]

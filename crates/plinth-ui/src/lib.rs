@@ -5,27 +5,50 @@
 //!
 //! `/` redirects to the experiments; `/ui/experiments[/{id}]`,
 //! `/ui/runs/{id}[/artifacts|/download]`, `/ui/compare?run=…`,
-//! `/ui/models[/{name}]`, `/ui/deployments`.
+//! `/ui/models[/{name}]`, `/ui/deployments`, `/ui/jobs`.
 
 mod charts;
 mod csrf;
 mod pages;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
+use plinth_engine::jobs::JobRunner;
 use plinth_serving::Serving;
 
 pub use pages::runs::PAGE_SIZES;
 
 const STYLE: &str = include_str!("../assets/style.css");
 
+/// What the pages read: the serving runtime (and through it the platform)
+/// and the job runner. Handlers take the part they need (`State<Serving>`,
+/// `State<JobRunner>`).
+#[derive(Clone)]
+pub struct UiState {
+    pub serving: Serving,
+    pub jobs: JobRunner,
+}
+
+impl FromRef<UiState> for Serving {
+    fn from_ref(s: &UiState) -> Serving {
+        s.serving.clone()
+    }
+}
+
+impl FromRef<UiState> for JobRunner {
+    fn from_ref(s: &UiState) -> JobRunner {
+        s.jobs.clone()
+    }
+}
+
 /// The UI's routes; the server merges them beside its APIs.
-pub fn router(serving: Serving) -> Router {
+pub fn router(serving: Serving, jobs: JobRunner) -> Router {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/ui/experiments") }))
+        .route("/", get(root))
         .route("/ui", get(|| async { Redirect::to("/ui/experiments") }))
         .route("/ui/assets/style.css", get(style))
         .route("/ui/experiments", get(pages::experiments::list).post(pages::experiments::create))
@@ -39,8 +62,28 @@ pub fn router(serving: Serving) -> Router {
         .route("/ui/models/{name}", get(pages::models::detail))
         .route("/ui/models/{name}/alias", post(pages::models::alias))
         .route("/ui/deployments", get(pages::deployments::list))
+        .route("/ui/jobs", get(pages::jobs::list))
         .layer(axum::middleware::from_fn(csrf::layer))
-        .with_state(serving)
+        .with_state(UiState { serving, jobs })
+}
+
+/// The links MLflow prints (`…/#/experiments/<id>/runs/<run>`,
+/// `#/models/<name>/versions/<v>`) carry the place in the fragment, which
+/// never reaches the server: this page's one script reads it and goes
+/// there (the UI's only script; everything else works without one).
+const ROOT: &str = r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Plinth</title>
+<script>
+(function () {
+  var h = location.hash, m;
+  if ((m = /^#\/experiments\/([^/?#]+)\/runs\/([^/?#]+)/.exec(h))) return location.replace("/ui/runs/" + encodeURIComponent(decodeURIComponent(m[2])));
+  if ((m = /^#\/experiments\/([^/?#]+)/.exec(h))) return location.replace("/ui/experiments/" + encodeURIComponent(decodeURIComponent(m[1])));
+  if ((m = /^#\/models\/([^/?#]+)/.exec(h))) return location.replace("/ui/models/" + encodeURIComponent(decodeURIComponent(m[1])));
+  location.replace("/ui/experiments");
+})();
+</script></head><body><noscript><a href="/ui/experiments">Experiments</a></noscript></body></html>"#;
+
+async fn root() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], ROOT).into_response()
 }
 
 async fn style() -> Response {
@@ -65,6 +108,7 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
                     a href="/ui/experiments" { "Experiments" }
                     a href="/ui/models" { "Models" }
                     a href="/ui/deployments" { "Deployments" }
+                    a href="/ui/jobs" { "Jobs" }
                 }
                 main { (body) }
             }
@@ -112,21 +156,39 @@ impl IntoResponse for UiError {
 
 pub(crate) type PageResult = Result<Markup, UiError>;
 
+/// A form whose fields do not parse is a page saying so (400), not axum's
+/// plain-text 422.
+pub(crate) struct Form<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Form<T> {
+    type Rejection = UiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, UiError> {
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|axum::Form(v)| Form(v))
+            .map_err(|e| UiError::bad_request(format!("The form is not valid: {}", e.body_text())))
+    }
+}
+
+/// Likewise for query strings (`?offset=abc`).
+pub(crate) struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Query<T> {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, UiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|e| UiError::bad_request(format!("The address is not valid: {}", e.body_text())))
+    }
+}
+
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub(crate) fn time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+    let (year, month, day, h, m, sec) = plinth_core::ids::utc(ms);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{sec:02}")
 }
 
 /// A duration in milliseconds, short.

@@ -17,6 +17,7 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/train-tabular", post(train_tabular))
         .route("/jobs/get", get(get_one))
         .route("/jobs/list", get(list))
+        .route("/jobs/cancel", post(cancel))
 }
 
 /// The body is a training spec (the CLI's flags as JSON keys); data paths are
@@ -42,4 +43,9 @@ async fn list(State(s): State<AppState>, a: Args) -> ApiResult {
     let max = a.opt_i64("max_results")?.unwrap_or(100).clamp(1, 10_000);
     let jobs = s.jobs.list(max).await?;
     Ok(Json(json!({"jobs": jobs.iter().map(|j| job_json(j, None)).collect::<Vec<_>>()})))
+}
+
+async fn cancel(State(s): State<AppState>, a: Args) -> ApiResult {
+    let job = s.jobs.cancel(&a.req_str("job_id")?).await?;
+    Ok(Json(json!({"job": job_json(&job, None)})))
 }

@@ -58,7 +58,14 @@ async fn render(s: Serving, raw: Option<String>) -> PageResult {
     let param_keys: BTreeSet<String> = runs.iter().flat_map(|r| r.data.params.iter().map(|p| p.key.clone())).collect();
     let chosen: Vec<String> = {
         let picked: Vec<String> = q.iter().filter(|(k, _)| k == "metric").map(|(_, v)| v.clone()).collect();
-        if picked.is_empty() { metric_keys.iter().take(DEFAULT_CHARTS).cloned().collect() } else { picked }
+        if picked.is_empty() {
+            // The metrics that matter first (quality measures that differ between the runs).
+            let mut keys: Vec<&String> = metric_keys.iter().collect();
+            keys.sort_by_key(|k| crate::pages::runs::metric_rank(k, &runs));
+            keys.into_iter().take(DEFAULT_CHARTS).cloned().collect()
+        } else {
+            picked
+        }
     };
     let mut charts = Vec::new();
     for key in &chosen {

@@ -1,7 +1,6 @@
 //! The experiments list, with search; create, rename, delete, restore.
 
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use plinth_core::experiments::{LifecycleStage, ViewType};
@@ -9,7 +8,7 @@ use plinth_engine::{ExperimentSearch, SearchQuery};
 use plinth_serving::Serving;
 use serde::Deserialize;
 
-use crate::{PageResult, UiError, page, query, time};
+use crate::{Form, PageResult, Query, UiError, page, query, time};
 
 #[derive(Deserialize, Default)]
 pub struct ListParams {
@@ -124,6 +123,8 @@ pub struct EditForm {
     action: String,
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 pub async fn edit(
@@ -132,6 +133,31 @@ pub async fn edit(
     Form(f): Form<EditForm>,
 ) -> Result<Response, UiError> {
     let platform = s.platform();
+    if f.action == "delete" && f.confirm.as_deref() != Some("yes") {
+        // A delete is asked for first, saying what it takes away.
+        let experiment = platform.get_experiment(&id).await?;
+        let runs = platform.count_runs(vec![id.clone()]).await?.first().map_or(0, |(_, n)| *n);
+        return Ok(page(
+            "Confirm delete",
+            html! {
+                div.crumbs { a href="/ui/experiments" { "Experiments" } " / " }
+                h1 { "Confirm" }
+                div.card {
+                    p #change { "Delete experiment " strong { (experiment.name) } " and its " (runs) " active run(s)?" }
+                    p.muted { "Deleted experiments are listed under 'deleted' and can be restored." }
+                    form.inline method="post" action=(format!("/ui/experiments/{id}/edit")) {
+                        (crate::csrf::field())
+                        input type="hidden" name="action" value="delete";
+                        input type="hidden" name="confirm" value="yes";
+                        button type="submit" #confirm { "Delete" }
+                    }
+                    " "
+                    a href=(format!("/ui/experiments/{id}")) { "Cancel" }
+                }
+            },
+        )
+        .into_response());
+    }
     match f.action.as_str() {
         "rename" => platform.rename_experiment(&id, f.name.trim().to_string()).await?,
         "delete" => platform.delete_experiment(&id).await?,

@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod deployments;
 pub mod experiments;
+pub mod jobs;
 pub mod models;
 pub mod run;
 pub mod runs;

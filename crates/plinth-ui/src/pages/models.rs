@@ -2,8 +2,7 @@
 //! aliases, tags, source runs and the deployments that serve them. An alias
 //! is set or moved from the page after a confirmation step.
 
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use plinth_core::deployments::ModelTarget;
@@ -11,7 +10,7 @@ use plinth_engine::SearchQuery;
 use plinth_serving::Serving;
 use serde::Deserialize;
 
-use crate::{PageResult, UiError, page, query, time};
+use crate::{Form, PageResult, Query, UiError, page, query, time};
 
 const PAGE: i64 = 100;
 
@@ -159,6 +158,15 @@ pub async fn alias(
         return Err(UiError::bad_request("an alias needs a name of at most 256 characters"));
     }
     let current = platform.get_model_version_by_alias(&name, &alias).await.ok().map(|v| v.version);
+    // The deployments (and variants) that follow this alias and will switch.
+    let switching: Vec<String> = platform
+        .list_deployments()
+        .await?
+        .iter()
+        .flat_map(|d| d.variants.iter().chain(d.shadow.as_ref()).map(move |v| (d, v)))
+        .filter(|(_, v)| v.model.name == name && v.model.target == ModelTarget::Alias(alias.clone()))
+        .map(|(d, v)| format!("{} / {}", d.name, v.name))
+        .collect();
     let change = match current {
         Some(v) if v == f.version => format!("@{alias} already points to version {v}."),
         Some(v) => format!("Move @{alias} of {name} from version {v} to version {}?", f.version),
@@ -171,7 +179,12 @@ pub async fn alias(
             h1 { "Confirm" }
             div.card {
                 p #change { (change) }
-                p.muted { "Deployments that serve @" (alias) " switch to the new version within a second." }
+                @if switching.is_empty() {
+                    p.muted { "No deployment serves @" (alias) " now." }
+                } @else {
+                    p { "These deployments serve @" (alias) " and switch to the new version within a second:" }
+                    ul #switching { @for d in &switching { li { (d) } } }
+                }
                 form.inline method="post" action=(format!("/ui/models/{name}/alias")) {
                     (crate::csrf::field())
                     input type="hidden" name="alias" value=(alias);

@@ -8,7 +8,7 @@
 //! `attachment`s with `nosniff` and a sandboxing CSP.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -19,7 +19,7 @@ use plinth_serving::Serving;
 use serde::Deserialize;
 
 use crate::charts::{Series, lines};
-use crate::{PageResult, UiError, duration, number, page, query, time};
+use crate::{PageResult, Query, UiError, duration, number, page, query, time};
 
 /// Metric histories drawn on a run's page.
 const MAX_CHARTS: usize = 24;

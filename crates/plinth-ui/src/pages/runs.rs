@@ -128,7 +128,9 @@ pub async fn table(State(s): State<Serving>, Path(id): Path<String>, RawQuery(ra
         );
     }
     if columns.is_empty() {
-        columns.extend(available.iter().filter(|c| c.kind == "metrics").take(DEFAULT_METRICS).cloned());
+        let mut metrics: Vec<&Column> = available.iter().filter(|c| c.kind == "metrics").collect();
+        metrics.sort_by_key(|c| metric_rank(&c.key, &runs));
+        columns.extend(metrics.into_iter().take(DEFAULT_METRICS).cloned());
         columns.extend(available.iter().filter(|c| c.kind == "params").take(DEFAULT_PARAMS).cloned());
     }
     let cols = columns.iter().map(Column::id).collect::<Vec<_>>().join(",");
@@ -269,4 +271,35 @@ fn rename_form(id: &str, name: &str) -> Markup {
             }
         }
     }
+}
+
+/// Which metrics a runs table shows first when none are chosen: quality
+/// measures (nDCG, AUC, RMSE…) before counters, and metrics that differ
+/// between the runs on the page before ones that are the same everywhere
+/// (an all-zero counter says nothing); then by name.
+pub(crate) fn metric_rank(key: &str, runs: &[plinth_core::runs::Run]) -> (bool, bool, String) {
+    const QUALITY: &[&str] = &[
+        "ndcg",
+        "auc",
+        "accuracy",
+        "f1",
+        "rmse",
+        "mae",
+        "r2",
+        "precision",
+        "recall",
+        "map_at",
+        "hit_rate",
+        "logloss",
+        "log_loss",
+        "loss",
+        "coverage",
+        "score",
+    ];
+    let lower = key.to_ascii_lowercase();
+    let quality = QUALITY.iter().any(|q| lower.contains(q));
+    let mut values = runs.iter().filter_map(|r| r.data.metrics.iter().find(|m| m.key == key).map(|m| m.value));
+    let first = values.next();
+    let constant = values.all(|v| Some(v) == first || (v.is_nan() && first.is_some_and(f64::is_nan)));
+    (!quality, constant, key.to_string())
 }
