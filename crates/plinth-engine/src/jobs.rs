@@ -18,6 +18,9 @@ use crate::{Error, Platform, Result};
 
 pub const TRAIN_RECOMMENDER: &str = "train-recommender";
 pub const TRAIN_TABULAR: &str = "train-tabular";
+/// Starts a job gets before an interruption (the process stopping while it
+/// runs) marks it failed instead of running it again.
+pub const MAX_ATTEMPTS: i64 = 3;
 
 /// Live progress of running jobs: (stage, done, total).
 type ProgressMap = Arc<Mutex<HashMap<String, (String, usize, usize)>>>;
@@ -40,6 +43,19 @@ impl JobRunner {
         pending.sort_by_key(|j| j.created_time);
         tokio::spawn(runner.clone().work(rx));
         for mut job in pending {
+            if job.status == JobStatus::Running && job.attempts >= MAX_ATTEMPTS {
+                // A job that was running each time the process died may be
+                // what kills it: it is not started again.
+                tracing::error!(job_id = %job.job_id, attempts = job.attempts, "job interrupted too often; marked failed");
+                job.status = JobStatus::Failed;
+                job.finished_time = Some(now_ms());
+                job.error = Some(format!(
+                    "interrupted {} times: the server stopped while it ran each time; not retried",
+                    job.attempts
+                ));
+                runner.platform.store.update_job(job).await?;
+                continue;
+            }
             if job.status == JobStatus::Running {
                 tracing::warn!(job_id = %job.job_id, "job was interrupted by a restart; running it again");
                 job.status = JobStatus::Queued;

@@ -41,9 +41,37 @@ async fn jobs_left_running_by_a_crash_run_again_on_start() {
         })
         .await
         .unwrap();
+    // One that was running each of the last three times the process died:
+    // it may be what kills it, so it is not started again.
+    store
+        .create_job(Job {
+            job_id: "job-deadly".into(),
+            kind: "train-recommender".into(),
+            status: JobStatus::Running,
+            spec: serde_json::json!({"data": "d.csv", "algo": "popularity"}),
+            result: None,
+            error: None,
+            attempts: plinth_engine::jobs::MAX_ATTEMPTS,
+            created_time: 2,
+            started_time: Some(2),
+            finished_time: None,
+        })
+        .await
+        .unwrap();
     let platform =
         Platform::new(store.clone(), ArtifactStore::local(dir.path().join("artifacts")).unwrap()).await.unwrap();
     let runner = JobRunner::start(platform, datasets).await.unwrap();
+    let (deadly, _) = runner.get("job-deadly").await.unwrap();
+    assert_eq!(deadly.status, JobStatus::Failed, "{deadly:?}");
+    assert!(deadly.error.unwrap().contains("interrupted 3 times"));
+    // A queued job can be withdrawn; a finished one cannot.
+    let queued = runner.submit_recommender(serde_json::json!({"data": "d.csv", "algo": "popularity"})).await.unwrap();
+    match runner.cancel(&queued.job_id).await {
+        Ok(job) => assert_eq!(job.status, JobStatus::Cancelled),
+        // The worker may have started it already: then it is refused with the reason.
+        Err(e) => assert!(e.to_string().contains("running") || e.to_string().contains("ended"), "{e}"),
+    }
+    assert!(runner.cancel("job-deadly").await.unwrap_err().to_string().contains("already ended"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let (job, _) = runner.get("job-interrupted").await.unwrap();

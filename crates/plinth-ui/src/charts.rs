@@ -166,6 +166,34 @@ pub fn scatter(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> 
     }
 }
 
+/// Horizontal bars, one per (label, value), in the order given (at most
+/// `MAX_BARS`); values below zero draw as zero-length bars.
+pub fn bars(title: &str, value_label: &str, items: &[(String, f64)]) -> Markup {
+    const MAX_BARS: usize = 30;
+    const ROW: f64 = 18.0;
+    const LABEL_W: f64 = 200.0;
+    let items = &items[..items.len().min(MAX_BARS)];
+    let max = items.iter().map(|(_, v)| *v).filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let height = TOP + BOTTOM + ROW * items.len() as f64;
+    let plot_w = WIDTH - LEFT.max(LABEL_W) - RIGHT - 60.0;
+    let x0 = LEFT.max(LABEL_W);
+    html! {
+        svg.chart viewBox=(format!("0 0 {WIDTH} {height}")) xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title) {
+            text x=(WIDTH / 2.0) y="20" text-anchor="middle" font-weight="600" { (title) }
+            @for (i, (name, v)) in items.iter().enumerate() {
+                @let y = TOP + ROW * i as f64;
+                @let w = if max > 0.0 && v.is_finite() { (v.max(0.0) / max) * plot_w } else { 0.0 };
+                text x=(x0 - 6.0) y=(format!("{:.1}", y + ROW * 0.7)) text-anchor="end" font-size="12" { (truncate(name, 30)) }
+                rect x=(x0) y=(format!("{:.1}", y + 2.0)) width=(format!("{w:.1}")) height=(ROW - 4.0) fill=(color(0)) {
+                    title { (name) ": " (label(*v)) }
+                }
+                text x=(format!("{:.1}", x0 + w + 4.0)) y=(format!("{:.1}", y + ROW * 0.7)) font-size="11" { (label(*v)) }
+            }
+            text x=(x0 + plot_w / 2.0) y=(height - 12.0) text-anchor="middle" font-size="12" { (value_label) }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -603,6 +603,28 @@ impl Gbdt {
         if rows == 0 || features == 0 || x.len() != rows * features || y.len() != rows {
             return Err(Error::Data(format!("{rows} rows of {features} features need as many targets")));
         }
+        // Labels the objective can take: finite; 0/1 for logistic; class
+        // codes 0..classes for softmax (anything else would index past the
+        // class counts below).
+        let check_labels = |labels: &[f64], what: &str| -> Result<()> {
+            let bad = labels.iter().position(|&v| match objective {
+                Objective::Squared => !v.is_finite(),
+                Objective::Logistic => v != 0.0 && v != 1.0,
+                Objective::Softmax { classes } => !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < classes),
+            });
+            match bad {
+                None => Ok(()),
+                Some(i) => Err(Error::Data(format!(
+                    "{what} {i}: target {} is not valid for {objective:?} (binary: 0 or 1; multiclass: a class code \
+                     0..classes; regression: finite)",
+                    labels[i]
+                ))),
+            }
+        };
+        check_labels(y, "row")?;
+        if let Some((_, vy, _)) = early_stopping {
+            check_labels(vy, "validation row")?;
+        }
         let k = objective.outputs();
         let base: Vec<f64> = match objective {
             Objective::Squared => vec![y.iter().sum::<f64>() / rows as f64],
@@ -841,6 +863,19 @@ mod tests {
         let x = [0.0, 1.0];
         let bad = |p: GbdtParams| Gbdt::train(&x, 2, 1, &[0.0, 1.0], Objective::Squared, &p, &mut |_| {}).is_err();
         assert!(bad(GbdtParams { rounds: 0, ..Default::default() }));
+        // Out-of-range labels are an error, not a panic.
+        let x = vec![0.0, 1.0, 2.0, 3.0];
+        let softmax = Objective::Softmax { classes: 2 };
+        let err = Gbdt::train(&x, 4, 1, &[0.0, 1.0, 2.0, 1.0], softmax, &GbdtParams::default(), &mut |_| {});
+        assert!(matches!(err, Err(Error::Data(m)) if m.contains("row 2")));
+        assert!(
+            Gbdt::train(&x, 4, 1, &[0.0, 0.5, 1.0, 1.0], Objective::Logistic, &GbdtParams::default(), &mut |_| {})
+                .is_err()
+        );
+        assert!(
+            Gbdt::train(&x, 4, 1, &[0.0, f64::NAN, 1.0, 1.0], Objective::Squared, &GbdtParams::default(), &mut |_| {})
+                .is_err()
+        );
         assert!(bad(GbdtParams { learning_rate: 0.0, ..Default::default() }));
         assert!(bad(GbdtParams { max_leaves: 1, ..Default::default() }));
         assert!(bad(GbdtParams { max_bins: 256, ..Default::default() }));

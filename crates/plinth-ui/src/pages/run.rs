@@ -249,6 +249,9 @@ pub async fn artifacts(State(s): State<Serving>, Path(id): Path<String>, Query(p
                 let bytes = head(platform, &id, &p.path).await?;
                 let text = String::from_utf8_lossy(&bytes);
                 match kind {
+                    Preview::Json if p.path.rsplit('/').next() == Some("feature_importance.json") => {
+                        importance_chart(&text)
+                    }
                     Preview::Json => {
                         let pretty = serde_json::from_str::<serde_json::Value>(&text)
                             .ok()
@@ -271,6 +274,28 @@ pub async fn artifacts(State(s): State<Serving>, Path(id): Path<String>, Query(p
             (body)
         },
     ))
+}
+
+/// `feature_importance.json` (`[{"feature": …, "<measure>": …}]`, as
+/// tabular training writes it) as a bar chart, most important first; the
+/// raw JSON below it. Anything else falls back to the JSON.
+fn importance_chart(text: &str) -> Markup {
+    let parsed: Option<(String, Vec<(String, f64)>)> =
+        serde_json::from_str::<Vec<serde_json::Map<String, serde_json::Value>>>(text).ok().and_then(|rows| {
+            let measure = rows.first()?.keys().find(|k| *k != "feature")?.clone();
+            let items = rows
+                .iter()
+                .map(|r| Some((r.get("feature")?.as_str()?.to_string(), r.get(&measure)?.as_f64()?)))
+                .collect::<Option<Vec<_>>>()?;
+            Some((measure, items))
+        });
+    match parsed {
+        Some((measure, items)) => html! {
+            (crate::charts::bars("Feature importance", &measure, &items))
+            details { summary { "JSON" } pre { (text) } }
+        },
+        None => html! { pre { (text) } },
+    }
 }
 
 /// The first bytes of an artifact.
@@ -340,4 +365,19 @@ pub async fn download(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_importance_is_a_chart() {
+        let doc = r#"[{"feature": "budget", "gain": 12.5}, {"feature": "<genre>", "gain": 3.0}]"#;
+        let html = importance_chart(doc).into_string();
+        assert!(html.contains("<svg") && html.contains("budget") && html.contains("gain"), "{html}");
+        assert!(html.contains("&lt;genre&gt;") && !html.contains("<genre>"), "escaped: {html}");
+        let html = importance_chart("not json").into_string();
+        assert!(!html.contains("<svg") && html.contains("not json"));
+    }
 }
