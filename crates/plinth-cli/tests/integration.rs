@@ -170,14 +170,7 @@ fn trains_evaluates_tracks_and_registers() {
 
     // The registry CLI: tables by default, JSON on request, aliases moved and removed.
     let uri = format!("http://127.0.0.1:{port}");
-    let models = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_plinth"))
-            .arg("models")
-            .args(args)
-            .args(["--tracking-uri", &uri])
-            .output()
-            .unwrap()
-    };
+    let models = |args: &[&str]| against(&uri, "models", args);
     let out = models(&["list"]);
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && listing.starts_with("NAME") && listing.contains("@champion=1"), "{listing}");
@@ -324,14 +317,7 @@ fn jobs_are_submitted_listed_and_cancelled_from_the_cli() {
     let port = free_port();
     let _server = start_server(port, dd);
     let uri = format!("http://127.0.0.1:{port}");
-    let jobs = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_plinth"))
-            .arg("jobs")
-            .args(args)
-            .args(["--tracking-uri", &uri])
-            .output()
-            .unwrap()
-    };
+    let jobs = |args: &[&str]| against(&uri, "jobs", args);
     let spec = r#"{"data": "ratings.csv", "algo": "als", "factors": 4, "iterations": 2, "register": "jobbed"}"#;
     let out = jobs(&["submit", "recommender", "--spec", spec, "--wait", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -404,6 +390,11 @@ fn get_json(port: u16, path: &str) -> serde_json::Value {
         let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(10)).send().await.unwrap();
         r.json().await.unwrap()
     })
+}
+
+/// `plinth <command> <args> --tracking-uri <uri>`.
+fn against(uri: &str, command: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_plinth")).arg(command).args(args).args(["--tracking-uri", uri]).output().unwrap()
 }
 
 fn get_text(port: u16, path: &str) -> String {
