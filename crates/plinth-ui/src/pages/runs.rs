@@ -197,7 +197,7 @@ pub async fn table(State(s): State<Serving>, Path(id): Path<String>, RawQuery(ra
                             }
                         }
                         tbody {
-                            @for run in &runs { (row(run, &columns)) }
+                            @for (run, depth) in nested(&runs) { (row(run, depth, &columns)) }
                             @if runs.is_empty() && error.is_none() {
                                 tr { td colspan=(5 + columns.len()) .muted { "No runs match." } }
                             }
@@ -238,12 +238,48 @@ pub async fn table(State(s): State<Serving>, Path(id): Path<String>, RawQuery(ra
     ))
 }
 
-fn row(run: &Run, columns: &[Column]) -> Markup {
+/// The page's runs with each child right under its parent (when both are
+/// on the page), as (run, depth); the store's order is kept otherwise, and
+/// every run appears once (tags that form a cycle cannot hide a run).
+fn nested(runs: &[Run]) -> Vec<(&Run, usize)> {
+    const PARENT: &str = "mlflow.parentRunId";
+    fn parent_of(r: &Run) -> Option<&str> {
+        r.data.tags.iter().find(|t| t.key == PARENT).map(|t| t.value.as_str())
+    }
+    fn place<'a>(run: &'a Run, depth: usize, runs: &'a [Run], placed: &mut Vec<bool>, out: &mut Vec<(&'a Run, usize)>) {
+        out.push((run, depth));
+        for (i, child) in runs.iter().enumerate() {
+            if !placed[i] && parent_of(child) == Some(run.info.run_id.as_str()) {
+                placed[i] = true;
+                place(child, depth + 1, runs, placed, out);
+            }
+        }
+    }
+    let on_page: std::collections::HashSet<&str> = runs.iter().map(|r| r.info.run_id.as_str()).collect();
+    let mut placed = vec![false; runs.len()];
+    let mut out = Vec::with_capacity(runs.len());
+    for pass in 0..2 {
+        for (i, run) in runs.iter().enumerate() {
+            // First the runs whose parent is not on the page, then any left over.
+            let root = pass == 1 || !parent_of(run).is_some_and(|p| on_page.contains(p));
+            if !placed[i] && root {
+                placed[i] = true;
+                place(run, 0, runs, &mut placed, &mut out);
+            }
+        }
+    }
+    out
+}
+
+fn row(run: &Run, depth: usize, columns: &[Column]) -> Markup {
     let info = &run.info;
     html! {
-        tr {
+        tr.child[depth > 0] {
             td { input type="checkbox" name="run" value=(info.run_id) aria-label=(format!("select {}", info.run_name)); }
-            td { a href=(format!("/ui/runs/{}", info.run_id)) { (info.run_name) } }
+            td style=(format!("padding-left: {}px", 8 + 18 * depth)) {
+                @if depth > 0 { span.muted { "↳ " } }
+                a href=(format!("/ui/runs/{}", info.run_id)) { (info.run_name) }
+            }
             td { (time(info.start_time)) }
             td { @if let Some(end) = info.end_time { (duration(end - info.start_time)) } }
             td class=(format!("status-{}", info.status.as_str())) { (info.status.as_str()) }
@@ -302,4 +338,46 @@ pub(crate) fn metric_rank(key: &str, runs: &[plinth_core::runs::Run]) -> (bool, 
     let first = values.next();
     let constant = values.all(|v| Some(v) == first || (v.is_nan() && first.is_some_and(f64::is_nan)));
     (!quality, constant, key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use plinth_core::experiments::{LifecycleStage, Tag};
+    use plinth_core::runs::{Run, RunInfo, RunStatus};
+
+    use super::nested;
+
+    fn run(id: &str, parent: Option<&str>) -> Run {
+        let mut r = Run {
+            info: RunInfo {
+                run_id: id.into(),
+                run_name: id.into(),
+                experiment_id: "1".into(),
+                user_id: String::new(),
+                status: RunStatus::Finished,
+                start_time: 0,
+                end_time: None,
+                artifact_uri: String::new(),
+                lifecycle_stage: LifecycleStage::Active,
+            },
+            data: Default::default(),
+            inputs: Default::default(),
+            outputs: Vec::new(),
+        };
+        if let Some(p) = parent {
+            r.data.tags.push(Tag::new("mlflow.parentRunId", p));
+        }
+        r
+    }
+
+    #[test]
+    fn children_sit_under_their_parents() {
+        let runs =
+            vec![run("c1", Some("p")), run("x", None), run("p", None), run("g", Some("c1")), run("o", Some("gone"))];
+        let order: Vec<(&str, usize)> = nested(&runs).iter().map(|(r, d)| (r.info.run_id.as_str(), *d)).collect();
+        assert_eq!(order, vec![("x", 0), ("p", 0), ("c1", 1), ("g", 2), ("o", 0)]);
+        // A cycle hides nothing.
+        let cycle = vec![run("a", Some("b")), run("b", Some("a"))];
+        assert_eq!(nested(&cycle).len(), 2);
+    }
 }
