@@ -77,7 +77,12 @@ async fn render(s: Serving, raw: Option<String>) -> PageResult {
                 points: history.iter().map(|h| (h.step as f64, h.value)).collect(),
             });
         }
-        charts.push(lines(key, "step", key, &series));
+        if series.iter().all(|s| s.points.len() <= 1) {
+            // One value per run is not a history: the table below has it.
+            charts.push(html! { p.muted.single { (key) ": one value per run, shown in the table below." } });
+        } else {
+            charts.push(lines(key, "step", key, &series));
+        }
     }
     let axes: Vec<String> = metric_keys
         .iter()
