@@ -266,6 +266,13 @@ def test_smaller_edges(fresh_server):
     r = requests.put(f"{srv.url}/api/2.0/mlflow-artifacts/artifacts/{root}/{'a' * 300}.txt", data=b"x")
     assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
+    # Uploads have their own (much larger) limit: the request-body cap does not apply to them.
+    big = b"z" * (20 << 20)
+    r = requests.put(f"{srv.url}/api/2.0/mlflow-artifacts/artifacts/{root}/big.bin", data=big)
+    assert r.status_code == 200, r.text
+    r = requests.get(f"{srv.url}/api/2.0/mlflow-artifacts/artifacts/{root}/big.bin")
+    assert r.content == big
+
     r = requests.get(f"{srv.url}/api/2.0/mlflow/experiments/get", params={"experiment_id": "1" * 20000})
     assert r.status_code == 414 and r.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
     r = requests.get(f"{srv.url}/api/2.0/mlflow/experiments/search", headers={"X-Big": "b" * 70000})

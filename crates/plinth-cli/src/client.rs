@@ -63,6 +63,12 @@ pub fn time(ms: Option<i64>) -> String {
     format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}")
 }
 
+/// The server's JSON, pretty, for `--json`.
+pub fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
 pub fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),

@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 pub use crate::client::Target;
-use crate::client::{table, text, time};
+use crate::client::{print_json, table, text, time};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DeployCommand {
@@ -179,7 +179,7 @@ pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    print_json(&out)?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::client::{Target, call, table, text, time};
+use crate::client::{Target, call, print_json, table, text, time};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum JobsCommand {
@@ -101,7 +101,7 @@ fn describe(job: &Value) -> String {
 
 fn print(out: &Output, v: &Value) -> anyhow::Result<()> {
     if out.json {
-        println!("{}", serde_json::to_string_pretty(v)?);
+        print_json(v)?;
     } else {
         println!("{}", describe(&v["job"]));
     }
@@ -141,8 +141,7 @@ pub async fn run(cmd: JobsCommand) -> anyhow::Result<()> {
             let body = json!({"max_results": max_results.to_string()});
             let v = call(&out.target.tracking_uri, Method::GET, &format!("{API}/list"), Some(body)).await?;
             if out.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(());
+                return print_json(&v);
             }
             let rows: Vec<Vec<String>> = v["jobs"]
                 .as_array()

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::client::{Target, call, table, text, time};
+use crate::client::{Target, call, print_json, table, text, time};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ModelsCommand {
@@ -87,8 +87,7 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             let v = call(&out.target.tracking_uri, Method::GET, &format!("{API}/registered-models/search"), Some(body))
                 .await?;
             if out.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(());
+                return print_json(&v);
             }
             let rows: Vec<Vec<String>> = v["registered_models"]
                 .as_array()
@@ -113,8 +112,7 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             )
             .await?;
             if out.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(());
+                return print_json(&v);
             }
             let m = &v["registered_model"];
             println!("name         {}", text(&m["name"]));
@@ -129,8 +127,7 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             let v = call(&out.target.tracking_uri, Method::GET, &format!("{API}/model-versions/search"), Some(body))
                 .await?;
             if out.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(());
+                return print_json(&v);
             }
             let rows: Vec<Vec<String>> = v["model_versions"]
                 .as_array()

@@ -55,9 +55,21 @@ impl Platform {
         path: &str,
     ) -> Result<(u64, impl Stream<Item = plinth_artifacts::Result<Bytes>> + Send + 'static + use<>)> {
         let run = self.get_run(run_id).await?;
+        self.open_under(&run.info.artifact_uri, path, &format!("run {run_id}")).await
+    }
+
+    /// A file at `path` below the stored location `root` (an
+    /// `mlflow-artifacts:` URI), confined to it; `owner` names whose they are
+    /// in the error when `root` is not served here.
+    async fn open_under(
+        &self,
+        root: &str,
+        path: &str,
+        owner: &str,
+    ) -> Result<(u64, impl Stream<Item = plinth_artifacts::Result<Bytes>> + Send + 'static + use<>)> {
         let rel = ArtifactPath::parse(path)?;
-        let Some(key) = artifact_key(&run.info.artifact_uri) else {
-            return Err(plinth_core::Error::not_found(format!("run {run_id} keeps its artifacts elsewhere")).into());
+        let Some(key) = artifact_key(root) else {
+            return Err(plinth_core::Error::not_found(format!("{owner} keeps its artifacts elsewhere ({root})")).into());
         };
         let base = ArtifactPath::parse(key)?;
         Ok(self.artifacts.get(&base.join(&rel)).await?)
@@ -73,15 +85,7 @@ impl Platform {
         path: &str,
     ) -> Result<(u64, impl Stream<Item = plinth_artifacts::Result<Bytes>> + Send + 'static + use<>)> {
         let location = self.model_version_download_uri(name, version).await?;
-        let rel = ArtifactPath::parse(path)?;
-        let Some(key) = artifact_key(&location) else {
-            return Err(plinth_core::Error::not_found(format!(
-                "model version {name}/{version} keeps its artifacts elsewhere ({location})"
-            ))
-            .into());
-        };
-        let base = ArtifactPath::parse(key)?;
-        Ok(self.artifacts.get(&base.join(&rel)).await?)
+        self.open_under(&location, path, &format!("model version {name}/{version}")).await
     }
 
     /// Lists a run's artifacts under `path`, paths relative to the run's root.

@@ -44,8 +44,7 @@ impl FromRequest<AppState> for Args {
         let mut body_len = 0;
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let limit = state.config.max_request_bytes;
-            let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
-            if declared.and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit as u64) {
+            if declared_over(req.headers(), limit) {
                 return Err(ApiError::too_large(limit));
             }
             let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::too_large(limit))?;
@@ -63,9 +62,18 @@ impl FromRequest<AppState> for Args {
     }
 }
 
+/// A body whose declared `Content-Length` is over `limit`: refused before a
+/// byte of it is read (streamed bodies are bounded while they are read).
+pub fn declared_over(headers: &axum::http::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+}
+
 /// MLflow's message for a value of the wrong JSON type (its
 /// `_validate_param_against_schema`), naming Python's type as MLflow does.
-fn type_error(key: &str, value: &Value, _expected: &str) -> ApiError {
+fn type_error(key: &str, value: &Value) -> ApiError {
     let py_type = match value {
         Value::Null => "NoneType",
         Value::Bool(_) => "bool",
@@ -102,10 +110,10 @@ impl Args {
             // Query parameters that repeat arrive as lists; take the last.
             Some(Value::Array(items)) if self.repeated.iter().any(|k| k == key) => match items.last() {
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                _ => Err(type_error(key, &Value::Array(items.clone()), "a string")),
+                _ => Err(type_error(key, &Value::Array(items.clone()))),
             },
             // Protobuf JSON takes only strings for string fields.
-            Some(other) => Err(type_error(key, other, "a string")),
+            Some(other) => Err(type_error(key, other)),
         }
     }
 
@@ -125,7 +133,7 @@ impl Args {
     pub fn opt_i64(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => value_i64(v).map(Some).ok_or_else(|| type_error(key, v, "an integer")),
+            Some(v) => value_i64(v).map(Some).ok_or_else(|| type_error(key, v)),
         }
     }
 
@@ -137,7 +145,7 @@ impl Args {
     pub fn req_f64(&self, key: &str) -> Result<f64, ApiError> {
         match self.get(key) {
             None => Err(ApiError::invalid(format!("Missing value for required parameter '{key}'."))),
-            Some(v) => value_f64(v).ok_or_else(|| type_error(key, v, "a number")),
+            Some(v) => value_f64(v).ok_or_else(|| type_error(key, v)),
         }
     }
 
@@ -147,7 +155,7 @@ impl Args {
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            Some(other) => Err(type_error(key, other, "a boolean")),
+            Some(other) => Err(type_error(key, other)),
         }
     }
 
@@ -160,10 +168,10 @@ impl Args {
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
-                    other => Err(type_error(key, other, "a list of strings")),
+                    other => Err(type_error(key, other)),
                 })
                 .collect(),
-            Some(other) => Err(type_error(key, other, "a list of strings")),
+            Some(other) => Err(type_error(key, other)),
         }
     }
 
@@ -175,10 +183,10 @@ impl Args {
                 .iter()
                 .map(|v| match v {
                     Value::Object(o) => Ok(Args::from_map(o.clone())),
-                    other => Err(type_error(key, other, "a list of objects")),
+                    other => Err(type_error(key, other)),
                 })
                 .collect(),
-            Some(other) => Err(type_error(key, other, "a list of objects")),
+            Some(other) => Err(type_error(key, other)),
         }
     }
 
@@ -186,7 +194,7 @@ impl Args {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Object(o)) => Ok(Some(Args::from_map(o.clone()))),
-            Some(other) => Err(type_error(key, other, "an object")),
+            Some(other) => Err(type_error(key, other)),
         }
     }
 }

@@ -140,7 +140,6 @@ fn mime_type(name: &str) -> &'static str {
         "mp4" => "video/mp4",
         "mp3" => "audio/mpeg",
         "wav" => "audio/x-wav",
-        "pkl" | "pickle" => "application/octet-stream",
         _ => "application/octet-stream",
     }
 }

@@ -130,8 +130,7 @@ impl FromRequest<AppState> for LimitedBody {
 
     async fn from_request(req: Request, s: &AppState) -> Result<Self, InferError> {
         let limit = s.config.max_request_bytes;
-        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
+        if crate::args::declared_over(req.headers(), limit) {
             return Err(InferError::too_large(limit));
         }
         axum::body::to_bytes(req.into_body(), limit).await.map(LimitedBody).map_err(|_| InferError::too_large(limit))
