@@ -1,6 +1,7 @@
 //! Importing models trained elsewhere: a LightGBM text model file becomes a
 //! tracked run whose `model/` directory is what `mlflow.lightgbm.log_model`
-//! writes for a booster (the text file plus an `MLmodel` naming it), so it
+//! writes for a booster (the text file plus an `MLmodel` naming it, with the
+//! `lightgbm` and `python_function` flavors), so it
 //! registers, deploys and serves natively like one logged through MLflow,
 //! and MLflow's own client can load it back.
 
@@ -60,7 +61,8 @@ pub async fn import_lightgbm(
         tracker.upload(&run_id, &format!("{MODEL_ARTIFACT_DIR}/{LIGHTGBM_FILE}"), Bytes::from(bytes.clone())).await?;
         let mlmodel = format!(
             "artifact_path: {MODEL_ARTIFACT_DIR}\nflavors:\n  lightgbm:\n    code: null\n    data: {LIGHTGBM_FILE}\n    \
-             model_class: lightgbm.basic.Booster\nrun_id: {run_id}\n"
+             model_class: lightgbm.basic.Booster\n  python_function:\n    data: {LIGHTGBM_FILE}\n    \
+             loader_module: mlflow.lightgbm\nrun_id: {run_id}\n"
         );
         tracker.upload(&run_id, &format!("{MODEL_ARTIFACT_DIR}/MLmodel"), Bytes::from(mlmodel)).await?;
         match &register {

@@ -10,6 +10,7 @@ pub mod imports;
 pub mod jobs;
 mod logged_models;
 mod plots;
+pub mod pyfunc;
 pub mod recommenders;
 mod registry;
 mod runs;

@@ -587,6 +587,7 @@ async fn record(
         "data": stats,
     });
     tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/plinth_model.json"), Bytes::from(meta.to_string())).await?;
+    crate::pyfunc::write(tracker, run_id, crate::pyfunc::ModelKind::Recommender).await?;
     let version = match &job.register {
         Some(name) => Some(tracker.register(name, run_id, MODEL_ARTIFACT_DIR).await?),
         None => None,

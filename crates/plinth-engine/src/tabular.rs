@@ -519,6 +519,7 @@ async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Train
         "train_seconds": t.train_seconds,
     });
     tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/plinth_model.json"), Bytes::from(meta.to_string())).await?;
+    crate::pyfunc::write(tracker, run_id, crate::pyfunc::ModelKind::Tabular).await?;
     let version = match &job.register {
         Some(name) => Some(tracker.register(name, run_id, MODEL_ARTIFACT_DIR).await?),
         None => None,

@@ -4,9 +4,11 @@
 //! `b"PLINTHRM"`, `u32` version, `u64` header length, a JSON header
 //! (`algo`, `params`, `factors`, `user_ids`, `item_ids`, and the length of
 //! each array), then the arrays in header order: `seen_indptr: u64`,
-//! `seen_indices: u32`, `popularity: f32`, and per engine `user_factors` +
+//! `seen_indices: u32`, `seen_values: f32`, `popularity: f32`, and per engine `user_factors` +
 //! `item_factors: f32` (ALS, BPR) or `sim_indptr: u64`, `sim_indices: u32`,
-//! `sim_values: f32` (item kNN). Loading reads it back in one pass.
+//! `sim_values: f32` (item kNN). Loading reads it back in one pass. A second
+//! reader, in Python, ships inside each model directory (see
+//! `plinth-engine/src/pyfunc/`): a change here changes it too.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
