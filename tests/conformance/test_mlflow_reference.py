@@ -211,6 +211,22 @@ def test_history_bulk_matches(logged):
     assert answers[0:2] == answers[2:4]
 
 
+def test_repeated_points_are_kept_once(sides):
+    """The exact same (key, value, timestamp, step) logged twice is one point
+    in MLflow's history; the same step with another value is two."""
+    answers = []
+    for side in sides:
+        r = side.post("runs/create", {"experiment_id": "0", "start_time": 1})
+        run = r.json()["run"]["info"]["run_id"]
+        same = {"key": "dup", "value": 1.5, "timestamp": 5, "step": 1}
+        for body in [same, same, {**same, "value": 2.5}]:
+            assert side.post("runs/log-metric", {"run_id": run, **body}).status_code == 200
+        side.post("runs/log-batch", {"run_id": run, "metrics": [same, same]})
+        h = side.get("metrics/get-history", {"run_id": run, "metric_key": "dup"})
+        answers.append(sorted((m["step"], m["value"]) for m in h.json()["metrics"]))
+    assert answers[0] == answers[1] == [(1, 1.5), (1, 2.5)]
+
+
 def test_search_datasets_matches(sides):
     answers = []
     for side in sides:

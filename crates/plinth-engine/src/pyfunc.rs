@@ -78,8 +78,7 @@ mod tests {
         assert_eq!(doc["flavors"]["python_function"]["loader_module"], LOADER_MODULE);
         assert_eq!(doc["flavors"]["python_function"]["code"], CODE_DIR);
         assert_eq!(doc["utc_time_created"], "2023-11-14 22:13:20.123456");
-        let params: serde_json::Value =
-            serde_json::from_str(doc["signature"]["params"].as_str().unwrap()).unwrap();
+        let params: serde_json::Value = serde_json::from_str(doc["signature"]["params"].as_str().unwrap()).unwrap();
         assert_eq!(params[0]["name"], "k");
         let tabular: serde_json::Value =
             serde_yaml_ng::from_str(&mlmodel("abc123", ModelKind::Tabular, t).unwrap()).unwrap();

@@ -150,6 +150,7 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "case_sensitive_like", "ON")?;
     conn.pragma_update(None, "cache_size", -32000)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }

@@ -308,9 +308,10 @@ pub(crate) fn log_batch(
 }
 
 fn insert_metrics(conn: &Connection, run_id: &str, metrics: &[Metric]) -> Result<()> {
+    // The exact same point logged again is kept once, as MLflow does.
     let mut insert = conn.prepare_cached(
         "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
     )?;
     // Keep only the latest value per key within the batch, then merge.
     let mut latest: HashMap<&str, &Metric> = HashMap::new();
@@ -420,7 +421,7 @@ pub(crate) fn metric_history(
     get_info(conn, run_id)?;
     let mut stmt = conn.prepare_cached(
         "SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ?1 AND key = ?2
-         ORDER BY step, timestamp, rowid LIMIT ?3 OFFSET ?4",
+         ORDER BY step, timestamp, value, is_nan LIMIT ?3 OFFSET ?4",
     )?;
     let mut items: Vec<Metric> = stmt
         .query_map(params![run_id, key, max_results + 1, offset], |r| row_to_metric(r, 0))?
