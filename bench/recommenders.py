@@ -2,7 +2,15 @@
 same split: writes a per-user random 80/20 split (seed 42, every rating a
 positive) to train/test files, trains both on them with the same
 hyperparameters on 1 and on 2 threads, and prints nDCG@10, training time and
-the ratios. Usage: recommenders.py PLINTH_BIN DATASET_DIR... (ml-100k, ml-latest-small)."""
+the ratios. Usage: recommenders.py PLINTH_BIN DATASET_DIR... (ml-100k, ml-latest-small).
+
+Besides the real data sets, a sweep of synthetic shapes (BENCH_SYNTHETIC,
+`USERSxITEMSxINTERACTIONS`, comma-separated; empty for none): users in taste
+clusters, Zipf item popularity, log-normal activity, so shapes differ in
+size and density but not in kind. BPR runs BENCH_SYNTHETIC_BPR_ITERS epochs
+there (default 100) to keep the sweep short. The last lines summarise each
+engine's time ratio over every data set and thread count: a speed claim must
+hold on every shape, not on the best one."""
 
 import json
 import os
@@ -24,7 +32,42 @@ BPR_LR, BPR_REG, BPR_ITERS = 0.05, 0.01, 500
 # implicit's item-item kNN keeps the item itself among its K neighbours, so it
 # gets K + 1 for the same 20 real neighbours.
 NEIGHBORS = 20
-ALGOS = ["als", "als-cholesky", "item-knn", "bpr"]
+ALGOS = os.environ.get("BENCH_ALGOS", "als,als-cholesky,item-knn,bpr").split(",")
+SYNTHETIC = os.environ.get("BENCH_SYNTHETIC", "6000x3700x1000000,50000x20000x1000000,2000x500x300000")
+SYNTHETIC_BPR_ITERS = int(os.environ.get("BENCH_SYNTHETIC_BPR_ITERS", "100"))
+
+
+def synthetic(users, items, interactions, seed=0):
+    """(user, item, 0) rows of the given shape: 32 taste clusters, 70% of a
+    user's draws from their cluster, Zipf(0.8) popularity within and across
+    clusters, each user's distinct items drawn until their activity is met."""
+    rng = np.random.default_rng(seed)
+    clusters = 32
+    pop = 1.0 / np.arange(1, items + 1) ** 0.8
+    rng.shuffle(pop)
+    item_cluster = rng.integers(0, clusters, items)
+    cdf_all = np.cumsum(pop) / pop.sum()
+    cdf_cluster = []
+    for c in range(clusters):
+        w = np.where(item_cluster == c, pop, 0.0)
+        cdf_cluster.append(np.cumsum(w) / w.sum())
+    activity = rng.lognormal(0.0, 1.0, users)
+    counts = np.clip(np.round(activity / activity.sum() * interactions), 2, items // 2).astype(int)
+    user_cluster = rng.integers(0, clusters, users)
+    rows = []
+    for u in range(users):
+        n, picked = counts[u], np.empty(0, dtype=np.int64)
+        for _ in range(100):  # draw until the user has n distinct items
+            want = 2 * (n - len(picked)) + 8
+            inside = rng.binomial(want, 0.7)
+            draws = np.concatenate([np.searchsorted(cdf_cluster[user_cluster[u]], rng.random(inside)),
+                                    np.searchsorted(cdf_all, rng.random(want - inside))])
+            picked = np.unique(np.concatenate([picked, np.minimum(draws, items - 1)]))
+            if len(picked) >= n:
+                break
+        picked = rng.permutation(picked)[:n]
+        rows.extend((f"u{u}", f"i{i}", 0) for i in np.sort(picked))
+    return rows
 
 
 def load(path):
@@ -119,25 +162,45 @@ def implicit_run(train_pairs, test_pairs, algo, threads):
     return ndcg, seconds
 
 
-def main():
-    print(f"{'dataset':16} {'algo':12} {'thr':>3} {'plinth ndcg':>11} {'implicit':>9} {'diff':>7} "
-          f"{'plinth s':>9} {'implicit s':>10} {'time ratio':>10}")
+def sets(real_bpr_iters=BPR_ITERS):
     for ds in DATASETS:
         path = os.path.join(ds, "u.data") if os.path.exists(os.path.join(ds, "u.data")) else os.path.join(ds, "ratings.csv")
-        train_pairs, test_pairs = split(load(path))
+        yield os.path.basename(ds), load(path), real_bpr_iters
+    for shape in filter(None, SYNTHETIC.split(",")):
+        users, items, interactions = (int(v) for v in shape.split("x"))
+        yield f"synth {shape}", synthetic(users, items, interactions), SYNTHETIC_BPR_ITERS
+
+
+def main():
+    global BPR_ITERS
+    print(f"{'dataset':26} {'algo':12} {'thr':>3} {'plinth ndcg':>11} {'implicit':>9} {'diff':>7} "
+          f"{'plinth s':>9} {'implicit s':>10} {'time ratio':>10}")
+    ratios = {}
+    for name, rows, bpr_iters in sets():
+        BPR_ITERS = bpr_iters
+        train_pairs, test_pairs = split(rows)
+        users, items = len({u for u, _, _ in rows}), len({i for _, i, _ in rows})
+        print(f"# {name}: {users:,} users, {items:,} items, {len(rows):,} interactions "
+              f"(density {len(rows) / (users * items):.4f}), BPR {bpr_iters} epochs")
         with tempfile.TemporaryDirectory() as work:
             train_path, test_path = os.path.join(work, "train.tsv"), os.path.join(work, "test.tsv")
             write(train_path, train_pairs)
             write(test_path, test_pairs)
             pop, _ = plinth(train_path, test_path, "popularity", 1, work)
-            print(f"{os.path.basename(ds):16} {'popularity':12} {1:>3} {pop:11.4f}")
+            print(f"{name:26} {'popularity':12} {1:>3} {pop:11.4f}")
             for algo in ALGOS:
                 for threads in [1, 2]:
                     pn, ps = plinth(train_path, test_path, algo, threads, work)
                     inn, ins = implicit_run(train_pairs, test_pairs, algo, threads)
-                    print(f"{os.path.basename(ds):16} {algo:12} {threads:>3} {pn:11.4f} {inn:9.4f} {pn - inn:+7.4f} "
+                    ratios.setdefault(algo, []).append((ps / ins, f"{name} thr={threads}"))
+                    print(f"{name:26} {algo:12} {threads:>3} {pn:11.4f} {inn:9.4f} {pn - inn:+7.4f} "
                           f"{ps:9.3f} {ins:10.3f} {ps / ins:9.2f}x   (vs popularity {pn / pop:.2f}x)")
                     sys.stdout.flush()
+    print("time ratio (plinth / implicit) over every data set and thread count:")
+    for algo, rs in ratios.items():
+        rs.sort()
+        print(f"  {algo:12} median {rs[len(rs) // 2][0]:.2f}x  worst {rs[-1][0]:.2f}x ({rs[-1][1]})  "
+              f"best {rs[0][0]:.2f}x ({rs[0][1]})")
 
 
 if __name__ == "__main__":
