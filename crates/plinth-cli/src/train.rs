@@ -193,7 +193,7 @@ pub(crate) fn terminal_progress() -> (Progress, Bar) {
     });
     let bar = Arc::new(Mutex::new(bar));
     let shown = bar.clone();
-    let progress: Progress = Arc::new(move |stage: &str, done: usize, total: usize| {
+    let progress = Progress::new(move |stage: &str, done: usize, total: usize| {
         if let Ok(guard) = shown.lock()
             && let Some(b) = guard.as_ref()
         {

@@ -7,6 +7,9 @@ pub enum Error {
     /// Our failure (database, storage). The message is for logs, not clients.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The work was asked to stop (a job cancelled while it ran).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -41,6 +44,7 @@ impl From<plinth_ml::Error> for Error {
             plinth_ml::Error::Data(m) | plinth_ml::Error::Param(m) => plinth_core::Error::invalid(m).into(),
             plinth_ml::Error::Io(e) => plinth_core::Error::invalid(e.to_string()).into(),
             plinth_ml::Error::Model(m) => Error::Internal(m),
+            plinth_ml::Error::Cancelled => Error::Cancelled,
         }
     }
 }

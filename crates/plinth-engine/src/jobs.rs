@@ -24,6 +24,10 @@ pub const MAX_ATTEMPTS: i64 = 3;
 
 /// Live progress of running jobs: (stage, done, total).
 type ProgressMap = Arc<Mutex<HashMap<String, (String, usize, usize)>>>;
+/// The progress handle of each running job, to cancel it.
+type RunningMap = Arc<Mutex<HashMap<String, crate::recommenders::Progress>>>;
+/// How long `cancel` waits for a running job to reach its next iteration.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct JobRunner {
@@ -31,13 +35,14 @@ pub struct JobRunner {
     datasets_dir: PathBuf,
     queue: mpsc::UnboundedSender<String>,
     progress: ProgressMap,
+    running: RunningMap,
 }
 
 impl JobRunner {
     /// Starts the worker and re-queues jobs a previous process left unfinished.
     pub async fn start(platform: Platform, datasets_dir: PathBuf) -> Result<JobRunner> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let runner = JobRunner { platform, datasets_dir, queue: tx, progress: Arc::default() };
+        let runner = JobRunner { platform, datasets_dir, queue: tx, progress: Arc::default(), running: Arc::default() };
         let mut pending = runner.platform.store.list_jobs(Some(JobStatus::Running), 10_000).await?;
         pending.extend(runner.platform.store.list_jobs(Some(JobStatus::Queued), 10_000).await?);
         pending.sort_by_key(|j| j.created_time);
@@ -127,9 +132,9 @@ impl JobRunner {
         Ok((job, progress))
     }
 
-    /// Withdraws a queued job. A running job cannot be stopped mid-training
-    /// (the algorithms have no cancellation points yet): that is refused,
-    /// as is cancelling a finished job.
+    /// Withdraws a queued job, or stops a running one at its next iteration
+    /// (its run ends KILLED, nothing is registered) and waits up to
+    /// [`CANCEL_WAIT`] for it to stop. Cancelling a finished job is refused.
     pub async fn cancel(&self, job_id: &str) -> Result<Job> {
         let mut job = self.platform.store.get_job(job_id).await?;
         match job.status {
@@ -140,10 +145,24 @@ impl JobRunner {
                 tracing::info!(%job_id, "job cancelled");
                 Ok(job)
             }
-            JobStatus::Running => Err(DomainError::InvalidState(format!(
-                "Job {job_id} is running; a running training cannot be cancelled"
-            ))
-            .into()),
+            JobStatus::Running => {
+                let handle = self.running.lock().ok().and_then(|m| m.get(job_id).cloned());
+                let Some(handle) = handle else {
+                    // Running in the store but not here: it is between the
+                    // store's update and its start, or just ended.
+                    return Err(DomainError::InvalidState(format!("Job {job_id} is not running here; retry")).into());
+                };
+                handle.cancel();
+                tracing::info!(%job_id, "job cancellation requested");
+                let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+                loop {
+                    let job = self.platform.store.get_job(job_id).await?;
+                    if job.status != JobStatus::Running || tokio::time::Instant::now() >= deadline {
+                        return Ok(job);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
             done => {
                 Err(DomainError::InvalidState(format!("Job {job_id} has already ended ({})", done.as_str())).into())
             }
@@ -176,6 +195,9 @@ impl JobRunner {
         if let Ok(mut map) = self.progress.lock() {
             map.remove(job_id);
         }
+        if let Ok(mut map) = self.running.lock() {
+            map.remove(job_id);
+        }
         job.finished_time = Some(now_ms());
         match outcome {
             Ok(result) => {
@@ -183,9 +205,15 @@ impl JobRunner {
                 job.result = Some(result);
                 tracing::info!(%job_id, "job succeeded");
             }
+            Err(Error::Cancelled) => {
+                job.status = JobStatus::Cancelled;
+                job.error = Some("cancelled while running; its run is marked KILLED".into());
+                tracing::info!(%job_id, "job cancelled while running");
+            }
             Err(e) => {
                 job.status = JobStatus::Failed;
                 job.error = Some(match &e {
+                    Error::Cancelled => "cancelled".into(),
                     Error::Domain(d) => d.to_string(),
                     Error::Internal(cause) => {
                         tracing::error!(%job_id, %cause, "job failed");
@@ -202,11 +230,14 @@ impl JobRunner {
         let dir = self.datasets_dir.clone();
         let resolve = |p: &str| Self::resolve(&dir, p);
         let (map, id) = (self.progress.clone(), job.job_id.clone());
-        let progress: crate::recommenders::Progress = Arc::new(move |stage: &str, done: usize, total: usize| {
+        let progress = crate::recommenders::Progress::new(move |stage: &str, done: usize, total: usize| {
             if let Ok(mut m) = map.lock() {
                 m.insert(id.clone(), (stage.to_string(), done, total));
             }
         });
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(job.job_id.clone(), progress.clone());
+        }
         let report = match job.kind.as_str() {
             TRAIN_RECOMMENDER => {
                 let train = parse_spec::<RecommenderSpec>(&job.spec)?.into_job(resolve)?;

@@ -189,8 +189,46 @@ impl Tracker for Platform {
     }
 }
 
-/// Progress reports: (stage, done, total).
-pub type Progress = std::sync::Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
+/// A progress sink: (stage, done, total).
+type Report = dyn Fn(&str, usize, usize) + Send + Sync;
+
+/// Where long work reports (stage, done, total), and how it learns that it
+/// should stop: every report answers whether to go on, so a training loop
+/// stops at its next iteration once [`Progress::cancel`] is called.
+#[derive(Clone)]
+pub struct Progress {
+    report: std::sync::Arc<Report>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Progress {
+    pub fn new(report: impl Fn(&str, usize, usize) + Send + Sync + 'static) -> Progress {
+        Progress { report: std::sync::Arc::new(report), stop: std::sync::Arc::default() }
+    }
+
+    /// Asks the work to stop at its next report.
+    pub fn cancel(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reports, and says whether to go on.
+    pub fn step(&self, stage: &str, done: usize, total: usize) -> std::ops::ControlFlow<()> {
+        (self.report)(stage, done, total);
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+
+    /// [`Progress::step`] as a `Result`, for straight-line work.
+    pub fn check(&self, stage: &str, done: usize, total: usize) -> Result<()> {
+        match self.step(stage, done, total) {
+            std::ops::ControlFlow::Continue(()) => Ok(()),
+            std::ops::ControlFlow::Break(()) => Err(Error::Cancelled),
+        }
+    }
+}
 
 struct Prepared {
     data: Interactions,
@@ -339,8 +377,8 @@ fn train_model(job: &RecommenderJob, p: &Prepared, progress: &Progress) -> Resul
             let total = params.iterations;
             let fs = als::train(&matrix, params, |it, _, loss| {
                 steps.push(Metric::new("train_loss", loss, t0 + it as i64, it as i64));
-                progress("als", it + 1, total);
                 tracing::info!(iteration = it + 1, total, loss, "als");
+                progress.step("als", it + 1, total)
             })
             .map_err(Error::from)?;
             let params = json!({"factors": params.factors, "iterations": params.iterations, "regularization": params.regularization, "alpha": params.alpha, "solver": params.solver.name(), "cg_steps": params.cg_steps, "seed": params.seed});
@@ -351,19 +389,19 @@ fn train_model(job: &RecommenderJob, p: &Prepared, progress: &Progress) -> Resul
             let total = params.iterations;
             let fs = bpr::train(&matrix, params, |epoch, acc| {
                 steps.push(Metric::new("train_ranking_accuracy", acc, t0 + epoch as i64, epoch as i64));
-                progress("bpr", epoch + 1, total);
                 if (epoch + 1) % 10 == 0 || epoch + 1 == total {
                     tracing::info!(epoch = epoch + 1, total, accuracy = acc, "bpr");
                 }
+                progress.step("bpr", epoch + 1, total)
             })
             .map_err(Error::from)?;
             let params = json!({"factors": params.factors, "iterations": params.iterations, "learning_rate": params.learning_rate, "regularization": params.regularization, "seed": params.seed});
             (Engine::Factors(fs), params)
         }
         Algo::ItemKnn => {
-            progress("item-knn", 0, 1);
+            progress.check("item-knn", 0, 1)?;
             let sim = knn::train(&matrix, job.neighbors).map_err(Error::from)?;
-            progress("item-knn", 1, 1);
+            progress.check("item-knn", 1, 1)?;
             (Engine::ItemKnn(sim), json!({"neighbors": job.neighbors}))
         }
         Algo::Popularity => (Engine::Popularity, json!({})),
@@ -466,9 +504,9 @@ pub async fn train_recommender(tracker: &dyn Tracker, job: RecommenderJob, progr
             if job.k != 20 {
                 ks.push(20);
             }
-            progress("evaluate", 0, 1);
+            progress.check("evaluate", 0, 1)?;
             let (metrics, users) = evaluate(&trained.model, &prepared.test, &ks, job.max_eval_users);
-            progress("evaluate", 1, 1);
+            progress.check("evaluate", 1, 1)?;
             if users == 0 {
                 // Every held-out user is new to the model: no ranking to score.
                 tracing::warn!("no held-out user is known to the model; nothing was evaluated");
@@ -510,12 +548,17 @@ pub(crate) async fn off_the_async_threads<T: Send + 'static>(
         .map_err(|e| Error::Internal(format!("training task failed: {e}")))?
 }
 
-/// Ends a run as FINISHED if recording it succeeded, FAILED otherwise.
+/// Ends a run as FINISHED if recording it succeeded, KILLED if it was
+/// cancelled, FAILED otherwise.
 pub(crate) async fn close_run<T>(tracker: &dyn Tracker, run_id: &str, outcome: Result<T>) -> Result<T> {
     match outcome {
         Ok(v) => {
             tracker.finish(run_id, RunStatus::Finished).await?;
             Ok(v)
+        }
+        Err(Error::Cancelled) => {
+            let _ = tracker.finish(run_id, RunStatus::Killed).await;
+            Err(Error::Cancelled)
         }
         Err(e) => {
             let _ = tracker.finish(run_id, RunStatus::Failed).await;

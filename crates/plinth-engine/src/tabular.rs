@@ -280,7 +280,7 @@ fn curve(model: &Gbdt, test: &Encoded) -> Vec<Metric> {
 }
 
 fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
-    progress("read", 0, 1);
+    progress.check("read", 0, 1)?;
     let table = read_table(&job.data, &job.table).map_err(Error::from)?;
     check_target(&table, &job.target, job.task).map_err(Error::from)?;
     let (train, test): (Table, Table) = match &job.test_data {
@@ -290,7 +290,7 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
             TabularSplit::Time(col, f) => split::by_time(&table, col, *f).map_err(Error::from)?,
         },
     };
-    progress("read", 1, 1);
+    progress.check("read", 1, 1)?;
     let schema = Schema::fit(&train, &job.target, job.task, &job.selection).map_err(Error::from)?;
     // Early stopping watches rows held out of training, never the test rows.
     let (train, valid) = match job.early_stopping {
@@ -321,10 +321,10 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
                 watch,
                 &mut |r| {
                     last = r;
-                    progress("gbdt", r, rounds);
                     if r % 50 == 0 || r == rounds {
                         tracing::info!(round = r, rounds, "gbdt");
                     }
+                    progress.step("gbdt", r, rounds)
                 },
             )
             .map_err(Error::from)?;
@@ -360,12 +360,12 @@ fn train_blocking(job: &TabularJob, progress: &Progress) -> Result<Trained> {
                 objective(&schema),
                 params,
                 &mut |i, loss| {
-                    progress("linear", i, limit);
                     curve.push(Metric::new("train_loss", loss, t0 + i as i64, i as i64));
+                    progress.step("linear", i, limit)
                 },
             )
             .map_err(Error::from)?;
-            progress("linear", limit, limit);
+            progress.check("linear", limit, limit)?;
             (TabularModel::Linear(model), curve)
         }
     };

@@ -354,11 +354,12 @@ pub fn loss(user_items: &Csr, fs: &Factors, params: &AlsParams, gram_items: &[f3
 
 /// Trains on a user×item matrix of weights. `on_iteration(i, &factors, loss)`
 /// runs after each iteration (progress, per-iteration metrics); the loss
-/// reuses the Gram matrix the next half-step needs anyway.
-pub fn train(
+/// reuses the Gram matrix the next half-step needs anyway; it may stop
+/// training (see [`crate::Proceed`]).
+pub fn train<R: crate::Proceed>(
     user_items: &Csr,
     params: AlsParams,
-    mut on_iteration: impl FnMut(usize, &Factors, f64),
+    mut on_iteration: impl FnMut(usize, &Factors, f64) -> R,
 ) -> Result<Factors> {
     let params = params.check()?;
     let f = params.factors;
@@ -368,15 +369,17 @@ pub fn train(
     let mut fs = Factors { factors: f, users: init(user_items.n_rows), items: init(user_items.n_cols) };
     for it in 0..params.iterations {
         let gram_items = gram(&fs.items, f, 0.0);
-        if it > 0 {
-            on_iteration(it - 1, &fs, loss(user_items, &fs, &params, &gram_items));
+        if it > 0 && on_iteration(it - 1, &fs, loss(user_items, &fs, &params, &gram_items)).stop() {
+            return Err(crate::Error::Cancelled);
         }
         solve_side(&mut fs.users, &fs.items, &gram_items, user_items, &params);
         let gram_users = gram(&fs.users, f, 0.0);
         solve_side(&mut fs.items, &fs.users, &gram_users, &item_users, &params);
     }
     let gram_items = gram(&fs.items, f, 0.0);
-    on_iteration(params.iterations - 1, &fs, loss(user_items, &fs, &params, &gram_items));
+    if on_iteration(params.iterations - 1, &fs, loss(user_items, &fs, &params, &gram_items)).stop() {
+        return Err(crate::Error::Cancelled);
+    }
     Ok(fs)
 }
 

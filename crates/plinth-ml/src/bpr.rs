@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use crate::als::Factors;
 use crate::csr::Csr;
-use crate::{Error, Result};
+use crate::{Error, Proceed, Result};
 
 /// Item factors are merged this many times an epoch.
 const ROUNDS_PER_EPOCH: usize = 2;
@@ -149,8 +149,13 @@ fn sgd_block(
 /// Trains on the current rayon pool's threads; the returned factors have
 /// `factors + 1` columns: the users' last column is 1 and the items' last
 /// column their bias, so a dot product scores.
-/// `on_epoch(epoch, fraction_correctly_ranked)` reports progress.
-pub fn train(user_items: &Csr, params: BprParams, mut on_epoch: impl FnMut(usize, f64)) -> Result<Factors> {
+/// `on_epoch(epoch, fraction_correctly_ranked)` reports progress and may stop
+/// training (see [`crate::Proceed`]).
+pub fn train<R: Proceed>(
+    user_items: &Csr,
+    params: BprParams,
+    mut on_epoch: impl FnMut(usize, f64) -> R,
+) -> Result<Factors> {
     let params = params.check()?;
     let f = params.factors + 1;
     let (n_users, n_items) = (user_items.n_rows, user_items.n_cols);
@@ -175,8 +180,7 @@ pub fn train(user_items: &Csr, params: BprParams, mut on_epoch: impl FnMut(usize
     let bounds = blocks_by_nnz(user_items, threads);
     let mut copies: Vec<Vec<f32>> = vec![Vec::new(); threads.saturating_sub(1)];
     let mut start = Vec::new();
-    let round_data =
-        Round { m: user_items, row_of: &row_of, f, lr: params.learning_rate, reg: params.regularization };
+    let round_data = Round { m: user_items, row_of: &row_of, f, lr: params.learning_rate, reg: params.regularization };
     for epoch in 0..params.iterations {
         let (mut correct, mut taken) = (0usize, 0usize);
         for round in 0..ROUNDS_PER_EPOCH {
@@ -229,7 +233,9 @@ pub fn train(user_items: &Csr, params: BprParams, mut on_epoch: impl FnMut(usize
                 taken += t;
             }
         }
-        on_epoch(epoch, correct as f64 / taken.max(1) as f64);
+        if on_epoch(epoch, correct as f64 / taken.max(1) as f64).stop() {
+            return Err(Error::Cancelled);
+        }
     }
     Ok(Factors { factors: f, users, items })
 }

@@ -12,6 +12,28 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("invalid model file: {0}")]
     Model(String),
+    /// A progress callback asked training to stop.
+    #[error("training was cancelled")]
+    Cancelled,
+}
+
+/// What a training loop's progress callback answers: `()` or
+/// `ControlFlow::Continue(())` to go on, `ControlFlow::Break(())` to stop
+/// (the training then returns [`Error::Cancelled`]).
+pub trait Proceed {
+    fn stop(self) -> bool;
+}
+
+impl Proceed for () {
+    fn stop(self) -> bool {
+        false
+    }
+}
+
+impl Proceed for std::ops::ControlFlow<()> {
+    fn stop(self) -> bool {
+        self.is_break()
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -19,4 +19,4 @@ pub mod split;
 pub mod tabular;
 mod topk;
 
-pub use error::{Error, Result};
+pub use error::{Error, Proceed, Result};

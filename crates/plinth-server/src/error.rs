@@ -46,6 +46,11 @@ impl From<plinth_engine::Error> for ApiError {
     fn from(e: plinth_engine::Error) -> Self {
         match e {
             plinth_engine::Error::Domain(d) => d.into(),
+            plinth_engine::Error::Cancelled => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "ABORTED",
+                message: "The operation was cancelled".into(),
+            },
             plinth_engine::Error::Internal(cause) => {
                 // Our failure: the cause goes to the log, the client gets a generic message.
                 tracing::error!(%cause, "internal error");

@@ -23,6 +23,8 @@ impl From<plinth_engine::Error> for Error {
             plinth_engine::Error::Domain(D::AlreadyExists(m)) => Error::AlreadyExists(m),
             plinth_engine::Error::Domain(d) => Error::Invalid(d.to_string()),
             plinth_engine::Error::Internal(m) => Error::Internal(m),
+            // Serving never cancels engine work; if it happens, it is ours.
+            plinth_engine::Error::Cancelled => Error::Internal("engine work was cancelled".into()),
         }
     }
 }

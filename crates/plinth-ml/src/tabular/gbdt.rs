@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::binning::Binned;
-use crate::{Error, Result};
+use crate::{Error, Proceed, Result};
 
 /// Cells per feature in a histogram (bin 0 is missing).
 const STRIDE: usize = 256;
@@ -567,15 +567,16 @@ pub(crate) fn softmax_in_place(row: &mut [f64]) {
 
 impl Gbdt {
     /// Trains on a row-major `[rows, features]` matrix (NaN: missing) and
-    /// targets (values; 0/1; class indices). `on_round` sees each round end.
-    pub fn train(
+    /// targets (values; 0/1; class indices). `on_round` sees each round end
+    /// and may stop training (see [`crate::Proceed`]).
+    pub fn train<R: Proceed>(
         x: &[f64],
         rows: usize,
         features: usize,
         y: &[f64],
         objective: Objective,
         params: &GbdtParams,
-        on_round: &mut dyn FnMut(usize),
+        on_round: &mut impl FnMut(usize) -> R,
     ) -> Result<Gbdt> {
         Gbdt::train_with_validation(x, rows, features, y, objective, params, None, on_round)
     }
@@ -584,7 +585,7 @@ impl Gbdt {
     /// patience))` training stops once the validation loss has not improved
     /// for `patience` rounds; the model keeps the rounds up to the best one.
     #[allow(clippy::too_many_arguments)]
-    pub fn train_with_validation(
+    pub fn train_with_validation<R: Proceed>(
         x: &[f64],
         rows: usize,
         features: usize,
@@ -592,7 +593,7 @@ impl Gbdt {
         objective: Objective,
         params: &GbdtParams,
         early_stopping: Option<(&[f64], &[f64], usize)>,
-        on_round: &mut dyn FnMut(usize),
+        on_round: &mut impl FnMut(usize) -> R,
     ) -> Result<Gbdt> {
         params.check()?;
         if let Some((vx, vy, patience)) = early_stopping
@@ -678,7 +679,9 @@ impl Gbdt {
                 let grower = Grower { data: &data, params, gh: &gh, work: &mut work };
                 trees.push(grower.grow(&mut scores, k, output));
             }
-            on_round(round + 1);
+            if on_round(round + 1).stop() {
+                return Err(Error::Cancelled);
+            }
             if let Some((vx, vy, patience)) = early_stopping {
                 let new_trees = &trees[round * k..];
                 for (i, row) in vx.chunks(features).enumerate() {

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::gbdt::{Objective, sigmoid, softmax_in_place};
-use crate::{Error, Result};
+use crate::{Error, Proceed, Result};
 
 /// Levels of a categorical feature that get an indicator.
 pub const MAX_LEVELS: usize = 100;
@@ -124,9 +124,10 @@ impl Linear {
     /// Fits on a row-major `[rows, features]` matrix (NaN: missing) and
     /// targets (values; 0/1; class indices). `levels[f]` is `Some(levels)`
     /// for a categorical feature (its codes are `0..levels`).
-    /// `on_iteration(iteration, training loss)` follows L-BFGS.
+    /// `on_iteration(iteration, training loss)` follows L-BFGS and may stop
+    /// training (see [`crate::Proceed`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn train(
+    pub fn train<R: Proceed>(
         x: &[f64],
         rows: usize,
         features: usize,
@@ -134,7 +135,7 @@ impl Linear {
         y: &[f64],
         objective: Objective,
         params: &LinearParams,
-        on_iteration: &mut dyn FnMut(usize, f64),
+        on_iteration: &mut impl FnMut(usize, f64) -> R,
     ) -> Result<Linear> {
         if !(params.l2.is_finite() && params.l2 >= 0.0) || params.max_iterations == 0 {
             return Err(Error::Param("l2 must be finite and >= 0, and iterations at least 1".into()));
@@ -155,7 +156,9 @@ impl Linear {
         let coefficients = match objective {
             Objective::Squared => {
                 let c = ridge(&inputs, width, x, features, y, l2)?;
-                on_iteration(1, squared_loss(&inputs, width, x, features, y, &c, l2));
+                if on_iteration(1, squared_loss(&inputs, width, x, features, y, &c, l2)).stop() {
+                    return Err(Error::Cancelled);
+                }
                 c
             }
             Objective::Logistic | Objective::Softmax { .. } => {
@@ -167,6 +170,7 @@ impl Linear {
                     params.max_iterations,
                     on_iteration,
                 )
+                .ok_or(Error::Cancelled)?
             }
         };
         Ok(Linear { objective, inputs, width, coefficients })
@@ -347,12 +351,13 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// Limited-memory BFGS (10 pairs) with an Armijo backtracking line search.
 /// Stops when the largest gradient entry is below 1e-6, the loss stops
 /// decreasing (relative 1e-10), or after `max_iterations`.
-fn lbfgs(
+/// Minimizes `f`; `None` when `on_iteration` stopped it.
+fn lbfgs<R: Proceed>(
     f: impl Fn(&[f64], &mut [f64]) -> f64,
     mut x: Vec<f64>,
     max_iterations: usize,
-    on_iteration: &mut dyn FnMut(usize, f64),
-) -> Vec<f64> {
+    on_iteration: &mut impl FnMut(usize, f64) -> R,
+) -> Option<Vec<f64>> {
     const MEMORY: usize = 10;
     let n = x.len();
     let mut g = vec![0.0; n];
@@ -412,12 +417,14 @@ fn lbfgs(
         std::mem::swap(&mut g, &mut g_new);
         let improvement = (loss - new_loss) / loss.abs().max(1.0);
         loss = new_loss;
-        on_iteration(iteration, loss);
+        if on_iteration(iteration, loss).stop() {
+            return None;
+        }
         if improvement < 1e-10 {
             break;
         }
     }
-    x
+    Some(x)
 }
 
 #[cfg(test)]
