@@ -159,3 +159,27 @@ def test_large_batch_runs_off_the_async_workers(triton, deployment):
     assert items.shape == (3001, 3)
     small = infer(triton, deployment, users[:80], False, k=3)
     assert text(items[:80].flatten()) == text(small.as_numpy("items").flatten())
+
+
+def test_exposure_latency_is_end_to_end(server, deployment):
+    """A request whose body arrives 300 ms after its head is logged with at
+    least that latency: serving measures from the request's arrival, not from
+    when the model started ranking."""
+    import json
+    import socket
+    import time
+
+    body = json.dumps({"user": "user-slow-body", "k": 3}).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(f"POST /v1/deployments/{deployment}/recommend HTTP/1.1\r\nHost: {host}\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode())
+        time.sleep(0.3)
+        s.sendall(body)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    found = requests.get(f"{server.url}/api/2.0/plinth/deployments/exposures",
+                         params={"name": deployment, "unit": "user-slow-body"}, timeout=30).json()["exposures"]
+    assert len(found) == 1 and found[0]["latency_us"] >= 300_000, found

@@ -150,6 +150,41 @@ def test_deployments_and_experiments_pages_render(server, seeded, page):
     shot(page, "experiments")
 
 
+def test_a_deployment_has_its_own_page_with_charts_on_one_axis(server, page, tmp_path):
+    import subprocess
+
+    import requests
+    from conftest import PLINTH_BIN
+
+    data = tmp_path / "plays.tsv"
+    data.write_text("".join(f"u{u}\ti{(u + i) % 40}\n" for u in range(60) for i in range(8)))
+    model = f"ui-recs-{uuid.uuid4().hex[:6]}"
+    for algo in ["als", "popularity"]:
+        subprocess.run([PLINTH_BIN, "train", "recommender", "--data", str(data), "--algo", algo, "--factors", "8",
+                        "--register", model, "--tracking-uri", server.url, "--json"],
+                       check=True, capture_output=True, timeout=300)
+    name = f"home-{uuid.uuid4().hex[:6]}"
+    spec = {"name": name, "variants": [{"name": "als", "model": f"{model}/1", "weight": 1},
+                                       {"name": "pop", "model": f"{model}/2", "weight": 1}]}
+    assert requests.post(f"{server.url}/api/2.0/plinth/deployments/create", json=spec, timeout=30).status_code == 200
+    for u in range(40):
+        requests.post(f"{server.url}/v1/deployments/{name}/recommend", json={"user": f"u{u}", "k": 5}, timeout=30)
+    page.goto(f"{server.url}/ui/deployments")
+    row = page.locator("table tbody tr", has_text=name)
+    expect(row).to_contain_text("als")
+    expect(row.locator("td").nth(4)).to_have_text("40")
+    row.get_by_role("link", name=name).click()
+    expect(page.locator("h1")).to_contain_text(name)
+    charts = page.locator("svg.chart")
+    expect(charts).to_have_count(3)
+    # One colour per variant: every chart lists the variants in the same order.
+    legends = [charts.nth(i).locator("rect").evaluate_all("rs => rs.map(r => r.getAttribute('fill'))")
+               for i in range(3)]
+    assert legends[0] == legends[1] == legends[2] and len(legends[0]) == 2, legends
+    shot(page, "deployment")
+    assert requests.get(f"{server.url}/ui/deployments/no-such", timeout=30).status_code == 404
+
+
 def test_deleting_an_experiment_asks_first(server, seeded, page):
     name = f"doomed-{uuid.uuid4().hex[:6]}"
     experiment_id = mlflow.create_experiment(name)

@@ -39,6 +39,18 @@ use tower::ServiceExt;
 /// Responses up to this size are written with their head.
 const SMALL_BODY: u64 = 64 << 10;
 
+/// When a request's head had arrived (hyper has parsed it): set on every
+/// request, so serving measures latency from here, end to end.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub Instant);
+
+impl Arrived {
+    /// The arrival recorded on a request, or now for one that came another way.
+    pub fn of(extensions: &axum::http::Extensions) -> Instant {
+        extensions.get::<Arrived>().map_or_else(Instant::now, |a| a.0)
+    }
+}
+
 /// Limits on connections, enforced by [`serve`].
 #[derive(Debug, Clone)]
 pub struct ConnLimits {
@@ -302,7 +314,8 @@ async fn run_connection(
     stop: watch::Receiver<bool>,
 ) {
     let (svc_conn, svc_registry) = (conn.clone(), registry.clone());
-    let service = tower::service_fn(move |req: hyper::Request<Incoming>| {
+    let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(Arrived(Instant::now()));
         let guard = InFlight::begin(&svc_conn, &svc_registry);
         let app = app.clone();
         async move {

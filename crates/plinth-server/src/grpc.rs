@@ -165,12 +165,13 @@ impl GrpcInferenceService for Oip {
             return Err(Status::unavailable("Too many concurrent requests; retry shortly"));
         };
         let unit = r.metadata().get("x-plinth-unit").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let arrived = crate::conn::Arrived::of(r.extensions());
         let r = r.into_inner();
         let (name, version) = (r.model_name.clone(), r.model_version.clone());
         let version = Some(version.as_str()).filter(|v| !v.is_empty());
         let req = to_request(r).map_err(status)?;
         let request_id = req.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        let out = self.state.serving.infer_tensors(&name, version, &req, unit, request_id).map_err(status)?;
+        let out = self.state.serving.infer_tensors(&name, version, &req, unit, request_id, arrived).map_err(status)?;
         let mut outputs = out.outputs;
         if !req.outputs.is_empty() {
             let mut chosen = Vec::new();

@@ -30,6 +30,8 @@ pub struct Exposure {
     pub unit: String,
     pub request_id: String,
     pub endpoint: String,
+    /// From the request's arrival (its head read by the server) to its
+    /// answer; for a shadow, the shadow's own work.
     pub latency_us: u64,
     pub shadow: bool,
     /// The user was unknown to the model and got popular items.

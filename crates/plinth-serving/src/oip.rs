@@ -79,6 +79,7 @@ impl Serving {
 
     /// `POST /v2/models/{name}[/versions/{v}]/infer` over REST: the body as
     /// sent, and `Inference-Header-Content-Length` if present.
+    #[allow(clippy::too_many_arguments)]
     pub fn infer(
         &self,
         name: &str,
@@ -87,13 +88,14 @@ impl Serving {
         header_len: Option<usize>,
         unit: Option<String>,
         request_id: String,
+        arrived: Instant,
     ) -> Result<EncodedResponse> {
         let live = self.live(name)?;
         if let Some(v) = version {
             self.slot_for_version(&live, v)?;
         }
         let req = decode_request(body, header_len)?;
-        let out = self.infer_tensors(name, version, &req, unit, request_id)?;
+        let out = self.infer_tensors(name, version, &req, unit, request_id, arrived)?;
         encode_response(name, &out.model_version, req.id.as_deref(), out.outputs, &req, out.parameters)
     }
 
@@ -105,12 +107,13 @@ impl Serving {
         req: &InferRequest,
         unit: Option<String>,
         request_id: String,
+        arrived: Instant,
     ) -> Result<InferOutcome> {
         let live = self.live(name)?;
         let pinned = version.map(|v| self.slot_for_version(&live, v)).transpose()?;
         match live.variants[0].model().kind {
-            Kind::Onnx(_) => return self.infer_onnx(&live, pinned, req, unit, request_id),
-            Kind::Tabular(_) => return self.infer_tabular(&live, pinned, req, unit, request_id),
+            Kind::Onnx(_) => return self.infer_onnx(&live, pinned, req, unit, request_id, arrived),
+            Kind::Tabular(_) => return self.infer_tabular(&live, pinned, req, unit, request_id, arrived),
             Kind::Recommender(_) => {}
         }
         if let Some(t) = req.inputs.iter().find(|t| !INPUTS.contains(&t.name.as_str())) {
@@ -144,7 +147,7 @@ impl Serving {
         let mut width = 0;
         let mut rows = Vec::with_capacity(users.len());
         for user in &users {
-            let started = Instant::now();
+            let started = arrived;
             let unit = if users.len() == 1 { unit.clone().unwrap_or_else(|| user.clone()) } else { user.clone() };
             let slot = pinned.unwrap_or_else(|| live.assign(&unit));
             let rec = rank_user(slot, user, k, &rec_req);

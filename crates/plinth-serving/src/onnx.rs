@@ -109,9 +109,10 @@ impl Serving {
         req: &InferRequest,
         unit: Option<String>,
         request_id: String,
+        arrived: Instant,
     ) -> Result<InferOutcome> {
         let arrays: Vec<Array> = req.inputs.iter().map(to_array).collect::<Result<_>>()?;
-        self.infer_whole(live, pinned, req, unit, request_id, arrays, run)
+        self.infer_whole(live, pinned, req, unit, request_id, arrived, arrays, run)
     }
 
     /// A request answered whole by one variant, chosen by the unit (the
@@ -126,13 +127,14 @@ impl Serving {
         req: &InferRequest,
         unit: Option<String>,
         request_id: String,
+        arrived: Instant,
         inputs: T,
         run: fn(&LoadedModel, &T) -> Result<Answered>,
     ) -> Result<InferOutcome> {
         let id = req.id.clone().unwrap_or(request_id);
         let unit = unit.unwrap_or_else(|| id.clone());
         let slot = pinned.unwrap_or_else(|| live.assign(&unit));
-        let started = Instant::now();
+        let started = arrived;
         let loaded = slot.model();
         let out = run(&loaded, &inputs);
         self.served(live, "infer", &id).account(

@@ -265,6 +265,7 @@ impl Serving {
         req: RecommendRequest,
         unit: Option<String>,
         request_id: String,
+        arrived: Instant,
     ) -> Result<Value> {
         let live = self.live(deployment)?;
         let k = check_k(req.k)?;
@@ -278,7 +279,7 @@ impl Serving {
                 users
                     .into_iter()
                     .map(|user| {
-                        let started = Instant::now();
+                        let started = arrived;
                         let slot = live.assign(&user);
                         let rec = rank_user(slot, &user, k, &req);
                         served.account(slot, &user, rec.as_ref().ok().map(Recommendation::answer), started, false);
@@ -291,7 +292,7 @@ impl Serving {
         } else {
             let user = users.into_iter().next().unwrap_or_default();
             let unit = unit.unwrap_or_else(|| user.clone());
-            let started = Instant::now();
+            let started = arrived;
             let slot = live.assign(&unit);
             let rec = self.rank_batched(slot, &user, k, &req).await;
             self.served(&live, "recommend", &request_id).account(
@@ -324,6 +325,7 @@ impl Serving {
         req: SimilarRequest,
         unit: Option<String>,
         request_id: String,
+        arrived: Instant,
     ) -> Result<Value> {
         let live = self.live(deployment)?;
         let k = check_k(req.k)?;
@@ -331,7 +333,7 @@ impl Serving {
         let served = self.served(&live, "similar", &request_id);
         let mut rows = Vec::new();
         for item in &items {
-            let started = Instant::now();
+            let started = arrived;
             let unit = unit.clone().unwrap_or_else(|| item.clone());
             let slot = live.assign(&unit);
             let rec = similar_for(slot, item, k);

@@ -201,12 +201,13 @@ impl Serving {
         req: &InferRequest,
         unit: Option<String>,
         request_id: String,
+        arrived: std::time::Instant,
     ) -> Result<InferOutcome> {
         let model = live.variants[0].model();
         let Kind::Tabular(m) = &model.kind else {
             return Err(Error::Internal("a tabular deployment holds another kind of model".into()));
         };
         let inputs = table(m, req)?;
-        self.infer_whole(live, pinned, req, unit, request_id, inputs, run)
+        self.infer_whole(live, pinned, req, unit, request_id, arrived, inputs, run)
     }
 }

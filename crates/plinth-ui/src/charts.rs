@@ -122,27 +122,44 @@ pub fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
 }
 
-/// A line per series (e.g. one metric's history per run).
+/// A line per series (e.g. one metric's history per run). A point whose y
+/// is not finite is a gap: the line stops there and starts again after it.
 pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Markup {
-    let Some(frame) = Frame::fit(series) else {
+    lines_over(title, x_label, y_label, series, None)
+}
+
+/// [`lines`] over a fixed x range (charts that share one time axis), with
+/// the colours fixed by the series' positions, empty series included.
+pub fn lines_over(title: &str, x_label: &str, y_label: &str, series: &[Series], x: Option<(f64, f64)>) -> Markup {
+    let Some(mut frame) = Frame::fit(series) else {
         return html! { p.muted { (title) ": no finite values" } };
     };
+    if let Some(x) = x.filter(|(lo, hi)| hi > lo) {
+        frame.x = x;
+    }
     let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
     html! {
         svg.chart viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title) {
             (axes(&frame, title, x_label, y_label))
             @for (i, s) in series.iter().enumerate() {
-                @let points: Vec<String> = s.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite())
-                    .map(|&(x, y)| format!("{:.1},{:.1}", frame.px(x), frame.py(y))).collect();
-                @if points.len() == 1 {
-                    circle cx=(frame.px(s.points[0].0)) cy=(frame.py(s.points[0].1)) r="3" fill=(color(i)) {}
-                } @else {
-                    polyline points=(points.join(" ")) fill="none" stroke=(color(i)) stroke-width="1.8" {}
+                @for run in segments(&s.points) {
+                    @if run.len() == 1 {
+                        circle cx=(frame.px(run[0].0)) cy=(frame.py(run[0].1)) r="3" fill=(color(i)) {}
+                    } @else {
+                        @let points: Vec<String> =
+                            run.iter().map(|&(x, y)| format!("{:.1},{:.1}", frame.px(x), frame.py(y))).collect();
+                        polyline points=(points.join(" ")) fill="none" stroke=(color(i)) stroke-width="1.8" {}
+                    }
                 }
             }
             @if series.len() > 1 { (legend(&names)) }
         }
     }
+}
+
+/// The runs of consecutive finite points.
+fn segments(points: &[(f64, f64)]) -> Vec<&[(f64, f64)]> {
+    points.split(|(x, y)| !(x.is_finite() && y.is_finite())).filter(|run| !run.is_empty()).collect()
 }
 
 /// One dot per point, colored by series.
@@ -217,5 +234,19 @@ mod tests {
             [Series { name: "a".into(), points: vec![(0.0, 1.0)] }, Series { name: "<i>".into(), points: vec![] }];
         assert!(!lines("t", "x", "y", &two).into_string().contains("<i>"));
         assert!(lines("t", "x", "y", &[]).into_string().contains("no finite values"));
+    }
+
+    #[test]
+    fn gaps_break_lines_and_a_fixed_axis_is_kept() {
+        let s = [Series {
+            name: "a".into(),
+            points: vec![(0.0, 1.0), (1.0, 2.0), (2.0, f64::NAN), (3.0, 1.0), (4.0, 3.0)],
+        }];
+        let svg = lines_over("t", "x", "y", &s, Some((0.0, 60.0))).into_string();
+        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        // Ticks run to 60 although the data stop at 4.
+        assert!(svg.contains(">60</text>"), "{svg}");
+        let lone = [Series { name: "a".into(), points: vec![(0.0, 1.0), (1.0, f64::NAN), (2.0, 2.0)] }];
+        assert_eq!(lines("t", "x", "y", &lone).into_string().matches("<circle").count(), 2);
     }
 }

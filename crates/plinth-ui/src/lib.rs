@@ -5,7 +5,7 @@
 //!
 //! `/` redirects to the experiments; `/ui/experiments[/{id}]`,
 //! `/ui/runs/{id}[/artifacts|/download]`, `/ui/compare?run=…`,
-//! `/ui/models[/{name}]`, `/ui/deployments`, `/ui/jobs`.
+//! `/ui/models[/{name}]`, `/ui/deployments[/{name}]`, `/ui/jobs`.
 
 mod charts;
 mod csrf;
@@ -62,6 +62,7 @@ pub fn router(serving: Serving, jobs: JobRunner) -> Router {
         .route("/ui/models/{name}", get(pages::models::detail))
         .route("/ui/models/{name}/alias", post(pages::models::alias))
         .route("/ui/deployments", get(pages::deployments::list))
+        .route("/ui/deployments/{name}", get(pages::deployments::detail))
         .route("/ui/jobs", get(pages::jobs::list))
         .layer(axum::middleware::from_fn(csrf::layer))
         .with_state(UiState { serving, jobs })
@@ -125,6 +126,10 @@ pub(crate) struct UiError {
 impl UiError {
     pub(crate) fn bad_request(message: impl Into<String>) -> UiError {
         UiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> UiError {
+        UiError { status: StatusCode::NOT_FOUND, message: message.into() }
     }
 }
 

@@ -7,10 +7,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use std::time::Instant;
+
+use crate::conn::Arrived;
 use crate::error::InferError;
 use crate::state::AppState;
 
@@ -140,24 +143,38 @@ impl FromRequest<AppState> for LimitedBody {
 async fn infer(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    arrived: Option<Extension<Arrived>>,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Response {
-    run_infer(s, name, None, headers, body).await
+    run_infer(s, name, None, arrival(arrived), headers, body).await
+}
+
+/// When the request arrived (see [`Arrived`]).
+fn arrival(arrived: Option<Extension<Arrived>>) -> Instant {
+    arrived.map_or_else(Instant::now, |Extension(a)| a.0)
 }
 
 async fn infer_version(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
+    arrived: Option<Extension<Arrived>>,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Response {
-    run_infer(s, name, Some(version), headers, body).await
+    run_infer(s, name, Some(version), arrival(arrived), headers, body).await
 }
 
 /// JSON or binary is decided by `Inference-Header-Content-Length`, never by
 /// Content-Type.
-async fn run_infer(s: AppState, name: String, version: Option<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn run_infer(
+    s: AppState,
+    name: String,
+    version: Option<String>,
+    arrived: Instant,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body_len = body.len();
     let run = move || {
         let header_len = match header_str(&headers, HEADER_LENGTH) {
@@ -175,6 +192,7 @@ async fn run_infer(s: AppState, name: String, version: Option<String>, headers: 
             header_len,
             header_str(&headers, UNIT_HEADER),
             request_id(&headers),
+            arrived,
         )?;
         Ok(out)
     };
@@ -247,22 +265,26 @@ fn request_id(h: &HeaderMap) -> String {
 async fn recommend(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    arrived: Option<Extension<Arrived>>,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Json<Value>, InferError> {
     let req = parse(&body)?;
-    let out = s.serving.recommend(&name, req, header_str(&headers, UNIT_HEADER), request_id(&headers)).await?;
+    let (unit, id) = (header_str(&headers, UNIT_HEADER), request_id(&headers));
+    let out = s.serving.recommend(&name, req, unit, id, arrival(arrived)).await?;
     Ok(Json(out))
 }
 
 async fn similar(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    arrived: Option<Extension<Arrived>>,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Json<Value>, InferError> {
     let req = parse(&body)?;
-    let out = s.serving.similar(&name, req, header_str(&headers, UNIT_HEADER), request_id(&headers)).await?;
+    let (unit, id) = (header_str(&headers, UNIT_HEADER), request_id(&headers));
+    let out = s.serving.similar(&name, req, unit, id, arrival(arrived)).await?;
     Ok(Json(out))
 }
 

@@ -1,20 +1,23 @@
-//! Deployments: each variant's weight, model and loaded version, requests,
-//! errors and mean latency since the server started (the live serving
-//! state, as `GET /api/2.0/plinth/deployments/get` reports it), and, from
-//! the exposure log, the last hour per variant: requests per second and
-//! latency percentiles per minute as charts, exposure counts and p50/p95/p99,
-//! and errors per minute from the live counters.
+//! Deployments. The list (`/ui/deployments`) has a summary per deployment
+//! and links to its page (`/ui/deployments/{name}`): each variant's weight,
+//! model and loaded version, requests, errors and mean latency since the
+//! server started (the live serving state, as `GET
+//! /api/2.0/plinth/deployments/get` reports it), and, from the exposure log,
+//! the last hour per variant: requests per second, p95 latency and errors
+//! per minute as charts on one shared time axis (one colour per variant in
+//! every chart; a minute without requests is a gap in the latency line, not
+//! a line drawn across it), exposure counts and p50/p95/p99.
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use maud::{Markup, html};
 use plinth_core::ids::now_ms;
 use plinth_serving::Serving;
 use plinth_serving::exposure::{Exposure, ExposureQuery};
 use serde_json::Value;
 
-use crate::charts::{Series, lines};
+use crate::charts::{Series, lines_over};
 use crate::{PageResult, UiError, number, page, time};
 
 /// The window the charts cover, and the exposure records read for it.
@@ -50,46 +53,88 @@ impl Window {
         Window { variants }
     }
 
-    fn charts(&self, start: i64, status: &Value) -> Vec<Markup> {
-        let minutes = |bucket: &i64| (bucket * BUCKET_MS - start) as f64 / 60_000.0;
-        let rate: Vec<Series> = self
-            .variants
+    /// The variants in a fixed order, so each keeps its colour in every
+    /// chart: the deployment's variants, its shadow, then any that served in
+    /// the window but are no longer part of it.
+    fn names(&self, status: &Value) -> Vec<String> {
+        let mut names: Vec<String> = status["variants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["name"].as_str().map(str::to_string))
+            .collect();
+        if let Some(shadow) = status.get("shadow").and_then(|s| s["name"].as_str()) {
+            names.push(format!("{shadow} (shadow)"));
+        }
+        for seen in self.variants.keys() {
+            if !names.contains(seen) {
+                names.push(seen.clone());
+            }
+        }
+        names
+    }
+
+    fn charts(&self, start: i64, end: i64, status: &Value) -> Vec<Markup> {
+        let minutes = |bucket: i64| (bucket * BUCKET_MS - start) as f64 / 60_000.0;
+        let buckets: Vec<i64> = (start / BUCKET_MS..=end / BUCKET_MS).collect();
+        let axis = Some((minutes(buckets[0]), minutes(*buckets.last().unwrap_or(&buckets[0]))));
+        let names = self.names(status);
+        let empty = BTreeMap::new();
+        let of = |name: &str| self.variants.get(name).unwrap_or(&empty);
+        // A minute without requests had none: the rate is 0 there.
+        let rate: Vec<Series> = names
             .iter()
-            .map(|(v, buckets)| Series {
+            .map(|v| Series {
                 name: v.clone(),
-                points: buckets.iter().map(|(b, l)| (minutes(b), l.len() as f64 / 60.0)).collect(),
+                points: buckets
+                    .iter()
+                    .map(|&b| (minutes(b), of(v).get(&b).map_or(0.0, |l| l.len() as f64 / 60.0)))
+                    .collect(),
             })
             .collect();
-        let p95: Vec<Series> = self
-            .variants
+        // ... but no latency: a gap.
+        let p95: Vec<Series> = names
             .iter()
-            .map(|(v, buckets)| Series {
+            .map(|v| Series {
                 name: v.clone(),
-                points: buckets.iter().map(|(b, l)| (minutes(b), percentile(&sorted(l.clone()), 0.95))).collect(),
+                points: buckets
+                    .iter()
+                    .map(|&b| (minutes(b), of(v).get(&b).map_or(f64::NAN, |l| percentile(&sorted(l.clone()), 0.95))))
+                    .collect(),
             })
             .collect();
         // Errors per minute per variant, from the live counters (failed
         // requests are not in the exposure log); minutes without any are 0.
-        let slots =
-            status["variants"].as_array().into_iter().flatten().chain(status.get("shadow").filter(|s| !s.is_null()));
-        let errors: Vec<Series> = slots
-            .map(|v| {
-                let per_minute: BTreeMap<i64, f64> = v["errors_per_minute"]
+        let mut per_variant: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+        let variants = status["variants"].as_array().into_iter().flatten().map(|v| (v, false));
+        for (v, shadow) in variants.chain(status.get("shadow").filter(|s| !s.is_null()).map(|s| (s, true))) {
+            let name = v["name"].as_str().unwrap_or_default();
+            let name = if shadow { format!("{name} (shadow)") } else { name.to_string() };
+            per_variant.insert(
+                name,
+                v["errors_per_minute"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .filter_map(|p| Some((p[0].as_i64()? / BUCKET_MS, p[1].as_f64()?)))
-                    .collect();
-                let first = start / BUCKET_MS + 1;
-                let points =
-                    (first..first + 60).map(|b| (minutes(&b), per_minute.get(&b).copied().unwrap_or(0.0))).collect();
-                Series { name: v["name"].as_str().unwrap_or_default().to_string(), points }
+                    .collect(),
+            );
+        }
+        let errors: Vec<Series> = names
+            .iter()
+            .map(|v| Series {
+                name: v.clone(),
+                points: buckets
+                    .iter()
+                    .map(|&b| (minutes(b), per_variant.get(v).and_then(|m| m.get(&b)).copied().unwrap_or(0.0)))
+                    .collect(),
             })
             .collect();
+        let x = "minutes in the last hour";
         vec![
-            lines("Requests per second (per minute)", "minutes in the last hour", "requests/s", &rate),
-            lines("p95 latency (per minute)", "minutes in the last hour", "ms", &p95),
-            lines("Errors per minute", "minutes in the last hour", "errors", &errors),
+            lines_over("Requests per second (per minute)", x, "requests/s", &rate, axis),
+            lines_over("p95 latency, end to end (per minute)", x, "ms", &p95, axis),
+            lines_over("Errors per minute", x, "errors", &errors, axis),
         ]
     }
 
@@ -132,52 +177,107 @@ fn variant_row(v: &Value, role: &str) -> Markup {
     }
 }
 
+/// The exposure records of the last hour for `name`.
+async fn window(s: &Serving, name: &str, start: i64) -> Result<Window, UiError> {
+    let log = s.exposures().clone();
+    let name = name.to_string();
+    let query = ExposureQuery { since_ms: Some(start), limit: MAX_RECORDS, ..Default::default() };
+    let records = tokio::task::spawn_blocking(move || log.query(&name, &query))
+        .await
+        .map_err(|e| UiError::bad_request(e.to_string()))?
+        .map_err(|e| UiError::bad_request(format!("cannot read the exposure log: {e}")))?;
+    Ok(Window::of(&records))
+}
+
+/// Deployment names are URL-safe (letters, digits, `-`, `_`, `.`), so they go
+/// into links as they are.
 pub async fn list(State(s): State<Serving>) -> PageResult {
     let mut names = s.names();
     names.sort();
     let start = now_ms() - WINDOW_MS;
-    let mut deployments = Vec::new();
+    let mut rows = Vec::new();
     for name in names {
         let Some(live) = s.get(&name) else { continue };
-        let log = s.exposures().clone();
-        let query = ExposureQuery { since_ms: Some(start), limit: MAX_RECORDS, ..Default::default() };
-        let records = tokio::task::spawn_blocking(move || log.query(&name, &query))
-            .await
-            .map_err(|e| UiError::bad_request(e.to_string()))?
-            .map_err(|e| UiError::bad_request(format!("cannot read the exposure log: {e}")))?;
-        deployments.push((live.status(), Window::of(&records)));
+        rows.push((live.status(), window(&s, &name, start).await?));
     }
     Ok(page(
         "Deployments",
         html! {
             h1 { "Deployments" }
-            @if deployments.is_empty() {
+            @if rows.is_empty() {
                 p.muted { "No deployments. Create one with " code { "plinth deploy create" } "." }
-            }
-            @for (d, window) in &deployments {
-                div.card {
-                    h2 { (d["name"].as_str().unwrap_or_default()) " " span.badge { (d["state"].as_str().unwrap_or_default()) } }
-                    p.muted { "Updated " (time(d["updated_time"].as_i64().unwrap_or(0))) ". Totals since the server started:" }
-                    div.scroll {
-                        table {
-                            thead { tr {
-                                th { "Variant" } th.num { "Weight" } th { "Model" } th.num { "Version" }
-                                th.num { "Requests" } th.num { "Errors" } th.num { "Error rate" } th.num { "Mean latency" } th { "Loaded" }
-                            } }
-                            tbody {
-                                @for v in d["variants"].as_array().into_iter().flatten() { (variant_row(v, "variant")) }
-                                @if !d["shadow"].is_null() { (variant_row(&d["shadow"], "shadow")) }
+            } @else {
+                div.scroll {
+                    table {
+                        thead { tr {
+                            th { "Deployment" } th { "State" } th { "Variants" } th { "Shadow" }
+                            th.num { "Requests (last hour)" } th.num { "p95 ms (last hour)" }
+                            th.num { "Error rate (since start)" } th { "Updated" }
+                        } }
+                        tbody {
+                            @for (d, w) in &rows {
+                                @let name = d["name"].as_str().unwrap_or_default();
+                                @let variants: Vec<&Value> = d["variants"].as_array().into_iter().flatten().collect();
+                                @let all = sorted(w.variants.values().flat_map(|b| b.values().flatten().copied()).collect());
+                                @let requests: u64 = variants.iter().map(|v| v["requests"].as_u64().unwrap_or(0)).sum();
+                                @let errors: u64 = variants.iter().map(|v| v["errors"].as_u64().unwrap_or(0)).sum();
+                                tr {
+                                    td { a href=(format!("/ui/deployments/{name}")) { (name) } }
+                                    td { span.badge { (d["state"].as_str().unwrap_or_default()) } }
+                                    td {
+                                        @for (i, v) in variants.iter().enumerate() {
+                                            @if i > 0 { ", " }
+                                            (v["name"].as_str().unwrap_or_default()) " "
+                                            span.muted { "(" (v["model"].as_str().unwrap_or_default()) ", "
+                                                (v["weight"].as_u64().unwrap_or(0)) ")" }
+                                        }
+                                    }
+                                    td { @if let Some(sh) = d.get("shadow").and_then(|s| s["name"].as_str()) { (sh) } @else { "—" } }
+                                    td.num { (all.len()) }
+                                    td.num { @if all.is_empty() { "—" } @else { (number(percentile(&all, 0.95))) } }
+                                    td.num { (number(if requests > 0 { errors as f64 / requests as f64 * 100.0 } else { 0.0 })) "%" }
+                                    td { (time(d["updated_time"].as_i64().unwrap_or(0))) }
+                                }
                             }
                         }
                     }
-                    h2 { "Last hour (exposure log)" }
-                    @if window.variants.is_empty() {
-                        p.muted { "No requests in the last hour." }
-                    } @else {
-                        div.scroll { (window.table()) }
-                        div.grid { @for c in window.charts(start, d) { div { (c) } } }
+                }
+            }
+        },
+    ))
+}
+
+pub async fn detail(State(s): State<Serving>, Path(name): Path<String>) -> PageResult {
+    let live = s.get(&name).ok_or_else(|| UiError::not_found(format!("No deployment named '{name}'")))?;
+    let end = now_ms();
+    let start = end - WINDOW_MS;
+    let d = live.status();
+    let window = window(&s, &name, start).await?;
+    Ok(page(
+        &name,
+        html! {
+            p.muted { a href="/ui/deployments" { "Deployments" } " / " (name) }
+            h1 { (name) " " span.badge { (d["state"].as_str().unwrap_or_default()) } }
+            p.muted { "Updated " (time(d["updated_time"].as_i64().unwrap_or(0))) ". Totals since the server started:" }
+            div.scroll {
+                table {
+                    thead { tr {
+                        th { "Variant" } th.num { "Weight" } th { "Model" } th.num { "Version" }
+                        th.num { "Requests" } th.num { "Errors" } th.num { "Error rate" } th.num { "Mean latency" } th { "Loaded" }
+                    } }
+                    tbody {
+                        @for v in d["variants"].as_array().into_iter().flatten() { (variant_row(v, "variant")) }
+                        @if !d["shadow"].is_null() { (variant_row(&d["shadow"], "shadow")) }
                     }
                 }
+            }
+            h2 { "Last hour (exposure log)" }
+            @if window.variants.is_empty() {
+                p.muted { "No requests in the last hour." }
+            } @else {
+                div.scroll { (window.table()) }
+                p.muted { "Latency is end to end: from the request's arrival (its head read) to its answer, reading the body, queueing and ranking or inference included." }
+                div.grid { @for c in window.charts(start, end, &d) { div { (c) } } }
             }
         },
     ))
