@@ -708,9 +708,11 @@ async fn tabular_models_serve_the_same_predictions_as_in_process() {
         assert!((g - e).abs() < 1e-9, "served {got:?}, in-process {expected:?}");
     }
 
-    // The UI's deployments page: live totals and the last hour from the exposure log.
-    let page = srv.http.get(srv.url("/ui/deployments")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("scores") && page.contains("linear"), "both deployments listed");
+    // The UI's deployments list links to a page per deployment: live totals
+    // and the last hour from the exposure log.
+    let list = srv.http.get(srv.url("/ui/deployments")).send().await.unwrap().text().await.unwrap();
+    assert!(list.contains("href=\"/ui/deployments/scores\"") && list.contains("href=\"/ui/deployments/linear\""));
+    let page = srv.http.get(srv.url("/ui/deployments/scores")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Requests per second") && page.contains("<svg class=\"chart\""), "{page}");
     assert!(page.contains("p99 ms"), "latency percentiles per variant");
     assert!(page.contains("Errors per minute"), "errors over time");
