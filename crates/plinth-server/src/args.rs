@@ -190,6 +190,22 @@ impl Args {
         }
     }
 
+    /// [`Args::objects`], moving them out rather than copying (a log-batch
+    /// carries up to 1,000 metrics).
+    pub fn take_objects(&mut self, key: &str) -> Result<Vec<Args>, ApiError> {
+        match self.map.remove(key).filter(|v| !v.is_null()) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Object(o) => Ok(Args::from_map(o)),
+                    other => Err(type_error(key, &other)),
+                })
+                .collect(),
+            Some(other) => Err(type_error(key, &other)),
+        }
+    }
+
     pub fn object(&self, key: &str) -> Result<Option<Args>, ApiError> {
         match self.get(key) {
             None => Ok(None),
@@ -219,5 +235,31 @@ pub fn value_f64(v: &Value) -> Option<f64> {
             other => other.trim().parse().ok(),
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: Value) -> Args {
+        match v {
+            Value::Object(o) => Args::from_map(o),
+            _ => Args::from_map(Map::new()),
+        }
+    }
+
+    #[test]
+    fn take_objects_moves_what_objects_copies() {
+        let body = serde_json::json!({"metrics": [{"key": "a"}, {"key": "b"}], "none": null, "bad": [1], "str": "x"});
+        let keys = |v: Vec<Args>| v.iter().map(|a| a.req_str("key").unwrap_or_default()).collect::<Vec<_>>();
+        let mut a = args(body);
+        assert_eq!(keys(a.objects("metrics").unwrap()), keys(a.take_objects("metrics").unwrap()));
+        assert!(a.take_objects("metrics").unwrap().is_empty(), "taken");
+        assert!(a.take_objects("none").unwrap().is_empty());
+        for key in ["bad", "str"] {
+            let copied = a.objects(key).err().map(|e| e.message);
+            assert_eq!(copied, a.take_objects(key).err().map(|e| e.message), "{key}");
+        }
     }
 }

@@ -127,14 +127,14 @@ async fn delete_tag(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({})))
 }
 
-async fn log_batch(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn log_batch(State(s): State<AppState>, mut a: Args) -> ApiResult {
     if a.body_len > MAX_BATCH_LOG_REQUEST_SIZE {
         return Err(ApiError::invalid(format!(
             "Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, got a request of {} bytes",
             a.body_len
         )));
     }
-    let metrics = a.objects("metrics")?.iter().map(parse_metric).collect::<Result<Vec<Metric>, _>>()?;
+    let metrics = a.take_objects("metrics")?.iter().map(parse_metric).collect::<Result<Vec<Metric>, _>>()?;
     let params = parse_params(&a, "params")?;
     let tags = parse_tags(&a, "tags")?;
     s.platform.log_batch(&run_id(&a)?, metrics, params, tags).await?;
