@@ -94,3 +94,16 @@ def client(server):
     mlflow.set_tracking_uri(server.url)
     mlflow.set_registry_uri(server.url)
     return mlflow.MlflowClient(server.url, server.url)
+
+
+def deploy(server, ref, prefix="dep"):
+    """A one-variant deployment of model `ref` (`name/version` or `name@alias`); returns its name."""
+    import uuid
+
+    import requests
+
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    r = requests.post(f"{server.url}/api/2.0/plinth/deployments/create",
+                      json={"name": name, "variants": [{"name": "a", "model": ref}]}, timeout=60)
+    assert r.status_code == 200, r.text
+    return name

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import requests
 
-from conftest import PLINTH_BIN
+from conftest import PLINTH_BIN, deploy
 
 TOL = 1e-6
 
@@ -29,12 +29,6 @@ def plinth(server, *args):
     return out
 
 
-def deploy(server, ref):
-    name = f"py-{uuid.uuid4().hex[:6]}"
-    r = requests.post(f"{server.url}/api/2.0/plinth/deployments/create",
-                      json={"name": name, "variants": [{"name": "a", "model": ref}]}, timeout=60)
-    assert r.status_code == 200, r.text
-    return name
 
 
 def load(server, ref):
@@ -68,7 +62,7 @@ def test_recommender_pyfunc_matches_the_server(server, interactions, algo, extra
     plinth(server, "train", "recommender", "--data", str(interactions), "--algo", algo, "--weight-col", "plays",
            "--split", "none", "--register", model, "--alias", "champion", *extra)
     ref = f"{model}@champion"
-    name = deploy(server, ref)
+    name = deploy(server, ref, "py")
     users = [f"u{u}" for u in range(0, 150, 7)] + ["never-seen"]
     for exclude_seen in [True, False]:
         r = requests.post(f"{server.url}/v1/deployments/{name}/recommend",
@@ -106,7 +100,7 @@ def test_recommender_pyfunc_takes_plain_lists_and_integer_ids(server, tmp_path):
     got = pyfunc.predict([3, 4], params={"k": 3})
     assert list(got["user"]) == [3, 3, 3, 4, 4, 4]
     assert got["fallback"].isna().all()
-    name = deploy(server, f"{model}@prod")
+    name = deploy(server, f"{model}@prod", "py")
     r = requests.post(f"{server.url}/v1/deployments/{name}/recommend", json={"user": 3, "k": 3}, timeout=30)
     assert list(got[got.user == 3]["item"]) == [w["item"] for w in r.json()["items"]]
 
@@ -163,7 +157,7 @@ def test_tabular_pyfunc_matches_the_server(server, table, task, target, algo):
     plinth(server, "train", "tabular", "--data", str(path), "--target", target, "--task", task, "--algo", algo,
            "--drop", ",".join(others), "--rounds", "40", "--register", model, "--alias", "champion")
     ref = f"{model}@champion"
-    name = deploy(server, ref)
+    name = deploy(server, ref, "py")
     rows = frame.head(300).copy()
     rows.loc[rows.index[:5], "genre"] = "anime"  # unseen in training: missing, as the server treats it
     served = infer(server, name, rows)

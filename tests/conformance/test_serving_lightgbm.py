@@ -13,6 +13,8 @@ import requests
 import tritonclient.http as httpclient
 from sklearn.datasets import make_classification, make_regression
 
+from conftest import deploy
+
 N_FEATURES = 12
 
 
@@ -33,12 +35,6 @@ def register_booster(booster, name):
     return f"{name}/1"
 
 
-def deploy(server, ref):
-    name = f"lgb-{uuid.uuid4().hex[:6]}"
-    r = requests.post(f"{server.url}/api/2.0/plinth/deployments/create",
-                      json={"name": name, "variants": [{"name": "a", "model": ref}]}, timeout=60)
-    assert r.status_code == 200, r.text
-    return name
 
 
 def served(server, name, X, outputs):
@@ -60,7 +56,7 @@ def test_binary_booster_serves_lightgbm_probabilities(server):
     X, y = make_classification(n_samples=3000, n_features=N_FEATURES, random_state=3)
     X = with_gaps(X, 1)
     booster = train(X[:2500], y[:2500], objective="binary")
-    name = deploy(server, register_booster(booster, f"lgb-bin-{uuid.uuid4().hex[:6]}"))
+    name = deploy(server, register_booster(booster, f"lgb-bin-{uuid.uuid4().hex[:6]}"), "lgb")
     meta = requests.get(f"{server.url}/v2/models/{name}", timeout=30).json()
     assert meta["parameters"]["feature_order"] == booster.feature_name()
     assert meta["parameters"]["positive_class"] == meta["parameters"]["classes"][1]
@@ -83,7 +79,7 @@ def test_zero_as_missing_and_multiclass(server):
                                random_state=4)
     X = with_gaps(X, 2)
     booster = train(X[:2500], y[:2500], objective="multiclass", num_class=3, zero_as_missing=True)
-    name = deploy(server, register_booster(booster, f"lgb-multi-{uuid.uuid4().hex[:6]}"))
+    name = deploy(server, register_booster(booster, f"lgb-multi-{uuid.uuid4().hex[:6]}"), "lgb")
     probs, labels = served(server, name, X[2500:], ["probabilities", "label"])
     expected = booster.predict(X[2500:])
     np.testing.assert_allclose(probs, expected, rtol=1e-6, atol=1e-6)
@@ -94,7 +90,7 @@ def test_regression_booster_matches_to_1e6(server):
     X, y = make_regression(n_samples=3000, n_features=N_FEATURES, noise=5.0, random_state=5)
     X = with_gaps(X, 3)
     booster = train(X[:2500], y[:2500], objective="regression", num_leaves=31)
-    name = deploy(server, register_booster(booster, f"lgb-reg-{uuid.uuid4().hex[:6]}"))
+    name = deploy(server, register_booster(booster, f"lgb-reg-{uuid.uuid4().hex[:6]}"), "lgb")
     (p,) = served(server, name, X[2500:], ["prediction"])
     np.testing.assert_allclose(p.reshape(-1), booster.predict(X[2500:]), rtol=1e-6, atol=1e-6)
 
@@ -126,7 +122,7 @@ def test_plinth_import_of_a_model_file_serves_and_loads_in_mlflow(server, tmp_pa
     out = subprocess.run([plinth, "import", "lightgbm", str(path), "--register", name, "--tracking-uri", server.url,
                           "--json"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    deployment = deploy(server, f"{name}/1")
+    deployment = deploy(server, f"{name}/1", "lgb")
     (p,) = served(server, deployment, X[1500:], ["prediction"])
     np.testing.assert_allclose(p.reshape(-1), booster.predict(X[1500:]), rtol=1e-6, atol=1e-6)
     # MLflow's own client loads the imported version back as a booster.

@@ -51,6 +51,15 @@ impl Arrived {
     }
 }
 
+/// As a handler argument: [`Arrived::of`] the request.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Arrived {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Arrived(Arrived::of(&parts.extensions)))
+    }
+}
+
 /// Limits on connections, enforced by [`serve`].
 #[derive(Debug, Clone)]
 pub struct ConnLimits {

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -143,26 +143,21 @@ impl FromRequest<AppState> for LimitedBody {
 async fn infer(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    arrived: Option<Extension<Arrived>>,
+    Arrived(arrived): Arrived,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Response {
-    run_infer(s, name, None, arrival(arrived), headers, body).await
-}
-
-/// When the request arrived (see [`Arrived`]).
-fn arrival(arrived: Option<Extension<Arrived>>) -> Instant {
-    arrived.map_or_else(Instant::now, |Extension(a)| a.0)
+    run_infer(s, name, None, arrived, headers, body).await
 }
 
 async fn infer_version(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-    arrived: Option<Extension<Arrived>>,
+    Arrived(arrived): Arrived,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Response {
-    run_infer(s, name, Some(version), arrival(arrived), headers, body).await
+    run_infer(s, name, Some(version), arrived, headers, body).await
 }
 
 /// JSON or binary is decided by `Inference-Header-Content-Length`, never by
@@ -265,26 +260,26 @@ fn request_id(h: &HeaderMap) -> String {
 async fn recommend(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    arrived: Option<Extension<Arrived>>,
+    Arrived(arrived): Arrived,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Json<Value>, InferError> {
     let req = parse(&body)?;
     let (unit, id) = (header_str(&headers, UNIT_HEADER), request_id(&headers));
-    let out = s.serving.recommend(&name, req, unit, id, arrival(arrived)).await?;
+    let out = s.serving.recommend(&name, req, unit, id, arrived).await?;
     Ok(Json(out))
 }
 
 async fn similar(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    arrived: Option<Extension<Arrived>>,
+    Arrived(arrived): Arrived,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Json<Value>, InferError> {
     let req = parse(&body)?;
     let (unit, id) = (header_str(&headers, UNIT_HEADER), request_id(&headers));
-    let out = s.serving.similar(&name, req, unit, id, arrival(arrived)).await?;
+    let out = s.serving.similar(&name, req, unit, id, arrived).await?;
     Ok(Json(out))
 }
 

@@ -81,28 +81,20 @@ impl Window {
         let names = self.names(status);
         let empty = BTreeMap::new();
         let of = |name: &str| self.variants.get(name).unwrap_or(&empty);
-        // A minute without requests had none: the rate is 0 there.
-        let rate: Vec<Series> = names
-            .iter()
-            .map(|v| Series {
-                name: v.clone(),
-                points: buckets
-                    .iter()
-                    .map(|&b| (minutes(b), of(v).get(&b).map_or(0.0, |l| l.len() as f64 / 60.0)))
-                    .collect(),
-            })
-            .collect();
+        // One series per variant, a point per minute of the window.
+        let per_minute = |value: &dyn Fn(&str, i64) -> f64| -> Vec<Series> {
+            names
+                .iter()
+                .map(|v| Series {
+                    name: v.clone(),
+                    points: buckets.iter().map(|&b| (minutes(b), value(v, b))).collect(),
+                })
+                .collect()
+        };
+        // A minute without requests had none: the rate is 0 there ...
+        let rate = per_minute(&|v, b| of(v).get(&b).map_or(0.0, |l| l.len() as f64 / 60.0));
         // ... but no latency: a gap.
-        let p95: Vec<Series> = names
-            .iter()
-            .map(|v| Series {
-                name: v.clone(),
-                points: buckets
-                    .iter()
-                    .map(|&b| (minutes(b), of(v).get(&b).map_or(f64::NAN, |l| percentile(&sorted(l.clone()), 0.95))))
-                    .collect(),
-            })
-            .collect();
+        let p95 = per_minute(&|v, b| of(v).get(&b).map_or(f64::NAN, |l| percentile(&sorted(l.clone()), 0.95)));
         // Errors per minute per variant, from the live counters (failed
         // requests are not in the exposure log); minutes without any are 0.
         let mut per_variant: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
@@ -120,16 +112,7 @@ impl Window {
                     .collect(),
             );
         }
-        let errors: Vec<Series> = names
-            .iter()
-            .map(|v| Series {
-                name: v.clone(),
-                points: buckets
-                    .iter()
-                    .map(|&b| (minutes(b), per_variant.get(v).and_then(|m| m.get(&b)).copied().unwrap_or(0.0)))
-                    .collect(),
-            })
-            .collect();
+        let errors = per_minute(&|v, b| per_variant.get(v).and_then(|m| m.get(&b)).copied().unwrap_or(0.0));
         let x = "minutes in the last hour";
         vec![
             lines_over("Requests per second (per minute)", x, "requests/s", &rate, axis),
