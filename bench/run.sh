@@ -6,6 +6,7 @@
 #   bench/run.sh                      # full run (10,000 runs for search)
 #   BENCH_SECONDS=10 BENCH_RUNS=10000 bench/run.sh
 #   PLINTH_BIN=/path/to/plinth bench/run.sh   # measure that binary instead of this checkout's
+#   PLINTH_BEFORE_BIN=/path/to/old/plinth bench/run.sh   # before/after: that binary in MLflow's place
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
@@ -31,10 +32,15 @@ measure() { # name url args...
 }
 
 # Each server gets the machine to itself: start it, measure, stop it.
-for target in plinth mlflow; do
+# Before/after a change: the old binary takes MLflow's place, same load.
+PEER=mlflow
+[ -n "${PLINTH_BEFORE_BIN:-}" ] && PEER=before
+for target in plinth "$PEER"; do
   port=$(free_port); url="http://127.0.0.1:$port"
   if [ "$target" = plinth ]; then
     "$PLINTH" server --port "$port" --data-dir "$WORK/plinth" >"$WORK/plinth.log" 2>&1 &
+  elif [ "$target" = before ]; then
+    "$PLINTH_BEFORE_BIN" server --port "$port" --data-dir "$WORK/before" >"$WORK/before.log" 2>&1 &
   else
     "$VENV/bin/mlflow" server --backend-store-uri "sqlite:///$WORK/mlflow.db" --artifacts-destination "$WORK/mlflow-artifacts" \
       --host 127.0.0.1 --port "$port" >"$WORK/mlflow.log" 2>&1 &
@@ -45,23 +51,23 @@ for target in plinth mlflow; do
   echo "== $target: log-metric, 16 clients, ${SECONDS_PER_TEST}s" >&2
   measure "$target" "$url" log-metric --concurrency 16 --seconds "$SECONDS_PER_TEST"
   echo "== $target: log-batch of 1000 metrics" >&2
-  measure "$target" "$url" log-batch --size 1000 --requests 10
+  measure "$target" "$url" log-batch --size 1000 --requests "${BENCH_BATCHES:-50}"
   echo "== $target: seeding $RUNS runs" >&2
   seed=$(timeout 3600 "$LOADGEN" --url "$url" seed --runs "$RUNS" --concurrency 16)
   echo "$seed" | tee -a "$WORK/$target.jsonl" >&2
   exp=$(echo "$seed" | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
   echo "== $target: search-runs over $RUNS runs (metric filter, metric order)" >&2
-  measure "$target" "$url" search --experiment-id "$exp" --repeat 10
+  measure "$target" "$url" search --experiment-id "$exp" --repeat "${BENCH_SEARCHES:-30}"
   pkill -TERM -P "$pid" 2>/dev/null || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 done
 
-python3 - "$WORK/plinth.jsonl" "$WORK/mlflow.jsonl" "$RUNS" <<'PY'
+python3 - "$WORK/plinth.jsonl" "$WORK/$PEER.jsonl" "$RUNS" "$PEER" <<'PY'
 import json, sys
 def load(p):
     return {d["bench"]: d for d in map(json.loads, open(p))}
-p, m, runs = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3]
+p, m, runs, peer = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3], sys.argv[4]
 rows = [
     ("log-metric req/s, 16 clients", p["log_metric"]["rps"], m["log_metric"]["rps"], True),
     ("log-metric p99 ms, 16 clients", p["log_metric"]["p99_ms"], m["log_metric"]["p99_ms"], False),
@@ -69,9 +75,9 @@ rows = [
     (f"seed {runs} runs (create+log-batch), s", p["seed"]["seconds"], m["seed"]["seconds"], False),
     (f"search-runs over {runs} runs, p50 ms", p["search_runs"]["p50_ms"], m["search_runs"]["p50_ms"], False),
 ]
-print(f"{'measure':44} {'plinth':>12} {'mlflow':>12} {'plinth advantage':>18}")
+print(f"{'measure':44} {'plinth':>12} {peer:>12} {'plinth advantage':>18}")
 for name, pv, mv, higher_better in rows:
     ratio = pv / mv if higher_better else mv / pv
     print(f"{name:44} {pv:12.2f} {mv:12.2f} {ratio:17.1f}x")
-print(f"errors: plinth {p['log_metric']['errors']}, mlflow {m['log_metric']['errors']}; search returned plinth {p['search_runs']['returned']}, mlflow {m['search_runs']['returned']}")
+print(f"errors: plinth {p['log_metric']['errors']}, {peer} {m['log_metric']['errors']}; search returned plinth {p['search_runs']['returned']}, {peer} {m['search_runs']['returned']}")
 PY
