@@ -22,6 +22,8 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
         if *version <= current {
             continue;
         }
+        // Some rewrite a table (0004 copies every metric): say so before, not only after.
+        tracing::info!(version, "applying schema migration (a large database may take a while)");
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.execute(
