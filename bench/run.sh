@@ -7,6 +7,8 @@
 #   BENCH_SECONDS=10 BENCH_RUNS=10000 bench/run.sh
 #   PLINTH_BIN=/path/to/plinth bench/run.sh   # measure that binary instead of this checkout's
 #   PLINTH_BEFORE_BIN=/path/to/old/plinth bench/run.sh   # before/after: that binary in MLflow's place
+#   PLINTH_BEFORE_BIN=$PLINTH PLINTH_BEFORE_ARGS="--fsync-commits true" bench/run.sh
+#                                     # one binary, two settings (PLINTH_ARGS: the first server's extra flags)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${PLINTH_CACHE:-$HOME/.cache/plinth}"
@@ -38,9 +40,11 @@ PEER=mlflow
 for target in plinth "$PEER"; do
   port=$(free_port); url="http://127.0.0.1:$port"
   if [ "$target" = plinth ]; then
-    "$PLINTH" server --port "$port" --data-dir "$WORK/plinth" >"$WORK/plinth.log" 2>&1 &
+    # shellcheck disable=SC2086 # extra flags split on spaces on purpose
+    "$PLINTH" server --port "$port" --data-dir "$WORK/plinth" ${PLINTH_ARGS:-} >"$WORK/plinth.log" 2>&1 &
   elif [ "$target" = before ]; then
-    "$PLINTH_BEFORE_BIN" server --port "$port" --data-dir "$WORK/before" >"$WORK/before.log" 2>&1 &
+    # shellcheck disable=SC2086
+    "$PLINTH_BEFORE_BIN" server --port "$port" --data-dir "$WORK/before" ${PLINTH_BEFORE_ARGS:-} >"$WORK/before.log" 2>&1 &
   else
     "$VENV/bin/mlflow" server --backend-store-uri "sqlite:///$WORK/mlflow.db" --artifacts-destination "$WORK/mlflow-artifacts" \
       --host 127.0.0.1 --port "$port" >"$WORK/mlflow.log" 2>&1 &

@@ -33,6 +33,17 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    pub fn kind(&self) -> plinth_core::ErrorKind {
+        use plinth_core::ErrorKind as K;
+        match self {
+            Error::InvalidPath(_) | Error::Upload(_) => K::InvalidParameter,
+            Error::NotFound(_) => K::NotFound,
+            Error::Storage(_) => K::Internal,
+        }
+    }
+}
+
 impl From<object_store::Error> for Error {
     fn from(e: object_store::Error) -> Self {
         match e {

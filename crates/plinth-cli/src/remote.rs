@@ -34,11 +34,12 @@ impl RemoteTracker {
             return Ok(v);
         }
         let msg = v["message"].as_str().unwrap_or("request failed").to_string();
-        Err(match v["error_code"].as_str() {
-            Some("RESOURCE_DOES_NOT_EXIST") => plinth_core::Error::NotFound(msg).into(),
-            Some("RESOURCE_ALREADY_EXISTS") => plinth_core::Error::AlreadyExists(msg).into(),
-            Some("INVALID_PARAMETER_VALUE") | Some("BAD_REQUEST") => plinth_core::Error::InvalidParameter(msg).into(),
-            _ => Error::Internal(format!("{url}: {status}: {msg}")),
+        // The server's code back to its kind (the one table in plinth-core).
+        let kind = v["error_code"].as_str().and_then(plinth_core::ErrorKind::from_code);
+        Err(match kind.and_then(|k| plinth_core::Error::of_kind(k, msg.clone())) {
+            Some(domain) => domain.into(),
+            None if kind == Some(plinth_core::ErrorKind::Cancelled) => Error::Cancelled,
+            None => Error::Internal(format!("{url}: {status}: {msg}")),
         })
     }
 }

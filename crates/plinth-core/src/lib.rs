@@ -15,4 +15,4 @@ pub mod search;
 pub mod sources;
 pub mod validation;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};

@@ -14,6 +14,16 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    pub fn kind(&self) -> plinth_core::ErrorKind {
+        match self {
+            Error::Domain(d) => d.kind(),
+            Error::Internal(_) => plinth_core::ErrorKind::Internal,
+            Error::Cancelled => plinth_core::ErrorKind::Cancelled,
+        }
+    }
+}
+
 impl From<plinth_store::Error> for Error {
     fn from(e: plinth_store::Error) -> Self {
         match e {

@@ -212,13 +212,14 @@ impl JobRunner {
             }
             Err(e) => {
                 job.status = JobStatus::Failed;
-                job.error = Some(match &e {
-                    Error::Cancelled => "cancelled".into(),
-                    Error::Domain(d) => d.to_string(),
-                    Error::Internal(cause) => {
-                        tracing::error!(%job_id, %cause, "job failed");
+                // The job's one mapping from an error's kind to its message:
+                // the caller's mistakes verbatim, our failures to the log.
+                job.error = Some(match e.kind() {
+                    plinth_core::ErrorKind::Internal => {
+                        tracing::error!(%job_id, cause = %e, "job failed");
                         "internal error; see the server log".into()
                     }
+                    _ => e.to_string(),
                 });
             }
         }

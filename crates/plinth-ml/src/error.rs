@@ -17,6 +17,19 @@ pub enum Error {
     Cancelled,
 }
 
+impl Error {
+    /// Bad data, parameters and unreadable input files are the caller's; a
+    /// model file we cannot write or read back is ours.
+    pub fn kind(&self) -> plinth_core::ErrorKind {
+        use plinth_core::ErrorKind as K;
+        match self {
+            Error::Data(_) | Error::Param(_) | Error::Io(_) => K::InvalidParameter,
+            Error::Model(_) => K::Internal,
+            Error::Cancelled => K::Cancelled,
+        }
+    }
+}
+
 /// What a training loop's progress callback answers: `()` or
 /// `ControlFlow::Continue(())` to go on, `ControlFlow::Break(())` to stop
 /// (the training then returns [`Error::Cancelled`]).

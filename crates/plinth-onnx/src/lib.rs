@@ -181,12 +181,13 @@ impl OnnxModel {
             .map(|s| {
                 let shape: Vec<usize> = s.shape.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).collect();
                 let n = shape.iter().product();
-                let values = match s.datatype {
-                    DataType::Bool => Values::Bool(vec![false; n]),
-                    DataType::F32 => Values::F32(vec![0.0; n]),
-                    DataType::F64 => Values::F64(vec![0.0; n]),
-                    DataType::Bytes => Values::Bytes(vec![Vec::new(); n]),
-                    _ => Values::Int(vec![0; n]),
+                let values = match s.datatype.empty_values(n) {
+                    Values::Bool(_) => Values::Bool(vec![false; n]),
+                    Values::F32(_) => Values::F32(vec![0.0; n]),
+                    Values::F64(_) => Values::F64(vec![0.0; n]),
+                    Values::Bytes(_) => Values::Bytes(vec![Vec::new(); n]),
+                    Values::UInt(_) => Values::UInt(vec![0; n]),
+                    Values::Int(_) => Values::Int(vec![0; n]),
                 };
                 Array { name: s.name.clone(), datatype: s.datatype, shape, values }
             })

@@ -220,7 +220,7 @@ fn integer_inputs_are_range_checked() {
         vec![tensor("out", T::Float, &[None])],
     ))
     .unwrap();
-    let ids = |v: Vec<i128>| Array {
+    let ids = |v: Vec<i64>| Array {
         name: "ids".into(),
         datatype: DataType::I32,
         shape: vec![v.len()],

@@ -79,16 +79,87 @@ impl DataType {
         }
     }
 
+    /// The datatype the Open Inference Protocol names `name`, if Plinth
+    /// serves it (FP16 and BF16 are not).
+    pub fn from_oip(name: &str) -> Option<DataType> {
+        Some(match name {
+            "BOOL" => DataType::Bool,
+            "UINT8" => DataType::U8,
+            "UINT16" => DataType::U16,
+            "UINT32" => DataType::U32,
+            "UINT64" => DataType::U64,
+            "INT8" => DataType::I8,
+            "INT16" => DataType::I16,
+            "INT32" => DataType::I32,
+            "INT64" => DataType::I64,
+            "FP32" => DataType::F32,
+            "FP64" => DataType::F64,
+            "BYTES" => DataType::Bytes,
+            _ => return None,
+        })
+    }
+
+    /// Bytes per element; `None` for BYTES (variable length).
+    pub fn size(self) -> Option<usize> {
+        match self {
+            DataType::Bool | DataType::U8 | DataType::I8 => Some(1),
+            DataType::U16 | DataType::I16 => Some(2),
+            DataType::U32 | DataType::I32 | DataType::F32 => Some(4),
+            DataType::U64 | DataType::I64 | DataType::F64 => Some(8),
+            DataType::Bytes => None,
+        }
+    }
+
+    /// The values of this datatype that `v` (a signed or unsigned integer)
+    /// may take: `None` for non-integer datatypes.
+    pub fn integer_range(self) -> Option<(i128, i128)> {
+        Some(match self {
+            DataType::U8 => (0, u8::MAX.into()),
+            DataType::U16 => (0, u16::MAX.into()),
+            DataType::U32 => (0, u32::MAX.into()),
+            DataType::U64 => (0, u64::MAX.into()),
+            DataType::I8 => (i8::MIN.into(), i8::MAX.into()),
+            DataType::I16 => (i16::MIN.into(), i16::MAX.into()),
+            DataType::I32 => (i32::MIN.into(), i32::MAX.into()),
+            DataType::I64 => (i64::MIN.into(), i64::MAX.into()),
+            DataType::Bool | DataType::F32 | DataType::F64 | DataType::Bytes => return None,
+        })
+    }
+
     pub fn is_integer(self) -> bool {
-        !matches!(self, DataType::Bool | DataType::F32 | DataType::F64 | DataType::Bytes)
+        self.integer_range().is_some()
+    }
+
+    pub fn is_unsigned(self) -> bool {
+        matches!(self, DataType::U8 | DataType::U16 | DataType::U32 | DataType::U64)
+    }
+
+    /// The empty values of this datatype, to fill.
+    pub fn empty_values(self, capacity: usize) -> Values {
+        match self {
+            DataType::Bool => Values::Bool(Vec::with_capacity(capacity)),
+            DataType::F32 => Values::F32(Vec::with_capacity(capacity)),
+            DataType::F64 => Values::F64(Vec::with_capacity(capacity)),
+            DataType::Bytes => Values::Bytes(Vec::with_capacity(capacity)),
+            d if d.is_unsigned() => Values::UInt(Vec::with_capacity(capacity)),
+            _ => Values::Int(Vec::with_capacity(capacity)),
+        }
     }
 }
 
-/// Elements, row-major. Integers of every width travel widened.
+impl std::fmt::Display for DataType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.oip())
+    }
+}
+
+/// Elements, row-major. Signed integers of every width travel as `i64`,
+/// unsigned ones as `u64`; the array's [`DataType`] says which width.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
     Bool(Vec<bool>),
-    Int(Vec<i128>),
+    Int(Vec<i64>),
+    UInt(Vec<u64>),
     F32(Vec<f32>),
     F64(Vec<f64>),
     Bytes(Vec<Vec<u8>>),
@@ -99,6 +170,7 @@ impl Values {
         match self {
             Values::Bool(v) => v.len(),
             Values::Int(v) => v.len(),
+            Values::UInt(v) => v.len(),
             Values::F32(v) => v.len(),
             Values::F64(v) => v.len(),
             Values::Bytes(v) => v.len(),
@@ -119,9 +191,10 @@ pub struct Array {
     pub values: Values,
 }
 
-fn ints<T>(name: &str, dt: DataType, v: &[i128]) -> Result<Vec<T>>
+fn ints<T, W>(name: &str, dt: DataType, v: &[W]) -> Result<Vec<T>>
 where
-    T: TryFrom<i128>,
+    T: TryFrom<W>,
+    W: Copy + std::fmt::Display,
 {
     v.iter()
         .map(|&x| T::try_from(x).map_err(|_| Error::Input(format!("input '{name}': {x} does not fit {}", dt.oip()))))
@@ -151,14 +224,14 @@ impl Array {
             (Values::Bool(v), DataType::Bool) => shaped(shape, v.clone()),
             (Values::F32(v), DataType::F32) => shaped(shape, v.clone()),
             (Values::F64(v), DataType::F64) => shaped(shape, v.clone()),
-            (Values::Int(v), DataType::U8) => shaped(shape, ints::<u8>(name, dt, v)?),
-            (Values::Int(v), DataType::U16) => shaped(shape, ints::<u16>(name, dt, v)?),
-            (Values::Int(v), DataType::U32) => shaped(shape, ints::<u32>(name, dt, v)?),
-            (Values::Int(v), DataType::U64) => shaped(shape, ints::<u64>(name, dt, v)?),
-            (Values::Int(v), DataType::I8) => shaped(shape, ints::<i8>(name, dt, v)?),
-            (Values::Int(v), DataType::I16) => shaped(shape, ints::<i16>(name, dt, v)?),
-            (Values::Int(v), DataType::I32) => shaped(shape, ints::<i32>(name, dt, v)?),
-            (Values::Int(v), DataType::I64) => shaped(shape, ints::<i64>(name, dt, v)?),
+            (Values::UInt(v), DataType::U8) => shaped(shape, ints::<u8, _>(name, dt, v)?),
+            (Values::UInt(v), DataType::U16) => shaped(shape, ints::<u16, _>(name, dt, v)?),
+            (Values::UInt(v), DataType::U32) => shaped(shape, ints::<u32, _>(name, dt, v)?),
+            (Values::UInt(v), DataType::U64) => shaped(shape, v.clone()),
+            (Values::Int(v), DataType::I8) => shaped(shape, ints::<i8, _>(name, dt, v)?),
+            (Values::Int(v), DataType::I16) => shaped(shape, ints::<i16, _>(name, dt, v)?),
+            (Values::Int(v), DataType::I32) => shaped(shape, ints::<i32, _>(name, dt, v)?),
+            (Values::Int(v), DataType::I64) => shaped(shape, v.clone()),
             (Values::Bytes(v), DataType::Bytes) => {
                 let strings = v
                     .iter()
@@ -181,17 +254,20 @@ impl Array {
         let run = |e: TractError| Error::Run(format!("output '{name}': {e}"));
         let t = if t.datum_type() == DatumType::TDim { t.cast_to::<i64>().map_err(run)? } else { Cow::Borrowed(t) };
         let view = t.try_as_plain_ram().map_err(run)?;
-        fn widen<T: Copy + Into<i128> + Datum>(v: &PlainView<'_>) -> TractResult<Values> {
+        fn widen<T: Copy + Into<i64> + Datum>(v: &PlainView<'_>) -> TractResult<Values> {
             Ok(Values::Int(v.as_slice::<T>()?.iter().map(|&x| x.into()).collect()))
+        }
+        fn widen_unsigned<T: Copy + Into<u64> + Datum>(v: &PlainView<'_>) -> TractResult<Values> {
+            Ok(Values::UInt(v.as_slice::<T>()?.iter().map(|&x| x.into()).collect()))
         }
         let values = match dt {
             DataType::Bool => Values::Bool(view.as_slice::<bool>().map_err(run)?.to_vec()),
             DataType::F32 => Values::F32(view.as_slice::<f32>().map_err(run)?.to_vec()),
             DataType::F64 => Values::F64(view.as_slice::<f64>().map_err(run)?.to_vec()),
-            DataType::U8 => widen::<u8>(&view).map_err(run)?,
-            DataType::U16 => widen::<u16>(&view).map_err(run)?,
-            DataType::U32 => widen::<u32>(&view).map_err(run)?,
-            DataType::U64 => widen::<u64>(&view).map_err(run)?,
+            DataType::U8 => widen_unsigned::<u8>(&view).map_err(run)?,
+            DataType::U16 => widen_unsigned::<u16>(&view).map_err(run)?,
+            DataType::U32 => widen_unsigned::<u32>(&view).map_err(run)?,
+            DataType::U64 => widen_unsigned::<u64>(&view).map_err(run)?,
             DataType::I8 => widen::<i8>(&view).map_err(run)?,
             DataType::I16 => widen::<i16>(&view).map_err(run)?,
             DataType::I32 => widen::<i32>(&view).map_err(run)?,

@@ -258,8 +258,8 @@ mod tests {
         assert!(a.take_objects("metrics").unwrap().is_empty(), "taken");
         assert!(a.take_objects("none").unwrap().is_empty());
         for key in ["bad", "str"] {
-            let copied = a.objects(key).err().map(|e| e.message);
-            assert_eq!(copied, a.take_objects(key).err().map(|e| e.message), "{key}");
+            let copied = a.objects(key).err().map(|e| e.message().to_string());
+            assert_eq!(copied, a.take_objects(key).err().map(|e| e.message().to_string()), "{key}");
         }
     }
 }

@@ -18,17 +18,18 @@
 //!
 //! The UI's own forms carry CSRF tokens as well (`plinth-ui`'s `csrf.rs`).
 
-use axum::Json;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::FutureExt;
 use futures::future::{Either, Map};
-use serde_json::json;
+use plinth_core::ErrorKind;
+
+use crate::error::Failure;
 
 /// Longest request target accepted (path and query).
 pub const MAX_URI_BYTES: usize = 16 << 10;
@@ -58,13 +59,11 @@ impl Surface {
     }
 
     /// An error in this surface's shape.
-    pub fn error(self, status: StatusCode, code: &'static str, message: String) -> Response {
+    pub fn error(self, failure: Failure) -> Response {
         match self {
-            Surface::Api => (status, Json(json!({"error_code": code, "message": message}))).into_response(),
-            Surface::Inference => (status, Json(json!({"error": message}))).into_response(),
-            Surface::Page => {
-                (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
-            }
+            Surface::Api => failure.mlflow(),
+            Surface::Inference => failure.oip(),
+            Surface::Page => failure.text(),
         }
     }
 }
@@ -138,27 +137,24 @@ fn is_json(content_type: &str) -> bool {
     content_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json")
 }
 
-/// Why a request is refused: status, MLflow error code, message.
-type Refusal = (StatusCode, &'static str, String);
-
-fn check(allowed: &Allowed, req: &Request) -> Result<(), Refusal> {
+fn check(allowed: &Allowed, req: &Request) -> Result<(), Failure> {
     let path = req.uri().path();
     let is_api = Surface::of(path) == Surface::Api;
     let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if uri_len > MAX_URI_BYTES {
-        return Err((
-            StatusCode::URI_TOO_LONG,
-            "REQUEST_LIMIT_EXCEEDED",
+        return Err(Failure::new(
+            ErrorKind::TooLarge,
             format!("The request URI is {uri_len} bytes; the limit is {MAX_URI_BYTES}"),
-        ));
+        )
+        .with_status(StatusCode::URI_TOO_LONG));
     }
     let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return Err((
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "REQUEST_LIMIT_EXCEEDED",
+        return Err(Failure::new(
+            ErrorKind::TooLarge,
             format!("The request headers are {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"),
-        ));
+        )
+        .with_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
     }
     // HTTP/2 carries the host as the URI's authority.
     let host = header_str(req.headers(), header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str()));
@@ -168,10 +164,9 @@ fn check(allowed: &Allowed, req: &Request) -> Result<(), Refusal> {
         && !allowed.host(h)
     {
         tracing::warn!(host = h, "refused a request with a Host that is not allowed");
-        return Err((
-            StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-            "Invalid Host header - possible DNS rebinding attack detected; add the name to allowed_hosts".into(),
+        return Err(Failure::new(
+            ErrorKind::PermissionDenied,
+            "Invalid Host header - possible DNS rebinding attack detected; add the name to allowed_hosts",
         ));
     }
     let changes_state = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
@@ -185,27 +180,21 @@ fn check(allowed: &Allowed, req: &Request) -> Result<(), Refusal> {
     };
     if foreign {
         tracing::warn!(origin = origin.unwrap_or("-"), path, "refused a cross-origin state-changing request");
-        return Err((
-            StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-            "Cross-origin request blocked: state-changing requests must come from this server's own origin".into(),
+        return Err(Failure::new(
+            ErrorKind::PermissionDenied,
+            "Cross-origin request blocked: state-changing requests must come from this server's own origin",
         ));
     }
     // MLflow's `_validate_content_type`, with its messages.
     if is_api && *req.method() == Method::POST {
         match header_str(req.headers(), header::CONTENT_TYPE) {
             None => {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_PARAMETER_VALUE",
-                    "Bad Request. Content-Type header is missing.".into(),
-                ));
+                return Err(Failure::new(ErrorKind::InvalidParameter, "Bad Request. Content-Type header is missing."));
             }
             Some(ct) if !is_json(ct) => {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_PARAMETER_VALUE",
-                    "Bad Request. Content-Type must be one of ['application/json'].".into(),
+                return Err(Failure::new(
+                    ErrorKind::InvalidParameter,
+                    "Bad Request. Content-Type must be one of ['application/json'].",
                 ));
             }
             Some(_) => {}
@@ -266,8 +255,8 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         let surface = Surface::of(req.uri().path());
         let page = surface == Surface::Page;
-        if let Err((status, code, message)) = check(&self.allowed, &req) {
-            return Either::Left(ready(Ok(with_headers(surface.error(status, code, message), page))));
+        if let Err(failure) = check(&self.allowed, &req) {
+            return Either::Left(ready(Ok(with_headers(surface.error(failure), page))));
         }
         let finish: fn(Answer) -> Answer = if page { page_headers } else { api_headers };
         Either::Right(self.inner.call(req).map(finish))

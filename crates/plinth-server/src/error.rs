@@ -1,141 +1,198 @@
-//! The one place errors become HTTP: MLflow's `{"error_code", "message"}`.
+//! The one place errors become wire formats. Every layer's error says its
+//! kind (`plinth_core::ErrorKind`); here each becomes a [`Failure`] (kind,
+//! client-facing message, HTTP status), an internal cause is logged once
+//! and replaced by a generic message, and each surface has exactly one
+//! mapping: [`Failure::mlflow`] (`{"error_code", "message"}`),
+//! [`Failure::oip`] (`{"error"}`), [`Failure::grpc`] (a gRPC status) and
+//! [`Failure::text`] (plain text).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use plinth_core::Error as DomainError;
+use plinth_core::ErrorKind;
 use serde_json::json;
 
 /// An error on its way to a client.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct Failure {
+    pub kind: ErrorKind,
+    /// The kind's status, unless an HTTP-level refusal names a more precise
+    /// one of the same class (405, 414, 431).
     pub status: StatusCode,
-    pub code: &'static str,
     pub message: String,
 }
 
-pub type ApiResult<T = Json<serde_json::Value>> = Result<T, ApiError>;
+const INTERNAL_MESSAGE: &str = "Internal error; see the server log";
 
-impl ApiError {
-    pub fn invalid(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, code: "INVALID_PARAMETER_VALUE", message: message.into() }
+impl Failure {
+    /// A failure of `kind`. An internal one's cause goes to the log (here,
+    /// once) and the client gets a generic message.
+    pub fn new(kind: ErrorKind, message: impl std::fmt::Display) -> Failure {
+        let status = StatusCode::from_u16(kind.http().0).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = match kind {
+            ErrorKind::Internal => {
+                tracing::error!(cause = %message, "internal error");
+                INTERNAL_MESSAGE.to_string()
+            }
+            _ => message.to_string(),
+        };
+        Failure { kind, status, message }
     }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, code: "BAD_REQUEST", message: message.into() }
+
+    /// The same failure with a more precise status of the same class.
+    pub fn with_status(self, status: StatusCode) -> Failure {
+        debug_assert_eq!(status.as_u16() / 100, self.status.as_u16() / 100, "a status of the kind's class");
+        Failure { status, ..self }
     }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::NOT_FOUND, code: "RESOURCE_DOES_NOT_EXIST", message: message.into() }
+
+    pub fn too_large(limit: usize) -> Failure {
+        Failure::new(ErrorKind::TooLarge, format!("Request body exceeds the limit of {limit} bytes"))
     }
-    pub fn too_large(limit: usize) -> Self {
-        ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "REQUEST_LIMIT_EXCEEDED",
-            message: format!("Request body exceeds the limit of {limit} bytes"),
-        }
+
+    /// MLflow's JSON: `{"error_code", "message"}`.
+    pub fn mlflow(self) -> Response {
+        (self.status, Json(json!({"error_code": self.kind.http().1, "message": self.message}))).into_response()
     }
-    pub fn endpoint_not_found(path: &str) -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "ENDPOINT_NOT_FOUND",
-            message: format!("No API endpoint at {path}"),
+
+    /// The Open Inference Protocol's JSON: `{"error"}`.
+    pub fn oip(self) -> Response {
+        (self.status, Json(json!({"error": self.message}))).into_response()
+    }
+
+    /// Plain text, for pages and everything else.
+    pub fn text(self) -> Response {
+        (self.status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", self.message))
+            .into_response()
+    }
+
+    /// A gRPC status.
+    pub fn grpc(self) -> tonic::Status {
+        use tonic::Status;
+        let m = self.message;
+        match self.kind {
+            ErrorKind::InvalidParameter | ErrorKind::Malformed => Status::invalid_argument(m),
+            ErrorKind::NotFound | ErrorKind::NoSuchEndpoint => Status::not_found(m),
+            ErrorKind::AlreadyExists => Status::already_exists(m),
+            ErrorKind::InvalidState => Status::failed_precondition(m),
+            ErrorKind::TooLarge => Status::resource_exhausted(m),
+            ErrorKind::PermissionDenied => Status::permission_denied(m),
+            ErrorKind::Overloaded => Status::unavailable(m),
+            ErrorKind::NotImplemented => Status::unimplemented(m),
+            ErrorKind::Cancelled => Status::aborted(m),
+            ErrorKind::Internal => Status::internal(m),
         }
     }
 }
+
+/// Every layer's error as a failure: its kind, its message.
+macro_rules! failure_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Failure {
+            fn from(e: $t) -> Failure {
+                Failure::new(e.kind(), e)
+            }
+        }
+    )*};
+}
+failure_from!(plinth_core::Error, plinth_engine::Error, plinth_serving::Error);
 
 impl From<plinth_engine::Error> for ApiError {
     fn from(e: plinth_engine::Error) -> Self {
-        match e {
-            plinth_engine::Error::Domain(d) => d.into(),
-            plinth_engine::Error::Cancelled => ApiError {
-                status: StatusCode::CONFLICT,
-                code: "ABORTED",
-                message: "The operation was cancelled".into(),
-            },
-            plinth_engine::Error::Internal(cause) => {
-                // Our failure: the cause goes to the log, the client gets a generic message.
-                tracing::error!(%cause, "internal error");
-                ApiError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    code: "INTERNAL_ERROR",
-                    message: "Internal error; see the server log".into(),
-                }
-            }
-        }
+        ApiError(e.into())
     }
 }
 
-impl From<DomainError> for ApiError {
-    fn from(e: DomainError) -> Self {
-        match e {
-            DomainError::InvalidParameter(m) => ApiError::invalid(m),
-            DomainError::NotFound(m) => ApiError::not_found(m),
-            DomainError::AlreadyExists(m) => {
-                ApiError { status: StatusCode::BAD_REQUEST, code: "RESOURCE_ALREADY_EXISTS", message: m }
-            }
-            DomainError::InvalidState(m) => {
-                ApiError { status: StatusCode::BAD_REQUEST, code: "INVALID_STATE", message: m }
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({"error_code": self.code, "message": self.message}))).into_response()
+impl From<plinth_core::Error> for ApiError {
+    fn from(e: plinth_core::Error) -> Self {
+        ApiError(e.into())
     }
 }
 
 impl From<plinth_serving::Error> for ApiError {
     fn from(e: plinth_serving::Error) -> Self {
-        use plinth_serving::Error as S;
-        match e {
-            S::NotFound(m) => ApiError::not_found(m),
-            S::Invalid(m) => ApiError::invalid(m),
-            S::AlreadyExists(m) => {
-                ApiError { status: StatusCode::BAD_REQUEST, code: "RESOURCE_ALREADY_EXISTS", message: m }
-            }
-            S::Internal(m) => plinth_engine::Error::Internal(m).into(),
-        }
-    }
-}
-
-/// Errors of the inference endpoints (`/v1/...`, `/v2/...`), in the Open
-/// Inference Protocol's shape: `{"error": "..."}`.
-#[derive(Debug)]
-pub struct InferError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl InferError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        InferError { status: StatusCode::BAD_REQUEST, message: message.into() }
-    }
-    pub fn too_large(limit: usize) -> Self {
-        InferError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("Request body exceeds the limit of {limit} bytes"),
-        }
-    }
-}
-
-impl IntoResponse for InferError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.message}))).into_response()
+        ApiError(e.into())
     }
 }
 
 impl From<plinth_serving::Error> for InferError {
     fn from(e: plinth_serving::Error) -> Self {
-        use plinth_serving::Error as S;
-        let (status, message) = match e {
-            S::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            S::Invalid(m) | S::AlreadyExists(m) => (StatusCode::BAD_REQUEST, m),
-            S::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal error; see the server log".to_string())
+        InferError(e.into())
+    }
+}
+
+/// An error of the MLflow and Plinth JSON APIs.
+#[derive(Debug)]
+pub struct ApiError(pub Failure);
+
+pub type ApiResult<T = Json<serde_json::Value>> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError(Failure::new(ErrorKind::InvalidParameter, message.into()))
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError(Failure::new(ErrorKind::Malformed, message.into()))
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError(Failure::new(ErrorKind::NotFound, message.into()))
+    }
+    pub fn too_large(limit: usize) -> Self {
+        ApiError(Failure::too_large(limit))
+    }
+    pub fn endpoint_not_found(path: &str) -> Self {
+        ApiError(Failure::new(ErrorKind::NoSuchEndpoint, format!("No API endpoint at {path}")))
+    }
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.mlflow()
+    }
+}
+
+/// An error of the inference endpoints (`/v1/...`, `/v2/...`).
+#[derive(Debug)]
+pub struct InferError(pub Failure);
+
+impl InferError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        InferError(Failure::new(ErrorKind::InvalidParameter, message.into()))
+    }
+    pub fn too_large(limit: usize) -> Self {
+        InferError(Failure::too_large(limit))
+    }
+}
+
+impl IntoResponse for InferError {
+    fn into_response(self) -> Response {
+        self.0.oip()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_kind_is_shown_in_the_wrong_class() {
+        for kind in ErrorKind::ALL {
+            let f = Failure::new(kind, "x");
+            let grpc = Failure::new(kind, "x").grpc().code();
+            match kind {
+                ErrorKind::Internal => {
+                    assert!(f.status.is_server_error());
+                    assert_eq!(f.message, INTERNAL_MESSAGE, "causes stay in the log");
+                    assert_eq!(grpc, tonic::Code::Internal);
+                }
+                ErrorKind::Overloaded | ErrorKind::NotImplemented => assert!(f.status.is_server_error()),
+                _ => {
+                    assert!(f.status.is_client_error(), "{kind:?}");
+                    assert_ne!(grpc, tonic::Code::Internal, "{kind:?}");
+                }
             }
-        };
-        InferError { status, message }
+        }
     }
 }

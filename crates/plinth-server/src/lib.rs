@@ -6,8 +6,8 @@ mod args;
 mod conn;
 mod edge;
 mod error;
-mod grpc;
 mod metrics;
+mod oip;
 mod routes;
 mod state;
 mod wire;
@@ -33,7 +33,7 @@ pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: Server
     let state = AppState::new(state::Shared { platform, jobs, serving, config, inference_permits });
     // gRPC (HTTP/2) and REST share the port; gRPC paths are `/<service>/<method>`.
     routes::router(state.clone())
-        .route_service("/inference.GRPCInferenceService/{method}", grpc::service(state))
+        .route_service("/inference.GRPCInferenceService/{method}", oip::grpc::service(state))
         .merge(ui)
         // Extractors that buffer (forms, bytes) stop reading at the limit;
         // uploads and MLflow arguments apply their own limits while streaming.

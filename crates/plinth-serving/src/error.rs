@@ -1,30 +1,41 @@
-//! Serving errors; the server maps them to HTTP once.
+//! Serving errors, each with its kind; the server maps kinds to each wire
+//! format once.
+
+use plinth_core::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// From the platform (store, registry, artifacts), kind kept.
+    #[error(transparent)]
+    Engine(#[from] plinth_engine::Error),
     #[error("{0}")]
     NotFound(String),
+    /// A request or model that cannot be served (the caller's).
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
     AlreadyExists(String),
-    /// Ours (storage, a model file that cannot be read). For logs.
+    /// Ours (a model file that cannot be read, a worker gone). For logs.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<plinth_engine::Error> for Error {
-    fn from(e: plinth_engine::Error) -> Self {
-        use plinth_core::Error as D;
-        match e {
-            plinth_engine::Error::Domain(D::NotFound(m)) => Error::NotFound(m),
-            plinth_engine::Error::Domain(D::AlreadyExists(m)) => Error::AlreadyExists(m),
-            plinth_engine::Error::Domain(d) => Error::Invalid(d.to_string()),
-            plinth_engine::Error::Internal(m) => Error::Internal(m),
-            // Serving never cancels engine work; if it happens, it is ours.
-            plinth_engine::Error::Cancelled => Error::Internal("engine work was cancelled".into()),
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Engine(e) => e.kind(),
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Invalid(_) => ErrorKind::InvalidParameter,
+            Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            Error::Internal(_) => ErrorKind::Internal,
         }
+    }
+}
+
+impl From<plinth_core::Error> for Error {
+    fn from(e: plinth_core::Error) -> Self {
+        Error::Engine(e.into())
     }
 }

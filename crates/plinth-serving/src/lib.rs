@@ -1,13 +1,17 @@
 //! Serving: deployments live in memory with their models loaded, answer
-//! recommendation requests through the variant a unit is assigned to,
-//! mirror requests to a shadow variant, log exposures, and follow registry
-//! aliases (a moved alias loads the new version in the background and swaps
-//! it in atomically; requests in flight finish on the old one).
+//! every request (recommend, similar, OIP infer) through one flow
+//! ([`answer`]: the variant a unit is assigned to runs it, the outcome is
+//! counted and logged, the shadow variant gets a mirror), and follow
+//! registry aliases (a moved alias loads the new version in the background
+//! and swaps it in atomically; requests in flight finish on the old one).
+//! Requests come in decoded and answers go out typed; the wire formats are
+//! the server's.
 //!
 //! State of record is the metadata store (deployments) and the registry
 //! (versions, aliases); this crate only holds what it loaded, and a reload
 //! loop reconciles it with the store, so replicas converge on their own.
 
+pub mod answer;
 mod batcher;
 mod error;
 pub mod exposure;
@@ -15,6 +19,7 @@ mod loaded;
 mod oip;
 mod onnx;
 mod recommend;
+mod status;
 mod tabular;
 pub mod tensor;
 
@@ -24,15 +29,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+pub use answer::{Endpoint, RequestContext};
 pub use error::{Error, Result};
 pub use exposure::{Exposure, ExposureLog, ExposureQuery};
 pub use loaded::{Kind, LoadedModel};
-pub use oip::InferOutcome;
 use plinth_core::deployments::{Deployment, ModelTarget, Variant, bucket};
 use plinth_core::ids::now_ms;
 use plinth_engine::Platform;
-pub use recommend::{RecommendRequest, Recommendation, ScoredItem, SimilarRequest};
-use serde_json::{Value, json};
+pub use recommend::{
+    MAX_BATCH, MAX_K, RecommendQuery, Recommendation, Recommendations, ScoredItem, SimilarQuery, Subjects,
+};
+pub use status::{DeploymentState, DeploymentStatus, LiveStats, VariantStatus};
 
 #[derive(Debug, Clone)]
 pub struct ServingConfig {
@@ -56,8 +63,13 @@ pub struct VariantStats {
 impl VariantStats {
     /// Counts a failed request (errors are rare: a lock is fine).
     pub fn error(&self) {
+        self.error_at(now_ms());
+    }
+
+    /// [`VariantStats::error`] at a given time (ms since the epoch).
+    pub fn error_at(&self, now_ms: i64) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let minute = now_ms() / 60_000;
+        let minute = now_ms / 60_000;
         let mut m = self.error_minutes.lock().unwrap_or_else(|e| e.into_inner());
         match m.back_mut() {
             Some((at, n)) if *at == minute => *n += 1,
@@ -70,7 +82,12 @@ impl VariantStats {
 
     /// `[minute start (ms), errors]` for the minutes of the last hour that had any.
     pub fn errors_per_minute(&self) -> Vec<(i64, u64)> {
-        let since = now_ms() / 60_000 - 60;
+        self.errors_per_minute_at(now_ms())
+    }
+
+    /// [`VariantStats::errors_per_minute`] as seen at a given time.
+    pub fn errors_per_minute_at(&self, now_ms: i64) -> Vec<(i64, u64)> {
+        let since = now_ms / 60_000 - 60;
         let m = self.error_minutes.lock().unwrap_or_else(|e| e.into_inner());
         m.iter().filter(|(at, _)| *at > since).map(|(at, n)| (at * 60_000, *n)).collect()
     }
@@ -106,34 +123,6 @@ impl Live {
         let b = bucket(&self.spec.salt, unit) as usize;
         let i = self.table.get(b).copied().unwrap_or(0) as usize;
         &self.variants[i.min(self.variants.len() - 1)]
-    }
-
-    pub fn status(&self) -> Value {
-        let slot = |s: &Slot| {
-            let m = s.model();
-            let n = s.stats.requests.load(Ordering::Relaxed);
-            json!({
-                "name": s.variant.name,
-                "model": s.variant.model.to_string(),
-                "weight": s.variant.weight,
-                "model_version": m.version,
-                "loaded_time": m.loaded_time,
-                "requests": n,
-                "errors": s.stats.errors.load(Ordering::Relaxed),
-                "fallbacks": s.stats.fallbacks.load(Ordering::Relaxed),
-                "mean_latency_us": s.stats.latency_us_total.load(Ordering::Relaxed).checked_div(n).unwrap_or(0),
-                "errors_per_minute": s.stats.errors_per_minute(),
-            })
-        };
-        json!({
-            "name": self.spec.name,
-            "salt": self.spec.salt,
-            "created_time": self.spec.created_time,
-            "updated_time": self.spec.updated_time,
-            "variants": self.variants.iter().map(slot).collect::<Vec<_>>(),
-            "shadow": self.shadow.as_ref().map(slot),
-            "state": "READY",
-        })
     }
 }
 
@@ -179,7 +168,7 @@ impl Serving {
         &self.inner.platform
     }
 
-    fn batcher(&self) -> &batcher::Batcher {
+    pub(crate) fn batcher(&self) -> &batcher::Batcher {
         &self.inner.batcher
     }
 
@@ -215,7 +204,7 @@ impl Serving {
             let reuse = previous.and_then(|p| {
                 p.variants.iter().chain(&p.shadow).find(|s| s.variant.model == v.model).map(|s| s.model())
             });
-            let current = self.inner.platform.resolve_model(&v.model).await.map_err(Error::from)?;
+            let current = self.inner.platform.resolve_model(&v.model).await?;
             let model = match reuse {
                 Some(m) if m.version == current.version => m,
                 _ => Arc::new(self.load(&spec.name, v, &current).await?),
@@ -254,7 +243,7 @@ impl Serving {
 
     /// Creates a deployment: every model must load before it is stored.
     pub async fn create(&self, spec: Deployment) -> Result<Deployment> {
-        spec.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+        spec.validate()?;
         if self.get(&spec.name).is_some() {
             return Err(Error::AlreadyExists(format!("Deployment '{}' already exists", spec.name)));
         }
@@ -266,7 +255,7 @@ impl Serving {
 
     /// Replaces variants and shadow; models load before the swap.
     pub async fn update(&self, spec: Deployment) -> Result<Deployment> {
-        spec.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+        spec.validate()?;
         let previous = self.get(&spec.name);
         self.inner.platform.get_deployment(&spec.name).await?;
         let probe = self.build(spec.clone(), previous.as_deref()).await?;
@@ -345,14 +334,17 @@ mod stats_tests {
 
     #[test]
     fn errors_are_counted_per_minute() {
+        let minute = 29_000_000 * 60_000; // a fixed clock: no minute boundary to race
         let stats = VariantStats::default();
-        assert!(stats.errors_per_minute().is_empty());
-        stats.error();
-        stats.error();
-        let series = stats.errors_per_minute();
-        assert_eq!(series.len(), 1);
-        assert_eq!(series[0].1, 2);
-        assert_eq!(series[0].0 % 60_000, 0, "minute starts");
-        assert_eq!(stats.errors.load(Ordering::Relaxed), 2);
+        assert!(stats.errors_per_minute_at(minute).is_empty());
+        stats.error_at(minute + 1_000);
+        stats.error_at(minute + 59_999);
+        stats.error_at(minute + 60_000);
+        assert_eq!(stats.errors_per_minute_at(minute + 60_001), vec![(minute, 2), (minute + 60_000, 1)]);
+        assert_eq!(stats.errors.load(Ordering::Relaxed), 3);
+        // An hour later the first minute has left the window.
+        assert_eq!(stats.errors_per_minute_at(minute + 60 * 60_000 + 1), vec![(minute + 60_000, 1)]);
+        stats.error_at(minute + 61 * 60_000);
+        assert_eq!(stats.errors_per_minute_at(minute + 61 * 60_000), vec![(minute + 61 * 60_000, 1)]);
     }
 }

@@ -15,6 +15,9 @@ use crate::{Error, Result};
 const META_FILE: &str = "plinth_model.json";
 const RECOMMENDER_FLAVOR: &str = "plinth-recommender";
 const TABULAR_FLAVOR: &str = "plinth-tabular";
+/// What the Open Inference Protocol's metadata calls each Plinth kind.
+pub(crate) const RECOMMENDER_PLATFORM: &str = RECOMMENDER_FLAVOR;
+pub(crate) const TABULAR_PLATFORM: &str = TABULAR_FLAVOR;
 
 /// Recommendations precomputed per user at load: the default request (no
 /// item filters, seen items excluded, `k` up to [`TOP_N`]) is answered from
@@ -81,11 +84,7 @@ pub struct LoadedModel {
 impl LoadedModel {
     /// What the Open Inference Protocol's metadata calls the platform.
     pub fn platform(&self) -> &'static str {
-        match self.kind {
-            Kind::Recommender(_) => RECOMMENDER_FLAVOR,
-            Kind::Onnx(_) => "onnx",
-            Kind::Tabular(_) => TABULAR_FLAVOR,
-        }
+        self.kind.describe().platform()
     }
 
     /// The recommender, for the recommendation endpoints.
@@ -155,12 +154,17 @@ struct MlModel {
 /// flavor (`mlflow.onnx.log_model`) carry an `MLmodel` naming the file.
 pub async fn load(platform: &Platform, version: &ModelVersion) -> Result<LoadedModel> {
     let what = format!("model '{}' version {}", version.name, version.version);
-    let kind = match platform.read_model_file(version, META_FILE).await.map_err(Error::from) {
+    let kind = match platform.read_model_file(version, META_FILE).await {
         Ok(meta) => load_plinth(platform, version, &what, &meta).await?,
-        Err(Error::Invalid(_) | Error::NotFound(_)) => load_mlflow(platform, version, &what).await?,
-        Err(e) => return Err(e),
+        Err(e) if is_missing(&e) => load_mlflow(platform, version, &what).await?,
+        Err(e) => return Err(e.into()),
     };
     Ok(LoadedModel { name: version.name.clone(), version: version.version, loaded_time: now_ms(), kind })
+}
+
+/// A model file that is not there (or whose path cannot be there).
+fn is_missing(e: &plinth_engine::Error) -> bool {
+    matches!(e.kind(), plinth_core::ErrorKind::NotFound | plinth_core::ErrorKind::InvalidParameter)
 }
 
 async fn load_plinth(platform: &Platform, version: &ModelVersion, what: &str, meta: &[u8]) -> Result<Kind> {
@@ -196,11 +200,14 @@ async fn load_plinth(platform: &Platform, version: &ModelVersion, what: &str, me
 }
 
 async fn load_mlflow(platform: &Platform, version: &ModelVersion, what: &str) -> Result<Kind> {
-    let descriptor = platform.read_model_file(version, "MLmodel").await.map_err(|e| match Error::from(e) {
-        Error::Invalid(_) | Error::NotFound(_) => Error::Invalid(format!(
-            "{what} cannot be served: it has neither {META_FILE} (a model trained by Plinth) nor an MLmodel file"
-        )),
-        other => other,
+    let descriptor = platform.read_model_file(version, "MLmodel").await.map_err(|e| {
+        if is_missing(&e) {
+            Error::Invalid(format!(
+                "{what} cannot be served: it has neither {META_FILE} (a model trained by Plinth) nor an MLmodel file"
+            ))
+        } else {
+            e.into()
+        }
     })?;
     let descriptor: MlModel =
         serde_yaml_ng::from_slice(&descriptor).map_err(|e| Error::Invalid(format!("{what}: bad MLmodel: {e}")))?;

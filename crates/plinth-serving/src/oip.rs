@@ -1,71 +1,91 @@
 //! A deployment as an Open Inference Protocol model: the model name is the
-//! deployment's. ONNX deployments take and give their model's tensors (see
-//! [`crate::onnx`]). A recommender takes `user` (BYTES or integer ids, shape
-//! `[n]` or `[n, 1]`), optionally `k` (integer, `[1]`) and `exclude_seen`
-//! (BOOL, `[1]`), and answers `items` (BYTES `[n, k]`), `scores` (FP32
-//! `[n, k]`), and per row the `variant` (BYTES `[n]`) and `model_version`
-//! (INT64 `[n]`) that answered. Rows shorter than `k` (a catalogue too small
-//! after exclusions) are padded with `""` and a score of 0.
+//! deployment's. Each model kind says what it takes and gives
+//! ([`InferKind`]): ONNX deployments take and give their model's tensors
+//! ([`crate::onnx`]), tabular ones a column per feature ([`crate::tabular`]).
+//! A recommender takes `user` (BYTES or integer ids, shape `[n]` or
+//! `[n, 1]`), optionally `k` (integer, `[1]`) and `exclude_seen` (BOOL,
+//! `[1]`), and answers `items` (BYTES `[n, k]`), `scores` (FP32 `[n, k]`),
+//! and per row the `variant` (BYTES `[n]`) and `model_version` (INT64 `[n]`)
+//! that answered. Rows shorter than `k` (a catalogue too small after
+//! exclusions) are padded with `""` and a score of 0.
 
-use std::time::Instant;
+use serde_json::Map;
 
-use serde_json::{Map, Value, json};
+use crate::answer::{Answered, Endpoint, RequestContext, Task};
+use crate::loaded::{Kind, Recommender};
+use crate::recommend::{MAX_K, RankTask};
+use crate::tensor::{
+    Array, DataType, InferRequest, InferResponse, ModelMetadata, Parameter, Parameters, Signature, TensorMetadata,
+    Values,
+};
+use crate::{Error, Live, Result, Serving};
 
-use crate::loaded::Kind;
-use crate::recommend::{MAX_K, RecommendRequest, Recommendation, rank_user};
-use crate::tensor::{Data, EncodedResponse, InferRequest, Tensor, decode_request, encode_response};
-use crate::{Error, Live, Result, Serving, Slot};
+/// What a model kind takes and gives, for metadata.
+pub(crate) trait Describe {
+    /// What the OIP metadata calls the platform.
+    fn platform(&self) -> &'static str;
+    fn signature(&self) -> Signature;
+}
 
-const INPUTS: &[&str] = &["user", "k", "exclude_seen"];
+/// A model kind served over the Open Inference Protocol: a new kind is one
+/// `impl` of this (and of [`Task`] for what it runs) plus its arm in
+/// [`Serving::infer`].
+pub(crate) trait InferKind: Describe + Send + Sync + 'static {
+    type Task: Task;
 
-/// What an inference produced, before it is encoded for the wire.
-pub struct InferOutcome {
-    pub outputs: Vec<Tensor>,
-    /// The version that answered (several, comma-separated, for a batch
-    /// split over variants).
-    pub model_version: String,
-    pub parameters: Map<String, Value>,
+    /// The request decoded for this kind, split into the units it is
+    /// assigned by (`ctx.request_id` is the OIP `id`, else the edge's).
+    fn decode(&self, req: InferRequest, ctx: &RequestContext) -> Result<Self::Task>;
+
+    /// The parts' outputs as the response's tensors and parameters.
+    fn respond(answers: Vec<Answered<<Self::Task as Task>::Output>>) -> Result<(Vec<Array>, Parameters)>;
+}
+
+impl Kind {
+    pub(crate) fn describe(&self) -> &dyn Describe {
+        match self {
+            Kind::Recommender(r) => r,
+            Kind::Onnx(m) => &**m,
+            Kind::Tabular(m) => &**m,
+        }
+    }
+}
+
+/// The assignment unit of a request answered whole: the caller's, else the
+/// request id.
+pub(crate) fn whole_unit(ctx: &RequestContext) -> Vec<String> {
+    vec![ctx.unit.clone().unwrap_or_else(|| ctx.request_id.clone())]
+}
+
+/// A whole request's answer: its outputs, and the variant as a parameter.
+pub(crate) fn respond_whole(answers: Vec<Answered<(Vec<Array>, Parameters)>>) -> Result<(Vec<Array>, Parameters)> {
+    let a = answers.into_iter().next().ok_or_else(|| Error::Internal("a whole request had no answer".into()))?;
+    let (outputs, mut parameters) = a.output;
+    parameters.insert("variant".into(), Parameter::Str(a.variant));
+    Ok((outputs, parameters))
 }
 
 impl Serving {
-    /// The slot that serves `version` (a loaded version of one variant).
-    fn slot_for_version<'a>(&self, live: &'a Live, version: &str) -> Result<&'a Slot> {
+    /// The index of the variant that serves `version` (a loaded version).
+    fn slot_for_version(&self, live: &Live, version: &str) -> Result<usize> {
         let v: i64 = version.parse().map_err(|_| Error::Invalid(format!("Invalid model version '{version}'")))?;
         live.variants
             .iter()
-            .find(|s| s.model().version == v)
+            .position(|s| s.model().version == v)
             .ok_or_else(|| Error::NotFound(format!("Version {v} of model '{}' is not being served", live.spec.name)))
     }
 
     /// `GET /v2/models/{name}[/versions/{v}]`.
-    pub fn model_metadata(&self, name: &str, version: Option<&str>) -> Result<Value> {
+    pub fn model_metadata(&self, name: &str, version: Option<&str>) -> Result<ModelMetadata> {
         let live = self.live(name)?;
         if let Some(v) = version {
             self.slot_for_version(&live, v)?;
         }
         let mut versions: Vec<String> = live.variants.iter().map(|s| s.model().version.to_string()).collect();
         versions.dedup();
-        match &live.variants[0].model().kind {
-            Kind::Onnx(m) => return Ok(crate::onnx::metadata(name, versions, m)),
-            Kind::Tabular(m) => return Ok(crate::tabular::metadata(name, versions, m)),
-            Kind::Recommender(_) => {}
-        }
-        Ok(json!({
-            "name": name,
-            "versions": versions,
-            "platform": "plinth-recommender",
-            "inputs": [
-                {"name": "user", "datatype": "BYTES", "shape": [-1]},
-                {"name": "k", "datatype": "INT32", "shape": [1]},
-                {"name": "exclude_seen", "datatype": "BOOL", "shape": [1]},
-            ],
-            "outputs": [
-                {"name": "items", "datatype": "BYTES", "shape": [-1, -1]},
-                {"name": "scores", "datatype": "FP32", "shape": [-1, -1]},
-                {"name": "variant", "datatype": "BYTES", "shape": [-1]},
-                {"name": "model_version", "datatype": "INT64", "shape": [-1]},
-            ],
-        }))
+        let model = live.variants[0].model();
+        let kind = model.kind.describe();
+        Ok(ModelMetadata { name: name.to_string(), versions, platform: kind.platform(), signature: kind.signature() })
     }
 
     /// `GET /v2/models/{name}[/versions/{v}]/ready`.
@@ -77,88 +97,112 @@ impl Serving {
         Ok(())
     }
 
-    /// `POST /v2/models/{name}[/versions/{v}]/infer` over REST: the body as
-    /// sent, and `Inference-Header-Content-Length` if present.
-    #[allow(clippy::too_many_arguments)]
-    pub fn infer(
+    /// `POST /v2/models/{name}[/versions/{v}]/infer`, from either codec. A
+    /// version pins the variant serving it; the OIP `id`, when given, is the
+    /// request id the exposure log records.
+    pub async fn infer(
         &self,
         name: &str,
         version: Option<&str>,
-        body: &[u8],
-        header_len: Option<usize>,
-        unit: Option<String>,
-        request_id: String,
-        arrived: Instant,
-    ) -> Result<EncodedResponse> {
-        let live = self.live(name)?;
-        if let Some(v) = version {
-            self.slot_for_version(&live, v)?;
-        }
-        let req = decode_request(body, header_len)?;
-        let out = self.infer_tensors(name, version, &req, unit, request_id, arrived)?;
-        encode_response(name, &out.model_version, req.id.as_deref(), out.outputs, &req, out.parameters)
-    }
-
-    /// Inference on decoded tensors (REST and gRPC both end here).
-    pub fn infer_tensors(
-        &self,
-        name: &str,
-        version: Option<&str>,
-        req: &InferRequest,
-        unit: Option<String>,
-        request_id: String,
-        arrived: Instant,
-    ) -> Result<InferOutcome> {
+        req: InferRequest,
+        ctx: RequestContext,
+    ) -> Result<InferResponse> {
         let live = self.live(name)?;
         let pinned = version.map(|v| self.slot_for_version(&live, v)).transpose()?;
-        match live.variants[0].model().kind {
-            Kind::Onnx(_) => return self.infer_onnx(&live, pinned, req, unit, request_id, arrived),
-            Kind::Tabular(_) => return self.infer_tabular(&live, pinned, req, unit, request_id, arrived),
-            Kind::Recommender(_) => {}
+        let ctx = RequestContext { request_id: req.id.clone().unwrap_or(ctx.request_id), ..ctx };
+        let model = live.variants[pinned.unwrap_or(0)].model();
+        match &model.kind {
+            Kind::Recommender(r) => self.infer_as(r, &live, pinned, req, &ctx).await,
+            Kind::Onnx(m) => self.infer_as(&**m, &live, pinned, req, &ctx).await,
+            Kind::Tabular(m) => self.infer_as(&**m, &live, pinned, req, &ctx).await,
         }
+    }
+
+    async fn infer_as<K: InferKind>(
+        &self,
+        kind: &K,
+        live: &std::sync::Arc<Live>,
+        pinned: Option<usize>,
+        req: InferRequest,
+        ctx: &RequestContext,
+    ) -> Result<InferResponse> {
+        let id = req.id.clone();
+        let task = kind.decode(req, ctx)?;
+        let answers = self.answer(live, pinned, task, Endpoint::Infer, ctx).await?;
+        let mut versions: Vec<i64> = answers.iter().map(|a| a.model_version).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let (outputs, parameters) = K::respond(answers)?;
+        Ok(InferResponse {
+            model_name: live.spec.name.clone(),
+            model_version: versions.iter().map(i64::to_string).collect::<Vec<_>>().join(","),
+            id,
+            outputs,
+            parameters,
+        })
+    }
+}
+
+const INPUTS: &[&str] = &["user", "k", "exclude_seen"];
+
+impl Describe for Recommender {
+    fn platform(&self) -> &'static str {
+        crate::loaded::RECOMMENDER_PLATFORM
+    }
+
+    fn signature(&self) -> Signature {
+        Signature {
+            inputs: vec![
+                TensorMetadata::new("user", DataType::Bytes, vec![-1]),
+                TensorMetadata::new("k", DataType::I32, vec![1]),
+                TensorMetadata::new("exclude_seen", DataType::Bool, vec![1]),
+            ],
+            outputs: vec![
+                TensorMetadata::new("items", DataType::Bytes, vec![-1, -1]),
+                TensorMetadata::new("scores", DataType::F32, vec![-1, -1]),
+                TensorMetadata::new("variant", DataType::Bytes, vec![-1]),
+                TensorMetadata::new("model_version", DataType::I64, vec![-1]),
+            ],
+            parameters: Map::new(),
+        }
+    }
+}
+
+impl InferKind for Recommender {
+    type Task = RankTask;
+
+    fn decode(&self, req: InferRequest, ctx: &RequestContext) -> Result<RankTask> {
         if let Some(t) = req.inputs.iter().find(|t| !INPUTS.contains(&t.name.as_str())) {
-            return Err(Error::Invalid(format!(
-                "unknown input '{}': model '{name}' takes user, k, exclude_seen",
-                t.name
-            )));
+            return Err(Error::Invalid(format!("unknown input '{}': the model takes user, k, exclude_seen", t.name)));
         }
         let users = users(req.input("user").ok_or_else(|| Error::Invalid("missing input 'user'".into()))?)?;
-        let k = match req.input("k").map(|t| &t.data) {
+        let in_range = |k: u64| (1..=MAX_K as u64).contains(&k);
+        let k = match req.input("k").map(|t| &t.values) {
             None => 10,
-            Some(Data::Int(v)) if v.len() == 1 && (1..=MAX_K as i128).contains(&v[0]) => v[0] as usize,
+            Some(Values::Int(v)) if v.len() == 1 && u64::try_from(v[0]).is_ok_and(in_range) => v[0] as usize,
+            Some(Values::UInt(v)) if v.len() == 1 && in_range(v[0]) => v[0] as usize,
             Some(_) => return Err(Error::Invalid(format!("input 'k' must be one integer in 1..={MAX_K}"))),
         };
-        let exclude_seen = match req.input("exclude_seen").map(|t| &t.data) {
+        let exclude_seen = match req.input("exclude_seen").map(|t| &t.values) {
             None => true,
-            Some(Data::Bool(v)) if v.len() == 1 => v[0],
+            Some(Values::Bool(v)) if v.len() == 1 => v[0],
             Some(_) => return Err(Error::Invalid("input 'exclude_seen' must be one BOOL".into())),
         };
-        let rec_req = RecommendRequest {
-            user: None,
-            users: None,
-            k: Some(k),
-            exclude_seen: Some(exclude_seen),
-            include_items: None,
-            exclude_items: None,
+        let units = match (&ctx.unit, users.as_slice()) {
+            (Some(unit), [_]) => vec![unit.clone()],
+            _ => users.clone(),
         };
-        let id = req.id.clone().unwrap_or(request_id);
-        let served = self.served(&live, "infer", &id);
-        let (mut items, mut scores, mut variants, mut versions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut width = 0;
-        let mut rows = Vec::with_capacity(users.len());
-        for user in &users {
-            let started = arrived;
-            let unit = if users.len() == 1 { unit.clone().unwrap_or_else(|| user.clone()) } else { user.clone() };
-            let slot = pinned.unwrap_or_else(|| live.assign(&unit));
-            let rec = rank_user(slot, user, k, &rec_req);
-            served.account(slot, &unit, rec.as_ref().ok().map(Recommendation::answer), started, false);
-            let rec = rec?;
-            width = width.max(rec.items.len());
-            rows.push(rec);
-        }
-        for rec in &rows {
+        Ok(RankTask { users, units, k, exclude_seen, include: None, exclude: None })
+    }
+
+    fn respond(answers: Vec<Answered<crate::recommend::Ranked>>) -> Result<(Vec<Array>, Parameters)> {
+        let n = answers.len();
+        let width = answers.iter().map(|a| a.output.items.len()).max().unwrap_or(0);
+        let (mut items, mut scores) = (Vec::with_capacity(n * width), Vec::with_capacity(n * width));
+        let (mut variants, mut versions) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for a in &answers {
             for j in 0..width {
-                match rec.items.get(j) {
+                match a.output.items.get(j) {
                     Some(it) => {
                         items.push(it.item.as_bytes().to_vec());
                         scores.push(it.score);
@@ -169,57 +213,39 @@ impl Serving {
                     }
                 }
             }
-            variants.push(rec.variant.as_bytes().to_vec());
-            versions.push(rec.model_version as i128);
+            variants.push(a.variant.as_bytes().to_vec());
+            versions.push(a.model_version);
         }
-        let n = rows.len() as i64;
-        let mut distinct: Vec<i128> = versions.clone();
-        distinct.sort();
-        distinct.dedup();
-        let model_version = distinct.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
-        let mut params = Map::new();
-        if let [only] = rows.as_slice() {
-            params.insert("variant".into(), json!(only.variant));
-            if let Some(f) = only.fallback {
-                params.insert("fallback".into(), json!(f));
+        let mut parameters = Parameters::new();
+        if let [only] = answers.as_slice() {
+            parameters.insert("variant".into(), Parameter::Str(only.variant.clone()));
+            if let Some(f) = only.output.fallback {
+                parameters.insert("fallback".into(), Parameter::Str(f.into()));
             }
         }
+        let array =
+            |name: &str, datatype, shape: Vec<usize>, values| Array { name: name.into(), datatype, shape, values };
         let outputs = vec![
-            Tensor {
-                name: "items".into(),
-                datatype: "BYTES".into(),
-                shape: vec![n, width as i64],
-                data: Data::Bytes(items),
-            },
-            Tensor {
-                name: "scores".into(),
-                datatype: "FP32".into(),
-                shape: vec![n, width as i64],
-                data: Data::Fp32(scores),
-            },
-            Tensor { name: "variant".into(), datatype: "BYTES".into(), shape: vec![n], data: Data::Bytes(variants) },
-            Tensor {
-                name: "model_version".into(),
-                datatype: "INT64".into(),
-                shape: vec![n],
-                data: Data::Int(versions),
-            },
+            array("items", DataType::Bytes, vec![n, width], Values::Bytes(items)),
+            array("scores", DataType::F32, vec![n, width], Values::F32(scores)),
+            array("variant", DataType::Bytes, vec![n], Values::Bytes(variants)),
+            array("model_version", DataType::I64, vec![n], Values::Int(versions)),
         ];
-        Ok(InferOutcome { outputs, model_version, parameters: params })
+        Ok((outputs, parameters))
     }
 }
 
 /// User ids from a BYTES or integer tensor of shape `[n]` or `[n, 1]`.
-fn users(t: &Tensor) -> Result<Vec<String>> {
+fn users(t: &Array) -> Result<Vec<String>> {
     let rows_ok = matches!(t.shape.as_slice(), [_] | [_, 1]);
-    if !rows_ok || t.data.is_empty() {
+    if !rows_ok || t.values.is_empty() {
         return Err(Error::Invalid(format!(
             "input 'user' must have shape [n] or [n, 1] with n >= 1, got {:?}",
             t.shape
         )));
     }
-    match &t.data {
-        Data::Bytes(v) => v
+    match &t.values {
+        Values::Bytes(v) => v
             .iter()
             .map(|b| {
                 String::from_utf8(b.clone())
@@ -228,7 +254,8 @@ fn users(t: &Tensor) -> Result<Vec<String>> {
                     .ok_or_else(|| Error::Invalid("input 'user': ids must be non-empty UTF-8".into()))
             })
             .collect(),
-        Data::Int(v) => Ok(v.iter().map(|x| x.to_string()).collect()),
+        Values::Int(v) => Ok(v.iter().map(|x| x.to_string()).collect()),
+        Values::UInt(v) => Ok(v.iter().map(|x| x.to_string()).collect()),
         _ => Err(Error::Invalid(format!("input 'user' must be BYTES or an integer type, got {}", t.datatype))),
     }
 }

@@ -20,6 +20,13 @@ impl From<rusqlite::Error> for Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    pub fn kind(&self) -> plinth_core::ErrorKind {
+        match self {
+            Error::Domain(d) => d.kind(),
+            Error::Database(_) | Error::Closed => plinth_core::ErrorKind::Internal,
+        }
+    }
+
     /// The thing asked for does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Domain(plinth_core::Error::NotFound(_)))

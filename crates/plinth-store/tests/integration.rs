@@ -70,3 +70,49 @@ async fn concurrent_writers_lose_nothing() {
     let run = reopened.get_run(&run_id).await.expect("run");
     assert_eq!(run.data.metrics.len(), 16);
 }
+
+/// A database made by the first release (migration 0001 only, with data in
+/// it) opens with today's code: every later migration applies, and what was
+/// there reads back through the store.
+#[tokio::test]
+async fn a_first_release_database_upgrades_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plinth.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../migrations/0001_init.sql")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 0);
+             INSERT INTO experiments VALUES (7, 'old', 'file:///a', 'active', 1, 2);
+             INSERT INTO runs VALUES ('r-old', 'first', 7, 'ann', 'FINISHED', 10, 20, 'file:///a/r', 'active', NULL);
+             INSERT INTO params VALUES ('r-old', 'lr', '0.1');
+             INSERT INTO tags VALUES ('r-old', 'team', 'recs');
+             INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES
+                 ('r-old', 'loss', 0.5, 0, 11, 0), ('r-old', 'loss', 0.25, 0, 12, 1), ('r-old', 'loss', 0.25, 0, 12, 1);
+             INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES
+                 ('r-old', 'loss', 0.25, 0, 12, 1);
+             INSERT INTO registered_models VALUES ('recs', 1, 2, 'kept');
+             INSERT INTO model_versions (name, version, creation_time, last_updated_time, current_stage, source,
+                                         run_id, status, storage_location)
+                 VALUES ('recs', 1, 1, 2, 'None', 'runs:/r-old/model', 'r-old', 'READY', 'file:///a/r/model');
+             INSERT INTO registered_model_aliases VALUES ('recs', 'champion', 1);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let exp = store.get_experiment("7").await.unwrap();
+    assert_eq!(exp.name, "old");
+    let run = store.get_run("r-old").await.unwrap();
+    assert_eq!(run.info.status, RunStatus::Finished);
+    assert_eq!(run.data.params.len(), 1);
+    assert_eq!(run.data.params[0].value, "0.1");
+    assert_eq!(run.data.tags.iter().find(|t| t.key == "team").map(|t| t.value.as_str()), Some("recs"));
+    assert_eq!(run.data.metrics.iter().find(|m| m.key == "loss").map(|m| m.value), Some(0.25));
+    let history = store.get_metric_history("r-old", "loss", 100, 0).await.unwrap();
+    let points: Vec<(i64, f64)> = history.items.iter().map(|m: &Metric| (m.step, m.value)).collect();
+    assert_eq!(points, vec![(0, 0.5), (1, 0.25)], "the repeated point is kept once, as MLflow keeps it");
+    let version = store.get_model_version_by_alias("recs", "champion").await.unwrap();
+    assert_eq!((version.version, version.source.as_str()), (1, "runs:/r-old/model"));
+    assert_eq!(store.get_registered_model("recs").await.unwrap().description.as_deref(), Some("kept"));
+}

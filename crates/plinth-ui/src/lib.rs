@@ -133,22 +133,32 @@ impl UiError {
     }
 }
 
+impl UiError {
+    /// The UI's one mapping from an error's kind to a page: the kind's
+    /// status; an internal cause goes to the log, never to the page.
+    fn of(kind: plinth_core::ErrorKind, message: impl std::fmt::Display) -> UiError {
+        let status = StatusCode::from_u16(kind.http().0).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if kind == plinth_core::ErrorKind::Internal {
+            tracing::error!(cause = %message, "ui page failed");
+            return UiError { status, message: "something went wrong on the server; see its log".into() };
+        }
+        UiError { status, message: message.to_string() }
+    }
+
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> UiError {
+        UiError::of(plinth_core::ErrorKind::Internal, cause)
+    }
+}
+
 impl From<plinth_engine::Error> for UiError {
     fn from(e: plinth_engine::Error) -> UiError {
-        use plinth_core::Error as D;
-        let status = match &e {
-            plinth_engine::Error::Domain(D::NotFound(_)) => StatusCode::NOT_FOUND,
-            plinth_engine::Error::Domain(_) => StatusCode::BAD_REQUEST,
-            _ => {
-                tracing::error!(error = %e, "ui page failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        let message = match status {
-            StatusCode::INTERNAL_SERVER_ERROR => "something went wrong on the server; see its log".to_string(),
-            _ => e.to_string(),
-        };
-        UiError { status, message }
+        UiError::of(e.kind(), e)
+    }
+}
+
+impl From<plinth_serving::Error> for UiError {
+    fn from(e: plinth_serving::Error) -> UiError {
+        UiError::of(e.kind(), e)
     }
 }
 

@@ -28,12 +28,10 @@ pub fn proxy_router() -> Router<AppState> {
 /// uploads are declined exactly as MLflow declines them for stores without
 /// them; the client then falls back to one streamed PUT.
 async fn multipart_unsupported() -> ApiError {
-    ApiError {
-        status: axum::http::StatusCode::NOT_IMPLEMENTED,
-        code: "NOT_IMPLEMENTED",
-        message: "Multipart upload is not supported for the current artifact repository: uploads stream directly"
-            .into(),
-    }
+    ApiError(crate::error::Failure::new(
+        plinth_core::ErrorKind::NotImplemented,
+        "Multipart upload is not supported for the current artifact repository: uploads stream directly",
+    ))
 }
 
 /// Routes under `/api/2.0/mlflow`.

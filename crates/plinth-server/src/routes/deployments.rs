@@ -47,15 +47,7 @@ fn deployment(a: &Args) -> Result<Deployment, ApiError> {
 }
 
 fn status(s: &AppState, d: &Deployment) -> Value {
-    match s.serving.get(&d.name) {
-        Some(live) if live.spec.updated_time == d.updated_time => live.status(),
-        _ => {
-            let v = |v: &Variant| json!({"name": v.name, "model": v.model.to_string(), "weight": v.weight});
-            json!({"name": d.name, "salt": d.salt, "created_time": d.created_time, "updated_time": d.updated_time,
-                   "variants": d.variants.iter().map(v).collect::<Vec<_>>(), "shadow": d.shadow.as_ref().map(v),
-                   "state": "LOADING"})
-        }
-    }
+    json!(s.serving.status(d))
 }
 
 async fn create(State(s): State<AppState>, a: Args) -> ApiResult {

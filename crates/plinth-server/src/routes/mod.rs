@@ -17,8 +17,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::edge::Surface;
-use crate::error::ApiError;
+use crate::error::{ApiError, Failure};
 use crate::state::AppState;
+use plinth_core::ErrorKind;
 
 fn mlflow_api() -> Router<AppState> {
     Router::new()
@@ -58,12 +59,13 @@ async fn version() -> impl IntoResponse {
 /// Answered in the shape of the API the path belongs to.
 async fn method_not_allowed(method: axum::http::Method, OriginalUri(uri): OriginalUri) -> Response {
     let message = format!("Method {method} is not allowed on {}", uri.path());
-    Surface::of(uri.path()).error(StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST", message)
+    Surface::of(uri.path())
+        .error(Failure::new(ErrorKind::Malformed, message).with_status(StatusCode::METHOD_NOT_ALLOWED))
 }
 
 async fn not_found(OriginalUri(uri): OriginalUri) -> Response {
     match Surface::of(uri.path()) {
         Surface::Api => ApiError::endpoint_not_found(uri.path()).into_response(),
-        other => other.error(StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND", format!("No endpoint at {}", uri.path())),
+        other => other.error(Failure::new(ErrorKind::NoSuchEndpoint, format!("No endpoint at {}", uri.path()))),
     }
 }

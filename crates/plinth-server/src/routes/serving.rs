@@ -3,18 +3,21 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use plinth_core::ErrorKind;
+use plinth_serving::{RecommendQuery, Recommendations, RequestContext, SimilarQuery, Subjects};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use std::time::Instant;
 
 use crate::conn::Arrived;
-use crate::error::InferError;
+use crate::error::{Failure, InferError};
+use crate::oip::rest::{InferRequestShape, decode_request, encode_response, metadata_json, triton_config};
 use crate::state::AppState;
 
 pub const UNIT_HEADER: &str = "x-plinth-unit";
@@ -59,45 +62,14 @@ async fn server_metadata() -> Json<Value> {
 }
 
 async fn model_metadata(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, InferError> {
-    Ok(Json(s.serving.model_metadata(&name, None)?))
+    Ok(Json(metadata_json(&s.serving.model_metadata(&name, None)?)))
 }
 
 async fn model_version_metadata(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, InferError> {
-    Ok(Json(s.serving.model_metadata(&name, Some(&version))?))
-}
-
-/// Triton's model-configuration call (`tritonclient`'s `get_model_config`),
-/// derived from the OIP metadata: `TYPE_<datatype>` tensors, no implicit
-/// batching (`max_batch_size` 0, so `dims` include the batch dimension).
-fn triton_config(metadata: &Value) -> Value {
-    let tensors = |key: &str| -> Vec<Value> {
-        metadata[key]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .map(|t| {
-                        let datatype = t["datatype"].as_str().map(|d| if d == "BYTES" { "STRING" } else { d });
-                        serde_json::json!({
-                            "name": t["name"],
-                            "data_type": datatype.map(|d| format!("TYPE_{d}")),
-                            "dims": t["shape"],
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    serde_json::json!({
-        "name": metadata["name"],
-        "platform": metadata["platform"],
-        "backend": "plinth",
-        "max_batch_size": 0,
-        "input": tensors("inputs"),
-        "output": tensors("outputs"),
-    })
+    Ok(Json(metadata_json(&s.serving.model_metadata(&name, Some(&version))?)))
 }
 
 async fn model_config(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, InferError> {
@@ -161,7 +133,7 @@ async fn infer_version(
 }
 
 /// JSON or binary is decided by `Inference-Header-Content-Length`, never by
-/// Content-Type.
+/// Content-Type. Large bodies are decoded and encoded on the blocking pool.
 async fn run_infer(
     s: AppState,
     name: String,
@@ -170,58 +142,57 @@ async fn run_infer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body_len = body.len();
-    let run = move || {
-        let header_len = match header_str(&headers, HEADER_LENGTH) {
-            None => None,
-            Some(v) => Some(
-                v.trim()
-                    .parse::<usize>()
-                    .map_err(|_| InferError::bad_request(format!("Invalid Inference-Header-Content-Length '{v}'")))?,
-            ),
-        };
-        let out = s.serving.infer(
-            &name,
-            version.as_deref(),
-            &body,
-            header_len,
-            header_str(&headers, UNIT_HEADER),
-            request_id(&headers),
-            arrived,
-        )?;
-        Ok(out)
-    };
-    // Small requests run inline (a thread hop costs more than they do);
-    // large batches go to the blocking pool so they never stall the runtime.
-    let result = if body_len > INLINE_INFER_BYTES {
-        tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
-            Err(InferError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: format!("inference task failed: {e}"),
-            })
-        })
-    } else {
-        run()
-    };
-    match result {
-        Ok(out) => {
-            let mut r = out.body.into_response();
-            let h = r.headers_mut();
-            match out.header_len {
-                Some(n) => {
-                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-                    if let Ok(v) = HeaderValue::from_str(&n.to_string()) {
-                        h.insert(HEADER_LENGTH, v);
-                    }
-                }
-                None => {
-                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                }
-            }
-            r
-        }
+    match infer_response(s, name, version, arrived, headers, body).await {
+        Ok(r) => r,
         Err(e) => e.into_response(),
     }
+}
+
+async fn infer_response(
+    s: AppState,
+    name: String,
+    version: Option<String>,
+    arrived: Instant,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, InferError> {
+    let header_len = match header_str(&headers, HEADER_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| InferError::bad_request(format!("Invalid Inference-Header-Content-Length '{v}'")))?,
+        ),
+    };
+    let large = body.len() > INLINE_INFER_BYTES;
+    let decode = move || decode_request(&body, header_len);
+    let req = if large { off_thread(decode).await?? } else { decode()? };
+    let shape = InferRequestShape::of(&req);
+    let ctx = RequestContext { request_id: request_id(&headers), unit: header_str(&headers, UNIT_HEADER), arrived };
+    let out = s.serving.infer(&name, version.as_deref(), req, ctx).await?;
+    let encode = move || encode_response(out, &shape);
+    let out = if large { off_thread(encode).await?? } else { encode()? };
+    let mut r = out.body.into_response();
+    let h = r.headers_mut();
+    match out.header_len {
+        Some(n) => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            if let Ok(v) = HeaderValue::from_str(&n.to_string()) {
+                h.insert(HEADER_LENGTH, v);
+            }
+        }
+        None => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+    }
+    Ok(r)
+}
+
+/// Work too large for the async worker, on the blocking pool.
+async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, InferError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| InferError(Failure::new(ErrorKind::Internal, format!("inference task failed: {e}"))))
 }
 
 /// Sheds load instead of queueing without bound.
@@ -234,18 +205,72 @@ async fn limit_concurrency(State(s): State<AppState>, req: Request, next: Next) 
         }
         Err(_) => {
             metrics::counter!("plinth_serving_shed_total").increment(1);
-            let mut r = InferError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: "Too many concurrent requests; retry shortly".into(),
-            }
-            .into_response();
+            let mut r = Failure::new(ErrorKind::Overloaded, "Too many concurrent requests; retry shortly").oip();
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, InferError> {
+/// An id as sent: a string or an integer, both naming the same id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Text(String),
+    Number(serde_json::Number),
+    Other(Value),
+}
+
+impl Id {
+    fn checked(self, what: &str) -> Result<String, InferError> {
+        match self {
+            Id::Text(s) if !s.is_empty() => Ok(s),
+            Id::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+            Id::Text(s) => Err(bad_id(what, &json!(s))),
+            Id::Number(n) => Err(bad_id(what, &json!(n))),
+            Id::Other(v) => Err(bad_id(what, &v)),
+        }
+    }
+}
+
+fn bad_id(what: &str, v: &Value) -> InferError {
+    InferError::bad_request(format!("{what} must be a non-empty string or an integer, got {v}"))
+}
+
+fn ids(ids: Option<Vec<Id>>, what: &str) -> Result<Option<Vec<String>>, InferError> {
+    ids.map(|v| v.into_iter().map(|i| i.checked(what)).collect()).transpose()
+}
+
+fn subjects(one: Option<Id>, many: Option<Vec<Id>>, what: &str) -> Result<Subjects, InferError> {
+    match (one, many) {
+        (Some(id), None) => Ok(Subjects::One(id.checked(what)?)),
+        (None, Some(list)) => Ok(Subjects::Many(list.into_iter().map(|i| i.checked(what)).collect::<Result<_, _>>()?)),
+        _ => Err(InferError::bad_request(format!("give exactly one of '{what}' and '{what}s'"))),
+    }
+}
+
+/// `POST /v1/deployments/{name}/recommend`: one `user` or a batch of `users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecommendBody {
+    user: Option<Id>,
+    users: Option<Vec<Id>>,
+    k: Option<usize>,
+    exclude_seen: Option<bool>,
+    include_items: Option<Vec<Id>>,
+    exclude_items: Option<Vec<Id>>,
+}
+
+/// `POST /v1/deployments/{name}/similar`: one `item` or a batch of `items`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimilarBody {
+    item: Option<Id>,
+    items: Option<Vec<Id>>,
+    k: Option<usize>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, InferError> {
     serde_json::from_slice(body).map_err(|e| InferError::bad_request(format!("Invalid request body: {e}")))
 }
 
@@ -257,6 +282,34 @@ fn request_id(h: &HeaderMap) -> String {
     header_str(h, REQUEST_ID_HEADER).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
+fn context(headers: &HeaderMap, arrived: Instant) -> RequestContext {
+    RequestContext { request_id: request_id(headers), unit: header_str(headers, UNIT_HEADER), arrived }
+}
+
+/// One row as the body itself, or a batch under `results`; either way with
+/// the deployment and request id. `key` names the subject (`user`, `item`).
+fn recommendations_json(r: Recommendations, key: &str, with_fallback: bool) -> Value {
+    let mut rows: Vec<Value> = r
+        .rows
+        .into_iter()
+        .map(|row| {
+            let mut v = json!({key: row.subject, "variant": row.variant, "model": row.model,
+                               "model_version": row.model_version, "items": row.items});
+            if with_fallback {
+                v["fallback"] = json!(row.fallback);
+            }
+            v
+        })
+        .collect();
+    if r.batch || rows.len() != 1 {
+        return json!({"deployment": r.deployment, "request_id": r.request_id, "results": rows});
+    }
+    let mut v = rows.remove(0);
+    v["deployment"] = json!(r.deployment);
+    v["request_id"] = json!(r.request_id);
+    v
+}
+
 async fn recommend(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -264,10 +317,16 @@ async fn recommend(
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Json<Value>, InferError> {
-    let req = parse(&body)?;
-    let (unit, id) = (header_str(&headers, UNIT_HEADER), request_id(&headers));
-    let out = s.serving.recommend(&name, req, unit, id, arrived).await?;
-    Ok(Json(out))
+    let b: RecommendBody = parse(&body)?;
+    let query = RecommendQuery {
+        users: subjects(b.user, b.users, "user")?,
+        k: b.k,
+        exclude_seen: b.exclude_seen,
+        include_items: ids(b.include_items, "item")?,
+        exclude_items: ids(b.exclude_items, "item")?,
+    };
+    let out = s.serving.recommend(&name, query, &context(&headers, arrived)).await?;
+    Ok(Json(recommendations_json(out, "user", true)))
 }
 
 async fn similar(
@@ -277,10 +336,10 @@ async fn similar(
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Json<Value>, InferError> {
-    let req = parse(&body)?;
-    let (unit, id) = (header_str(&headers, UNIT_HEADER), request_id(&headers));
-    let out = s.serving.similar(&name, req, unit, id, arrived).await?;
-    Ok(Json(out))
+    let b: SimilarBody = parse(&body)?;
+    let query = SimilarQuery { items: subjects(b.item, b.items, "item")?, k: b.k };
+    let out = s.serving.similar(&name, query, &context(&headers, arrived)).await?;
+    Ok(Json(recommendations_json(out, "item", false)))
 }
 
 async fn metrics() -> impl IntoResponse {

@@ -13,9 +13,8 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use maud::{Markup, html};
 use plinth_core::ids::now_ms;
-use plinth_serving::Serving;
 use plinth_serving::exposure::{Exposure, ExposureQuery};
-use serde_json::Value;
+use plinth_serving::{DeploymentStatus, Serving, VariantStatus};
 
 use crate::charts::{Series, lines_over};
 use crate::{PageResult, UiError, number, page, time};
@@ -56,15 +55,10 @@ impl Window {
     /// The variants in a fixed order, so each keeps its colour in every
     /// chart: the deployment's variants, its shadow, then any that served in
     /// the window but are no longer part of it.
-    fn names(&self, status: &Value) -> Vec<String> {
-        let mut names: Vec<String> = status["variants"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v["name"].as_str().map(str::to_string))
-            .collect();
-        if let Some(shadow) = status.get("shadow").and_then(|s| s["name"].as_str()) {
-            names.push(format!("{shadow} (shadow)"));
+    fn names(&self, status: &DeploymentStatus) -> Vec<String> {
+        let mut names: Vec<String> = status.variants.iter().map(|v| v.name.clone()).collect();
+        if let Some(shadow) = &status.shadow {
+            names.push(format!("{} (shadow)", shadow.name));
         }
         for seen in self.variants.keys() {
             if !names.contains(seen) {
@@ -74,7 +68,7 @@ impl Window {
         names
     }
 
-    fn charts(&self, start: i64, end: i64, status: &Value) -> Vec<Markup> {
+    fn charts(&self, start: i64, end: i64, status: &DeploymentStatus) -> Vec<Markup> {
         let minutes = |bucket: i64| (bucket * BUCKET_MS - start) as f64 / 60_000.0;
         let buckets: Vec<i64> = (start / BUCKET_MS..=end / BUCKET_MS).collect();
         let axis = Some((minutes(buckets[0]), minutes(*buckets.last().unwrap_or(&buckets[0]))));
@@ -98,19 +92,11 @@ impl Window {
         // Errors per minute per variant, from the live counters (failed
         // requests are not in the exposure log); minutes without any are 0.
         let mut per_variant: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
-        let variants = status["variants"].as_array().into_iter().flatten().map(|v| (v, false));
-        for (v, shadow) in variants.chain(status.get("shadow").filter(|s| !s.is_null()).map(|s| (s, true))) {
-            let name = v["name"].as_str().unwrap_or_default();
-            let name = if shadow { format!("{name} (shadow)") } else { name.to_string() };
-            per_variant.insert(
-                name,
-                v["errors_per_minute"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| Some((p[0].as_i64()? / BUCKET_MS, p[1].as_f64()?)))
-                    .collect(),
-            );
+        let variants = status.variants.iter().map(|v| (v, false));
+        for (v, shadow) in variants.chain(status.shadow.iter().map(|s| (s, true))) {
+            let name = if shadow { format!("{} (shadow)", v.name) } else { v.name.clone() };
+            let minutes = v.live.iter().flat_map(|l| &l.errors_per_minute);
+            per_variant.insert(name, minutes.map(|&(at, n)| (at / BUCKET_MS, n as f64)).collect());
         }
         let errors = per_minute(&|v, b| per_variant.get(v).and_then(|m| m.get(&b)).copied().unwrap_or(0.0));
         let x = "minutes in the last hour";
@@ -142,20 +128,29 @@ impl Window {
     }
 }
 
-fn variant_row(v: &Value, role: &str) -> Markup {
-    let requests = v["requests"].as_u64().unwrap_or(0);
-    let errors = v["errors"].as_u64().unwrap_or(0);
+/// Requests and errors a variant served (none while it loads).
+fn counts(v: &VariantStatus) -> (u64, u64) {
+    v.live.as_ref().map_or((0, 0), |l| (l.requests, l.errors))
+}
+
+fn variant_row(v: &VariantStatus, role: &str) -> Markup {
+    let (requests, errors) = counts(v);
     html! {
         tr {
-            td { (v["name"].as_str().unwrap_or_default()) @if role == "shadow" { " " span.badge { "shadow" } } }
-            td.num { (v["weight"].as_u64().unwrap_or(0)) }
-            td { (v["model"].as_str().unwrap_or_default()) }
-            td.num { (v["model_version"].as_i64().unwrap_or(0)) }
-            td.num { (requests) }
-            td.num { (errors) }
-            td.num { (number(if requests > 0 { errors as f64 / requests as f64 * 100.0 } else { 0.0 })) "%" }
-            td.num { (number(v["mean_latency_us"].as_f64().unwrap_or(0.0) / 1000.0)) " ms" }
-            td { (time(v["loaded_time"].as_i64().unwrap_or(0))) }
+            td { (v.name) @if role == "shadow" { " " span.badge { "shadow" } } }
+            td.num { (v.weight) }
+            td { (v.model) }
+            @match &v.live {
+                Some(l) => {
+                    td.num { (l.model_version) }
+                    td.num { (requests) }
+                    td.num { (errors) }
+                    td.num { (number(if requests > 0 { errors as f64 / requests as f64 * 100.0 } else { 0.0 })) "%" }
+                    td.num { (number(l.mean_latency_us as f64 / 1000.0)) " ms" }
+                    td { (time(l.loaded_time)) }
+                }
+                None => { td.num { "—" } td.num { "—" } td.num { "—" } td.num { "—" } td.num { "—" } td { "loading" } }
+            }
         }
     }
 }
@@ -167,8 +162,8 @@ async fn window(s: &Serving, name: &str, start: i64) -> Result<Window, UiError> 
     let query = ExposureQuery { since_ms: Some(start), limit: MAX_RECORDS, ..Default::default() };
     let records = tokio::task::spawn_blocking(move || log.query(&name, &query))
         .await
-        .map_err(|e| UiError::bad_request(e.to_string()))?
-        .map_err(|e| UiError::bad_request(format!("cannot read the exposure log: {e}")))?;
+        .map_err(UiError::internal)?
+        .map_err(|e| UiError::internal(format!("cannot read the exposure log: {e}")))?;
     Ok(Window::of(&records))
 }
 
@@ -199,27 +194,25 @@ pub async fn list(State(s): State<Serving>) -> PageResult {
                         } }
                         tbody {
                             @for (d, w) in &rows {
-                                @let name = d["name"].as_str().unwrap_or_default();
-                                @let variants: Vec<&Value> = d["variants"].as_array().into_iter().flatten().collect();
+                                @let name = &d.name;
                                 @let all = sorted(w.variants.values().flat_map(|b| b.values().flatten().copied()).collect());
-                                @let requests: u64 = variants.iter().map(|v| v["requests"].as_u64().unwrap_or(0)).sum();
-                                @let errors: u64 = variants.iter().map(|v| v["errors"].as_u64().unwrap_or(0)).sum();
+                                @let requests: u64 = d.variants.iter().map(|v| counts(v).0).sum();
+                                @let errors: u64 = d.variants.iter().map(|v| counts(v).1).sum();
                                 tr {
                                     td { a href=(format!("/ui/deployments/{name}")) { (name) } }
-                                    td { span.badge { (d["state"].as_str().unwrap_or_default()) } }
+                                    td { span.badge { (d.state.as_str()) } }
                                     td {
-                                        @for (i, v) in variants.iter().enumerate() {
+                                        @for (i, v) in d.variants.iter().enumerate() {
                                             @if i > 0 { ", " }
-                                            (v["name"].as_str().unwrap_or_default()) " "
-                                            span.muted { "(" (v["model"].as_str().unwrap_or_default()) ", "
-                                                (v["weight"].as_u64().unwrap_or(0)) ")" }
+                                            (v.name) " "
+                                            span.muted { "(" (v.model) ", " (v.weight) ")" }
                                         }
                                     }
-                                    td { @if let Some(sh) = d.get("shadow").and_then(|s| s["name"].as_str()) { (sh) } @else { "—" } }
+                                    td { @if let Some(sh) = &d.shadow { (sh.name) } @else { "—" } }
                                     td.num { (all.len()) }
                                     td.num { @if all.is_empty() { "—" } @else { (number(percentile(&all, 0.95))) } }
                                     td.num { (number(if requests > 0 { errors as f64 / requests as f64 * 100.0 } else { 0.0 })) "%" }
-                                    td { (time(d["updated_time"].as_i64().unwrap_or(0))) }
+                                    td { (time(d.updated_time)) }
                                 }
                             }
                         }
@@ -240,8 +233,8 @@ pub async fn detail(State(s): State<Serving>, Path(name): Path<String>) -> PageR
         &name,
         html! {
             p.muted { a href="/ui/deployments" { "Deployments" } " / " (name) }
-            h1 { (name) " " span.badge { (d["state"].as_str().unwrap_or_default()) } }
-            p.muted { "Updated " (time(d["updated_time"].as_i64().unwrap_or(0))) ". Totals since the server started:" }
+            h1 { (name) " " span.badge { (d.state.as_str()) } }
+            p.muted { "Updated " (time(d.updated_time)) ". Totals since the server started:" }
             div.scroll {
                 table {
                     thead { tr {
@@ -249,8 +242,8 @@ pub async fn detail(State(s): State<Serving>, Path(name): Path<String>) -> PageR
                         th.num { "Requests" } th.num { "Errors" } th.num { "Error rate" } th.num { "Mean latency" } th { "Loaded" }
                     } }
                     tbody {
-                        @for v in d["variants"].as_array().into_iter().flatten() { (variant_row(v, "variant")) }
-                        @if !d["shadow"].is_null() { (variant_row(&d["shadow"], "shadow")) }
+                        @for v in &d.variants { (variant_row(v, "variant")) }
+                        @if let Some(shadow) = &d.shadow { (variant_row(shadow, "shadow")) }
                     }
                 }
             }

@@ -4,9 +4,11 @@
 
 use std::collections::HashMap;
 
-use plinth_serving::tensor::{Data, InferRequest, RequestedOutput, Tensor};
+use plinth_serving::RequestContext;
+use plinth_serving::tensor::{Array, DataType, InferRequest, Parameter, RequestedOutput, Values, datatype};
 use tonic::{Request, Response, Status};
 
+use super::{checked, from_raw, to_raw};
 use crate::state::AppState;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -30,27 +32,39 @@ pub struct Oip {
 }
 
 fn status(e: plinth_serving::Error) -> Status {
-    use plinth_serving::Error as S;
-    match e {
-        S::NotFound(m) => Status::not_found(m),
-        S::Invalid(m) | S::AlreadyExists(m) => Status::invalid_argument(m),
-        S::Internal(cause) => {
-            tracing::error!(%cause, "internal error");
-            Status::internal("Internal error; see the server log")
+    crate::error::Failure::from(e).grpc()
+}
+
+/// The typed contents field that carries `dt` (OIP: INT8..INT32 in
+/// `int_contents`, UINT8..UINT32 in `uint_contents`).
+fn contents_values(dt: DataType, c: InferTensorContents) -> Values {
+    match dt {
+        DataType::Bool => Values::Bool(c.bool_contents),
+        DataType::F32 => Values::F32(c.fp32_contents),
+        DataType::F64 => Values::F64(c.fp64_contents),
+        DataType::Bytes => Values::Bytes(c.bytes_contents),
+        DataType::I64 => Values::Int(c.int64_contents),
+        DataType::U64 => Values::UInt(c.uint64_contents),
+        DataType::U8 | DataType::U16 | DataType::U32 => {
+            Values::UInt(c.uint_contents.into_iter().map(u64::from).collect())
+        }
+        DataType::I8 | DataType::I16 | DataType::I32 => {
+            Values::Int(c.int_contents.into_iter().map(i64::from).collect())
         }
     }
 }
 
-fn contents_data(datatype: &str, c: InferTensorContents) -> Data {
-    match datatype {
-        "BOOL" => Data::Bool(c.bool_contents),
-        "FP32" => Data::Fp32(c.fp32_contents),
-        "FP64" => Data::Fp64(c.fp64_contents),
-        "BYTES" => Data::Bytes(c.bytes_contents),
-        "INT64" => Data::Int(c.int64_contents.into_iter().map(i128::from).collect()),
-        "UINT64" => Data::Int(c.uint64_contents.into_iter().map(i128::from).collect()),
-        "UINT8" | "UINT16" | "UINT32" => Data::Int(c.uint_contents.into_iter().map(i128::from).collect()),
-        _ => Data::Int(c.int_contents.into_iter().map(i128::from).collect()),
+/// Integers sent in a field wider than their datatype must still fit it.
+fn in_range(a: &Array) -> Result<(), plinth_serving::Error> {
+    let Some((lo, hi)) = a.datatype.integer_range() else { return Ok(()) };
+    let out = match &a.values {
+        Values::Int(v) => v.iter().map(|&x| i128::from(x)).find(|x| *x < lo || *x > hi),
+        Values::UInt(v) => v.iter().map(|&x| i128::from(x)).find(|x| *x < lo || *x > hi),
+        _ => None,
+    };
+    match out {
+        Some(x) => Err(plinth_serving::Error::Invalid(format!("input '{}': {x} does not fit {}", a.name, a.datatype))),
+        None => Ok(()),
     }
 }
 
@@ -65,26 +79,36 @@ fn to_request(r: proto::ModelInferRequest) -> Result<InferRequest, plinth_servin
     }
     let mut inputs = Vec::with_capacity(r.inputs.len());
     for (i, t) in r.inputs.into_iter().enumerate() {
-        let tensor = match (raw.get(i), t.contents) {
-            (Some(bytes), _) => Tensor::from_raw(&t.name, &t.datatype, t.shape, bytes)?,
-            (None, Some(c)) => {
-                let data = contents_data(&t.datatype, c);
-                Tensor::checked(&t.name, &t.datatype, t.shape, data)?
-            }
+        let dt = datatype(&t.datatype)?;
+        let array = match (raw.get(i), t.contents) {
+            (Some(bytes), _) => from_raw(&t.name, dt, &t.shape, bytes)?,
+            (None, Some(c)) => checked(&t.name, dt, &t.shape, contents_values(dt, c))?,
             (None, None) => {
                 return Err(plinth_serving::Error::Invalid(format!("input '{}' has no contents", t.name)));
             }
         };
-        inputs.push(tensor);
+        in_range(&array)?;
+        inputs.push(array);
     }
     let outputs = r.outputs.into_iter().map(|o| RequestedOutput { name: o.name, binary: true }).collect();
-    Ok(InferRequest {
-        id: Some(r.id).filter(|s| !s.is_empty()),
-        inputs,
-        outputs,
-        binary_output_default: true,
-        parameters: serde_json::Map::new(),
-    })
+    Ok(InferRequest { id: Some(r.id).filter(|s| !s.is_empty()), inputs, outputs, binary_output_default: true })
+}
+
+fn parameter(p: Parameter) -> InferParameter {
+    let choice = match p {
+        Parameter::Str(s) => ParameterChoice::StringParam(s),
+        Parameter::Int(n) => ParameterChoice::Int64Param(n),
+        Parameter::Bool(b) => ParameterChoice::BoolParam(b),
+    };
+    InferParameter { parameter_choice: Some(choice) }
+}
+
+fn tensor_metadata(t: &plinth_serving::tensor::TensorMetadata) -> proto::model_metadata_response::TensorMetadata {
+    proto::model_metadata_response::TensorMetadata {
+        name: t.name.clone(),
+        datatype: t.datatype.oip().into(),
+        shape: t.shape.clone(),
+    }
 }
 
 #[tonic::async_trait]
@@ -131,29 +155,12 @@ impl GrpcInferenceService for Oip {
         let r = r.into_inner();
         let version = Some(r.version.as_str()).filter(|v| !v.is_empty());
         let m = self.state.serving.model_metadata(&r.name, version).map_err(status)?;
-        let tensors = |key: &str| -> Vec<proto::model_metadata_response::TensorMetadata> {
-            m[key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| proto::model_metadata_response::TensorMetadata {
-                    name: t["name"].as_str().unwrap_or_default().into(),
-                    datatype: t["datatype"].as_str().unwrap_or_default().into(),
-                    shape: t["shape"].as_array().into_iter().flatten().filter_map(|d| d.as_i64()).collect(),
-                })
-                .collect()
-        };
         Ok(Response::new(proto::ModelMetadataResponse {
             name: r.name,
-            versions: m["versions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(Into::into))
-                .collect(),
-            platform: m["platform"].as_str().unwrap_or_default().into(),
-            inputs: tensors("inputs"),
-            outputs: tensors("outputs"),
+            versions: m.versions,
+            platform: m.platform.into(),
+            inputs: m.signature.inputs.iter().map(tensor_metadata).collect(),
+            outputs: m.signature.outputs.iter().map(tensor_metadata).collect(),
         }))
     }
 
@@ -170,46 +177,29 @@ impl GrpcInferenceService for Oip {
         let (name, version) = (r.model_name.clone(), r.model_version.clone());
         let version = Some(version.as_str()).filter(|v| !v.is_empty());
         let req = to_request(r).map_err(status)?;
+        let requested = req.outputs.clone();
         let request_id = req.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        let out = self.state.serving.infer_tensors(&name, version, &req, unit, request_id, arrived).map_err(status)?;
-        let mut outputs = out.outputs;
-        if !req.outputs.is_empty() {
-            let mut chosen = Vec::new();
-            for o in &req.outputs {
-                let i = outputs
-                    .iter()
-                    .position(|t| t.name == o.name)
-                    .ok_or_else(|| Status::invalid_argument(format!("unknown output '{}'", o.name)))?;
-                chosen.push(outputs.swap_remove(i));
-            }
-            outputs = chosen;
-        }
-        let raw_output_contents = outputs.iter().map(Tensor::to_raw).collect();
-        let parameters = out
-            .parameters
-            .iter()
-            .filter_map(|(k, v)| {
-                v.as_str().map(|s| {
-                    (k.clone(), InferParameter { parameter_choice: Some(ParameterChoice::StringParam(s.to_string())) })
-                })
-            })
-            .collect();
+        let ctx = RequestContext { request_id, unit, arrived };
+        let out = self.state.serving.infer(&name, version, req, ctx).await.map_err(status)?;
+        let (model_version, id) = (out.model_version.clone(), out.id.clone());
+        let parameters = out.parameters.clone().into_iter().map(|(k, v)| (k, parameter(v))).collect();
+        let outputs: Vec<Array> = out.chosen(&requested).map_err(status)?.into_iter().map(|(t, _)| t).collect();
         Ok(Response::new(proto::ModelInferResponse {
             model_name: name,
-            model_version: out.model_version,
-            id: req.id.unwrap_or_default(),
+            model_version,
+            id: id.unwrap_or_default(),
             parameters,
+            raw_output_contents: outputs.iter().map(to_raw).collect(),
             outputs: outputs
                 .into_iter()
                 .map(|t| InferOutputTensor {
                     name: t.name,
-                    datatype: t.datatype,
-                    shape: t.shape,
+                    datatype: t.datatype.oip().into(),
+                    shape: plinth_serving::tensor::wire_shape(&t.shape),
                     parameters: HashMap::new(),
                     contents: None,
                 })
                 .collect(),
-            raw_output_contents,
         }))
     }
 }

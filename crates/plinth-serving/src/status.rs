@@ -1,0 +1,118 @@
+//! A deployment's status as the API and the UI both show it: its spec and,
+//! once loaded here, each variant's model version and counters.
+
+use std::sync::atomic::Ordering;
+
+use plinth_core::deployments::{Deployment, Variant};
+use serde::Serialize;
+
+use crate::{Live, Serving, Slot};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DeploymentState {
+    /// Every variant is loaded here and serving.
+    Ready,
+    /// Stored, but this replica has not loaded this revision yet.
+    Loading,
+}
+
+impl DeploymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::Ready => "READY",
+            DeploymentState::Loading => "LOADING",
+        }
+    }
+}
+
+/// What a loaded variant has done since this server started.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveStats {
+    pub model_version: i64,
+    pub loaded_time: i64,
+    pub requests: u64,
+    pub errors: u64,
+    pub fallbacks: u64,
+    pub mean_latency_us: u64,
+    /// `[minute start (ms), errors]` for the minutes of the last hour that had any.
+    pub errors_per_minute: Vec<(i64, u64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantStatus {
+    pub name: String,
+    /// `name@alias` or `name/version`, as deployed.
+    pub model: String,
+    pub weight: u32,
+    /// Absent while loading.
+    #[serde(flatten)]
+    pub live: Option<LiveStats>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentStatus {
+    pub name: String,
+    pub salt: String,
+    pub created_time: i64,
+    pub updated_time: i64,
+    pub variants: Vec<VariantStatus>,
+    pub shadow: Option<VariantStatus>,
+    pub state: DeploymentState,
+}
+
+impl VariantStatus {
+    fn spec(v: &Variant) -> VariantStatus {
+        VariantStatus { name: v.name.clone(), model: v.model.to_string(), weight: v.weight, live: None }
+    }
+
+    fn slot(s: &Slot) -> VariantStatus {
+        let m = s.model();
+        let n = s.stats.requests.load(Ordering::Relaxed);
+        VariantStatus {
+            live: Some(LiveStats {
+                model_version: m.version,
+                loaded_time: m.loaded_time,
+                requests: n,
+                errors: s.stats.errors.load(Ordering::Relaxed),
+                fallbacks: s.stats.fallbacks.load(Ordering::Relaxed),
+                mean_latency_us: s.stats.latency_us_total.load(Ordering::Relaxed).checked_div(n).unwrap_or(0),
+                errors_per_minute: s.stats.errors_per_minute(),
+            }),
+            ..VariantStatus::spec(&s.variant)
+        }
+    }
+}
+
+impl Live {
+    pub fn status(&self) -> DeploymentStatus {
+        DeploymentStatus {
+            name: self.spec.name.clone(),
+            salt: self.spec.salt.clone(),
+            created_time: self.spec.created_time,
+            updated_time: self.spec.updated_time,
+            variants: self.variants.iter().map(VariantStatus::slot).collect(),
+            shadow: self.shadow.as_ref().map(VariantStatus::slot),
+            state: DeploymentState::Ready,
+        }
+    }
+}
+
+impl Serving {
+    /// The status of a stored deployment: live counters when this replica
+    /// serves that revision, else the spec, loading.
+    pub fn status(&self, d: &Deployment) -> DeploymentStatus {
+        match self.get(&d.name) {
+            Some(live) if live.spec.updated_time == d.updated_time => live.status(),
+            _ => DeploymentStatus {
+                name: d.name.clone(),
+                salt: d.salt.clone(),
+                created_time: d.created_time,
+                updated_time: d.updated_time,
+                variants: d.variants.iter().map(VariantStatus::spec).collect(),
+                shadow: d.shadow.as_ref().map(VariantStatus::spec),
+                state: DeploymentState::Loading,
+            },
+        }
+    }
+}
