@@ -12,6 +12,7 @@ use bytes::Bytes;
 use plinth_core::Error as DomainError;
 use plinth_core::experiments::Tag;
 use plinth_core::ids::now_ms;
+use plinth_core::model_dir::{Flavor, META_FILE, ModelMeta};
 use plinth_core::registry::NewModelVersion;
 use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
 use plinth_ml::als::{self, AlsParams, Solver};
@@ -620,16 +621,15 @@ async fn record(
     t.model.save(file.path()).map_err(|e| Error::Internal(e.to_string()))?;
     let bytes = std::fs::read(file.path()).map_err(|e| Error::Internal(e.to_string()))?;
     tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"), Bytes::from(bytes)).await?;
-    let meta = json!({
-        "flavor": "plinth-recommender",
+    let details = json!({
         "format_version": plinth_ml::model::FORMAT_VERSION,
-        "file": MODEL_FILE,
         "algo": job.algo.name(),
         "params": t.model.params,
         "metrics": metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "data": stats,
     });
-    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/plinth_model.json"), Bytes::from(meta.to_string())).await?;
+    let meta = ModelMeta { flavor: Flavor::Recommender, file: MODEL_FILE.into(), details: object(details) };
+    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{META_FILE}"), Bytes::from(meta.to_bytes())).await?;
     crate::pyfunc::write(tracker, run_id, crate::pyfunc::ModelKind::Recommender).await?;
     let version = match &job.register {
         Some(name) => Some(tracker.register(name, run_id, MODEL_ARTIFACT_DIR).await?),
@@ -773,5 +773,13 @@ impl TrainReport {
             "metrics": metrics,
             "data": self.stats,
         })
+    }
+}
+
+/// A JSON object's map (an empty one for any other value).
+pub(crate) fn object(v: Value) -> serde_json::Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
     }
 }

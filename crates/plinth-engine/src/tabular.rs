@@ -12,6 +12,7 @@ use bytes::Bytes;
 use plinth_core::Error as DomainError;
 use plinth_core::experiments::Tag;
 use plinth_core::ids::now_ms;
+use plinth_core::model_dir::{Flavor, META_FILE, ModelMeta};
 use plinth_core::runs::{Metric, Param};
 use plinth_ml::tabular::gbdt::{Gbdt, GbdtParams, Objective};
 use plinth_ml::tabular::linear::{Linear, LinearParams};
@@ -27,7 +28,6 @@ use crate::recommenders::{MODEL_ARTIFACT_DIR, Progress, Tracker, TrainReport, cl
 use crate::{Error, Result};
 
 pub const MODEL_FILE: &str = "model.json";
-pub const FLAVOR: &str = "plinth-tabular";
 
 /// How the test rows are chosen when there is no test file.
 #[derive(Debug, Clone, PartialEq)]
@@ -507,9 +507,7 @@ async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Train
     let model = TabularFile { schema: t.schema.clone(), model: t.model.clone() };
     let model = serde_json::to_vec(&model).map_err(|e| Error::Internal(e.to_string()))?;
     tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"), Bytes::from(model)).await?;
-    let meta = json!({
-        "flavor": FLAVOR,
-        "file": MODEL_FILE,
+    let details = json!({
         "algo": t.model.algo(),
         "task": t.schema.task,
         "target": t.schema.target,
@@ -518,7 +516,9 @@ async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Train
         "metrics": t.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "train_seconds": t.train_seconds,
     });
-    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/plinth_model.json"), Bytes::from(meta.to_string())).await?;
+    let details = crate::recommenders::object(details);
+    let meta = ModelMeta { flavor: Flavor::Tabular, file: MODEL_FILE.into(), details };
+    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{META_FILE}"), Bytes::from(meta.to_bytes())).await?;
     crate::pyfunc::write(tracker, run_id, crate::pyfunc::ModelKind::Tabular).await?;
     let version = match &job.register {
         Some(name) => Some(tracker.register(name, run_id, MODEL_ARTIFACT_DIR).await?),

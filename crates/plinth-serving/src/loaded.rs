@@ -11,13 +11,11 @@ use plinth_onnx::OnnxModel;
 
 use crate::{Error, Result};
 
-/// The metadata file every Plinth model directory carries.
-const META_FILE: &str = "plinth_model.json";
-const RECOMMENDER_FLAVOR: &str = "plinth-recommender";
-const TABULAR_FLAVOR: &str = "plinth-tabular";
+use plinth_core::model_dir::{Flavor, META_FILE, ModelMeta};
+
 /// What the Open Inference Protocol's metadata calls each Plinth kind.
-pub(crate) const RECOMMENDER_PLATFORM: &str = RECOMMENDER_FLAVOR;
-pub(crate) const TABULAR_PLATFORM: &str = TABULAR_FLAVOR;
+pub(crate) const RECOMMENDER_PLATFORM: &str = Flavor::Recommender.as_str();
+pub(crate) const TABULAR_PLATFORM: &str = Flavor::Tabular.as_str();
 
 /// Recommendations precomputed per user at load: the default request (no
 /// item filters, seen items excluded, `k` up to [`TOP_N`]) is answered from
@@ -168,15 +166,11 @@ fn is_missing(e: &plinth_engine::Error) -> bool {
 }
 
 async fn load_plinth(platform: &Platform, version: &ModelVersion, what: &str, meta: &[u8]) -> Result<Kind> {
-    let meta: serde_json::Value =
-        serde_json::from_slice(meta).map_err(|e| Error::Invalid(format!("{what}: bad {META_FILE}: {e}")))?;
-    let flavor = meta["flavor"].as_str().unwrap_or_default();
-    if flavor != RECOMMENDER_FLAVOR && flavor != TABULAR_FLAVOR {
-        return Err(Error::Invalid(format!("{what} cannot be served: unknown flavor '{flavor}'")));
-    }
-    let file = meta["file"].as_str().ok_or_else(|| Error::Invalid(format!("{what}: {META_FILE} names no file")))?;
+    let meta: ModelMeta = serde_json::from_slice(meta)
+        .map_err(|e| Error::Invalid(format!("{what} cannot be served: bad {META_FILE}: {e}")))?;
+    let file = meta.file.as_str();
     let bytes = platform.read_model_file(version, file).await?;
-    if flavor == TABULAR_FLAVOR {
+    if meta.flavor == Flavor::Tabular {
         let model: Tabular = tokio::task::spawn_blocking(move || serde_json::from_slice(&bytes))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?

@@ -54,6 +54,7 @@ fn q(filter: &str, order_by: &[&str], max_results: i64) -> SearchQuery {
 pub async fn run_all(store: &dyn MetadataStore) {
     experiments(store).await;
     runs_and_logging(store).await;
+    tag_lists(store).await;
     run_search(store).await;
     registry(store).await;
     logged_model_search(store).await;
@@ -264,6 +265,26 @@ async fn experiments(store: &dyn MetadataStore) {
     assert_eq!(named.items.len(), 1);
     assert_eq!(named.items[0].name, "exp-b");
     assert_eq!(named.next_offset, Some(1));
+}
+
+/// Appends to a tag's JSON list are atomic: concurrent ones all land.
+async fn tag_lists(store: &dyn MetadataStore) {
+    let exp = store.create_experiment("tag-lists".into(), "loc".into(), vec![]).await.expect("exp");
+    let run = store.create_run(info(&exp, "lists", 1000), vec![]).await.expect("run");
+    let id = run.info.run_id.clone();
+    let key = "mlflow.log-model.history";
+    store.append_to_run_tag_list(&id, key, r#"{"n": 0}"#.into()).await.expect("first");
+    let appends: Vec<_> = (1..=8).map(|n| store.append_to_run_tag_list(&id, key, format!(r#"{{"n": {n}}}"#))).collect();
+    for r in futures::future::join_all(appends).await {
+        r.expect("append");
+    }
+    let tag = store.get_run(&id).await.expect("get").data.tags.into_iter().find(|t| t.key == key).expect("tag");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&tag.value).expect("a JSON list");
+    let mut ns: Vec<i64> = list.iter().filter_map(|v| v["n"].as_i64()).collect();
+    ns.sort_unstable();
+    assert_eq!(ns, (0..=8).collect::<Vec<_>>(), "no append lost");
+    assert!(store.append_to_run_tag_list(&id, key, "not json".into()).await.is_err_and(|e| invalid(&e)));
+    assert!(store.append_to_run_tag_list("no-such-run", key, "{}".into()).await.is_err_and(|e| e.is_not_found()));
 }
 
 async fn runs_and_logging(store: &dyn MetadataStore) {

@@ -156,21 +156,7 @@ async fn log_outputs(State(s): State<AppState>, a: Args) -> ApiResult {
 
 /// MLflow 2's model-history tag: kept as the `mlflow.log-model.history` run tag.
 async fn log_model(State(s): State<AppState>, a: Args) -> ApiResult {
-    let model_json = a.req_str("model_json")?;
-    let run = s.platform.get_run(&run_id(&a)?).await?;
-    let key = "mlflow.log-model.history";
-    let mut history: Vec<serde_json::Value> = run
-        .data
-        .tags
-        .iter()
-        .find(|t| t.key == key)
-        .and_then(|t| serde_json::from_str(&t.value).ok())
-        .unwrap_or_default();
-    let entry: serde_json::Value =
-        serde_json::from_str(&model_json).map_err(|e| ApiError::invalid(format!("Invalid model_json: {e}")))?;
-    history.push(entry);
-    let tag = Tag::new(key, serde_json::Value::Array(history).to_string());
-    s.platform.log_batch(&run.info.run_id, vec![], vec![], vec![tag]).await?;
+    s.platform.log_model_history(&run_id(&a)?, a.req_str("model_json")?).await?;
     Ok(Json(json!({})))
 }
 

@@ -353,6 +353,22 @@ fn insert_metrics(conn: &Connection, run_id: &str, metrics: &[Metric]) -> Result
     Ok(())
 }
 
+/// Read, append and write back inside the writer's one transaction.
+pub(crate) fn append_to_tag_list(conn: &Connection, run_id: &str, key: &str, entry: &str) -> Result<()> {
+    check_active(conn, run_id)?;
+    let entry: serde_json::Value =
+        serde_json::from_str(entry).map_err(|e| plinth_core::Error::invalid(format!("Invalid model_json: {e}")))?;
+    let old: Option<String> = conn
+        .query_row("SELECT value FROM tags WHERE run_uuid = ?1 AND key = ?2", params![run_id, key], |r| r.get(0))
+        .optional()?;
+    // A value that is not a JSON list (set by hand) starts a new list.
+    let mut list: Vec<serde_json::Value> = old.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
+    list.push(entry);
+    let tag = Tag::new(key, serde_json::Value::Array(list).to_string());
+    plinth_core::validation::validate_run_tag(&tag.key, &tag.value)?;
+    log_batch(conn, run_id, &[], &[], &[tag])
+}
+
 pub(crate) fn delete_tag(conn: &Connection, run_id: &str, key: &str) -> Result<()> {
     get_active_info(conn, run_id)?;
     let n = conn.execute("DELETE FROM tags WHERE run_uuid = ?1 AND key = ?2", params![run_id, key])?;
