@@ -52,9 +52,8 @@ fn body_pairs(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn f64_json(v: f64) -> Value {
-    if v.is_finite() { json!(v) } else { json!(v.to_string()) }
-}
+/// The server's encoding of doubles (non-finite as MLflow's "NaN"/"Infinity").
+use plinth_core::mlflow_json::double as f64_json;
 
 #[async_trait]
 impl Tracker for RemoteTracker {

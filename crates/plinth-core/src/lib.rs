@@ -9,6 +9,7 @@ pub mod experiments;
 pub mod ids;
 pub mod jobs;
 pub mod logged_models;
+pub mod mlflow_json;
 pub mod model_dir;
 pub mod registry;
 pub mod runs;

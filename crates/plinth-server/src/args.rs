@@ -225,18 +225,7 @@ pub fn value_i64(v: &Value) -> Option<i64> {
     }
 }
 
-pub fn value_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => match s.as_str() {
-            "NaN" | "nan" => Some(f64::NAN),
-            "Infinity" | "inf" => Some(f64::INFINITY),
-            "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
-            other => other.trim().parse().ok(),
-        },
-        _ => None,
-    }
-}
+pub use plinth_core::mlflow_json::read_double as value_f64;
 
 #[cfg(test)]
 mod tests {

@@ -13,17 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::args::Args;
 use crate::error::ApiError;
 
-pub fn f64_json(v: f64) -> Value {
-    if v.is_nan() {
-        json!("NaN")
-    } else if v == f64::INFINITY {
-        json!("Infinity")
-    } else if v == f64::NEG_INFINITY {
-        json!("-Infinity")
-    } else {
-        json!(v)
-    }
-}
+pub use plinth_core::mlflow_json::double as f64_json;
 
 fn insert_opt(obj: &mut Map<String, Value>, key: &str, v: Option<impl Into<Value>>) {
     if let Some(v) = v {
