@@ -39,9 +39,8 @@ pub struct ModelMeta {
 }
 
 impl ModelMeta {
-    pub fn to_bytes(&self) -> Vec<u8> {
-        // A map of JSON values always serializes.
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
     }
 }
 
@@ -54,7 +53,7 @@ mod tests {
         let mut details = Map::new();
         details.insert("algo".into(), Value::from("als"));
         let meta = ModelMeta { flavor: Flavor::Recommender, file: "model.plinthrec".into(), details };
-        let bytes = meta.to_bytes();
+        let bytes = meta.to_bytes().unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.contains(r#""flavor":"plinth-recommender""#) && text.contains(r#""algo":"als""#), "{text}");
         assert_eq!(serde_json::from_slice::<ModelMeta>(&bytes).unwrap(), meta);

@@ -629,7 +629,13 @@ async fn record(
         "data": stats,
     });
     let meta = ModelMeta { flavor: Flavor::Recommender, file: MODEL_FILE.into(), details: object(details) };
-    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{META_FILE}"), Bytes::from(meta.to_bytes())).await?;
+    tracker
+        .upload(
+            run_id,
+            &format!("{MODEL_ARTIFACT_DIR}/{META_FILE}"),
+            Bytes::from(meta.to_bytes().map_err(|e| Error::Internal(e.to_string()))?),
+        )
+        .await?;
     crate::pyfunc::write(tracker, run_id, crate::pyfunc::ModelKind::Recommender).await?;
     let version = match &job.register {
         Some(name) => Some(tracker.register(name, run_id, MODEL_ARTIFACT_DIR).await?),

@@ -95,9 +95,9 @@ impl Platform {
     /// MLflow 2's `log-model`: `model_json` appended to the run's
     /// `mlflow.log-model.history` tag, atomically.
     pub async fn log_model_history(&self, run_id: &str, model_json: String) -> Result<()> {
-        serde_json::from_str::<serde_json::Value>(&model_json)
+        let entry: serde_json::Value = serde_json::from_str(&model_json)
             .map_err(|e| plinth_core::Error::invalid(format!("Invalid model_json: {e}")))?;
-        Ok(self.store.append_to_run_tag_list(run_id, "mlflow.log-model.history", model_json).await?)
+        Ok(self.store.append_to_run_tag_list(run_id, "mlflow.log-model.history", entry).await?)
     }
 
     pub async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {

@@ -518,7 +518,13 @@ async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Train
     });
     let details = crate::recommenders::object(details);
     let meta = ModelMeta { flavor: Flavor::Tabular, file: MODEL_FILE.into(), details };
-    tracker.upload(run_id, &format!("{MODEL_ARTIFACT_DIR}/{META_FILE}"), Bytes::from(meta.to_bytes())).await?;
+    tracker
+        .upload(
+            run_id,
+            &format!("{MODEL_ARTIFACT_DIR}/{META_FILE}"),
+            Bytes::from(meta.to_bytes().map_err(|e| Error::Internal(e.to_string()))?),
+        )
+        .await?;
     crate::pyfunc::write(tracker, run_id, crate::pyfunc::ModelKind::Tabular).await?;
     let version = match &job.register {
         Some(name) => Some(tracker.register(name, run_id, MODEL_ARTIFACT_DIR).await?),

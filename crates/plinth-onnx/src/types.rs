@@ -110,8 +110,8 @@ impl DataType {
         }
     }
 
-    /// The values of this datatype that `v` (a signed or unsigned integer)
-    /// may take: `None` for non-integer datatypes.
+    /// The smallest and largest value of an integer datatype; `None` for
+    /// the others.
     pub fn integer_range(self) -> Option<(i128, i128)> {
         Some(match self {
             DataType::U8 => (0, u8::MAX.into()),

@@ -96,26 +96,21 @@ macro_rules! failure_from {
 }
 failure_from!(plinth_core::Error, plinth_engine::Error, plinth_serving::Error);
 
-impl From<plinth_engine::Error> for ApiError {
-    fn from(e: plinth_engine::Error) -> Self {
+/// Each surface's error from any layer's error, through its failure.
+impl<E> From<E> for ApiError
+where
+    Failure: From<E>,
+{
+    fn from(e: E) -> Self {
         ApiError(e.into())
     }
 }
 
-impl From<plinth_core::Error> for ApiError {
-    fn from(e: plinth_core::Error) -> Self {
-        ApiError(e.into())
-    }
-}
-
-impl From<plinth_serving::Error> for ApiError {
-    fn from(e: plinth_serving::Error) -> Self {
-        ApiError(e.into())
-    }
-}
-
-impl From<plinth_serving::Error> for InferError {
-    fn from(e: plinth_serving::Error) -> Self {
+impl<E> From<E> for InferError
+where
+    Failure: From<E>,
+{
+    fn from(e: E) -> Self {
         InferError(e.into())
     }
 }

@@ -273,8 +273,9 @@ async fn tag_lists(store: &dyn MetadataStore) {
     let run = store.create_run(info(&exp, "lists", 1000), vec![]).await.expect("run");
     let id = run.info.run_id.clone();
     let key = "mlflow.log-model.history";
-    store.append_to_run_tag_list(&id, key, r#"{"n": 0}"#.into()).await.expect("first");
-    let appends: Vec<_> = (1..=8).map(|n| store.append_to_run_tag_list(&id, key, format!(r#"{{"n": {n}}}"#))).collect();
+    store.append_to_run_tag_list(&id, key, serde_json::json!({"n": 0})).await.expect("first");
+    let appends: Vec<_> =
+        (1..=8).map(|n| store.append_to_run_tag_list(&id, key, serde_json::json!({"n": n}))).collect();
     for r in futures::future::join_all(appends).await {
         r.expect("append");
     }
@@ -283,8 +284,13 @@ async fn tag_lists(store: &dyn MetadataStore) {
     let mut ns: Vec<i64> = list.iter().filter_map(|v| v["n"].as_i64()).collect();
     ns.sort_unstable();
     assert_eq!(ns, (0..=8).collect::<Vec<_>>(), "no append lost");
-    assert!(store.append_to_run_tag_list(&id, key, "not json".into()).await.is_err_and(|e| invalid(&e)));
-    assert!(store.append_to_run_tag_list("no-such-run", key, "{}".into()).await.is_err_and(|e| e.is_not_found()));
+    let huge = serde_json::Value::String("x".repeat(10_000));
+    assert!(
+        store.append_to_run_tag_list(&id, key, huge).await.is_err_and(|e| invalid(&e)),
+        "a tag value over the limit"
+    );
+    let empty = serde_json::json!({});
+    assert!(store.append_to_run_tag_list("no-such-run", key, empty).await.is_err_and(|e| e.is_not_found()));
 }
 
 async fn runs_and_logging(store: &dyn MetadataStore) {

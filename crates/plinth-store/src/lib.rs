@@ -107,10 +107,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// immutable; re-logging the same value is a no-op.
     async fn log_batch(&self, run_id: &str, metrics: Vec<Metric>, params: Vec<Param>, tags: Vec<Tag>) -> Result<()>;
     async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()>;
-    /// Appends `entry` (JSON text) to the JSON list kept in run tag `key`
-    /// (MLflow 2's `mlflow.log-model.history`) in one transaction, so
-    /// concurrent appends lose nothing. The result obeys the tag rules.
-    async fn append_to_run_tag_list(&self, run_id: &str, key: &str, entry: String) -> Result<()>;
+    /// Appends `entry` to the JSON list kept in run tag `key` (MLflow 2's
+    /// `mlflow.log-model.history`) in one transaction, so concurrent appends
+    /// lose nothing. The result obeys the tag rules.
+    async fn append_to_run_tag_list(&self, run_id: &str, key: &str, entry: serde_json::Value) -> Result<()>;
     async fn log_inputs(&self, run_id: &str, datasets: Vec<DatasetInput>, models: Vec<ModelIo>) -> Result<()>;
     async fn log_outputs(&self, run_id: &str, models: Vec<ModelIo>) -> Result<()>;
     async fn get_metric_history(&self, run_id: &str, key: &str, max_results: i64, offset: i64) -> Result<Page<Metric>>;

@@ -203,3 +203,40 @@ impl GrpcInferenceService for Oip {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(datatype: &str, contents: InferTensorContents) -> proto::ModelInferRequest {
+        proto::ModelInferRequest {
+            inputs: vec![proto::model_infer_request::InferInputTensor {
+                name: "x".into(),
+                datatype: datatype.into(),
+                shape: vec![1],
+                contents: Some(contents),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn typed_contents_decode_by_datatype_and_bad_ones_are_refused() {
+        let ok = to_request(request("UINT8", InferTensorContents { uint_contents: vec![200], ..Default::default() }));
+        assert_eq!(ok.unwrap().inputs[0].values, Values::UInt(vec![200]));
+        let big = InferTensorContents { uint64_contents: vec![u64::MAX], ..Default::default() };
+        assert_eq!(to_request(request("UINT64", big)).unwrap().inputs[0].values, Values::UInt(vec![u64::MAX]));
+        for (datatype, contents, why) in [
+            ("NOPE", InferTensorContents { int_contents: vec![1], ..Default::default() }, "unknown datatype"),
+            ("FP16", InferTensorContents { fp32_contents: vec![1.0], ..Default::default() }, "not supported"),
+            ("UINT8", InferTensorContents { uint_contents: vec![300], ..Default::default() }, "does not fit"),
+            ("INT32", InferTensorContents { fp32_contents: vec![1.0], ..Default::default() }, "needs 1 elements"),
+        ] {
+            match to_request(request(datatype, contents)) {
+                Err(plinth_serving::Error::Invalid(m)) => assert!(m.contains(why), "{datatype}: {m}"),
+                other => panic!("{datatype}: {other:?}"),
+            }
+        }
+    }
+}

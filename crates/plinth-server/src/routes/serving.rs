@@ -118,7 +118,7 @@ async fn infer(
     Arrived(arrived): Arrived,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
-) -> Response {
+) -> Result<Response, InferError> {
     run_infer(s, name, None, arrived, headers, body).await
 }
 
@@ -128,27 +128,13 @@ async fn infer_version(
     Arrived(arrived): Arrived,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
-) -> Response {
+) -> Result<Response, InferError> {
     run_infer(s, name, Some(version), arrived, headers, body).await
 }
 
 /// JSON or binary is decided by `Inference-Header-Content-Length`, never by
 /// Content-Type. Large bodies are decoded and encoded on the blocking pool.
 async fn run_infer(
-    s: AppState,
-    name: String,
-    version: Option<String>,
-    arrived: Instant,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match infer_response(s, name, version, arrived, headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn infer_response(
     s: AppState,
     name: String,
     version: Option<String>,

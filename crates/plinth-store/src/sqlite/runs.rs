@@ -354,10 +354,8 @@ fn insert_metrics(conn: &Connection, run_id: &str, metrics: &[Metric]) -> Result
 }
 
 /// Read, append and write back inside the writer's one transaction.
-pub(crate) fn append_to_tag_list(conn: &Connection, run_id: &str, key: &str, entry: &str) -> Result<()> {
+pub(crate) fn append_to_tag_list(conn: &Connection, run_id: &str, key: &str, entry: serde_json::Value) -> Result<()> {
     check_active(conn, run_id)?;
-    let entry: serde_json::Value =
-        serde_json::from_str(entry).map_err(|e| plinth_core::Error::invalid(format!("Invalid model_json: {e}")))?;
     let old: Option<String> = conn
         .query_row("SELECT value FROM tags WHERE run_uuid = ?1 AND key = ?2", params![run_id, key], |r| r.get(0))
         .optional()?;

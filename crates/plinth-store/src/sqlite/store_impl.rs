@@ -70,9 +70,9 @@ impl MetadataStore for SqliteStore {
         let id = run_id.to_string();
         self.write(move |c| runs::log_batch(c, &id, &metrics, &params, &tags)).await
     }
-    async fn append_to_run_tag_list(&self, run_id: &str, key: &str, entry: String) -> Result<()> {
+    async fn append_to_run_tag_list(&self, run_id: &str, key: &str, entry: serde_json::Value) -> Result<()> {
         let (id, key) = (run_id.to_string(), key.to_string());
-        self.write(move |c| runs::append_to_tag_list(c, &id, &key, &entry)).await
+        self.write(move |c| runs::append_to_tag_list(c, &id, &key, entry)).await
     }
     async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
         let (id, key) = (run_id.to_string(), key.to_string());
