@@ -124,7 +124,8 @@ impl Config {
         if max_concurrent_inference == 0 {
             bail!("max_concurrent_inference must be at least 1");
         }
-        let reload_interval_ms = flags.reload_interval_ms.or(file.reload_interval_ms).unwrap_or(1000);
+        let default_reload = plinth_serving::DEFAULT_RELOAD_INTERVAL.as_millis() as u64;
+        let reload_interval_ms = flags.reload_interval_ms.or(file.reload_interval_ms).unwrap_or(default_reload);
         if !(50..=60_000).contains(&reload_interval_ms) {
             bail!("reload_interval_ms must be in 50..=60000");
         }
@@ -141,7 +142,11 @@ impl Config {
             max_connections,
             max_concurrent_inference,
             reload_interval_ms,
-            datasets_dir: flags.datasets_dir.clone().or(file.datasets_dir).unwrap_or_else(|| data_dir.join("datasets")),
+            datasets_dir: flags
+                .datasets_dir
+                .clone()
+                .or(file.datasets_dir)
+                .unwrap_or_else(|| plinth_server::AppConfig::default_datasets_dir(&data_dir)),
             host,
             port: flags.port.or(file.port).unwrap_or(5000),
             data_dir,

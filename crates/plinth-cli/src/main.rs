@@ -12,14 +12,12 @@ mod tabular;
 mod train;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use plinth_artifacts::ArtifactStore;
 use plinth_engine::Platform;
 use plinth_server::ServerConfig;
-use plinth_store::{SqliteOptions, SqliteStore};
+use plinth_store::SqliteOptions;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, ServerFlags};
@@ -104,37 +102,12 @@ async fn server(config: Config) -> anyhow::Result<()> {
     // Bind first: a busy port fails before anything is created on disk.
     let addr = SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    let platform = open_platform_with(&config.data_dir, SqliteOptions { fsync_commits: config.fsync_commits }).await?;
-    // Staged files of uploads that a crash interrupted: swept on start and
-    // hourly. A live upload keeps writing its own, so a minute of silence
-    // marks one as abandoned.
-    let artifacts = platform.artifacts().clone();
-    tokio::spawn(async move {
-        loop {
-            match artifacts.remove_stale_uploads(std::time::Duration::from_secs(60)).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "removed staged files of interrupted uploads"),
-                Err(e) => tracing::warn!(error = %e, "could not sweep interrupted uploads"),
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-        }
-    });
-    std::fs::create_dir_all(&config.datasets_dir)
-        .with_context(|| format!("cannot create datasets dir {}", config.datasets_dir.display()))?;
-    let jobs = plinth_engine::jobs::JobRunner::start(platform.clone(), config.datasets_dir.clone()).await?;
-    let serving = plinth_serving::Serving::start(
-        platform.clone(),
-        plinth_serving::ServingConfig {
-            exposure_dir: config.data_dir.join("exposures"),
-            reload_interval: std::time::Duration::from_millis(config.reload_interval_ms),
-        },
-    )
-    .await?;
-    let app = plinth_server::app(
-        platform,
-        jobs,
-        serving,
-        ServerConfig {
+    let app = plinth_server::App::open(plinth_server::AppConfig {
+        data_dir: config.data_dir.clone(),
+        datasets_dir: config.datasets_dir.clone(),
+        sqlite: SqliteOptions { fsync_commits: config.fsync_commits },
+        reload_interval: std::time::Duration::from_millis(config.reload_interval_ms),
+        server: ServerConfig {
             max_request_bytes: config.max_request_bytes,
             max_artifact_bytes: config.max_artifact_bytes,
             max_concurrent_inference: config.max_concurrent_inference,
@@ -143,26 +116,19 @@ async fn server(config: Config) -> anyhow::Result<()> {
                 origins: config.allowed_origins.clone(),
             },
         },
-    );
+    })
+    .await?;
     let local = listener.local_addr()?;
     tracing::info!(data_dir = %config.data_dir.display(), "Plinth listening on http://{local}");
     let limits = plinth_server::ConnLimits { max_connections: config.max_connections, ..Default::default() };
-    plinth_server::serve(listener, app, limits, shutdown_signal()).await?;
+    plinth_server::serve(listener, app.router, limits, shutdown_signal()).await?;
     tracing::info!("Plinth stopped");
     Ok(())
 }
 
 /// The embedded platform over a data dir (SQLite + local artifacts).
 pub(crate) async fn open_platform(data_dir: &std::path::Path) -> anyhow::Result<Platform> {
-    open_platform_with(data_dir, SqliteOptions::default()).await
-}
-
-async fn open_platform_with(data_dir: &std::path::Path, options: SqliteOptions) -> anyhow::Result<Platform> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let db = data_dir.join("plinth.db");
-    let store = SqliteStore::open_with(&db, options).with_context(|| format!("cannot open {}", db.display()))?;
-    let artifacts = ArtifactStore::local(data_dir.join("artifacts"))?;
-    Ok(Platform::new(Arc::new(store), artifacts).await?)
+    Ok(plinth_server::open_platform(data_dir, SqliteOptions::default()).await?)
 }
 
 async fn shutdown_signal() {

@@ -2,6 +2,7 @@
 //! artifact proxy) over axum. Handlers extract arguments, call the engine and
 //! shape MLflow's JSON; they hold no business logic and no SQL.
 
+mod app;
 mod args;
 mod conn;
 mod edge;
@@ -12,6 +13,7 @@ mod routes;
 mod state;
 mod wire;
 
+pub use app::{App, AppConfig, OpenError, open_platform};
 use axum::Router;
 pub use conn::{ConnLimits, serve};
 pub use edge::Allowed;
@@ -27,7 +29,7 @@ pub use state::{
 pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: ServerConfig) -> Router {
     metrics::install();
     let inference_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_inference.max(1)));
-    let ui = plinth_ui::router(serving.clone(), jobs.clone());
+    let ui = plinth_ui::router(platform.clone(), serving.clone(), jobs.clone());
     let body_limit = config.max_request_bytes;
     let edge = edge::EdgeLayer::new(config.allowed.clone());
     let state = AppState::new(state::Shared { platform, jobs, serving, config, inference_permits });

@@ -4,12 +4,9 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should fail loudly
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use plinth_artifacts::ArtifactStore;
 use plinth_engine::Platform;
 use plinth_server::ServerConfig;
-use plinth_store::SqliteStore;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -24,25 +21,18 @@ struct TestServer {
 impl TestServer {
     async fn start(config: ServerConfig) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("plinth.db")).unwrap();
-        let artifacts = ArtifactStore::local(dir.path().join("artifacts")).unwrap();
-        let platform = Platform::new(Arc::new(store), artifacts).await.unwrap();
-        std::fs::create_dir_all(dir.path().join("datasets")).unwrap();
-        let jobs = plinth_engine::jobs::JobRunner::start(platform.clone(), dir.path().join("datasets")).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = plinth_serving::Serving::start(
-            platform.clone(),
-            plinth_serving::ServingConfig {
-                exposure_dir: dir.path().join("exposures"),
-                reload_interval: std::time::Duration::from_millis(200),
-            },
-        )
+        let app = plinth_server::App::open(plinth_server::AppConfig {
+            reload_interval: std::time::Duration::from_millis(200),
+            server: config,
+            ..plinth_server::AppConfig::new(dir.path())
+        })
         .await
         .unwrap();
-        let app = plinth_server::app(platform.clone(), jobs, serving, config);
-        tokio::spawn(plinth_server::serve(listener, app, plinth_server::ConnLimits::default(), async {
+        let platform = app.platform.clone();
+        tokio::spawn(plinth_server::serve(listener, app.router, plinth_server::ConnLimits::default(), async {
             let _ = rx.await;
         }));
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap();

@@ -41,6 +41,9 @@ pub use recommend::{
 };
 pub use status::{DeploymentState, DeploymentStatus, LiveStats, VariantStatus};
 
+/// How often deployments and aliases are re-read by default.
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct ServingConfig {
     /// Where exposure logs go (`<data-dir>/exposures`).
@@ -162,10 +165,6 @@ impl Serving {
             }
         });
         Ok(serving)
-    }
-
-    pub fn platform(&self) -> &Platform {
-        &self.inner.platform
     }
 
     pub(crate) fn batcher(&self) -> &batcher::Batcher {

@@ -17,6 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
+use plinth_engine::Platform;
 use plinth_engine::jobs::JobRunner;
 use plinth_serving::Serving;
 
@@ -24,13 +25,20 @@ pub use pages::runs::PAGE_SIZES;
 
 const STYLE: &str = include_str!("../assets/style.css");
 
-/// What the pages read: the serving runtime (and through it the platform)
-/// and the job runner. Handlers take the part they need (`State<Serving>`,
-/// `State<JobRunner>`).
+/// What the pages read, side by side: the platform (tracking and registry),
+/// the serving runtime (deployments) and the job runner. Handlers take the
+/// part they need (`State<Platform>`, `State<Serving>`, `State<JobRunner>`).
 #[derive(Clone)]
 pub struct UiState {
+    pub platform: Platform,
     pub serving: Serving,
     pub jobs: JobRunner,
+}
+
+impl FromRef<UiState> for Platform {
+    fn from_ref(s: &UiState) -> Platform {
+        s.platform.clone()
+    }
 }
 
 impl FromRef<UiState> for Serving {
@@ -46,7 +54,7 @@ impl FromRef<UiState> for JobRunner {
 }
 
 /// The UI's routes; the server merges them beside its APIs.
-pub fn router(serving: Serving, jobs: JobRunner) -> Router {
+pub fn router(platform: Platform, serving: Serving, jobs: JobRunner) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/ui", get(|| async { Redirect::to("/ui/experiments") }))
@@ -65,7 +73,7 @@ pub fn router(serving: Serving, jobs: JobRunner) -> Router {
         .route("/ui/deployments/{name}", get(pages::deployments::detail))
         .route("/ui/jobs", get(pages::jobs::list))
         .layer(axum::middleware::from_fn(csrf::layer))
-        .with_state(UiState { serving, jobs })
+        .with_state(UiState { platform, serving, jobs })
 }
 
 /// The links MLflow prints (`…/#/experiments/<id>/runs/<run>`,

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use axum::extract::{RawQuery, State};
 use maud::html;
 use plinth_core::runs::Run;
-use plinth_serving::Serving;
+use plinth_engine::Platform;
 
 use crate::charts::{Series, lines, scatter};
 use crate::page as shell;
@@ -36,7 +36,7 @@ fn numeric(run: &Run, id: &str) -> Option<f64> {
     }
 }
 
-async fn render(s: Serving, raw: Option<String>) -> PageResult {
+async fn render(platform: Platform, raw: Option<String>) -> PageResult {
     let q = pairs(raw);
     let ids: Vec<&str> = {
         let mut seen = BTreeSet::new();
@@ -48,7 +48,6 @@ async fn render(s: Serving, raw: Option<String>) -> PageResult {
             ids.len()
         )));
     }
-    let platform = s.platform();
     let mut runs = Vec::with_capacity(ids.len());
     for id in &ids {
         runs.push(platform.get_run(id).await?);
@@ -155,6 +154,6 @@ async fn render(s: Serving, raw: Option<String>) -> PageResult {
     ))
 }
 
-pub async fn page(State(s): State<Serving>, RawQuery(raw): RawQuery) -> PageResult {
-    render(s, raw).await
+pub async fn page(State(platform): State<Platform>, RawQuery(raw): RawQuery) -> PageResult {
+    render(platform, raw).await
 }

@@ -4,8 +4,8 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use plinth_core::experiments::{LifecycleStage, ViewType};
+use plinth_engine::Platform;
 use plinth_engine::{ExperimentSearch, SearchQuery};
-use plinth_serving::Serving;
 use serde::Deserialize;
 
 use crate::{Form, PageResult, Query, UiError, page, query, time};
@@ -22,7 +22,7 @@ pub struct ListParams {
 
 const PAGE: i64 = 100;
 
-pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> PageResult {
+pub async fn list(State(platform): State<Platform>, Query(p): Query<ListParams>) -> PageResult {
     let view = match p.view.as_str() {
         "deleted" => ViewType::DeletedOnly,
         "all" => ViewType::All,
@@ -31,8 +31,7 @@ pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> Page
     // A quote would end the filter's string: searched as any character.
     let pattern = p.q.trim().replace(['\'', '"', '`', '\\'], "_");
     let filter = if pattern.is_empty() { String::new() } else { format!("name ILIKE '%{pattern}%'") };
-    let found = s
-        .platform()
+    let found = platform
         .search_experiments(ExperimentSearch {
             view,
             query: SearchQuery {
@@ -44,12 +43,8 @@ pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> Page
         })
         .await?;
     let next = found.next_offset.map(|o| query(&[("q", &p.q), ("view", &p.view), ("offset", &o.to_string())]));
-    let counts: std::collections::HashMap<String, i64> = s
-        .platform()
-        .count_runs(found.items.iter().map(|e| e.experiment_id.clone()).collect())
-        .await?
-        .into_iter()
-        .collect();
+    let counts: std::collections::HashMap<String, i64> =
+        platform.count_runs(found.items.iter().map(|e| e.experiment_id.clone()).collect()).await?.into_iter().collect();
     Ok(page(
         "Experiments",
         html! {
@@ -113,8 +108,8 @@ pub struct CreateForm {
     name: String,
 }
 
-pub async fn create(State(s): State<Serving>, Form(f): Form<CreateForm>) -> Result<Response, UiError> {
-    let id = s.platform().create_experiment(f.name.trim().to_string(), None, vec![]).await?;
+pub async fn create(State(platform): State<Platform>, Form(f): Form<CreateForm>) -> Result<Response, UiError> {
+    let id = platform.create_experiment(f.name.trim().to_string(), None, vec![]).await?;
     Ok(Redirect::to(&format!("/ui/experiments/{id}")).into_response())
 }
 
@@ -128,11 +123,10 @@ pub struct EditForm {
 }
 
 pub async fn edit(
-    State(s): State<Serving>,
+    State(platform): State<Platform>,
     Path(id): Path<String>,
     Form(f): Form<EditForm>,
 ) -> Result<Response, UiError> {
-    let platform = s.platform();
     if f.action == "delete" && f.confirm.as_deref() != Some("yes") {
         // A delete is asked for first, saying what it takes away.
         let experiment = platform.get_experiment(&id).await?;

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use plinth_core::deployments::ModelTarget;
+use plinth_engine::Platform;
 use plinth_engine::SearchQuery;
-use plinth_serving::Serving;
 use serde::Deserialize;
 
 use crate::{Form, PageResult, Query, UiError, page, query, time};
@@ -22,11 +22,10 @@ pub struct ListParams {
     offset: i64,
 }
 
-pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> PageResult {
+pub async fn list(State(platform): State<Platform>, Query(p): Query<ListParams>) -> PageResult {
     let pattern = p.q.trim().replace(['\'', '"', '`', '\\'], "_");
     let filter = if pattern.is_empty() { String::new() } else { format!("name ILIKE '%{pattern}%'") };
-    let found = s
-        .platform()
+    let found = platform
         .search_registered_models(SearchQuery {
             filter,
             order_by: vec!["name ASC".into()],
@@ -64,8 +63,7 @@ pub async fn list(State(s): State<Serving>, Query(p): Query<ListParams>) -> Page
     ))
 }
 
-pub async fn detail(State(s): State<Serving>, Path(name): Path<String>) -> PageResult {
-    let platform = s.platform();
+pub async fn detail(State(platform): State<Platform>, Path(name): Path<String>) -> PageResult {
     let model = platform.get_registered_model(&name).await?;
     let versions = platform
         .search_model_versions(SearchQuery {
@@ -142,11 +140,10 @@ pub struct AliasForm {
 
 /// First a confirmation page saying what will change; then the change.
 pub async fn alias(
-    State(s): State<Serving>,
+    State(platform): State<Platform>,
     Path(name): Path<String>,
     Form(f): Form<AliasForm>,
 ) -> Result<Response, UiError> {
-    let platform = s.platform();
     let alias = f.alias.trim().to_string();
     if f.confirm.as_deref() == Some("yes") {
         platform.set_alias(&name, &alias, f.version).await?;

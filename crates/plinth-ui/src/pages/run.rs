@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use maud::{Markup, html};
 use plinth_core::runs::Run;
+use plinth_engine::Platform;
 use plinth_engine::SearchQuery;
-use plinth_serving::Serving;
 use serde::Deserialize;
 
 use crate::charts::{Series, lines};
@@ -30,8 +30,7 @@ const PREVIEW_BYTES: usize = 256 * 1024;
 /// CSV rows shown.
 const PREVIEW_ROWS: usize = 50;
 
-pub async fn detail(State(s): State<Serving>, Path(id): Path<String>) -> PageResult {
-    let platform = s.platform();
+pub async fn detail(State(platform): State<Platform>, Path(id): Path<String>) -> PageResult {
     let run = platform.get_run(&id).await?;
     let info = &run.info;
     let experiment = platform.get_experiment(&info.experiment_id).await?;
@@ -233,8 +232,11 @@ fn image_type(path: &str) -> &'static str {
 }
 
 /// A directory's listing or a file's preview.
-pub async fn artifacts(State(s): State<Serving>, Path(id): Path<String>, Query(p): Query<PathParam>) -> PageResult {
-    let platform = s.platform();
+pub async fn artifacts(
+    State(platform): State<Platform>,
+    Path(id): Path<String>,
+    Query(p): Query<PathParam>,
+) -> PageResult {
     let run = platform.get_run(&id).await?;
     let (_, entries) = platform.list_run_artifacts(&id, &p.path).await?;
     let is_dir = !entries.is_empty();
@@ -246,7 +248,7 @@ pub async fn artifacts(State(s): State<Serving>, Path(id): Path<String>, Query(p
             Preview::Image => html! { img src=(format!("{download}&inline=1")) alt=(p.path) style="max-width:100%"; },
             Preview::None => html! { p.muted { "No preview for this type of file." } },
             kind => {
-                let bytes = head(platform, &id, &p.path).await?;
+                let bytes = head(&platform, &id, &p.path).await?;
                 let text = String::from_utf8_lossy(&bytes);
                 match kind {
                     Preview::Json if p.path.rsplit('/').next() == Some("feature_importance.json") => {
@@ -342,11 +344,11 @@ fn csv_table(text: &str, delimiter: u8) -> Markup {
 /// The file itself: an attachment, or an image shown inline, never
 /// interpreted by the browser as a page.
 pub async fn download(
-    State(s): State<Serving>,
+    State(platform): State<Platform>,
     Path(id): Path<String>,
     Query(p): Query<PathParam>,
 ) -> Result<Response, UiError> {
-    let (size, stream) = s.platform().open_run_artifact(&id, &p.path).await?;
+    let (size, stream) = platform.open_run_artifact(&id, &p.path).await?;
     let name = p.path.rsplit('/').next().unwrap_or("artifact").replace(['"', '\\', '\r', '\n'], "_");
     let inline = p.inline.is_some() && matches!(preview_kind(&p.path), Preview::Image);
     let (content_type, disposition) = if inline {

@@ -9,8 +9,8 @@ use axum::extract::{Path, RawQuery, State};
 use maud::{Markup, html};
 use plinth_core::experiments::{LifecycleStage, ViewType};
 use plinth_core::runs::Run;
+use plinth_engine::Platform;
 use plinth_engine::{RunSearch, SearchQuery};
-use plinth_serving::Serving;
 
 use crate::{PageResult, duration, number, page, pairs, query, time};
 
@@ -91,9 +91,8 @@ impl Column {
     }
 }
 
-pub async fn table(State(s): State<Serving>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> PageResult {
+pub async fn table(State(platform): State<Platform>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> PageResult {
     let p = TableParams::parse(raw);
-    let platform = s.platform();
     let experiment = platform.get_experiment(&id).await?;
     let size = p.size.filter(|n| PAGE_SIZES.contains(n)).unwrap_or(50);
     let order_by = if p.order.trim().is_empty() { vec![] } else { vec![p.order.trim().to_string()] };
