@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use plinth_core::experiments::Tag;
 use plinth_core::runs::{Metric, Param, RunStatus};
-use plinth_engine::recommenders::Tracker;
+use plinth_engine::tracking::Tracker;
 use plinth_engine::{Error, Result};
 use serde_json::{Value, json};
 

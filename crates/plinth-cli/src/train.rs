@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use plinth_engine::recommenders::{Progress, RecommenderSpec, Tracker, train_recommender};
+use plinth_engine::recommenders::{RecommenderSpec, train_recommender};
+use plinth_engine::tracking::{Progress, Tracker};
 
 #[derive(Debug, clap::Args)]
 pub struct RecommenderArgs {
@@ -113,7 +114,7 @@ impl RunFlags {
     pub async fn apply_alias(
         &self,
         tracker: &dyn Tracker,
-        report: &mut plinth_engine::recommenders::TrainReport,
+        report: &mut plinth_engine::tracking::TrainReport,
     ) -> anyhow::Result<()> {
         if let (Some(alias), Some(name), Some(version)) = (&self.alias, &report.model_name, report.model_version) {
             plinth_core::registry::validate_alias(alias)?;
@@ -213,7 +214,7 @@ pub(crate) fn finish(bar: &Bar) {
     }
 }
 
-pub(crate) fn print_report(report: &plinth_engine::recommenders::TrainReport, json: bool) {
+pub(crate) fn print_report(report: &plinth_engine::tracking::TrainReport, json: bool) {
     if json {
         println!("{}", report.to_json());
     } else {

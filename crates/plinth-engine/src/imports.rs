@@ -13,7 +13,7 @@ use plinth_core::runs::Param;
 use plinth_ml::tabular::model::TabularModel;
 use serde_json::json;
 
-use crate::recommenders::{MODEL_ARTIFACT_DIR, Tracker, TrainReport, close_run};
+use crate::tracking::{MODEL_ARTIFACT_DIR, Tracker, TrainReport, close_run};
 use crate::{Error, Result};
 
 pub const LIGHTGBM_FILE: &str = "model.lgb";

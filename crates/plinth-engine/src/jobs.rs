@@ -25,7 +25,7 @@ pub const MAX_ATTEMPTS: i64 = 3;
 /// Live progress of running jobs: (stage, done, total).
 type ProgressMap = Arc<Mutex<HashMap<String, (String, usize, usize)>>>;
 /// The progress handle of each running job, to cancel it.
-type RunningMap = Arc<Mutex<HashMap<String, crate::recommenders::Progress>>>;
+type RunningMap = Arc<Mutex<HashMap<String, crate::tracking::Progress>>>;
 /// How long `cancel` waits for a running job to reach its next iteration.
 const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -231,7 +231,7 @@ impl JobRunner {
         let dir = self.datasets_dir.clone();
         let resolve = |p: &str| Self::resolve(&dir, p);
         let (map, id) = (self.progress.clone(), job.job_id.clone());
-        let progress = crate::recommenders::Progress::new(move |stage: &str, done: usize, total: usize| {
+        let progress = crate::tracking::Progress::new(move |stage: &str, done: usize, total: usize| {
             if let Ok(mut m) = map.lock() {
                 m.insert(id.clone(), (stage.to_string(), done, total));
             }

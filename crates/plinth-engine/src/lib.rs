@@ -15,6 +15,7 @@ pub mod recommenders;
 mod registry;
 mod runs;
 pub mod tabular;
+pub mod tracking;
 
 use std::sync::Arc;
 

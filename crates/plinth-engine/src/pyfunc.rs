@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::recommenders::{MODEL_ARTIFACT_DIR, Tracker};
+use crate::tracking::{MODEL_ARTIFACT_DIR, Tracker};
 use crate::{Error, Result};
 
 /// Versioned with the file formats it reads: a process that loads models of

@@ -2,7 +2,7 @@
 //! file), fit the encoding, train a GBDT, evaluate on the test rows, track
 //! the run (params, metrics, a per-round validation curve, feature
 //! importance), store the model with its encoding, optionally register it.
-//! Tracking goes through the recommenders' [`Tracker`], so it runs against
+//! Tracking goes through the shared [`Tracker`], so it runs against
 //! the embedded platform or a remote server alike.
 
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ use plinth_ml::tabular::table::{Table, TableOptions, read_table};
 use serde_json::{Value, json};
 
 use crate::plots;
-use crate::recommenders::{MODEL_ARTIFACT_DIR, Progress, Tracker, TrainReport, close_run, off_the_async_threads};
+use crate::tracking::{MODEL_ARTIFACT_DIR, Progress, Tracker, TrainReport, close_run, off_the_async_threads};
 use crate::{Error, Result};
 
 pub const MODEL_FILE: &str = "model.json";
@@ -516,7 +516,7 @@ async fn record(tracker: &dyn Tracker, job: &TabularJob, run_id: &str, t: &Train
         "metrics": t.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "train_seconds": t.train_seconds,
     });
-    let details = crate::recommenders::object(details);
+    let details = crate::tracking::object(details);
     let meta = ModelMeta { flavor: Flavor::Tabular, file: MODEL_FILE.into(), details };
     tracker
         .upload(
