@@ -37,10 +37,39 @@ impl JobStatus {
     }
 }
 
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    TrainRecommender,
+    TrainTabular,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::TrainRecommender => "train-recommender",
+            JobKind::TrainTabular => "train-tabular",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "train-recommender" => Ok(JobKind::TrainRecommender),
+            "train-tabular" => Ok(JobKind::TrainTabular),
+            other => Err(Error::invalid(format!("Unknown job kind '{other}'"))),
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub job_id: String,
-    pub kind: String,
+    pub kind: JobKind,
     pub status: JobStatus,
     /// The request, as JSON: enough to run (or re-run) the job.
     pub spec: serde_json::Value,

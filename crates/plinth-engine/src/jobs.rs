@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use plinth_core::Error as DomainError;
 use plinth_core::ids::now_ms;
-use plinth_core::jobs::{Job, JobStatus};
+use plinth_core::jobs::{Job, JobKind, JobStatus};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -16,8 +16,6 @@ use crate::recommenders::{RecommenderSpec, train_recommender};
 use crate::tabular::{TabularSpec, train_tabular};
 use crate::{Error, Platform, Result};
 
-pub const TRAIN_RECOMMENDER: &str = "train-recommender";
-pub const TRAIN_TABULAR: &str = "train-tabular";
 /// Starts a job gets before an interruption (the process stopping while it
 /// runs) marks it failed instead of running it again.
 pub const MAX_ATTEMPTS: i64 = 3;
@@ -96,7 +94,7 @@ impl JobRunner {
         let parsed: RecommenderSpec = parse_spec(&spec)?;
         let dir = self.datasets_dir.clone();
         parsed.into_job(|p| Self::resolve(&dir, p))?;
-        self.queue_job(TRAIN_RECOMMENDER, spec).await
+        self.queue_job(JobKind::TrainRecommender, spec).await
     }
 
     /// Checks and queues a tabular training job.
@@ -104,13 +102,13 @@ impl JobRunner {
         let parsed: TabularSpec = parse_spec(&spec)?;
         let dir = self.datasets_dir.clone();
         parsed.into_job(|p| Self::resolve(&dir, p))?;
-        self.queue_job(TRAIN_TABULAR, spec).await
+        self.queue_job(JobKind::TrainTabular, spec).await
     }
 
-    async fn queue_job(&self, kind: &str, spec: Value) -> Result<Job> {
+    async fn queue_job(&self, kind: JobKind, spec: Value) -> Result<Job> {
         let job = Job {
             job_id: format!("job-{}", uuid_like()),
-            kind: kind.into(),
+            kind,
             status: JobStatus::Queued,
             spec,
             result: None,
@@ -239,16 +237,15 @@ impl JobRunner {
         if let Ok(mut m) = self.running.lock() {
             m.insert(job.job_id.clone(), progress.clone());
         }
-        let report = match job.kind.as_str() {
-            TRAIN_RECOMMENDER => {
+        let report = match job.kind {
+            JobKind::TrainRecommender => {
                 let train = parse_spec::<RecommenderSpec>(&job.spec)?.into_job(resolve)?;
                 train_recommender(&self.platform, train, progress).await?
             }
-            TRAIN_TABULAR => {
+            JobKind::TrainTabular => {
                 let train = parse_spec::<TabularSpec>(&job.spec)?.into_job(resolve)?;
                 train_tabular(&self.platform, train, progress).await?
             }
-            other => return Err(Error::Domain(DomainError::invalid(format!("Unknown job kind '{other}'")))),
         };
         Ok(report.to_json())
     }
@@ -267,7 +264,7 @@ fn uuid_like() -> String {
 pub fn job_json(job: &Job, progress: Option<(String, usize, usize)>) -> Value {
     json!({
         "job_id": job.job_id,
-        "kind": job.kind,
+        "kind": job.kind.as_str(),
         "status": job.status.as_str(),
         "spec": job.spec,
         "result": job.result,

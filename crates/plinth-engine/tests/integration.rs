@@ -29,7 +29,7 @@ async fn jobs_left_running_by_a_crash_run_again_on_start() {
     store
         .create_job(Job {
             job_id: "job-interrupted".into(),
-            kind: "train-recommender".into(),
+            kind: plinth_core::jobs::JobKind::TrainRecommender,
             status: JobStatus::Running,
             spec: serde_json::json!({"data": "d.csv", "algo": "popularity"}),
             result: None,
@@ -46,7 +46,7 @@ async fn jobs_left_running_by_a_crash_run_again_on_start() {
     store
         .create_job(Job {
             job_id: "job-deadly".into(),
-            kind: "train-recommender".into(),
+            kind: plinth_core::jobs::JobKind::TrainRecommender,
             status: JobStatus::Running,
             spec: serde_json::json!({"data": "d.csv", "algo": "popularity"}),
             result: None,

@@ -191,7 +191,7 @@ async fn jobs(store: &dyn MetadataStore) {
     use plinth_core::jobs::{Job, JobStatus};
     let mut job = Job {
         job_id: "job-1".into(),
-        kind: "train-recommender".into(),
+        kind: plinth_core::jobs::JobKind::TrainRecommender,
         status: JobStatus::Queued,
         spec: serde_json::json!({"algo": "als"}),
         result: None,

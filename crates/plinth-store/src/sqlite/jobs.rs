@@ -1,6 +1,6 @@
 //! Jobs in SQLite.
 
-use plinth_core::jobs::{Job, JobStatus};
+use plinth_core::jobs::{Job, JobKind, JobStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Result;
@@ -10,12 +10,17 @@ const COLUMNS: &str =
     "job_id, kind, status, spec_json, result_json, error, attempts, created_time, started_time, finished_time";
 
 fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    let kind: String = r.get(1)?;
+    // A kind this version does not know (written by a newer one) is a
+    // database error, not a job to run wrongly.
+    let kind = JobKind::parse(&kind)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
     let status: String = r.get(2)?;
     let spec: String = r.get(3)?;
     let result: Option<String> = r.get(4)?;
     Ok(Job {
         job_id: r.get(0)?,
-        kind: r.get(1)?,
+        kind,
         status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
         spec: serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
         result: result.and_then(|s| serde_json::from_str(&s).ok()),
@@ -32,7 +37,7 @@ pub(crate) fn create(conn: &Connection, job: &Job) -> Result<()> {
         &format!("INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
         params![
             job.job_id,
-            job.kind,
+            job.kind.as_str(),
             job.status.as_str(),
             job.spec.to_string(),
             job.result.as_ref().map(|r| r.to_string()),
