@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod logged_models;
 pub mod mlflow_json;
 pub mod model_dir;
+pub mod query;
 pub mod registry;
 pub mod runs;
 pub mod search;

@@ -119,6 +119,13 @@ pub struct DatasetInput {
     pub tags: Vec<Tag>,
 }
 
+impl DatasetInput {
+    /// How the run used the dataset: its `mlflow.data.context` tag.
+    pub fn context(&self) -> Option<&str> {
+        self.tags.iter().find(|t| t.key == DATASET_CONTEXT_TAG).map(|t| t.value.as_str())
+    }
+}
+
 /// One dataset used in an experiment, with the context a run used it in
 /// (the `mlflow.data.context` input tag: `training`, `eval`…), as MLflow's
 /// `experiments/search-datasets` answers it.

@@ -1,9 +1,8 @@
 //! MLflow's search grammar: `metrics.acc > 0.9 AND params.algo = 'als'` and
 //! `order_by` clauses such as `metrics.acc DESC`.
 //!
-//! Parsing yields a typed AST; each store turns it into its own query with
-//! bound parameters. Which keys and comparators an entity accepts is checked
-//! here, so every backend rejects the same filters with the same messages.
+//! Parsing yields a generic AST; [`crate::query`] turns it into the typed
+//! clauses one entity's search accepts.
 
 use crate::{Error, Result};
 
@@ -40,25 +39,7 @@ pub enum Comparator {
 }
 
 impl Comparator {
-    pub fn is_numeric(self) -> bool {
-        matches!(
-            self,
-            Comparator::Eq | Comparator::Ne | Comparator::Lt | Comparator::Le | Comparator::Gt | Comparator::Ge
-        )
-    }
-    pub fn is_string(self) -> bool {
-        matches!(
-            self,
-            Comparator::Eq
-                | Comparator::Ne
-                | Comparator::Like
-                | Comparator::ILike
-                | Comparator::In
-                | Comparator::NotIn
-                | Comparator::IsNull
-                | Comparator::IsNotNull
-        )
-    }
+    /// As written in a filter, for messages.
     pub fn sql(self) -> &'static str {
         match self {
             Comparator::Eq => "=",
@@ -421,152 +402,6 @@ pub fn parse_order_by(input: &str) -> Result<OrderBy> {
     Ok(OrderBy { entity, ascending })
 }
 
-/// The attributes of a run that filters and sorts may name, and their type.
-pub fn run_attribute(key: &str) -> Option<(&'static str, bool)> {
-    // (canonical name, numeric)
-    Some(match key {
-        "run_id" | "run_uuid" | "id" => ("run_id", false),
-        "run_name" | "name" => ("run_name", false),
-        "status" => ("status", false),
-        "user_id" => ("user_id", false),
-        "artifact_uri" => ("artifact_uri", false),
-        "lifecycle_stage" => ("lifecycle_stage", false),
-        "experiment_id" => ("experiment_id", false),
-        "start_time" | "created" | "Created" => ("start_time", true),
-        "end_time" => ("end_time", true),
-        _ => return None,
-    })
-}
-
-/// Checks a run-search clause's types: metrics compare to numbers, params and
-/// tags to strings, attributes by their type.
-pub fn check_run_clause(c: &Clause) -> Result<()> {
-    let bad = |what: &str| {
-        Err(Error::invalid(format!("Invalid comparator '{}' or value for {what} '{}'", c.op.sql(), c.entity.key)))
-    };
-    match c.entity.kind {
-        EntityKind::Metric => match (&c.value, c.op.is_numeric()) {
-            (Value::Num(_), true) => Ok(()),
-            _ => bad("metric"),
-        },
-        EntityKind::Param | EntityKind::Tag => match (&c.value, c.op) {
-            (Value::Str(_), op) if op.is_string() => Ok(()),
-            (Value::List(_), Comparator::In | Comparator::NotIn) => Ok(()),
-            (Value::None, Comparator::IsNull | Comparator::IsNotNull) => Ok(()),
-            _ => bad(if c.entity.kind == EntityKind::Param { "param" } else { "tag" }),
-        },
-        EntityKind::Dataset => match (c.entity.key.as_str(), &c.value, c.op) {
-            ("name" | "digest" | "context", Value::Str(_), op) if op.is_string() => Ok(()),
-            ("name" | "digest" | "context", Value::List(_), Comparator::In | Comparator::NotIn) => Ok(()),
-            _ => bad("dataset attribute"),
-        },
-        EntityKind::Attribute => {
-            let Some((_, numeric)) = run_attribute(&c.entity.key) else {
-                return Err(Error::invalid(format!(
-                    "Invalid attribute key '{}' specified. Valid keys are run_id, run_name, status, user_id, artifact_uri, lifecycle_stage, start_time, end_time",
-                    c.entity.key
-                )));
-            };
-            match (&c.value, numeric) {
-                (Value::Num(_), true) if c.op.is_numeric() => Ok(()),
-                (Value::Str(_), false) if c.op.is_string() => Ok(()),
-                (Value::List(_), false) if matches!(c.op, Comparator::In | Comparator::NotIn) => Ok(()),
-                _ => bad("attribute"),
-            }
-        }
-    }
-}
-
-/// The attributes of a logged model that filters and sorts may name:
-/// (canonical name, numeric).
-pub fn logged_model_attribute(key: &str) -> Option<(&'static str, bool)> {
-    Some(match key {
-        "model_id" => ("model_id", false),
-        "name" => ("name", false),
-        "model_type" => ("model_type", false),
-        "status" => ("status", false),
-        "source_run_id" => ("source_run_id", false),
-        "experiment_id" => ("experiment_id", false),
-        "artifact_location" => ("artifact_location", false),
-        "creation_timestamp" | "creation_time" | "creation_timestamp_ms" => ("creation_timestamp", true),
-        "last_updated_timestamp" | "last_updated_time" | "last_updated_timestamp_ms" => {
-            ("last_updated_timestamp", true)
-        }
-        _ => return None,
-    })
-}
-
-/// Checks a logged-model-search clause, as MLflow does: metrics and numeric
-/// attributes take `< <= > >= = !=` and a number; params, tags and string
-/// attributes take `= != LIKE ILIKE` (attributes also `IN`, `NOT IN`).
-pub fn check_logged_model_clause(c: &Clause) -> Result<()> {
-    let bad = |what: &str| {
-        Err(Error::invalid(format!(
-            "Invalid comparison operator '{}' or value for {what} '{}'",
-            c.op.sql(),
-            c.entity.key
-        )))
-    };
-    match c.entity.kind {
-        EntityKind::Metric => match (&c.value, c.op.is_numeric()) {
-            (Value::Num(_), true) => Ok(()),
-            _ => bad("metric"),
-        },
-        EntityKind::Param | EntityKind::Tag => match (&c.value, c.op) {
-            (Value::Str(_), Comparator::Eq | Comparator::Ne | Comparator::Like | Comparator::ILike) => Ok(()),
-            _ => bad(if c.entity.kind == EntityKind::Param { "param" } else { "tag" }),
-        },
-        EntityKind::Dataset => Err(Error::invalid(format!(
-            "Invalid entity type 'datasets' in logged model filter; pass datasets in the request's `datasets` field \
-             (clause on '{}')",
-            c.entity.key
-        ))),
-        EntityKind::Attribute => {
-            let Some((_, numeric)) = logged_model_attribute(&c.entity.key) else {
-                return Err(Error::invalid(format!(
-                    "Invalid logged model search key '{}'. Valid attributes are name, model_id, model_type, status, \
-                     source_run_id, creation_timestamp, last_updated_timestamp",
-                    c.entity.key
-                )));
-            };
-            match (&c.value, numeric, c.op) {
-                (Value::Num(_), true, op) if op.is_numeric() => Ok(()),
-                (Value::Str(_), false, Comparator::Eq | Comparator::Ne | Comparator::Like | Comparator::ILike) => {
-                    Ok(())
-                }
-                (Value::List(_), false, Comparator::In | Comparator::NotIn) => Ok(()),
-                _ => bad("attribute"),
-            }
-        }
-    }
-}
-
-/// What a logged-model `order_by` entry sorts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoggedModelSortKey {
-    /// A canonical attribute name from [`logged_model_attribute`].
-    Attribute(&'static str),
-    /// The latest value of a metric linked to the model.
-    Metric(String),
-}
-
-/// Parses a logged-model `order_by` field name: an attribute, or
-/// `metrics.<key>` (MLflow sorts logged models by nothing else).
-pub fn parse_logged_model_sort_key(field_name: &str) -> Result<LoggedModelSortKey> {
-    let field = field_name.trim();
-    if let Some((entity, key)) = field.split_once('.') {
-        if entity != "metrics" || key.is_empty() {
-            return Err(Error::invalid(format!(
-                "Invalid order by field name: {field_name}. Only attributes and `metrics.<name>` are supported."
-            )));
-        }
-        return Ok(LoggedModelSortKey::Metric(key.trim_matches('`').to_string()));
-    }
-    logged_model_attribute(field)
-        .map(|(name, _)| LoggedModelSortKey::Attribute(name))
-        .ok_or_else(|| Error::invalid(format!("Invalid order by field name: {field_name}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,20 +473,6 @@ mod tests {
     }
 
     #[test]
-    fn type_checks() {
-        let ok = |s: &str| check_run_clause(&one(s)).is_ok();
-        assert!(ok("metrics.a > 1"));
-        assert!(!ok("metrics.a = 'x'"));
-        assert!(!ok("metrics.a LIKE '1'"));
-        assert!(ok("params.a LIKE 'x%'"));
-        assert!(!ok("params.a > 1"));
-        assert!(ok("attributes.start_time > 5"));
-        assert!(!ok("attributes.start_time = 'x'"));
-        assert!(!ok("attributes.nope = 'x'"));
-        assert!(ok("datasets.name = 'd'"));
-    }
-
-    #[test]
     fn order_by() {
         let o = parse_order_by("metrics.acc DESC").ok();
         assert_eq!(
@@ -660,30 +481,5 @@ mod tests {
         );
         assert_eq!(parse_order_by("start_time").map(|o| o.ascending).ok(), Some(true));
         assert!(parse_order_by("metrics.acc SIDEWAYS").is_err());
-    }
-
-    #[test]
-    fn logged_model_clauses() {
-        let ok = |s: &str| check_logged_model_clause(&one(s)).is_ok();
-        assert!(ok("name = 'model'"));
-        assert!(ok("attributes.name LIKE 'mo%'"));
-        assert!(ok("source_run_id IN ('a', 'b')"));
-        assert!(ok("creation_time > 5"));
-        assert!(ok("metrics.acc >= 0.5"));
-        assert!(ok("params.lr = '0.1'"));
-        assert!(ok("tags.t ILIKE '%x%'"));
-        assert!(!ok("name > 'a'"));
-        assert!(!ok("creation_time = 'x'"));
-        assert!(!ok("metrics.acc LIKE 'x'"));
-        assert!(!ok("params.lr IN ('a')"));
-        assert!(!ok("run_name = 'x'"));
-        assert!(!ok("datasets.name = 'd'"));
-        assert_eq!(
-            parse_logged_model_sort_key("creation_time").ok(),
-            Some(LoggedModelSortKey::Attribute("creation_timestamp"))
-        );
-        assert_eq!(parse_logged_model_sort_key("metrics.acc").ok(), Some(LoggedModelSortKey::Metric("acc".into())));
-        assert!(parse_logged_model_sort_key("params.lr").is_err());
-        assert!(parse_logged_model_sort_key("bogus").is_err());
     }
 }

@@ -24,7 +24,8 @@ pub use error::{Error, Result};
 use plinth_artifacts::ArtifactStore;
 use plinth_store::MetadataStore;
 pub use plinth_store::{
-    DatasetFilter, ExperimentSearch, LoggedModelOrder, LoggedModelSearch, Page, RunSearch, SearchQuery,
+    DatasetFilter, ExperimentSearch, LoggedModelOrder, LoggedModelSearch, ModelVersionQuery, Page,
+    RegisteredModelQuery, RunSearch,
 };
 
 /// The URI scheme under which this server proxies artifacts (MLflow's).

@@ -4,7 +4,7 @@ use plinth_core::experiments::Tag;
 use plinth_core::registry::{self, ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::{Error as DomainError, sources, validation};
 
-use crate::{Page, Platform, Result, SearchQuery};
+use crate::{ModelVersionQuery, Page, Platform, RegisteredModelQuery, Result};
 
 /// The logged-model tag that lists the versions registered from it.
 const MODEL_VERSIONS_TAG: &str = "mlflow.modelVersions";
@@ -40,7 +40,7 @@ impl Platform {
         Ok(self.store.delete_registered_model(name).await?)
     }
 
-    pub async fn search_registered_models(&self, query: SearchQuery) -> Result<Page<RegisteredModel>> {
+    pub async fn search_registered_models(&self, query: RegisteredModelQuery) -> Result<Page<RegisteredModel>> {
         validation::validate_max_results(query.max_results, validation::MAX_RESULTS_REGISTRY)?;
         Ok(self.store.search_registered_models(query).await?)
     }
@@ -291,7 +291,7 @@ impl Platform {
         Ok(self.store.delete_model_version(name, parse_version(version)?).await?)
     }
 
-    pub async fn search_model_versions(&self, query: SearchQuery) -> Result<Page<ModelVersion>> {
+    pub async fn search_model_versions(&self, query: ModelVersionQuery) -> Result<Page<ModelVersion>> {
         validation::validate_max_results(query.max_results, validation::MAX_RESULTS_REGISTRY)?;
         Ok(self.store.search_model_versions(query).await?)
     }

@@ -121,7 +121,7 @@ async fn a_running_training_stops_when_cancelled() {
     let runs = store
         .search_runs(plinth_store::RunSearch {
             experiment_ids: vec![exp.experiment_id],
-            query: plinth_store::SearchQuery { max_results: 10, ..Default::default() },
+            query: plinth_core::query::RunQuery { max_results: 10, ..Default::default() },
             ..Default::default()
         })
         .await

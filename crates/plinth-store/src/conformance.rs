@@ -6,11 +6,11 @@ use plinth_core::experiments::{LifecycleStage, Tag, ViewType};
 use plinth_core::ids::{new_logged_model_id, new_run_id, now_ms};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{NewModelVersion, Stage};
-use plinth_core::runs::{Metric, Param, RunInfo, RunStatus, RunUpdate};
+use plinth_core::runs::{DATASET_CONTEXT_TAG, Dataset, DatasetInput, Metric, Param, RunInfo, RunStatus, RunUpdate};
 
-use crate::{
-    DatasetFilter, Error, ExperimentSearch, LoggedModelOrder, LoggedModelSearch, MetadataStore, RunSearch, SearchQuery,
-};
+use plinth_core::query::{self, Filter, LoggedModelClause, LoggedModelSortKey, Query, SortKey};
+
+use crate::{DatasetFilter, Error, ExperimentSearch, LoggedModelOrder, LoggedModelSearch, MetadataStore, RunSearch};
 
 fn is_domain(e: &Error, f: fn(&DomainError) -> bool) -> bool {
     matches!(e, Error::Domain(d) if f(d))
@@ -41,13 +41,15 @@ fn info(experiment_id: &str, name: &str, start_time: i64) -> RunInfo {
     }
 }
 
-fn q(filter: &str, order_by: &[&str], max_results: i64) -> SearchQuery {
-    SearchQuery {
-        filter: filter.into(),
-        order_by: order_by.iter().map(|s| s.to_string()).collect(),
-        max_results,
-        offset: 0,
-    }
+/// A typed query from filter text, as the HTTP edge makes one.
+fn q<C: Filter, K: SortKey>(filter: &str, order_by: &[&str], max_results: i64) -> Query<C, K> {
+    let order_by: Vec<String> = order_by.iter().map(|s| s.to_string()).collect();
+    Query::parse(filter, &order_by, max_results, 0).unwrap_or_else(|e| panic!("{filter} {order_by:?}: {e}"))
+}
+
+/// Filters no backend ever sees: the typed query cannot hold them.
+fn refused<C: Filter>(filter: &str) -> bool {
+    query::parse_filter::<C>(filter).is_err_and(|e| invalid(&Error::Domain(e)))
 }
 
 /// Runs every conformance check against `store`, which must be empty.
@@ -134,14 +136,18 @@ async fn logged_model_search(store: &dyn MetadataStore) {
 
     let search = |filter: &str, order_by: Vec<LoggedModelOrder>, datasets: Vec<DatasetFilter>| LoggedModelSearch {
         experiment_ids: vec![exp.clone()],
-        filter: filter.into(),
+        filter: query::parse_filter(filter).expect("filter"),
         datasets,
         order_by,
         max_results: 10,
         offset: 0,
     };
     let names = |page: &crate::Page<LoggedModel>| page.items.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
-    let by = |field: &str, ascending: bool| LoggedModelOrder { field: field.into(), ascending, dataset: None };
+    let by = |field: &str, ascending: bool| LoggedModelOrder {
+        key: LoggedModelSortKey::parse(field).expect("sort key"),
+        ascending,
+        dataset: None,
+    };
     let found = |s: LoggedModelSearch| async move { names(&store.search_logged_models(s).await.expect("search")) };
 
     assert_eq!(found(search("", vec![], vec![])).await, ["c", "b", "a"], "newest first by default");
@@ -178,12 +184,10 @@ async fn logged_model_search(store: &dyn MetadataStore) {
     assert_eq!((names(&second), second.next_offset), (vec!["c".to_string()], None));
 
     for bad in ["name > 'a'", "metrics.acc = 'x'", "params.lr IN ('a')", "bogus = 'x'", "datasets.name = 'x'"] {
-        let result = store.search_logged_models(search(bad, vec![], vec![])).await;
-        assert!(result.is_err_and(|e| invalid(&e)), "{bad}");
+        assert!(refused::<LoggedModelClause>(bad), "{bad}");
     }
     for bad in ["params.lr", "nope"] {
-        let result = store.search_logged_models(search("", vec![by(bad, true)], vec![])).await;
-        assert!(result.is_err_and(|e| invalid(&e)), "{bad}");
+        assert!(LoggedModelSortKey::parse(bad).is_err_and(|e| invalid(&Error::Domain(e))), "{bad}");
     }
 }
 
@@ -435,8 +439,38 @@ async fn run_search(store: &dyn MetadataStore) {
     assert_eq!(names.first(), Some(&"run-9"));
     assert_eq!(names.last(), Some(&"run-3"), "missing metric sorts last in DESC too");
 
-    assert!(store.search_runs(search("metrics.acc = 'x'", &[], 10)).await.is_err_and(|e| invalid(&e)));
-    assert!(store.search_runs(search("bogus", &[], 10)).await.is_err_and(|e| invalid(&e)));
+    assert!(refused::<query::RunClause>("metrics.acc = 'x'"));
+    assert!(refused::<query::RunClause>("bogus"));
+
+    // Datasets: by name, digest and the context the run used them in.
+    let dataset = |name: &str, context: &str| DatasetInput {
+        dataset: Dataset {
+            name: name.into(),
+            digest: format!("{name}-digest"),
+            source_type: "local".into(),
+            source: "file:///data".into(),
+            schema: None,
+            profile: None,
+        },
+        tags: vec![Tag::new(DATASET_CONTEXT_TAG, context)],
+    };
+    store.log_inputs(&ids[0], vec![dataset("movies", "training")], vec![]).await.expect("inputs");
+    store
+        .log_inputs(&ids[1], vec![dataset("movies", "eval"), dataset("ratings", "eval")], vec![])
+        .await
+        .expect("inputs");
+    for (filter, expected) in [
+        ("datasets.name = 'movies'", 2),
+        ("datasets.digest = 'ratings-digest'", 1),
+        ("datasets.context = 'eval'", 1),
+        ("datasets.context IN ('eval', 'training')", 2),
+        ("datasets.context LIKE 'train%'", 1),
+        ("datasets.context = 'eval%'", 0),
+        ("datasets.context != 'training'", 1),
+    ] {
+        let page = store.search_runs(search(filter, &[], 100)).await.expect("datasets");
+        assert_eq!(page.items.len(), expected, "{filter}");
+    }
 }
 
 async fn registry(store: &dyn MetadataStore) {

@@ -10,13 +10,17 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use plinth_core::deployments::Deployment;
-use plinth_core::experiments::{Experiment, LifecycleStage, Tag, ViewType};
+use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::jobs::{Job, JobStatus};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 
 pub use error::{Error, Result};
+pub use plinth_core::query::{
+    DatasetFilter, ExperimentSearch, LoggedModelOrder, LoggedModelSearch, ModelVersionQuery, RegisteredModelQuery,
+    RunSearch,
+};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// One page of a listing, and where the next one starts (if any).
@@ -24,57 +28,6 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_offset: Option<i64>,
-}
-
-/// A search: a filter in MLflow's grammar, `order_by` clauses, and paging.
-#[derive(Debug, Clone, Default)]
-pub struct SearchQuery {
-    pub filter: String,
-    pub order_by: Vec<String>,
-    pub max_results: i64,
-    pub offset: i64,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RunSearch {
-    pub experiment_ids: Vec<String>,
-    pub view: ViewType,
-    pub query: SearchQuery,
-}
-
-/// A logged-model search, as MLflow's `SearchLoggedModels` names it.
-#[derive(Debug, Clone, Default)]
-pub struct LoggedModelSearch {
-    pub experiment_ids: Vec<String>,
-    /// MLflow filter grammar over attributes, `metrics.`, `params.`, `tags.`.
-    pub filter: String,
-    /// Keep models with metrics on any of these datasets; metric clauses
-    /// then only look at values on them.
-    pub datasets: Vec<DatasetFilter>,
-    pub order_by: Vec<LoggedModelOrder>,
-    pub max_results: i64,
-    pub offset: i64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DatasetFilter {
-    pub name: String,
-    pub digest: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggedModelOrder {
-    /// An attribute name or `metrics.<key>`.
-    pub field: String,
-    pub ascending: bool,
-    /// For metric keys: only values logged on this dataset count.
-    pub dataset: Option<DatasetFilter>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ExperimentSearch {
-    pub view: ViewType,
-    pub query: SearchQuery,
 }
 
 /// The metadata store. Writes are durable when they return `Ok`.
@@ -152,7 +105,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn rename_registered_model(&self, name: &str, new_name: String) -> Result<RegisteredModel>;
     async fn update_registered_model(&self, name: &str, description: Option<String>) -> Result<RegisteredModel>;
     async fn delete_registered_model(&self, name: &str) -> Result<()>;
-    async fn search_registered_models(&self, query: SearchQuery) -> Result<Page<RegisteredModel>>;
+    async fn search_registered_models(&self, query: RegisteredModelQuery) -> Result<Page<RegisteredModel>>;
     async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()>;
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()>;
     async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()>;
@@ -163,7 +116,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn update_model_version(&self, name: &str, version: i64, description: Option<String>)
     -> Result<ModelVersion>;
     async fn delete_model_version(&self, name: &str, version: i64) -> Result<()>;
-    async fn search_model_versions(&self, query: SearchQuery) -> Result<Page<ModelVersion>>;
+    async fn search_model_versions(&self, query: ModelVersionQuery) -> Result<Page<ModelVersion>>;
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()>;
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()>;
     async fn transition_stage(

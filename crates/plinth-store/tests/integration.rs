@@ -96,7 +96,10 @@ async fn a_first_release_database_upgrades_and_reads_back() {
              INSERT INTO model_versions (name, version, creation_time, last_updated_time, current_stage, source,
                                          run_id, status, storage_location)
                  VALUES ('recs', 1, 1, 2, 'None', 'runs:/r-old/model', 'r-old', 'READY', 'file:///a/r/model');
-             INSERT INTO registered_model_aliases VALUES ('recs', 'champion', 1);",
+             INSERT INTO registered_model_aliases VALUES ('recs', 'champion', 1);
+             INSERT INTO datasets VALUES ('d-1', 7, 'movies', 'abc', 'local', 'file:///m', NULL, NULL);
+             INSERT INTO run_datasets VALUES ('r-old', 'd-1',
+                 '[{\"key\":\"mlflow.data.context\",\"value\":\"eval\"},{\"key\":\"k\",\"value\":\"v\"}]');",
         )
         .unwrap();
     }
@@ -115,4 +118,14 @@ async fn a_first_release_database_upgrades_and_reads_back() {
     let version = store.get_model_version_by_alias("recs", "champion").await.unwrap();
     assert_eq!((version.version, version.source.as_str()), (1, "runs:/r-old/model"));
     assert_eq!(store.get_registered_model("recs").await.unwrap().description.as_deref(), Some("kept"));
+    // The dataset context moved out of the serialized tags into its own column.
+    let search = |filter: &str| plinth_store::RunSearch {
+        experiment_ids: vec!["7".into()],
+        query: plinth_core::query::Query::parse(filter, &[], 10, 0).unwrap(),
+        ..Default::default()
+    };
+    assert_eq!(store.search_runs(search("datasets.context = 'eval'")).await.unwrap().items.len(), 1);
+    assert_eq!(store.search_runs(search("datasets.context = 'training'")).await.unwrap().items.len(), 0);
+    let summaries = store.search_dataset_summaries(vec!["7".into()], 10).await.unwrap();
+    assert_eq!(summaries.iter().map(|d| d.context.as_deref()).collect::<Vec<_>>(), [Some("eval")]);
 }

@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plinth_core::experiments::{Tag, ViewType};
-use plinth_engine::{ExperimentSearch, SearchQuery};
+use plinth_core::query::Query;
+use plinth_engine::ExperimentSearch;
 use serde_json::json;
 
 use crate::args::Args;
@@ -46,12 +47,12 @@ async fn get_by_name(State(s): State<AppState>, a: Args) -> ApiResult {
 
 async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
     let view = ViewType::parse(&a.opt_str("view_type")?.unwrap_or_default())?;
-    let query = SearchQuery {
-        filter: a.opt_str("filter")?.unwrap_or_default(),
-        order_by: a.str_list("order_by")?,
-        max_results: a.opt_i64("max_results")?.unwrap_or(1000),
-        offset: decode_page_token(a.opt_str("page_token")?)?,
-    };
+    let query = Query::parse(
+        &a.opt_str("filter")?.unwrap_or_default(),
+        &a.str_list("order_by")?,
+        a.opt_i64("max_results")?.unwrap_or(1000),
+        decode_page_token(a.opt_str("page_token")?)?,
+    )?;
     let page = s.platform.search_experiments(ExperimentSearch { view, query }).await?;
     let body = json!({"experiments": page.items.iter().map(experiment_json).collect::<Vec<_>>()});
     Ok(Json(with_token(body, page.next_offset)))

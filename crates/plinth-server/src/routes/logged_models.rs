@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use plinth_core::logged_models::{LoggedModelStatus, NewLoggedModel};
+use plinth_core::query::{self, LoggedModelSortKey};
 use plinth_engine::{DatasetFilter, LoggedModelOrder, LoggedModelSearch, artifact_key};
 use serde_json::json;
 
@@ -85,7 +86,7 @@ async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
                 .opt_str("field_name")?
                 .ok_or_else(|| ApiError::invalid("`field_name` in the `order_by` clause must be specified."))?;
             Ok(LoggedModelOrder {
-                field,
+                key: LoggedModelSortKey::parse(&field)?,
                 ascending: o.opt_bool("ascending")?.unwrap_or(true),
                 dataset: dataset_filter(o)?,
             })
@@ -93,7 +94,7 @@ async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
         .collect::<Result<Vec<_>, ApiError>>()?;
     let search = LoggedModelSearch {
         experiment_ids: a.str_list("experiment_ids")?,
-        filter: a.opt_str("filter")?.unwrap_or_default(),
+        filter: query::parse_filter(&a.opt_str("filter")?.unwrap_or_default())?,
         datasets,
         order_by,
         max_results: a.opt_i64("max_results")?.unwrap_or(100),

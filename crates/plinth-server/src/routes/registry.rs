@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use plinth_core::experiments::Tag;
+use plinth_core::query::{Filter, Query, SortKey};
 use plinth_core::registry::NewModelVersion;
-use plinth_engine::SearchQuery;
 use serde_json::json;
 
 use crate::args::Args;
@@ -36,13 +36,13 @@ pub fn router() -> Router<AppState> {
         .route("/model-versions/delete-tag", delete(delete_version_tag))
 }
 
-fn search_query(a: &Args, default_max: i64) -> Result<SearchQuery, crate::error::ApiError> {
-    Ok(SearchQuery {
-        filter: a.opt_str("filter")?.unwrap_or_default(),
-        order_by: a.str_list("order_by")?,
-        max_results: a.opt_i64("max_results")?.unwrap_or(default_max),
-        offset: decode_page_token(a.opt_str("page_token")?)?,
-    })
+fn search_query<C: Filter, K: SortKey>(a: &Args, default_max: i64) -> Result<Query<C, K>, crate::error::ApiError> {
+    Ok(Query::parse(
+        &a.opt_str("filter")?.unwrap_or_default(),
+        &a.str_list("order_by")?,
+        a.opt_i64("max_results")?.unwrap_or(default_max),
+        decode_page_token(a.opt_str("page_token")?)?,
+    )?)
 }
 
 async fn create_model(State(s): State<AppState>, a: Args) -> ApiResult {

@@ -4,9 +4,10 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plinth_core::experiments::{Tag, ViewType};
+use plinth_core::query::Query;
 use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
 use plinth_core::validation::MAX_BATCH_LOG_REQUEST_SIZE;
-use plinth_engine::{RunSearch, SearchQuery};
+use plinth_engine::RunSearch;
 use serde_json::{Value, json};
 
 use crate::args::Args;
@@ -92,12 +93,12 @@ async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
     let search = RunSearch {
         experiment_ids: a.str_list("experiment_ids")?,
         view,
-        query: SearchQuery {
-            filter: a.opt_str("filter")?.unwrap_or_default(),
-            order_by: a.str_list("order_by")?,
-            max_results: a.opt_i64("max_results")?.unwrap_or(1000),
-            offset: decode_page_token(a.opt_str("page_token")?)?,
-        },
+        query: Query::parse(
+            &a.opt_str("filter")?.unwrap_or_default(),
+            &a.str_list("order_by")?,
+            a.opt_i64("max_results")?.unwrap_or(1000),
+            decode_page_token(a.opt_str("page_token")?)?,
+        )?,
     };
     let page = s.platform.search_runs(search).await?;
     let body = json!({"runs": page.items.iter().map(run_json).collect::<Vec<_>>()});

@@ -1,11 +1,11 @@
 //! Experiments in SQLite.
 
 use plinth_core::experiments::{DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME, Experiment, LifecycleStage, Tag};
-use plinth_core::search::{self, EntityKind, Value};
+use plinth_core::query::{ExperimentClause, ExperimentSortKey};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::now;
-use super::query::{Sql, string_clause};
+use super::query::{Sql, number_clause, string_clause};
 use crate::error::{exists, invalid, not_found};
 use crate::{ExperimentSearch, Page, Result};
 
@@ -128,53 +128,28 @@ pub(crate) fn search(conn: &Connection, s: &ExperimentSearch) -> Result<Page<Exp
     let mut sql = Sql::new(format!("SELECT {COLUMNS} FROM experiments e WHERE e.lifecycle_stage IN ("));
     sql.list(s.view.stages().iter().map(|s| s.to_string()));
     sql.push(")");
-    for clause in search::parse_filter(&s.query.filter)? {
-        match clause.entity.kind {
-            EntityKind::Attribute => match clause.entity.key.as_str() {
-                "name" => string_clause(&mut sql, "e.name", &clause)?,
-                "creation_time" | "last_update_time" => {
-                    let Value::Num(n) = clause.value else {
-                        return invalid(format!(
-                            "Invalid value for attribute '{}': expected a number",
-                            clause.entity.key
-                        ));
-                    };
-                    if !clause.op.is_numeric() {
-                        return invalid(format!(
-                            "Invalid comparator '{}' for attribute '{}'",
-                            clause.op.sql(),
-                            clause.entity.key
-                        ));
-                    }
-                    sql.push(&format!(" AND e.{} {} ", clause.entity.key, clause.op.sql()));
-                    sql.bind_i64(n as i64);
-                }
-                other => {
-                    return invalid(format!(
-                        "Invalid attribute key '{other}' specified. Valid keys are name, creation_time, last_update_time"
-                    ));
-                }
-            },
-            EntityKind::Tag => {
+    for clause in &s.query.filter {
+        match clause {
+            ExperimentClause::Name(test) => string_clause(&mut sql, "e.name", test),
+            ExperimentClause::CreationTime(op, n) => number_clause(&mut sql, "e.creation_time", *op, (*n).into()),
+            ExperimentClause::LastUpdateTime(op, n) => number_clause(&mut sql, "e.last_update_time", *op, (*n).into()),
+            ExperimentClause::Tag { key, test } => {
                 sql.push(
                     " AND EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.key = ",
                 );
-                sql.bind_str(&clause.entity.key);
-                string_clause(&mut sql, "t.value", &clause)?;
+                sql.bind_str(key);
+                string_clause(&mut sql, "t.value", test);
                 sql.push(")");
             }
-            _ => return invalid(format!("Invalid filter for experiments: '{}'", s.query.filter)),
         }
     }
     let mut order = Vec::new();
     for o in &s.query.order_by {
-        let o = search::parse_order_by(o)?;
-        let col = match (o.entity.kind, o.entity.key.as_str()) {
-            (EntityKind::Attribute, "name") => "e.name",
-            (EntityKind::Attribute, "experiment_id") => "e.experiment_id",
-            (EntityKind::Attribute, "creation_time") => "e.creation_time",
-            (EntityKind::Attribute, "last_update_time") => "e.last_update_time",
-            _ => return invalid(format!("Invalid order_by key '{}' for experiments", o.entity.key)),
+        let col = match o.key {
+            ExperimentSortKey::Name => "e.name",
+            ExperimentSortKey::ExperimentId => "e.experiment_id",
+            ExperimentSortKey::CreationTime => "e.creation_time",
+            ExperimentSortKey::LastUpdateTime => "e.last_update_time",
         };
         order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
     }

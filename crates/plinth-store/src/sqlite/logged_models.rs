@@ -2,17 +2,15 @@
 
 use plinth_core::experiments::Tag;
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
+use plinth_core::query::{LoggedModelAttribute, LoggedModelClause, LoggedModelSortKey};
 use plinth_core::runs::Param;
-use plinth_core::search::{
-    Clause, EntityKind, LoggedModelSortKey, Value, check_logged_model_clause, logged_model_attribute, parse_filter,
-    parse_logged_model_sort_key,
-};
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::experiments::{self, page_rest, parse_id};
-use super::query::{Sql, string_clause};
+use super::query::{Sql, number_clause, string_clause};
 use super::runs::row_to_metric;
-use crate::error::{invalid, not_found};
+use crate::error::not_found;
 use crate::{DatasetFilter, LoggedModelSearch, Page, Result};
 
 const COLUMNS: &str = "model_id, experiment_id, name, artifact_location, creation_time, last_updated_time, model_type, source_run_id, status, status_message, deleted";
@@ -145,18 +143,19 @@ pub(crate) fn log_params(conn: &Connection, model_id: &str, ps: &[Param]) -> Res
     log_params_unchecked(conn, model_id, ps)
 }
 
-/// The SQL column of a canonical logged-model attribute.
-fn column(attribute: &str) -> &'static str {
+/// The SQL column of a logged-model attribute.
+fn column(attribute: LoggedModelAttribute) -> &'static str {
     match attribute {
-        "model_id" => "m.model_id",
-        "name" => "m.name",
-        "model_type" => "m.model_type",
-        "status" => "m.status",
-        "source_run_id" => "m.source_run_id",
-        "experiment_id" => "m.experiment_id",
-        "artifact_location" => "m.artifact_location",
-        "last_updated_timestamp" => "m.last_updated_time",
-        _ => "m.creation_time",
+        LoggedModelAttribute::ModelId => "m.model_id",
+        LoggedModelAttribute::Name => "m.name",
+        LoggedModelAttribute::ModelType => "m.model_type",
+        LoggedModelAttribute::Status => "m.status",
+        LoggedModelAttribute::SourceRunId => "m.source_run_id",
+        // Stored as an integer; compared as text, like the wire does.
+        LoggedModelAttribute::ExperimentId => "CAST(m.experiment_id AS TEXT)",
+        LoggedModelAttribute::ArtifactLocation => "m.artifact_location",
+        LoggedModelAttribute::CreationTimestamp => "m.creation_time",
+        LoggedModelAttribute::LastUpdatedTimestamp => "m.last_updated_time",
     }
 }
 
@@ -181,44 +180,33 @@ fn dataset_condition(sql: &mut Sql, datasets: &[DatasetFilter]) {
     sql.push(")");
 }
 
-fn filter_clause(sql: &mut Sql, clause: &Clause, datasets: &[DatasetFilter]) -> Result<()> {
-    check_logged_model_clause(clause)?;
-    match clause.entity.kind {
-        EntityKind::Attribute => {
-            let (name, numeric) = logged_model_attribute(&clause.entity.key).unwrap_or(("creation_timestamp", true));
-            let col = column(name);
-            if numeric {
-                let Value::Num(n) = clause.value else { return invalid("expected a number") };
-                sql.push(&format!(" AND {col} {} ", clause.op.sql()));
-                sql.bind_f64(n);
-            } else if name == "experiment_id" {
-                // Stored as an integer; compare as text like the wire does.
-                string_clause(sql, "CAST(m.experiment_id AS TEXT)", clause)?;
-            } else {
-                string_clause(sql, col, clause)?;
-            }
+fn filter_clause(sql: &mut Sql, clause: &LoggedModelClause, datasets: &[DatasetFilter]) {
+    match clause {
+        LoggedModelClause::Text { attribute, test } => string_clause(sql, column(*attribute), test),
+        LoggedModelClause::Time { attribute, op, value } => {
+            number_clause(sql, column(*attribute), *op, SqlValue::Real(*value))
         }
-        EntityKind::Metric => {
-            let Value::Num(n) = clause.value else { return invalid("expected a number") };
+        LoggedModelClause::Metric { key, op, value } => {
             sql.push(" AND m.model_id IN (SELECT model_id FROM metrics WHERE model_id IS NOT NULL AND key = ");
-            sql.bind_str(&clause.entity.key);
-            sql.push(&format!(" AND is_nan = 0 AND value {} ", clause.op.sql()));
-            sql.bind_f64(n);
+            sql.bind_str(key);
+            sql.push(" AND is_nan = 0");
+            number_clause(sql, "value", *op, SqlValue::Real(*value));
             dataset_condition(sql, datasets);
             sql.push(")");
         }
-        EntityKind::Param | EntityKind::Tag => {
-            let table =
-                if clause.entity.kind == EntityKind::Param { "logged_model_params" } else { "logged_model_tags" };
+        LoggedModelClause::Param { key, test } | LoggedModelClause::Tag { key, test } => {
+            let table = if matches!(clause, LoggedModelClause::Param { .. }) {
+                "logged_model_params"
+            } else {
+                "logged_model_tags"
+            };
             sql.push(&format!(" AND m.model_id IN (SELECT model_id FROM {table} WHERE key = "));
-            sql.bind_str(&clause.entity.key);
+            sql.bind_str(key);
             // `string_clause` opens with ` AND value ...`.
-            string_clause(sql, "value", clause)?;
+            string_clause(sql, "value", test);
             sql.push(")");
         }
-        EntityKind::Dataset => return invalid("dataset clauses are not supported in logged model filters"),
     }
-    Ok(())
 }
 
 /// Searches logged models with MLflow's semantics: attribute, metric, param
@@ -226,16 +214,12 @@ fn filter_clause(sql: &mut Sql, clause: &Clause, datasets: &[DatasetFilter]) -> 
 /// on them; sorts by attributes or a metric's latest value (missing values
 /// last), then newest first and by id, so pages are stable.
 pub(crate) fn search(conn: &Connection, q: &LoggedModelSearch) -> Result<Page<LoggedModel>> {
-    let clauses = parse_filter(&q.filter)?;
-    let keys =
-        q.order_by.iter().map(|o| parse_logged_model_sort_key(&o.field)).collect::<plinth_core::Result<Vec<_>>>()?;
-
     let cols = COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
     let mut sql = Sql::new(format!("SELECT {cols} FROM logged_models m"));
     // One LEFT JOIN per metric sort key: the latest value per model, as
     // MLflow picks it (newest timestamp, then step).
-    for (i, (order, key)) in q.order_by.iter().zip(&keys).enumerate() {
-        let LoggedModelSortKey::Metric(metric) = key else { continue };
+    for (i, order) in q.order_by.iter().enumerate() {
+        let LoggedModelSortKey::Metric(metric) = &order.key else { continue };
         sql.push(
             " LEFT JOIN (SELECT model_id, value FROM (SELECT model_id, value, ROW_NUMBER() OVER \
              (PARTITION BY model_id ORDER BY timestamp DESC, step DESC, run_uuid) AS rn \
@@ -258,28 +242,29 @@ pub(crate) fn search(conn: &Connection, q: &LoggedModelSearch) -> Result<Page<Lo
         }
         sql.push(")");
     }
-    for clause in &clauses {
-        filter_clause(&mut sql, clause, &q.datasets)?;
+    for clause in &q.filter {
+        filter_clause(&mut sql, clause, &q.datasets);
     }
-    if !q.datasets.is_empty() && !clauses.iter().any(|c| c.entity.kind == EntityKind::Metric) {
+    if !q.datasets.is_empty() && !q.filter.iter().any(|c| matches!(c, LoggedModelClause::Metric { .. })) {
         sql.push(" AND m.model_id IN (SELECT model_id FROM metrics WHERE model_id IS NOT NULL");
         dataset_condition(&mut sql, &q.datasets);
         sql.push(")");
     }
 
     let mut order = Vec::new();
-    for (i, (o, key)) in q.order_by.iter().zip(&keys).enumerate() {
+    for (i, o) in q.order_by.iter().enumerate() {
         let dir = if o.ascending { "ASC" } else { "DESC" };
-        let col = match key {
+        let col = match &o.key {
             LoggedModelSortKey::Metric(_) => format!("ob{i}.value"),
-            LoggedModelSortKey::Attribute(a) => column(a).to_string(),
+            LoggedModelSortKey::Attribute(a) => column(*a).to_string(),
         };
         order.push(format!("({col} IS NULL) ASC, {col} {dir}"));
     }
-    if !keys.contains(&LoggedModelSortKey::Attribute("creation_timestamp")) {
+    let sorts_by = |a| q.order_by.iter().any(|o| o.key == LoggedModelSortKey::Attribute(a));
+    if !sorts_by(LoggedModelAttribute::CreationTimestamp) {
         order.push("m.creation_time DESC".into());
     }
-    if !keys.contains(&LoggedModelSortKey::Attribute("model_id")) {
+    if !sorts_by(LoggedModelAttribute::ModelId) {
         order.push("m.model_id ASC".into());
     }
     sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_jobs.sql")),
     (3, include_str!("../../migrations/0003_deployments.sql")),
     (4, include_str!("../../migrations/0004_metrics_by_key.sql")),
+    (5, include_str!("../../migrations/0005_dataset_context.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

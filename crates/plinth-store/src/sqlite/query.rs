@@ -1,11 +1,8 @@
 //! A tiny SQL builder: text plus bound parameters in order. Values never
 //! enter the SQL text.
 
-use plinth_core::search::{Clause, Comparator, Value};
+use plinth_core::query::{NumOp, TextMatch};
 use rusqlite::types::Value as SqlValue;
-
-use crate::Result;
-use crate::error::invalid;
 
 pub(crate) struct Sql {
     pub text: String,
@@ -29,9 +26,6 @@ impl Sql {
     pub fn bind_i64(&mut self, n: i64) {
         self.bind(SqlValue::Integer(n));
     }
-    pub fn bind_f64(&mut self, n: f64) {
-        self.bind(SqlValue::Real(n));
-    }
     /// `?, ?, ?` for each item.
     pub fn list(&mut self, items: impl IntoIterator<Item = String>) {
         let mut first = true;
@@ -49,26 +43,34 @@ impl Sql {
     }
 }
 
-/// ` AND <column> <op> <value>` for a string-valued clause.
-pub(crate) fn string_clause(sql: &mut Sql, column: &str, clause: &Clause) -> Result<()> {
-    match (&clause.value, clause.op) {
-        (Value::Str(s), Comparator::Eq | Comparator::Ne | Comparator::Like) => {
-            sql.push(&format!(" AND {column} {} ", clause.op.sql()));
+/// ` AND <column> <op> <value>` for a string test.
+pub(crate) fn string_clause(sql: &mut Sql, column: &str, test: &TextMatch) {
+    match test {
+        TextMatch::Eq(s) | TextMatch::Ne(s) | TextMatch::Like(s) => {
+            let op = match test {
+                TextMatch::Eq(_) => "=",
+                TextMatch::Ne(_) => "!=",
+                _ => "LIKE",
+            };
+            sql.push(&format!(" AND {column} {op} "));
             sql.bind_str(s);
         }
-        (Value::Str(s), Comparator::ILike) => {
+        TextMatch::ILike(s) => {
             sql.push(&format!(" AND LOWER({column}) LIKE LOWER("));
             sql.bind_str(s);
             sql.push(")");
         }
-        (Value::List(items), Comparator::In | Comparator::NotIn) => {
-            sql.push(&format!(" AND {column} {} (", clause.op.sql()));
+        TextMatch::In(items) | TextMatch::NotIn(items) => {
+            let op = if matches!(test, TextMatch::In(_)) { "IN" } else { "NOT IN" };
+            sql.push(&format!(" AND {column} {op} ("));
             sql.list(items.iter().cloned());
             sql.push(")");
         }
-        _ => {
-            return invalid(format!("Invalid comparator '{}' or value for '{}'", clause.op.sql(), clause.entity.key));
-        }
     }
-    Ok(())
+}
+
+/// ` AND <column> <op> <n>` for a numeric comparison.
+pub(crate) fn number_clause(sql: &mut Sql, column: &str, op: NumOp, value: SqlValue) {
+    sql.push(&format!(" AND {column} {} ", op.sql()));
+    sql.bind(value);
 }

@@ -1,15 +1,18 @@
 //! The model registry in SQLite: registered models, versions, tags, aliases.
 
 use plinth_core::experiments::Tag;
+use plinth_core::query::{
+    KeyTest, ModelVersionClause, ModelVersionQuery, ModelVersionSortKey, RegisteredModelClause, RegisteredModelQuery,
+    RegisteredModelSortKey, TextMatch,
+};
 use plinth_core::registry::{Alias, ModelVersion, NewModelVersion, RegisteredModel, Stage};
-use plinth_core::search::{self, EntityKind, Value};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::experiments::page_rest;
 use super::now;
-use super::query::{Sql, string_clause};
-use crate::error::{exists, invalid, not_found};
-use crate::{Page, Result, SearchQuery};
+use super::query::{Sql, number_clause, string_clause};
+use crate::error::{exists, not_found};
+use crate::{Page, Result};
 
 pub(crate) fn create_model(
     conn: &Connection,
@@ -130,25 +133,22 @@ pub(crate) fn delete_model(conn: &Connection, name: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn search_models(conn: &Connection, q: &SearchQuery) -> Result<Page<RegisteredModel>> {
+pub(crate) fn search_models(conn: &Connection, q: &RegisteredModelQuery) -> Result<Page<RegisteredModel>> {
     let mut sql = Sql::new("SELECT m.name FROM registered_models m WHERE 1 = 1");
-    for c in search::parse_filter(&q.filter)? {
-        match (c.entity.kind, c.entity.key.as_str()) {
-            (EntityKind::Attribute, "name") => string_clause(&mut sql, "m.name", &c)?,
-            (EntityKind::Tag, key) => {
-                tag_clause(&mut sql, "registered_model_tags t WHERE t.name = m.name", key, &c)?;
+    for c in &q.filter {
+        match c {
+            RegisteredModelClause::Name(test) => string_clause(&mut sql, "m.name", test),
+            RegisteredModelClause::Tag { key, test } => {
+                tag_clause(&mut sql, "registered_model_tags t WHERE t.name = m.name", key, test)
             }
-            _ => return invalid(format!("Invalid filter for registered models: '{}'", q.filter)),
         }
     }
     let mut order = Vec::new();
     for o in &q.order_by {
-        let o = search::parse_order_by(o)?;
-        let col = match o.entity.key.as_str() {
-            "name" => "m.name",
-            "creation_timestamp" | "creation_time" => "m.creation_time",
-            "last_updated_timestamp" | "last_updated_time" => "m.last_updated_time",
-            other => return invalid(format!("Invalid order by key '{other}' for registered models")),
+        let col = match o.key {
+            RegisteredModelSortKey::Name => "m.name",
+            RegisteredModelSortKey::CreationTime => "m.creation_time",
+            RegisteredModelSortKey::LastUpdatedTime => "m.last_updated_time",
         };
         order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
     }
@@ -168,28 +168,20 @@ pub(crate) fn search_models(conn: &Connection, q: &SearchQuery) -> Result<Page<R
 
 /// Registry tag filters. As in MLflow's registry, `!=` and `NOT IN` also
 /// match entities without the tag (clients exclude prompts that way).
-fn tag_clause(sql: &mut Sql, from_where: &str, key: &str, c: &search::Clause) -> Result<()> {
-    use plinth_core::search::Comparator;
-    let negated = match c.op {
-        Comparator::Ne => Some(Comparator::Eq),
-        Comparator::NotIn => Some(Comparator::In),
-        Comparator::IsNull => None,
-        _ => None,
+fn tag_clause(sql: &mut Sql, from_where: &str, key: &str, test: &KeyTest) {
+    let (exists, value) = match test {
+        KeyTest::IsNull => ("NOT EXISTS", None),
+        KeyTest::IsNotNull => ("EXISTS", None),
+        KeyTest::Value(TextMatch::Ne(s)) => ("NOT EXISTS", Some(TextMatch::Eq(s.clone()))),
+        KeyTest::Value(TextMatch::NotIn(v)) => ("NOT EXISTS", Some(TextMatch::In(v.clone()))),
+        KeyTest::Value(m) => ("EXISTS", Some(m.clone())),
     };
-    let (prefix, clause) = match negated {
-        Some(op) => (" AND NOT EXISTS (SELECT 1 FROM ", search::Clause { op, ..c.clone() }),
-        None if c.op == Comparator::IsNull => (" AND NOT EXISTS (SELECT 1 FROM ", c.clone()),
-        None => (" AND EXISTS (SELECT 1 FROM ", c.clone()),
-    };
-    sql.push(prefix);
-    sql.push(from_where);
-    sql.push(" AND t.key = ");
+    sql.push(&format!(" AND {exists} (SELECT 1 FROM {from_where} AND t.key = "));
     sql.bind_str(key);
-    if !matches!(c.op, Comparator::IsNull | Comparator::IsNotNull) {
-        string_clause(sql, "t.value", &clause)?;
+    if let Some(value) = &value {
+        string_clause(sql, "t.value", value);
     }
     sql.push(")");
-    Ok(())
 }
 
 pub(crate) fn set_model_tag(conn: &Connection, name: &str, tag: &Tag) -> Result<()> {
@@ -340,43 +332,27 @@ pub(crate) fn delete_version(conn: &Connection, name: &str, version: i64) -> Res
     Ok(())
 }
 
-pub(crate) fn search_versions(conn: &Connection, q: &SearchQuery) -> Result<Page<ModelVersion>> {
+pub(crate) fn search_versions(conn: &Connection, q: &ModelVersionQuery) -> Result<Page<ModelVersion>> {
     let mut sql = Sql::new("SELECT v.name, v.version FROM model_versions v WHERE 1 = 1");
-    for c in search::parse_filter(&q.filter)? {
-        match (c.entity.kind, c.entity.key.as_str()) {
-            (EntityKind::Attribute, "name") => string_clause(&mut sql, "v.name", &c)?,
-            (EntityKind::Attribute, "run_id") => string_clause(&mut sql, "v.run_id", &c)?,
-            (EntityKind::Attribute, "source_path" | "source") => string_clause(&mut sql, "v.source", &c)?,
-            (EntityKind::Attribute, "model_id") => string_clause(&mut sql, "v.model_id", &c)?,
-            (EntityKind::Attribute, "version_number" | "version") => {
-                let n = match &c.value {
-                    Value::Num(n) => *n as i64,
-                    Value::Str(s) => {
-                        s.parse().map_err(|_| plinth_core::Error::invalid(format!("Invalid version number '{s}'")))?
-                    }
-                    _ => return invalid("version_number compares to a number"),
-                };
-                if !c.op.is_numeric() {
-                    return invalid(format!("Invalid comparator '{}' for version_number", c.op.sql()));
-                }
-                sql.push(&format!(" AND v.version {} ", c.op.sql()));
-                sql.bind_i64(n);
+    for c in &q.filter {
+        match c {
+            ModelVersionClause::Name(test) => string_clause(&mut sql, "v.name", test),
+            ModelVersionClause::RunId(test) => string_clause(&mut sql, "v.run_id", test),
+            ModelVersionClause::Source(test) => string_clause(&mut sql, "v.source", test),
+            ModelVersionClause::ModelId(test) => string_clause(&mut sql, "v.model_id", test),
+            ModelVersionClause::Version(op, n) => number_clause(&mut sql, "v.version", *op, (*n).into()),
+            ModelVersionClause::Tag { key, test } => {
+                tag_clause(&mut sql, "model_version_tags t WHERE t.name = v.name AND t.version = v.version", key, test)
             }
-            (EntityKind::Tag, key) => {
-                tag_clause(&mut sql, "model_version_tags t WHERE t.name = v.name AND t.version = v.version", key, &c)?;
-            }
-            _ => return invalid(format!("Invalid filter for model versions: '{}'", q.filter)),
         }
     }
     let mut order = Vec::new();
     for o in &q.order_by {
-        let o = search::parse_order_by(o)?;
-        let col = match o.entity.key.as_str() {
-            "name" => "v.name",
-            "version_number" | "version" => "v.version",
-            "creation_timestamp" | "creation_time" => "v.creation_time",
-            "last_updated_timestamp" | "last_updated_time" => "v.last_updated_time",
-            other => return invalid(format!("Invalid order by key '{other}' for model versions")),
+        let col = match o.key {
+            ModelVersionSortKey::Name => "v.name",
+            ModelVersionSortKey::Version => "v.version",
+            ModelVersionSortKey::CreationTime => "v.creation_time",
+            ModelVersionSortKey::LastUpdatedTime => "v.last_updated_time",
         };
         order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
     }

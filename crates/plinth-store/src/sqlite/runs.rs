@@ -3,16 +3,16 @@
 use std::collections::HashMap;
 
 use plinth_core::experiments::{LifecycleStage, Tag};
+use plinth_core::query::{DatasetField, KeyTest, RunAttribute, RunClause, RunSortKey};
 use plinth_core::runs::{
-    DATASET_CONTEXT_TAG, Dataset, DatasetInput, DatasetSummary, Metric, ModelIo, Param, RUN_NAME_TAG, Run, RunData,
-    RunInfo, RunInputs, RunStatus, RunUpdate,
+    Dataset, DatasetInput, DatasetSummary, Metric, ModelIo, Param, RUN_NAME_TAG, Run, RunData, RunInfo, RunInputs,
+    RunStatus, RunUpdate,
 };
-use plinth_core::search::{self, Comparator, EntityKind, Value};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::experiments::{self, page_rest, parse_id};
-use super::query::{Sql, string_clause};
+use super::query::{Sql, number_clause, string_clause};
 use crate::error::{exists, invalid, not_found};
 use crate::{Page, Result, RunSearch};
 
@@ -401,9 +401,9 @@ pub(crate) fn log_inputs(conn: &Connection, run_id: &str, datasets: &[DatasetInp
             }
         };
         conn.execute(
-            "INSERT INTO run_datasets (run_uuid, dataset_uuid, tags_json) VALUES (?1, ?2, ?3)
-             ON CONFLICT (run_uuid, dataset_uuid) DO UPDATE SET tags_json = excluded.tags_json",
-            params![run_id, dataset_uuid, encode_tags(&input.tags)],
+            "INSERT INTO run_datasets (run_uuid, dataset_uuid, tags_json, context) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (run_uuid, dataset_uuid) DO UPDATE SET tags_json = excluded.tags_json, context = excluded.context",
+            params![run_id, dataset_uuid, encode_tags(&input.tags), input.context()],
         )?;
     }
     insert_model_io(conn, run_id, models, "input")
@@ -455,18 +455,17 @@ pub(crate) fn dataset_summaries(
     }
     let placeholders = vec!["?"; ids.len()].join(", ");
     let sql = format!(
-        "SELECT DISTINCT d.experiment_id, d.name, d.digest, rd.tags_json
+        "SELECT DISTINCT d.experiment_id, d.name, d.digest, rd.context
          FROM datasets d JOIN run_datasets rd ON rd.dataset_uuid = d.dataset_uuid
          WHERE d.experiment_id IN ({placeholders}) ORDER BY d.experiment_id, d.name, d.digest"
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(ids.iter()), |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
     })?;
     let mut out: Vec<DatasetSummary> = Vec::new();
     for row in rows {
-        let (experiment_id, name, digest, tags_json) = row?;
-        let context = decode_tags(&tags_json).into_iter().find(|t| t.key == DATASET_CONTEXT_TAG).map(|t| t.value);
+        let (experiment_id, name, digest, context) = row?;
         let summary = DatasetSummary { experiment_id: experiment_id.to_string(), name, digest, context };
         if !out.contains(&summary) {
             out.push(summary);
@@ -522,20 +521,18 @@ pub(crate) fn sample_metric_history(
     Ok(rows)
 }
 
-fn attribute_column(key: &str) -> Option<(&'static str, bool)> {
-    let (name, numeric) = search::run_attribute(key)?;
-    let col = match name {
-        "run_id" => "r.run_uuid",
-        "run_name" => "r.name",
-        "status" => "r.status",
-        "user_id" => "r.user_id",
-        "artifact_uri" => "r.artifact_uri",
-        "lifecycle_stage" => "r.lifecycle_stage",
-        "experiment_id" => "r.experiment_id",
-        "start_time" => "r.start_time",
-        _ => "r.end_time",
-    };
-    Some((col, numeric))
+fn attribute_column(attribute: RunAttribute) -> &'static str {
+    match attribute {
+        RunAttribute::RunId => "r.run_uuid",
+        RunAttribute::RunName => "r.name",
+        RunAttribute::Status => "r.status",
+        RunAttribute::UserId => "r.user_id",
+        RunAttribute::ArtifactUri => "r.artifact_uri",
+        RunAttribute::LifecycleStage => "r.lifecycle_stage",
+        RunAttribute::ExperimentId => "r.experiment_id",
+        RunAttribute::StartTime => "r.start_time",
+        RunAttribute::EndTime => "r.end_time",
+    }
 }
 
 /// The parts of a run search, assembled into SQL by [`search`].
@@ -553,10 +550,6 @@ struct Plan {
 }
 
 fn plan(s: &RunSearch) -> Result<Plan> {
-    let clauses = search::parse_filter(&s.query.filter)?;
-    for c in &clauses {
-        search::check_run_clause(c)?;
-    }
     let mut exp_ids = Vec::new();
     for id in &s.experiment_ids {
         match id.trim().parse::<i64>() {
@@ -569,33 +562,28 @@ fn plan(s: &RunSearch) -> Result<Plan> {
     let mut order = Vec::new();
     let mut metric_first = None;
     for (i, o) in s.query.order_by.iter().enumerate() {
-        let o = search::parse_order_by(o)?;
         let dir = if o.ascending { "ASC" } else { "DESC" };
-        if i == 0 && o.entity.kind == EntityKind::Metric {
-            // Served from the (key, value) index: see `search`.
-            metric_first = Some((o.entity.key.clone(), o.ascending));
-            order.push(format!("o0.value {dir}"));
-            continue;
-        }
-        let expr = match o.entity.kind {
-            EntityKind::Metric => {
+        let expr = match &o.key {
+            RunSortKey::Metric(key) if i == 0 => {
+                // Served from the (key, value) index: see `search`.
+                metric_first = Some((key.clone(), o.ascending));
+                order.push(format!("o0.value {dir}"));
+                continue;
+            }
+            RunSortKey::Metric(key) => {
                 joins.push(&format!(
                     " LEFT JOIN latest_metrics o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.is_nan = 0 AND o{i}.key = "
                 ));
-                joins.bind_str(&o.entity.key);
+                joins.bind_str(key);
                 format!("o{i}.value")
             }
-            EntityKind::Param | EntityKind::Tag => {
-                let table = if o.entity.kind == EntityKind::Param { "params" } else { "tags" };
+            RunSortKey::Param(key) | RunSortKey::Tag(key) => {
+                let table = if matches!(o.key, RunSortKey::Param(_)) { "params" } else { "tags" };
                 joins.push(&format!(" LEFT JOIN {table} o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.key = "));
-                joins.bind_str(&o.entity.key);
+                joins.bind_str(key);
                 format!("o{i}.value")
             }
-            EntityKind::Attribute => match attribute_column(&o.entity.key) {
-                Some((col, _)) => col.to_string(),
-                None => return invalid(format!("Invalid order_by attribute '{}'", o.entity.key)),
-            },
-            EntityKind::Dataset => return invalid("Ordering by datasets is not supported"),
+            RunSortKey::Attribute(a) => attribute_column(*a).to_string(),
         };
         order.push(format!("{expr} IS NULL, {expr} {dir}"));
     }
@@ -603,58 +591,39 @@ fn plan(s: &RunSearch) -> Result<Plan> {
     order.push("r.run_uuid ASC".into());
 
     let mut sql = Sql::new("");
-    for c in &clauses {
-        match c.entity.kind {
-            EntityKind::Metric => {
-                let Value::Num(n) = c.value else { return invalid("metric filters compare to numbers") };
+    for c in &s.query.filter {
+        match c {
+            RunClause::Metric { key, op, value } => {
                 sql.push(" AND EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.is_nan = 0 AND m.key = ");
-                sql.bind_str(&c.entity.key);
-                sql.push(&format!(" AND m.value {} ", c.op.sql()));
-                sql.bind_f64(n);
+                sql.bind_str(key);
+                number_clause(&mut sql, "m.value", *op, SqlValue::Real(*value));
                 sql.push(")");
             }
-            EntityKind::Param | EntityKind::Tag => {
-                let table = if c.entity.kind == EntityKind::Param { "params" } else { "tags" };
-                let negate = c.op == Comparator::IsNull;
+            RunClause::Param { key, test } | RunClause::Tag { key, test } => {
+                let table = if matches!(c, RunClause::Param { .. }) { "params" } else { "tags" };
+                let negate = *test == KeyTest::IsNull;
                 sql.push(&format!(
                     " AND {}EXISTS (SELECT 1 FROM {table} p WHERE p.run_uuid = r.run_uuid AND p.key = ",
                     if negate { "NOT " } else { "" }
                 ));
-                sql.bind_str(&c.entity.key);
-                if !matches!(c.op, Comparator::IsNull | Comparator::IsNotNull) {
-                    string_clause(&mut sql, "p.value", c)?;
+                sql.bind_str(key);
+                if let KeyTest::Value(test) = test {
+                    string_clause(&mut sql, "p.value", test);
                 }
                 sql.push(")");
             }
-            EntityKind::Attribute => {
-                let Some((col, numeric)) = attribute_column(&c.entity.key) else {
-                    return invalid(format!("Invalid attribute key '{}'", c.entity.key));
-                };
-                if numeric {
-                    let Value::Num(n) = c.value else { return invalid("numeric attributes compare to numbers") };
-                    sql.push(&format!(" AND {col} {} ", c.op.sql()));
-                    sql.bind_i64(n as i64);
-                } else if col == "r.experiment_id" {
-                    return invalid("Filtering on experiment_id is not supported; pass experiment_ids");
-                } else {
-                    string_clause(&mut sql, col, c)?;
-                }
+            RunClause::Text { attribute, test } => string_clause(&mut sql, attribute_column(*attribute), test),
+            RunClause::Time { attribute, op, value } => {
+                number_clause(&mut sql, attribute_column(*attribute), *op, SqlValue::Integer(*value))
             }
-            EntityKind::Dataset => {
+            RunClause::Dataset { field, test } => {
                 sql.push(" AND EXISTS (SELECT 1 FROM run_datasets rd JOIN datasets d ON d.dataset_uuid = rd.dataset_uuid WHERE rd.run_uuid = r.run_uuid");
-                match c.entity.key.as_str() {
-                    "name" => string_clause(&mut sql, "d.name", c)?,
-                    "digest" => string_clause(&mut sql, "d.digest", c)?,
-                    _ => {
-                        // context is stored as the input tag mlflow.data.context.
-                        let Value::Str(v) = &c.value else { return invalid("datasets.context compares to a string") };
-                        sql.push(" AND rd.tags_json LIKE ");
-                        sql.bind_str(&format!(
-                            "%\"key\":\"mlflow.data.context\",\"value\":\"{}\"%",
-                            v.replace('%', "")
-                        ));
-                    }
-                }
+                let column = match field {
+                    DatasetField::Name => "d.name",
+                    DatasetField::Digest => "d.digest",
+                    DatasetField::Context => "rd.context",
+                };
+                string_clause(&mut sql, column, test);
                 sql.push(")");
             }
         }

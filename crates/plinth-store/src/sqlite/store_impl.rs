@@ -10,7 +10,10 @@ use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stag
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 
 use super::{SqliteStore, deployments, experiments, jobs, logged_models, registry, runs};
-use crate::{ExperimentSearch, LoggedModelSearch, MetadataStore, Page, Result, RunSearch, SearchQuery};
+use crate::{
+    ExperimentSearch, LoggedModelSearch, MetadataStore, ModelVersionQuery, Page, RegisteredModelQuery, Result,
+    RunSearch,
+};
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
@@ -162,7 +165,7 @@ impl MetadataStore for SqliteStore {
         let name = name.to_string();
         self.write(move |c| registry::delete_model(c, &name)).await
     }
-    async fn search_registered_models(&self, query: SearchQuery) -> Result<Page<RegisteredModel>> {
+    async fn search_registered_models(&self, query: RegisteredModelQuery) -> Result<Page<RegisteredModel>> {
         self.read(move |c| registry::search_models(c, &query)).await
     }
     async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
@@ -205,7 +208,7 @@ impl MetadataStore for SqliteStore {
         let name = name.to_string();
         self.write(move |c| registry::delete_version(c, &name, version)).await
     }
-    async fn search_model_versions(&self, query: SearchQuery) -> Result<Page<ModelVersion>> {
+    async fn search_model_versions(&self, query: ModelVersionQuery) -> Result<Page<ModelVersion>> {
         self.read(move |c| registry::search_versions(c, &query)).await
     }
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()> {

@@ -4,8 +4,9 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use plinth_core::experiments::{LifecycleStage, ViewType};
+use plinth_core::query::{ExperimentClause, ExperimentQuery, ExperimentSortKey, Sort, TextMatch};
+use plinth_engine::ExperimentSearch;
 use plinth_engine::Platform;
-use plinth_engine::{ExperimentSearch, SearchQuery};
 use serde::Deserialize;
 
 use crate::{Form, PageResult, Query, UiError, page, query, time};
@@ -28,15 +29,14 @@ pub async fn list(State(platform): State<Platform>, Query(p): Query<ListParams>)
         "all" => ViewType::All,
         _ => ViewType::ActiveOnly,
     };
-    // A quote would end the filter's string: searched as any character.
-    let pattern = p.q.trim().replace(['\'', '"', '`', '\\'], "_");
-    let filter = if pattern.is_empty() { String::new() } else { format!("name ILIKE '%{pattern}%'") };
+    let needle = p.q.trim();
+    let filter = if needle.is_empty() { vec![] } else { vec![ExperimentClause::Name(TextMatch::contains(needle))] };
     let found = platform
         .search_experiments(ExperimentSearch {
             view,
-            query: SearchQuery {
+            query: ExperimentQuery {
                 filter,
-                order_by: vec!["last_update_time DESC".into()],
+                order_by: vec![Sort::desc(ExperimentSortKey::LastUpdateTime)],
                 max_results: PAGE,
                 offset: p.offset.max(0),
             },

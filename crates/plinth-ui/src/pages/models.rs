@@ -6,8 +6,11 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use plinth_core::deployments::ModelTarget;
+use plinth_core::query::{
+    ModelVersionClause, ModelVersionQuery, ModelVersionSortKey, RegisteredModelClause, RegisteredModelQuery,
+    RegisteredModelSortKey, Sort, TextMatch,
+};
 use plinth_engine::Platform;
-use plinth_engine::SearchQuery;
 use serde::Deserialize;
 
 use crate::{Form, PageResult, Query, UiError, page, query, time};
@@ -23,12 +26,13 @@ pub struct ListParams {
 }
 
 pub async fn list(State(platform): State<Platform>, Query(p): Query<ListParams>) -> PageResult {
-    let pattern = p.q.trim().replace(['\'', '"', '`', '\\'], "_");
-    let filter = if pattern.is_empty() { String::new() } else { format!("name ILIKE '%{pattern}%'") };
+    let needle = p.q.trim();
+    let filter =
+        if needle.is_empty() { vec![] } else { vec![RegisteredModelClause::Name(TextMatch::contains(needle))] };
     let found = platform
-        .search_registered_models(SearchQuery {
+        .search_registered_models(RegisteredModelQuery {
             filter,
-            order_by: vec!["name ASC".into()],
+            order_by: vec![Sort::asc(RegisteredModelSortKey::Name)],
             max_results: PAGE,
             offset: p.offset.max(0),
         })
@@ -66,9 +70,9 @@ pub async fn list(State(platform): State<Platform>, Query(p): Query<ListParams>)
 pub async fn detail(State(platform): State<Platform>, Path(name): Path<String>) -> PageResult {
     let model = platform.get_registered_model(&name).await?;
     let versions = platform
-        .search_model_versions(SearchQuery {
-            filter: format!("name = '{}'", name.replace('\'', "")),
-            order_by: vec!["version_number DESC".into()],
+        .search_model_versions(ModelVersionQuery {
+            filter: vec![ModelVersionClause::Name(TextMatch::Eq(name.clone()))],
+            order_by: vec![Sort::desc(ModelVersionSortKey::Version)],
             max_results: 200,
             offset: 0,
         })

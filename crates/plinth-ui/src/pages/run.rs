@@ -13,9 +13,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use maud::{Markup, html};
-use plinth_core::runs::Run;
+use plinth_core::query::{KeyTest, ModelVersionClause, ModelVersionQuery, RunClause, RunQuery, TextMatch};
+use plinth_core::runs::{PARENT_RUN_TAG, Run};
 use plinth_engine::Platform;
-use plinth_engine::SearchQuery;
 use serde::Deserialize;
 
 use crate::charts::{Series, lines};
@@ -34,29 +34,30 @@ pub async fn detail(State(platform): State<Platform>, Path(id): Path<String>) ->
     let run = platform.get_run(&id).await?;
     let info = &run.info;
     let experiment = platform.get_experiment(&info.experiment_id).await?;
-    let parent = run.data.tags.iter().find(|t| t.key == "mlflow.parentRunId").map(|t| t.value.clone());
+    let parent = run.data.tags.iter().find(|t| t.key == PARENT_RUN_TAG).map(|t| t.value.clone());
     let children = platform
         .search_runs(plinth_engine::RunSearch {
             experiment_ids: vec![info.experiment_id.clone()],
-            query: SearchQuery {
-                filter: format!("tags.mlflow.parentRunId = '{}'", info.run_id),
+            query: RunQuery {
+                filter: vec![RunClause::Tag {
+                    key: PARENT_RUN_TAG.into(),
+                    test: KeyTest::Value(TextMatch::Eq(info.run_id.clone())),
+                }],
                 max_results: 100,
                 ..Default::default()
             },
             ..Default::default()
         })
-        .await
-        .map(|p| p.items)
-        .unwrap_or_default();
+        .await?
+        .items;
     let versions = platform
-        .search_model_versions(SearchQuery {
-            filter: format!("run_id = '{}'", info.run_id),
+        .search_model_versions(ModelVersionQuery {
+            filter: vec![ModelVersionClause::RunId(TextMatch::Eq(info.run_id.clone()))],
             max_results: 100,
             ..Default::default()
         })
-        .await
-        .map(|p| p.items)
-        .unwrap_or_default();
+        .await?
+        .items;
     let mut charts = Vec::new();
     for m in run.data.metrics.iter().take(MAX_CHARTS) {
         let history = platform.get_metric_history(&info.run_id, &m.key, MAX_POINTS, 0).await?.items;

@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 use axum::extract::{Path, RawQuery, State};
 use maud::{Markup, html};
 use plinth_core::experiments::{LifecycleStage, ViewType};
+use plinth_core::query::Query;
 use plinth_core::runs::Run;
 use plinth_engine::Platform;
-use plinth_engine::{RunSearch, SearchQuery};
+use plinth_engine::RunSearch;
 
 use crate::{PageResult, duration, number, page, pairs, query, time};
 
@@ -96,18 +97,16 @@ pub async fn table(State(platform): State<Platform>, Path(id): Path<String>, Raw
     let experiment = platform.get_experiment(&id).await?;
     let size = p.size.filter(|n| PAGE_SIZES.contains(n)).unwrap_or(50);
     let order_by = if p.order.trim().is_empty() { vec![] } else { vec![p.order.trim().to_string()] };
-    let search = RunSearch {
-        experiment_ids: vec![id.clone()],
-        view: ViewType::ActiveOnly,
-        query: SearchQuery {
-            filter: p.filter.trim().to_string(),
-            order_by,
-            max_results: size,
-            offset: p.offset.max(0),
-        },
+    // The user writes the API's filter grammar; a bad filter or order shows
+    // the parser's message above an empty table.
+    let searched = match Query::parse(p.filter.trim(), &order_by, size, p.offset.max(0)) {
+        Ok(query) => {
+            let search = RunSearch { experiment_ids: vec![id.clone()], view: ViewType::ActiveOnly, query };
+            platform.search_runs(search).await
+        }
+        Err(e) => Err(e.into()),
     };
-    // A bad filter or order shows the parser's message above an empty table.
-    let (runs, next, error) = match platform.search_runs(search).await {
+    let (runs, next, error) = match searched {
         Ok(found) => (found.items, found.next_offset, None),
         Err(e @ plinth_engine::Error::Domain(_)) => (vec![], None, Some(e.to_string())),
         Err(e) => return Err(e.into()),
