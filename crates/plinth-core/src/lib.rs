@@ -13,6 +13,7 @@ pub mod mlflow_json;
 pub mod model_dir;
 pub mod query;
 pub mod registry;
+pub mod rules;
 pub mod runs;
 pub mod search;
 pub mod sources;

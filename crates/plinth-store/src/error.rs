@@ -32,14 +32,3 @@ impl Error {
         matches!(self, Error::Domain(plinth_core::Error::NotFound(_)))
     }
 }
-
-/// Shorthands for domain errors.
-pub(crate) fn not_found<T>(msg: impl Into<String>) -> Result<T> {
-    Err(Error::Domain(plinth_core::Error::NotFound(msg.into())))
-}
-pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
-    Err(Error::Domain(plinth_core::Error::InvalidParameter(msg.into())))
-}
-pub(crate) fn exists<T>(msg: impl Into<String>) -> Result<T> {
-    Err(Error::Domain(plinth_core::Error::AlreadyExists(msg.into())))
-}

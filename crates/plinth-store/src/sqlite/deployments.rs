@@ -4,7 +4,7 @@ use plinth_core::deployments::{Deployment, Variant};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Result;
-use crate::error::{exists, not_found};
+use plinth_core::rules::{missing, taken};
 
 const COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time";
 
@@ -33,7 +33,7 @@ pub(crate) fn create(conn: &Connection, d: &Deployment) -> Result<Deployment> {
     let taken: Option<i64> =
         conn.query_row("SELECT 1 FROM deployments WHERE name = ?1", [&d.name], |r| r.get(0)).optional()?;
     if taken.is_some() {
-        return exists(format!("Deployment '{}' already exists.", d.name));
+        return Err(taken::deployment(&d.name).into());
     }
     let (variants, shadow) = json(d)?;
     conn.execute(
@@ -50,7 +50,7 @@ pub(crate) fn get(conn: &Connection, name: &str) -> Result<Deployment> {
         .optional()?;
     match row {
         Some(row) => to_deployment(row),
-        None => not_found(format!("Deployment '{name}' not found.")),
+        None => Err(missing::deployment(name).into()),
     }
 }
 
@@ -61,14 +61,14 @@ pub(crate) fn update(conn: &Connection, d: &Deployment) -> Result<Deployment> {
         params![variants, shadow, d.updated_time, d.name],
     )?;
     if n == 0 {
-        return not_found(format!("Deployment '{}' not found.", d.name));
+        return Err(missing::deployment(&d.name).into());
     }
     get(conn, &d.name)
 }
 
 pub(crate) fn delete(conn: &Connection, name: &str) -> Result<()> {
     if conn.execute("DELETE FROM deployments WHERE name = ?1", [name])? == 0 {
-        return not_found(format!("Deployment '{name}' not found."));
+        return Err(missing::deployment(name).into());
     }
     Ok(())
 }

@@ -1,18 +1,18 @@
 //! Experiments in SQLite.
 
-use plinth_core::experiments::{DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME, Experiment, LifecycleStage, Tag};
+use plinth_core::experiments::{DEFAULT_EXPERIMENT_NAME, Experiment, LifecycleStage, Tag};
 use plinth_core::query::{ExperimentClause, ExperimentSortKey};
+use plinth_core::rules::{self, missing, taken};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::now;
 use super::query::{Sql, number_clause, string_clause};
-use crate::error::{exists, invalid, not_found};
+use super::{now, stored};
 use crate::{ExperimentSearch, Page, Result};
 
 pub(crate) fn parse_id(experiment_id: &str) -> Result<i64> {
     match experiment_id.trim().parse::<i64>() {
         Ok(id) if id >= 0 => Ok(id),
-        _ => not_found(format!("No Experiment with id={experiment_id} exists")),
+        _ => Err(missing::experiment(experiment_id).into()),
     }
 }
 
@@ -27,11 +27,8 @@ pub(crate) fn ensure_default(conn: &Connection, artifact_location: &str) -> Resu
 }
 
 pub(crate) fn create(conn: &Connection, name: &str, artifact_location: &str, tags: &[Tag]) -> Result<String> {
-    let existing: Option<String> =
-        conn.query_row("SELECT lifecycle_stage FROM experiments WHERE name = ?1", [name], |r| r.get(0)).optional()?;
-    if let Some(stage) = existing {
-        let hint = if stage == "deleted" { " (it is deleted: restore it or delete it permanently)" } else { "" };
-        return exists(format!("Experiment(name={name}) already exists.{hint}"));
+    if let Some(holder) = get_by_name(conn, name)? {
+        return Err(taken::experiment(name, holder.lifecycle_stage).into());
     }
     let id: i64 = conn.query_row("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments", [], |r| r.get(0))?;
     let location = artifact_location.replace("{id}", &id.to_string());
@@ -65,7 +62,7 @@ fn row_to_experiment(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Experiment, Str
             experiment_id: r.get::<_, i64>(0)?.to_string(),
             name: r.get(1)?,
             artifact_location: r.get(2)?,
-            lifecycle_stage: if stage == "deleted" { LifecycleStage::Deleted } else { LifecycleStage::Active },
+            lifecycle_stage: stored(3, LifecycleStage::parse(&stage))?,
             creation_time: r.get(4)?,
             last_update_time: r.get(5)?,
             tags: Vec::new(),
@@ -91,7 +88,7 @@ pub(crate) fn get(conn: &Connection, experiment_id: &str) -> Result<Experiment> 
         .query_row(&format!("SELECT {COLUMNS} FROM experiments WHERE experiment_id = ?1"), [id], row_to_experiment)
         .optional()?;
     let Some((exp, _)) = found else {
-        return not_found(format!("No Experiment with id={experiment_id} exists"));
+        return Err(missing::experiment(experiment_id).into());
     };
     let mut v = [exp];
     load_tags(conn, &mut v)?;
@@ -101,11 +98,7 @@ pub(crate) fn get(conn: &Connection, experiment_id: &str) -> Result<Experiment> 
 
 pub(crate) fn get_active(conn: &Connection, experiment_id: &str) -> Result<Experiment> {
     let exp = get(conn, experiment_id)?;
-    if exp.lifecycle_stage != LifecycleStage::Active {
-        return invalid(format!(
-            "The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
-        ));
-    }
+    rules::require_active_experiment(experiment_id, exp.lifecycle_stage)?;
     Ok(exp)
 }
 
@@ -183,8 +176,8 @@ pub(crate) fn rename(conn: &Connection, experiment_id: &str, new_name: &str) -> 
     if exp.name == new_name {
         return Ok(());
     }
-    if get_by_name(conn, new_name)?.is_some() {
-        return exists(format!("Experiment(name={new_name}) already exists."));
+    if let Some(holder) = get_by_name(conn, new_name)? {
+        return Err(taken::experiment(new_name, holder.lifecycle_stage).into());
     }
     conn.execute(
         "UPDATE experiments SET name = ?1, last_update_time = ?2 WHERE experiment_id = ?3",
@@ -195,16 +188,7 @@ pub(crate) fn rename(conn: &Connection, experiment_id: &str, new_name: &str) -> 
 
 pub(crate) fn set_lifecycle(conn: &Connection, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
     let exp = get(conn, experiment_id)?;
-    if experiment_id == DEFAULT_EXPERIMENT_ID && stage == LifecycleStage::Deleted {
-        return invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment.");
-    }
-    if exp.lifecycle_stage == stage {
-        return invalid(format!(
-            "Cannot {} experiment {experiment_id}: it is already {}",
-            if stage == LifecycleStage::Deleted { "delete" } else { "restore" },
-            stage
-        ));
-    }
+    rules::check_experiment_lifecycle(experiment_id, exp.lifecycle_stage, stage)?;
     let id = parse_id(experiment_id)?;
     let t = now();
     conn.execute(
@@ -234,7 +218,7 @@ pub(crate) fn delete_tag(conn: &Connection, experiment_id: &str, key: &str) -> R
         params![parse_id(experiment_id)?, key],
     )?;
     if n == 0 {
-        return not_found(format!("No tag with name: {key} in experiment with id {experiment_id}"));
+        return Err(missing::experiment_tag(experiment_id, key).into());
     }
     Ok(())
 }

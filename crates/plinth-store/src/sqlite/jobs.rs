@@ -3,8 +3,9 @@
 use plinth_core::jobs::{Job, JobKind, JobStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::stored;
 use crate::Result;
-use crate::error::not_found;
+use plinth_core::rules::missing;
 
 const COLUMNS: &str =
     "job_id, kind, status, spec_json, result_json, error, attempts, created_time, started_time, finished_time";
@@ -13,16 +14,15 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     let kind: String = r.get(1)?;
     // A kind this version does not know (written by a newer one) is a
     // database error, not a job to run wrongly.
-    let kind = JobKind::parse(&kind)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
+    let kind = stored(1, JobKind::parse(&kind))?;
     let status: String = r.get(2)?;
     let spec: String = r.get(3)?;
     let result: Option<String> = r.get(4)?;
     Ok(Job {
         job_id: r.get(0)?,
         kind,
-        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
-        spec: serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
+        status: stored(2, JobStatus::parse(&status))?,
+        spec: stored(3, serde_json::from_str(&spec))?,
         result: result.and_then(|s| serde_json::from_str(&s).ok()),
         error: r.get(5)?,
         attempts: r.get(6)?,
@@ -55,7 +55,7 @@ pub(crate) fn get(conn: &Connection, job_id: &str) -> Result<Job> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE job_id = ?1"))?
         .query_row([job_id], row_to_job)
         .optional()?
-        .map_or_else(|| not_found(format!("Job '{job_id}' not found")), Ok)
+        .ok_or_else(|| missing::job(job_id).into())
 }
 
 pub(crate) fn update(conn: &Connection, job: &Job) -> Result<()> {
@@ -73,7 +73,7 @@ pub(crate) fn update(conn: &Connection, job: &Job) -> Result<()> {
         ],
     )?;
     if n == 0 {
-        return not_found(format!("Job '{}' not found", job.job_id));
+        return Err(missing::job(&job.job_id).into());
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use plinth_core::experiments::Tag;
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::query::{LoggedModelAttribute, LoggedModelClause, LoggedModelSortKey};
+use plinth_core::rules::missing;
 use plinth_core::runs::Param;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -10,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::experiments::{self, page_rest, parse_id};
 use super::query::{Sql, number_clause, string_clause};
 use super::runs::row_to_metric;
-use crate::error::not_found;
+use super::stored;
 use crate::{DatasetFilter, LoggedModelSearch, Page, Result};
 
 const COLUMNS: &str = "model_id, experiment_id, name, artifact_location, creation_time, last_updated_time, model_type, source_run_id, status, status_message, deleted";
@@ -26,7 +27,7 @@ fn row_to_model(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedModel> {
         last_updated_timestamp_ms: r.get(5)?,
         model_type: r.get(6)?,
         source_run_id: r.get(7)?,
-        status: LoggedModelStatus::parse(&status).unwrap_or(LoggedModelStatus::Pending),
+        status: stored(8, LoggedModelStatus::parse(&status))?,
         status_message: r.get(9)?,
         deleted: r.get::<_, i64>(10)? != 0,
         tags: Vec::new(),
@@ -103,7 +104,7 @@ pub(crate) fn get(conn: &Connection, model_id: &str) -> Result<LoggedModel> {
         .query_row([model_id], row_to_model)
         .optional()?;
     let Some(mut m) = found else {
-        return not_found(format!("Logged model with ID '{model_id}' not found."));
+        return Err(missing::logged_model(model_id).into());
     };
     load(conn, &mut m)?;
     Ok(m)
@@ -133,7 +134,7 @@ pub(crate) fn delete_tag(conn: &Connection, model_id: &str, key: &str) -> Result
     get(conn, model_id)?;
     let n = conn.execute("DELETE FROM logged_model_tags WHERE model_id = ?1 AND key = ?2", params![model_id, key])?;
     if n == 0 {
-        return not_found(format!("No tag with key '{key}' found for model with ID '{model_id}'."));
+        return Err(missing::logged_model_tag(model_id, key).into());
     }
     Ok(())
 }

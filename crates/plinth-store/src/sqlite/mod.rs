@@ -210,3 +210,13 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
 pub(crate) fn now() -> i64 {
     plinth_core::ids::now_ms()
 }
+
+/// A stored enum (a status, a stage, a kind) read back. A value this version
+/// does not know (written by a newer one, or edited by hand) is a database
+/// error, never silently read as some default.
+pub(crate) fn stored<T, E>(column: usize, parsed: std::result::Result<T, E>) -> rusqlite::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    parsed.map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
+}

@@ -6,12 +6,12 @@ use plinth_core::query::{
     RegisteredModelSortKey, TextMatch,
 };
 use plinth_core::registry::{Alias, ModelVersion, NewModelVersion, RegisteredModel, Stage};
+use plinth_core::rules::{self, missing, taken};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::experiments::page_rest;
-use super::now;
 use super::query::{Sql, number_clause, string_clause};
-use crate::error::{exists, not_found};
+use super::{now, stored};
 use crate::{Page, Result};
 
 pub(crate) fn create_model(
@@ -23,7 +23,7 @@ pub(crate) fn create_model(
     let dup: Option<i64> =
         conn.query_row("SELECT 1 FROM registered_models WHERE name = ?1", [name], |r| r.get(0)).optional()?;
     if dup.is_some() {
-        return exists(format!("Registered Model (name={name}) already exists."));
+        return Err(taken::registered_model(name).into());
     }
     let t = now();
     conn.execute(
@@ -49,7 +49,7 @@ fn model_row(conn: &Connection, name: &str) -> Result<(i64, i64, Option<String>)
     conn.prepare_cached("SELECT creation_time, last_updated_time, description FROM registered_models WHERE name = ?1")?
         .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
-        .map_or_else(|| not_found(format!("Registered Model with name={name} not found")), Ok)
+        .ok_or_else(|| missing::registered_model(name).into())
 }
 
 pub(crate) fn get_model(conn: &Connection, name: &str) -> Result<RegisteredModel> {
@@ -91,7 +91,7 @@ pub(crate) fn rename_model(conn: &Connection, name: &str, new_name: &str) -> Res
     let dup: Option<i64> =
         conn.query_row("SELECT 1 FROM registered_models WHERE name = ?1", [new_name], |r| r.get(0)).optional()?;
     if dup.is_some() {
-        return exists(format!("Registered Model (name={new_name}) already exists."));
+        return Err(taken::registered_model(new_name).into());
     }
     // Child rows first would violate the parent key; insert the new parent, move children, drop the old one.
     conn.execute(
@@ -193,7 +193,7 @@ pub(crate) fn delete_model_tag(conn: &Connection, name: &str, key: &str) -> Resu
     model_row(conn, name)?;
     let n = conn.execute("DELETE FROM registered_model_tags WHERE name = ?1 AND key = ?2", params![name, key])?;
     if n == 0 {
-        return not_found(format!("No tag with key '{key}' on registered model '{name}'"));
+        return Err(missing::registered_model_tag(name, key).into());
     }
     Ok(())
 }
@@ -226,7 +226,7 @@ pub(crate) fn version_by_alias(conn: &Connection, name: &str, alias: &str) -> Re
         .optional()?;
     match v {
         Some(v) => get_version(conn, name, v),
-        None => not_found(format!("Registered model alias {alias} not found.")),
+        None => Err(missing::alias(alias).into()),
     }
 }
 
@@ -283,7 +283,7 @@ pub(crate) fn get_version(conn: &Connection, name: &str, version: i64) -> Result
                 last_updated_timestamp: r.get(3)?,
                 description: r.get(4)?,
                 user_id: r.get(5)?,
-                current_stage: Stage::parse(&stage).unwrap_or(Stage::None),
+                current_stage: stored(6, Stage::parse(&stage))?,
                 source: r.get(7)?,
                 run_id: r.get(8)?,
                 run_link: r.get(9)?,
@@ -297,7 +297,7 @@ pub(crate) fn get_version(conn: &Connection, name: &str, version: i64) -> Result
         })
         .optional()?;
     let Some(mut mv) = found else {
-        return not_found(format!("Model Version (name={name}, version={version}) not found"));
+        return Err(missing::model_version(name, version).into());
     };
     mv.tags = conn
         .prepare_cached("SELECT key, value FROM model_version_tags WHERE name = ?1 AND version = ?2 ORDER BY key")?
@@ -383,7 +383,7 @@ pub(crate) fn delete_version_tag(conn: &Connection, name: &str, version: i64, ke
         params![name, version, key],
     )?;
     if n == 0 {
-        return not_found(format!("No tag with key '{key}' on model version {name}/{version}"));
+        return Err(missing::model_version_tag(name, version, key).into());
     }
     Ok(())
 }
@@ -397,7 +397,7 @@ pub(crate) fn transition(
 ) -> Result<ModelVersion> {
     get_version(conn, name, version)?;
     let t = now();
-    if archive_existing && matches!(stage, Stage::Staging | Stage::Production) {
+    if rules::transition_archives_others(stage, archive_existing) {
         conn.execute(
             "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ?1
              WHERE name = ?2 AND version != ?3 AND current_stage = ?4",

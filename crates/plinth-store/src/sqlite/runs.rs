@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use plinth_core::experiments::{LifecycleStage, Tag};
 use plinth_core::query::{DatasetField, KeyTest, RunAttribute, RunClause, RunSortKey};
+use plinth_core::rules::{self, ParamWrite, missing, taken};
 use plinth_core::runs::{
     Dataset, DatasetInput, DatasetSummary, Metric, ModelIo, Param, RUN_NAME_TAG, Run, RunData, RunInfo, RunInputs,
     RunStatus, RunUpdate,
@@ -13,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::experiments::{self, page_rest, parse_id};
 use super::query::{Sql, number_clause, string_clause};
-use crate::error::{exists, invalid, not_found};
+use super::stored;
 use crate::{Page, Result, RunSearch};
 
 const INFO_COLUMNS: &str = "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
@@ -26,11 +27,11 @@ fn row_to_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
         run_name: r.get(1)?,
         experiment_id: r.get::<_, i64>(2)?.to_string(),
         user_id: r.get(3)?,
-        status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
+        status: stored(4, RunStatus::parse(&status))?,
         start_time: r.get(5)?,
         end_time: r.get(6)?,
         artifact_uri: r.get(7)?,
-        lifecycle_stage: if stage == "deleted" { LifecycleStage::Deleted } else { LifecycleStage::Active },
+        lifecycle_stage: stored(8, LifecycleStage::parse(&stage))?,
     })
 }
 
@@ -40,7 +41,7 @@ pub(crate) fn create(conn: &Connection, info: &RunInfo, tags: &[Tag]) -> Result<
     let dup: Option<i64> =
         conn.query_row("SELECT 1 FROM runs WHERE run_uuid = ?1", [&info.run_id], |r| r.get(0)).optional()?;
     if dup.is_some() {
-        return exists(format!("Run '{}' already exists", info.run_id));
+        return Err(taken::run(&info.run_id).into());
     }
     conn.execute(
         "INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage)
@@ -78,14 +79,12 @@ pub(crate) fn get_info(conn: &Connection, run_id: &str) -> Result<RunInfo> {
     conn.prepare_cached(&format!("SELECT {INFO_COLUMNS} FROM runs r WHERE r.run_uuid = ?1"))?
         .query_row([run_id], row_to_info)
         .optional()?
-        .map_or_else(|| not_found(format!("Run with id={run_id} not found")), Ok)
+        .ok_or_else(|| missing::run(run_id).into())
 }
 
 fn get_active_info(conn: &Connection, run_id: &str) -> Result<RunInfo> {
     let info = get_info(conn, run_id)?;
-    if info.lifecycle_stage != LifecycleStage::Active {
-        return invalid(format!("The run {run_id} must be in the 'active' state. Current state is deleted."));
-    }
+    rules::require_active_run(run_id, info.lifecycle_stage)?;
     Ok(info)
 }
 
@@ -96,9 +95,8 @@ fn check_active(conn: &Connection, run_id: &str) -> Result<()> {
         .query_row([run_id], |r| r.get(0))
         .optional()?;
     match stage.as_deref() {
-        None => not_found(format!("Run with id={run_id} not found")),
-        Some("active") => Ok(()),
-        Some(_) => invalid(format!("The run {run_id} must be in the 'active' state. Current state is deleted.")),
+        None => Err(missing::run(run_id).into()),
+        Some(stage) => Ok(rules::require_active_run(run_id, stored(0, LifecycleStage::parse(stage))?)?),
     }
 }
 
@@ -267,34 +265,17 @@ pub(crate) fn log_batch(
     tags: &[Tag],
 ) -> Result<()> {
     check_active(conn, run_id)?;
-    // Params are immutable: a different value for an existing key is an error.
-    let mut seen: HashMap<&str, &str> = HashMap::new();
-    for p in params_ {
-        if let Some(prev) = seen.insert(&p.key, &p.value)
-            && prev != p.value
-        {
-            return invalid(format!(
-                "Duplicate parameter keys have been submitted: '{}' with values '{prev}' and '{}'",
-                p.key, p.value
-            ));
-        }
-    }
+    rules::check_param_batch(params_)?;
     {
         let mut existing = conn.prepare_cached("SELECT value FROM params WHERE run_uuid = ?1 AND key = ?2")?;
         let mut insert = conn.prepare_cached("INSERT INTO params (run_uuid, key, value) VALUES (?1, ?2, ?3)")?;
         for p in params_ {
             let old: Option<String> = existing.query_row(params![run_id, p.key], |r| r.get(0)).optional()?;
-            match old {
-                Some(old) if old == p.value => {}
-                Some(old) => {
-                    return invalid(format!(
-                        "Changing param values is not allowed. Param with key='{}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{}'.",
-                        p.key, p.value
-                    ));
-                }
-                None => {
+            match rules::param_write(run_id, p, old.as_deref())? {
+                ParamWrite::Insert => {
                     insert.execute(params![run_id, p.key, p.value])?;
                 }
+                ParamWrite::Unchanged => {}
             }
         }
     }
@@ -359,11 +340,7 @@ pub(crate) fn append_to_tag_list(conn: &Connection, run_id: &str, key: &str, ent
     let old: Option<String> = conn
         .query_row("SELECT value FROM tags WHERE run_uuid = ?1 AND key = ?2", params![run_id, key], |r| r.get(0))
         .optional()?;
-    // A value that is not a JSON list (set by hand) starts a new list.
-    let mut list: Vec<serde_json::Value> = old.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
-    list.push(entry);
-    let tag = Tag::new(key, serde_json::Value::Array(list).to_string());
-    plinth_core::validation::validate_run_tag(&tag.key, &tag.value)?;
+    let tag = rules::appended_tag_list(key, old.as_deref(), entry)?;
     log_batch(conn, run_id, &[], &[], &[tag])
 }
 
@@ -371,7 +348,7 @@ pub(crate) fn delete_tag(conn: &Connection, run_id: &str, key: &str) -> Result<(
     get_active_info(conn, run_id)?;
     let n = conn.execute("DELETE FROM tags WHERE run_uuid = ?1 AND key = ?2", params![run_id, key])?;
     if n == 0 {
-        return not_found(format!("No tag with name: {key} in run with id {run_id}"));
+        return Err(missing::run_tag(run_id, key).into());
     }
     Ok(())
 }
@@ -554,7 +531,7 @@ fn plan(s: &RunSearch) -> Result<Plan> {
     for id in &s.experiment_ids {
         match id.trim().parse::<i64>() {
             Ok(n) => exp_ids.push(SqlValue::Integer(n)),
-            Err(_) => return invalid(format!("Invalid experiment id '{id}'")),
+            Err(_) => return Err(plinth_core::Error::invalid(format!("Invalid experiment id '{id}'")).into()),
         }
     }
     // Sort keys become LEFT JOINs so that runs without the key sort last.
