@@ -281,3 +281,32 @@ def test_model_version_artifact_download(sides):
                        params={"name": side.model, "version": mv["version"], "path": "MLmodel"}, timeout=30)
         answers.append((r.status_code, r.headers.get("Content-Type"), r.content))
     assert answers[0] == answers[1]
+
+
+def test_plinth_trains_into_mlflows_own_server(reference, tmp_path):
+    """The CLI's remote tracker (the MLflow DTOs it shares with the server)
+    reads MLflow's own answers: a training run lands in MLflow's server with
+    its params and metrics, its artifacts uploaded, a registered version and
+    an alias."""
+    from conftest import PLINTH_BIN
+
+    rows = ["user,item\n"] + [f"u{u},i{(u * 7 + k) % 40}\n" for u in range(60) for k in range(8)]
+    data = tmp_path / "plays.csv"
+    data.write_text("".join(rows))
+    name = f"remote-{time.time_ns()}"
+    out = subprocess.run(
+        [PLINTH_BIN, "train", "recommender", "--data", str(data), "--algo", "popularity", "--experiment", name,
+         "--register", name, "--alias", "champion", "--tracking-uri", reference, "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    s = requests.Session()
+    got = s.get(f"{reference}{API}/registered-models/alias", params={"name": name, "alias": "champion"},
+                timeout=30).json()["model_version"]
+    assert got["version"] == "1"
+    run = s.get(f"{reference}{API}/runs/get", params={"run_id": got["run_id"]}, timeout=30).json()["run"]
+    assert run["info"]["status"] == "FINISHED"
+    assert any(p["key"] == "algo" and p["value"] == "popularity" for p in run["data"]["params"])
+    assert run["data"]["metrics"], run["data"]
+    listed = s.get(f"{reference}{API}/artifacts/list", params={"run_id": got["run_id"]}, timeout=30).json()
+    assert listed.get("files"), listed

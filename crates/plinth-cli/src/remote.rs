@@ -7,7 +7,9 @@ use plinth_core::experiments::Tag;
 use plinth_core::runs::{Metric, Param, RunStatus};
 use plinth_engine::tracking::Tracker;
 use plinth_engine::{Error, Result};
-use serde_json::{Value, json};
+use plinth_mlflow as mlflow;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 pub struct RemoteTracker {
     base: String,
@@ -20,84 +22,93 @@ impl RemoteTracker {
         Ok(RemoteTracker { base: base.trim_end_matches('/').to_string(), http })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value> {
+    /// A GET with query parameters.
+    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
         let url = format!("{}/api/2.0/mlflow/{path}", self.base);
-        let req = if method == reqwest::Method::GET {
-            self.http.get(&url).query(&body_pairs(&body))
-        } else {
-            self.http.request(method, &url).json(&body)
-        };
+        self.answer(&url, self.http.get(&url).query(query)).await
+    }
+
+    /// A POST of a JSON body.
+    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let url = format!("{}/api/2.0/mlflow/{path}", self.base);
+        self.answer(&url, self.http.post(&url).json(body)).await
+    }
+
+    async fn answer<T: DeserializeOwned>(&self, url: &str, req: reqwest::RequestBuilder) -> Result<T> {
         let resp = req.send().await.map_err(|e| Error::Internal(format!("{url}: {e}")))?;
         let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        let bytes = resp.bytes().await.map_err(|e| Error::Internal(format!("{url}: {e}")))?;
         if status.is_success() {
-            return Ok(v);
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Internal(format!("{url}: the server's answer is not what MLflow sends: {e}")));
         }
-        let msg = v["message"].as_str().unwrap_or("request failed").to_string();
+        let Ok(failure) = serde_json::from_slice::<mlflow::ErrorResponse>(&bytes) else {
+            return Err(Error::Internal(format!("{url}: {status}")));
+        };
         // The server's code back to its kind (the one table in plinth-core).
-        let kind = v["error_code"].as_str().and_then(plinth_core::ErrorKind::from_code);
-        Err(match kind.and_then(|k| plinth_core::Error::of_kind(k, msg.clone())) {
+        let kind = plinth_core::ErrorKind::from_code(&failure.error_code);
+        let message = failure.message;
+        Err(match kind.and_then(|k| plinth_core::Error::of_kind(k, message.clone())) {
             Some(domain) => domain.into(),
             None if kind == Some(plinth_core::ErrorKind::Cancelled) => Error::Cancelled,
-            None => Error::Internal(format!("{url}: {status}: {msg}")),
+            None => Error::Internal(format!("{url}: {status}: {message}")),
         })
     }
 }
 
-fn body_pairs(v: &Value) -> Vec<(String, String)> {
-    v.as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-        .collect()
-}
-
-/// The server's encoding of doubles (non-finite as MLflow's "NaN"/"Infinity").
-use plinth_core::mlflow_json::double as f64_json;
+/// MLflow answers `{}` to most writes.
+#[derive(serde::Deserialize)]
+struct Empty {}
 
 #[async_trait]
 impl Tracker for RemoteTracker {
     async fn start_run(&self, experiment: &str, run_name: Option<String>, tags: Vec<Tag>) -> Result<(String, String)> {
-        let exp = match self
-            .call(reqwest::Method::GET, "experiments/get-by-name", json!({"experiment_name": experiment}))
-            .await
-        {
-            Ok(v) => v["experiment"]["experiment_id"].as_str().unwrap_or_default().to_string(),
+        let query = [("experiment_name", experiment)];
+        let found = self.get::<mlflow::ExperimentResponse>("experiments/get-by-name", &query);
+        let experiment_id = match found.await {
+            Ok(found) => found.experiment.experiment_id,
             Err(Error::Domain(plinth_core::Error::NotFound(_))) => {
-                let v = self.call(reqwest::Method::POST, "experiments/create", json!({"name": experiment})).await?;
-                v["experiment_id"].as_str().unwrap_or_default().to_string()
+                let create =
+                    mlflow::CreateExperiment { name: experiment.into(), artifact_location: None, tags: vec![] };
+                self.post::<_, mlflow::CreateExperimentResponse>("experiments/create", &create).await?.experiment_id
             }
             Err(e) => return Err(e),
         };
-        let tags: Vec<Value> = tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect();
-        let mut body = json!({"experiment_id": exp, "start_time": plinth_core::ids::now_ms(), "tags": tags});
-        if let Some(name) = run_name {
-            body["run_name"] = json!(name);
-        }
-        let v = self.call(reqwest::Method::POST, "runs/create", body).await?;
-        let run_id = v["run"]["info"]["run_id"].as_str().unwrap_or_default().to_string();
-        Ok((exp, run_id))
+        let create = mlflow::CreateRun {
+            experiment_id: experiment_id.clone(),
+            run_name,
+            start_time: Some(plinth_core::ids::now_ms()),
+            tags: tags.iter().map(Into::into).collect(),
+        };
+        let created: mlflow::RunResponse = self.post("runs/create", &create).await?;
+        Ok((experiment_id, created.run.info.run_id))
     }
 
     async fn log(&self, run_id: &str, metrics: Vec<Metric>, params: Vec<Param>) -> Result<()> {
+        // MLflow's batch limits: 100 params, 1000 metrics per call.
         for chunk in params.chunks(100) {
-            let params: Vec<Value> = chunk.iter().map(|p| json!({"key": p.key, "value": p.value})).collect();
-            self.call(reqwest::Method::POST, "runs/log-batch", json!({"run_id": run_id, "params": params})).await?;
+            let batch = mlflow::LogBatch {
+                run_id: run_id.into(),
+                params: chunk.iter().map(Into::into).collect(),
+                ..Default::default()
+            };
+            self.post::<_, Empty>("runs/log-batch", &batch).await?;
         }
         for chunk in metrics.chunks(1000) {
-            let metrics: Vec<Value> = chunk
-                .iter()
-                .map(|m| json!({"key": m.key, "value": f64_json(m.value), "timestamp": m.timestamp, "step": m.step}))
-                .collect();
-            self.call(reqwest::Method::POST, "runs/log-batch", json!({"run_id": run_id, "metrics": metrics})).await?;
+            let batch = mlflow::LogBatch {
+                run_id: run_id.into(),
+                metrics: chunk.iter().map(Into::into).collect(),
+                ..Default::default()
+            };
+            self.post::<_, Empty>("runs/log-batch", &batch).await?;
         }
         Ok(())
     }
 
     async fn upload(&self, run_id: &str, path: &str, bytes: Bytes) -> Result<()> {
-        let v = self.call(reqwest::Method::GET, "runs/get", json!({"run_id": run_id})).await?;
-        let uri = v["run"]["info"]["artifact_uri"].as_str().unwrap_or_default();
-        let Some(key) = plinth_engine::artifact_key(uri) else {
+        let found: mlflow::RunResponse = self.get("runs/get", &[("run_id", run_id)]).await?;
+        let uri = found.run.info.artifact_uri;
+        let Some(key) = plinth_engine::artifact_key(&uri) else {
             return Err(Error::Internal(format!("run artifacts at {uri} are not served by the tracking server")));
         };
         let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{key}/{path}", self.base);
@@ -109,27 +120,35 @@ impl Tracker for RemoteTracker {
     }
 
     async fn finish(&self, run_id: &str, status: RunStatus) -> Result<()> {
-        let body = json!({"run_id": run_id, "status": status.as_str(), "end_time": plinth_core::ids::now_ms()});
-        self.call(reqwest::Method::POST, "runs/update", body).await?;
+        let update = mlflow::UpdateRun {
+            run_id: run_id.into(),
+            status: Some(status),
+            end_time: Some(plinth_core::ids::now_ms()),
+            run_name: None,
+        };
+        self.post::<_, mlflow::UpdateRunResponse>("runs/update", &update).await?;
         Ok(())
     }
 
     async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
-        let body = json!({"name": name, "alias": alias, "version": version.to_string()});
-        self.call(reqwest::Method::POST, "registered-models/alias", body).await?;
+        let body = mlflow::SetRegisteredModelAlias { name: name.into(), alias: alias.into(), version };
+        self.post::<_, Empty>("registered-models/alias", &body).await?;
         Ok(())
     }
 
     async fn register(&self, name: &str, run_id: &str, artifact_dir: &str) -> Result<i64> {
-        match self.call(reqwest::Method::POST, "registered-models/create", json!({"name": name})).await {
+        let create = mlflow::CreateRegisteredModel { name: name.into(), description: None, tags: vec![] };
+        match self.post::<_, mlflow::RegisteredModelResponse>("registered-models/create", &create).await {
             Ok(_) | Err(Error::Domain(plinth_core::Error::AlreadyExists(_))) => {}
             Err(e) => return Err(e),
         }
-        let body = json!({"name": name, "source": format!("runs:/{run_id}/{artifact_dir}"), "run_id": run_id});
-        let v = self.call(reqwest::Method::POST, "model-versions/create", body).await?;
-        v["model_version"]["version"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::Internal("the server returned no model version".into()))
+        let version = mlflow::CreateModelVersion {
+            name: name.into(),
+            source: format!("runs:/{run_id}/{artifact_dir}"),
+            run_id: Some(run_id.into()),
+            description: None,
+        };
+        let created: mlflow::ModelVersionResponse = self.post("model-versions/create", &version).await?;
+        Ok(created.model_version.version)
     }
 }

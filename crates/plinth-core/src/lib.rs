@@ -9,7 +9,6 @@ pub mod experiments;
 pub mod ids;
 pub mod jobs;
 pub mod logged_models;
-pub mod mlflow_json;
 pub mod model_dir;
 pub mod query;
 pub mod registry;

@@ -225,7 +225,7 @@ pub fn value_i64(v: &Value) -> Option<i64> {
     }
 }
 
-pub use plinth_core::mlflow_json::read_double as value_f64;
+pub use plinth_mlflow::double::from_value as value_f64;
 
 #[cfg(test)]
 mod tests {

@@ -51,7 +51,8 @@ impl Failure {
 
     /// MLflow's JSON: `{"error_code", "message"}`.
     pub fn mlflow(self) -> Response {
-        (self.status, Json(json!({"error_code": self.kind.http().1, "message": self.message}))).into_response()
+        let body = plinth_mlflow::ErrorResponse { error_code: self.kind.http().1.to_string(), message: self.message };
+        (self.status, Json(body)).into_response()
     }
 
     /// The Open Inference Protocol's JSON: `{"error"}`.

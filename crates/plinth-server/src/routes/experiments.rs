@@ -6,12 +6,13 @@ use axum::{Json, Router};
 use plinth_core::experiments::{Tag, ViewType};
 use plinth_core::query::Query;
 use plinth_engine::ExperimentSearch;
+use plinth_mlflow as mlflow;
 use serde_json::json;
 
 use crate::args::Args;
 use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::wire::{decode_page_token, experiment_json, parse_tags, with_token};
+use crate::wire::{decode_page_token, encode_page_token, parse_tags};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,17 +36,17 @@ async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({"experiment_id": id})))
 }
 
-async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ExperimentResponse>> {
     let e = s.platform.get_experiment(&a.req_str("experiment_id")?).await?;
-    Ok(Json(json!({"experiment": experiment_json(&e)})))
+    Ok(Json(mlflow::ExperimentResponse { experiment: (&e).into() }))
 }
 
-async fn get_by_name(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn get_by_name(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ExperimentResponse>> {
     let e = s.platform.get_experiment_by_name(&a.req_str("experiment_name")?).await?;
-    Ok(Json(json!({"experiment": experiment_json(&e)})))
+    Ok(Json(mlflow::ExperimentResponse { experiment: (&e).into() }))
 }
 
-async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn search(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::SearchExperimentsResponse>> {
     let view = ViewType::parse(&a.opt_str("view_type")?.unwrap_or_default())?;
     let query = Query::parse(
         &a.opt_str("filter")?.unwrap_or_default(),
@@ -54,8 +55,10 @@ async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
         decode_page_token(a.opt_str("page_token")?)?,
     )?;
     let page = s.platform.search_experiments(ExperimentSearch { view, query }).await?;
-    let body = json!({"experiments": page.items.iter().map(experiment_json).collect::<Vec<_>>()});
-    Ok(Json(with_token(body, page.next_offset)))
+    Ok(Json(mlflow::SearchExperimentsResponse {
+        experiments: page.items.iter().map(Into::into).collect(),
+        next_page_token: encode_page_token(page.next_offset),
+    }))
 }
 
 async fn update(State(s): State<AppState>, a: Args) -> ApiResult {

@@ -6,12 +6,13 @@ use axum::{Json, Router};
 use plinth_core::logged_models::{LoggedModelStatus, NewLoggedModel};
 use plinth_core::query::{self, LoggedModelSortKey};
 use plinth_engine::{DatasetFilter, LoggedModelOrder, LoggedModelSearch, artifact_key};
+use plinth_mlflow as mlflow;
 use serde_json::json;
 
 use crate::args::Args;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::wire::{decode_page_token, logged_model_json, parse_params, parse_tags, with_token};
+use crate::wire::{decode_page_token, encode_page_token, parse_params, parse_tags};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,7 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/logged-models/{model_id}/artifacts/directories", get(list_artifacts))
 }
 
-async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn create(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
     let new = NewLoggedModel {
         experiment_id: a.req_str("experiment_id")?,
         name: a.opt_str("name")?,
@@ -34,18 +35,25 @@ async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
         tags: parse_tags(&a, "tags")?,
     };
     let model = s.platform.create_logged_model(new).await?;
-    Ok(Json(json!({"model": logged_model_json(&model)})))
+    Ok(Json(mlflow::LoggedModelResponse { model: (&model).into() }))
 }
 
-async fn get_one(State(s): State<AppState>, Path(model_id): Path<String>) -> ApiResult {
+async fn get_one(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
     let model = s.platform.get_logged_model(&model_id).await?;
-    Ok(Json(json!({"model": logged_model_json(&model)})))
+    Ok(Json(mlflow::LoggedModelResponse { model: (&model).into() }))
 }
 
-async fn finalize(State(s): State<AppState>, Path(model_id): Path<String>, a: Args) -> ApiResult {
+async fn finalize(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    a: Args,
+) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
     let status = LoggedModelStatus::parse(&a.req_str("status")?)?;
     let model = s.platform.finalize_logged_model(&model_id, status).await?;
-    Ok(Json(json!({"model": logged_model_json(&model)})))
+    Ok(Json(mlflow::LoggedModelResponse { model: (&model).into() }))
 }
 
 async fn remove(State(s): State<AppState>, Path(model_id): Path<String>) -> ApiResult {
@@ -53,10 +61,14 @@ async fn remove(State(s): State<AppState>, Path(model_id): Path<String>) -> ApiR
     Ok(Json(json!({})))
 }
 
-async fn set_tags(State(s): State<AppState>, Path(model_id): Path<String>, a: Args) -> ApiResult {
+async fn set_tags(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    a: Args,
+) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
     s.platform.set_logged_model_tags(&model_id, parse_tags(&a, "tags")?).await?;
     let model = s.platform.get_logged_model(&model_id).await?;
-    Ok(Json(json!({"model": logged_model_json(&model)})))
+    Ok(Json(mlflow::LoggedModelResponse { model: (&model).into() }))
 }
 
 async fn delete_tag(State(s): State<AppState>, Path((model_id, key)): Path<(String, String)>) -> ApiResult {
@@ -69,7 +81,7 @@ async fn log_params(State(s): State<AppState>, Path(model_id): Path<String>, a: 
     Ok(Json(json!({})))
 }
 
-async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn search(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::SearchLoggedModelsResponse>> {
     let datasets = a
         .objects("datasets")?
         .iter()
@@ -101,8 +113,10 @@ async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
         offset: decode_page_token(a.opt_str("page_token")?)?,
     };
     let page = s.platform.search_logged_models(search).await?;
-    let body = json!({"models": page.items.iter().map(logged_model_json).collect::<Vec<_>>()});
-    Ok(Json(with_token(body, page.next_offset)))
+    Ok(Json(mlflow::SearchLoggedModelsResponse {
+        models: page.items.iter().map(Into::into).collect(),
+        next_page_token: encode_page_token(page.next_offset),
+    }))
 }
 
 /// `{dataset_name, dataset_digest}`; a digest needs a name.

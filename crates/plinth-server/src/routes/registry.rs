@@ -6,12 +6,13 @@ use axum::{Json, Router};
 use plinth_core::experiments::Tag;
 use plinth_core::query::{Filter, Query, SortKey};
 use plinth_core::registry::NewModelVersion;
+use plinth_mlflow as mlflow;
 use serde_json::json;
 
 use crate::args::Args;
 use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::wire::{decode_page_token, model_version_json, parse_tags, registered_model_json, with_token};
+use crate::wire::{decode_page_token, encode_page_token, parse_tags};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,27 +46,27 @@ fn search_query<C: Filter, K: SortKey>(a: &Args, default_max: i64) -> Result<Que
     )?)
 }
 
-async fn create_model(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn create_model(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
     let m = s
         .platform
         .create_registered_model(a.req_str("name")?, a.opt_str("description")?, parse_tags(&a, "tags")?)
         .await?;
-    Ok(Json(json!({"registered_model": registered_model_json(&m)})))
+    Ok(Json(mlflow::RegisteredModelResponse { registered_model: (&m).into() }))
 }
 
-async fn get_model(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn get_model(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
     let m = s.platform.get_registered_model(&a.req_str("name")?).await?;
-    Ok(Json(json!({"registered_model": registered_model_json(&m)})))
+    Ok(Json(mlflow::RegisteredModelResponse { registered_model: (&m).into() }))
 }
 
-async fn rename_model(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn rename_model(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
     let m = s.platform.rename_registered_model(&a.req_str("name")?, a.req_str("new_name")?).await?;
-    Ok(Json(json!({"registered_model": registered_model_json(&m)})))
+    Ok(Json(mlflow::RegisteredModelResponse { registered_model: (&m).into() }))
 }
 
-async fn update_model(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn update_model(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
     let m = s.platform.update_registered_model(&a.req_str("name")?, a.opt_str("description")?).await?;
-    Ok(Json(json!({"registered_model": registered_model_json(&m)})))
+    Ok(Json(mlflow::RegisteredModelResponse { registered_model: (&m).into() }))
 }
 
 async fn delete_model(State(s): State<AppState>, a: Args) -> ApiResult {
@@ -73,15 +74,17 @@ async fn delete_model(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({})))
 }
 
-async fn search_models(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn search_models(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::SearchRegisteredModelsResponse>> {
     let page = s.platform.search_registered_models(search_query(&a, 100)?).await?;
-    let body = json!({"registered_models": page.items.iter().map(registered_model_json).collect::<Vec<_>>()});
-    Ok(Json(with_token(body, page.next_offset)))
+    Ok(Json(mlflow::SearchRegisteredModelsResponse {
+        registered_models: page.items.iter().map(Into::into).collect(),
+        next_page_token: encode_page_token(page.next_offset),
+    }))
 }
 
-async fn latest_versions(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn latest_versions(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionsResponse>> {
     let versions = s.platform.get_latest_versions(&a.req_str("name")?, &a.str_list("stages")?).await?;
-    Ok(Json(json!({"model_versions": versions.iter().map(model_version_json).collect::<Vec<_>>()})))
+    Ok(Json(mlflow::ModelVersionsResponse { model_versions: versions.iter().map(Into::into).collect() }))
 }
 
 async fn set_model_tag(State(s): State<AppState>, a: Args) -> ApiResult {
@@ -113,12 +116,12 @@ async fn delete_alias(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({})))
 }
 
-async fn get_by_alias(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn get_by_alias(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
     let v = s.platform.get_model_version_by_alias(&a.req_str("name")?, &a.req_str("alias")?).await?;
-    Ok(Json(json!({"model_version": model_version_json(&v)})))
+    Ok(Json(mlflow::ModelVersionResponse { model_version: (&v).into() }))
 }
 
-async fn create_version(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn create_version(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
     let new = NewModelVersion {
         name: a.req_str("name")?,
         source: a.req_str("source")?,
@@ -130,18 +133,18 @@ async fn create_version(State(s): State<AppState>, a: Args) -> ApiResult {
         storage_location: String::new(),
     };
     let v = s.platform.create_model_version(new).await?;
-    Ok(Json(json!({"model_version": model_version_json(&v)})))
+    Ok(Json(mlflow::ModelVersionResponse { model_version: (&v).into() }))
 }
 
-async fn get_version(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn get_version(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
     let v = s.platform.get_model_version(&a.req_str("name")?, &a.req_str("version")?).await?;
-    Ok(Json(json!({"model_version": model_version_json(&v)})))
+    Ok(Json(mlflow::ModelVersionResponse { model_version: (&v).into() }))
 }
 
-async fn update_version(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn update_version(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
     let v =
         s.platform.update_model_version(&a.req_str("name")?, &a.req_str("version")?, a.opt_str("description")?).await?;
-    Ok(Json(json!({"model_version": model_version_json(&v)})))
+    Ok(Json(mlflow::ModelVersionResponse { model_version: (&v).into() }))
 }
 
 async fn delete_version(State(s): State<AppState>, a: Args) -> ApiResult {
@@ -149,10 +152,12 @@ async fn delete_version(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({})))
 }
 
-async fn search_versions(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn search_versions(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::SearchModelVersionsResponse>> {
     let page = s.platform.search_model_versions(search_query(&a, 10_000)?).await?;
-    let body = json!({"model_versions": page.items.iter().map(model_version_json).collect::<Vec<_>>()});
-    Ok(Json(with_token(body, page.next_offset)))
+    Ok(Json(mlflow::SearchModelVersionsResponse {
+        model_versions: page.items.iter().map(Into::into).collect(),
+        next_page_token: encode_page_token(page.next_offset),
+    }))
 }
 
 async fn download_uri(State(s): State<AppState>, a: Args) -> ApiResult {
@@ -160,7 +165,7 @@ async fn download_uri(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({"artifact_uri": uri})))
 }
 
-async fn transition_stage(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn transition_stage(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
     let v = s
         .platform
         .transition_stage(
@@ -170,7 +175,7 @@ async fn transition_stage(State(s): State<AppState>, a: Args) -> ApiResult {
             a.opt_bool("archive_existing_versions")?.unwrap_or(false),
         )
         .await?;
-    Ok(Json(json!({"model_version": model_version_json(&v)})))
+    Ok(Json(mlflow::ModelVersionResponse { model_version: (&v).into() }))
 }
 
 async fn set_version_tag(State(s): State<AppState>, a: Args) -> ApiResult {

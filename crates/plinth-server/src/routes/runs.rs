@@ -8,14 +8,14 @@ use plinth_core::query::Query;
 use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
 use plinth_core::validation::MAX_BATCH_LOG_REQUEST_SIZE;
 use plinth_engine::RunSearch;
-use serde_json::{Value, json};
+use plinth_mlflow as mlflow;
+use serde_json::json;
 
 use crate::args::Args;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::wire::{
-    decode_page_token, metric_json, parse_dataset_inputs, parse_metric, parse_model_io, parse_params, parse_tags,
-    run_info_json, run_json, with_token,
+    decode_page_token, encode_page_token, parse_dataset_inputs, parse_metric, parse_model_io, parse_params, parse_tags,
 };
 
 pub fn router() -> Router<AppState> {
@@ -47,7 +47,7 @@ fn run_id(a: &Args) -> Result<String, ApiError> {
     }
 }
 
-async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn create(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RunResponse>> {
     let new = NewRun {
         experiment_id: a.opt_str("experiment_id")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "0".into()),
         user_id: a.opt_str("user_id")?.unwrap_or_default(),
@@ -56,15 +56,15 @@ async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
         tags: parse_tags(&a, "tags")?,
     };
     let run = s.platform.create_run(new).await?;
-    Ok(Json(json!({"run": run_json(&run)})))
+    Ok(Json(mlflow::RunResponse { run: (&run).into() }))
 }
 
-async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RunResponse>> {
     let run = s.platform.get_run(&run_id(&a)?).await?;
-    Ok(Json(json!({"run": run_json(&run)})))
+    Ok(Json(mlflow::RunResponse { run: (&run).into() }))
 }
 
-async fn update(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn update(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::UpdateRunResponse>> {
     let status = a.opt_str("status")?.map(|st| RunStatus::parse(&st)).transpose()?;
     let update = RunUpdate {
         status,
@@ -72,7 +72,7 @@ async fn update(State(s): State<AppState>, a: Args) -> ApiResult {
         run_name: a.opt_str("run_name")?.filter(|n| !n.is_empty()),
     };
     let info = s.platform.update_run(&run_id(&a)?, update).await?;
-    Ok(Json(json!({"run_info": run_info_json(&info)})))
+    Ok(Json(mlflow::UpdateRunResponse { run_info: (&info).into() }))
 }
 
 async fn delete(State(s): State<AppState>, a: Args) -> ApiResult {
@@ -85,7 +85,7 @@ async fn restore(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({})))
 }
 
-async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn search(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::SearchRunsResponse>> {
     let view = match a.opt_str("run_view_type")? {
         Some(v) => ViewType::parse(&v)?,
         None => ViewType::ActiveOnly,
@@ -101,8 +101,10 @@ async fn search(State(s): State<AppState>, a: Args) -> ApiResult {
         )?,
     };
     let page = s.platform.search_runs(search).await?;
-    let body = json!({"runs": page.items.iter().map(run_json).collect::<Vec<_>>()});
-    Ok(Json(with_token(body, page.next_offset)))
+    Ok(Json(mlflow::SearchRunsResponse {
+        runs: page.items.iter().map(Into::into).collect(),
+        next_page_token: encode_page_token(page.next_offset),
+    }))
 }
 
 async fn log_metric(State(s): State<AppState>, a: Args) -> ApiResult {
@@ -161,36 +163,31 @@ async fn log_model(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({})))
 }
 
-async fn metric_history(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn metric_history(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::MetricHistoryResponse>> {
     let max_results = a.opt_i64("max_results")?.unwrap_or(25_000);
     let offset = decode_page_token(a.opt_str("page_token")?)?;
     let page = s.platform.get_metric_history(&run_id(&a)?, &a.req_str("metric_key")?, max_results, offset).await?;
-    let body = json!({"metrics": page.items.iter().map(metric_json).collect::<Vec<_>>()});
-    Ok(Json(with_token(body, page.next_offset)))
+    Ok(Json(mlflow::MetricHistoryResponse {
+        metrics: page.items.iter().map(Into::into).collect(),
+        next_page_token: encode_page_token(page.next_offset),
+    }))
 }
 
 /// Histories of one metric for several runs, sampled to at most
 /// `max_results` points per run (the UI's charts call this).
-async fn metric_histories(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn metric_histories(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::MetricsWithRunIdsResponse>> {
     let key = a.opt_str("metric_key")?;
     let points = s.platform.metric_histories(&a.str_list("run_id")?, key.as_deref(), a.opt_i64("max_results")?).await?;
-    Ok(Json(json!({"metrics": metrics_with_run_ids(&points)})))
+    Ok(metrics_with_run_ids(&points))
 }
 
-fn metrics_with_run_ids(points: &[(String, Metric)]) -> Vec<Value> {
-    points
-        .iter()
-        .map(|(run_id, m)| {
-            let mut v = metric_json(m);
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert("run_id".into(), json!(run_id));
-            }
-            v
-        })
-        .collect()
+fn metrics_with_run_ids(points: &[(String, Metric)]) -> Json<mlflow::MetricsWithRunIdsResponse> {
+    let metrics =
+        points.iter().map(|(run_id, m)| mlflow::MetricWithRunId { metric: m.into(), run_id: run_id.clone() }).collect();
+    Json(mlflow::MetricsWithRunIdsResponse { metrics })
 }
 
-async fn metric_history_bulk(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn metric_history_bulk(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::MetricsWithRunIdsResponse>> {
     let points = s
         .platform
         .sample_metric_histories(
@@ -201,5 +198,5 @@ async fn metric_history_bulk(State(s): State<AppState>, a: Args) -> ApiResult {
             a.opt_i64("max_results")?,
         )
         .await?;
-    Ok(Json(json!({"metrics": metrics_with_run_ids(&points)})))
+    Ok(metrics_with_run_ids(&points))
 }

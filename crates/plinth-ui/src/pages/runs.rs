@@ -54,10 +54,37 @@ impl TableParams {
     }
 }
 
-/// A chosen column: its kind (`metrics`, `params`, `tags`) and key.
+/// What a column shows of a run.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ColumnKind {
+    Metric,
+    Param,
+    Tag,
+}
+
+impl ColumnKind {
+    /// The entity prefix in the filter and order grammar, and in the page's URL.
+    fn prefix(self) -> &'static str {
+        match self {
+            ColumnKind::Metric => "metrics",
+            ColumnKind::Param => "params",
+            ColumnKind::Tag => "tags",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ColumnKind::Metric => "metric",
+            ColumnKind::Param => "param",
+            ColumnKind::Tag => "tag",
+        }
+    }
+}
+
+/// A chosen column: its kind and key.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Column {
-    kind: &'static str,
+    kind: ColumnKind,
     key: String,
 }
 
@@ -65,29 +92,29 @@ impl Column {
     fn parse(s: &str) -> Option<Column> {
         let (kind, key) = s.split_once('.')?;
         let kind = match kind {
-            "metrics" => "metrics",
-            "params" => "params",
-            "tags" => "tags",
+            "metrics" => ColumnKind::Metric,
+            "params" => ColumnKind::Param,
+            "tags" => ColumnKind::Tag,
             _ => return None,
         };
         (!key.is_empty()).then(|| Column { kind, key: key.to_string() })
     }
 
     fn id(&self) -> String {
-        format!("{}.{}", self.kind, self.key)
+        format!("{}.{}", self.kind.prefix(), self.key)
     }
 
     /// The key as the order-by grammar takes it (backquoted unless plain).
     fn order_key(&self) -> String {
         let plain = self.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if plain { self.id() } else { format!("{}.`{}`", self.kind, self.key.replace('`', "")) }
+        if plain { self.id() } else { format!("{}.`{}`", self.kind.prefix(), self.key.replace('`', "")) }
     }
 
     fn value(&self, run: &Run) -> Option<String> {
         match self.kind {
-            "metrics" => run.data.metrics.iter().find(|m| m.key == self.key).map(|m| number(m.value)),
-            "params" => run.data.params.iter().find(|p| p.key == self.key).map(|p| p.value.clone()),
-            _ => run.data.tags.iter().find(|t| t.key == self.key).map(|t| t.value.clone()),
+            ColumnKind::Metric => run.data.metrics.iter().find(|m| m.key == self.key).map(|m| number(m.value)),
+            ColumnKind::Param => run.data.params.iter().find(|p| p.key == self.key).map(|p| p.value.clone()),
+            ColumnKind::Tag => run.data.tags.iter().find(|t| t.key == self.key).map(|t| t.value.clone()),
         }
     }
 }
@@ -115,21 +142,21 @@ pub async fn table(State(platform): State<Platform>, Path(id): Path<String>, Raw
     // Keys present on this page, offered as columns.
     let mut available: BTreeSet<Column> = BTreeSet::new();
     for run in &runs {
-        available.extend(run.data.metrics.iter().map(|m| Column { kind: "metrics", key: m.key.clone() }));
-        available.extend(run.data.params.iter().map(|m| Column { kind: "params", key: m.key.clone() }));
+        available.extend(run.data.metrics.iter().map(|m| Column { kind: ColumnKind::Metric, key: m.key.clone() }));
+        available.extend(run.data.params.iter().map(|m| Column { kind: ColumnKind::Param, key: m.key.clone() }));
         available.extend(
             run.data
                 .tags
                 .iter()
                 .filter(|t| !t.key.starts_with("mlflow."))
-                .map(|m| Column { kind: "tags", key: m.key.clone() }),
+                .map(|m| Column { kind: ColumnKind::Tag, key: m.key.clone() }),
         );
     }
     if columns.is_empty() {
-        let mut metrics: Vec<&Column> = available.iter().filter(|c| c.kind == "metrics").collect();
+        let mut metrics: Vec<&Column> = available.iter().filter(|c| c.kind == ColumnKind::Metric).collect();
         metrics.sort_by_key(|c| metric_rank(&c.key, &runs));
         columns.extend(metrics.into_iter().take(DEFAULT_METRICS).cloned());
-        columns.extend(available.iter().filter(|c| c.kind == "params").take(DEFAULT_PARAMS).cloned());
+        columns.extend(available.iter().filter(|c| c.kind == ColumnKind::Param).take(DEFAULT_PARAMS).cloned());
     }
     let cols = columns.iter().map(Column::id).collect::<Vec<_>>().join(",");
     let link = |order: &str, offset: i64| {
@@ -186,9 +213,9 @@ pub async fn table(State(platform): State<Platform>, Path(id): Path<String>, Raw
                                 th { "Duration" }
                                 th { "Status" }
                                 @for c in &columns {
-                                    th.num[c.kind == "metrics"] {
+                                    th.num[c.kind == ColumnKind::Metric] {
                                         a href=(sort_link(&c.order_key())) title=(c.id()) {
-                                            span.muted { (c.kind.trim_end_matches('s')) " " } (c.key) (arrow(&c.order_key()))
+                                            span.muted { (c.kind.label()) " " } (c.key) (arrow(&c.order_key()))
                                         }
                                     }
                                 }
@@ -282,7 +309,7 @@ fn row(run: &Run, depth: usize, columns: &[Column]) -> Markup {
             td { @if let Some(end) = info.end_time { (duration(end - info.start_time)) } }
             td class=(format!("status-{}", info.status.as_str())) { (info.status.as_str()) }
             @for c in columns {
-                td.num[c.kind == "metrics"] { (c.value(run).unwrap_or_default()) }
+                td.num[c.kind == ColumnKind::Metric] { (c.value(run).unwrap_or_default()) }
             }
         }
     }
