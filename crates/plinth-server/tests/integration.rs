@@ -506,6 +506,24 @@ async fn deployments_serve_ab_splits_log_exposures_and_follow_aliases() {
     assert!(served.iter().all(|e| e["variant"] == seen[&5].as_str() && e["request_id"].is_string()));
     assert!(records.iter().any(|e| e["shadow"] == true && e["variant"] == "s"), "shadow saw the request: {b}");
 
+    // The same log, aggregated: every variant in the deployment's order, then the shadow.
+    let (s, all) = srv.get("/api/2.0/plinth/deployments/exposures?name=home&max_results=100000").await;
+    assert_eq!(s, 200, "{all}");
+    let served_total = all["exposures"].as_array().unwrap().iter().filter(|e| e["shadow"] == false).count();
+    let (s, t) = srv.get("/api/2.0/plinth/deployments/traffic?name=home&window_ms=600000&bucket_ms=60000").await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["served"], served_total as u64, "{t}");
+    let variants = t["variants"].as_array().unwrap();
+    let last = variants.last().unwrap();
+    assert_eq!((last["variant"].as_str(), last["shadow"].as_bool()), (Some("s"), Some(true)), "{t}");
+    let buckets: u64 = variants[0]["buckets"].as_array().unwrap().iter().map(|b| b["requests"].as_u64().unwrap()).sum();
+    assert_eq!(buckets, variants[0]["exposures"].as_u64().unwrap(), "{t}");
+    assert!(variants.iter().filter(|v| v["exposures"].as_u64() > Some(0)).all(|v| v["latency_ms"]["p95"].is_number()));
+    let (s, b) = srv.get("/api/2.0/plinth/deployments/traffic?name=home&window_ms=600000&bucket_ms=1").await;
+    assert_eq!((s, b["error_code"].as_str()), (400, Some("INVALID_PARAMETER_VALUE")), "{b}");
+    let (s, b) = srv.get("/api/2.0/plinth/deployments/traffic?name=nope").await;
+    assert_eq!((s, b["error_code"].as_str()), (404, Some("RESOURCE_DOES_NOT_EXIST")), "{b}");
+
     // Move the alias under load: no request fails, variant a serves v3 within 5 s.
     srv.train(train).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -13,8 +13,6 @@ pub enum Error {
     /// A request or model that cannot be served (the caller's).
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    AlreadyExists(String),
     /// Ours (a model file that cannot be read, a worker gone). For logs.
     #[error("internal error: {0}")]
     Internal(String),
@@ -28,7 +26,6 @@ impl Error {
             Error::Engine(e) => e.kind(),
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Invalid(_) => ErrorKind::InvalidParameter,
-            Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -22,6 +22,7 @@ mod recommend;
 mod status;
 mod tabular;
 pub mod tensor;
+pub mod traffic;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ pub use recommend::{
     MAX_BATCH, MAX_K, RecommendQuery, Recommendation, Recommendations, ScoredItem, SimilarQuery, Subjects,
 };
 pub use status::{DeploymentState, DeploymentStatus, LiveStats, VariantStatus};
+pub use traffic::{Traffic, VariantTraffic};
 
 /// How often deployments and aliases are re-read by default.
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -180,7 +182,7 @@ impl Serving {
     }
 
     pub fn live(&self, name: &str) -> Result<Arc<Live>> {
-        self.get(name).ok_or_else(|| Error::NotFound(format!("Deployment '{name}' not found")))
+        self.get(name).ok_or_else(|| plinth_core::rules::missing::deployment(name).into())
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -244,7 +246,7 @@ impl Serving {
     pub async fn create(&self, spec: Deployment) -> Result<Deployment> {
         spec.validate()?;
         if self.get(&spec.name).is_some() {
-            return Err(Error::AlreadyExists(format!("Deployment '{}' already exists", spec.name)));
+            return Err(plinth_core::rules::taken::deployment(&spec.name).into());
         }
         let loaded = self.build(spec.clone(), None).await?;
         let stored = self.inner.platform.create_deployment(spec).await?;

@@ -152,10 +152,6 @@ impl UiError {
         }
         UiError { status, message: message.to_string() }
     }
-
-    pub(crate) fn internal(cause: impl std::fmt::Display) -> UiError {
-        UiError::of(plinth_core::ErrorKind::Internal, cause)
-    }
 }
 
 impl From<plinth_engine::Error> for UiError {

@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/deployments/get", get(get_one))
         .route("/deployments/list", get(list))
         .route("/deployments/exposures", get(exposures))
+        .route("/deployments/traffic", get(traffic))
 }
 
 fn variant(a: &Args, default_weight: u32) -> Result<Variant, ApiError> {
@@ -95,4 +96,14 @@ async fn exposures(State(s): State<AppState>, a: Args) -> ApiResult {
         .map_err(|e| plinth_engine::Error::Internal(e.to_string()))?
         .map_err(|e| plinth_engine::Error::Internal(e.to_string()))?;
     Ok(Json(json!({"exposures": found})))
+}
+
+/// `?name=&window_ms=&bucket_ms=`: per variant, the exposures, fallbacks,
+/// latency percentiles and a series per bucket over the last `window_ms`
+/// (an hour by default, in minutes).
+async fn traffic(State(s): State<AppState>, a: Args) -> ApiResult<Json<plinth_serving::Traffic>> {
+    let name = a.req_str("name")?;
+    let window_ms = a.opt_i64("window_ms")?.unwrap_or(3_600_000);
+    let bucket_ms = a.opt_i64("bucket_ms")?.unwrap_or(60_000);
+    Ok(Json(s.serving.traffic(&name, plinth_core::ids::now_ms(), window_ms, bucket_ms).await?))
 }
