@@ -106,6 +106,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
         data_dir: config.data_dir.clone(),
         datasets_dir: config.datasets_dir.clone(),
         sqlite: SqliteOptions { fsync_commits: config.fsync_commits },
+        clock: plinth_core::clock::system(),
         reload_interval: std::time::Duration::from_millis(config.reload_interval_ms),
         server: ServerConfig {
             max_request_bytes: config.max_request_bytes,
@@ -128,7 +129,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
 
 /// The embedded platform over a data dir (SQLite + local artifacts).
 pub(crate) async fn open_platform(data_dir: &std::path::Path) -> anyhow::Result<Platform> {
-    Ok(plinth_server::open_platform(data_dir, SqliteOptions::default()).await?)
+    Ok(plinth_server::open_platform(data_dir, SqliteOptions::default(), plinth_core::clock::system()).await?)
 }
 
 async fn shutdown_signal() {

@@ -4,7 +4,6 @@
 use bytes::Bytes;
 use plinth_artifacts::ArtifactPath;
 use plinth_core::deployments::{Deployment, ModelRef, ModelTarget};
-use plinth_core::ids::now_ms;
 use plinth_core::registry::ModelVersion;
 
 use crate::{Error, Platform, Result, artifact_key};
@@ -42,7 +41,7 @@ impl Platform {
 
     pub async fn create_deployment(&self, mut deployment: Deployment) -> Result<Deployment> {
         deployment.validate()?;
-        let now = now_ms();
+        let now = self.now_ms();
         (deployment.created_time, deployment.updated_time) = (now, now);
         Ok(self.store.create_deployment(deployment).await?)
     }
@@ -61,7 +60,7 @@ impl Platform {
         deployment.salt = current.salt;
         deployment.created_time = current.created_time;
         // Strictly increasing, so replicas see every change.
-        deployment.updated_time = now_ms().max(current.updated_time + 1);
+        deployment.updated_time = self.now_ms().max(current.updated_time + 1);
         deployment.validate()?;
         Ok(self.store.update_deployment(deployment).await?)
     }

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use plinth_core::Error as DomainError;
-use plinth_core::ids::now_ms;
 use plinth_core::jobs::{Job, JobKind, JobStatus};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -51,7 +50,7 @@ impl JobRunner {
                 // what kills it: it is not started again.
                 tracing::error!(job_id = %job.job_id, attempts = job.attempts, "job interrupted too often; marked failed");
                 job.status = JobStatus::Failed;
-                job.finished_time = Some(now_ms());
+                job.finished_time = Some(runner.platform.now_ms());
                 job.error = Some(format!(
                     "interrupted {} times: the server stopped while it ran each time; not retried",
                     job.attempts
@@ -114,7 +113,7 @@ impl JobRunner {
             result: None,
             error: None,
             attempts: 0,
-            created_time: now_ms(),
+            created_time: self.platform.now_ms(),
             started_time: None,
             finished_time: None,
         };
@@ -138,7 +137,7 @@ impl JobRunner {
         match job.status {
             JobStatus::Queued => {
                 job.status = JobStatus::Cancelled;
-                job.finished_time = Some(now_ms());
+                job.finished_time = Some(self.platform.now_ms());
                 self.platform.store.update_job(job.clone()).await?;
                 tracing::info!(%job_id, "job cancelled");
                 Ok(job)
@@ -186,7 +185,7 @@ impl JobRunner {
         }
         job.status = JobStatus::Running;
         job.attempts += 1;
-        job.started_time = Some(now_ms());
+        job.started_time = Some(self.platform.now_ms());
         self.platform.store.update_job(job.clone()).await?;
         tracing::info!(%job_id, kind = %job.kind, "job started");
         let outcome = self.execute(&job).await;
@@ -196,7 +195,7 @@ impl JobRunner {
         if let Ok(mut map) = self.running.lock() {
             map.remove(job_id);
         }
-        job.finished_time = Some(now_ms());
+        job.finished_time = Some(self.platform.now_ms());
         match outcome {
             Ok(result) => {
                 job.status = JobStatus::Succeeded;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 pub use artifacts::artifact_key;
 pub use error::{Error, Result};
 use plinth_artifacts::ArtifactStore;
+use plinth_core::clock::SharedClock;
 use plinth_store::MetadataStore;
 pub use plinth_store::{
     DatasetFilter, ExperimentSearch, LoggedModelOrder, LoggedModelSearch, ModelVersionQuery, Page,
@@ -36,13 +37,32 @@ pub const ARTIFACT_SCHEME: &str = "mlflow-artifacts:/";
 pub struct Platform {
     store: Arc<dyn MetadataStore>,
     artifacts: ArtifactStore,
+    clock: SharedClock,
 }
 
 impl Platform {
     /// Wires the stores together and makes sure the default experiment exists.
     pub async fn new(store: Arc<dyn MetadataStore>, artifacts: ArtifactStore) -> Result<Self> {
+        Self::with_clock(store, artifacts, plinth_core::clock::system()).await
+    }
+
+    /// As [`Platform::new`], with the clock that stamps deployments, logged
+    /// models, run ends and jobs (serving reads it too).
+    pub async fn with_clock(
+        store: Arc<dyn MetadataStore>,
+        artifacts: ArtifactStore,
+        clock: SharedClock,
+    ) -> Result<Self> {
         store.ensure_default_experiment(format!("{ARTIFACT_SCHEME}0")).await?;
-        Ok(Platform { store, artifacts })
+        Ok(Platform { store, artifacts, clock })
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn artifacts(&self) -> &ArtifactStore {

@@ -1,7 +1,7 @@
 //! MLflow 3 logged models.
 
 use plinth_core::experiments::Tag;
-use plinth_core::ids::{new_logged_model_id, now_ms};
+use plinth_core::ids::new_logged_model_id;
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus, NewLoggedModel};
 use plinth_core::runs::{Param, generate_run_name};
 use plinth_core::validation;
@@ -21,7 +21,7 @@ impl Platform {
             self.store.get_run(run_id).await?;
         }
         let model_id = new_logged_model_id();
-        let now = now_ms();
+        let now = self.now_ms();
         let model = LoggedModel {
             artifact_location: format!(
                 "{}/models/{model_id}/artifacts",

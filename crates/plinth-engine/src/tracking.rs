@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use plinth_core::Error as DomainError;
 use plinth_core::experiments::Tag;
-use plinth_core::ids::now_ms;
 use plinth_core::registry::NewModelVersion;
 use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
 use serde_json::{Value, json};
@@ -98,7 +97,8 @@ impl Tracker for Platform {
     }
 
     async fn finish(&self, run_id: &str, status: RunStatus) -> Result<()> {
-        self.update_run(run_id, RunUpdate { status: Some(status), end_time: Some(now_ms()), run_name: None }).await?;
+        self.update_run(run_id, RunUpdate { status: Some(status), end_time: Some(self.now_ms()), run_name: None })
+            .await?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! embedded platform over a data dir (SQLite + local artifacts), the job
 //! runner, the serving runtime, the upload sweeper and the HTTP router.
 
+use plinth_core::clock::SharedClock;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct AppConfig {
     /// Where training jobs may read datasets from.
     pub datasets_dir: PathBuf,
     pub sqlite: SqliteOptions,
+    /// "Now" for the store, the platform and serving (tests move it by hand).
+    pub clock: SharedClock,
     /// How often serving re-reads deployments and aliases.
     pub reload_interval: Duration,
     pub server: ServerConfig,
@@ -36,6 +39,7 @@ impl AppConfig {
             datasets_dir: AppConfig::default_datasets_dir(&data_dir),
             data_dir,
             sqlite: SqliteOptions::default(),
+            clock: plinth_core::clock::system(),
             reload_interval: plinth_serving::DEFAULT_RELOAD_INTERVAL,
             server: ServerConfig::default(),
         }
@@ -67,12 +71,13 @@ fn create_dir(what: &'static str, path: &Path) -> Result<(), OpenError> {
 }
 
 /// The embedded platform over a data dir (SQLite + local artifacts).
-pub async fn open_platform(data_dir: &Path, sqlite: SqliteOptions) -> Result<Platform, OpenError> {
+pub async fn open_platform(data_dir: &Path, sqlite: SqliteOptions, clock: SharedClock) -> Result<Platform, OpenError> {
     create_dir("data dir", data_dir)?;
     let db = data_dir.join("plinth.db");
-    let store = SqliteStore::open_with(&db, sqlite).map_err(|source| OpenError::Store { path: db, source })?;
+    let store = SqliteStore::open_with_clock(&db, sqlite, clock.clone())
+        .map_err(|source| OpenError::Store { path: db, source })?;
     let artifacts = ArtifactStore::local(data_dir.join("artifacts"))?;
-    Ok(Platform::new(Arc::new(store), artifacts).await?)
+    Ok(Platform::with_clock(Arc::new(store), artifacts, clock).await?)
 }
 
 /// The running application: its parts, and the router that serves them.
@@ -88,7 +93,7 @@ impl App {
     /// jobs), loads every deployment, starts the sweep of interrupted
     /// uploads (on start, then hourly) and builds the router.
     pub async fn open(config: AppConfig) -> Result<App, OpenError> {
-        let platform = open_platform(&config.data_dir, config.sqlite).await?;
+        let platform = open_platform(&config.data_dir, config.sqlite, config.clock.clone()).await?;
         sweep_interrupted_uploads(platform.artifacts().clone());
         create_dir("datasets dir", &config.datasets_dir)?;
         let jobs = JobRunner::start(platform.clone(), config.datasets_dir.clone()).await?;

@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use plinth_core::ids::now_ms;
-
 use crate::{Error, Exposure, Live, LoadedModel, Result, Serving, Slot};
 
 /// Which endpoint served a request, for metrics and the exposure log.
@@ -193,7 +191,7 @@ impl Serving {
             }
             Some(false) => "ok",
             None => {
-                stats.error();
+                stats.error(self.now_ms());
                 "error"
             }
         };
@@ -208,7 +206,7 @@ impl Serving {
         metrics::counter!("plinth_serving_requests_total", &with_outcome).increment(1);
         let Some(fallback) = fallback else { return };
         self.exposures().record(Exposure {
-            time_ms: now_ms(),
+            time_ms: self.now_ms(),
             deployment: live.spec.name.clone(),
             variant: slot.variant.name.clone(),
             model: model.name.clone(),

@@ -35,7 +35,6 @@ pub use error::{Error, Result};
 pub use exposure::{Exposure, ExposureLog, ExposureQuery};
 pub use loaded::{Kind, LoadedModel};
 use plinth_core::deployments::{Deployment, ModelTarget, Variant, bucket};
-use plinth_core::ids::now_ms;
 use plinth_engine::Platform;
 pub use recommend::{
     MAX_BATCH, MAX_K, RecommendQuery, Recommendation, Recommendations, ScoredItem, SimilarQuery, Subjects,
@@ -66,13 +65,8 @@ pub struct VariantStats {
 }
 
 impl VariantStats {
-    /// Counts a failed request (errors are rare: a lock is fine).
-    pub fn error(&self) {
-        self.error_at(now_ms());
-    }
-
-    /// [`VariantStats::error`] at a given time (ms since the epoch).
-    pub fn error_at(&self, now_ms: i64) {
+    /// Counts a failed request at `now_ms` (errors are rare: a lock is fine).
+    pub fn error(&self, now_ms: i64) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let minute = now_ms / 60_000;
         let mut m = self.error_minutes.lock().unwrap_or_else(|e| e.into_inner());
@@ -85,13 +79,9 @@ impl VariantStats {
         }
     }
 
-    /// `[minute start (ms), errors]` for the minutes of the last hour that had any.
-    pub fn errors_per_minute(&self) -> Vec<(i64, u64)> {
-        self.errors_per_minute_at(now_ms())
-    }
-
-    /// [`VariantStats::errors_per_minute`] as seen at a given time.
-    pub fn errors_per_minute_at(&self, now_ms: i64) -> Vec<(i64, u64)> {
+    /// `[minute start (ms), errors]` for the minutes of the hour before
+    /// `now_ms` that had any.
+    pub fn errors_per_minute(&self, now_ms: i64) -> Vec<(i64, u64)> {
         let since = now_ms / 60_000 - 60;
         let m = self.error_minutes.lock().unwrap_or_else(|e| e.into_inner());
         m.iter().filter(|(at, _)| *at > since).map(|(at, n)| (at * 60_000, *n)).collect()
@@ -171,6 +161,11 @@ impl Serving {
 
     pub(crate) fn batcher(&self) -> &batcher::Batcher {
         &self.inner.batcher
+    }
+
+    /// The platform's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.platform.now_ms()
     }
 
     pub fn exposures(&self) -> &ExposureLog {
@@ -337,15 +332,15 @@ mod stats_tests {
     fn errors_are_counted_per_minute() {
         let minute = 29_000_000 * 60_000; // a fixed clock: no minute boundary to race
         let stats = VariantStats::default();
-        assert!(stats.errors_per_minute_at(minute).is_empty());
-        stats.error_at(minute + 1_000);
-        stats.error_at(minute + 59_999);
-        stats.error_at(minute + 60_000);
-        assert_eq!(stats.errors_per_minute_at(minute + 60_001), vec![(minute, 2), (minute + 60_000, 1)]);
+        assert!(stats.errors_per_minute(minute).is_empty());
+        stats.error(minute + 1_000);
+        stats.error(minute + 59_999);
+        stats.error(minute + 60_000);
+        assert_eq!(stats.errors_per_minute(minute + 60_001), vec![(minute, 2), (minute + 60_000, 1)]);
         assert_eq!(stats.errors.load(Ordering::Relaxed), 3);
         // An hour later the first minute has left the window.
-        assert_eq!(stats.errors_per_minute_at(minute + 60 * 60_000 + 1), vec![(minute + 60_000, 1)]);
-        stats.error_at(minute + 61 * 60_000);
-        assert_eq!(stats.errors_per_minute_at(minute + 61 * 60_000), vec![(minute + 61 * 60_000, 1)]);
+        assert_eq!(stats.errors_per_minute(minute + 60 * 60_000 + 1), vec![(minute + 60_000, 1)]);
+        stats.error(minute + 61 * 60_000);
+        assert_eq!(stats.errors_per_minute(minute + 61 * 60_000), vec![(minute + 61 * 60_000, 1)]);
     }
 }

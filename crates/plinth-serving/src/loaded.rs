@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use plinth_core::ids::now_ms;
 use plinth_core::registry::ModelVersion;
 use plinth_engine::Platform;
 use plinth_ml::model::{ItemFilter, RecModel};
@@ -157,7 +156,7 @@ pub async fn load(platform: &Platform, version: &ModelVersion) -> Result<LoadedM
         Err(e) if is_missing(&e) => load_mlflow(platform, version, &what).await?,
         Err(e) => return Err(e.into()),
     };
-    Ok(LoadedModel { name: version.name.clone(), version: version.version, loaded_time: now_ms(), kind })
+    Ok(LoadedModel { name: version.name.clone(), version: version.version, loaded_time: platform.now_ms(), kind })
 }
 
 /// A model file that is not there (or whose path cannot be there).

@@ -66,7 +66,7 @@ impl VariantStatus {
         VariantStatus { name: v.name.clone(), model: v.model.to_string(), weight: v.weight, live: None }
     }
 
-    fn slot(s: &Slot) -> VariantStatus {
+    fn slot(s: &Slot, now_ms: i64) -> VariantStatus {
         let m = s.model();
         let n = s.stats.requests.load(Ordering::Relaxed);
         VariantStatus {
@@ -77,7 +77,7 @@ impl VariantStatus {
                 errors: s.stats.errors.load(Ordering::Relaxed),
                 fallbacks: s.stats.fallbacks.load(Ordering::Relaxed),
                 mean_latency_us: s.stats.latency_us_total.load(Ordering::Relaxed).checked_div(n).unwrap_or(0),
-                errors_per_minute: s.stats.errors_per_minute(),
+                errors_per_minute: s.stats.errors_per_minute(now_ms),
             }),
             ..VariantStatus::spec(&s.variant)
         }
@@ -85,14 +85,15 @@ impl VariantStatus {
 }
 
 impl Live {
-    pub fn status(&self) -> DeploymentStatus {
+    /// The live status; per-minute counters as seen at `now_ms`.
+    pub fn status(&self, now_ms: i64) -> DeploymentStatus {
         DeploymentStatus {
             name: self.spec.name.clone(),
             salt: self.spec.salt.clone(),
             created_time: self.spec.created_time,
             updated_time: self.spec.updated_time,
-            variants: self.variants.iter().map(VariantStatus::slot).collect(),
-            shadow: self.shadow.as_ref().map(VariantStatus::slot),
+            variants: self.variants.iter().map(|s| VariantStatus::slot(s, now_ms)).collect(),
+            shadow: self.shadow.as_ref().map(|s| VariantStatus::slot(s, now_ms)),
             state: DeploymentState::Ready,
         }
     }
@@ -103,7 +104,7 @@ impl Serving {
     /// serves that revision, else the spec, loading.
     pub fn status(&self, d: &Deployment) -> DeploymentStatus {
         match self.get(&d.name) {
-            Some(live) if live.spec.updated_time == d.updated_time => live.status(),
+            Some(live) if live.spec.updated_time == d.updated_time => live.status(self.now_ms()),
             _ => DeploymentStatus {
                 name: d.name.clone(),
                 salt: d.salt.clone(),

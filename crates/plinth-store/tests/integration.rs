@@ -129,3 +129,23 @@ async fn a_first_release_database_upgrades_and_reads_back() {
     let summaries = store.search_dataset_summaries(vec!["7".into()], 10).await.unwrap();
     assert_eq!(summaries.iter().map(|d| d.context.as_deref()).collect::<Vec<_>>(), [Some("eval")]);
 }
+
+/// Every time the store stamps comes from its clock.
+#[tokio::test]
+async fn timestamps_come_from_the_injected_clock() {
+    use plinth_core::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(1_000);
+    let store = SqliteStore::open_with_clock(dir.path().join("plinth.db"), Default::default(), clock.clone()).unwrap();
+    let id = store.create_experiment("clocked".into(), "loc".into(), vec![]).await.unwrap();
+    let exp = store.get_experiment(&id).await.unwrap();
+    assert_eq!((exp.creation_time, exp.last_update_time), (1_000, 1_000));
+    clock.set(5_000);
+    store.rename_experiment(&id, "renamed".into()).await.unwrap();
+    assert_eq!(store.get_experiment(&id).await.unwrap().last_update_time, 5_000);
+    let model = store.create_registered_model("m".into(), None, vec![]).await.unwrap();
+    assert_eq!(model.creation_timestamp, 5_000);
+    clock.advance(1);
+    let model = store.update_registered_model("m", Some("d".into())).await.unwrap();
+    assert_eq!((model.creation_timestamp, model.last_updated_timestamp), (5_000, 5_001));
+}

@@ -105,5 +105,5 @@ async fn traffic(State(s): State<AppState>, a: Args) -> ApiResult<Json<plinth_se
     let name = a.req_str("name")?;
     let window_ms = a.opt_i64("window_ms")?.unwrap_or(3_600_000);
     let bucket_ms = a.opt_i64("bucket_ms")?.unwrap_or(60_000);
-    Ok(Json(s.serving.traffic(&name, plinth_core::ids::now_ms(), window_ms, bucket_ms).await?))
+    Ok(Json(s.serving.traffic(&name, s.serving.now_ms(), window_ms, bucket_ms).await?))
 }

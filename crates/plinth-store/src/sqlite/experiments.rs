@@ -6,7 +6,7 @@ use plinth_core::rules::{self, missing, taken};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::query::{Sql, number_clause, string_clause};
-use super::{now, stored};
+use super::stored;
 use crate::{ExperimentSearch, Page, Result};
 
 pub(crate) fn parse_id(experiment_id: &str) -> Result<i64> {
@@ -16,8 +16,7 @@ pub(crate) fn parse_id(experiment_id: &str) -> Result<i64> {
     }
 }
 
-pub(crate) fn ensure_default(conn: &Connection, artifact_location: &str) -> Result<()> {
-    let t = now();
+pub(crate) fn ensure_default(conn: &Connection, artifact_location: &str, t: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
          SELECT ?1, ?2, ?3, 'active', ?4, ?4 WHERE NOT EXISTS (SELECT 1 FROM experiments WHERE experiment_id = ?1)",
@@ -26,13 +25,12 @@ pub(crate) fn ensure_default(conn: &Connection, artifact_location: &str) -> Resu
     Ok(())
 }
 
-pub(crate) fn create(conn: &Connection, name: &str, artifact_location: &str, tags: &[Tag]) -> Result<String> {
+pub(crate) fn create(conn: &Connection, name: &str, artifact_location: &str, tags: &[Tag], t: i64) -> Result<String> {
     if let Some(holder) = get_by_name(conn, name)? {
         return Err(taken::experiment(name, holder.lifecycle_stage).into());
     }
     let id: i64 = conn.query_row("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments", [], |r| r.get(0))?;
     let location = artifact_location.replace("{id}", &id.to_string());
-    let t = now();
     conn.execute(
         "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
          VALUES (?1, ?2, ?3, 'active', ?4, ?4)",
@@ -171,7 +169,7 @@ pub(crate) fn page_rest<T>(items: &mut Vec<T>, max_results: i64, offset: i64) ->
     }
 }
 
-pub(crate) fn rename(conn: &Connection, experiment_id: &str, new_name: &str) -> Result<()> {
+pub(crate) fn rename(conn: &Connection, experiment_id: &str, new_name: &str, now: i64) -> Result<()> {
     let exp = get_active(conn, experiment_id)?;
     if exp.name == new_name {
         return Ok(());
@@ -181,16 +179,15 @@ pub(crate) fn rename(conn: &Connection, experiment_id: &str, new_name: &str) -> 
     }
     conn.execute(
         "UPDATE experiments SET name = ?1, last_update_time = ?2 WHERE experiment_id = ?3",
-        params![new_name, now(), parse_id(experiment_id)?],
+        params![new_name, now, parse_id(experiment_id)?],
     )?;
     Ok(())
 }
 
-pub(crate) fn set_lifecycle(conn: &Connection, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
+pub(crate) fn set_lifecycle(conn: &Connection, experiment_id: &str, stage: LifecycleStage, t: i64) -> Result<()> {
     let exp = get(conn, experiment_id)?;
     rules::check_experiment_lifecycle(experiment_id, exp.lifecycle_stage, stage)?;
     let id = parse_id(experiment_id)?;
-    let t = now();
     conn.execute(
         "UPDATE experiments SET lifecycle_stage = ?1, last_update_time = ?2 WHERE experiment_id = ?3",
         params![stage.as_str(), t, id],

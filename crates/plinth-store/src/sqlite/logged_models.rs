@@ -110,11 +110,11 @@ pub(crate) fn get(conn: &Connection, model_id: &str) -> Result<LoggedModel> {
     Ok(m)
 }
 
-pub(crate) fn finalize(conn: &Connection, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel> {
+pub(crate) fn finalize(conn: &Connection, model_id: &str, status: LoggedModelStatus, now: i64) -> Result<LoggedModel> {
     get(conn, model_id)?;
     conn.execute(
         "UPDATE logged_models SET status = ?1, last_updated_time = ?2 WHERE model_id = ?3",
-        params![status.as_str(), super::now(), model_id],
+        params![status.as_str(), now, model_id],
     )?;
     get(conn, model_id)
 }

@@ -29,7 +29,7 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            rusqlite::params![version, super::now()],
+            rusqlite::params![version, plinth_core::ids::now_ms()],
         )?;
         tx.commit()?;
         tracing::info!(version, "applied schema migration");

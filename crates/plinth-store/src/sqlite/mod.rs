@@ -26,6 +26,7 @@ mod registry;
 mod runs;
 mod store_impl;
 
+use plinth_core::clock::SharedClock;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,6 +56,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    clock: SharedClock,
     writer: mpsc::UnboundedSender<Job>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -67,6 +69,12 @@ impl SqliteStore {
     }
 
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        Self::open_with_clock(path, options, plinth_core::clock::system())
+    }
+
+    /// As [`SqliteStore::open_with`]; `clock` stamps what the store writes
+    /// (creation and update times).
+    pub fn open_with_clock(path: impl AsRef<Path>, options: SqliteOptions, clock: SharedClock) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_connection(&path, false)?;
         if options.fsync_commits {
@@ -80,7 +88,13 @@ impl SqliteStore {
             .name("plinth-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| Error::Database(format!("cannot start the writer thread: {e}")))?;
-        Ok(SqliteStore { inner: Arc::new(Inner { path, writer: tx, readers: Mutex::new(Vec::new()) }) })
+        let inner = Inner { path, clock, writer: tx, readers: Mutex::new(Vec::new()) };
+        Ok(SqliteStore { inner: Arc::new(inner) })
+    }
+
+    /// The store's "now", for the rows a write stamps.
+    pub(crate) fn now(&self) -> i64 {
+        self.inner.clock.now_ms()
     }
 
     /// Runs `f` inside the writer's transaction; returns once committed.
@@ -205,10 +219,6 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
             completions.into_iter().for_each(|c| c(Some(&msg)));
         }
     }
-}
-
-pub(crate) fn now() -> i64 {
-    plinth_core::ids::now_ms()
 }
 
 /// A stored enum (a status, a stage, a kind) read back. A value this version

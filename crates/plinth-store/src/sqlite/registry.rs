@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::experiments::page_rest;
 use super::query::{Sql, number_clause, string_clause};
-use super::{now, stored};
+use super::stored;
 use crate::{Page, Result};
 
 pub(crate) fn create_model(
@@ -19,13 +19,13 @@ pub(crate) fn create_model(
     name: &str,
     description: Option<&str>,
     tags: &[Tag],
+    t: i64,
 ) -> Result<RegisteredModel> {
     let dup: Option<i64> =
         conn.query_row("SELECT 1 FROM registered_models WHERE name = ?1", [name], |r| r.get(0)).optional()?;
     if dup.is_some() {
         return Err(taken::registered_model(name).into());
     }
-    let t = now();
     conn.execute(
         "INSERT INTO registered_models (name, creation_time, last_updated_time, description) VALUES (?1, ?2, ?2, ?3)",
         params![name, t, description],
@@ -83,7 +83,7 @@ pub(crate) fn get_model(conn: &Connection, name: &str) -> Result<RegisteredModel
     })
 }
 
-pub(crate) fn rename_model(conn: &Connection, name: &str, new_name: &str) -> Result<RegisteredModel> {
+pub(crate) fn rename_model(conn: &Connection, name: &str, new_name: &str, now: i64) -> Result<RegisteredModel> {
     model_row(conn, name)?;
     if name == new_name {
         return get_model(conn, name);
@@ -97,7 +97,7 @@ pub(crate) fn rename_model(conn: &Connection, name: &str, new_name: &str) -> Res
     conn.execute(
         "INSERT INTO registered_models (name, creation_time, last_updated_time, description)
          SELECT ?1, creation_time, ?2, description FROM registered_models WHERE name = ?3",
-        params![new_name, now(), name],
+        params![new_name, now, name],
     )?;
     for table in ["registered_model_tags", "model_versions", "model_version_tags", "registered_model_aliases"] {
         conn.execute(&format!("UPDATE {table} SET name = ?1 WHERE name = ?2"), params![new_name, name])?;
@@ -110,11 +110,16 @@ pub(crate) fn rename_model(conn: &Connection, name: &str, new_name: &str) -> Res
     get_model(conn, new_name)
 }
 
-pub(crate) fn update_model(conn: &Connection, name: &str, description: Option<&str>) -> Result<RegisteredModel> {
+pub(crate) fn update_model(
+    conn: &Connection,
+    name: &str,
+    description: Option<&str>,
+    now: i64,
+) -> Result<RegisteredModel> {
     model_row(conn, name)?;
     conn.execute(
         "UPDATE registered_models SET description = ?1, last_updated_time = ?2 WHERE name = ?3",
-        params![description, now(), name],
+        params![description, now, name],
     )?;
     get_model(conn, name)
 }
@@ -198,14 +203,14 @@ pub(crate) fn delete_model_tag(conn: &Connection, name: &str, key: &str) -> Resu
     Ok(())
 }
 
-pub(crate) fn set_alias(conn: &Connection, name: &str, alias: &str, version: i64) -> Result<()> {
+pub(crate) fn set_alias(conn: &Connection, name: &str, alias: &str, version: i64, now: i64) -> Result<()> {
     get_version(conn, name, version)?;
     conn.execute(
         "INSERT INTO registered_model_aliases (name, alias, version) VALUES (?1, ?2, ?3)
          ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
         params![name, alias, version],
     )?;
-    conn.execute("UPDATE registered_models SET last_updated_time = ?1 WHERE name = ?2", params![now(), name])?;
+    conn.execute("UPDATE registered_models SET last_updated_time = ?1 WHERE name = ?2", params![now, name])?;
     Ok(())
 }
 
@@ -230,13 +235,12 @@ pub(crate) fn version_by_alias(conn: &Connection, name: &str, alias: &str) -> Re
     }
 }
 
-pub(crate) fn create_version(conn: &Connection, new: &NewModelVersion) -> Result<ModelVersion> {
+pub(crate) fn create_version(conn: &Connection, new: &NewModelVersion, t: i64) -> Result<ModelVersion> {
     model_row(conn, &new.name)?;
     let version: i64 =
         conn.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?1", [&new.name], |r| {
             r.get(0)
         })?;
-    let t = now();
     conn.execute(
         "INSERT INTO model_versions (name, version, creation_time, last_updated_time, description, user_id, current_stage,
              source, run_id, run_link, status, status_message, model_id, storage_location)
@@ -315,11 +319,12 @@ pub(crate) fn update_version(
     name: &str,
     version: i64,
     description: Option<&str>,
+    now: i64,
 ) -> Result<ModelVersion> {
     get_version(conn, name, version)?;
     conn.execute(
         "UPDATE model_versions SET description = ?1, last_updated_time = ?2 WHERE name = ?3 AND version = ?4",
-        params![description, now(), name, version],
+        params![description, now, name, version],
     )?;
     get_version(conn, name, version)
 }
@@ -394,9 +399,9 @@ pub(crate) fn transition(
     version: i64,
     stage: Stage,
     archive_existing: bool,
+    t: i64,
 ) -> Result<ModelVersion> {
     get_version(conn, name, version)?;
-    let t = now();
     if rules::transition_archives_others(stage, archive_existing) {
         conn.execute(
             "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ?1

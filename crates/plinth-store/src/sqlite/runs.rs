@@ -222,12 +222,12 @@ pub(crate) fn row_to_metric(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Re
     ))
 }
 
-pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<RunInfo> {
+pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate, now: i64) -> Result<RunInfo> {
     let mut info = get_active_info(conn, run_id)?;
     if let Some(status) = u.status {
         info.status = status;
         if u.end_time.is_none() && status.is_terminal() && info.end_time.is_none() {
-            info.end_time = Some(super::now());
+            info.end_time = Some(now);
         }
     }
     if let Some(end) = u.end_time {
@@ -244,12 +244,12 @@ pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<R
     Ok(info)
 }
 
-pub(crate) fn set_lifecycle(conn: &Connection, run_id: &str, stage: LifecycleStage) -> Result<()> {
+pub(crate) fn set_lifecycle(conn: &Connection, run_id: &str, stage: LifecycleStage, now: i64) -> Result<()> {
     let info = get_info(conn, run_id)?;
     if stage == LifecycleStage::Active {
         experiments::get_active(conn, &info.experiment_id)?;
     }
-    let deleted_time = (stage == LifecycleStage::Deleted).then(super::now);
+    let deleted_time = (stage == LifecycleStage::Deleted).then_some(now);
     conn.execute(
         "UPDATE runs SET lifecycle_stage = ?1, deleted_time = ?2 WHERE run_uuid = ?3",
         params![stage.as_str(), deleted_time, run_id],

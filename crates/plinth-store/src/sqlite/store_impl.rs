@@ -18,10 +18,12 @@ use crate::{
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn ensure_default_experiment(&self, artifact_location: String) -> Result<()> {
-        self.write(move |c| experiments::ensure_default(c, &artifact_location)).await
+        let now = self.now();
+        self.write(move |c| experiments::ensure_default(c, &artifact_location, now)).await
     }
     async fn create_experiment(&self, name: String, artifact_location: String, tags: Vec<Tag>) -> Result<String> {
-        self.write(move |c| experiments::create(c, &name, &artifact_location, &tags)).await
+        let now = self.now();
+        self.write(move |c| experiments::create(c, &name, &artifact_location, &tags, now)).await
     }
     async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
         let id = experiment_id.to_string();
@@ -39,11 +41,13 @@ impl MetadataStore for SqliteStore {
     }
     async fn rename_experiment(&self, experiment_id: &str, new_name: String) -> Result<()> {
         let id = experiment_id.to_string();
-        self.write(move |c| experiments::rename(c, &id, &new_name)).await
+        let now = self.now();
+        self.write(move |c| experiments::rename(c, &id, &new_name, now)).await
     }
     async fn set_experiment_lifecycle(&self, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
         let id = experiment_id.to_string();
-        self.write(move |c| experiments::set_lifecycle(c, &id, stage)).await
+        let now = self.now();
+        self.write(move |c| experiments::set_lifecycle(c, &id, stage, now)).await
     }
     async fn set_experiment_tag(&self, experiment_id: &str, tag: Tag) -> Result<()> {
         let id = experiment_id.to_string();
@@ -63,11 +67,13 @@ impl MetadataStore for SqliteStore {
     }
     async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
         let id = run_id.to_string();
-        self.write(move |c| runs::update(c, &id, &update)).await
+        let now = self.now();
+        self.write(move |c| runs::update(c, &id, &update, now)).await
     }
     async fn set_run_lifecycle(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
         let id = run_id.to_string();
-        self.write(move |c| runs::set_lifecycle(c, &id, stage)).await
+        let now = self.now();
+        self.write(move |c| runs::set_lifecycle(c, &id, stage, now)).await
     }
     async fn log_batch(&self, run_id: &str, metrics: Vec<Metric>, params: Vec<Param>, tags: Vec<Tag>) -> Result<()> {
         let id = run_id.to_string();
@@ -119,7 +125,8 @@ impl MetadataStore for SqliteStore {
     }
     async fn finalize_logged_model(&self, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel> {
         let id = model_id.to_string();
-        self.write(move |c| logged_models::finalize(c, &id, status)).await
+        let now = self.now();
+        self.write(move |c| logged_models::finalize(c, &id, status, now)).await
     }
     async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
         let id = model_id.to_string();
@@ -147,7 +154,8 @@ impl MetadataStore for SqliteStore {
         description: Option<String>,
         tags: Vec<Tag>,
     ) -> Result<RegisteredModel> {
-        self.write(move |c| registry::create_model(c, &name, description.as_deref(), &tags)).await
+        let now = self.now();
+        self.write(move |c| registry::create_model(c, &name, description.as_deref(), &tags, now)).await
     }
     async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
         let name = name.to_string();
@@ -155,11 +163,13 @@ impl MetadataStore for SqliteStore {
     }
     async fn rename_registered_model(&self, name: &str, new_name: String) -> Result<RegisteredModel> {
         let name = name.to_string();
-        self.write(move |c| registry::rename_model(c, &name, &new_name)).await
+        let now = self.now();
+        self.write(move |c| registry::rename_model(c, &name, &new_name, now)).await
     }
     async fn update_registered_model(&self, name: &str, description: Option<String>) -> Result<RegisteredModel> {
         let name = name.to_string();
-        self.write(move |c| registry::update_model(c, &name, description.as_deref())).await
+        let now = self.now();
+        self.write(move |c| registry::update_model(c, &name, description.as_deref(), now)).await
     }
     async fn delete_registered_model(&self, name: &str) -> Result<()> {
         let name = name.to_string();
@@ -178,7 +188,8 @@ impl MetadataStore for SqliteStore {
     }
     async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
         let (name, alias) = (name.to_string(), alias.to_string());
-        self.write(move |c| registry::set_alias(c, &name, &alias, version)).await
+        let now = self.now();
+        self.write(move |c| registry::set_alias(c, &name, &alias, version, now)).await
     }
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
         let (name, alias) = (name.to_string(), alias.to_string());
@@ -189,7 +200,8 @@ impl MetadataStore for SqliteStore {
         self.read(move |c| registry::version_by_alias(c, &name, &alias)).await
     }
     async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
-        self.write(move |c| registry::create_version(c, &new)).await
+        let now = self.now();
+        self.write(move |c| registry::create_version(c, &new, now)).await
     }
     async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
         let name = name.to_string();
@@ -202,7 +214,8 @@ impl MetadataStore for SqliteStore {
         description: Option<String>,
     ) -> Result<ModelVersion> {
         let name = name.to_string();
-        self.write(move |c| registry::update_version(c, &name, version, description.as_deref())).await
+        let now = self.now();
+        self.write(move |c| registry::update_version(c, &name, version, description.as_deref(), now)).await
     }
     async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
         let name = name.to_string();
@@ -227,7 +240,8 @@ impl MetadataStore for SqliteStore {
         archive_existing: bool,
     ) -> Result<ModelVersion> {
         let name = name.to_string();
-        self.write(move |c| registry::transition(c, &name, version, stage, archive_existing)).await
+        let now = self.now();
+        self.write(move |c| registry::transition(c, &name, version, stage, archive_existing, now)).await
     }
     async fn get_latest_versions(&self, name: &str, stages: Vec<Stage>) -> Result<Vec<ModelVersion>> {
         let name = name.to_string();

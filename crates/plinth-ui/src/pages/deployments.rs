@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use maud::{Markup, html};
-use plinth_core::ids::now_ms;
 use plinth_serving::traffic::TrafficBucket;
 use plinth_serving::{DeploymentStatus, Serving, Traffic, VariantStatus, VariantTraffic};
 
@@ -130,7 +129,7 @@ fn variant_row(v: &VariantStatus, role: &str) -> Markup {
 
 /// The last hour of `name`'s traffic.
 async fn last_hour(s: &Serving, name: &str) -> Result<Traffic, UiError> {
-    Ok(s.traffic(name, now_ms(), WINDOW_MS, BUCKET_MS).await?)
+    Ok(s.traffic(name, s.now_ms(), WINDOW_MS, BUCKET_MS).await?)
 }
 
 /// Deployment names are URL-safe (letters, digits, `-`, `_`, `.`), so they go
@@ -141,7 +140,7 @@ pub async fn list(State(s): State<Serving>) -> PageResult {
     let mut rows = Vec::new();
     for name in names {
         let Some(live) = s.get(&name) else { continue };
-        rows.push((live.status(), last_hour(&s, &name).await?));
+        rows.push((live.status(s.now_ms()), last_hour(&s, &name).await?));
     }
     Ok(page(
         "Deployments",
@@ -189,7 +188,7 @@ pub async fn list(State(s): State<Serving>) -> PageResult {
 
 pub async fn detail(State(s): State<Serving>, Path(name): Path<String>) -> PageResult {
     let live = s.get(&name).ok_or_else(|| UiError::not_found(format!("No deployment named '{name}'")))?;
-    let d = live.status();
+    let d = live.status(s.now_ms());
     let traffic = last_hour(&s, &name).await?;
     Ok(page(
         &name,
