@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: Rust unit + integration tests, then
 # the conformance suite that drives a real `plinth server` with the real
-# `mlflow` client. Installs what it needs (a Python venv) on first use.
+# `mlflow` client; then the store, server and conformance tests again with
+# the metadata in a real PostgreSQL (a throwaway cluster on a free port,
+# scripts/pg.sh). Installs what it needs (a Python venv, Chromium,
+# PostgreSQL's binaries) on first use.
 #
 # The build goes where `cargo run --release --bin plinth` puts it (the clone's
 # target/, or CARGO_TARGET_DIR): the README's two commands share one release
@@ -36,6 +39,13 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive timeout 900 $SUDO apt-get install -y -qq chromium
 fi
 
+step "PostgreSQL server binaries (Debian's package; tests start their own server)"
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  timeout 600 $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive timeout 900 $SUDO apt-get install -y -qq postgresql
+fi
+
 step "Format and lints (cargo fmt --check, clippy -D warnings)"
 timeout 300 cargo fmt --all -- --check
 timeout 1800 cargo clippy --release --workspace --all-targets --locked -- -D warnings
@@ -50,5 +60,15 @@ step "Conformance: the real mlflow client against plinth server"
 export PLINTH_BIN="$CARGO_TARGET_DIR/release/plinth"
 # The browser tests save a screenshot of each main page here.
 export PLINTH_UI_SCREENSHOTS="${PLINTH_UI_SCREENSHOTS:-$CACHE/ui-screenshots}"
-cd tests/conformance
-timeout 1200 "$VENV/bin/python" -m pytest -q --timeout 300 -p no:cacheprovider -W ignore::DeprecationWarning .
+(cd tests/conformance &&
+  timeout 1200 "$VENV/bin/python" -m pytest -q --timeout 300 -p no:cacheprovider -W ignore::DeprecationWarning .)
+
+step "The same against PostgreSQL: store, server and conformance tests over a throwaway cluster"
+PG_DIR="$(mktemp -d)"
+trap 'scripts/pg.sh stop "$PG_DIR/pg"; rm -rf "$PG_DIR"' EXIT
+PLINTH_TEST_POSTGRES="$(scripts/pg.sh start "$PG_DIR/pg")"
+export PLINTH_TEST_POSTGRES
+# The whole workspace selected, so features unify as in the build above (no rebuild).
+timeout 900 cargo test --release --workspace --locked --test postgres --test integration
+(cd tests/conformance &&
+  timeout 1200 "$VENV/bin/python" -m pytest -q --timeout 300 -p no:cacheprovider -W ignore::DeprecationWarning .)

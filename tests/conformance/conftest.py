@@ -12,6 +12,21 @@ import urllib.request
 import pytest
 
 PLINTH_BIN = os.environ.get("PLINTH_BIN", "plinth")
+# Set (by scripts/test.sh's second pass): every server keeps its metadata in
+# PostgreSQL, a database of its own per data dir, instead of SQLite.
+POSTGRES = os.environ.get("PLINTH_TEST_POSTGRES")
+
+
+def postgres_store(data_dir: str) -> str:
+    """The database for `data_dir` (created on first use), as a --store URL."""
+    import hashlib
+
+    db = "plinth_" + hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:16]
+    exists = subprocess.run(["psql", POSTGRES, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{db}'"],
+                            capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    if exists != "1":
+        subprocess.run(["psql", POSTGRES, "-qc", f"CREATE DATABASE {db}"], capture_output=True, timeout=30, check=True)
+    return POSTGRES.rsplit("/", 1)[0] + "/" + db
 
 
 def free_port() -> int:
@@ -25,6 +40,8 @@ class PlinthServer:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_args = extra_args or []
+        if POSTGRES:
+            self.extra_args = ["--store", postgres_store(data_dir), *self.extra_args]
         self.proc: subprocess.Popen | None = None
 
     @property

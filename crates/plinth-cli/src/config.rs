@@ -17,6 +17,7 @@ pub struct FileConfig {
     pub max_request_bytes: Option<usize>,
     pub max_artifact_bytes: Option<u64>,
     pub fsync_commits: Option<bool>,
+    pub store: Option<String>,
     pub datasets_dir: Option<PathBuf>,
     pub max_concurrent_inference: Option<usize>,
     pub reload_interval_ms: Option<u64>,
@@ -42,9 +43,13 @@ pub struct ServerFlags {
     /// Port to listen on.
     #[arg(long, env = "PLINTH_PORT")]
     pub port: Option<u16>,
-    /// Where metadata (SQLite) and artifacts live.
+    /// Where metadata (SQLite, unless --store says otherwise) and artifacts live.
     #[arg(long, env = "PLINTH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The metadata store: sqlite:///path/to/plinth.db, or postgresql://user[:password]@host[:port]/db
+    /// for replicas sharing one database (default: SQLite in the data dir).
+    #[arg(long, env = "PLINTH_STORE")]
+    pub store: Option<String>,
     /// A TOML config file (keys: host, port, data_dir, max_request_bytes, max_artifact_bytes).
     #[arg(long, env = "PLINTH_CONFIG")]
     pub config: Option<PathBuf>,
@@ -90,6 +95,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub max_artifact_bytes: u64,
     pub fsync_commits: bool,
+    pub store: plinth_server::StoreLocation,
     pub datasets_dir: PathBuf,
     pub max_concurrent_inference: usize,
     pub reload_interval_ms: u64,
@@ -132,6 +138,10 @@ impl Config {
         let clean = |list: Option<Vec<String>>| -> Vec<String> {
             list.unwrap_or_default().into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
         };
+        let store = match flags.store.clone().or(file.store) {
+            Some(uri) => plinth_server::StoreLocation::parse(&uri).map_err(anyhow::Error::msg)?,
+            None => plinth_server::StoreLocation::default(),
+        };
         let max_connections = flags.max_connections.or(file.max_connections).unwrap_or(0);
         if max_connections != 0 && max_connections < 4 {
             bail!("max_connections must be at least 4");
@@ -156,6 +166,7 @@ impl Config {
                 .or(file.max_artifact_bytes)
                 .unwrap_or(plinth_server::DEFAULT_MAX_ARTIFACT_BYTES),
             fsync_commits: flags.fsync_commits.or(file.fsync_commits).unwrap_or(false),
+            store,
         })
     }
 }
@@ -193,5 +204,23 @@ mod tests {
         let flags = ServerFlags { host: Some("not-an-ip".into()), ..Default::default() };
         assert!(Config::merge(&flags, FileConfig::default()).is_err());
         assert!(toml::from_str::<FileConfig>("prot = 1").is_err());
+        let flags = ServerFlags { store: Some("mysql://u:pw@h/db".into()), ..Default::default() };
+        let message = Config::merge(&flags, FileConfig::default()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("invalid store URI") && !message.contains("pw"), "{message}");
+    }
+
+    #[test]
+    fn store_uris() {
+        use plinth_server::StoreLocation;
+        let at = |s: &str| ServerFlags { store: Some(s.into()), ..Default::default() };
+        let c = Config::merge(&at("postgresql://plinth:secret@db:5432/plinth"), FileConfig::default()).unwrap();
+        assert!(matches!(&c.store, StoreLocation::Postgres(u) if u.ends_with("/plinth")));
+        assert!(!format!("{c:?}").contains("secret"), "the password never reaches a log line");
+        let c = Config::merge(&at("sqlite:///tmp/x.db"), FileConfig::default()).unwrap();
+        assert_eq!(c.store, StoreLocation::Sqlite(PathBuf::from("/tmp/x.db")));
+        assert_eq!(
+            Config::merge(&ServerFlags::default(), FileConfig::default()).unwrap().store,
+            StoreLocation::DataDir
+        );
     }
 }

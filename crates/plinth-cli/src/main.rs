@@ -105,6 +105,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
     let app = plinth_server::App::open(plinth_server::AppConfig {
         data_dir: config.data_dir.clone(),
         datasets_dir: config.datasets_dir.clone(),
+        store: config.store.clone(),
         sqlite: SqliteOptions { fsync_commits: config.fsync_commits },
         clock: plinth_core::clock::system(),
         reload_interval: std::time::Duration::from_millis(config.reload_interval_ms),
@@ -120,7 +121,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
     })
     .await?;
     let local = listener.local_addr()?;
-    tracing::info!(data_dir = %config.data_dir.display(), "Plinth listening on http://{local}");
+    tracing::info!(data_dir = %config.data_dir.display(), store = ?config.store, "Plinth listening on http://{local}");
     let limits = plinth_server::ConnLimits { max_connections: config.max_connections, ..Default::default() };
     plinth_server::serve(listener, app.router, limits, shutdown_signal()).await?;
     tracing::info!("Plinth stopped");
@@ -129,7 +130,8 @@ async fn server(config: Config) -> anyhow::Result<()> {
 
 /// The embedded platform over a data dir (SQLite + local artifacts).
 pub(crate) async fn open_platform(data_dir: &std::path::Path) -> anyhow::Result<Platform> {
-    Ok(plinth_server::open_platform(data_dir, SqliteOptions::default(), plinth_core::clock::system()).await?)
+    let store = plinth_server::StoreLocation::default();
+    Ok(plinth_server::open_platform(data_dir, &store, SqliteOptions::default(), plinth_core::clock::system()).await?)
 }
 
 async fn shutdown_signal() {

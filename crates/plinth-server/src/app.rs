@@ -1,6 +1,7 @@
 //! The application composed once, for the binary and the tests alike: the
-//! embedded platform over a data dir (SQLite + local artifacts), the job
-//! runner, the serving runtime, the upload sweeper and the HTTP router.
+//! platform over a data dir (its metadata store — SQLite in the data dir by
+//! default, or PostgreSQL — and local artifacts), the job runner, the
+//! serving runtime, the upload sweeper and the HTTP router.
 
 use plinth_core::clock::SharedClock;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use plinth_artifacts::ArtifactStore;
 use plinth_engine::Platform;
 use plinth_engine::jobs::JobRunner;
 use plinth_serving::{Serving, ServingConfig};
-use plinth_store::{SqliteOptions, SqliteStore};
+use plinth_store::{MetadataStore, PostgresStore, SqliteOptions, SqliteStore};
 
 use crate::ServerConfig;
 
@@ -23,6 +24,8 @@ pub struct AppConfig {
     pub data_dir: PathBuf,
     /// Where training jobs may read datasets from.
     pub datasets_dir: PathBuf,
+    /// Which metadata store: SQLite in the data dir unless told otherwise.
+    pub store: StoreLocation,
     pub sqlite: SqliteOptions,
     /// "Now" for the store, the platform and serving (tests move it by hand).
     pub clock: SharedClock,
@@ -38,6 +41,7 @@ impl AppConfig {
         AppConfig {
             datasets_dir: AppConfig::default_datasets_dir(&data_dir),
             data_dir,
+            store: StoreLocation::default(),
             sqlite: SqliteOptions::default(),
             clock: plinth_core::clock::system(),
             reload_interval: plinth_serving::DEFAULT_RELOAD_INTERVAL,
@@ -58,6 +62,8 @@ pub enum OpenError {
     Dir { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("cannot open {}: {source}", path.display())]
     Store { path: PathBuf, source: plinth_store::Error },
+    #[error("cannot open the PostgreSQL store (--store): {0}")]
+    Postgres(plinth_store::Error),
     #[error("cannot open the artifact store: {0}")]
     Artifacts(#[from] plinth_artifacts::Error),
     #[error(transparent)]
@@ -70,14 +76,76 @@ fn create_dir(what: &'static str, path: &Path) -> Result<(), OpenError> {
     std::fs::create_dir_all(path).map_err(|source| OpenError::Dir { what, path: path.to_path_buf(), source })
 }
 
-/// The embedded platform over a data dir (SQLite + local artifacts).
-pub async fn open_platform(data_dir: &Path, sqlite: SqliteOptions, clock: SharedClock) -> Result<Platform, OpenError> {
+/// Where metadata lives: `sqlite:///path/plinth.db` (the default: the data
+/// dir's `plinth.db`) or `postgresql://user[:password]@host[:port]/db`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// SQLite at `<data-dir>/plinth.db`.
+    #[default]
+    DataDir,
+    /// SQLite at this file.
+    Sqlite(PathBuf),
+    /// PostgreSQL at this URL (which may hold a password: never shown).
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Parses a store URI; a bad one gets a sentence naming the accepted forms.
+    pub fn parse(uri: &str) -> Result<StoreLocation, String> {
+        let uri = uri.trim();
+        if let Some(path) = uri.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("invalid store URI 'sqlite://': give a file, as sqlite:///path/to/plinth.db".into());
+            }
+            return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
+        }
+        if uri.starts_with("postgresql://") || uri.starts_with("postgres://") {
+            return Ok(StoreLocation::Postgres(uri.to_string()));
+        }
+        let shown = uri.split('@').next_back().unwrap_or_default();
+        Err(format!(
+            "invalid store URI '{shown}': expected sqlite:///path/to/plinth.db or postgresql://user@host:port/db"
+        ))
+    }
+}
+
+/// Never the password: a PostgreSQL URL shows from its host on.
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::DataDir => f.write_str("DataDir"),
+            StoreLocation::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+            StoreLocation::Postgres(url) => {
+                write!(f, "Postgres(postgresql://…@{})", url.rsplit('@').next().unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// The platform over a data dir: the metadata store `store` names, local artifacts.
+pub async fn open_platform(
+    data_dir: &Path,
+    store: &StoreLocation,
+    sqlite: SqliteOptions,
+    clock: SharedClock,
+) -> Result<Platform, OpenError> {
     create_dir("data dir", data_dir)?;
-    let db = data_dir.join("plinth.db");
-    let store = SqliteStore::open_with_clock(&db, sqlite, clock.clone())
-        .map_err(|source| OpenError::Store { path: db, source })?;
+    let metadata: Arc<dyn MetadataStore> = match store {
+        StoreLocation::DataDir | StoreLocation::Sqlite(_) => {
+            let db = match store {
+                StoreLocation::Sqlite(path) => path.clone(),
+                _ => data_dir.join("plinth.db"),
+            };
+            let sqlite = SqliteStore::open_with_clock(&db, sqlite, clock.clone())
+                .map_err(|source| OpenError::Store { path: db, source })?;
+            Arc::new(sqlite)
+        }
+        StoreLocation::Postgres(url) => {
+            Arc::new(PostgresStore::connect(url, clock.clone()).await.map_err(OpenError::Postgres)?)
+        }
+    };
     let artifacts = ArtifactStore::local(data_dir.join("artifacts"))?;
-    Ok(Platform::with_clock(Arc::new(store), artifacts, clock).await?)
+    Ok(Platform::with_clock(metadata, artifacts, clock).await?)
 }
 
 /// The running application: its parts, and the router that serves them.
@@ -93,7 +161,7 @@ impl App {
     /// jobs), loads every deployment, starts the sweep of interrupted
     /// uploads (on start, then hourly) and builds the router.
     pub async fn open(config: AppConfig) -> Result<App, OpenError> {
-        let platform = open_platform(&config.data_dir, config.sqlite, config.clock.clone()).await?;
+        let platform = open_platform(&config.data_dir, &config.store, config.sqlite, config.clock.clone()).await?;
         sweep_interrupted_uploads(platform.artifacts().clone());
         create_dir("datasets dir", &config.datasets_dir)?;
         let jobs = JobRunner::start(platform.clone(), config.datasets_dir.clone()).await?;

@@ -18,6 +18,23 @@ struct TestServer {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// SQLite in the data dir, or, when `PLINTH_TEST_POSTGRES` names a server
+/// (scripts/test.sh's PostgreSQL pass), a new database of its own there.
+async fn test_store() -> plinth_server::StoreLocation {
+    let Ok(server) = std::env::var("PLINTH_TEST_POSTGRES") else {
+        return plinth_server::StoreLocation::default();
+    };
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let db = format!("plinth_server_{}_{n}", std::process::id());
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).await.unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    let base = server.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+    plinth_server::StoreLocation::Postgres(format!("{base}/{db}"))
+}
+
 impl TestServer {
     async fn start(config: ServerConfig) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
@@ -27,6 +44,7 @@ impl TestServer {
         let app = plinth_server::App::open(plinth_server::AppConfig {
             reload_interval: std::time::Duration::from_millis(200),
             server: config,
+            store: test_store().await,
             ..plinth_server::AppConfig::new(dir.path())
         })
         .await

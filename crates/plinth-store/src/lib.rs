@@ -6,6 +6,8 @@
 
 pub mod conformance;
 mod error;
+mod plan;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -21,6 +23,7 @@ pub use plinth_core::query::{
     DatasetFilter, ExperimentSearch, LoggedModelOrder, LoggedModelSearch, ModelVersionQuery, RegisteredModelQuery,
     RunSearch,
 };
+pub use postgres::PostgresStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// One page of a listing, and where the next one starts (if any).

@@ -1,12 +1,11 @@
 //! Experiments in SQLite.
 
 use plinth_core::experiments::{DEFAULT_EXPERIMENT_NAME, Experiment, LifecycleStage, Tag};
-use plinth_core::query::{ExperimentClause, ExperimentSortKey};
 use plinth_core::rules::{self, missing, taken};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::query::{Sql, number_clause, string_clause};
 use super::stored;
+use crate::plan::{self, page_rest};
 use crate::{ExperimentSearch, Page, Result};
 
 pub(crate) fn parse_id(experiment_id: &str) -> Result<i64> {
@@ -116,40 +115,7 @@ pub(crate) fn get_by_name(conn: &Connection, name: &str) -> Result<Option<Experi
 }
 
 pub(crate) fn search(conn: &Connection, s: &ExperimentSearch) -> Result<Page<Experiment>> {
-    let mut sql = Sql::new(format!("SELECT {COLUMNS} FROM experiments e WHERE e.lifecycle_stage IN ("));
-    sql.list(s.view.stages().iter().map(|s| s.to_string()));
-    sql.push(")");
-    for clause in &s.query.filter {
-        match clause {
-            ExperimentClause::Name(test) => string_clause(&mut sql, "e.name", test),
-            ExperimentClause::CreationTime(op, n) => number_clause(&mut sql, "e.creation_time", *op, (*n).into()),
-            ExperimentClause::LastUpdateTime(op, n) => number_clause(&mut sql, "e.last_update_time", *op, (*n).into()),
-            ExperimentClause::Tag { key, test } => {
-                sql.push(
-                    " AND EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.key = ",
-                );
-                sql.bind_str(key);
-                string_clause(&mut sql, "t.value", test);
-                sql.push(")");
-            }
-        }
-    }
-    let mut order = Vec::new();
-    for o in &s.query.order_by {
-        let col = match o.key {
-            ExperimentSortKey::Name => "e.name",
-            ExperimentSortKey::ExperimentId => "e.experiment_id",
-            ExperimentSortKey::CreationTime => "e.creation_time",
-            ExperimentSortKey::LastUpdateTime => "e.last_update_time",
-        };
-        order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
-    }
-    order.push("e.creation_time DESC".into());
-    order.push("e.experiment_id ASC".into());
-    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    sql.bind_i64(s.query.max_results + 1);
-    sql.push(" OFFSET ");
-    sql.bind_i64(s.query.offset);
+    let sql = plan::experiment_search(s, COLUMNS);
     let mut stmt = conn.prepare(&sql.text)?;
     let mut items: Vec<Experiment> = stmt
         .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| row_to_experiment(r).map(|x| x.0))?
@@ -157,16 +123,6 @@ pub(crate) fn search(conn: &Connection, s: &ExperimentSearch) -> Result<Page<Exp
     let next_offset = page_rest(&mut items, s.query.max_results, s.query.offset);
     load_tags(conn, &mut items)?;
     Ok(Page { items, next_offset })
-}
-
-/// Trims the one-extra row fetched to know whether another page exists.
-pub(crate) fn page_rest<T>(items: &mut Vec<T>, max_results: i64, offset: i64) -> Option<i64> {
-    if items.len() as i64 > max_results {
-        items.truncate(max_results as usize);
-        Some(offset + max_results)
-    } else {
-        None
-    }
 }
 
 pub(crate) fn rename(conn: &Connection, experiment_id: &str, new_name: &str, now: i64) -> Result<()> {

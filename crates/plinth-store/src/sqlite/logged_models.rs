@@ -2,17 +2,15 @@
 
 use plinth_core::experiments::Tag;
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
-use plinth_core::query::{LoggedModelAttribute, LoggedModelClause, LoggedModelSortKey};
 use plinth_core::rules::missing;
 use plinth_core::runs::Param;
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::experiments::{self, page_rest, parse_id};
-use super::query::{Sql, number_clause, string_clause};
+use super::experiments::{self, parse_id};
 use super::runs::row_to_metric;
 use super::stored;
-use crate::{DatasetFilter, LoggedModelSearch, Page, Result};
+use crate::plan::{self, page_rest};
+use crate::{LoggedModelSearch, Page, Result};
 
 const COLUMNS: &str = "model_id, experiment_id, name, artifact_location, creation_time, last_updated_time, model_type, source_run_id, status, status_message, deleted";
 
@@ -144,134 +142,12 @@ pub(crate) fn log_params(conn: &Connection, model_id: &str, ps: &[Param]) -> Res
     log_params_unchecked(conn, model_id, ps)
 }
 
-/// The SQL column of a logged-model attribute.
-fn column(attribute: LoggedModelAttribute) -> &'static str {
-    match attribute {
-        LoggedModelAttribute::ModelId => "m.model_id",
-        LoggedModelAttribute::Name => "m.name",
-        LoggedModelAttribute::ModelType => "m.model_type",
-        LoggedModelAttribute::Status => "m.status",
-        LoggedModelAttribute::SourceRunId => "m.source_run_id",
-        // Stored as an integer; compared as text, like the wire does.
-        LoggedModelAttribute::ExperimentId => "CAST(m.experiment_id AS TEXT)",
-        LoggedModelAttribute::ArtifactLocation => "m.artifact_location",
-        LoggedModelAttribute::CreationTimestamp => "m.creation_time",
-        LoggedModelAttribute::LastUpdatedTimestamp => "m.last_updated_time",
-    }
-}
-
-/// ` AND (dataset_name = ? [AND dataset_digest = ?] OR ...)`
-fn dataset_condition(sql: &mut Sql, datasets: &[DatasetFilter]) {
-    if datasets.is_empty() {
-        return;
-    }
-    sql.push(" AND (");
-    for (i, d) in datasets.iter().enumerate() {
-        if i > 0 {
-            sql.push(" OR ");
-        }
-        sql.push("(dataset_name = ");
-        sql.bind_str(&d.name);
-        if let Some(digest) = &d.digest {
-            sql.push(" AND dataset_digest = ");
-            sql.bind_str(digest);
-        }
-        sql.push(")");
-    }
-    sql.push(")");
-}
-
-fn filter_clause(sql: &mut Sql, clause: &LoggedModelClause, datasets: &[DatasetFilter]) {
-    match clause {
-        LoggedModelClause::Text { attribute, test } => string_clause(sql, column(*attribute), test),
-        LoggedModelClause::Time { attribute, op, value } => {
-            number_clause(sql, column(*attribute), *op, SqlValue::Real(*value))
-        }
-        LoggedModelClause::Metric { key, op, value } => {
-            sql.push(" AND m.model_id IN (SELECT model_id FROM metrics WHERE model_id IS NOT NULL AND key = ");
-            sql.bind_str(key);
-            sql.push(" AND is_nan = 0");
-            number_clause(sql, "value", *op, SqlValue::Real(*value));
-            dataset_condition(sql, datasets);
-            sql.push(")");
-        }
-        LoggedModelClause::Param { key, test } | LoggedModelClause::Tag { key, test } => {
-            let table = if matches!(clause, LoggedModelClause::Param { .. }) {
-                "logged_model_params"
-            } else {
-                "logged_model_tags"
-            };
-            sql.push(&format!(" AND m.model_id IN (SELECT model_id FROM {table} WHERE key = "));
-            sql.bind_str(key);
-            // `string_clause` opens with ` AND value ...`.
-            string_clause(sql, "value", test);
-            sql.push(")");
-        }
-    }
-}
-
 /// Searches logged models with MLflow's semantics: attribute, metric, param
 /// and tag clauses joined by AND; `datasets` restricts to models with metrics
 /// on them; sorts by attributes or a metric's latest value (missing values
 /// last), then newest first and by id, so pages are stable.
 pub(crate) fn search(conn: &Connection, q: &LoggedModelSearch) -> Result<Page<LoggedModel>> {
-    let cols = COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
-    let mut sql = Sql::new(format!("SELECT {cols} FROM logged_models m"));
-    // One LEFT JOIN per metric sort key: the latest value per model, as
-    // MLflow picks it (newest timestamp, then step).
-    for (i, order) in q.order_by.iter().enumerate() {
-        let LoggedModelSortKey::Metric(metric) = &order.key else { continue };
-        sql.push(
-            " LEFT JOIN (SELECT model_id, value FROM (SELECT model_id, value, ROW_NUMBER() OVER \
-             (PARTITION BY model_id ORDER BY timestamp DESC, step DESC, run_uuid) AS rn \
-             FROM metrics WHERE model_id IS NOT NULL AND is_nan = 0 AND key = ",
-        );
-        sql.bind_str(metric);
-        if let Some(d) = &order.dataset {
-            dataset_condition(&mut sql, std::slice::from_ref(d));
-        }
-        sql.push(&format!(") AS latest WHERE rn = 1) ob{i} ON ob{i}.model_id = m.model_id"));
-    }
-    sql.push(" WHERE m.deleted = 0");
-    if !q.experiment_ids.is_empty() {
-        sql.push(" AND m.experiment_id IN (");
-        for (i, id) in q.experiment_ids.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.bind_i64(id.trim().parse::<i64>().unwrap_or(-1));
-        }
-        sql.push(")");
-    }
-    for clause in &q.filter {
-        filter_clause(&mut sql, clause, &q.datasets);
-    }
-    if !q.datasets.is_empty() && !q.filter.iter().any(|c| matches!(c, LoggedModelClause::Metric { .. })) {
-        sql.push(" AND m.model_id IN (SELECT model_id FROM metrics WHERE model_id IS NOT NULL");
-        dataset_condition(&mut sql, &q.datasets);
-        sql.push(")");
-    }
-
-    let mut order = Vec::new();
-    for (i, o) in q.order_by.iter().enumerate() {
-        let dir = if o.ascending { "ASC" } else { "DESC" };
-        let col = match &o.key {
-            LoggedModelSortKey::Metric(_) => format!("ob{i}.value"),
-            LoggedModelSortKey::Attribute(a) => column(*a).to_string(),
-        };
-        order.push(format!("({col} IS NULL) ASC, {col} {dir}"));
-    }
-    let sorts_by = |a| q.order_by.iter().any(|o| o.key == LoggedModelSortKey::Attribute(a));
-    if !sorts_by(LoggedModelAttribute::CreationTimestamp) {
-        order.push("m.creation_time DESC".into());
-    }
-    if !sorts_by(LoggedModelAttribute::ModelId) {
-        order.push("m.model_id ASC".into());
-    }
-    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    sql.bind_i64(q.max_results + 1);
-    sql.push(" OFFSET ");
-    sql.bind_i64(q.offset);
+    let sql = plan::logged_model_search(q, COLUMNS);
     let mut items: Vec<LoggedModel> = conn
         .prepare(&sql.text)?
         .query_map(rusqlite::params_from_iter(sql.params.iter()), row_to_model)?

@@ -21,7 +21,6 @@ mod experiments;
 mod jobs;
 mod logged_models;
 mod migrations;
-mod query;
 mod registry;
 mod runs;
 mod store_impl;
@@ -229,4 +228,16 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     parsed.map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+impl rusqlite::ToSql for crate::plan::Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use crate::plan::Val;
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match self {
+            Val::Int(n) => ToSqlOutput::Owned(Value::Integer(*n)),
+            Val::Real(x) => ToSqlOutput::Owned(Value::Real(*x)),
+            Val::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
+    }
 }

@@ -1,17 +1,13 @@
 //! The model registry in SQLite: registered models, versions, tags, aliases.
 
 use plinth_core::experiments::Tag;
-use plinth_core::query::{
-    KeyTest, ModelVersionClause, ModelVersionQuery, ModelVersionSortKey, RegisteredModelClause, RegisteredModelQuery,
-    RegisteredModelSortKey, TextMatch,
-};
+use plinth_core::query::{ModelVersionQuery, RegisteredModelQuery};
 use plinth_core::registry::{Alias, ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::rules::{self, missing, taken};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::experiments::page_rest;
-use super::query::{Sql, number_clause, string_clause};
 use super::stored;
+use crate::plan::{self, page_rest};
 use crate::{Page, Result};
 
 pub(crate) fn create_model(
@@ -139,29 +135,7 @@ pub(crate) fn delete_model(conn: &Connection, name: &str) -> Result<()> {
 }
 
 pub(crate) fn search_models(conn: &Connection, q: &RegisteredModelQuery) -> Result<Page<RegisteredModel>> {
-    let mut sql = Sql::new("SELECT m.name FROM registered_models m WHERE 1 = 1");
-    for c in &q.filter {
-        match c {
-            RegisteredModelClause::Name(test) => string_clause(&mut sql, "m.name", test),
-            RegisteredModelClause::Tag { key, test } => {
-                tag_clause(&mut sql, "registered_model_tags t WHERE t.name = m.name", key, test)
-            }
-        }
-    }
-    let mut order = Vec::new();
-    for o in &q.order_by {
-        let col = match o.key {
-            RegisteredModelSortKey::Name => "m.name",
-            RegisteredModelSortKey::CreationTime => "m.creation_time",
-            RegisteredModelSortKey::LastUpdatedTime => "m.last_updated_time",
-        };
-        order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
-    }
-    order.push("m.name ASC".into());
-    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    sql.bind_i64(q.max_results + 1);
-    sql.push(" OFFSET ");
-    sql.bind_i64(q.offset);
+    let sql = plan::registered_model_search(q);
     let mut names: Vec<String> = conn
         .prepare(&sql.text)?
         .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| r.get(0))?
@@ -169,24 +143,6 @@ pub(crate) fn search_models(conn: &Connection, q: &RegisteredModelQuery) -> Resu
     let next_offset = page_rest(&mut names, q.max_results, q.offset);
     let items = names.iter().map(|n| get_model(conn, n)).collect::<Result<_>>()?;
     Ok(Page { items, next_offset })
-}
-
-/// Registry tag filters. As in MLflow's registry, `!=` and `NOT IN` also
-/// match entities without the tag (clients exclude prompts that way).
-fn tag_clause(sql: &mut Sql, from_where: &str, key: &str, test: &KeyTest) {
-    let (exists, value) = match test {
-        KeyTest::IsNull => ("NOT EXISTS", None),
-        KeyTest::IsNotNull => ("EXISTS", None),
-        KeyTest::Value(TextMatch::Ne(s)) => ("NOT EXISTS", Some(TextMatch::Eq(s.clone()))),
-        KeyTest::Value(TextMatch::NotIn(v)) => ("NOT EXISTS", Some(TextMatch::In(v.clone()))),
-        KeyTest::Value(m) => ("EXISTS", Some(m.clone())),
-    };
-    sql.push(&format!(" AND {exists} (SELECT 1 FROM {from_where} AND t.key = "));
-    sql.bind_str(key);
-    if let Some(value) = &value {
-        string_clause(sql, "t.value", value);
-    }
-    sql.push(")");
 }
 
 pub(crate) fn set_model_tag(conn: &Connection, name: &str, tag: &Tag) -> Result<()> {
@@ -338,35 +294,7 @@ pub(crate) fn delete_version(conn: &Connection, name: &str, version: i64) -> Res
 }
 
 pub(crate) fn search_versions(conn: &Connection, q: &ModelVersionQuery) -> Result<Page<ModelVersion>> {
-    let mut sql = Sql::new("SELECT v.name, v.version FROM model_versions v WHERE 1 = 1");
-    for c in &q.filter {
-        match c {
-            ModelVersionClause::Name(test) => string_clause(&mut sql, "v.name", test),
-            ModelVersionClause::RunId(test) => string_clause(&mut sql, "v.run_id", test),
-            ModelVersionClause::Source(test) => string_clause(&mut sql, "v.source", test),
-            ModelVersionClause::ModelId(test) => string_clause(&mut sql, "v.model_id", test),
-            ModelVersionClause::Version(op, n) => number_clause(&mut sql, "v.version", *op, (*n).into()),
-            ModelVersionClause::Tag { key, test } => {
-                tag_clause(&mut sql, "model_version_tags t WHERE t.name = v.name AND t.version = v.version", key, test)
-            }
-        }
-    }
-    let mut order = Vec::new();
-    for o in &q.order_by {
-        let col = match o.key {
-            ModelVersionSortKey::Name => "v.name",
-            ModelVersionSortKey::Version => "v.version",
-            ModelVersionSortKey::CreationTime => "v.creation_time",
-            ModelVersionSortKey::LastUpdatedTime => "v.last_updated_time",
-        };
-        order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
-    }
-    order.push("v.name ASC".into());
-    order.push("v.version DESC".into());
-    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    sql.bind_i64(q.max_results + 1);
-    sql.push(" OFFSET ");
-    sql.bind_i64(q.offset);
+    let sql = plan::model_version_search(q);
     let mut keys: Vec<(String, i64)> = conn
         .prepare(&sql.text)?
         .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -3,18 +3,16 @@
 use std::collections::HashMap;
 
 use plinth_core::experiments::{LifecycleStage, Tag};
-use plinth_core::query::{DatasetField, KeyTest, RunAttribute, RunClause, RunSortKey};
 use plinth_core::rules::{self, ParamWrite, missing, taken};
 use plinth_core::runs::{
     Dataset, DatasetInput, DatasetSummary, Metric, ModelIo, Param, RUN_NAME_TAG, Run, RunData, RunInfo, RunInputs,
     RunStatus, RunUpdate,
 };
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::experiments::{self, page_rest, parse_id};
-use super::query::{Sql, number_clause, string_clause};
+use super::experiments::{self, parse_id};
 use super::stored;
+use crate::plan::{self, Dialect, Sql, page_rest};
 use crate::{Page, Result, RunSearch};
 
 const INFO_COLUMNS: &str = "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
@@ -498,158 +496,6 @@ pub(crate) fn sample_metric_history(
     Ok(rows)
 }
 
-fn attribute_column(attribute: RunAttribute) -> &'static str {
-    match attribute {
-        RunAttribute::RunId => "r.run_uuid",
-        RunAttribute::RunName => "r.name",
-        RunAttribute::Status => "r.status",
-        RunAttribute::UserId => "r.user_id",
-        RunAttribute::ArtifactUri => "r.artifact_uri",
-        RunAttribute::LifecycleStage => "r.lifecycle_stage",
-        RunAttribute::ExperimentId => "r.experiment_id",
-        RunAttribute::StartTime => "r.start_time",
-        RunAttribute::EndTime => "r.end_time",
-    }
-}
-
-/// The parts of a run search, assembled into SQL by [`search`].
-struct Plan {
-    /// `LEFT JOIN`s for sort keys (with their bound keys).
-    joins: Sql,
-    /// ` AND ...` conditions after the experiment and lifecycle filter.
-    filters: Sql,
-    exp_ids: Vec<SqlValue>,
-    stages: Vec<String>,
-    /// ORDER BY terms, the first sort key's included.
-    order: Vec<String>,
-    /// The first sort key when it is a metric: (key, ascending).
-    metric_first: Option<(String, bool)>,
-}
-
-fn plan(s: &RunSearch) -> Result<Plan> {
-    let mut exp_ids = Vec::new();
-    for id in &s.experiment_ids {
-        match id.trim().parse::<i64>() {
-            Ok(n) => exp_ids.push(SqlValue::Integer(n)),
-            Err(_) => return Err(plinth_core::Error::invalid(format!("Invalid experiment id '{id}'")).into()),
-        }
-    }
-    // Sort keys become LEFT JOINs so that runs without the key sort last.
-    let mut joins = Sql::new("");
-    let mut order = Vec::new();
-    let mut metric_first = None;
-    for (i, o) in s.query.order_by.iter().enumerate() {
-        let dir = if o.ascending { "ASC" } else { "DESC" };
-        let expr = match &o.key {
-            RunSortKey::Metric(key) if i == 0 => {
-                // Served from the (key, value) index: see `search`.
-                metric_first = Some((key.clone(), o.ascending));
-                order.push(format!("o0.value {dir}"));
-                continue;
-            }
-            RunSortKey::Metric(key) => {
-                joins.push(&format!(
-                    " LEFT JOIN latest_metrics o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.is_nan = 0 AND o{i}.key = "
-                ));
-                joins.bind_str(key);
-                format!("o{i}.value")
-            }
-            RunSortKey::Param(key) | RunSortKey::Tag(key) => {
-                let table = if matches!(o.key, RunSortKey::Param(_)) { "params" } else { "tags" };
-                joins.push(&format!(" LEFT JOIN {table} o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.key = "));
-                joins.bind_str(key);
-                format!("o{i}.value")
-            }
-            RunSortKey::Attribute(a) => attribute_column(*a).to_string(),
-        };
-        order.push(format!("{expr} IS NULL, {expr} {dir}"));
-    }
-    order.push("r.start_time DESC".into());
-    order.push("r.run_uuid ASC".into());
-
-    let mut sql = Sql::new("");
-    for c in &s.query.filter {
-        match c {
-            RunClause::Metric { key, op, value } => {
-                sql.push(" AND EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.is_nan = 0 AND m.key = ");
-                sql.bind_str(key);
-                number_clause(&mut sql, "m.value", *op, SqlValue::Real(*value));
-                sql.push(")");
-            }
-            RunClause::Param { key, test } | RunClause::Tag { key, test } => {
-                let table = if matches!(c, RunClause::Param { .. }) { "params" } else { "tags" };
-                let negate = *test == KeyTest::IsNull;
-                sql.push(&format!(
-                    " AND {}EXISTS (SELECT 1 FROM {table} p WHERE p.run_uuid = r.run_uuid AND p.key = ",
-                    if negate { "NOT " } else { "" }
-                ));
-                sql.bind_str(key);
-                if let KeyTest::Value(test) = test {
-                    string_clause(&mut sql, "p.value", test);
-                }
-                sql.push(")");
-            }
-            RunClause::Text { attribute, test } => string_clause(&mut sql, attribute_column(*attribute), test),
-            RunClause::Time { attribute, op, value } => {
-                number_clause(&mut sql, attribute_column(*attribute), *op, SqlValue::Integer(*value))
-            }
-            RunClause::Dataset { field, test } => {
-                sql.push(" AND EXISTS (SELECT 1 FROM run_datasets rd JOIN datasets d ON d.dataset_uuid = rd.dataset_uuid WHERE rd.run_uuid = r.run_uuid");
-                let column = match field {
-                    DatasetField::Name => "d.name",
-                    DatasetField::Digest => "d.digest",
-                    DatasetField::Context => "rd.context",
-                };
-                string_clause(&mut sql, column, test);
-                sql.push(")");
-            }
-        }
-    }
-    Ok(Plan {
-        joins,
-        filters: sql,
-        exp_ids,
-        stages: s.view.stages().iter().map(|s| s.to_string()).collect(),
-        order,
-        metric_first,
-    })
-}
-
-impl Plan {
-    /// `SELECT <what> FROM <from> <joins> WHERE <extra> <experiments> <filters>`.
-    fn select(&self, what: &str, from: &str, extra: impl FnOnce(&mut Sql)) -> Sql {
-        let mut sql = Sql::new(format!("SELECT {what} FROM {from}"));
-        sql.text.push_str(&self.joins.text);
-        sql.params.extend(self.joins.params.iter().cloned());
-        sql.push(" WHERE 1 = 1");
-        extra(&mut sql);
-        sql.push(" AND r.experiment_id IN (");
-        if self.exp_ids.is_empty() {
-            sql.push("NULL");
-        }
-        for (i, v) in self.exp_ids.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.bind(v.clone());
-        }
-        sql.push(") AND r.lifecycle_stage IN (");
-        sql.list(self.stages.iter().cloned());
-        sql.push(")");
-        sql.text.push_str(&self.filters.text);
-        sql.params.extend(self.filters.params.iter().cloned());
-        sql
-    }
-
-    fn page(&self, mut sql: Sql, order: &[String], limit: i64, offset: i64) -> Sql {
-        sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-        sql.bind_i64(limit);
-        sql.push(" OFFSET ");
-        sql.bind_i64(offset);
-        sql
-    }
-}
-
 fn query_infos(conn: &Connection, sql: &Sql) -> Result<Vec<RunInfo>> {
     let mut stmt = conn.prepare(&sql.text)?;
     let infos =
@@ -662,43 +508,20 @@ fn query_infos(conn: &Connection, sql: &Sql) -> Result<Vec<RunInfo>> {
 /// costs about its own size rather than a scan of the experiment; runs
 /// without the metric follow, as MLflow orders them.
 pub(crate) fn search(conn: &Connection, s: &RunSearch) -> Result<Page<Run>> {
-    let plan = plan(s)?;
+    let plan = plan::run_plan(s, Dialect::Sqlite)?;
     let limit = s.query.max_results + 1;
     let offset = s.query.offset;
-    let mut infos = match &plan.metric_first {
-        None => {
-            let sql = plan.select(INFO_COLUMNS, "runs r", |_| {});
-            query_infos(conn, &plan.page(sql, &plan.order, limit, offset))?
+    let mut infos = query_infos(conn, &plan.page(INFO_COLUMNS, limit, offset))?;
+    if let Some(count) = plan.count_with_metric().filter(|_| (infos.len() as i64) < limit) {
+        // Past the runs that have the metric: continue with those that do not.
+        let with_metric: i64 =
+            conn.prepare(&count.text)?.query_row(rusqlite::params_from_iter(count.params.iter()), |r| r.get(0))?;
+        let rest_limit = limit - infos.len() as i64;
+        let rest_offset = (offset - with_metric).max(0);
+        if let Some(rest) = plan.rest(INFO_COLUMNS, rest_limit, rest_offset) {
+            infos.extend(query_infos(conn, &rest)?);
         }
-        Some((key, _)) => {
-            // CROSS JOIN fixes the join order in SQLite: walk the (key, value) index first.
-            let from = "latest_metrics o0 CROSS JOIN runs r ON r.run_uuid = o0.run_uuid";
-            let with_key = |sql: &mut Sql| {
-                sql.push(" AND o0.key = ");
-                sql.bind_str(key);
-                sql.push(" AND o0.is_nan = 0");
-            };
-            let sql = plan.select(INFO_COLUMNS, from, with_key);
-            let mut infos = query_infos(conn, &plan.page(sql, &plan.order, limit, offset))?;
-            if (infos.len() as i64) < limit {
-                // Past the runs that have the metric: continue with those that do not.
-                let count_sql = plan.select("COUNT(*)", from, with_key);
-                let with_metric: i64 = conn
-                    .prepare(&count_sql.text)?
-                    .query_row(rusqlite::params_from_iter(count_sql.params.iter()), |r| r.get(0))?;
-                let without = |sql: &mut Sql| {
-                    sql.push(" AND NOT EXISTS (SELECT 1 FROM latest_metrics x WHERE x.run_uuid = r.run_uuid AND x.is_nan = 0 AND x.key = ");
-                    sql.bind_str(key);
-                    sql.push(")");
-                };
-                let sql = plan.select(INFO_COLUMNS, "runs r", without);
-                let rest_limit = limit - infos.len() as i64;
-                let rest_offset = (offset - with_metric).max(0);
-                infos.extend(query_infos(conn, &plan.page(sql, &plan.order[1..], rest_limit, rest_offset))?);
-            }
-            infos
-        }
-    };
+    }
     let next_offset = page_rest(&mut infos, s.query.max_results, offset);
     let mut items = Vec::with_capacity(infos.len());
     // Bounded IN lists: load in chunks.

@@ -1,0 +1,602 @@
+//! The SQL both backends run for searches, built once: text with `?`
+//! placeholders plus the values to bind, in order (values never enter the
+//! text). SQLite binds them as they are; PostgreSQL numbers the placeholders
+//! first ([`Sql::numbered`]). The SQL is the portable subset both engines
+//! share; where they differ (join order hints), a [`Dialect`] says which.
+
+use plinth_core::query::{
+    DatasetField, DatasetFilter, ExperimentClause, ExperimentSearch, ExperimentSortKey, KeyTest, LoggedModelAttribute,
+    LoggedModelClause, LoggedModelSearch, LoggedModelSortKey, ModelVersionClause, ModelVersionQuery,
+    ModelVersionSortKey, NumOp, RegisteredModelClause, RegisteredModelQuery, RegisteredModelSortKey, RunAttribute,
+    RunClause, RunSearch, RunSortKey, TextMatch,
+};
+
+use crate::Result;
+
+/// A value to bind.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Val {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<i64> for Val {
+    fn from(n: i64) -> Self {
+        Val::Int(n)
+    }
+}
+
+/// Where the two engines' SQL differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+pub(crate) struct Sql {
+    pub text: String,
+    pub params: Vec<Val>,
+}
+
+impl Sql {
+    pub fn new(text: impl Into<String>) -> Self {
+        Sql { text: text.into(), params: Vec::new() }
+    }
+    pub fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+    pub fn bind(&mut self, v: Val) {
+        self.params.push(v);
+        self.text.push('?');
+    }
+    pub fn bind_str(&mut self, s: &str) {
+        self.bind(Val::Text(s.to_string()));
+    }
+    pub fn bind_i64(&mut self, n: i64) {
+        self.bind(Val::Int(n));
+    }
+    /// `?, ?, ?` for each item.
+    /// The text with PostgreSQL's numbered placeholders (`$1`, `$2`, …).
+    pub fn numbered(&self) -> String {
+        let mut out = String::with_capacity(self.text.len() + 8);
+        let mut n = 0;
+        for c in self.text.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+    pub fn list(&mut self, items: impl IntoIterator<Item = String>) {
+        let mut first = true;
+        for item in items {
+            if !first {
+                self.text.push_str(", ");
+            }
+            first = false;
+            self.bind(Val::Text(item));
+        }
+        if first {
+            // An empty IN list matches nothing.
+            self.text.push_str("NULL");
+        }
+    }
+}
+
+/// ` AND <column> <op> <value>` for a string test.
+pub(crate) fn string_clause(sql: &mut Sql, column: &str, test: &TextMatch) {
+    match test {
+        TextMatch::Eq(s) | TextMatch::Ne(s) | TextMatch::Like(s) => {
+            let op = match test {
+                TextMatch::Eq(_) => "=",
+                TextMatch::Ne(_) => "!=",
+                _ => "LIKE",
+            };
+            sql.push(&format!(" AND {column} {op} "));
+            sql.bind_str(s);
+        }
+        TextMatch::ILike(s) => {
+            sql.push(&format!(" AND LOWER({column}) LIKE LOWER("));
+            sql.bind_str(s);
+            sql.push(")");
+        }
+        TextMatch::In(items) | TextMatch::NotIn(items) => {
+            let op = if matches!(test, TextMatch::In(_)) { "IN" } else { "NOT IN" };
+            sql.push(&format!(" AND {column} {op} ("));
+            sql.list(items.iter().cloned());
+            sql.push(")");
+        }
+    }
+}
+
+/// ` AND <column> <op> <n>` for a numeric comparison.
+pub(crate) fn number_clause(sql: &mut Sql, column: &str, op: NumOp, value: Val) {
+    sql.push(&format!(" AND {column} {} ", op.sql()));
+    // A double compared with an integer column: typed, so PostgreSQL does
+    // not take the parameter for the column's type.
+    let real = matches!(value, Val::Real(_));
+    if real {
+        sql.push("CAST(");
+    }
+    sql.bind(value);
+    if real {
+        sql.push(" AS DOUBLE PRECISION)");
+    }
+}
+
+/// Registry tag filters. As in MLflow's registry, `!=` and `NOT IN` also
+/// match entities without the tag (clients exclude prompts that way).
+fn tag_clause(sql: &mut Sql, from_where: &str, key: &str, test: &KeyTest) {
+    let (exists, value) = match test {
+        KeyTest::IsNull => ("NOT EXISTS", None),
+        KeyTest::IsNotNull => ("EXISTS", None),
+        KeyTest::Value(TextMatch::Ne(s)) => ("NOT EXISTS", Some(TextMatch::Eq(s.clone()))),
+        KeyTest::Value(TextMatch::NotIn(v)) => ("NOT EXISTS", Some(TextMatch::In(v.clone()))),
+        KeyTest::Value(m) => ("EXISTS", Some(m.clone())),
+    };
+    sql.push(&format!(" AND {exists} (SELECT 1 FROM {from_where} AND t.key = "));
+    sql.bind_str(key);
+    if let Some(value) = &value {
+        string_clause(sql, "t.value", value);
+    }
+    sql.push(")");
+}
+
+/// Trims the one-extra row fetched to know whether another page exists.
+pub(crate) fn page_rest<T>(items: &mut Vec<T>, max_results: i64, offset: i64) -> Option<i64> {
+    if items.len() as i64 > max_results {
+        items.truncate(max_results as usize);
+        Some(offset + max_results)
+    } else {
+        None
+    }
+}
+
+// --- experiments and the registry ---
+
+/// Experiments matching `s`, a page and one more row.
+pub(crate) fn experiment_search(s: &ExperimentSearch, columns: &str) -> Sql {
+    let mut sql = Sql::new(format!("SELECT {columns} FROM experiments e WHERE e.lifecycle_stage IN ("));
+    sql.list(s.view.stages().iter().map(|s| s.to_string()));
+    sql.push(")");
+    for clause in &s.query.filter {
+        match clause {
+            ExperimentClause::Name(test) => string_clause(&mut sql, "e.name", test),
+            ExperimentClause::CreationTime(op, n) => number_clause(&mut sql, "e.creation_time", *op, (*n).into()),
+            ExperimentClause::LastUpdateTime(op, n) => number_clause(&mut sql, "e.last_update_time", *op, (*n).into()),
+            ExperimentClause::Tag { key, test } => {
+                sql.push(
+                    " AND EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.key = ",
+                );
+                sql.bind_str(key);
+                string_clause(&mut sql, "t.value", test);
+                sql.push(")");
+            }
+        }
+    }
+    let mut order = Vec::new();
+    for o in &s.query.order_by {
+        let col = match o.key {
+            ExperimentSortKey::Name => "e.name",
+            ExperimentSortKey::ExperimentId => "e.experiment_id",
+            ExperimentSortKey::CreationTime => "e.creation_time",
+            ExperimentSortKey::LastUpdateTime => "e.last_update_time",
+        };
+        order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
+    }
+    order.push("e.creation_time DESC".into());
+    order.push("e.experiment_id ASC".into());
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+    sql.bind_i64(s.query.max_results + 1);
+    sql.push(" OFFSET ");
+    sql.bind_i64(s.query.offset);
+    sql
+}
+
+/// Names of the registered models matching `q`, a page and one more.
+pub(crate) fn registered_model_search(q: &RegisteredModelQuery) -> Sql {
+    let mut sql = Sql::new("SELECT m.name FROM registered_models m WHERE 1 = 1");
+    for c in &q.filter {
+        match c {
+            RegisteredModelClause::Name(test) => string_clause(&mut sql, "m.name", test),
+            RegisteredModelClause::Tag { key, test } => {
+                tag_clause(&mut sql, "registered_model_tags t WHERE t.name = m.name", key, test)
+            }
+        }
+    }
+    let mut order = Vec::new();
+    for o in &q.order_by {
+        let col = match o.key {
+            RegisteredModelSortKey::Name => "m.name",
+            RegisteredModelSortKey::CreationTime => "m.creation_time",
+            RegisteredModelSortKey::LastUpdatedTime => "m.last_updated_time",
+        };
+        order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
+    }
+    order.push("m.name ASC".into());
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+    sql.bind_i64(q.max_results + 1);
+    sql.push(" OFFSET ");
+    sql.bind_i64(q.offset);
+    sql
+}
+
+/// (name, version) of the model versions matching `q`, a page and one more.
+pub(crate) fn model_version_search(q: &ModelVersionQuery) -> Sql {
+    let mut sql = Sql::new("SELECT v.name, v.version FROM model_versions v WHERE 1 = 1");
+    for c in &q.filter {
+        match c {
+            ModelVersionClause::Name(test) => string_clause(&mut sql, "v.name", test),
+            ModelVersionClause::RunId(test) => string_clause(&mut sql, "v.run_id", test),
+            ModelVersionClause::Source(test) => string_clause(&mut sql, "v.source", test),
+            ModelVersionClause::ModelId(test) => string_clause(&mut sql, "v.model_id", test),
+            ModelVersionClause::Version(op, n) => number_clause(&mut sql, "v.version", *op, (*n).into()),
+            ModelVersionClause::Tag { key, test } => {
+                tag_clause(&mut sql, "model_version_tags t WHERE t.name = v.name AND t.version = v.version", key, test)
+            }
+        }
+    }
+    let mut order = Vec::new();
+    for o in &q.order_by {
+        let col = match o.key {
+            ModelVersionSortKey::Name => "v.name",
+            ModelVersionSortKey::Version => "v.version",
+            ModelVersionSortKey::CreationTime => "v.creation_time",
+            ModelVersionSortKey::LastUpdatedTime => "v.last_updated_time",
+        };
+        order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
+    }
+    order.push("v.name ASC".into());
+    order.push("v.version DESC".into());
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+    sql.bind_i64(q.max_results + 1);
+    sql.push(" OFFSET ");
+    sql.bind_i64(q.offset);
+    sql
+}
+
+// --- logged models ---
+
+/// The SQL column of a logged-model attribute.
+fn column(attribute: LoggedModelAttribute) -> &'static str {
+    match attribute {
+        LoggedModelAttribute::ModelId => "m.model_id",
+        LoggedModelAttribute::Name => "m.name",
+        LoggedModelAttribute::ModelType => "m.model_type",
+        LoggedModelAttribute::Status => "m.status",
+        LoggedModelAttribute::SourceRunId => "m.source_run_id",
+        // Stored as an integer; compared as text, like the wire does.
+        LoggedModelAttribute::ExperimentId => "CAST(m.experiment_id AS TEXT)",
+        LoggedModelAttribute::ArtifactLocation => "m.artifact_location",
+        LoggedModelAttribute::CreationTimestamp => "m.creation_time",
+        LoggedModelAttribute::LastUpdatedTimestamp => "m.last_updated_time",
+    }
+}
+
+/// ` AND (dataset_name = ? [AND dataset_digest = ?] OR ...)`
+fn dataset_condition(sql: &mut Sql, datasets: &[DatasetFilter]) {
+    if datasets.is_empty() {
+        return;
+    }
+    sql.push(" AND (");
+    for (i, d) in datasets.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(dataset_name = ");
+        sql.bind_str(&d.name);
+        if let Some(digest) = &d.digest {
+            sql.push(" AND dataset_digest = ");
+            sql.bind_str(digest);
+        }
+        sql.push(")");
+    }
+    sql.push(")");
+}
+
+fn filter_clause(sql: &mut Sql, clause: &LoggedModelClause, datasets: &[DatasetFilter]) {
+    match clause {
+        LoggedModelClause::Text { attribute, test } => string_clause(sql, column(*attribute), test),
+        LoggedModelClause::Time { attribute, op, value } => {
+            number_clause(sql, column(*attribute), *op, Val::Real(*value))
+        }
+        LoggedModelClause::Metric { key, op, value } => {
+            sql.push(" AND m.model_id IN (SELECT model_id FROM metrics WHERE model_id IS NOT NULL AND key = ");
+            sql.bind_str(key);
+            sql.push(" AND is_nan = 0");
+            number_clause(sql, "value", *op, Val::Real(*value));
+            dataset_condition(sql, datasets);
+            sql.push(")");
+        }
+        LoggedModelClause::Param { key, test } | LoggedModelClause::Tag { key, test } => {
+            let table = if matches!(clause, LoggedModelClause::Param { .. }) {
+                "logged_model_params"
+            } else {
+                "logged_model_tags"
+            };
+            sql.push(&format!(" AND m.model_id IN (SELECT model_id FROM {table} WHERE key = "));
+            sql.bind_str(key);
+            // `string_clause` opens with ` AND value ...`.
+            string_clause(sql, "value", test);
+            sql.push(")");
+        }
+    }
+}
+
+/// Logged models matching `q` (the columns given, of `m`), a page and one more row.
+pub(crate) fn logged_model_search(q: &LoggedModelSearch, columns: &str) -> Sql {
+    let cols = columns.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+    let mut sql = Sql::new(format!("SELECT {cols} FROM logged_models m"));
+    // One LEFT JOIN per metric sort key: the latest value per model, as
+    // MLflow picks it (newest timestamp, then step).
+    for (i, order) in q.order_by.iter().enumerate() {
+        let LoggedModelSortKey::Metric(metric) = &order.key else { continue };
+        sql.push(
+            " LEFT JOIN (SELECT model_id, value FROM (SELECT model_id, value, ROW_NUMBER() OVER \
+             (PARTITION BY model_id ORDER BY timestamp DESC, step DESC, run_uuid) AS rn \
+             FROM metrics WHERE model_id IS NOT NULL AND is_nan = 0 AND key = ",
+        );
+        sql.bind_str(metric);
+        if let Some(d) = &order.dataset {
+            dataset_condition(&mut sql, std::slice::from_ref(d));
+        }
+        sql.push(&format!(") AS latest WHERE rn = 1) ob{i} ON ob{i}.model_id = m.model_id"));
+    }
+    sql.push(" WHERE m.deleted = 0");
+    if !q.experiment_ids.is_empty() {
+        sql.push(" AND m.experiment_id IN (");
+        for (i, id) in q.experiment_ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind_i64(id.trim().parse::<i64>().unwrap_or(-1));
+        }
+        sql.push(")");
+    }
+    for clause in &q.filter {
+        filter_clause(&mut sql, clause, &q.datasets);
+    }
+    if !q.datasets.is_empty() && !q.filter.iter().any(|c| matches!(c, LoggedModelClause::Metric { .. })) {
+        sql.push(" AND m.model_id IN (SELECT model_id FROM metrics WHERE model_id IS NOT NULL");
+        dataset_condition(&mut sql, &q.datasets);
+        sql.push(")");
+    }
+
+    let mut order = Vec::new();
+    for (i, o) in q.order_by.iter().enumerate() {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        let col = match &o.key {
+            LoggedModelSortKey::Metric(_) => format!("ob{i}.value"),
+            LoggedModelSortKey::Attribute(a) => column(*a).to_string(),
+        };
+        order.push(format!("({col} IS NULL) ASC, {col} {dir}"));
+    }
+    let sorts_by = |a| q.order_by.iter().any(|o| o.key == LoggedModelSortKey::Attribute(a));
+    if !sorts_by(LoggedModelAttribute::CreationTimestamp) {
+        order.push("m.creation_time DESC".into());
+    }
+    if !sorts_by(LoggedModelAttribute::ModelId) {
+        order.push("m.model_id ASC".into());
+    }
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+    sql.bind_i64(q.max_results + 1);
+    sql.push(" OFFSET ");
+    sql.bind_i64(q.offset);
+    sql
+}
+
+// --- runs ---
+
+fn attribute_column(attribute: RunAttribute) -> &'static str {
+    match attribute {
+        RunAttribute::RunId => "r.run_uuid",
+        RunAttribute::RunName => "r.name",
+        RunAttribute::Status => "r.status",
+        RunAttribute::UserId => "r.user_id",
+        RunAttribute::ArtifactUri => "r.artifact_uri",
+        RunAttribute::LifecycleStage => "r.lifecycle_stage",
+        RunAttribute::ExperimentId => "r.experiment_id",
+        RunAttribute::StartTime => "r.start_time",
+        RunAttribute::EndTime => "r.end_time",
+    }
+}
+
+/// The parts of a run search. When the first sort key is a metric (the
+/// leaderboard case), runs that have it are read in index order of
+/// (key, value), so a page costs about its own size rather than a scan of the
+/// experiment; runs without the metric follow, as MLflow orders them. A
+/// backend runs [`RunPlan::page`]; when it returns fewer rows than asked and
+/// [`RunPlan::metric_first`] is set, [`RunPlan::count_with_metric`] and then
+/// [`RunPlan::rest`] for the runs without the metric.
+pub(crate) struct RunPlan {
+    dialect: Dialect,
+    /// `LEFT JOIN`s for sort keys (with their bound keys).
+    joins: Sql,
+    /// ` AND ...` conditions after the experiment and lifecycle filter.
+    filters: Sql,
+    exp_ids: Vec<Val>,
+    stages: Vec<String>,
+    /// ORDER BY terms, the first sort key's included.
+    order: Vec<String>,
+    /// The first sort key when it is a metric: (key, ascending).
+    pub metric_first: Option<(String, bool)>,
+}
+
+pub(crate) fn run_plan(s: &RunSearch, dialect: Dialect) -> Result<RunPlan> {
+    let mut exp_ids = Vec::new();
+    for id in &s.experiment_ids {
+        match id.trim().parse::<i64>() {
+            Ok(n) => exp_ids.push(Val::Int(n)),
+            Err(_) => return Err(plinth_core::Error::invalid(format!("Invalid experiment id '{id}'")).into()),
+        }
+    }
+    // Sort keys become LEFT JOINs so that runs without the key sort last.
+    let mut joins = Sql::new("");
+    let mut order = Vec::new();
+    let mut metric_first = None;
+    for (i, o) in s.query.order_by.iter().enumerate() {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        let expr = match &o.key {
+            RunSortKey::Metric(key) if i == 0 => {
+                // Served from the (key, value) index: see `search`.
+                metric_first = Some((key.clone(), o.ascending));
+                order.push(format!("o0.value {dir}"));
+                continue;
+            }
+            RunSortKey::Metric(key) => {
+                joins.push(&format!(
+                    " LEFT JOIN latest_metrics o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.is_nan = 0 AND o{i}.key = "
+                ));
+                joins.bind_str(key);
+                format!("o{i}.value")
+            }
+            RunSortKey::Param(key) | RunSortKey::Tag(key) => {
+                let table = if matches!(o.key, RunSortKey::Param(_)) { "params" } else { "tags" };
+                joins.push(&format!(" LEFT JOIN {table} o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.key = "));
+                joins.bind_str(key);
+                format!("o{i}.value")
+            }
+            RunSortKey::Attribute(a) => attribute_column(*a).to_string(),
+        };
+        order.push(format!("{expr} IS NULL, {expr} {dir}"));
+    }
+    order.push("r.start_time DESC".into());
+    order.push("r.run_uuid ASC".into());
+
+    let mut sql = Sql::new("");
+    for c in &s.query.filter {
+        match c {
+            RunClause::Metric { key, op, value } => {
+                sql.push(" AND EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.is_nan = 0 AND m.key = ");
+                sql.bind_str(key);
+                number_clause(&mut sql, "m.value", *op, Val::Real(*value));
+                sql.push(")");
+            }
+            RunClause::Param { key, test } | RunClause::Tag { key, test } => {
+                let table = if matches!(c, RunClause::Param { .. }) { "params" } else { "tags" };
+                let negate = *test == KeyTest::IsNull;
+                sql.push(&format!(
+                    " AND {}EXISTS (SELECT 1 FROM {table} p WHERE p.run_uuid = r.run_uuid AND p.key = ",
+                    if negate { "NOT " } else { "" }
+                ));
+                sql.bind_str(key);
+                if let KeyTest::Value(test) = test {
+                    string_clause(&mut sql, "p.value", test);
+                }
+                sql.push(")");
+            }
+            RunClause::Text { attribute, test } => string_clause(&mut sql, attribute_column(*attribute), test),
+            RunClause::Time { attribute, op, value } => {
+                number_clause(&mut sql, attribute_column(*attribute), *op, Val::Int(*value))
+            }
+            RunClause::Dataset { field, test } => {
+                sql.push(" AND EXISTS (SELECT 1 FROM run_datasets rd JOIN datasets d ON d.dataset_uuid = rd.dataset_uuid WHERE rd.run_uuid = r.run_uuid");
+                let column = match field {
+                    DatasetField::Name => "d.name",
+                    DatasetField::Digest => "d.digest",
+                    DatasetField::Context => "rd.context",
+                };
+                string_clause(&mut sql, column, test);
+                sql.push(")");
+            }
+        }
+    }
+    Ok(RunPlan {
+        dialect,
+        joins,
+        filters: sql,
+        exp_ids,
+        stages: s.view.stages().iter().map(|s| s.to_string()).collect(),
+        order,
+        metric_first,
+    })
+}
+
+impl RunPlan {
+    /// The first query: `columns` of `runs r`, a page of `limit` from `offset`.
+    pub fn page(&self, columns: &str, limit: i64, offset: i64) -> Sql {
+        match &self.metric_first {
+            None => {
+                let sql = self.select(columns, "runs r", |_| {});
+                self.paged(sql, &self.order, limit, offset)
+            }
+            Some((key, _)) => {
+                let sql = self.select(columns, self.metric_from(), |sql| self.with_metric(sql, key));
+                self.paged(sql, &self.order, limit, offset)
+            }
+        }
+    }
+
+    /// How many runs have the first sort key's metric (metric-first only).
+    pub fn count_with_metric(&self) -> Option<Sql> {
+        let (key, _) = self.metric_first.as_ref()?;
+        Some(self.select("COUNT(*)", self.metric_from(), |sql| self.with_metric(sql, key)))
+    }
+
+    /// After the runs with the metric: those without it, `limit` from `offset`.
+    pub fn rest(&self, columns: &str, limit: i64, offset: i64) -> Option<Sql> {
+        let (key, _) = self.metric_first.as_ref()?;
+        let without = |sql: &mut Sql| {
+            sql.push(
+                " AND NOT EXISTS (SELECT 1 FROM latest_metrics x WHERE x.run_uuid = r.run_uuid AND x.is_nan = 0 \
+                 AND x.key = ",
+            );
+            sql.bind_str(key);
+            sql.push(")");
+        };
+        let sql = self.select(columns, "runs r", without);
+        Some(self.paged(sql, &self.order[1..], limit, offset))
+    }
+
+    fn metric_from(&self) -> &'static str {
+        match self.dialect {
+            // CROSS JOIN fixes the join order in SQLite: walk the (key, value) index first.
+            Dialect::Sqlite => "latest_metrics o0 CROSS JOIN runs r ON r.run_uuid = o0.run_uuid",
+            Dialect::Postgres => "latest_metrics o0 JOIN runs r ON r.run_uuid = o0.run_uuid",
+        }
+    }
+
+    fn with_metric(&self, sql: &mut Sql, key: &str) {
+        sql.push(" AND o0.key = ");
+        sql.bind_str(key);
+        sql.push(" AND o0.is_nan = 0");
+    }
+
+    /// `SELECT <what> FROM <from> <joins> WHERE <extra> <experiments> <filters>`.
+    fn select(&self, what: &str, from: &str, extra: impl FnOnce(&mut Sql)) -> Sql {
+        let mut sql = Sql::new(format!("SELECT {what} FROM {from}"));
+        sql.text.push_str(&self.joins.text);
+        sql.params.extend(self.joins.params.iter().cloned());
+        sql.push(" WHERE 1 = 1");
+        extra(&mut sql);
+        sql.push(" AND r.experiment_id IN (");
+        if self.exp_ids.is_empty() {
+            sql.push("NULL");
+        }
+        for (i, v) in self.exp_ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(v.clone());
+        }
+        sql.push(") AND r.lifecycle_stage IN (");
+        sql.list(self.stages.iter().cloned());
+        sql.push(")");
+        sql.text.push_str(&self.filters.text);
+        sql.params.extend(self.filters.params.iter().cloned());
+        sql
+    }
+
+    fn paged(&self, mut sql: Sql, order: &[String], limit: i64, offset: i64) -> Sql {
+        sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
+        sql.bind_i64(limit);
+        sql.push(" OFFSET ");
+        sql.bind_i64(offset);
+        sql
+    }
+}

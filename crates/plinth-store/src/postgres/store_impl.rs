@@ -1,0 +1,226 @@
+//! [`MetadataStore`] for [`PostgresStore`]: each call is one transaction.
+
+use async_trait::async_trait;
+use plinth_core::deployments::Deployment;
+use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
+use plinth_core::jobs::{Job, JobStatus};
+use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
+use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
+use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
+
+use super::{PostgresStore, experiments, in_tx, registry, runs, tables};
+use crate::{
+    ExperimentSearch, LoggedModelSearch, MetadataStore, ModelVersionQuery, Page, RegisteredModelQuery, Result,
+    RunSearch,
+};
+
+#[async_trait]
+impl MetadataStore for PostgresStore {
+    async fn ensure_default_experiment(&self, artifact_location: String) -> Result<()> {
+        in_tx!(self, |tx| experiments::ensure_default(&tx, &artifact_location, self.now()).await?)
+    }
+    async fn create_experiment(&self, name: String, artifact_location: String, tags: Vec<Tag>) -> Result<String> {
+        in_tx!(self, |tx| experiments::create(&tx, &name, &artifact_location, &tags, self.now()).await?)
+    }
+    async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
+        in_tx!(self, |tx| experiments::get(&tx, experiment_id).await?)
+    }
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
+        in_tx!(self, |tx| experiments::get_by_name(&tx, name).await?)
+    }
+    async fn count_runs(&self, experiment_ids: Vec<String>) -> Result<Vec<(String, i64)>> {
+        in_tx!(self, |tx| experiments::count_runs(&tx, &experiment_ids).await?)
+    }
+    async fn search_experiments(&self, search: ExperimentSearch) -> Result<Page<Experiment>> {
+        in_tx!(self, |tx| experiments::search(&tx, &search).await?)
+    }
+    async fn rename_experiment(&self, experiment_id: &str, new_name: String) -> Result<()> {
+        in_tx!(self, |tx| experiments::rename(&tx, experiment_id, &new_name, self.now()).await?)
+    }
+    async fn set_experiment_lifecycle(&self, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
+        in_tx!(self, |tx| experiments::set_lifecycle(&tx, experiment_id, stage, self.now()).await?)
+    }
+    async fn set_experiment_tag(&self, experiment_id: &str, tag: Tag) -> Result<()> {
+        in_tx!(self, |tx| experiments::set_tag(&tx, experiment_id, &tag).await?)
+    }
+    async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()> {
+        in_tx!(self, |tx| experiments::delete_tag(&tx, experiment_id, key).await?)
+    }
+
+    async fn create_run(&self, info: RunInfo, tags: Vec<Tag>) -> Result<Run> {
+        in_tx!(self, |tx| runs::create(&tx, &info, &tags).await?)
+    }
+    async fn get_run(&self, run_id: &str) -> Result<Run> {
+        in_tx!(self, |tx| runs::get(&tx, run_id).await?)
+    }
+    async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
+        in_tx!(self, |tx| runs::update(&tx, run_id, &update, self.now()).await?)
+    }
+    async fn set_run_lifecycle(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
+        in_tx!(self, |tx| runs::set_lifecycle(&tx, run_id, stage, self.now()).await?)
+    }
+    async fn log_batch(&self, run_id: &str, metrics: Vec<Metric>, params: Vec<Param>, tags: Vec<Tag>) -> Result<()> {
+        in_tx!(self, |tx| runs::log_batch(&tx, run_id, &metrics, &params, &tags).await?)
+    }
+    async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        in_tx!(self, |tx| runs::delete_tag(&tx, run_id, key).await?)
+    }
+    async fn append_to_run_tag_list(&self, run_id: &str, key: &str, entry: serde_json::Value) -> Result<()> {
+        in_tx!(self, |tx| runs::append_to_tag_list(&tx, run_id, key, entry).await?)
+    }
+    async fn log_inputs(&self, run_id: &str, datasets: Vec<DatasetInput>, models: Vec<ModelIo>) -> Result<()> {
+        in_tx!(self, |tx| runs::log_inputs(&tx, run_id, &datasets, &models).await?)
+    }
+    async fn log_outputs(&self, run_id: &str, models: Vec<ModelIo>) -> Result<()> {
+        in_tx!(self, |tx| runs::log_outputs(&tx, run_id, &models).await?)
+    }
+    async fn get_metric_history(&self, run_id: &str, key: &str, max_results: i64, offset: i64) -> Result<Page<Metric>> {
+        in_tx!(self, |tx| runs::metric_history(&tx, run_id, key, max_results, offset).await?)
+    }
+    async fn search_dataset_summaries(&self, experiment_ids: Vec<String>, limit: usize) -> Result<Vec<DatasetSummary>> {
+        in_tx!(self, |tx| runs::dataset_summaries(&tx, &experiment_ids, limit).await?)
+    }
+    async fn sample_metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        steps: Option<(i64, i64)>,
+        max_points: i64,
+    ) -> Result<Vec<Metric>> {
+        in_tx!(self, |tx| runs::sample_metric_history(&tx, run_id, key, steps, max_points).await?)
+    }
+    async fn search_runs(&self, search: RunSearch) -> Result<Page<Run>> {
+        in_tx!(self, |tx| runs::search(&tx, &search).await?)
+    }
+
+    async fn create_logged_model(&self, model: LoggedModel) -> Result<LoggedModel> {
+        in_tx!(self, |tx| tables::create_model(&tx, &model).await?)
+    }
+    async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel> {
+        in_tx!(self, |tx| tables::get_model(&tx, model_id).await?)
+    }
+    async fn finalize_logged_model(&self, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel> {
+        in_tx!(self, |tx| tables::finalize_model(&tx, model_id, status, self.now()).await?)
+    }
+    async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
+        in_tx!(self, |tx| tables::delete_model(&tx, model_id).await?)
+    }
+    async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()> {
+        in_tx!(self, |tx| tables::set_model_tags(&tx, model_id, &tags).await?)
+    }
+    async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
+        in_tx!(self, |tx| tables::delete_model_tag(&tx, model_id, key).await?)
+    }
+    async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()> {
+        in_tx!(self, |tx| tables::log_model_params(&tx, model_id, &params).await?)
+    }
+    async fn search_logged_models(&self, search: LoggedModelSearch) -> Result<Page<LoggedModel>> {
+        in_tx!(self, |tx| tables::search_models(&tx, &search).await?)
+    }
+
+    async fn create_registered_model(
+        &self,
+        name: String,
+        description: Option<String>,
+        tags: Vec<Tag>,
+    ) -> Result<RegisteredModel> {
+        in_tx!(self, |tx| registry::create_model(&tx, &name, description.as_deref(), &tags, self.now()).await?)
+    }
+    async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
+        in_tx!(self, |tx| registry::get_model(&tx, name).await?)
+    }
+    async fn rename_registered_model(&self, name: &str, new_name: String) -> Result<RegisteredModel> {
+        in_tx!(self, |tx| registry::rename_model(&tx, name, &new_name, self.now()).await?)
+    }
+    async fn update_registered_model(&self, name: &str, description: Option<String>) -> Result<RegisteredModel> {
+        in_tx!(self, |tx| registry::update_model(&tx, name, description.as_deref(), self.now()).await?)
+    }
+    async fn delete_registered_model(&self, name: &str) -> Result<()> {
+        in_tx!(self, |tx| registry::delete_model(&tx, name).await?)
+    }
+    async fn search_registered_models(&self, query: RegisteredModelQuery) -> Result<Page<RegisteredModel>> {
+        in_tx!(self, |tx| registry::search_models(&tx, &query).await?)
+    }
+    async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
+        in_tx!(self, |tx| registry::set_model_tag(&tx, name, &tag).await?)
+    }
+    async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
+        in_tx!(self, |tx| registry::delete_model_tag(&tx, name, key).await?)
+    }
+    async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
+        in_tx!(self, |tx| registry::set_alias(&tx, name, alias, version, self.now()).await?)
+    }
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
+        in_tx!(self, |tx| registry::delete_alias(&tx, name, alias).await?)
+    }
+    async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
+        in_tx!(self, |tx| registry::version_by_alias(&tx, name, alias).await?)
+    }
+    async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
+        in_tx!(self, |tx| registry::create_version(&tx, &new, self.now()).await?)
+    }
+    async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
+        in_tx!(self, |tx| registry::get_version(&tx, name, version).await?)
+    }
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: Option<String>,
+    ) -> Result<ModelVersion> {
+        in_tx!(self, |tx| registry::update_version(&tx, name, version, description.as_deref(), self.now()).await?)
+    }
+    async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
+        in_tx!(self, |tx| registry::delete_version(&tx, name, version).await?)
+    }
+    async fn search_model_versions(&self, query: ModelVersionQuery) -> Result<Page<ModelVersion>> {
+        in_tx!(self, |tx| registry::search_versions(&tx, &query).await?)
+    }
+    async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()> {
+        in_tx!(self, |tx| registry::set_version_tag(&tx, name, version, &tag).await?)
+    }
+    async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
+        in_tx!(self, |tx| registry::delete_version_tag(&tx, name, version, key).await?)
+    }
+    async fn transition_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing: bool,
+    ) -> Result<ModelVersion> {
+        in_tx!(self, |tx| registry::transition(&tx, name, version, stage, archive_existing, self.now()).await?)
+    }
+    async fn get_latest_versions(&self, name: &str, stages: Vec<Stage>) -> Result<Vec<ModelVersion>> {
+        in_tx!(self, |tx| registry::latest_versions(&tx, name, &stages).await?)
+    }
+
+    async fn create_deployment(&self, deployment: Deployment) -> Result<Deployment> {
+        in_tx!(self, |tx| tables::create_deployment(&tx, &deployment).await?)
+    }
+    async fn get_deployment(&self, name: &str) -> Result<Deployment> {
+        in_tx!(self, |tx| tables::get_deployment(&tx, name).await?)
+    }
+    async fn update_deployment(&self, deployment: Deployment) -> Result<Deployment> {
+        in_tx!(self, |tx| tables::update_deployment(&tx, &deployment).await?)
+    }
+    async fn delete_deployment(&self, name: &str) -> Result<()> {
+        in_tx!(self, |tx| tables::delete_deployment(&tx, name).await?)
+    }
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        in_tx!(self, |tx| tables::list_deployments(&tx).await?)
+    }
+
+    async fn create_job(&self, job: Job) -> Result<()> {
+        in_tx!(self, |tx| tables::create_job(&tx, &job).await?)
+    }
+    async fn get_job(&self, job_id: &str) -> Result<Job> {
+        in_tx!(self, |tx| tables::get_job(&tx, job_id).await?)
+    }
+    async fn update_job(&self, job: Job) -> Result<()> {
+        in_tx!(self, |tx| tables::update_job(&tx, &job).await?)
+    }
+    async fn list_jobs(&self, status: Option<JobStatus>, limit: i64) -> Result<Vec<Job>> {
+        in_tx!(self, |tx| tables::list_jobs(&tx, status, limit).await?)
+    }
+}
