@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub max_artifact_bytes: Option<u64>,
     pub fsync_commits: Option<bool>,
     pub store: Option<String>,
+    pub worker: Option<bool>,
+    pub job_lease_ms: Option<u64>,
     pub datasets_dir: Option<PathBuf>,
     pub max_concurrent_inference: Option<usize>,
     pub reload_interval_ms: Option<u64>,
@@ -50,6 +52,14 @@ pub struct ServerFlags {
     /// for replicas sharing one database (default: SQLite in the data dir).
     #[arg(long, env = "PLINTH_STORE")]
     pub store: Option<String>,
+    /// Whether this process runs training jobs (default true); replicas over one store may leave
+    /// them to dedicated workers.
+    #[arg(long, env = "PLINTH_WORKER")]
+    pub worker: Option<bool>,
+    /// How long a worker's claim on a job lasts unless renewed, in ms (default 30000); a replica that
+    /// dies mid-job loses the job to another after this long.
+    #[arg(long, env = "PLINTH_JOB_LEASE_MS")]
+    pub job_lease_ms: Option<u64>,
     /// A TOML config file (keys: host, port, data_dir, max_request_bytes, max_artifact_bytes).
     #[arg(long, env = "PLINTH_CONFIG")]
     pub config: Option<PathBuf>,
@@ -96,6 +106,8 @@ pub struct Config {
     pub max_artifact_bytes: u64,
     pub fsync_commits: bool,
     pub store: plinth_server::StoreLocation,
+    pub worker: bool,
+    pub job_lease_ms: u64,
     pub datasets_dir: PathBuf,
     pub max_concurrent_inference: usize,
     pub reload_interval_ms: u64,
@@ -142,6 +154,10 @@ impl Config {
             Some(uri) => plinth_server::StoreLocation::parse(&uri).map_err(anyhow::Error::msg)?,
             None => plinth_server::StoreLocation::default(),
         };
+        let job_lease_ms = flags.job_lease_ms.or(file.job_lease_ms).unwrap_or(30_000);
+        if !(300..=3_600_000).contains(&job_lease_ms) {
+            bail!("job_lease_ms must be in 300..=3600000");
+        }
         let max_connections = flags.max_connections.or(file.max_connections).unwrap_or(0);
         if max_connections != 0 && max_connections < 4 {
             bail!("max_connections must be at least 4");
@@ -167,6 +183,8 @@ impl Config {
                 .unwrap_or(plinth_server::DEFAULT_MAX_ARTIFACT_BYTES),
             fsync_commits: flags.fsync_commits.or(file.fsync_commits).unwrap_or(false),
             store,
+            worker: flags.worker.or(file.worker).unwrap_or(true),
+            job_lease_ms,
         })
     }
 }

@@ -106,6 +106,11 @@ async fn server(config: Config) -> anyhow::Result<()> {
         data_dir: config.data_dir.clone(),
         datasets_dir: config.datasets_dir.clone(),
         store: config.store.clone(),
+        jobs: plinth_engine::jobs::JobConfig {
+            work: config.worker,
+            lease: std::time::Duration::from_millis(config.job_lease_ms),
+            ..Default::default()
+        },
         sqlite: SqliteOptions { fsync_commits: config.fsync_commits },
         clock: plinth_core::clock::system(),
         reload_interval: std::time::Duration::from_millis(config.reload_interval_ms),
@@ -123,7 +128,10 @@ async fn server(config: Config) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(data_dir = %config.data_dir.display(), store = ?config.store, "Plinth listening on http://{local}");
     let limits = plinth_server::ConnLimits { max_connections: config.max_connections, ..Default::default() };
+    let jobs = app.jobs.clone();
     plinth_server::serve(listener, app.router, limits, shutdown_signal()).await?;
+    // A job running here goes back to the queue for another replica (or this one, restarted).
+    jobs.shutdown().await;
     tracing::info!("Plinth stopped");
     Ok(())
 }

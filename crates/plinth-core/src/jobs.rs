@@ -79,4 +79,42 @@ pub struct Job {
     pub created_time: i64,
     pub started_time: Option<i64>,
     pub finished_time: Option<i64>,
+    /// Who runs it (a server process's worker id) while it runs.
+    pub worker: Option<String>,
+    /// The worker's lease: past it, another worker may take the job over.
+    pub lease_until: Option<i64>,
+    /// Someone asked for it to stop; the worker running it sees this at its next heartbeat.
+    pub cancel_requested: bool,
+}
+
+impl Job {
+    /// A new job, queued.
+    pub fn queued(job_id: String, kind: JobKind, spec: serde_json::Value, now: i64) -> Job {
+        Job {
+            job_id,
+            kind,
+            status: JobStatus::Queued,
+            spec,
+            result: None,
+            error: None,
+            attempts: 0,
+            created_time: now,
+            started_time: None,
+            finished_time: None,
+            worker: None,
+            lease_until: None,
+            cancel_requested: false,
+        }
+    }
+}
+
+/// What a worker's lease on a job is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Still the worker's; go on.
+    Held,
+    /// Still the worker's, and someone asked for it to stop.
+    CancelRequested,
+    /// Another worker took it over (this one was too slow to renew), or it ended.
+    Lost,
 }

@@ -167,6 +167,17 @@ pub fn appended_tag_list(key: &str, current: Option<&str>, entry: serde_json::Va
     Ok(tag)
 }
 
+/// Why a job is failed instead of started again: it was running each time a
+/// server stopped, `attempts` times (it may be what stops them).
+pub fn job_interrupted_too_often(attempts: i64) -> String {
+    format!("interrupted {attempts} times: the server stopped while it ran each time; not retried")
+}
+
+/// Cancelling a job that has ended.
+pub fn job_already_ended(job_id: &str, status: crate::jobs::JobStatus) -> Error {
+    Error::InvalidState(format!("Job {job_id} has already ended ({})", status.as_str()))
+}
+
 /// Whether moving a version to `stage` archives the versions now in it.
 pub fn transition_archives_others(stage: Stage, archive_existing: bool) -> bool {
     archive_existing && matches!(stage, Stage::Staging | Stage::Production)

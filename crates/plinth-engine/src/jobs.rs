@@ -1,15 +1,24 @@
-//! Long work as persistent jobs: submitted, queued in the metadata store, run
-//! one at a time by a background worker, polled by clients. Jobs that were
-//! queued or running when the server stopped run again when it starts.
+//! Long work as persistent jobs: submitted, queued in the metadata store,
+//! polled by clients, and run one at a time by each server's worker, which
+//! claims the oldest waiting job from the store under a lease and renews it
+//! while the job runs. Over a shared store (PostgreSQL) any number of
+//! replicas claim from one queue and each job runs on exactly one; a replica
+//! that dies stops renewing, and once its lease ends another takes the job
+//! over. A cancel request travels through the store to whichever worker runs
+//! the job. On the embedded store, jobs running when the process stopped are
+//! queued again at start. A job interrupted [`MAX_ATTEMPTS`] times is failed
+//! with the reason instead.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use plinth_core::Error as DomainError;
-use plinth_core::jobs::{Job, JobKind, JobStatus};
+use plinth_core::jobs::{Job, JobKind, JobStatus, LeaseState};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::recommenders::{RecommenderSpec, train_recommender};
 use crate::tabular::{TabularSpec, train_tabular};
@@ -26,46 +35,93 @@ type RunningMap = Arc<Mutex<HashMap<String, crate::tracking::Progress>>>;
 /// How long `cancel` waits for a running job to reach its next iteration.
 const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How a server runs jobs.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// Whether this process runs jobs (the `worker` role) or only takes them.
+    pub work: bool,
+    /// A claim lasts this long unless renewed (every third of it).
+    pub lease: Duration,
+    /// How often an idle worker looks for jobs other replicas queued.
+    pub poll: Duration,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig { work: true, lease: Duration::from_secs(30), poll: Duration::from_secs(1) }
+    }
+}
+
 #[derive(Clone)]
 pub struct JobRunner {
     platform: Platform,
     datasets_dir: PathBuf,
-    queue: mpsc::UnboundedSender<String>,
+    config: JobConfig,
+    /// This process's worker id, the holder of its leases.
+    worker: Arc<str>,
+    /// Wakes the worker when this process queues a job.
+    wake: Arc<Notify>,
     progress: ProgressMap,
     running: RunningMap,
+    /// Set on shutdown: a job stopped by it is given back, not cancelled.
+    stopping: Arc<AtomicBool>,
 }
 
 impl JobRunner {
-    /// Starts the worker and re-queues jobs a previous process left unfinished.
+    /// Starts the worker with the default [`JobConfig`].
     pub async fn start(platform: Platform, datasets_dir: PathBuf) -> Result<JobRunner> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let runner = JobRunner { platform, datasets_dir, queue: tx, progress: Arc::default(), running: Arc::default() };
-        let mut pending = runner.platform.store.list_jobs(Some(JobStatus::Running), 10_000).await?;
-        pending.extend(runner.platform.store.list_jobs(Some(JobStatus::Queued), 10_000).await?);
-        pending.sort_by_key(|j| j.created_time);
-        tokio::spawn(runner.clone().work(rx));
-        for mut job in pending {
-            if job.status == JobStatus::Running && job.attempts >= MAX_ATTEMPTS {
-                // A job that was running each time the process died may be
-                // what kills it: it is not started again.
-                tracing::error!(job_id = %job.job_id, attempts = job.attempts, "job interrupted too often; marked failed");
-                job.status = JobStatus::Failed;
-                job.finished_time = Some(runner.platform.now_ms());
-                job.error = Some(format!(
-                    "interrupted {} times: the server stopped while it ran each time; not retried",
-                    job.attempts
-                ));
+        Self::start_with(platform, datasets_dir, JobConfig::default()).await
+    }
+
+    /// Starts the worker (when `config.work`). On a store no other process
+    /// shares, jobs left running by the previous process are queued again
+    /// (or failed, after [`MAX_ATTEMPTS`]).
+    pub async fn start_with(platform: Platform, datasets_dir: PathBuf, config: JobConfig) -> Result<JobRunner> {
+        let runner = JobRunner {
+            worker: format!("worker-{}", plinth_core::ids::new_run_id()).into(),
+            platform,
+            datasets_dir,
+            config,
+            wake: Arc::default(),
+            progress: Arc::default(),
+            running: Arc::default(),
+            stopping: Arc::default(),
+        };
+        if !runner.platform.store.shared() {
+            for mut job in runner.platform.store.list_jobs(Some(JobStatus::Running), 10_000).await? {
+                if job.attempts >= MAX_ATTEMPTS {
+                    // A job that was running each time the process died may be
+                    // what kills it: it is not started again.
+                    tracing::error!(job_id = %job.job_id, attempts = job.attempts, "job interrupted too often; marked failed");
+                    job.status = JobStatus::Failed;
+                    job.finished_time = Some(runner.platform.now_ms());
+                    job.error = Some(plinth_core::rules::job_interrupted_too_often(job.attempts));
+                } else {
+                    tracing::warn!(job_id = %job.job_id, "job was interrupted by a restart; running it again");
+                    job.status = JobStatus::Queued;
+                }
                 runner.platform.store.update_job(job).await?;
-                continue;
             }
-            if job.status == JobStatus::Running {
-                tracing::warn!(job_id = %job.job_id, "job was interrupted by a restart; running it again");
-                job.status = JobStatus::Queued;
-                runner.platform.store.update_job(job.clone()).await?;
-            }
-            let _ = runner.queue.send(job.job_id);
+        }
+        if runner.config.work {
+            tracing::info!(worker = %runner.worker, lease_ms = runner.config.lease.as_millis() as u64, "job worker started");
+            tokio::spawn(runner.clone().work());
         }
         Ok(runner)
+    }
+
+    /// Stops taking jobs and gives the running one back to the queue (its
+    /// training stops at its next iteration), waiting up to [`CANCEL_WAIT`].
+    pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let handles: Vec<_> = self.running.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        for h in &handles {
+            h.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+        while self.running.lock().is_ok_and(|m| !m.is_empty()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Resolves a dataset path inside the datasets directory: relative, no
@@ -105,20 +161,9 @@ impl JobRunner {
     }
 
     async fn queue_job(&self, kind: JobKind, spec: Value) -> Result<Job> {
-        let job = Job {
-            job_id: format!("job-{}", uuid_like()),
-            kind,
-            status: JobStatus::Queued,
-            spec,
-            result: None,
-            error: None,
-            attempts: 0,
-            created_time: self.platform.now_ms(),
-            started_time: None,
-            finished_time: None,
-        };
+        let job = Job::queued(format!("job-{}", uuid_like()), kind, spec, self.platform.now_ms());
         self.platform.store.create_job(job.clone()).await?;
-        self.queue.send(job.job_id.clone()).map_err(|_| Error::Internal("the job worker has stopped".into()))?;
+        self.wake.notify_one();
         Ok(job)
     }
 
@@ -133,36 +178,23 @@ impl JobRunner {
     /// (its run ends KILLED, nothing is registered) and waits up to
     /// [`CANCEL_WAIT`] for it to stop. Cancelling a finished job is refused.
     pub async fn cancel(&self, job_id: &str) -> Result<Job> {
-        let mut job = self.platform.store.get_job(job_id).await?;
-        match job.status {
-            JobStatus::Queued => {
-                job.status = JobStatus::Cancelled;
-                job.finished_time = Some(self.platform.now_ms());
-                self.platform.store.update_job(job.clone()).await?;
-                tracing::info!(%job_id, "job cancelled");
-                Ok(job)
+        let job = self.platform.store.cancel_job(job_id, self.platform.now_ms()).await?;
+        if job.status != JobStatus::Running {
+            tracing::info!(%job_id, "job cancelled");
+            return Ok(job);
+        }
+        // Here: stop it now; elsewhere, its worker sees the request at its next renewal.
+        if let Some(handle) = self.running.lock().ok().and_then(|m| m.get(job_id).cloned()) {
+            handle.cancel();
+        }
+        tracing::info!(%job_id, "job cancellation requested");
+        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+        loop {
+            let job = self.platform.store.get_job(job_id).await?;
+            if job.status != JobStatus::Running || tokio::time::Instant::now() >= deadline {
+                return Ok(job);
             }
-            JobStatus::Running => {
-                let handle = self.running.lock().ok().and_then(|m| m.get(job_id).cloned());
-                let Some(handle) = handle else {
-                    // Running in the store but not here: it is between the
-                    // store's update and its start, or just ended.
-                    return Err(DomainError::InvalidState(format!("Job {job_id} is not running here; retry")).into());
-                };
-                handle.cancel();
-                tracing::info!(%job_id, "job cancellation requested");
-                let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
-                loop {
-                    let job = self.platform.store.get_job(job_id).await?;
-                    if job.status != JobStatus::Running || tokio::time::Instant::now() >= deadline {
-                        return Ok(job);
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-            done => {
-                Err(DomainError::InvalidState(format!("Job {job_id} has already ended ({})", done.as_str())).into())
-            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -170,30 +202,72 @@ impl JobRunner {
         Ok(self.platform.store.list_jobs(None, limit).await?)
     }
 
-    async fn work(self, mut rx: mpsc::UnboundedReceiver<String>) {
-        while let Some(job_id) = rx.recv().await {
-            if let Err(e) = self.run(&job_id).await {
-                tracing::error!(%job_id, error = %e, "job bookkeeping failed");
+    /// Claims and runs jobs until shutdown; idle, waits for a local
+    /// submission or the poll interval (jobs other replicas queued).
+    async fn work(self) {
+        let lease_ms = self.config.lease.as_millis() as i64;
+        while !self.stopping.load(Ordering::SeqCst) {
+            let now = self.platform.now_ms();
+            match self.platform.store.claim_job(&self.worker, now, lease_ms, MAX_ATTEMPTS).await {
+                Ok(Some(job)) => {
+                    let job_id = job.job_id.clone();
+                    if let Err(e) = self.run(job).await {
+                        tracing::error!(%job_id, error = %e, "job bookkeeping failed");
+                    }
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.config.poll) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim a job; retrying");
+                    tokio::time::sleep(self.config.poll).await;
+                }
             }
         }
     }
 
-    async fn run(&self, job_id: &str) -> Result<()> {
-        let mut job = self.platform.store.get_job(job_id).await?;
-        if job.status != JobStatus::Queued {
-            return Ok(());
-        }
-        job.status = JobStatus::Running;
-        job.attempts += 1;
-        job.started_time = Some(self.platform.now_ms());
-        self.platform.store.update_job(job.clone()).await?;
-        tracing::info!(%job_id, kind = %job.kind, "job started");
-        let outcome = self.execute(&job).await;
+    /// Keeps the lease on `job_id` while it runs: a cancel request (or a
+    /// lost lease) stops the training at its next iteration.
+    fn heartbeat(&self, job_id: &str, progress: crate::tracking::Progress) -> tokio::task::JoinHandle<()> {
+        let (runner, job_id) = (self.clone(), job_id.to_string());
+        tokio::spawn(async move {
+            let lease_ms = runner.config.lease.as_millis() as i64;
+            loop {
+                tokio::time::sleep(runner.config.lease / 3).await;
+                let until = runner.platform.now_ms() + lease_ms;
+                match runner.platform.store.renew_job_lease(&job_id, &runner.worker, until).await {
+                    Ok(LeaseState::Held) => {}
+                    Ok(LeaseState::CancelRequested) => progress.cancel(),
+                    Ok(LeaseState::Lost) => {
+                        tracing::warn!(%job_id, "lost the job's lease to another worker; stopping it here");
+                        progress.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(%job_id, error = %e, "cannot renew the job's lease; retrying"),
+                }
+            }
+        })
+    }
+
+    async fn run(&self, mut job: Job) -> Result<()> {
+        let job_id = job.job_id.clone();
+        tracing::info!(%job_id, kind = %job.kind, attempt = job.attempts, "job started");
+        let (outcome, heartbeat) = self.execute(&job).await;
+        heartbeat.abort();
         if let Ok(mut map) = self.progress.lock() {
-            map.remove(job_id);
+            map.remove(&job_id);
         }
         if let Ok(mut map) = self.running.lock() {
-            map.remove(job_id);
+            map.remove(&job_id);
+        }
+        if self.stopping.load(Ordering::SeqCst) && matches!(outcome, Err(Error::Cancelled)) {
+            // Stopped by our shutdown, not by a user: another worker (or this one, restarted) runs it.
+            self.platform.store.release_job(&job_id, &self.worker).await?;
+            tracing::info!(%job_id, "job given back to the queue on shutdown");
+            return Ok(());
         }
         job.finished_time = Some(self.platform.now_ms());
         match outcome {
@@ -220,11 +294,14 @@ impl JobRunner {
                 });
             }
         }
-        self.platform.store.update_job(job).await?;
+        if !self.platform.store.finish_job(job, &self.worker).await? {
+            tracing::warn!(%job_id, "the job's lease was lost before it ended; its outcome is not recorded here");
+        }
         Ok(())
     }
 
-    async fn execute(&self, job: &Job) -> Result<Value> {
+    /// Runs the job with its progress registered and its lease renewed.
+    async fn execute(&self, job: &Job) -> (Result<Value>, tokio::task::JoinHandle<()>) {
         let dir = self.datasets_dir.clone();
         let resolve = |p: &str| Self::resolve(&dir, p);
         let (map, id) = (self.progress.clone(), job.job_id.clone());
@@ -236,6 +313,16 @@ impl JobRunner {
         if let Ok(mut m) = self.running.lock() {
             m.insert(job.job_id.clone(), progress.clone());
         }
+        let heartbeat = self.heartbeat(&job.job_id, progress.clone());
+        (self.train(job, progress, resolve).await, heartbeat)
+    }
+
+    async fn train(
+        &self,
+        job: &Job,
+        progress: crate::tracking::Progress,
+        resolve: impl Fn(&str) -> Result<PathBuf>,
+    ) -> Result<Value> {
         let report = match job.kind {
             JobKind::TrainRecommender => {
                 let train = parse_spec::<RecommenderSpec>(&job.spec)?.into_job(resolve)?;
@@ -272,6 +359,9 @@ pub fn job_json(job: &Job, progress: Option<(String, usize, usize)>) -> Value {
         "created_time": job.created_time,
         "started_time": job.started_time,
         "finished_time": job.finished_time,
+        "worker": job.worker,
+        "lease_until": job.lease_until,
+        "cancel_requested": job.cancel_requested,
         "progress": progress.map(|(stage, done, total)| json!({"stage": stage, "done": done, "total": total})),
     })
 }

@@ -29,6 +29,8 @@ pub struct AppConfig {
     pub sqlite: SqliteOptions,
     /// "Now" for the store, the platform and serving (tests move it by hand).
     pub clock: SharedClock,
+    /// Whether and how this process runs training jobs.
+    pub jobs: plinth_engine::jobs::JobConfig,
     /// How often serving re-reads deployments and aliases.
     pub reload_interval: Duration,
     pub server: ServerConfig,
@@ -44,6 +46,7 @@ impl AppConfig {
             store: StoreLocation::default(),
             sqlite: SqliteOptions::default(),
             clock: plinth_core::clock::system(),
+            jobs: plinth_engine::jobs::JobConfig::default(),
             reload_interval: plinth_serving::DEFAULT_RELOAD_INTERVAL,
             server: ServerConfig::default(),
         }
@@ -164,7 +167,7 @@ impl App {
         let platform = open_platform(&config.data_dir, &config.store, config.sqlite, config.clock.clone()).await?;
         sweep_interrupted_uploads(platform.artifacts().clone());
         create_dir("datasets dir", &config.datasets_dir)?;
-        let jobs = JobRunner::start(platform.clone(), config.datasets_dir.clone()).await?;
+        let jobs = JobRunner::start_with(platform.clone(), config.datasets_dir.clone(), config.jobs.clone()).await?;
         let serving = Serving::start(
             platform.clone(),
             ServingConfig { exposure_dir: config.data_dir.join("exposures"), reload_interval: config.reload_interval },

@@ -192,19 +192,9 @@ async fn logged_model_search(store: &dyn MetadataStore) {
 }
 
 async fn jobs(store: &dyn MetadataStore) {
-    use plinth_core::jobs::{Job, JobStatus};
-    let mut job = Job {
-        job_id: "job-1".into(),
-        kind: plinth_core::jobs::JobKind::TrainRecommender,
-        status: JobStatus::Queued,
-        spec: serde_json::json!({"algo": "als"}),
-        result: None,
-        error: None,
-        attempts: 0,
-        created_time: now_ms(),
-        started_time: None,
-        finished_time: None,
-    };
+    use plinth_core::jobs::{Job, JobKind, JobStatus, LeaseState};
+    let t0 = now_ms();
+    let mut job = Job::queued("job-1".into(), JobKind::TrainRecommender, serde_json::json!({"algo": "als"}), t0);
     store.create_job(job.clone()).await.expect("create job");
     assert_eq!(store.get_job("job-1").await.expect("get"), job);
     assert_eq!(store.list_jobs(Some(JobStatus::Queued), 10).await.expect("list").len(), 1);
@@ -215,6 +205,57 @@ async fn jobs(store: &dyn MetadataStore) {
     assert_eq!(store.get_job("job-1").await.expect("get"), job);
     assert!(store.list_jobs(Some(JobStatus::Queued), 10).await.expect("list").is_empty());
     assert!(store.get_job("nope").await.is_err_and(|e| not_found(&e)));
+
+    // Claims: oldest first, one claimer per job, counted attempts, leases.
+    let spec = serde_json::json!({});
+    for (i, id) in ["job-a", "job-b"].into_iter().enumerate() {
+        store
+            .create_job(Job::queued(id.into(), JobKind::TrainTabular, spec.clone(), t0 + 1 + i as i64))
+            .await
+            .expect("job");
+    }
+    let a = store.claim_job("w1", t0 + 10, 1_000, 3).await.expect("claim").expect("a job");
+    assert_eq!((a.job_id.as_str(), a.status, a.attempts), ("job-a", JobStatus::Running, 1));
+    assert_eq!((a.worker.as_deref(), a.lease_until), (Some("w1"), Some(t0 + 1_010)));
+    let b = store.claim_job("w2", t0 + 20, 1_000, 3).await.expect("claim").expect("b job");
+    assert_eq!(b.job_id, "job-b", "a held job is not claimed twice");
+    assert!(store.claim_job("w3", t0 + 30, 1_000, 3).await.expect("claim").is_none());
+    assert_eq!(store.renew_job_lease("job-a", "w1", t0 + 5_000).await.expect("renew"), LeaseState::Held);
+    assert_eq!(store.renew_job_lease("job-a", "w2", t0 + 5_000).await.expect("renew"), LeaseState::Lost);
+    // w2 stops renewing: past its lease, another worker takes job-b over.
+    let taken = store.claim_job("w3", t0 + 2_000, 1_000, 3).await.expect("claim").expect("expired");
+    assert_eq!((taken.job_id.as_str(), taken.worker.as_deref(), taken.attempts), ("job-b", Some("w3"), 2));
+    assert_eq!(store.renew_job_lease("job-b", "w2", t0 + 9_000).await.expect("renew"), LeaseState::Lost);
+    let mut late = b.clone();
+    late.status = JobStatus::Succeeded;
+    assert!(!store.finish_job(late, "w2").await.expect("finish"), "a lost lease writes nothing");
+    // Cancel: a running job is asked through its row; a queued one ends at once; an ended one refuses.
+    let asked = store.cancel_job("job-a", t0 + 3_000).await.expect("cancel");
+    assert!(asked.cancel_requested && asked.status == JobStatus::Running);
+    assert_eq!(store.renew_job_lease("job-a", "w1", t0 + 6_000).await.expect("renew"), LeaseState::CancelRequested);
+    let mut done = asked.clone();
+    done.status = JobStatus::Cancelled;
+    done.finished_time = Some(t0 + 3_100);
+    assert!(store.finish_job(done, "w1").await.expect("finish"));
+    let ended = store.get_job("job-a").await.expect("get");
+    assert_eq!((ended.status, ended.worker), (JobStatus::Cancelled, None));
+    assert!(store.cancel_job("job-a", t0 + 4_000).await.is_err(), "ended");
+    store.create_job(Job::queued("job-c".into(), JobKind::TrainTabular, spec.clone(), t0 + 5)).await.expect("job");
+    assert_eq!(store.cancel_job("job-c", t0 + 4_000).await.expect("cancel").status, JobStatus::Cancelled);
+    // Released on shutdown: queued again, the attempt not counted.
+    store.release_job("job-b", "w3").await.expect("release");
+    let released = store.get_job("job-b").await.expect("get");
+    assert_eq!((released.status, released.attempts, released.worker), (JobStatus::Queued, 1, None));
+    // Interrupted too often: failed with the reason, not started again.
+    for (n, worker) in ["w4", "w5"].into_iter().enumerate() {
+        let t = t0 + 10_000 * (n as i64 + 1);
+        let j = store.claim_job(worker, t, 1_000, 3).await.expect("claim").expect("job-b again");
+        assert_eq!(j.attempts, n as i64 + 2);
+    }
+    assert!(store.claim_job("w6", t0 + 40_000, 1_000, 3).await.expect("claim").is_none());
+    let failed = store.get_job("job-b").await.expect("get");
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert!(failed.error.as_deref().is_some_and(|e| e.contains("interrupted 3 times")), "{failed:?}");
 }
 
 async fn experiments(store: &dyn MetadataStore) {

@@ -13,7 +13,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use plinth_core::deployments::Deployment;
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
-use plinth_core::jobs::{Job, JobStatus};
+use plinth_core::jobs::{Job, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
@@ -147,4 +147,25 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn update_job(&self, job: Job) -> Result<()>;
     /// Jobs with `status` oldest first, or all newest first.
     async fn list_jobs(&self, status: Option<JobStatus>, limit: i64) -> Result<Vec<Job>>;
+    /// Claims the oldest job to run for `worker`: a queued one, or a running
+    /// one whose lease ended before `now` (its worker died). Exactly one
+    /// caller gets each job, however many processes claim at once. The job
+    /// comes back running under `worker` until `now + lease_ms`, its attempt
+    /// counted. Jobs whose lease ended after `max_attempts` starts are marked
+    /// failed with the reason instead.
+    async fn claim_job(&self, worker: &str, now: i64, lease_ms: i64, max_attempts: i64) -> Result<Option<Job>>;
+    /// Extends `worker`'s lease on a running job to `until`.
+    async fn renew_job_lease(&self, job_id: &str, worker: &str, until: i64) -> Result<LeaseState>;
+    /// Ends a job `worker` holds with its status, result, error and finished
+    /// time; `false` (nothing written) when the lease was lost.
+    async fn finish_job(&self, job: Job, worker: &str) -> Result<bool>;
+    /// A queued job is cancelled at once; a running one is asked to stop
+    /// (its worker sees it at its next renewal). An ended one is an error.
+    async fn cancel_job(&self, job_id: &str, now: i64) -> Result<Job>;
+    /// Gives a held job back to the queue (a worker shutting down), its
+    /// attempt not counted.
+    async fn release_job(&self, job_id: &str, worker: &str) -> Result<()>;
+    /// Whether other processes may share this store: then a job running at
+    /// start may be another process's, and only an expired lease frees it.
+    fn shared(&self) -> bool;
 }

@@ -54,6 +54,7 @@ fn migrations() -> Vec<(i64, String)> {
              );"
             .to_string(),
         ),
+        (6, include_str!("../../migrations/0006_job_leases.sql").to_string()),
     ]
 }
 

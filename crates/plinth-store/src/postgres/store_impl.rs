@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use plinth_core::deployments::Deployment;
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
-use plinth_core::jobs::{Job, JobStatus};
+use plinth_core::jobs::{Job, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
@@ -222,5 +222,24 @@ impl MetadataStore for PostgresStore {
     }
     async fn list_jobs(&self, status: Option<JobStatus>, limit: i64) -> Result<Vec<Job>> {
         in_tx!(self, |tx| tables::list_jobs(&tx, status, limit).await?)
+    }
+    async fn claim_job(&self, worker: &str, now: i64, lease_ms: i64, max_attempts: i64) -> Result<Option<Job>> {
+        in_tx!(self, |tx| tables::claim_job(&tx, worker, now, lease_ms, max_attempts).await?)
+    }
+    async fn renew_job_lease(&self, job_id: &str, worker: &str, until: i64) -> Result<LeaseState> {
+        in_tx!(self, |tx| tables::renew_job_lease(&tx, job_id, worker, until).await?)
+    }
+    async fn finish_job(&self, job: Job, worker: &str) -> Result<bool> {
+        in_tx!(self, |tx| tables::finish_job(&tx, &job, worker).await?)
+    }
+    async fn cancel_job(&self, job_id: &str, now: i64) -> Result<Job> {
+        in_tx!(self, |tx| tables::cancel_job(&tx, job_id, now).await?)
+    }
+    async fn release_job(&self, job_id: &str, worker: &str) -> Result<()> {
+        in_tx!(self, |tx| tables::release_job(&tx, job_id, worker).await?)
+    }
+    /// Replicas share one database.
+    fn shared(&self) -> bool {
+        true
     }
 }

@@ -2,9 +2,9 @@
 
 use plinth_core::deployments::{Deployment, Variant};
 use plinth_core::experiments::Tag;
-use plinth_core::jobs::{Job, JobKind, JobStatus};
+use plinth_core::jobs::{Job, JobKind, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
-use plinth_core::rules::{missing, taken};
+use plinth_core::rules::{self, missing, taken};
 use plinth_core::runs::Param;
 use tokio_postgres::{Row, Transaction};
 
@@ -188,8 +188,7 @@ pub(crate) async fn search_models(tx: &Transaction<'_>, q: &LoggedModelSearch) -
 
 // --- jobs ---
 
-const JOB_COLUMNS: &str =
-    "job_id, kind, status, spec_json, result_json, error, attempts, created_time, started_time, finished_time";
+const JOB_COLUMNS: &str = "job_id, kind, status, spec_json, result_json, error, attempts, created_time, started_time, finished_time, worker, lease_until, cancel_requested";
 
 fn row_to_job(r: &Row) -> Result<Job> {
     let spec: String = col(r, 3)?;
@@ -206,12 +205,15 @@ fn row_to_job(r: &Row) -> Result<Job> {
         created_time: col(r, 7)?,
         started_time: col(r, 8)?,
         finished_time: col(r, 9)?,
+        worker: col(r, 10)?,
+        lease_until: col(r, 11)?,
+        cancel_requested: col::<i16>(r, 12)? != 0,
     })
 }
 
 pub(crate) async fn create_job(tx: &Transaction<'_>, job: &Job) -> Result<()> {
     tx.execute(
-        &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+        &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
         &[
             &job.job_id,
             &job.kind.as_str(),
@@ -223,6 +225,9 @@ pub(crate) async fn create_job(tx: &Transaction<'_>, job: &Job) -> Result<()> {
             &job.created_time,
             &job.started_time,
             &job.finished_time,
+            &job.worker,
+            &job.lease_until,
+            &i16::from(job.cancel_requested),
         ],
     )
     .await
@@ -276,6 +281,125 @@ pub(crate) async fn list_jobs(tx: &Transaction<'_>, status: Option<JobStatus>, l
             .map_err(db)?,
     };
     rows.iter().map(row_to_job).collect()
+}
+
+/// See [`crate::MetadataStore::claim_job`]: `FOR UPDATE SKIP LOCKED`, so
+/// concurrent claimers on every replica get different jobs.
+pub(crate) async fn claim_job(
+    tx: &Transaction<'_>,
+    worker: &str,
+    now: i64,
+    lease_ms: i64,
+    max_attempts: i64,
+) -> Result<Option<Job>> {
+    let exhausted = tx
+        .query(
+            "SELECT job_id, attempts FROM jobs WHERE status = 'RUNNING' AND COALESCE(lease_until, 0) < $1
+               AND attempts >= $2 FOR UPDATE SKIP LOCKED",
+            &[&now, &max_attempts],
+        )
+        .await
+        .map_err(db)?;
+    for r in exhausted {
+        let (job_id, attempts): (String, i64) = (col(&r, 0)?, col(&r, 1)?);
+        tracing::error!(%job_id, attempts, "job interrupted too often; marked failed");
+        tx.execute(
+            "UPDATE jobs SET status = 'FAILED', finished_time = $1, error = $2, worker = NULL, lease_until = NULL
+             WHERE job_id = $3",
+            &[&now, &rules::job_interrupted_too_often(attempts), &job_id],
+        )
+        .await
+        .map_err(db)?;
+    }
+    let columns = JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ");
+    let row = tx
+        .query_opt(
+            &format!(
+                "WITH next AS (
+                     SELECT job_id FROM jobs
+                     WHERE status = 'QUEUED' OR (status = 'RUNNING' AND COALESCE(lease_until, 0) < $1)
+                     ORDER BY created_time, job_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 UPDATE jobs j SET status = 'RUNNING', attempts = j.attempts + 1, worker = $2, lease_until = $3,
+                     started_time = $1, cancel_requested = 0
+                 FROM next WHERE j.job_id = next.job_id RETURNING {columns}"
+            ),
+            &[&now, &worker, &(now + lease_ms)],
+        )
+        .await
+        .map_err(db)?;
+    row.map(|r| row_to_job(&r)).transpose()
+}
+
+pub(crate) async fn renew_job_lease(
+    tx: &Transaction<'_>,
+    job_id: &str,
+    worker: &str,
+    until: i64,
+) -> Result<LeaseState> {
+    let row = tx
+        .query_opt(
+            "UPDATE jobs SET lease_until = $1 WHERE job_id = $2 AND worker = $3 AND status = 'RUNNING'
+             RETURNING cancel_requested",
+            &[&until, &job_id, &worker],
+        )
+        .await
+        .map_err(db)?;
+    Ok(match row {
+        None => LeaseState::Lost,
+        Some(r) if col::<i16>(&r, 0)? != 0 => LeaseState::CancelRequested,
+        Some(_) => LeaseState::Held,
+    })
+}
+
+pub(crate) async fn finish_job(tx: &Transaction<'_>, job: &Job, worker: &str) -> Result<bool> {
+    let n = tx
+        .execute(
+            "UPDATE jobs SET status = $1, result_json = $2, error = $3, finished_time = $4, worker = NULL,
+                 lease_until = NULL
+             WHERE job_id = $5 AND worker = $6 AND status = 'RUNNING'",
+            &[
+                &job.status.as_str(),
+                &job.result.as_ref().map(|r| r.to_string()),
+                &job.error,
+                &job.finished_time,
+                &job.job_id,
+                &worker,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn cancel_job(tx: &Transaction<'_>, job_id: &str, now: i64) -> Result<Job> {
+    let row = tx
+        .query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1 FOR UPDATE"), &[&job_id])
+        .await
+        .map_err(db)?;
+    let Some(row) = row else { return Err(missing::job(job_id).into()) };
+    match row_to_job(&row)?.status {
+        JobStatus::Queued => {
+            tx.execute("UPDATE jobs SET status = 'CANCELLED', finished_time = $1 WHERE job_id = $2", &[&now, &job_id])
+                .await
+                .map_err(db)?;
+        }
+        JobStatus::Running => {
+            tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE job_id = $1", &[&job_id]).await.map_err(db)?;
+        }
+        done => return Err(rules::job_already_ended(job_id, done).into()),
+    }
+    get_job(tx, job_id).await
+}
+
+pub(crate) async fn release_job(tx: &Transaction<'_>, job_id: &str, worker: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE jobs SET status = 'QUEUED', attempts = GREATEST(attempts - 1, 0), worker = NULL, lease_until = NULL
+         WHERE job_id = $1 AND worker = $2 AND status = 'RUNNING'",
+        &[&job_id, &worker],
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
 }
 
 // --- deployments ---

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use plinth_core::deployments::Deployment;
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
-use plinth_core::jobs::{Job, JobStatus};
+use plinth_core::jobs::{Job, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
@@ -278,5 +278,29 @@ impl MetadataStore for SqliteStore {
     }
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
         self.read(deployments::list).await
+    }
+    async fn claim_job(&self, worker: &str, now: i64, lease_ms: i64, max_attempts: i64) -> Result<Option<Job>> {
+        let worker = worker.to_string();
+        self.write(move |c| jobs::claim(c, &worker, now, lease_ms, max_attempts)).await
+    }
+    async fn renew_job_lease(&self, job_id: &str, worker: &str, until: i64) -> Result<LeaseState> {
+        let (id, worker) = (job_id.to_string(), worker.to_string());
+        self.write(move |c| jobs::renew(c, &id, &worker, until)).await
+    }
+    async fn finish_job(&self, job: Job, worker: &str) -> Result<bool> {
+        let worker = worker.to_string();
+        self.write(move |c| jobs::finish(c, &job, &worker)).await
+    }
+    async fn cancel_job(&self, job_id: &str, now: i64) -> Result<Job> {
+        let id = job_id.to_string();
+        self.write(move |c| jobs::cancel(c, &id, now)).await
+    }
+    async fn release_job(&self, job_id: &str, worker: &str) -> Result<()> {
+        let (id, worker) = (job_id.to_string(), worker.to_string());
+        self.write(move |c| jobs::release(c, &id, &worker)).await
+    }
+    /// One process owns an embedded database.
+    fn shared(&self) -> bool {
+        false
     }
 }
