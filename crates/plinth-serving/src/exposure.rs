@@ -1,7 +1,13 @@
 //! The exposure log: one JSON line per served request (who saw which variant
-//! and model version, when, how fast), appended to
-//! `<dir>/<deployment>.jsonl` by a background thread so the hot path never
-//! waits on disk. Queried by reading the file back.
+//! and model version, when, how fast), appended by a background thread so the
+//! hot path never waits on disk. Queried by reading the files back.
+//!
+//! Several processes may share the directory (replicas over one data dir):
+//! each takes the lowest free writer number `n` — an exclusive lock on
+//! `writer-<n>.lock`, held while it lives, released by the kernel if it dies —
+//! and appends to its own file, `<deployment>.jsonl` for writer 0 and
+//! `<deployment>@<n>.jsonl` for the others (`@` is never in a deployment's
+//! name). A query reads every writer's file.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -58,12 +64,31 @@ pub struct ExposureLog {
     dir: PathBuf,
 }
 
+/// The lowest writer number no live process holds, and its lock (kept open
+/// for the process's life).
+fn take_writer_number(dir: &Path) -> std::io::Result<(usize, File)> {
+    for n in 0..1024 {
+        let lock =
+            OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(format!("writer-{n}.lock")))?;
+        match lock.try_lock() {
+            Ok(()) => return Ok((n, lock)),
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("more than 1024 processes write this exposure log"))
+}
+
 impl ExposureLog {
     pub fn open(dir: PathBuf) -> std::io::Result<ExposureLog> {
         std::fs::create_dir_all(&dir)?;
+        let (writer, lock) = take_writer_number(&dir)?;
         let (tx, rx) = sync_channel(QUEUE);
         let writer_dir = dir.clone();
-        std::thread::Builder::new().name("plinth-exposures".into()).spawn(move || write_loop(&writer_dir, rx))?;
+        std::thread::Builder::new().name("plinth-exposures".into()).spawn(move || {
+            let _held = lock;
+            write_loop(&writer_dir, writer, rx)
+        })?;
         Ok(ExposureLog { tx, dir })
     }
 
@@ -84,36 +109,62 @@ impl ExposureLog {
         }
     }
 
+    /// The newest `q.limit` matching records of every writer, newest first.
     pub fn query(&self, deployment: &str, q: &ExposureQuery) -> std::io::Result<Vec<Exposure>> {
         self.flush();
-        let path = file_for(&self.dir, deployment);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut out = std::collections::VecDeque::new();
-        for line in BufReader::new(file).lines() {
-            let line = line?;
-            // A torn last line after a crash is skipped, not an error.
-            let Ok(e) = serde_json::from_str::<Exposure>(&line) else { continue };
-            let keep = q.variant.as_ref().is_none_or(|v| &e.variant == v)
-                && q.unit.as_ref().is_none_or(|u| &e.unit == u)
-                && q.since_ms.is_none_or(|t| e.time_ms >= t);
-            if keep {
-                out.push_back(e);
-                if out.len() > q.limit {
-                    out.pop_front();
+        let mut found = Vec::new();
+        for path in files_of(&self.dir, deployment)? {
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mut newest = std::collections::VecDeque::new();
+            for line in BufReader::new(file).lines() {
+                let line = line?;
+                // A torn last line after a crash is skipped, not an error.
+                let Ok(e) = serde_json::from_str::<Exposure>(&line) else { continue };
+                let keep = q.variant.as_ref().is_none_or(|v| &e.variant == v)
+                    && q.unit.as_ref().is_none_or(|u| &e.unit == u)
+                    && q.since_ms.is_none_or(|t| e.time_ms >= t);
+                if keep {
+                    newest.push_back(e);
+                    if newest.len() > q.limit {
+                        newest.pop_front();
+                    }
                 }
             }
+            found.extend(newest);
         }
-        Ok(out.into_iter().rev().collect())
+        // Each file is in time order; across writers, by time (stable: a file's order kept on ties).
+        found.sort_by_key(|e| std::cmp::Reverse(e.time_ms));
+        found.truncate(q.limit);
+        Ok(found)
     }
 }
 
-fn file_for(dir: &Path, deployment: &str) -> PathBuf {
-    // Deployment names are validated: letters, digits, '-', '_', '.'.
-    dir.join(format!("{deployment}.jsonl"))
+/// Writer `n`'s file for `deployment`. Deployment names are validated:
+/// letters, digits, '-', '_', '.'.
+fn file_for(dir: &Path, deployment: &str, writer: usize) -> PathBuf {
+    match writer {
+        0 => dir.join(format!("{deployment}.jsonl")),
+        n => dir.join(format!("{deployment}@{n}.jsonl")),
+    }
+}
+
+/// Every writer's file for `deployment`.
+fn files_of(dir: &Path, deployment: &str) -> std::io::Result<Vec<PathBuf>> {
+    let (whole, prefix) = (format!("{deployment}.jsonl"), format!("{deployment}@"));
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == whole || (name.starts_with(&prefix) && name.ends_with(".jsonl")) {
+            out.push(dir.join(name));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Opens for appending; a torn last line (a crash mid-write) is ended first,
@@ -133,7 +184,7 @@ fn open_for_append(path: &Path) -> std::io::Result<File> {
     Ok(f)
 }
 
-fn write_loop(dir: &Path, rx: Receiver<Msg>) {
+fn write_loop(dir: &Path, writer: usize, rx: Receiver<Msg>) {
     let mut files: HashMap<String, BufWriter<File>> = HashMap::new();
     let flush_all = |files: &mut HashMap<String, BufWriter<File>>| {
         for f in files.values_mut() {
@@ -145,7 +196,7 @@ fn write_loop(dir: &Path, rx: Receiver<Msg>) {
     let handle = |msg: Msg, files: &mut HashMap<String, BufWriter<File>>| match msg {
         Msg::Record(e) => {
             if !files.contains_key(&e.deployment) {
-                match open_for_append(&file_for(dir, &e.deployment)) {
+                match open_for_append(&file_for(dir, &e.deployment, writer)) {
                     Ok(f) => {
                         files.insert(e.deployment.clone(), BufWriter::new(f));
                     }
@@ -237,5 +288,14 @@ mod tests {
         log.record(exposure("a", "u9", 99));
         let all = log.query("recs", &ExposureQuery { limit: 100, ..Default::default() }).unwrap();
         assert_eq!((all.len(), all[0].time_ms), (11, 99));
+        // A second process on the same directory writes its own file; queries read both.
+        let other = ExposureLog::open(dir.path().to_path_buf()).unwrap();
+        other.record(exposure("b", "u8", 50));
+        other.flush();
+        assert!(files_of(dir.path(), "recs").unwrap().len() >= 2, "a file per writer");
+        let all = log.query("recs", &ExposureQuery { limit: 100, ..Default::default() }).unwrap();
+        assert_eq!(all.iter().map(|e| e.time_ms).take(3).collect::<Vec<_>>(), [99, 50, 9]);
+        let newest = log.query("recs", &ExposureQuery { limit: 2, ..Default::default() }).unwrap();
+        assert_eq!(newest.iter().map(|e| e.time_ms).collect::<Vec<_>>(), [99, 50]);
     }
 }
