@@ -3,8 +3,9 @@
 # the conformance suite that drives a real `plinth server` with the real
 # `mlflow` client; then the store, server and conformance tests again with
 # the metadata in a real PostgreSQL (a throwaway cluster on a free port,
-# scripts/pg.sh). Installs what it needs (a Python venv, Chromium,
-# PostgreSQL's binaries) on first use.
+# scripts/pg.sh) and the artifacts in S3-compatible storage (Garage,
+# scripts/garage.sh). Installs what it needs (a Python venv, Chromium,
+# PostgreSQL's binaries, Garage built into the cache) on first use.
 #
 # The build goes where `cargo run --release --bin plinth` puts it (the clone's
 # target/, or CARGO_TARGET_DIR): the README's two commands share one release
@@ -46,6 +47,15 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive timeout 900 $SUDO apt-get install -y -qq postgresql
 fi
 
+step "Garage, the S3-compatible server the tests store artifacts in (built once into $CACHE/tools)"
+GARAGE="$CACHE/tools/bin/garage"
+if [ ! -x "$GARAGE" ]; then
+  # About 18 minutes on 2 cores, once; its own target dir, so the workspace build is untouched.
+  CARGO_TARGET_DIR="$CACHE/garage-build" timeout 3000 cargo install garage --locked --version 2.5.0 --root "$CACHE/tools"
+  rm -rf "$CACHE/garage-build"
+fi
+export GARAGE
+
 step "Format and lints (cargo fmt --check, clippy -D warnings)"
 timeout 300 cargo fmt --all -- --check
 timeout 1800 cargo clippy --release --workspace --all-targets --locked -- -D warnings
@@ -63,12 +73,14 @@ export PLINTH_UI_SCREENSHOTS="${PLINTH_UI_SCREENSHOTS:-$CACHE/ui-screenshots}"
 (cd tests/conformance &&
   timeout 1200 "$VENV/bin/python" -m pytest -q --timeout 300 -p no:cacheprovider -W ignore::DeprecationWarning .)
 
-step "The same against PostgreSQL: store, server and conformance tests over a throwaway cluster"
-PG_DIR="$(mktemp -d)"
-trap 'scripts/pg.sh stop "$PG_DIR/pg"; rm -rf "$PG_DIR"' EXIT
-PLINTH_TEST_POSTGRES="$(scripts/pg.sh start "$PG_DIR/pg")"
+step "The same at scale: metadata in PostgreSQL, artifacts in S3 (Garage), throwaway servers on free ports"
+SCALE_DIR="$(mktemp -d)"
+trap 'scripts/pg.sh stop "$SCALE_DIR/pg"; scripts/garage.sh stop "$SCALE_DIR/s3"; rm -rf "$SCALE_DIR"' EXIT
+PLINTH_TEST_POSTGRES="$(scripts/pg.sh start "$SCALE_DIR/pg")"
 export PLINTH_TEST_POSTGRES
+eval "$(scripts/garage.sh start "$SCALE_DIR/s3")"
 # The whole workspace selected, so features unify as in the build above (no rebuild).
 timeout 900 cargo test --release --workspace --locked --test postgres --test integration
+timeout 900 cargo test --release --workspace --locked --lib -- s3_behaves_alike
 (cd tests/conformance &&
   timeout 1200 "$VENV/bin/python" -m pytest -q --timeout 300 -p no:cacheprovider -W ignore::DeprecationWarning .)

@@ -15,13 +15,19 @@ PLINTH_BIN = os.environ.get("PLINTH_BIN", "plinth")
 # Set (by scripts/test.sh's second pass): every server keeps its metadata in
 # PostgreSQL, a database of its own per data dir, instead of SQLite.
 POSTGRES = os.environ.get("PLINTH_TEST_POSTGRES")
+# Set with it: artifacts go to this S3-compatible bucket (Garage), a prefix per data dir.
+S3 = os.environ.get("PLINTH_TEST_S3")
+
+
+def data_dir_key(data_dir: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:16]
 
 
 def postgres_store(data_dir: str) -> str:
     """The database for `data_dir` (created on first use), as a --store URL."""
-    import hashlib
-
-    db = "plinth_" + hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:16]
+    db = "plinth_" + data_dir_key(data_dir)
     exists = subprocess.run(["psql", POSTGRES, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{db}'"],
                             capture_output=True, text=True, timeout=30, check=True).stdout.strip()
     if exists != "1":
@@ -42,6 +48,8 @@ class PlinthServer:
         self.extra_args = extra_args or []
         if POSTGRES:
             self.extra_args = ["--store", postgres_store(data_dir), *self.extra_args]
+        if S3:
+            self.extra_args = ["--artifacts", f"{S3}/{data_dir_key(data_dir)}", *self.extra_args]
         self.proc: subprocess.Popen | None = None
 
     @property

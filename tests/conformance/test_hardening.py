@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import PLINTH_BIN, PlinthServer, free_port
+from conftest import PLINTH_BIN, S3, PlinthServer, free_port
 
 
 def rss_kib(pid: int) -> int:
@@ -34,6 +34,7 @@ def new_run(url):
     return run["run"]["info"]
 
 
+@pytest.mark.skipif(bool(S3), reason="links and the artifact directory are the local backend's; artifacts are in S3")
 def test_recursive_delete_never_follows_a_planted_link(fresh_server):
     srv = fresh_server.start()
     info = new_run(srv.url)
@@ -246,14 +247,15 @@ def test_ui_forms_carry_csrf_tokens_and_pages_cannot_be_framed(server, two_versi
 
 
 def test_smaller_edges(fresh_server):
-    # An interrupted upload's staged file, left long ago, is removed on start.
-    staged_dir = os.path.join(fresh_server.data_dir, "artifacts", "1", "r", "artifacts")
-    os.makedirs(staged_dir)
-    staged = os.path.join(staged_dir, "model.bin#12")
-    with open(staged, "wb") as f:
-        f.write(b"partial")
-    old = time.time() - 7200
-    os.utime(staged, (old, old))
+    # An interrupted upload's staged file, left long ago, is removed on start (the local
+    # backend's; in S3 an unfinished multipart upload is never visible).
+    staged = os.path.join(fresh_server.data_dir, "artifacts", "1", "r", "artifacts", "model.bin#12")
+    if not S3:
+        os.makedirs(os.path.dirname(staged))
+        with open(staged, "wb") as f:
+            f.write(b"partial")
+        old = time.time() - 7200
+        os.utime(staged, (old, old))
     srv = fresh_server.start()
     for _ in range(100):
         if not os.path.exists(staged):

@@ -154,6 +154,35 @@ impl ArtifactStore {
         ArtifactStore { store, local_root: None }
     }
 
+    /// An S3-compatible bucket, `s3://bucket[/prefix]`, with the standard AWS
+    /// settings from the environment: `AWS_ENDPOINT_URL` (any S3-compatible
+    /// server; addressed path-style unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`
+    /// is true), `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint. The bucket is listed
+    /// once here, so a wrong bucket, endpoint or key fails at start, not at
+    /// the first upload.
+    pub async fn s3(url: &str) -> Result<Self> {
+        let rest = url.strip_prefix("s3://").ok_or_else(|| {
+            Error::Storage(format!("invalid artifact location '{url}': expected s3://bucket[/prefix]"))
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::Storage(format!("invalid artifact location '{url}': no bucket")));
+        }
+        let s3 = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| Error::Storage(format!("cannot configure S3 for {url}: {e}")))?;
+        let store: Arc<dyn ObjectStore> = match prefix.trim_matches('/') {
+            "" => Arc::new(s3),
+            prefix => Arc::new(object_store::prefix::PrefixStore::new(s3, prefix)),
+        };
+        store.list_with_delimiter(None).await.map_err(|e| {
+            Error::Storage(format!("cannot use the bucket {url} (check the bucket, endpoint and keys): {e}"))
+        })?;
+        Ok(ArtifactStore { store, local_root: None })
+    }
+
     /// Refuses paths that cross a symbolic link on the local backend.
     fn check_links(&self, path: &ArtifactPath) -> Result<()> {
         let Some(root) = &self.local_root else { return Ok(()) };
@@ -454,6 +483,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         roundtrip(&ArtifactStore::local(dir.path()).unwrap()).await;
         roundtrip(&ArtifactStore::memory()).await;
+    }
+
+    /// Against a real S3-compatible server when the test command started one
+    /// (`PLINTH_TEST_S3` and the AWS settings, see scripts/garage.sh): the
+    /// same behaviour, multipart streaming, nothing visible after a failed
+    /// upload, and a wrong bucket refused at once.
+    #[tokio::test]
+    async fn s3_behaves_alike() {
+        let Ok(bucket) = std::env::var("PLINTH_TEST_S3") else {
+            eprintln!("PLINTH_TEST_S3 is not set: S3 is tested in scripts/test.sh's second pass");
+            return;
+        };
+        let prefix = format!("{bucket}/unit-{}", std::process::id());
+        let store = ArtifactStore::s3(&prefix).await.unwrap();
+        roundtrip(&store).await;
+        let p = ArtifactPath::parse("big.bin").unwrap();
+        let chunks: Vec<Result<Bytes, std::io::Error>> = (0..3).map(|_| Ok(Bytes::from(vec![7u8; 6 << 20]))).collect();
+        assert_eq!(store.put_stream(&p, futures::stream::iter(chunks)).await.unwrap(), 18 << 20);
+        assert_eq!(store.read(&p).await.unwrap().len(), 18 << 20);
+        let q = ArtifactPath::parse("broken.bin").unwrap();
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            vec![Ok(Bytes::from(vec![1u8; 6 << 20])), Err(std::io::Error::other("client went away"))];
+        assert!(store.put_stream(&q, futures::stream::iter(chunks)).await.is_err());
+        assert!(matches!(store.read(&q).await, Err(Error::NotFound(_))));
+        store.delete(&p).await.unwrap();
+        let wrong = ArtifactStore::s3("s3://no-such-bucket-here/x").await.err().map(|e| e.to_string());
+        assert!(wrong.is_some_and(|e| e.contains("cannot use the bucket")));
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ pub struct FileConfig {
     pub max_artifact_bytes: Option<u64>,
     pub fsync_commits: Option<bool>,
     pub store: Option<String>,
+    pub artifacts: Option<String>,
     pub worker: Option<bool>,
     pub job_lease_ms: Option<u64>,
     pub datasets_dir: Option<PathBuf>,
@@ -52,6 +53,11 @@ pub struct ServerFlags {
     /// for replicas sharing one database (default: SQLite in the data dir).
     #[arg(long, env = "PLINTH_STORE")]
     pub store: Option<String>,
+    /// Where artifacts live: file:///path, or s3://bucket[/prefix] with the standard AWS settings from the
+    /// environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP)
+    /// (default: <data-dir>/artifacts).
+    #[arg(long, env = "PLINTH_ARTIFACTS")]
+    pub artifacts: Option<String>,
     /// Whether this process runs training jobs (default true); replicas over one store may leave
     /// them to dedicated workers.
     #[arg(long, env = "PLINTH_WORKER")]
@@ -106,6 +112,7 @@ pub struct Config {
     pub max_artifact_bytes: u64,
     pub fsync_commits: bool,
     pub store: plinth_server::StoreLocation,
+    pub artifacts: plinth_server::ArtifactLocation,
     pub worker: bool,
     pub job_lease_ms: u64,
     pub datasets_dir: PathBuf,
@@ -154,6 +161,10 @@ impl Config {
             Some(uri) => plinth_server::StoreLocation::parse(&uri).map_err(anyhow::Error::msg)?,
             None => plinth_server::StoreLocation::default(),
         };
+        let artifacts = match flags.artifacts.clone().or(file.artifacts) {
+            Some(uri) => plinth_server::ArtifactLocation::parse(&uri).map_err(anyhow::Error::msg)?,
+            None => plinth_server::ArtifactLocation::default(),
+        };
         let job_lease_ms = flags.job_lease_ms.or(file.job_lease_ms).unwrap_or(30_000);
         if !(300..=3_600_000).contains(&job_lease_ms) {
             bail!("job_lease_ms must be in 300..=3600000");
@@ -183,6 +194,7 @@ impl Config {
                 .unwrap_or(plinth_server::DEFAULT_MAX_ARTIFACT_BYTES),
             fsync_commits: flags.fsync_commits.or(file.fsync_commits).unwrap_or(false),
             store,
+            artifacts,
             worker: flags.worker.or(file.worker).unwrap_or(true),
             job_lease_ms,
         })

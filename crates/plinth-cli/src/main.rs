@@ -106,6 +106,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
         data_dir: config.data_dir.clone(),
         datasets_dir: config.datasets_dir.clone(),
         store: config.store.clone(),
+        artifacts: config.artifacts.clone(),
         jobs: plinth_engine::jobs::JobConfig {
             work: config.worker,
             lease: std::time::Duration::from_millis(config.job_lease_ms),
@@ -139,7 +140,9 @@ async fn server(config: Config) -> anyhow::Result<()> {
 /// The embedded platform over a data dir (SQLite + local artifacts).
 pub(crate) async fn open_platform(data_dir: &std::path::Path) -> anyhow::Result<Platform> {
     let store = plinth_server::StoreLocation::default();
-    Ok(plinth_server::open_platform(data_dir, &store, SqliteOptions::default(), plinth_core::clock::system()).await?)
+    let artifacts = plinth_server::ArtifactLocation::default();
+    let clock = plinth_core::clock::system();
+    Ok(plinth_server::open_platform(data_dir, &store, &artifacts, SqliteOptions::default(), clock).await?)
 }
 
 async fn shutdown_signal() {

@@ -26,6 +26,8 @@ pub struct AppConfig {
     pub datasets_dir: PathBuf,
     /// Which metadata store: SQLite in the data dir unless told otherwise.
     pub store: StoreLocation,
+    /// Where artifact bytes live: `<data-dir>/artifacts` unless told otherwise.
+    pub artifacts: ArtifactLocation,
     pub sqlite: SqliteOptions,
     /// "Now" for the store, the platform and serving (tests move it by hand).
     pub clock: SharedClock,
@@ -44,6 +46,7 @@ impl AppConfig {
             datasets_dir: AppConfig::default_datasets_dir(&data_dir),
             data_dir,
             store: StoreLocation::default(),
+            artifacts: ArtifactLocation::default(),
             sqlite: SqliteOptions::default(),
             clock: plinth_core::clock::system(),
             jobs: plinth_engine::jobs::JobConfig::default(),
@@ -125,10 +128,38 @@ impl std::fmt::Debug for StoreLocation {
     }
 }
 
-/// The platform over a data dir: the metadata store `store` names, local artifacts.
+/// Where artifact bytes live: `file:///path` (default `<data-dir>/artifacts`)
+/// or `s3://bucket[/prefix]` with the standard AWS settings from the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ArtifactLocation {
+    #[default]
+    DataDir,
+    Local(PathBuf),
+    S3(String),
+}
+
+impl ArtifactLocation {
+    pub fn parse(uri: &str) -> Result<ArtifactLocation, String> {
+        let uri = uri.trim();
+        if let Some(path) = uri.strip_prefix("file://") {
+            return if path.is_empty() {
+                Err("invalid artifact location 'file://': give a directory, as file:///srv/artifacts".into())
+            } else {
+                Ok(ArtifactLocation::Local(PathBuf::from(path)))
+            };
+        }
+        if uri.starts_with("s3://") {
+            return Ok(ArtifactLocation::S3(uri.to_string()));
+        }
+        Err(format!("invalid artifact location '{uri}': expected file:///path or s3://bucket[/prefix]"))
+    }
+}
+
+/// The platform over a data dir: the metadata store `store` names, and the artifacts `artifacts` names.
 pub async fn open_platform(
     data_dir: &Path,
     store: &StoreLocation,
+    artifacts: &ArtifactLocation,
     sqlite: SqliteOptions,
     clock: SharedClock,
 ) -> Result<Platform, OpenError> {
@@ -147,7 +178,11 @@ pub async fn open_platform(
             Arc::new(PostgresStore::connect(url, clock.clone()).await.map_err(OpenError::Postgres)?)
         }
     };
-    let artifacts = ArtifactStore::local(data_dir.join("artifacts"))?;
+    let artifacts = match artifacts {
+        ArtifactLocation::DataDir => ArtifactStore::local(data_dir.join("artifacts"))?,
+        ArtifactLocation::Local(path) => ArtifactStore::local(path)?,
+        ArtifactLocation::S3(url) => ArtifactStore::s3(url).await?,
+    };
     Ok(Platform::with_clock(metadata, artifacts, clock).await?)
 }
 
@@ -164,7 +199,9 @@ impl App {
     /// jobs), loads every deployment, starts the sweep of interrupted
     /// uploads (on start, then hourly) and builds the router.
     pub async fn open(config: AppConfig) -> Result<App, OpenError> {
-        let platform = open_platform(&config.data_dir, &config.store, config.sqlite, config.clock.clone()).await?;
+        let platform =
+            open_platform(&config.data_dir, &config.store, &config.artifacts, config.sqlite, config.clock.clone())
+                .await?;
         sweep_interrupted_uploads(platform.artifacts().clone());
         create_dir("datasets dir", &config.datasets_dir)?;
         let jobs = JobRunner::start_with(platform.clone(), config.datasets_dir.clone(), config.jobs.clone()).await?;

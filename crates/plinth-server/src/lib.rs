@@ -13,7 +13,7 @@ mod routes;
 mod state;
 mod wire;
 
-pub use app::{App, AppConfig, OpenError, StoreLocation, open_platform};
+pub use app::{App, AppConfig, ArtifactLocation, OpenError, StoreLocation, open_platform};
 use axum::Router;
 pub use conn::{ConnLimits, serve};
 pub use edge::Allowed;
