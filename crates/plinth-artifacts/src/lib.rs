@@ -127,6 +127,9 @@ pub struct Entry {
     pub size: Option<u64>,
 }
 
+/// Uploads up to this size are written with one request; larger ones stream as multipart.
+const SINGLE_PUT_BYTES: usize = 8 << 20;
+
 #[derive(Clone)]
 pub struct ArtifactStore {
     store: Arc<dyn ObjectStore>,
@@ -225,9 +228,29 @@ impl ArtifactStore {
         E: std::fmt::Display,
     {
         self.check_writable(path)?;
-        let upload = self.store.put_multipart(&path.to_object_path()?).await?;
+        let location = path.to_object_path()?;
+        // Small objects (most artifacts, and empty ones, which an S3 multipart
+        // upload cannot hold) go up in one request; larger ones stream.
+        let mut head = Vec::new();
+        let mut next = None;
+        while let Some(chunk) = body.next().await {
+            let bytes = chunk.map_err(|e| Error::Upload(e.to_string()))?;
+            if head.len() + bytes.len() > SINGLE_PUT_BYTES {
+                next = Some(bytes);
+                break;
+            }
+            head.extend_from_slice(&bytes);
+        }
+        let Some(next) = next else {
+            let total = head.len() as u64;
+            self.store.put(&location, Bytes::from(head).into()).await?;
+            return Ok(total);
+        };
+        let upload = self.store.put_multipart(&location).await?;
         let mut writer = WriteMultipart::new(upload);
-        let mut total = 0u64;
+        writer.write(&head);
+        writer.write(&next);
+        let mut total = (head.len() + next.len()) as u64;
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(bytes) => {
@@ -508,6 +531,10 @@ mod tests {
         assert!(store.put_stream(&q, futures::stream::iter(chunks)).await.is_err());
         assert!(matches!(store.read(&q).await, Err(Error::NotFound(_))));
         store.delete(&p).await.unwrap();
+        let empty = ArtifactPath::parse("empty.txt").unwrap();
+        let none: Vec<Result<Bytes, std::io::Error>> = vec![];
+        assert_eq!(store.put_stream(&empty, futures::stream::iter(none)).await.unwrap(), 0);
+        assert!(store.read(&empty).await.unwrap().is_empty());
         let wrong = ArtifactStore::s3("s3://no-such-bucket-here/x").await.err().map(|e| e.to_string());
         assert!(wrong.is_some_and(|e| e.contains("cannot use the bucket")));
     }
