@@ -56,6 +56,22 @@ if [ ! -x "$GARAGE" ]; then
 fi
 export GARAGE
 
+step "nginx, the load balancer in front of three replicas (Debian's package, unpacked into $CACHE/tools)"
+# Unpacked rather than installed: no service is started, nothing outside the cache is touched.
+PLINTH_NGINX="$(command -v nginx || true)"
+if [ -z "$PLINTH_NGINX" ]; then
+  PLINTH_NGINX="$CACHE/tools/nginx/usr/sbin/nginx"
+  if [ ! -x "$PLINTH_NGINX" ]; then
+    NGX_DEB="$(mktemp -d)"
+    (cd "$NGX_DEB" && timeout 300 apt-get download -q nginx 2>/dev/null) || {
+      timeout 600 apt-get update -qq && (cd "$NGX_DEB" && timeout 300 apt-get download -q nginx)
+    }
+    dpkg -x "$NGX_DEB"/nginx_*.deb "$CACHE/tools/nginx"
+    rm -rf "$NGX_DEB"
+  fi
+fi
+export PLINTH_NGINX
+
 step "Format and lints (cargo fmt --check, clippy -D warnings)"
 timeout 300 cargo fmt --all -- --check
 timeout 1800 cargo clippy --release --workspace --all-targets --locked -- -D warnings

@@ -6,11 +6,14 @@ PLINTH_TEST_POSTGRES set); over SQLite there is nothing to share.
 - a replica killed (-9) mid-job loses its lease and another one takes the
   job over and runs it again, its attempt counted;
 - a cancel sent to a replica that does not run the job reaches the one that does;
-- what one replica writes, every replica reads at once.
+- what one replica writes, every replica reads at once;
+- through nginx (round-robin over the three), the mlflow client sees one server, and a replica killed under
+  load loses no acknowledged write.
 """
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 
@@ -100,3 +103,116 @@ def test_a_killed_replicas_job_is_taken_over_and_cancel_reaches_it(replicas):
     assert r.status_code == 200, r.text
     done = wait_for(lambda: (j := get_job(bystander, job_id))["status"] != "RUNNING" and j, what="cancel")
     assert done["status"] == "CANCELLED", done
+
+
+NGINX = os.environ.get("PLINTH_NGINX", shutil.which("nginx") or "/usr/sbin/nginx")
+
+
+@pytest.fixture
+def balanced(replicas):
+    """nginx round-robin over the three replicas, on a free port."""
+    from conftest import free_port
+
+    work = tempfile.mkdtemp(prefix="plinth-nginx-")
+    port = free_port()
+    upstreams = "\n".join(f"        server 127.0.0.1:{s.port} max_fails=1 fail_timeout=2s;" for s in replicas)
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_max_body_size 0;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    upstream plinth {{
+{upstreams}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://plinth;
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header Connection "";
+            # A replica that refuses connections: the request goes to the next one.
+            proxy_next_upstream error timeout;
+        }}
+    }}
+}}
+""")
+    proc = subprocess.Popen([NGINX, "-p", work, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _up(url), timeout=20, what="nginx")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _up(url):
+    try:
+        return requests.get(f"{url}/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_through_nginx_the_mlflow_client_sees_one_server(balanced, replicas):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=balanced, registry_uri=balanced)
+    exp = client.create_experiment(f"nginx-{time.time_ns()}")
+    runs = []
+    for i in range(6):
+        run = client.create_run(exp, run_name=f"r{i}")
+        client.log_batch(run.info.run_id,
+                         metrics=[mlflow.entities.Metric("acc", i / 10, 1, s) for s in range(50)],
+                         params=[mlflow.entities.Param("i", str(i))])
+        runs.append(run.info.run_id)
+    found = client.search_runs([exp], "metrics.acc > 0.25", order_by=["metrics.acc DESC"])
+    assert [r.data.params["i"] for r in found] == ["5", "4", "3"]
+    name = f"nginx-model-{time.time_ns()}"
+    client.create_registered_model(name)
+    client.create_model_version(name, f"runs:/{runs[0]}/model", run_id=runs[0])
+    client.set_registered_model_alias(name, "champion", "1")
+    # Every replica, asked directly, answers the same.
+    for s in replicas:
+        direct = mlflow.MlflowClient(tracking_uri=s.url, registry_uri=s.url)
+        assert len(direct.get_metric_history(runs[3], "acc")) == 50
+        assert direct.get_model_version_by_alias(name, "champion").version == "1"
+
+
+def test_killing_a_replica_under_load_loses_no_acknowledged_write(balanced, replicas):
+    r = requests.post(f"{balanced}{API}/mlflow/experiments/create", json={"name": f"load-{time.time_ns()}"},
+                      timeout=30)
+    exp = r.json()["experiment_id"]
+    run = requests.post(f"{balanced}{API}/mlflow/runs/create", json={"experiment_id": exp}, timeout=30).json()
+    run_id = run["run"]["info"]["run_id"]
+    acknowledged = []
+    for step in range(400):
+        if step == 150:
+            replicas[0].stop(kill=True)  # mid-stream, without warning
+        body = {"run_id": run_id, "key": "loss", "value": step / 7, "timestamp": 1000 + step, "step": step}
+        for _ in range(20):  # the client retries what was not acknowledged (a 502 while nginx notices)
+            try:
+                if requests.post(f"{balanced}{API}/mlflow/runs/log-metric", json=body, timeout=10).status_code == 200:
+                    acknowledged.append(step)
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+    assert len(acknowledged) == 400, "every point was eventually acknowledged through nginx"
+    history = requests.get(f"{replicas[1].url}{API}/mlflow/metrics/get-history",
+                           params={"run_id": run_id, "metric_key": "loss", "max_results": 1000}, timeout=30).json()
+    assert sorted(int(m["step"]) for m in history["metrics"]) == acknowledged
