@@ -4,6 +4,7 @@
 #
 #   scripts/pg.sh start DIR   # prints the server's URL (postgresql://plinth@127.0.0.1:PORT/postgres)
 #   scripts/pg.sh stop DIR
+#   scripts/pg.sh start DIR   # again: the same cluster, on the same port (a restart)
 #
 # Uses Debian's PostgreSQL binaries (package postgresql; scripts/test.sh
 # installs it when missing). As root, the cluster belongs to the `postgres`
@@ -31,9 +32,14 @@ start)
     up="$(dirname "$(realpath "$dir")")"
     while [ "$up" != "/" ] && [ "$up" != "/tmp" ]; do chmod a+x "$up"; up="$(dirname "$up")"; done
   fi
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  timeout 120 "${owner[@]}" "$bin/initdb" -D "$dir/data" -U plinth --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
-    || { cat "$dir/initdb.log" >&2; exit 1; }
+  if [ -f "$dir/port" ] && [ -d "$dir/data" ]; then
+    port="$(cat "$dir/port")"
+  else
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    timeout 120 "${owner[@]}" "$bin/initdb" -D "$dir/data" -U plinth --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; exit 1; }
+    echo "$port" >"$dir/port"
+  fi
   # fsync off: a test cluster, thrown away after the run.
   timeout 120 "${owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \

@@ -10,6 +10,9 @@ pub enum Error {
     /// The work was asked to stop (a job cancelled while it ran).
     #[error("cancelled")]
     Cancelled,
+    /// A store we depend on cannot be reached now; retry shortly.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -20,6 +23,7 @@ impl Error {
             Error::Domain(d) => d.kind(),
             Error::Internal(_) => plinth_core::ErrorKind::Internal,
             Error::Cancelled => plinth_core::ErrorKind::Cancelled,
+            Error::Unavailable(_) => plinth_core::ErrorKind::Overloaded,
         }
     }
 }
@@ -30,6 +34,7 @@ impl From<plinth_store::Error> for Error {
             plinth_store::Error::Domain(d) => Error::Domain(d),
             plinth_store::Error::Database(m) => Error::Internal(m),
             plinth_store::Error::Closed => Error::Internal("the metadata store is closed".into()),
+            e @ plinth_store::Error::Unavailable(_) => Error::Unavailable(e.to_string()),
         }
     }
 }

@@ -22,6 +22,14 @@ pub struct Failure {
     pub message: String,
 }
 
+/// A temporary failure (shed load, the database unavailable) tells the client when to retry.
+fn retry_after(kind: ErrorKind, mut response: Response) -> Response {
+    if kind == ErrorKind::Overloaded {
+        response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    }
+    response
+}
+
 const INTERNAL_MESSAGE: &str = "Internal error; see the server log";
 
 impl Failure {
@@ -51,19 +59,21 @@ impl Failure {
 
     /// MLflow's JSON: `{"error_code", "message"}`.
     pub fn mlflow(self) -> Response {
-        let body = plinth_mlflow::ErrorResponse { error_code: self.kind.http().1.to_string(), message: self.message };
-        (self.status, Json(body)).into_response()
+        let kind = self.kind;
+        let body = plinth_mlflow::ErrorResponse { error_code: kind.http().1.to_string(), message: self.message };
+        retry_after(kind, (self.status, Json(body)).into_response())
     }
 
     /// The Open Inference Protocol's JSON: `{"error"}`.
     pub fn oip(self) -> Response {
-        (self.status, Json(json!({"error": self.message}))).into_response()
+        retry_after(self.kind, (self.status, Json(json!({"error": self.message}))).into_response())
     }
 
     /// Plain text, for pages and everything else.
     pub fn text(self) -> Response {
-        (self.status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", self.message))
-            .into_response()
+        let kind = self.kind;
+        let body = format!("{}\n", self.message);
+        retry_after(kind, (self.status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
     }
 
     /// A gRPC status.
@@ -190,5 +200,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_temporary_failure_says_when_to_retry() {
+        for kind in ErrorKind::ALL {
+            for response in
+                [Failure::new(kind, "x").mlflow(), Failure::new(kind, "x").oip(), Failure::new(kind, "x").text()]
+            {
+                let retry = response.headers().get(header::RETRY_AFTER).is_some();
+                assert_eq!(retry, kind == ErrorKind::Overloaded, "{kind:?}");
+            }
+        }
+        // The database unreachable is such a failure, on every wire.
+        let down: Failure = plinth_engine::Error::from(plinth_store::Error::Unavailable("refused".into())).into();
+        assert_eq!((down.kind, down.status.as_u16()), (ErrorKind::Overloaded, 503));
     }
 }

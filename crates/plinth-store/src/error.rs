@@ -7,6 +7,10 @@ pub enum Error {
     Domain(#[from] plinth_core::Error),
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot be reached now (down, restarting, the network):
+    /// the caller should retry shortly.
+    #[error("the metadata database is unavailable; retry shortly ({0})")]
+    Unavailable(String),
     #[error("the metadata store is shutting down")]
     Closed,
 }
@@ -24,6 +28,7 @@ impl Error {
         match self {
             Error::Domain(d) => d.kind(),
             Error::Database(_) | Error::Closed => plinth_core::ErrorKind::Internal,
+            Error::Unavailable(_) => plinth_core::ErrorKind::Overloaded,
         }
     }
 

@@ -141,3 +141,38 @@ async fn postgres_backend() {
     let message = bad.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(message.contains("127.0.0.1:1/nope") && !message.contains("secret"), "{message}");
 }
+
+/// The database going away and coming back: calls fail at once as
+/// `Overloaded` (the server answers 503 + Retry-After), never hang or
+/// panic, and the pool reconnects by itself when it is back. Always on a
+/// cluster of its own, which it stops and starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_restarting_is_unavailable_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = dir.path().join("pg");
+    let start = || {
+        let out = Command::new(script()).arg("start").arg(&pg).output().unwrap();
+        assert!(out.status.success(), "cannot start PostgreSQL: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let stop = || assert!(Command::new(script()).arg("stop").arg(&pg).status().unwrap().success());
+    let url = start();
+    let store = PostgresStore::connect(&url, clock::system()).await.unwrap();
+    store.ensure_default_experiment("mlflow-artifacts:/0".into()).await.unwrap();
+    stop();
+    let started = std::time::Instant::now();
+    let err = store.get_experiment("0").await.unwrap_err();
+    assert_eq!(err.kind(), plinth_core::ErrorKind::Overloaded, "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "failed fast, not hung");
+    assert_eq!(start(), url, "the same cluster, the same port");
+    let mut recovered = false;
+    for _ in 0..50 {
+        if store.get_experiment("0").await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the pool reconnects once the database is back");
+    stop();
+}

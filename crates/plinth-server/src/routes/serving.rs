@@ -191,9 +191,7 @@ async fn limit_concurrency(State(s): State<AppState>, req: Request, next: Next) 
         }
         Err(_) => {
             metrics::counter!("plinth_serving_shed_total").increment(1);
-            let mut r = Failure::new(ErrorKind::Overloaded, "Too many concurrent requests; retry shortly").oip();
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            r
+            Failure::new(ErrorKind::Overloaded, "Too many concurrent requests; retry shortly").oip()
         }
     }
 }

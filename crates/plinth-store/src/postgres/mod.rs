@@ -65,10 +65,20 @@ pub struct PostgresStore {
     clock: SharedClock,
 }
 
-/// A database failure, with what was being done.
+/// A database failure. One the server reported is ours (a bug, a
+/// constraint); a lost or refused connection, or a server shutting down, is
+/// the database being unavailable, which the caller may retry.
 pub(crate) fn db(e: tokio_postgres::Error) -> Error {
+    use tokio_postgres::error::SqlState;
     match e.as_db_error() {
+        Some(d)
+            if [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW]
+                .contains(d.code()) =>
+        {
+            Error::Unavailable(d.message().to_string())
+        }
         Some(d) => Error::Database(format!("{}: {}", d.code().code(), d.message())),
+        None if e.is_closed() || std::error::Error::source(&e).is_some() => Error::Unavailable(e.to_string()),
         None => Error::Database(e.to_string()),
     }
 }
@@ -78,8 +88,12 @@ impl PostgresStore {
     /// applies pending migrations and checks the schema. The password never
     /// appears in an error.
     pub async fn connect(url: &str, clock: SharedClock) -> Result<Self> {
-        let config = tokio_postgres::Config::from_str(url)
+        let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| Error::Database(format!("invalid PostgreSQL URL (--store): {e}")))?;
+        // An unreachable host fails a request in seconds, never hangs it.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
         let place = describe(&config);
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
@@ -101,7 +115,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(|e| Error::Database(format!("no PostgreSQL connection: {e}")))
+        self.pool.get().await.map_err(|e| Error::Unavailable(format!("no PostgreSQL connection: {e}")))
     }
 }
 
