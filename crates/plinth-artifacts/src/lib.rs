@@ -29,6 +29,9 @@ pub enum Error {
     Storage(String),
     #[error("upload failed: {0}")]
     Upload(String),
+    /// A remote store (S3) cannot be reached now; retry shortly.
+    #[error("artifact storage is unavailable; retry shortly ({0})")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,6 +43,7 @@ impl Error {
             Error::InvalidPath(_) | Error::Upload(_) => K::InvalidParameter,
             Error::NotFound(_) => K::NotFound,
             Error::Storage(_) => K::Internal,
+            Error::Unavailable(_) => K::Overloaded,
         }
     }
 }
@@ -48,6 +52,10 @@ impl From<object_store::Error> for Error {
     fn from(e: object_store::Error) -> Self {
         match e {
             object_store::Error::NotFound { path, .. } => Error::NotFound(path),
+            // A remote store's request that failed after its retries (refused, timed out, 5xx): try again later.
+            object_store::Error::Generic { store, source } if !matches!(store, "LocalFileSystem" | "InMemory") => {
+                Error::Unavailable(format!("{store}: {source}"))
+            }
             other => Error::Storage(other.to_string()),
         }
     }
@@ -127,6 +135,23 @@ pub struct Entry {
     pub size: Option<u64>,
 }
 
+/// The AWS settings from the environment, with bounds on waiting: a store
+/// that is down fails a request in seconds (5 s to connect, 3 retries within
+/// 15 s), not after object_store's default of minutes.
+fn s3_builder() -> object_store::aws::AmazonS3Builder {
+    let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    let client = object_store::ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_connect_timeout(std::time::Duration::from_secs(5))
+        .with_timeout(std::time::Duration::from_secs(300));
+    let retry = object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(15),
+        ..Default::default()
+    };
+    object_store::aws::AmazonS3Builder::from_env().with_client_options(client).with_retry(retry)
+}
+
 /// Uploads up to this size are written with one request; larger ones stream as multipart.
 const SINGLE_PUT_BYTES: usize = 8 << 20;
 
@@ -172,7 +197,7 @@ impl ArtifactStore {
         if bucket.is_empty() {
             return Err(Error::Storage(format!("invalid artifact location '{url}': no bucket")));
         }
-        let s3 = object_store::aws::AmazonS3Builder::from_env()
+        let s3 = s3_builder()
             .with_bucket_name(bucket)
             .build()
             .map_err(|e| Error::Storage(format!("cannot configure S3 for {url}: {e}")))?;
@@ -537,6 +562,28 @@ mod tests {
         assert!(store.read(&empty).await.unwrap().is_empty());
         let wrong = ArtifactStore::s3("s3://no-such-bucket-here/x").await.err().map(|e| e.to_string());
         assert!(wrong.is_some_and(|e| e.contains("cannot use the bucket")));
+    }
+
+    /// A remote store that is down: a failed call is `Unavailable` (the
+    /// server answers 503 + Retry-After), quickly.
+    #[tokio::test]
+    async fn an_unreachable_bucket_is_unavailable_not_internal() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let s3 = s3_builder()
+            .with_bucket_name("gone")
+            .with_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_region("garage")
+            .with_access_key_id("k")
+            .with_secret_access_key("s")
+            .with_client_options(object_store::ClientOptions::new().with_allow_http(true))
+            .with_retry(object_store::RetryConfig { max_retries: 1, ..Default::default() })
+            .build()
+            .unwrap();
+        let store = ArtifactStore::from_object_store(Arc::new(s3));
+        let started = std::time::Instant::now();
+        let err = store.read(&ArtifactPath::parse("a.txt").unwrap()).await.unwrap_err();
+        assert_eq!(err.kind(), plinth_core::ErrorKind::Overloaded, "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 
     #[tokio::test]

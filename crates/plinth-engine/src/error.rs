@@ -47,6 +47,7 @@ impl From<plinth_artifacts::Error> for Error {
             A::NotFound(p) => Error::Domain(plinth_core::Error::NotFound(format!("Artifact not found: {p}"))),
             A::Upload(m) => Error::Domain(plinth_core::Error::InvalidParameter(format!("Upload failed: {m}"))),
             A::Storage(m) => Error::Internal(m),
+            e @ A::Unavailable(_) => Error::Unavailable(e.to_string()),
         }
     }
 }
