@@ -78,7 +78,12 @@ pub(crate) fn db(e: tokio_postgres::Error) -> Error {
             Error::Unavailable(d.message().to_string())
         }
         Some(d) => Error::Database(format!("{}: {}", d.code().code(), d.message())),
-        None if e.is_closed() || std::error::Error::source(&e).is_some() => Error::Unavailable(e.to_string()),
+        // The connection went away, or the network failed; a conversion error (also with a source) is ours.
+        None if e.is_closed()
+            || std::error::Error::source(&e).is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some()) =>
+        {
+            Error::Unavailable(e.to_string())
+        }
         None => Error::Database(e.to_string()),
     }
 }
