@@ -65,6 +65,12 @@ impl Platform {
         self.clock.now_ms()
     }
 
+    /// Ticks when another process changed deployments, aliases or stages
+    /// (a shared store only; see `MetadataStore::changes`).
+    pub fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.store.changes()
+    }
+
     pub fn artifacts(&self) -> &ArtifactStore {
         &self.artifacts
     }

@@ -149,9 +149,19 @@ impl Serving {
         serving.reconcile().await;
         let weak = Arc::downgrade(&serving.inner);
         let interval = serving.inner.config.reload_interval;
+        // Over a shared store, another replica's change wakes the loop at once; the poll stays as the fallback.
+        let mut changes = serving.inner.platform.changes();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(interval).await;
+                match changes.as_mut() {
+                    Some(rx) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(interval) => {}
+                            changed = rx.changed() => if changed.is_err() { changes = None },
+                        }
+                    }
+                    None => tokio::time::sleep(interval).await,
+                }
                 let Some(inner) = weak.upgrade() else { return };
                 Serving { inner }.reconcile().await;
             }

@@ -168,4 +168,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Whether other processes may share this store: then a job running at
     /// start may be another process's, and only an expired lease frees it.
     fn shared(&self) -> bool;
+    /// On a shared store, ticks whenever any process changes what serving
+    /// follows (deployments, aliases, stages), so replicas reload at once
+    /// instead of at their next poll. `None` where nothing else writes.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

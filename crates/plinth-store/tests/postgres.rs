@@ -129,6 +129,15 @@ async fn postgres_backend() {
     let created = futures::future::join_all(tasks).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
     assert_eq!(created, 1);
 
+    // An alias moved through one replica is announced to the others at once (LISTEN/NOTIFY).
+    let mut changes = replicas[2].changes().expect("a shared store announces changes");
+    changes.borrow_and_update();
+    replicas[0].set_alias("recs", "champion", 3).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(2), changes.changed())
+        .await
+        .expect("announced within 2 s")
+        .unwrap();
+
     // A database whose schema is newer than this build knows is refused, with a sentence.
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);

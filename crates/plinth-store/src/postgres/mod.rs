@@ -58,11 +58,71 @@ fn migrations() -> Vec<(i64, String)> {
     ]
 }
 
+/// The channel every replica listens on; a committed change to what serving
+/// follows is announced there (`pg_notify`, delivered at commit).
+pub(crate) const CHANGES_CHANNEL: &str = "plinth_changes";
+
 /// The metadata store over PostgreSQL. Cheap to clone.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
     clock: SharedClock,
+    changes: tokio::sync::watch::Receiver<u64>,
+}
+
+/// Announces a change serving follows, to every replica, when `tx` commits.
+pub(crate) async fn announce(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+    tx.execute("SELECT pg_notify($1, '')", &[&CHANGES_CHANNEL]).await.map_err(db)?;
+    Ok(())
+}
+
+/// Listens on [`CHANGES_CHANNEL`] on a connection of its own, reconnecting
+/// after a failure; every notification bumps the counter.
+async fn listen(config: tokio_postgres::Config, tx: tokio::sync::watch::Sender<u64>) {
+    use futures::StreamExt;
+    while !tx.is_closed() {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                // The connection is driven by its own task; its messages come here.
+                let (messages_tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(m) = stream.next().await {
+                        if messages_tx.send(m).is_err() {
+                            return;
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN {CHANGES_CHANNEL}")).await {
+                    Ok(()) => loop {
+                        let message = tokio::select! {
+                            m = messages.recv() => m,
+                            // The store is gone: stop listening.
+                            _ = tx.closed() => {
+                                driver.abort();
+                                return;
+                            }
+                        };
+                        match message {
+                            Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => tx.send_modify(|n| *n += 1),
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "change notifications lost; reconnecting");
+                                break;
+                            }
+                            None => break,
+                        }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for changes; retrying"),
+                }
+                driver.abort();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot connect to listen for changes; retrying"),
+        }
+        // Notifications may have been missed while away: one tick, so followers re-read.
+        tx.send_modify(|n| *n += 1);
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// A database failure. One the server reported is ours (a bug, a
@@ -100,12 +160,14 @@ impl PostgresStore {
             config.connect_timeout(std::time::Duration::from_secs(5));
         }
         let place = describe(&config);
+        let (changes_tx, changes) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(listen(config.clone(), changes_tx));
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(16)
             .build()
             .map_err(|e| Error::Database(format!("cannot set up the PostgreSQL pool for {place}: {e}")))?;
-        let store = PostgresStore { pool, clock };
+        let store = PostgresStore { pool, clock, changes };
         let mut client = store
             .pool
             .get()

@@ -209,6 +209,7 @@ pub(crate) async fn set_alias(tx: &Transaction<'_>, name: &str, alias: &str, ver
     )
     .await
     .map_err(db)?;
+    super::announce(tx).await?;
     touch(tx, name, now).await
 }
 
@@ -217,7 +218,7 @@ pub(crate) async fn delete_alias(tx: &Transaction<'_>, name: &str, alias: &str) 
     tx.execute("DELETE FROM registered_model_aliases WHERE name = $1 AND alias = $2", &[&name, &alias])
         .await
         .map_err(db)?;
-    Ok(())
+    super::announce(tx).await
 }
 
 pub(crate) async fn version_by_alias(tx: &Transaction<'_>, name: &str, alias: &str) -> Result<ModelVersion> {
@@ -419,6 +420,7 @@ pub(crate) async fn transition(
     )
     .await
     .map_err(db)?;
+    super::announce(tx).await?;
     get_version(tx, name, version).await
 }
 

@@ -242,4 +242,7 @@ impl MetadataStore for PostgresStore {
     fn shared(&self) -> bool {
         true
     }
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.changes.clone())
+    }
 }

@@ -438,6 +438,7 @@ pub(crate) async fn create_deployment(tx: &Transaction<'_>, d: &Deployment) -> R
     if n == 0 {
         return Err(taken::deployment(&d.name).into());
     }
+    super::announce(tx).await?;
     get_deployment(tx, &d.name).await
 }
 
@@ -464,6 +465,7 @@ pub(crate) async fn update_deployment(tx: &Transaction<'_>, d: &Deployment) -> R
     if n == 0 {
         return Err(missing::deployment(&d.name).into());
     }
+    super::announce(tx).await?;
     get_deployment(tx, &d.name).await
 }
 
@@ -471,7 +473,7 @@ pub(crate) async fn delete_deployment(tx: &Transaction<'_>, name: &str) -> Resul
     if tx.execute("DELETE FROM deployments WHERE name = $1", &[&name]).await.map_err(db)? == 0 {
         return Err(missing::deployment(name).into());
     }
-    Ok(())
+    super::announce(tx).await
 }
 
 pub(crate) async fn list_deployments(tx: &Transaction<'_>) -> Result<Vec<Deployment>> {
