@@ -8,7 +8,9 @@ PLINTH_TEST_POSTGRES set); over SQLite there is nothing to share.
 - a cancel sent to a replica that does not run the job reaches the one that does;
 - what one replica writes, every replica reads at once;
 - through nginx (round-robin over the three), the mlflow client sees one server, and a replica killed under
-  load loses no acknowledged write.
+  load loses no acknowledged write;
+- every replica gives a user the same variant, and an alias moved through one replica is served by another
+  within 2 s.
 """
 
 import os
@@ -216,3 +218,44 @@ def test_killing_a_replica_under_load_loses_no_acknowledged_write(balanced, repl
     history = requests.get(f"{replicas[1].url}{API}/mlflow/metrics/get-history",
                            params={"run_id": run_id, "metric_key": "loss", "max_results": 1000}, timeout=30).json()
     assert sorted(int(m["step"]) for m in history["metrics"]) == acknowledged
+
+
+def test_an_alias_moved_through_one_replica_is_served_by_every_replica_and_ab_is_sticky(replicas):
+    from conftest import PLINTH_BIN
+
+    a, b, c = replicas
+    data = os.path.join(a.data_dir, "datasets", "d.csv")
+    name = f"shared-recs-{time.time_ns()}"
+
+    def train(*extra):
+        out = subprocess.run([PLINTH_BIN, "train", "recommender", "--data", data, "--algo", "popularity",
+                              "--split", "none", "--register", name, *extra, "--tracking-uri", a.url, "--json"],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+
+    train("--alias", "champion")  # version 1, @champion
+    dep = f"shared-{time.time_ns()}"
+    spec = {"name": dep, "variants": [{"name": "a", "model": f"{name}@champion", "weight": 1},
+                                      {"name": "b", "model": f"{name}/1", "weight": 1}]}
+    r = requests.post(f"{a.url}{API}/plinth/deployments/create", json=spec, timeout=60)
+    assert r.status_code == 200, r.text
+
+    def served(server, user):
+        r = requests.post(f"{server.url}/v1/deployments/{dep}/recommend", json={"user": user, "k": 3}, timeout=30)
+        return r.json() if r.status_code == 200 else None
+
+    # Every replica serves the deployment, and gives each user the same variant (a hash of salt and user).
+    wait_for(lambda: all(served(s, "u1") for s in replicas), timeout=10, what="the deployment on every replica")
+    for u in range(40):
+        variants = {served(s, f"u{u}")["variant"] for s in replicas}
+        assert len(variants) == 1, (u, variants)
+
+    # An alias moved through one replica is served by another within 2 s.
+    train()  # version 2
+    r = requests.post(f"{b.url}{API}/mlflow/registered-models/alias",
+                      json={"name": name, "alias": "champion", "version": "2"}, timeout=30)
+    assert r.status_code == 200, r.text
+    moved = time.time()
+    user = next(f"u{u}" for u in range(200) if served(c, f"u{u}")["variant"] == "a")
+    wait_for(lambda: served(c, user)["model_version"] == 2, timeout=5, what="the moved alias on another replica")
+    assert time.time() - moved < 2.0
