@@ -26,7 +26,8 @@ fn exists(e: &Error) -> bool {
     is_domain(e, |d| matches!(d, DomainError::AlreadyExists(_)))
 }
 
-fn info(experiment_id: &str, name: &str, start_time: i64) -> RunInfo {
+/// A new running run's info in `experiment_id`, for backends' own tests too.
+pub fn info(experiment_id: &str, name: &str, start_time: i64) -> RunInfo {
     let run_id = new_run_id();
     RunInfo {
         artifact_uri: format!("mlflow-artifacts:/{experiment_id}/{run_id}/artifacts"),

@@ -4,6 +4,7 @@
 //!
 //! Every backend must pass [`conformance::run_all`]. Only this crate holds SQL.
 
+mod codec;
 pub mod conformance;
 mod error;
 mod plan;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use plinth_core::clock;
 use plinth_core::registry::NewModelVersion;
-use plinth_core::runs::{Metric, RunInfo, RunStatus};
+use plinth_core::runs::Metric;
 use plinth_store::{MetadataStore, PostgresStore, conformance};
 
 struct Server {
@@ -54,21 +54,6 @@ impl Drop for Server {
     }
 }
 
-fn info(experiment_id: &str, name: &str) -> RunInfo {
-    let run_id = plinth_core::ids::new_run_id();
-    RunInfo {
-        artifact_uri: format!("mlflow-artifacts:/{experiment_id}/{run_id}/artifacts"),
-        run_id,
-        run_name: name.into(),
-        experiment_id: experiment_id.into(),
-        user_id: "tester".into(),
-        status: RunStatus::Running,
-        start_time: 1,
-        end_time: None,
-        lifecycle_stage: plinth_core::experiments::LifecycleStage::Active,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_backend() {
     let server = Server::start();
@@ -90,7 +75,7 @@ async fn postgres_backend() {
 
     // Writers on every replica lose nothing: 8 tasks log 50 points each to one run...
     let exp = replicas[0].create_experiment("shared".into(), "loc".into(), vec![]).await.unwrap();
-    let run = replicas[1].create_run(info(&exp, "shared"), vec![]).await.unwrap().info.run_id;
+    let run = replicas[1].create_run(conformance::info(&exp, "shared", 1), vec![]).await.unwrap().info.run_id;
     let tasks = (0..8).map(|t| {
         let (store, run) = (replicas[t % 3].clone(), run.clone());
         tokio::spawn(async move {

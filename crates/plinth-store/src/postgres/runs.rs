@@ -13,7 +13,7 @@ use tokio_postgres::{Row, Transaction};
 use super::experiments::{self, parse_id};
 use super::{col, db, params, stored};
 use crate::plan::{self, Dialect, Sql, page_rest};
-use crate::{Page, Result, RunSearch};
+use crate::{Page, Result, RunSearch, codec};
 
 const INFO_COLUMNS: &str = "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
 
@@ -179,7 +179,7 @@ async fn load_runs(tx: &Transaction<'_>, infos: Vec<RunInfo>) -> Result<Vec<Run>
                     schema: col(&row, 5)?,
                     profile: col(&row, 6)?,
                 },
-                tags: decode_tags(&tags_json),
+                tags: codec::decode_tags(&tags_json),
             });
         }
     }
@@ -198,22 +198,6 @@ async fn load_runs(tx: &Transaction<'_>, infos: Vec<RunInfo>) -> Result<Vec<Run>
         }
     }
     Ok(runs)
-}
-
-fn encode_tags(tags: &[Tag]) -> String {
-    let pairs: Vec<serde_json::Value> =
-        tags.iter().map(|t| serde_json::json!({"key": t.key, "value": t.value})).collect();
-    serde_json::Value::Array(pairs).to_string()
-}
-
-fn decode_tags(s: &str) -> Vec<Tag> {
-    serde_json::from_str::<Vec<serde_json::Value>>(s)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|v| {
-            Some(Tag { key: v.get("key")?.as_str()?.to_string(), value: v.get("value")?.as_str()?.to_string() })
-        })
-        .collect()
 }
 
 pub(crate) async fn update(tx: &Transaction<'_>, run_id: &str, u: &RunUpdate, now: i64) -> Result<RunInfo> {
@@ -419,7 +403,7 @@ pub(crate) async fn log_inputs(
         tx.execute(
             "INSERT INTO run_datasets (run_uuid, dataset_uuid, tags_json, context) VALUES ($1, $2, $3, $4)
              ON CONFLICT (run_uuid, dataset_uuid) DO UPDATE SET tags_json = excluded.tags_json, context = excluded.context",
-            &[&run_id, &dataset_uuid, &encode_tags(&input.tags), &input.context()],
+            &[&run_id, &dataset_uuid, &codec::encode_tags(&input.tags), &input.context()],
         )
         .await
         .map_err(db)?;
@@ -531,20 +515,8 @@ pub(crate) async fn sample_metric_history(
         )
         .await
         .map_err(db)?;
-    if let Some(last) = last {
-        let last = row_to_metric(&last, 0)?;
-        let same = |a: &Metric, b: &Metric| {
-            a.step == b.step
-                && a.timestamp == b.timestamp
-                && (a.value == b.value || (a.value.is_nan() && b.value.is_nan()))
-        };
-        if !points.last().is_some_and(|r| same(r, &last)) {
-            if points.len() as i64 >= max_points {
-                points.pop();
-            }
-            points.push(last);
-        }
-    }
+    let last = last.map(|r| row_to_metric(&r, 0)).transpose()?;
+    codec::keep_last_point(&mut points, last, max_points);
     Ok(points)
 }
 

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::experiments::{self, parse_id};
 use super::stored;
 use crate::plan::{self, Dialect, Sql, page_rest};
-use crate::{Page, Result, RunSearch};
+use crate::{Page, Result, RunSearch, codec};
 
 const INFO_COLUMNS: &str = "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
 
@@ -168,7 +168,7 @@ fn load_runs(conn: &Connection, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
                     schema: r.get(5)?,
                     profile: r.get(6)?,
                 },
-                tags: decode_tags(&tags_json),
+                tags: codec::decode_tags(&tags_json),
             },
         ))
     })? {
@@ -191,22 +191,6 @@ fn load_runs(conn: &Connection, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
         }
     }
     Ok(runs)
-}
-
-fn encode_tags(tags: &[Tag]) -> String {
-    let pairs: Vec<serde_json::Value> =
-        tags.iter().map(|t| serde_json::json!({"key": t.key, "value": t.value})).collect();
-    serde_json::Value::Array(pairs).to_string()
-}
-
-fn decode_tags(s: &str) -> Vec<Tag> {
-    serde_json::from_str::<Vec<serde_json::Value>>(s)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|v| {
-            Some(Tag { key: v.get("key")?.as_str()?.to_string(), value: v.get("value")?.as_str()?.to_string() })
-        })
-        .collect()
 }
 
 pub(crate) fn row_to_metric(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Metric> {
@@ -378,7 +362,7 @@ pub(crate) fn log_inputs(conn: &Connection, run_id: &str, datasets: &[DatasetInp
         conn.execute(
             "INSERT INTO run_datasets (run_uuid, dataset_uuid, tags_json, context) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (run_uuid, dataset_uuid) DO UPDATE SET tags_json = excluded.tags_json, context = excluded.context",
-            params![run_id, dataset_uuid, encode_tags(&input.tags), input.context()],
+            params![run_id, dataset_uuid, codec::encode_tags(&input.tags), input.context()],
         )?;
     }
     insert_model_io(conn, run_id, models, "input")
@@ -480,19 +464,7 @@ pub(crate) fn sample_metric_history(
     )?;
     let last: Option<Metric> =
         last.query_map(params![run_id, key, lo, hi], |r| row_to_metric(r, 0))?.next().transpose()?;
-    if let Some(last) = last {
-        let same = |a: &Metric, b: &Metric| {
-            a.step == b.step
-                && a.timestamp == b.timestamp
-                && (a.value == b.value || (a.value.is_nan() && b.value.is_nan()))
-        };
-        if !rows.last().is_some_and(|r| same(r, &last)) {
-            if rows.len() as i64 >= max_points {
-                rows.pop();
-            }
-            rows.push(last);
-        }
-    }
+    codec::keep_last_point(&mut rows, last, max_points);
     Ok(rows)
 }
 

@@ -1,0 +1,60 @@
+//! What both backends store the same way or decide the same way, written
+//! once: a dataset input's tags as a JSON list, and the last step of MLflow's
+//! sampled metric history.
+
+use plinth_core::experiments::Tag;
+use plinth_core::runs::Metric;
+
+/// A dataset input's tags, stored as `[{"key", "value"}, …]`.
+pub(crate) fn encode_tags(tags: &[Tag]) -> String {
+    let pairs: Vec<serde_json::Value> =
+        tags.iter().map(|t| serde_json::json!({"key": t.key, "value": t.value})).collect();
+    serde_json::Value::Array(pairs).to_string()
+}
+
+/// Tags read back; entries that are not `{"key", "value"}` strings are left out.
+pub(crate) fn decode_tags(s: &str) -> Vec<Tag> {
+    serde_json::from_str::<Vec<serde_json::Value>>(s)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| {
+            Some(Tag { key: v.get("key")?.as_str()?.to_string(), value: v.get("value")?.as_str()?.to_string() })
+        })
+        .collect()
+}
+
+/// MLflow's sampling keeps the history's last point: unless the samples end
+/// with it already, it is appended, replacing the final sample when the
+/// budget of `max_points` is full.
+pub(crate) fn keep_last_point(samples: &mut Vec<Metric>, last: Option<Metric>, max_points: i64) {
+    let Some(last) = last else { return };
+    let same = |a: &Metric, b: &Metric| {
+        a.step == b.step && a.timestamp == b.timestamp && (a.value == b.value || (a.value.is_nan() && b.value.is_nan()))
+    };
+    if !samples.last().is_some_and(|r| same(r, &last)) {
+        if samples.len() as i64 >= max_points {
+            samples.pop();
+        }
+        samples.push(last);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_roundtrip_and_the_last_point_is_kept() {
+        let tags = vec![Tag::new("mlflow.data.context", "eval"), Tag::new("k", "v")];
+        assert_eq!(decode_tags(&encode_tags(&tags)), tags);
+        assert!(decode_tags("not json").is_empty());
+        let m = |step| Metric::new("loss", step as f64, step, step);
+        let mut s = vec![m(0), m(5)];
+        keep_last_point(&mut s, Some(m(9)), 2);
+        assert_eq!(s.iter().map(|p| p.step).collect::<Vec<_>>(), [0, 9], "replaces the final sample when full");
+        keep_last_point(&mut s, Some(m(9)), 2);
+        assert_eq!(s.len(), 2, "already last");
+        keep_last_point(&mut s, Some(m(10)), 5);
+        assert_eq!(s.len(), 3);
+    }
+}
