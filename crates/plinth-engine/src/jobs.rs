@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use plinth_core::Error as DomainError;
 use plinth_core::jobs::{Job, JobKind, JobStatus, LeaseState};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::recommenders::{RecommenderSpec, train_recommender};
@@ -344,24 +344,4 @@ fn parse_spec<T: serde::de::DeserializeOwned>(spec: &Value) -> Result<T> {
 
 fn uuid_like() -> String {
     plinth_core::ids::new_run_id()
-}
-
-/// The job as JSON for APIs.
-pub fn job_json(job: &Job, progress: Option<(String, usize, usize)>) -> Value {
-    json!({
-        "job_id": job.job_id,
-        "kind": job.kind.as_str(),
-        "status": job.status.as_str(),
-        "spec": job.spec,
-        "result": job.result,
-        "error": job.error,
-        "attempts": job.attempts,
-        "created_time": job.created_time,
-        "started_time": job.started_time,
-        "finished_time": job.finished_time,
-        "worker": job.worker,
-        "lease_until": job.lease_until,
-        "cancel_requested": job.cancel_requested,
-        "progress": progress.map(|(stage, done, total)| json!({"stage": stage, "done": done, "total": total})),
-    })
 }

@@ -4,8 +4,8 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use plinth_engine::jobs::job_json;
-use serde_json::json;
+use plinth_core::jobs::Job;
+use serde_json::{Value, json};
 
 use crate::args::Args;
 use crate::error::ApiResult;
@@ -48,4 +48,24 @@ async fn list(State(s): State<AppState>, a: Args) -> ApiResult {
 async fn cancel(State(s): State<AppState>, a: Args) -> ApiResult {
     let job = s.jobs.cancel(&a.req_str("job_id")?).await?;
     Ok(Json(json!({"job": job_json(&job, None)})))
+}
+
+/// The job as the jobs API answers it, with its progress while it runs.
+pub fn job_json(job: &Job, progress: Option<(String, usize, usize)>) -> Value {
+    json!({
+        "job_id": job.job_id,
+        "kind": job.kind.as_str(),
+        "status": job.status.as_str(),
+        "spec": job.spec,
+        "result": job.result,
+        "error": job.error,
+        "attempts": job.attempts,
+        "created_time": job.created_time,
+        "started_time": job.started_time,
+        "finished_time": job.finished_time,
+        "worker": job.worker,
+        "lease_until": job.lease_until,
+        "cancel_requested": job.cancel_requested,
+        "progress": progress.map(|(stage, done, total)| json!({"stage": stage, "done": done, "total": total})),
+    })
 }
