@@ -98,5 +98,6 @@ eval "$(scripts/garage.sh start "$SCALE_DIR/s3")"
 # The whole workspace selected, so features unify as in the build above (no rebuild).
 timeout 900 cargo test --release --workspace --locked --test postgres --test integration
 timeout 900 cargo test --release --workspace --locked --lib -- s3_behaves_alike
-(cd tests/conformance &&
+# The shared server of the suite is three replicas behind nginx (REST and gRPC listeners).
+(cd tests/conformance && PLINTH_TEST_REPLICAS=3 \
   timeout 1200 "$VENV/bin/python" -m pytest -q --timeout 300 -p no:cacheprovider -W ignore::DeprecationWarning .)

@@ -17,6 +17,10 @@ PLINTH_BIN = os.environ.get("PLINTH_BIN", "plinth")
 POSTGRES = os.environ.get("PLINTH_TEST_POSTGRES")
 # Set with it: artifacts go to this S3-compatible bucket (Garage), a prefix per data dir.
 S3 = os.environ.get("PLINTH_TEST_S3")
+# Set with them (a count, e.g. 3): the shared `server` is that many replicas over the one store and bucket,
+# behind nginx round-robin, so the whole suite runs through a load balancer.
+REPLICAS = int(os.environ.get("PLINTH_TEST_REPLICAS", "1"))
+NGINX = os.environ.get("PLINTH_NGINX", shutil.which("nginx") or "/usr/sbin/nginx")
 
 
 def data_dir_key(data_dir: str) -> str:
@@ -56,6 +60,11 @@ class PlinthServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def grpc_address(self) -> str:
+        """Where gRPC clients connect: the HTTP port itself (Plinth speaks both on one)."""
+        return f"127.0.0.1:{self.port}"
+
     def start(self, timeout: float = 30.0) -> "PlinthServer":
         self.log = open(os.path.join(self.data_dir, f"server-{self.port}.log"), "ab")
         self.proc = subprocess.Popen(
@@ -90,10 +99,113 @@ class PlinthServer:
         self.proc = None
 
 
+class Nginx:
+    """nginx round-robin over `ports` on a free loopback port, with a generated config."""
+
+    def __init__(self, ports: list[int]):
+        self.work = tempfile.mkdtemp(prefix="plinth-nginx-")
+        self.port = free_port()
+        # nginx 1.22 speaks cleartext HTTP/2 (gRPC) only on a listener of its own.
+        self.grpc_port = free_port()
+        upstreams = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in ports)
+        conf = os.path.join(self.work, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""
+worker_processes 1;
+daemon off;
+pid {self.work}/nginx.pid;
+error_log {self.work}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_max_body_size 0;
+    client_body_temp_path {self.work}/body;
+    proxy_temp_path {self.work}/proxy;
+    fastcgi_temp_path {self.work}/fastcgi;
+    uwsgi_temp_path {self.work}/uwsgi;
+    scgi_temp_path {self.work}/scgi;
+    upstream plinth {{
+{upstreams}
+        keepalive 16;
+    }}
+    # Its own pool: a kept-alive HTTP/1.1 connection must never carry gRPC.
+    upstream plinth_grpc {{
+{upstreams}
+    }}
+    server {{
+        listen 127.0.0.1:{self.port};
+        location / {{
+            proxy_pass http://plinth;
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header Connection "";
+            proxy_request_buffering off;
+            proxy_buffering off;
+            proxy_read_timeout 300s;
+            # A replica that refuses connections: the request goes to the next one.
+            proxy_next_upstream error timeout;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{self.grpc_port} http2;
+        location / {{
+            grpc_pass grpc://plinth_grpc;
+            grpc_set_header Host $http_host;
+            grpc_read_timeout 300s;
+            grpc_next_upstream error timeout;
+        }}
+    }}
+}}
+""")
+        self.proc = subprocess.Popen([NGINX, "-p", self.work, "-c", conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("nginx did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+class Cluster:
+    """`n` replicas over one data dir's store and bucket behind nginx; looks like one PlinthServer."""
+
+    def __init__(self, data_dir: str, n: int):
+        self.data_dir = data_dir
+        self.replicas = [PlinthServer(data_dir).start() for _ in range(n)]
+        self.nginx = Nginx([r.port for r in self.replicas])
+        self.port = self.nginx.port
+        self.url = self.nginx.url
+        self.grpc_address = f"127.0.0.1:{self.nginx.grpc_port}"
+
+    def stop(self, kill: bool = False):
+        self.nginx.stop()
+        for r in self.replicas:
+            r.stop(kill=kill)
+
+
 @pytest.fixture(scope="session")
 def server():
     data_dir = tempfile.mkdtemp(prefix="plinth-conf-")
-    srv = PlinthServer(data_dir).start()
+    srv = Cluster(data_dir, REPLICAS) if REPLICAS > 1 else PlinthServer(data_dir).start()
     os.environ["MLFLOW_TRACKING_URI"] = srv.url
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
@@ -119,6 +231,30 @@ def client(server):
     mlflow.set_tracking_uri(server.url)
     mlflow.set_registry_uri(server.url)
     return mlflow.MlflowClient(server.url, server.url)
+
+
+def eventually(check, timeout: float = 5.0, what: str = "condition"):
+    """`check()`'s first truthy value, polled: what one replica counted reaches another's answers
+    within its publication interval (serving counters ~1 s, exposure records ~200 ms)."""
+    deadline = time.time() + timeout
+    while True:
+        value = check()
+        if value or time.time() > deadline:
+            assert value, f"timed out waiting for {what}"
+            return value
+        time.sleep(0.05)
+
+
+def settled(read, reads: int = 4, timeout: float = 10.0):
+    """`read()` once it gives the same value `reads` times in a row, 0.2 s apart: behind a balancer each
+    read may reach another replica, and all of them must have caught up."""
+    deadline = time.time() + timeout
+    last, same = read(), 1
+    while same < reads and time.time() < deadline:
+        time.sleep(0.2)
+        value = read()
+        last, same = value, (same + 1 if value == last else 1)
+    return last
 
 
 def deploy(server, ref, prefix="dep"):

@@ -22,7 +22,7 @@ import time
 import pytest
 import requests
 
-from conftest import POSTGRES, PlinthServer
+from conftest import POSTGRES, Nginx, PlinthServer
 
 pytestmark = pytest.mark.skipif(not POSTGRES, reason="replicas share a PostgreSQL store (PLINTH_TEST_POSTGRES)")
 
@@ -107,67 +107,12 @@ def test_a_killed_replicas_job_is_taken_over_and_cancel_reaches_it(replicas):
     assert done["status"] == "CANCELLED", done
 
 
-NGINX = os.environ.get("PLINTH_NGINX", shutil.which("nginx") or "/usr/sbin/nginx")
-
-
 @pytest.fixture
 def balanced(replicas):
     """nginx round-robin over the three replicas, on a free port."""
-    from conftest import free_port
-
-    work = tempfile.mkdtemp(prefix="plinth-nginx-")
-    port = free_port()
-    upstreams = "\n".join(f"        server 127.0.0.1:{s.port} max_fails=1 fail_timeout=2s;" for s in replicas)
-    conf = os.path.join(work, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_max_body_size 0;
-    client_body_temp_path {work}/body;
-    proxy_temp_path {work}/proxy;
-    fastcgi_temp_path {work}/fastcgi;
-    uwsgi_temp_path {work}/uwsgi;
-    scgi_temp_path {work}/scgi;
-    upstream plinth {{
-{upstreams}
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://plinth;
-            proxy_http_version 1.1;
-            proxy_set_header Host $http_host;
-            proxy_set_header Connection "";
-            # A replica that refuses connections: the request goes to the next one.
-            proxy_next_upstream error timeout;
-        }}
-    }}
-}}
-""")
-    proc = subprocess.Popen([NGINX, "-p", work, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _up(url), timeout=20, what="nginx")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-    shutil.rmtree(work, ignore_errors=True)
-
-
-def _up(url):
-    try:
-        return requests.get(f"{url}/health", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+    nginx = Nginx([s.port for s in replicas])
+    yield nginx.url
+    nginx.stop()
 
 
 def test_through_nginx_the_mlflow_client_sees_one_server(balanced, replicas):

@@ -121,7 +121,7 @@ def test_bad_requests_get_oip_errors(triton, deployment, server):
 def test_grpc_same_answers_as_rest(server, deployment, triton):
     import tritonclient.grpc as grpcclient
 
-    g = grpcclient.InferenceServerClient(server.url.removeprefix("http://"))
+    g = grpcclient.InferenceServerClient(server.grpc_address)
     try:
         assert g.is_server_live() and g.is_server_ready()
         assert g.is_model_ready(deployment)
@@ -180,6 +180,9 @@ def test_exposure_latency_is_end_to_end(server, deployment):
         while chunk := s.recv(65536):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
-    found = requests.get(f"{server.url}/api/2.0/plinth/deployments/exposures",
-                         params={"name": deployment, "unit": "user-slow-body"}, timeout=30).json()["exposures"]
+    from conftest import eventually
+
+    found = eventually(lambda: requests.get(f"{server.url}/api/2.0/plinth/deployments/exposures",
+                                            params={"name": deployment, "unit": "user-slow-body"},
+                                            timeout=30).json()["exposures"], what="the exposure")
     assert len(found) == 1 and found[0]["latency_us"] >= 300_000, found

@@ -124,7 +124,7 @@ def test_lightgbm_classifier_with_zipmap_matches_lightgbm(triton, lightgbm_class
 
 def test_grpc_infer(server, lightgbm_classifier):
     X, model, name = lightgbm_classifier
-    with grpcclient.InferenceServerClient(server.url.removeprefix("http://")) as c:
+    with grpcclient.InferenceServerClient(server.grpc_address) as c:
         assert c.is_model_ready(name)
         t = grpcclient.InferInput("input", [10, N_FEATURES], "FP32")
         t.set_data_from_numpy(X[:10])
@@ -169,8 +169,13 @@ def test_ab_split_and_shadow_over_onnx_variants(server, triton, regression):
         assert len(variants) == 1, "one unit, one variant"
         seen[f"unit-{u}"] = variants.pop()
     assert set(seen.values()) == {"a", "b"}
-    status = requests.get(f"{server.url}/api/2.0/plinth/deployments/get", params={"name": name}, timeout=30).json()
-    assert sum(v["requests"] for v in status["deployment"]["variants"]) == 80
+    from conftest import settled
+
+    def served():
+        status = requests.get(f"{server.url}/api/2.0/plinth/deployments/get", params={"name": name}, timeout=30)
+        return sum(v["requests"] for v in status.json()["deployment"]["variants"])
+
+    assert settled(served) == 80
     # The exposure log has every request, on the variant that answered, and
     # the shadow's runs apart (flushed within 200 ms; the shadow runs async).
     deadline = time.time() + 10

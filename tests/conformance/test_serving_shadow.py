@@ -20,7 +20,7 @@ from skl2onnx import to_onnx
 from sklearn.datasets import make_regression
 from sklearn.linear_model import LinearRegression, Ridge
 
-from conftest import PLINTH_BIN
+from conftest import PLINTH_BIN, settled
 
 
 def plinth(server, *args):
@@ -103,6 +103,10 @@ def host(server):
     return server.url.removeprefix("http://")
 
 
+def grpc_host(server):
+    return server.grpc_address
+
+
 def test_recommender_rest_recommend_and_similar_are_mirrored(server, recommender):
     for endpoint, body in [("recommend", {"user": "user3", "k": 3}), ("similar", {"item": "item4", "k": 3})]:
         unit, rid = f"unit-{endpoint}-{uuid.uuid4().hex[:6]}", f"rid-{uuid.uuid4().hex[:6]}"
@@ -153,7 +157,7 @@ def test_oip_infer_over_rest_is_mirrored_for_every_kind(server, request, kind, i
 def test_oip_infer_over_grpc_is_mirrored_for_every_kind(server, request, kind, inputs):
     name = request.getfixturevalue(kind)
     unit, rid = f"grpc-{uuid.uuid4().hex[:6]}", f"oip-{uuid.uuid4().hex[:6]}"
-    c = grpcclient.InferenceServerClient(host(server))
+    c = grpcclient.InferenceServerClient(grpc_host(server))
     try:
         result = c.infer(name, inputs(grpcclient), request_id=rid, headers={"x-plinth-unit": unit},
                          client_timeout=30)
@@ -169,11 +173,10 @@ def test_a_failed_request_is_counted_and_not_mirrored(server, recommender):
                          timeout=30).json()["deployment"]
         return d["variants"][0], d["shadow"]
 
-    main, mirror = status()
+    main, mirror = settled(status)
     r = requests.post(f"{server.url}/v1/deployments/{recommender}/similar", json={"item": "no-such-item"},
                       timeout=30)
     assert r.status_code == 404 and "no-such-item" in r.json()["error"], r.text
-    time.sleep(0.5)
-    main_after, mirror_after = status()
-    assert main_after["errors"] == main["errors"] + 1
+    main_after, mirror_after = settled(status)
+    assert main_after["errors"] == main["errors"] + 1, "counted, once"
     assert mirror_after["requests"] == mirror["requests"], "a failed request is not mirrored"

@@ -19,7 +19,7 @@ pub struct FileConfig {
     pub fsync_commits: Option<bool>,
     pub store: Option<String>,
     pub artifacts: Option<String>,
-    pub worker: Option<bool>,
+    pub roles: Option<String>,
     pub job_lease_ms: Option<u64>,
     pub datasets_dir: Option<PathBuf>,
     pub max_concurrent_inference: Option<usize>,
@@ -58,10 +58,11 @@ pub struct ServerFlags {
     /// (default: <data-dir>/artifacts).
     #[arg(long, env = "PLINTH_ARTIFACTS")]
     pub artifacts: Option<String>,
-    /// Whether this process runs training jobs (default true); replicas over one store may leave
-    /// them to dedicated workers.
-    #[arg(long, env = "PLINTH_WORKER")]
-    pub worker: Option<bool>,
+    /// What this process does, comma-separated (default api,serving,worker): `api` is MLflow's REST API,
+    /// Plinth's API and the UI; `serving` the inference and recommendation endpoints (REST and gRPC);
+    /// `worker` runs training jobs. Replicas over one store may split them, e.g. dedicated workers.
+    #[arg(long, env = "PLINTH_ROLES")]
+    pub roles: Option<String>,
     /// How long a worker's claim on a job lasts unless renewed, in ms (default 30000); a replica that
     /// dies mid-job loses the job to another after this long.
     #[arg(long, env = "PLINTH_JOB_LEASE_MS")]
@@ -113,7 +114,7 @@ pub struct Config {
     pub fsync_commits: bool,
     pub store: plinth_server::StoreLocation,
     pub artifacts: plinth_server::ArtifactLocation,
-    pub worker: bool,
+    pub roles: plinth_server::Roles,
     pub job_lease_ms: u64,
     pub datasets_dir: PathBuf,
     pub max_concurrent_inference: usize,
@@ -169,6 +170,10 @@ impl Config {
         if !(300..=3_600_000).contains(&job_lease_ms) {
             bail!("job_lease_ms must be in 300..=3600000");
         }
+        let roles = match flags.roles.clone().or(file.roles) {
+            Some(list) => plinth_server::Roles::parse(&list).map_err(anyhow::Error::msg)?,
+            None => plinth_server::Roles::default(),
+        };
         let max_connections = flags.max_connections.or(file.max_connections).unwrap_or(0);
         if max_connections != 0 && max_connections < 4 {
             bail!("max_connections must be at least 4");
@@ -195,7 +200,7 @@ impl Config {
             fsync_commits: flags.fsync_commits.or(file.fsync_commits).unwrap_or(false),
             store,
             artifacts,
-            worker: flags.worker.or(file.worker).unwrap_or(true),
+            roles,
             job_lease_ms,
         })
     }
@@ -237,6 +242,20 @@ mod tests {
         let flags = ServerFlags { store: Some("mysql://u:pw@h/db".into()), ..Default::default() };
         let message = Config::merge(&flags, FileConfig::default()).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("invalid store URI") && !message.contains("pw"), "{message}");
+    }
+
+    #[test]
+    fn roles() {
+        use plinth_server::Roles;
+        let with = |s: &str| {
+            Config::merge(&ServerFlags { roles: Some(s.into()), ..Default::default() }, FileConfig::default())
+        };
+        assert_eq!(Config::merge(&ServerFlags::default(), FileConfig::default()).unwrap().roles, Roles::default());
+        assert_eq!(with("worker").unwrap().roles, Roles { api: false, serving: false, worker: true });
+        assert_eq!(with(" api , serving ").unwrap().roles, Roles { api: true, serving: true, worker: false });
+        let bad = with("api,trainer").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(bad.contains("unknown role 'trainer'") && bad.contains("api, serving, worker"), "{bad}");
+        assert!(with(",").is_err());
     }
 
     #[test]

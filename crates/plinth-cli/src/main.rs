@@ -108,7 +108,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
         store: config.store.clone(),
         artifacts: config.artifacts.clone(),
         jobs: plinth_engine::jobs::JobConfig {
-            work: config.worker,
+            work: config.roles.worker,
             lease: std::time::Duration::from_millis(config.job_lease_ms),
             ..Default::default()
         },
@@ -123,11 +123,12 @@ async fn server(config: Config) -> anyhow::Result<()> {
                 hosts: config.allowed_hosts.clone(),
                 origins: config.allowed_origins.clone(),
             },
+            roles: config.roles,
         },
     })
     .await?;
     let local = listener.local_addr()?;
-    tracing::info!(data_dir = %config.data_dir.display(), store = ?config.store, "Plinth listening on http://{local}");
+    tracing::info!(data_dir = %config.data_dir.display(), store = ?config.store, roles = %config.roles, "Plinth listening on http://{local}");
     let limits = plinth_server::ConnLimits { max_connections: config.max_connections, ..Default::default() };
     let jobs = app.jobs.clone();
     plinth_server::serve(listener, app.router, limits, shutdown_signal()).await?;

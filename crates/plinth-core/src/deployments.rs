@@ -81,6 +81,22 @@ pub struct Deployment {
     pub updated_time: i64,
 }
 
+/// What one serving process (`replica`) has counted for one variant (or the
+/// shadow) of a deployment since it started. Each process publishes its own,
+/// so that any replica can show the totals of every live one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantCounters {
+    pub deployment: String,
+    pub variant: String,
+    pub replica: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub fallbacks: i64,
+    pub latency_us_total: i64,
+    /// When the process published these.
+    pub updated_time: i64,
+}
+
 fn valid_name(kind: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use plinth_artifacts::ArtifactPath;
-use plinth_core::deployments::{Deployment, ModelRef, ModelTarget};
+use plinth_core::deployments::{Deployment, ModelRef, ModelTarget, VariantCounters};
 use plinth_core::registry::ModelVersion;
 
 use crate::{Error, Platform, Result, artifact_key};
@@ -67,5 +67,20 @@ impl Platform {
 
     pub async fn delete_deployment(&self, name: &str) -> Result<()> {
         Ok(self.store.delete_deployment(name).await?)
+    }
+
+    /// Publishes this process's serving counters for other replicas to add up.
+    pub async fn publish_counters(&self, counters: Vec<VariantCounters>) -> Result<()> {
+        Ok(self.store.publish_counters(counters, self.now_ms()).await?)
+    }
+
+    /// Every process's counters of `deployment` published at or after `since`.
+    pub async fn deployment_counters(&self, deployment: &str, since: i64) -> Result<Vec<VariantCounters>> {
+        Ok(self.store.deployment_counters(deployment, since).await?)
+    }
+
+    /// Whether other processes share the store (replicas).
+    pub fn shared(&self) -> bool {
+        self.store.shared()
     }
 }

@@ -204,7 +204,11 @@ impl App {
                 .await?;
         sweep_interrupted_uploads(platform.artifacts().clone());
         create_dir("datasets dir", &config.datasets_dir)?;
-        let jobs = JobRunner::start_with(platform.clone(), config.datasets_dir.clone(), config.jobs.clone()).await?;
+        let job_config = plinth_engine::jobs::JobConfig {
+            work: config.jobs.work && config.server.roles.worker,
+            ..config.jobs.clone()
+        };
+        let jobs = JobRunner::start_with(platform.clone(), config.datasets_dir.clone(), job_config).await?;
         let serving = Serving::start(
             platform.clone(),
             ServingConfig { exposure_dir: config.data_dir.join("exposures"), reload_interval: config.reload_interval },

@@ -22,21 +22,28 @@ use plinth_engine::Platform;
 use plinth_engine::jobs::JobRunner;
 use plinth_serving::Serving;
 pub use state::{
-    AppState, DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_MAX_CONCURRENT_INFERENCE, DEFAULT_MAX_REQUEST_BYTES, ServerConfig,
+    AppState, DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_MAX_CONCURRENT_INFERENCE, DEFAULT_MAX_REQUEST_BYTES, Roles,
+    ServerConfig,
 };
 
-/// The whole HTTP application.
+/// The whole HTTP application: the parts `config.roles` names.
 pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: ServerConfig) -> Router {
     metrics::install();
     let inference_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_inference.max(1)));
-    let ui = plinth_ui::router(platform.clone(), serving.clone(), jobs.clone());
+    let roles = config.roles;
+    let ui = roles.api.then(|| plinth_ui::router(platform.clone(), serving.clone(), jobs.clone()));
     let body_limit = config.max_request_bytes;
     let edge = edge::EdgeLayer::new(config.allowed.clone());
     let state = AppState::new(state::Shared { platform, jobs, serving, config, inference_permits });
-    // gRPC (HTTP/2) and REST share the port; gRPC paths are `/<service>/<method>`.
-    routes::router(state.clone())
-        .route_service("/inference.GRPCInferenceService/{method}", oip::grpc::service(state))
-        .merge(ui)
+    let mut router = routes::router(state.clone(), roles);
+    if roles.serving {
+        // gRPC (HTTP/2) and REST share the port; gRPC paths are `/<service>/<method>`.
+        router = router.route_service("/inference.GRPCInferenceService/{method}", oip::grpc::service(state));
+    }
+    if let Some(ui) = ui {
+        router = router.merge(ui);
+    }
+    router
         // Extractors that buffer (forms, bytes) stop reading at the limit;
         // uploads and MLflow arguments apply their own limits while streaming.
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))

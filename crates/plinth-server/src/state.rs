@@ -20,6 +20,56 @@ pub struct ServerConfig {
     pub max_concurrent_inference: usize,
     /// Hosts and origins allowed beyond loopback and IP literals.
     pub allowed: Allowed,
+    /// Which parts of the platform this process serves.
+    pub roles: Roles,
+}
+
+/// What one `plinth server` process does (`--roles`, default all three):
+/// `api` (MLflow's REST API, Plinth's API and the UI), `serving` (the
+/// inference and recommendation endpoints, REST and gRPC), `worker` (runs
+/// training jobs). `/health`, `/version` and `/metrics` answer on every process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub api: bool,
+    pub serving: bool,
+    pub worker: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles { api: true, serving: true, worker: true }
+    }
+}
+
+impl Roles {
+    pub const NAMES: &str = "api, serving, worker";
+
+    /// Parses a comma-separated list, as `api,worker`; at least one role.
+    pub fn parse(list: &str) -> Result<Roles, String> {
+        let mut roles = Roles { api: false, serving: false, worker: false };
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match name {
+                "api" => roles.api = true,
+                "serving" => roles.serving = true,
+                "worker" => roles.worker = true,
+                other => return Err(format!("unknown role '{other}' in --roles: the roles are {}", Roles::NAMES)),
+            }
+        }
+        if roles == (Roles { api: false, serving: false, worker: false }) {
+            return Err(format!("--roles names no role: give one or more of {}", Roles::NAMES));
+        }
+        Ok(roles)
+    }
+}
+
+impl std::fmt::Display for Roles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [(self.api, "api"), (self.serving, "serving"), (self.worker, "worker")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        f.write_str(&names.join(","))
+    }
 }
 
 impl Default for ServerConfig {
@@ -29,6 +79,7 @@ impl Default for ServerConfig {
             max_artifact_bytes: DEFAULT_MAX_ARTIFACT_BYTES,
             max_concurrent_inference: DEFAULT_MAX_CONCURRENT_INFERENCE,
             allowed: Allowed::default(),
+            roles: Roles::default(),
         }
     }
 }

@@ -933,3 +933,28 @@ async fn web_ui_pages_show_real_data_and_escape_everything() {
     assert_eq!(s, 200);
     assert!(page.contains("No deployments"));
 }
+
+#[tokio::test]
+async fn roles_choose_what_a_process_serves() {
+    use plinth_server::Roles;
+    let serving_only =
+        TestServer::start(ServerConfig { roles: Roles::parse("serving").unwrap(), ..ServerConfig::default() }).await;
+    let (s, b) = serving_only.get("/api/2.0/mlflow/experiments/search?max_results=10").await;
+    assert_error(s, &b, 404, "ENDPOINT_NOT_FOUND");
+    assert_eq!(serving_only.get("/v2").await.0, 200);
+    assert_eq!(serving_only.get("/v2/health/ready").await.0, 200);
+    assert_eq!(serving_only.get("/health").await.0, 200);
+    let r = serving_only.http.get(serving_only.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = serving_only.http.get(serving_only.url("/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404, "no UI on a serving-only process");
+
+    let api_only =
+        TestServer::start(ServerConfig { roles: Roles::parse("api,worker").unwrap(), ..ServerConfig::default() }).await;
+    assert_eq!(api_only.get("/api/2.0/mlflow/experiments/search?max_results=10").await.0, 200);
+    let (s, b) = api_only.get("/v2/models/anything").await;
+    assert_eq!(s, 404);
+    assert!(b["error"].as_str().unwrap_or_default().contains("/v2/models/anything"), "{b}");
+    let r = api_only.http.get(api_only.url("/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the UI is part of the api role");
+}

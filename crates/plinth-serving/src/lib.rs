@@ -127,6 +127,10 @@ struct Inner {
     exposures: ExposureLog,
     batcher: batcher::Batcher,
     config: ServingConfig,
+    /// Held while a deployment not yet loaded here is read-through ([`Serving::live`]).
+    loading: tokio::sync::Mutex<()>,
+    /// This process's name among the replicas that publish serving counters.
+    replica: String,
 }
 
 /// The serving runtime. Cheap to clone.
@@ -144,7 +148,15 @@ impl Serving {
         let exposures = ExposureLog::open(config.exposure_dir.clone())
             .map_err(|e| Error::Internal(format!("exposure log: {e}")))?;
         let serving = Serving {
-            inner: Arc::new(Inner { platform, live: RwLock::new(HashMap::new()), exposures, batcher, config }),
+            inner: Arc::new(Inner {
+                platform,
+                live: RwLock::new(HashMap::new()),
+                exposures,
+                batcher,
+                config,
+                loading: tokio::sync::Mutex::new(()),
+                replica: format!("serving-{}", plinth_core::ids::new_run_id()),
+            }),
         };
         serving.reconcile().await;
         let weak = Arc::downgrade(&serving.inner);
@@ -163,7 +175,9 @@ impl Serving {
                     None => tokio::time::sleep(interval).await,
                 }
                 let Some(inner) = weak.upgrade() else { return };
-                Serving { inner }.reconcile().await;
+                let serving = Serving { inner };
+                serving.reconcile().await;
+                serving.publish_counters().await;
             }
         });
         Ok(serving)
@@ -186,8 +200,28 @@ impl Serving {
         self.inner.live.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
-    pub fn live(&self, name: &str) -> Result<Arc<Live>> {
+    /// The deployment as served here. One this process has not loaded yet —
+    /// created a moment ago through another replica, before its announcement
+    /// arrived — is read from the store and loaded now, so a client that
+    /// created it through one replica can use it through any other at once.
+    pub async fn live(&self, name: &str) -> Result<Arc<Live>> {
+        if let Some(live) = self.get(name) {
+            return Ok(live);
+        }
+        // One load at a time: concurrent requests for a new deployment wait for the first one's.
+        let _one = self.inner.loading.lock().await;
+        if let Some(live) = self.get(name) {
+            return Ok(live);
+        }
+        let spec = self.inner.platform.get_deployment(name).await?;
+        let live = self.build(spec, None).await?;
+        self.install(live);
         self.get(name).ok_or_else(|| plinth_core::rules::missing::deployment(name).into())
+    }
+
+    /// Every stored deployment, in name order.
+    pub async fn deployments(&self) -> Result<Vec<Deployment>> {
+        Ok(self.inner.platform.list_deployments().await?)
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -197,9 +231,22 @@ impl Serving {
         names
     }
 
-    fn install(&self, live: Live) {
+    /// Serves `live` from now on. Its variants keep the counters of the ones
+    /// they replace (by name), taken under the lock, so no request counted
+    /// by a concurrent load (the reload loop, a read-through) is lost.
+    fn install(&self, mut live: Live) {
         let name = live.spec.name.clone();
-        self.inner.live.write().unwrap_or_else(|p| p.into_inner()).insert(name, Arc::new(live));
+        let mut map = self.inner.live.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(current) = map.get(&name) {
+            for slot in live.variants.iter_mut().chain(live.shadow.as_mut()) {
+                if let Some(old) =
+                    current.variants.iter().chain(&current.shadow).find(|s| s.variant.name == slot.variant.name)
+                {
+                    slot.stats = old.stats.clone();
+                }
+            }
+        }
+        map.insert(name, Arc::new(live));
     }
 
     /// Loads every variant of `spec`, reusing models `previous` already has
@@ -298,6 +345,49 @@ impl Serving {
                     Err(e) => tracing::warn!(deployment = %spec.name, error = %e, "reload: cannot load deployment"),
                 },
             }
+        }
+    }
+
+    /// How recently a replica must have published its counters to count:
+    /// three reload passes (it publishes on each), at least 5 s.
+    pub(crate) fn counters_fresh_ms(&self) -> i64 {
+        (3 * self.inner.config.reload_interval.as_millis() as i64).max(5_000)
+    }
+
+    /// Over a shared store, writes this process's counters of every variant
+    /// that has served anything, for the other replicas' statuses.
+    async fn publish_counters(&self) {
+        if !self.inner.platform.shared() {
+            return;
+        }
+        let now = self.now_ms();
+        let live: Vec<Arc<Live>> =
+            self.inner.live.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut rows = Vec::new();
+        for d in &live {
+            for slot in d.variants.iter().chain(&d.shadow) {
+                let (requests, errors) =
+                    (slot.stats.requests.load(Ordering::Relaxed), slot.stats.errors.load(Ordering::Relaxed));
+                if requests == 0 && errors == 0 {
+                    continue;
+                }
+                rows.push(plinth_core::deployments::VariantCounters {
+                    deployment: d.spec.name.clone(),
+                    variant: slot.variant.name.clone(),
+                    replica: self.inner.replica.clone(),
+                    requests: requests as i64,
+                    errors: errors as i64,
+                    fallbacks: slot.stats.fallbacks.load(Ordering::Relaxed) as i64,
+                    latency_us_total: slot.stats.latency_us_total.load(Ordering::Relaxed) as i64,
+                    updated_time: now,
+                });
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.platform.publish_counters(rows).await {
+            tracing::warn!(error = %e, "cannot publish serving counters");
         }
     }
 

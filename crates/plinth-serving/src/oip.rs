@@ -76,8 +76,8 @@ impl Serving {
     }
 
     /// `GET /v2/models/{name}[/versions/{v}]`.
-    pub fn model_metadata(&self, name: &str, version: Option<&str>) -> Result<ModelMetadata> {
-        let live = self.live(name)?;
+    pub async fn model_metadata(&self, name: &str, version: Option<&str>) -> Result<ModelMetadata> {
+        let live = self.live(name).await?;
         if let Some(v) = version {
             self.slot_for_version(&live, v)?;
         }
@@ -89,8 +89,8 @@ impl Serving {
     }
 
     /// `GET /v2/models/{name}[/versions/{v}]/ready`.
-    pub fn model_ready(&self, name: &str, version: Option<&str>) -> Result<()> {
-        let live = self.live(name)?;
+    pub async fn model_ready(&self, name: &str, version: Option<&str>) -> Result<()> {
+        let live = self.live(name).await?;
         if let Some(v) = version {
             self.slot_for_version(&live, v)?;
         }
@@ -107,7 +107,7 @@ impl Serving {
         req: InferRequest,
         ctx: RequestContext,
     ) -> Result<InferResponse> {
-        let live = self.live(name)?;
+        let live = self.live(name).await?;
         let pinned = version.map(|v| self.slot_for_version(&live, v)).transpose()?;
         let ctx = RequestContext { request_id: req.id.clone().unwrap_or(ctx.request_id), ..ctx };
         let model = live.variants[pinned.unwrap_or(0)].model();

@@ -247,7 +247,7 @@ impl Serving {
         query: RecommendQuery,
         ctx: &RequestContext,
     ) -> Result<Recommendations> {
-        let live = self.live(deployment)?;
+        let live = self.live(deployment).await?;
         let k = check_k(query.k)?;
         let (users, batch) = query.users.checked("user")?;
         let units = match (&ctx.unit, batch) {
@@ -279,7 +279,7 @@ impl Serving {
         query: SimilarQuery,
         ctx: &RequestContext,
     ) -> Result<Recommendations> {
-        let live = self.live(deployment)?;
+        let live = self.live(deployment).await?;
         let k = check_k(query.k)?;
         let (items, batch) = query.items.checked("item")?;
         let units = items.iter().map(|item| ctx.unit.clone().unwrap_or_else(|| item.clone())).collect();

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use plinth_core::deployments::{Deployment, Variant};
+use plinth_core::deployments::{Deployment, Variant, VariantCounters};
 use serde::Serialize;
 
 use crate::{Live, Serving, Slot};
@@ -26,7 +26,8 @@ impl DeploymentState {
     }
 }
 
-/// What a loaded variant has done since this server started.
+/// What a loaded variant has done since this server started — over a shared
+/// store, since each live replica started, summed.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveStats {
     pub model_version: i64,
@@ -99,10 +100,45 @@ impl Live {
     }
 }
 
+impl LiveStats {
+    /// Adds another replica's counters to these.
+    fn add(&mut self, c: &VariantCounters) {
+        let total_latency = self.mean_latency_us * self.requests;
+        self.requests += c.requests.max(0) as u64;
+        self.errors += c.errors.max(0) as u64;
+        self.fallbacks += c.fallbacks.max(0) as u64;
+        self.mean_latency_us =
+            (total_latency + c.latency_us_total.max(0) as u64).checked_div(self.requests).unwrap_or(0);
+    }
+}
+
 impl Serving {
     /// The status of a stored deployment: live counters when this replica
-    /// serves that revision, else the spec, loading.
-    pub fn status(&self, d: &Deployment) -> DeploymentStatus {
+    /// serves that revision (with, over a shared store, every other live
+    /// replica's last published counters added), else the spec, loading.
+    pub async fn status(&self, d: &Deployment) -> DeploymentStatus {
+        let mut status = self.local_status(d);
+        if !self.inner.platform.shared() || status.state != DeploymentState::Ready {
+            return status;
+        }
+        let since = self.now_ms() - self.counters_fresh_ms();
+        let others = match self.inner.platform.deployment_counters(&d.name, since).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(deployment = %d.name, error = %e, "cannot read other replicas' counters");
+                return status;
+            }
+        };
+        for c in others.iter().filter(|c| c.replica != self.inner.replica) {
+            let slot = status.variants.iter_mut().chain(status.shadow.as_mut()).find(|v| v.name == c.variant);
+            if let Some(live) = slot.and_then(|v| v.live.as_mut()) {
+                live.add(c);
+            }
+        }
+        status
+    }
+
+    fn local_status(&self, d: &Deployment) -> DeploymentStatus {
         match self.get(&d.name) {
             Some(live) if live.spec.updated_time == d.updated_time => live.status(self.now_ms()),
             _ => DeploymentStatus {

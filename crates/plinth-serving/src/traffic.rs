@@ -168,7 +168,7 @@ impl Serving {
                 "bucket_ms must be at least 1 and give at most {MAX_BUCKETS} buckets, got {bucket_ms}"
             )));
         }
-        let live = self.live(name)?;
+        let live = self.live(name).await?;
         let mut order: Vec<(String, bool)> = live.spec.variants.iter().map(|v| (v.name.clone(), false)).collect();
         order.extend(live.spec.shadow.iter().map(|s| (s.name.clone(), true)));
         let since_ms = now_ms - window_ms;

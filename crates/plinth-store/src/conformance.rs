@@ -66,7 +66,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
 }
 
 async fn deployments(store: &dyn MetadataStore) {
-    use plinth_core::deployments::{Deployment, ModelRef, Variant};
+    use plinth_core::deployments::{Deployment, ModelRef, Variant, VariantCounters};
     let variant = |name: &str, model: &str, weight| Variant {
         name: name.into(),
         model: ModelRef::parse(model).expect("model ref"),
@@ -92,7 +92,35 @@ async fn deployments(store: &dyn MetadataStore) {
     assert_eq!((updated.variants[0].weight, updated.shadow.clone(), updated.salt.as_str()), (50, None, "salt-1"));
     assert_eq!(store.list_deployments().await.expect("list").len(), 1);
     assert!(store.get_deployment("nope").await.is_err_and(|e| not_found(&e)));
+
+    // Each process's counters replace its own earlier ones; readers get every fresh process's.
+    let counted = |replica: &str, requests: i64, at: i64| VariantCounters {
+        deployment: "recs".into(),
+        variant: "a".into(),
+        replica: replica.into(),
+        requests,
+        errors: 1,
+        fallbacks: 2,
+        latency_us_total: requests * 10,
+        updated_time: at,
+    };
+    let now = 10_000_000;
+    store.publish_counters(vec![counted("r1", 5, now)], now).await.expect("publish");
+    store
+        .publish_counters(vec![counted("r1", 7, now + 1), counted("r2", 3, now - 5_000)], now + 1)
+        .await
+        .expect("again");
+    let fresh = store.deployment_counters("recs", now - 1_000).await.expect("counters");
+    assert_eq!(fresh, vec![counted("r1", 7, now + 1)], "r2 went quiet before `since`");
+    assert_eq!(store.deployment_counters("recs", 0).await.expect("counters").len(), 2);
+    // An hour later, r1 alone still publishing: r2's row is removed.
+    let later = now + 3_600_000;
+    store.publish_counters(vec![counted("r1", 9, later)], later).await.expect("publish later");
+    assert_eq!(store.deployment_counters("recs", 0).await.expect("counters"), vec![counted("r1", 9, later)]);
+    assert!(store.deployment_counters("other", 0).await.expect("none").is_empty());
+
     store.delete_deployment("recs").await.expect("delete");
+    assert!(store.deployment_counters("recs", 0).await.expect("gone with it").is_empty());
     assert!(store.delete_deployment("recs").await.is_err_and(|e| not_found(&e)));
     assert!(store.list_deployments().await.expect("list").is_empty());
 }

@@ -12,7 +12,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use plinth_core::deployments::Deployment;
+use plinth_core::deployments::{Deployment, VariantCounters};
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::jobs::{Job, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
@@ -140,6 +140,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn update_deployment(&self, deployment: Deployment) -> Result<Deployment>;
     async fn delete_deployment(&self, name: &str) -> Result<()>;
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
+    /// Writes one process's counters (replacing what it published before)
+    /// and removes counters nobody has published for an hour before `now`.
+    async fn publish_counters(&self, counters: Vec<VariantCounters>, now: i64) -> Result<()>;
+    /// The counters of `deployment` published at or after `since`, every process's.
+    async fn deployment_counters(&self, deployment: &str, since: i64) -> Result<Vec<VariantCounters>>;
 
     // --- jobs ---
     async fn create_job(&self, job: Job) -> Result<()>;

@@ -600,3 +600,19 @@ impl RunPlan {
         sql
     }
 }
+
+/// One process's counters for one variant, replacing what it published before
+/// (the same text on both backends; `?` placeholders, numbered for PostgreSQL).
+pub(crate) const UPSERT_COUNTERS: &str = "INSERT INTO serving_counters
+     (deployment, variant, replica, requests, errors, fallbacks, latency_us_total, updated_time)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+     ON CONFLICT (deployment, variant, replica) DO UPDATE SET requests = excluded.requests,
+         errors = excluded.errors, fallbacks = excluded.fallbacks,
+         latency_us_total = excluded.latency_us_total, updated_time = excluded.updated_time";
+
+pub(crate) const SELECT_COUNTERS: &str = "SELECT deployment, variant, replica, requests, errors, fallbacks,
+     latency_us_total, updated_time FROM serving_counters WHERE deployment = ?1 AND updated_time >= ?2
+     ORDER BY variant, replica";
+
+/// Counters nobody has published for this long are removed.
+pub(crate) const COUNTERS_KEPT_MS: i64 = 3_600_000;

@@ -133,7 +133,7 @@ impl GrpcInferenceService for Oip {
     ) -> Result<Response<proto::ModelReadyResponse>, Status> {
         let r = r.into_inner();
         let version = Some(r.version.as_str()).filter(|v| !v.is_empty());
-        let ready = self.state.serving.model_ready(&r.name, version).is_ok();
+        let ready = self.state.serving.model_ready(&r.name, version).await.is_ok();
         Ok(Response::new(proto::ModelReadyResponse { ready }))
     }
 
@@ -154,7 +154,7 @@ impl GrpcInferenceService for Oip {
     ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
         let r = r.into_inner();
         let version = Some(r.version.as_str()).filter(|v| !v.is_empty());
-        let m = self.state.serving.model_metadata(&r.name, version).map_err(status)?;
+        let m = self.state.serving.model_metadata(&r.name, version).await.map_err(status)?;
         Ok(Response::new(proto::ModelMetadataResponse {
             name: r.name,
             versions: m.versions,

@@ -47,18 +47,18 @@ fn deployment(a: &Args) -> Result<Deployment, ApiError> {
     })
 }
 
-fn status(s: &AppState, d: &Deployment) -> Value {
-    json!(s.serving.status(d))
+async fn status(s: &AppState, d: &Deployment) -> Value {
+    json!(s.serving.status(d).await)
 }
 
 async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
     let d = s.serving.create(deployment(&a)?).await?;
-    Ok(Json(json!({"deployment": status(&s, &d)})))
+    Ok(Json(json!({"deployment": status(&s, &d).await})))
 }
 
 async fn update(State(s): State<AppState>, a: Args) -> ApiResult {
     let d = s.serving.update(deployment(&a)?).await?;
-    Ok(Json(json!({"deployment": status(&s, &d)})))
+    Ok(Json(json!({"deployment": status(&s, &d).await})))
 }
 
 async fn delete(State(s): State<AppState>, a: Args) -> ApiResult {
@@ -68,12 +68,16 @@ async fn delete(State(s): State<AppState>, a: Args) -> ApiResult {
 
 async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult {
     let d = s.platform.get_deployment(&a.req_str("name")?).await?;
-    Ok(Json(json!({"deployment": status(&s, &d)})))
+    Ok(Json(json!({"deployment": status(&s, &d).await})))
 }
 
 async fn list(State(s): State<AppState>) -> ApiResult {
     let all = s.platform.list_deployments().await?;
-    Ok(Json(json!({"deployments": all.iter().map(|d| status(&s, d)).collect::<Vec<_>>()})))
+    let mut deployments = Vec::with_capacity(all.len());
+    for d in &all {
+        deployments.push(status(&s, d).await);
+    }
+    Ok(Json(json!({"deployments": deployments})))
 }
 
 /// `?name=&variant=&unit=&since_ms=&max_results=`: newest first.

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::edge::Surface;
 use crate::error::{ApiError, Failure};
-use crate::state::AppState;
+use crate::state::{AppState, Roles};
 use plinth_core::ErrorKind;
 
 fn mlflow_api() -> Router<AppState> {
@@ -30,17 +30,25 @@ fn mlflow_api() -> Router<AppState> {
         .merge(artifacts::tracking_router())
 }
 
-pub fn router(state: AppState) -> Router {
-    let api = mlflow_api();
-    Router::new()
-        .nest("/api/2.0/mlflow", api.clone())
-        .nest("/ajax-api/2.0/mlflow", api.clone())
-        .nest("/api/2.0/preview/mlflow", api)
-        .nest("/api/2.0/mlflow-artifacts", artifacts::proxy_router())
-        .nest("/api/2.0/plinth", jobs::router().merge(deployments::router()))
-        .merge(serving::router(state.clone()))
-        .nest("/ajax-api/2.0/mlflow-artifacts", artifacts::proxy_router())
-        .merge(artifacts::legacy_router())
+/// The routes of `roles`; a path of a role this process does not play is not found here.
+pub fn router(state: AppState, roles: Roles) -> Router {
+    let mut router = Router::new();
+    if roles.api {
+        let api = mlflow_api();
+        router = router
+            .nest("/api/2.0/mlflow", api.clone())
+            .nest("/ajax-api/2.0/mlflow", api.clone())
+            .nest("/api/2.0/preview/mlflow", api)
+            .nest("/api/2.0/mlflow-artifacts", artifacts::proxy_router())
+            .nest("/api/2.0/plinth", jobs::router().merge(deployments::router()))
+            .nest("/ajax-api/2.0/mlflow-artifacts", artifacts::proxy_router())
+            .merge(artifacts::legacy_router());
+    }
+    if roles.serving {
+        router = router.merge(serving::router(state.clone()));
+    }
+    router
+        .route("/metrics", get(serving::metrics))
         .route("/health", get(health))
         .route("/version", get(version))
         .fallback(not_found)

@@ -43,7 +43,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v2/models/{name}/versions/{version}/config", get(model_version_config))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/versions/{version}/ready", get(model_version_ready))
-        .route("/metrics", get(metrics))
 }
 
 async fn live() -> Json<Value> {
@@ -62,29 +61,29 @@ async fn server_metadata() -> Json<Value> {
 }
 
 async fn model_metadata(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, InferError> {
-    Ok(Json(metadata_json(&s.serving.model_metadata(&name, None)?)))
+    Ok(Json(metadata_json(&s.serving.model_metadata(&name, None).await?)))
 }
 
 async fn model_version_metadata(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, InferError> {
-    Ok(Json(metadata_json(&s.serving.model_metadata(&name, Some(&version))?)))
+    Ok(Json(metadata_json(&s.serving.model_metadata(&name, Some(&version)).await?)))
 }
 
 async fn model_config(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, InferError> {
-    Ok(Json(triton_config(&s.serving.model_metadata(&name, None)?)))
+    Ok(Json(triton_config(&s.serving.model_metadata(&name, None).await?)))
 }
 
 async fn model_version_config(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, InferError> {
-    Ok(Json(triton_config(&s.serving.model_metadata(&name, Some(&version))?)))
+    Ok(Json(triton_config(&s.serving.model_metadata(&name, Some(&version)).await?)))
 }
 
 async fn model_ready(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, InferError> {
-    s.serving.model_ready(&name, None)?;
+    s.serving.model_ready(&name, None).await?;
     Ok(Json(serde_json::json!({"name": name, "ready": true})))
 }
 
@@ -92,7 +91,7 @@ async fn model_version_ready(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, InferError> {
-    s.serving.model_ready(&name, Some(&version))?;
+    s.serving.model_ready(&name, Some(&version)).await?;
     Ok(Json(serde_json::json!({"name": name, "ready": true})))
 }
 
@@ -326,6 +325,6 @@ async fn similar(
     Ok(Json(recommendations_json(out, "item", false)))
 }
 
-async fn metrics() -> impl IntoResponse {
+pub(super) async fn metrics() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render())
 }

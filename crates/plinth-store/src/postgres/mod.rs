@@ -55,6 +55,7 @@ fn migrations() -> Vec<(i64, String)> {
             .to_string(),
         ),
         (6, include_str!("../../migrations/0006_job_leases.sql").to_string()),
+        (7, include_str!("../../migrations/0007_serving_counters.sql").to_string()),
     ]
 }
 

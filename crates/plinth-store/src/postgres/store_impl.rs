@@ -1,7 +1,7 @@
 //! [`MetadataStore`] for [`PostgresStore`]: each call is one transaction.
 
 use async_trait::async_trait;
-use plinth_core::deployments::Deployment;
+use plinth_core::deployments::{Deployment, VariantCounters};
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::jobs::{Job, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
@@ -209,6 +209,12 @@ impl MetadataStore for PostgresStore {
     }
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
         in_tx!(self, |tx| tables::list_deployments(&tx).await?)
+    }
+    async fn publish_counters(&self, counters: Vec<VariantCounters>, now: i64) -> Result<()> {
+        in_tx!(self, |tx| tables::publish_counters(&tx, &counters, now).await?)
+    }
+    async fn deployment_counters(&self, deployment: &str, since: i64) -> Result<Vec<VariantCounters>> {
+        in_tx!(self, |tx| tables::deployment_counters(&tx, deployment, since).await?)
     }
 
     async fn create_job(&self, job: Job) -> Result<()> {

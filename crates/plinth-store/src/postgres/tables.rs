@@ -1,6 +1,6 @@
 //! Logged models, jobs and deployments in PostgreSQL.
 
-use plinth_core::deployments::{Deployment, Variant};
+use plinth_core::deployments::{Deployment, Variant, VariantCounters};
 use plinth_core::experiments::Tag;
 use plinth_core::jobs::{Job, JobKind, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
@@ -473,7 +473,54 @@ pub(crate) async fn delete_deployment(tx: &Transaction<'_>, name: &str) -> Resul
     if tx.execute("DELETE FROM deployments WHERE name = $1", &[&name]).await.map_err(db)? == 0 {
         return Err(missing::deployment(name).into());
     }
+    tx.execute("DELETE FROM serving_counters WHERE deployment = $1", &[&name]).await.map_err(db)?;
     super::announce(tx).await
+}
+
+pub(crate) async fn publish_counters(tx: &Transaction<'_>, counters: &[VariantCounters], now: i64) -> Result<()> {
+    let upsert = tx.prepare(&crate::plan::UPSERT_COUNTERS.replace('?', "$")).await.map_err(db)?;
+    for c in counters {
+        tx.execute(
+            &upsert,
+            &[
+                &c.deployment,
+                &c.variant,
+                &c.replica,
+                &c.requests,
+                &c.errors,
+                &c.fallbacks,
+                &c.latency_us_total,
+                &c.updated_time,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    }
+    let cutoff = now - crate::plan::COUNTERS_KEPT_MS;
+    tx.execute("DELETE FROM serving_counters WHERE updated_time < $1", &[&cutoff]).await.map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn deployment_counters(
+    tx: &Transaction<'_>,
+    deployment: &str,
+    since: i64,
+) -> Result<Vec<VariantCounters>> {
+    let rows = tx.query(&crate::plan::SELECT_COUNTERS.replace('?', "$"), &[&deployment, &since]).await.map_err(db)?;
+    rows.iter()
+        .map(|r| {
+            Ok(VariantCounters {
+                deployment: col(r, 0)?,
+                variant: col(r, 1)?,
+                replica: col(r, 2)?,
+                requests: col(r, 3)?,
+                errors: col(r, 4)?,
+                fallbacks: col(r, 5)?,
+                latency_us_total: col(r, 6)?,
+                updated_time: col(r, 7)?,
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn list_deployments(tx: &Transaction<'_>) -> Result<Vec<Deployment>> {

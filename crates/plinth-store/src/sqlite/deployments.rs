@@ -1,6 +1,6 @@
 //! Deployments in SQLite.
 
-use plinth_core::deployments::{Deployment, Variant};
+use plinth_core::deployments::{Deployment, Variant, VariantCounters};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Result;
@@ -70,7 +70,45 @@ pub(crate) fn delete(conn: &Connection, name: &str) -> Result<()> {
     if conn.execute("DELETE FROM deployments WHERE name = ?1", [name])? == 0 {
         return Err(missing::deployment(name).into());
     }
+    conn.execute("DELETE FROM serving_counters WHERE deployment = ?1", [name])?;
     Ok(())
+}
+
+pub(crate) fn publish_counters(conn: &Connection, counters: &[VariantCounters], now: i64) -> Result<()> {
+    let mut upsert = conn.prepare_cached(crate::plan::UPSERT_COUNTERS)?;
+    for c in counters {
+        upsert.execute(params![
+            c.deployment,
+            c.variant,
+            c.replica,
+            c.requests,
+            c.errors,
+            c.fallbacks,
+            c.latency_us_total,
+            c.updated_time
+        ])?;
+    }
+    conn.execute("DELETE FROM serving_counters WHERE updated_time < ?1", [now - crate::plan::COUNTERS_KEPT_MS])?;
+    Ok(())
+}
+
+pub(crate) fn counters(conn: &Connection, deployment: &str, since: i64) -> Result<Vec<VariantCounters>> {
+    let rows = conn
+        .prepare_cached(crate::plan::SELECT_COUNTERS)?
+        .query_map(params![deployment, since], |r| {
+            Ok(VariantCounters {
+                deployment: r.get(0)?,
+                variant: r.get(1)?,
+                replica: r.get(2)?,
+                requests: r.get(3)?,
+                errors: r.get(4)?,
+                fallbacks: r.get(5)?,
+                latency_us_total: r.get(6)?,
+                updated_time: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 pub(crate) fn list(conn: &Connection) -> Result<Vec<Deployment>> {

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/0004_metrics_by_key.sql")),
     (5, include_str!("../../migrations/0005_dataset_context.sql")),
     (6, include_str!("../../migrations/0006_job_leases.sql")),
+    (7, include_str!("../../migrations/0007_serving_counters.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -2,7 +2,7 @@
 //! writer (writes) or the read pool (reads).
 
 use async_trait::async_trait;
-use plinth_core::deployments::Deployment;
+use plinth_core::deployments::{Deployment, VariantCounters};
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::jobs::{Job, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
@@ -278,6 +278,13 @@ impl MetadataStore for SqliteStore {
     }
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
         self.read(deployments::list).await
+    }
+    async fn publish_counters(&self, counters: Vec<VariantCounters>, now: i64) -> Result<()> {
+        self.write(move |c| deployments::publish_counters(c, &counters, now)).await
+    }
+    async fn deployment_counters(&self, deployment: &str, since: i64) -> Result<Vec<VariantCounters>> {
+        let deployment = deployment.to_string();
+        self.read(move |c| deployments::counters(c, &deployment, since)).await
     }
     async fn claim_job(&self, worker: &str, now: i64, lease_ms: i64, max_attempts: i64) -> Result<Option<Job>> {
         let worker = worker.to_string();

@@ -135,12 +135,11 @@ async fn last_hour(s: &Serving, name: &str) -> Result<Traffic, UiError> {
 /// Deployment names are URL-safe (letters, digits, `-`, `_`, `.`), so they go
 /// into links as they are.
 pub async fn list(State(s): State<Serving>) -> PageResult {
-    let mut names = s.names();
-    names.sort();
+    // Every stored deployment (one created through another replica a moment ago too), in name order.
     let mut rows = Vec::new();
-    for name in names {
-        let Some(live) = s.get(&name) else { continue };
-        rows.push((live.status(s.now_ms()), last_hour(&s, &name).await?));
+    for d in s.deployments().await? {
+        let Ok(live) = s.live(&d.name).await else { continue };
+        rows.push((s.status(&live.spec).await, last_hour(&s, &d.name).await?));
     }
     Ok(page(
         "Deployments",
@@ -187,15 +186,15 @@ pub async fn list(State(s): State<Serving>) -> PageResult {
 }
 
 pub async fn detail(State(s): State<Serving>, Path(name): Path<String>) -> PageResult {
-    let live = s.get(&name).ok_or_else(|| UiError::not_found(format!("No deployment named '{name}'")))?;
-    let d = live.status(s.now_ms());
+    let live = s.live(&name).await.map_err(|_| UiError::not_found(format!("No deployment named '{name}'")))?;
+    let d = s.status(&live.spec).await;
     let traffic = last_hour(&s, &name).await?;
     Ok(page(
         &name,
         html! {
             p.muted { a href="/ui/deployments" { "Deployments" } " / " (name) }
             h1 { (name) " " span.badge { (d.state.as_str()) } }
-            p.muted { "Updated " (time(d.updated_time)) ". Totals since the server started:" }
+            p.muted { "Updated " (time(d.updated_time)) ". Totals since start, every live replica's:" }
             div.scroll {
                 table {
                     thead { tr {
