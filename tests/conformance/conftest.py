@@ -46,12 +46,16 @@ def free_port() -> int:
 
 
 class PlinthServer:
-    def __init__(self, data_dir: str, port: int | None = None, extra_args: list[str] | None = None):
+    def __init__(self, data_dir: str, port: int | None = None, extra_args: list[str] | None = None,
+                 store: str | None = None, env: dict[str, str] | None = None):
+        """`store`: a --store URL of the test's own (default: the pass's PostgreSQL, if any); `env`: more
+        environment for the process (e.g. another AWS_ENDPOINT_URL)."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_args = extra_args or []
-        if POSTGRES:
-            self.extra_args = ["--store", postgres_store(data_dir), *self.extra_args]
+        self.env = {**os.environ, **(env or {})}
+        if store or POSTGRES:
+            self.extra_args = ["--store", store or postgres_store(data_dir), *self.extra_args]
         if S3:
             self.extra_args = ["--artifacts", f"{S3}/{data_dir_key(data_dir)}", *self.extra_args]
         self.proc: subprocess.Popen | None = None
@@ -71,6 +75,7 @@ class PlinthServer:
             [PLINTH_BIN, "server", "--port", str(self.port), "--data-dir", self.data_dir, *self.extra_args],
             stdout=self.log,
             stderr=self.log,
+            env=self.env,
         )
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -6,6 +6,7 @@ PLINTH_TEST_POSTGRES set); over SQLite there is nothing to share.
 - a replica killed (-9) mid-job loses its lease and another one takes the
   job over and runs it again, its attempt counted;
 - a cancel sent to a replica that does not run the job reaches the one that does;
+- a replica stopped with SIGTERM gives its job back at once (no lease to wait out, no attempt counted);
 - what one replica writes, every replica reads at once;
 - through nginx (round-robin over the three), the mlflow client sees one server, and a replica killed under
   load loses no acknowledged write;
@@ -105,6 +106,27 @@ def test_a_killed_replicas_job_is_taken_over_and_cancel_reaches_it(replicas):
     assert r.status_code == 200, r.text
     done = wait_for(lambda: (j := get_job(bystander, job_id))["status"] != "RUNNING" and j, what="cancel")
     assert done["status"] == "CANCELLED", done
+
+
+def test_a_replica_stopped_with_sigterm_gives_its_job_back_at_once(replicas):
+    spec = {"data": "d.csv", "algo": "bpr", "iterations": 10_000_000, "register": "never", "experiment": "replicas"}
+    r = requests.post(f"{replicas[0].url}{API}/plinth/jobs/train-recommender", json=spec, timeout=30)
+    assert r.status_code == 200, r.text
+    job_id = r.json()["job"]["job_id"]
+    first = wait_for(lambda: (j := get_job(replicas[1], job_id))["status"] == "RUNNING" and j, what="job start")
+    holder = next(s for s in replicas if first["worker"] in open(s.log.name, errors="replace").read())
+    holder.stop()  # SIGTERM: drains, releases the lease
+    survivors = [s for s in replicas if s is not holder]
+    # Taken over long before a lease could have run out (1.5 s here, 30 s by default), the attempt not counted.
+    started = time.time()
+    taken = wait_for(lambda: (j := get_job(survivors[0], job_id))["status"] == "RUNNING"
+                     and j["worker"] != first["worker"] and j, timeout=20, what="takeover")
+    assert taken["attempts"] == 1, taken
+    assert time.time() - started < 5
+    r = requests.post(f"{survivors[1].url}{API}/plinth/jobs/cancel", json={"job_id": job_id}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert wait_for(lambda: (j := get_job(survivors[0], job_id))["status"] != "RUNNING" and j,
+                    what="cancel")["status"] == "CANCELLED"
 
 
 @pytest.fixture
