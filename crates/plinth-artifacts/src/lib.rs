@@ -160,6 +160,9 @@ pub struct ArtifactStore {
     store: Arc<dyn ObjectStore>,
     /// For the local backend: the root, to refuse symlinks below it.
     local_root: Option<PathBuf>,
+    /// Where a client can reach these bytes without the server
+    /// (`file:///root`, `s3://bucket/prefix`); none for stores only this process sees.
+    direct_uri: Option<String>,
 }
 
 impl ArtifactStore {
@@ -169,17 +172,18 @@ impl ArtifactStore {
         std::fs::create_dir_all(root).map_err(|e| Error::Storage(format!("cannot create {}: {e}", root.display())))?;
         let root = root.canonicalize().map_err(|e| Error::Storage(e.to_string()))?;
         let fs = LocalFileSystem::new_with_prefix(&root)?.with_fsync(true).with_automatic_cleanup(true);
-        Ok(ArtifactStore { store: Arc::new(fs), local_root: Some(root) })
+        let direct_uri = Some(format!("file://{}", root.display()));
+        Ok(ArtifactStore { store: Arc::new(fs), local_root: Some(root), direct_uri })
     }
 
     /// In memory, for tests.
     pub fn memory() -> Self {
-        ArtifactStore { store: Arc::new(InMemory::new()), local_root: None }
+        ArtifactStore { store: Arc::new(InMemory::new()), local_root: None, direct_uri: None }
     }
 
     /// Any other `object_store` backend (S3, GCS, Azure...).
     pub fn from_object_store(store: Arc<dyn ObjectStore>) -> Self {
-        ArtifactStore { store, local_root: None }
+        ArtifactStore { store, local_root: None, direct_uri: None }
     }
 
     /// An S3-compatible bucket, `s3://bucket[/prefix]`, with the standard AWS
@@ -201,14 +205,31 @@ impl ArtifactStore {
             .with_bucket_name(bucket)
             .build()
             .map_err(|e| Error::Storage(format!("cannot configure S3 for {url}: {e}")))?;
-        let store: Arc<dyn ObjectStore> = match prefix.trim_matches('/') {
-            "" => Arc::new(s3),
-            prefix => Arc::new(object_store::prefix::PrefixStore::new(s3, prefix)),
+        let prefix = prefix.trim_matches('/');
+        let (store, direct_uri): (Arc<dyn ObjectStore>, String) = match prefix {
+            "" => (Arc::new(s3), format!("s3://{bucket}")),
+            prefix => (Arc::new(object_store::prefix::PrefixStore::new(s3, prefix)), format!("s3://{bucket}/{prefix}")),
         };
         store.list_with_delimiter(None).await.map_err(|e| {
             Error::Storage(format!("cannot use the bucket {url} (check the bucket, endpoint and keys): {e}"))
         })?;
-        Ok(ArtifactStore { store, local_root: None })
+        Ok(ArtifactStore { store, local_root: None, direct_uri: Some(direct_uri) })
+    }
+
+    /// Where clients can read and write these artifacts themselves, bypassing
+    /// the server (`file:///root` or `s3://bucket/prefix`), if anywhere.
+    pub fn direct_uri(&self) -> Option<&str> {
+        self.direct_uri.as_deref()
+    }
+
+    /// The key under the root for `uri`, when `uri` lies below
+    /// [`ArtifactStore::direct_uri`] (`s3://bucket/prefix/1/run/artifacts` → `1/run/artifacts`).
+    pub fn key_of_direct<'a>(&self, uri: &'a str) -> Option<&'a str> {
+        let root = self.direct_uri.as_deref()?;
+        match uri.strip_prefix(root)? {
+            "" => Some(""),
+            rest => rest.strip_prefix('/').map(|k| k.trim_matches('/')),
+        }
     }
 
     /// Refuses paths that cross a symbolic link on the local backend.
@@ -497,6 +518,23 @@ mod tests {
 
     fn check(raw: &str, ok: bool) {
         assert_eq!(ArtifactPath::parse(raw).is_ok(), ok, "{raw:?}");
+    }
+
+    #[test]
+    fn direct_uris_map_to_keys_below_the_root_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ArtifactStore::local(dir.path()).expect("local");
+        let root = store.direct_uri().expect("a local store has one").to_string();
+        assert!(root.starts_with("file:///"), "{root}");
+        assert_eq!(store.key_of_direct(&format!("{root}/1/run/artifacts/")), Some("1/run/artifacts"));
+        assert_eq!(store.key_of_direct(&root), Some(""));
+        assert_eq!(store.key_of_direct(&format!("{root}2/x")), None, "a sibling directory is not below the root");
+        assert_eq!(store.key_of_direct("s3://other/1"), None);
+        // A key with `..` still goes through ArtifactPath, which refuses it.
+        let escaping = format!("{root}/../etc");
+        let key = store.key_of_direct(&escaping).expect("lexically below");
+        assert!(ArtifactPath::parse(key).is_err());
+        assert_eq!(ArtifactStore::memory().direct_uri(), None);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub fsync_commits: Option<bool>,
     pub store: Option<String>,
     pub artifacts: Option<String>,
+    pub serve_artifacts: Option<bool>,
     pub roles: Option<String>,
     pub job_lease_ms: Option<u64>,
     pub datasets_dir: Option<PathBuf>,
@@ -58,6 +59,11 @@ pub struct ServerFlags {
     /// (default: <data-dir>/artifacts).
     #[arg(long, env = "PLINTH_ARTIFACTS")]
     pub artifacts: Option<String>,
+    /// Whether clients reach artifacts through this server (`mlflow-artifacts:/` URIs, default true). With false,
+    /// as behind MLflow's `--no-serve-artifacts`, new experiments keep artifacts at the store's own URI
+    /// (`s3://bucket/prefix/<experiment>`) and clients such as `mlflow` read and write the bucket themselves.
+    #[arg(long, env = "PLINTH_SERVE_ARTIFACTS")]
+    pub serve_artifacts: Option<bool>,
     /// What this process does, comma-separated (default api,serving,worker): `api` is MLflow's REST API,
     /// Plinth's API and the UI; `serving` the inference and recommendation endpoints (REST and gRPC);
     /// `worker` runs training jobs. Replicas over one store may split them, e.g. dedicated workers.
@@ -114,6 +120,7 @@ pub struct Config {
     pub fsync_commits: bool,
     pub store: plinth_server::StoreLocation,
     pub artifacts: plinth_server::ArtifactLocation,
+    pub serve_artifacts: bool,
     pub roles: plinth_server::Roles,
     pub job_lease_ms: u64,
     pub datasets_dir: PathBuf,
@@ -200,6 +207,7 @@ impl Config {
             fsync_commits: flags.fsync_commits.or(file.fsync_commits).unwrap_or(false),
             store,
             artifacts,
+            serve_artifacts: flags.serve_artifacts.or(file.serve_artifacts).unwrap_or(true),
             roles,
             job_lease_ms,
         })

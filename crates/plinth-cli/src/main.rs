@@ -107,6 +107,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
         datasets_dir: config.datasets_dir.clone(),
         store: config.store.clone(),
         artifacts: config.artifacts.clone(),
+        serve_artifacts: config.serve_artifacts,
         jobs: plinth_engine::jobs::JobConfig {
             work: config.roles.worker,
             lease: std::time::Duration::from_millis(config.job_lease_ms),
@@ -143,7 +144,7 @@ pub(crate) async fn open_platform(data_dir: &std::path::Path) -> anyhow::Result<
     let store = plinth_server::StoreLocation::default();
     let artifacts = plinth_server::ArtifactLocation::default();
     let clock = plinth_core::clock::system();
-    Ok(plinth_server::open_platform(data_dir, &store, &artifacts, SqliteOptions::default(), clock).await?)
+    Ok(plinth_server::open_platform(data_dir, &store, &artifacts, true, SqliteOptions::default(), clock).await?)
 }
 
 async fn shutdown_signal() {

@@ -109,7 +109,9 @@ impl Tracker for RemoteTracker {
         let found: mlflow::RunResponse = self.get("runs/get", &[("run_id", run_id)]).await?;
         let uri = found.run.info.artifact_uri;
         let Some(key) = plinth_engine::artifact_key(&uri) else {
-            return Err(Error::Internal(format!("run artifacts at {uri} are not served by the tracking server")));
+            // Not proxied (a server with --serve-artifacts false): write to the bucket or directory itself,
+            // as the mlflow client does.
+            return upload_direct(&uri, path, bytes).await;
         };
         let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{key}/{path}", self.base);
         let resp = self.http.put(&url).body(bytes).send().await.map_err(|e| Error::Internal(format!("{url}: {e}")))?;
@@ -151,4 +153,20 @@ impl Tracker for RemoteTracker {
         let created: mlflow::ModelVersionResponse = self.post("model-versions/create", &version).await?;
         Ok(created.model_version.version)
     }
+}
+
+/// Writes `path` below a run's own artifact URI: `s3://bucket/prefix/…` with
+/// the standard AWS settings from the environment, or a `file://` directory.
+async fn upload_direct(uri: &str, path: &str, bytes: Bytes) -> Result<()> {
+    use plinth_artifacts::{ArtifactPath, ArtifactStore};
+    let store = if uri.starts_with("s3://") {
+        ArtifactStore::s3(uri).await
+    } else if let Some(dir) = uri.strip_prefix("file://") {
+        ArtifactStore::local(dir)
+    } else {
+        return Err(Error::Internal(format!("cannot write run artifacts to {uri}: not s3:// or file://")));
+    };
+    let store = store.map_err(|e| Error::Internal(format!("run artifacts at {uri}: {e}")))?;
+    let key = ArtifactPath::parse(path).map_err(|e| Error::Internal(format!("artifact path {path}: {e}")))?;
+    store.put(&key, bytes).await.map_err(|e| Error::Internal(format!("uploading {path} to {uri}: {e}")))
 }

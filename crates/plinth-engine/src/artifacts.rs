@@ -68,7 +68,7 @@ impl Platform {
         owner: &str,
     ) -> Result<(u64, impl Stream<Item = plinth_artifacts::Result<Bytes>> + Send + 'static + use<>)> {
         let rel = ArtifactPath::parse(path)?;
-        let Some(key) = artifact_key(root) else {
+        let Some(key) = self.artifact_key(root) else {
             return Err(plinth_core::Error::not_found(format!("{owner} keeps its artifacts elsewhere ({root})")).into());
         };
         let base = ArtifactPath::parse(key)?;
@@ -94,7 +94,7 @@ impl Platform {
     pub async fn list_run_artifacts(&self, run_id: &str, path: &str) -> Result<(String, Vec<Entry>)> {
         let run = self.get_run(run_id).await?;
         let dir = ArtifactPath::parse(path)?;
-        let Some(key) = artifact_key(&run.info.artifact_uri) else {
+        let Some(key) = self.artifact_key(&run.info.artifact_uri) else {
             return Ok((run.info.artifact_uri, Vec::new()));
         };
         let base = ArtifactPath::parse(key)?;

@@ -6,7 +6,7 @@ use plinth_artifacts::ArtifactPath;
 use plinth_core::deployments::{Deployment, ModelRef, ModelTarget, VariantCounters};
 use plinth_core::registry::ModelVersion;
 
-use crate::{Error, Platform, Result, artifact_key};
+use crate::{Error, Platform, Result};
 
 impl Platform {
     /// The version a reference points at now.
@@ -20,7 +20,7 @@ impl Platform {
     /// A file of a model version's directory (`file` relative to it), for
     /// versions whose bytes this server holds.
     pub async fn read_model_file(&self, version: &ModelVersion, file: &str) -> Result<Bytes> {
-        let Some(key) = artifact_key(&version.storage_location) else {
+        let Some(key) = self.artifact_key(&version.storage_location) else {
             return Err(plinth_core::Error::invalid(format!(
                 "Model {} version {} lives at '{}', outside this server's artifact store",
                 version.name, version.version, version.storage_location

@@ -3,7 +3,7 @@
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::{sources, validation};
 
-use crate::{ARTIFACT_SCHEME, ExperimentSearch, Page, Platform, Result};
+use crate::{ExperimentSearch, Page, Platform, Result};
 
 /// A relative local path becomes absolute against the server's working
 /// directory (MLflow's `resolve_uri_if_local`), so every client that reads
@@ -31,7 +31,7 @@ impl Platform {
         }
         let location = match artifact_location.filter(|s| !s.is_empty()) {
             Some(loc) => resolve_local_location(loc),
-            None => format!("{ARTIFACT_SCHEME}{{id}}"),
+            None => self.default_artifact_location(),
         };
         Ok(self.store.create_experiment(name, location, tags).await?)
     }

@@ -38,6 +38,10 @@ pub struct Platform {
     store: Arc<dyn MetadataStore>,
     artifacts: ArtifactStore,
     clock: SharedClock,
+    /// Where new experiments keep their artifacts: under `mlflow-artifacts:/`
+    /// (clients go through the server's proxy), or under the store's own URI
+    /// (`s3://bucket/prefix`, `file:///dir`) when clients write there themselves.
+    artifact_root: Arc<str>,
 }
 
 impl Platform {
@@ -53,8 +57,44 @@ impl Platform {
         artifacts: ArtifactStore,
         clock: SharedClock,
     ) -> Result<Self> {
-        store.ensure_default_experiment(format!("{ARTIFACT_SCHEME}0")).await?;
-        Ok(Platform { store, artifacts, clock })
+        Self::open(store, artifacts, clock, true).await
+    }
+
+    /// As [`Platform::with_clock`]; with `serve_artifacts` false, runs get
+    /// artifact URIs in the store itself (`s3://bucket/prefix/<experiment>/<run>/artifacts`)
+    /// that clients such as `mlflow` read and write directly, as behind
+    /// MLflow's `--no-serve-artifacts`. The server still reads them (serving, the UI).
+    pub async fn open(
+        store: Arc<dyn MetadataStore>,
+        artifacts: ArtifactStore,
+        clock: SharedClock,
+        serve_artifacts: bool,
+    ) -> Result<Self> {
+        let artifact_root: Arc<str> = if serve_artifacts {
+            ARTIFACT_SCHEME.trim_end_matches('/').into()
+        } else {
+            match artifacts.direct_uri() {
+                Some(uri) => uri.into(),
+                None => {
+                    return Err(Error::Internal(
+                        "artifacts that are not served need a store clients can reach (file:// or s3://)".into(),
+                    ));
+                }
+            }
+        };
+        store.ensure_default_experiment(format!("{artifact_root}/0")).await?;
+        Ok(Platform { store, artifacts, clock, artifact_root })
+    }
+
+    /// The store key of an artifact URI this server holds: `mlflow-artifacts:/…`,
+    /// or one below the store's own URI; `None` for locations elsewhere.
+    pub fn artifact_key<'a>(&self, uri: &'a str) -> Option<&'a str> {
+        artifact_key(uri).or_else(|| self.artifacts.key_of_direct(uri))
+    }
+
+    /// Where a new experiment's artifacts go by default, with `{id}` for its id.
+    pub(crate) fn default_artifact_location(&self) -> String {
+        format!("{}/{{id}}", self.artifact_root)
     }
 
     pub fn clock(&self) -> &SharedClock {

@@ -11,7 +11,7 @@ use plinth_core::registry::NewModelVersion;
 use plinth_core::runs::{Metric, NewRun, Param, RunStatus, RunUpdate};
 use serde_json::{Value, json};
 
-use crate::{Error, Platform, Result, artifact_key};
+use crate::{Error, Platform, Result};
 
 /// Where the model goes inside the run's artifacts.
 pub const MODEL_ARTIFACT_DIR: &str = "model";
@@ -84,7 +84,7 @@ impl Tracker for Platform {
 
     async fn upload(&self, run_id: &str, path: &str, bytes: Bytes) -> Result<()> {
         let run = self.get_run(run_id).await?;
-        let Some(key) = artifact_key(&run.info.artifact_uri) else {
+        let Some(key) = self.artifact_key(&run.info.artifact_uri) else {
             return Err(Error::Internal(format!(
                 "run artifacts at {} are not served by Plinth",
                 run.info.artifact_uri

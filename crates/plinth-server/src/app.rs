@@ -28,6 +28,9 @@ pub struct AppConfig {
     pub store: StoreLocation,
     /// Where artifact bytes live: `<data-dir>/artifacts` unless told otherwise.
     pub artifacts: ArtifactLocation,
+    /// Clients reach artifacts through this server's proxy (`mlflow-artifacts:/`
+    /// URIs, the default), or, when false, in the store itself (`s3://…` URIs).
+    pub serve_artifacts: bool,
     pub sqlite: SqliteOptions,
     /// "Now" for the store, the platform and serving (tests move it by hand).
     pub clock: SharedClock,
@@ -47,6 +50,7 @@ impl AppConfig {
             data_dir,
             store: StoreLocation::default(),
             artifacts: ArtifactLocation::default(),
+            serve_artifacts: true,
             sqlite: SqliteOptions::default(),
             clock: plinth_core::clock::system(),
             jobs: plinth_engine::jobs::JobConfig::default(),
@@ -155,11 +159,14 @@ impl ArtifactLocation {
     }
 }
 
-/// The platform over a data dir: the metadata store `store` names, and the artifacts `artifacts` names.
+/// The platform over a data dir: the metadata store `store` names, and the
+/// artifacts `artifacts` names, proxied by the server or (`serve_artifacts`
+/// false) reached by clients directly.
 pub async fn open_platform(
     data_dir: &Path,
     store: &StoreLocation,
     artifacts: &ArtifactLocation,
+    serve_artifacts: bool,
     sqlite: SqliteOptions,
     clock: SharedClock,
 ) -> Result<Platform, OpenError> {
@@ -183,7 +190,7 @@ pub async fn open_platform(
         ArtifactLocation::Local(path) => ArtifactStore::local(path)?,
         ArtifactLocation::S3(url) => ArtifactStore::s3(url).await?,
     };
-    Ok(Platform::with_clock(metadata, artifacts, clock).await?)
+    Ok(Platform::open(metadata, artifacts, clock, serve_artifacts).await?)
 }
 
 /// The running application: its parts, and the router that serves them.
@@ -199,9 +206,15 @@ impl App {
     /// jobs), loads every deployment, starts the sweep of interrupted
     /// uploads (on start, then hourly) and builds the router.
     pub async fn open(config: AppConfig) -> Result<App, OpenError> {
-        let platform =
-            open_platform(&config.data_dir, &config.store, &config.artifacts, config.sqlite, config.clock.clone())
-                .await?;
+        let platform = open_platform(
+            &config.data_dir,
+            &config.store,
+            &config.artifacts,
+            config.serve_artifacts,
+            config.sqlite,
+            config.clock.clone(),
+        )
+        .await?;
         sweep_interrupted_uploads(platform.artifacts().clone());
         create_dir("datasets dir", &config.datasets_dir)?;
         let job_config = plinth_engine::jobs::JobConfig {

@@ -5,7 +5,7 @@ use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use plinth_core::logged_models::{LoggedModelStatus, NewLoggedModel};
 use plinth_core::query::{self, LoggedModelSortKey};
-use plinth_engine::{DatasetFilter, LoggedModelOrder, LoggedModelSearch, artifact_key};
+use plinth_engine::{DatasetFilter, LoggedModelOrder, LoggedModelSearch};
 use plinth_mlflow as mlflow;
 use serde_json::json;
 
@@ -135,7 +135,7 @@ fn dataset_filter(o: &Args) -> Result<Option<DatasetFilter>, ApiError> {
 async fn list_artifacts(State(s): State<AppState>, Path(model_id): Path<String>, a: Args) -> ApiResult {
     let model = s.platform.get_logged_model(&model_id).await?;
     let dir = a.opt_str("artifact_directory_path")?.unwrap_or_default();
-    let Some(key) = artifact_key(&model.artifact_location) else {
+    let Some(key) = s.platform.artifact_key(&model.artifact_location) else {
         return Ok(Json(json!({"root_uri": model.artifact_location, "files": []})));
     };
     let prefix = if dir.is_empty() { key.to_string() } else { format!("{key}/{}", dir.trim_matches('/')) };
