@@ -57,7 +57,8 @@ class PlinthServer:
         if store or POSTGRES:
             self.extra_args = ["--store", store or postgres_store(data_dir), *self.extra_args]
         if S3:
-            self.extra_args = ["--artifacts", f"{S3}/{data_dir_key(data_dir)}", *self.extra_args]
+            key = data_dir_key(data_dir)
+            self.extra_args = ["--artifacts", f"{S3}/{key}", "--exposures", f"{S3}/exposures-{key}", *self.extra_args]
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -20,6 +20,8 @@ pub struct FileConfig {
     pub store: Option<String>,
     pub artifacts: Option<String>,
     pub serve_artifacts: Option<bool>,
+    pub exposures: Option<String>,
+    pub exposure_retention_days: Option<u64>,
     pub roles: Option<String>,
     pub job_lease_ms: Option<u64>,
     pub datasets_dir: Option<PathBuf>,
@@ -64,6 +66,13 @@ pub struct ServerFlags {
     /// (`s3://bucket/prefix/<experiment>`) and clients such as `mlflow` read and write the bucket themselves.
     #[arg(long, env = "PLINTH_SERVE_ARTIFACTS")]
     pub serve_artifacts: Option<bool>,
+    /// Where the exposure log goes: file:///path or s3://bucket[/prefix] (default <data-dir>/exposures). Replicas on
+    /// several hosts share one bucket prefix; each writes its own segments.
+    #[arg(long, env = "PLINTH_EXPOSURES")]
+    pub exposures: Option<String>,
+    /// How long exposure records are kept, in days (default 30).
+    #[arg(long, env = "PLINTH_EXPOSURE_RETENTION_DAYS")]
+    pub exposure_retention_days: Option<u64>,
     /// What this process does, comma-separated (default api,serving,worker): `api` is MLflow's REST API,
     /// Plinth's API and the UI; `serving` the inference and recommendation endpoints (REST and gRPC);
     /// `worker` runs training jobs. Replicas over one store may split them, e.g. dedicated workers.
@@ -121,6 +130,8 @@ pub struct Config {
     pub store: plinth_server::StoreLocation,
     pub artifacts: plinth_server::ArtifactLocation,
     pub serve_artifacts: bool,
+    pub exposures: plinth_server::ArtifactLocation,
+    pub exposure_retention_days: u64,
     pub roles: plinth_server::Roles,
     pub job_lease_ms: u64,
     pub datasets_dir: PathBuf,
@@ -173,6 +184,15 @@ impl Config {
             Some(uri) => plinth_server::ArtifactLocation::parse(&uri).map_err(anyhow::Error::msg)?,
             None => plinth_server::ArtifactLocation::default(),
         };
+        let exposures = match flags.exposures.clone().or(file.exposures) {
+            Some(uri) => plinth_server::ArtifactLocation::parse(&uri)
+                .map_err(|e| anyhow::anyhow!("{}", e.replace("artifact location", "exposure log location")))?,
+            None => plinth_server::ArtifactLocation::default(),
+        };
+        let exposure_retention_days = flags.exposure_retention_days.or(file.exposure_retention_days).unwrap_or(30);
+        if !(1..=36_500).contains(&exposure_retention_days) {
+            bail!("exposure_retention_days must be in 1..=36500");
+        }
         let job_lease_ms = flags.job_lease_ms.or(file.job_lease_ms).unwrap_or(30_000);
         if !(300..=3_600_000).contains(&job_lease_ms) {
             bail!("job_lease_ms must be in 300..=3600000");
@@ -208,6 +228,8 @@ impl Config {
             store,
             artifacts,
             serve_artifacts: flags.serve_artifacts.or(file.serve_artifacts).unwrap_or(true),
+            exposures,
+            exposure_retention_days,
             roles,
             job_lease_ms,
         })

@@ -108,6 +108,8 @@ async fn server(config: Config) -> anyhow::Result<()> {
         store: config.store.clone(),
         artifacts: config.artifacts.clone(),
         serve_artifacts: config.serve_artifacts,
+        exposures: config.exposures.clone(),
+        exposure_retention: std::time::Duration::from_secs(config.exposure_retention_days * 86_400),
         jobs: plinth_engine::jobs::JobConfig {
             work: config.roles.worker,
             lease: std::time::Duration::from_millis(config.job_lease_ms),

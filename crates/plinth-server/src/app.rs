@@ -28,6 +28,11 @@ pub struct AppConfig {
     pub store: StoreLocation,
     /// Where artifact bytes live: `<data-dir>/artifacts` unless told otherwise.
     pub artifacts: ArtifactLocation,
+    /// Where the exposure log's segments go: `<data-dir>/exposures` unless told
+    /// otherwise (a bucket, for replicas on several hosts).
+    pub exposures: ArtifactLocation,
+    /// How long exposures are kept.
+    pub exposure_retention: Duration,
     /// Clients reach artifacts through this server's proxy (`mlflow-artifacts:/`
     /// URIs, the default), or, when false, in the store itself (`s3://…` URIs).
     pub serve_artifacts: bool,
@@ -51,6 +56,8 @@ impl AppConfig {
             store: StoreLocation::default(),
             artifacts: ArtifactLocation::default(),
             serve_artifacts: true,
+            exposures: ArtifactLocation::default(),
+            exposure_retention: plinth_serving::exposure::DEFAULT_RETENTION,
             sqlite: SqliteOptions::default(),
             clock: plinth_core::clock::system(),
             jobs: plinth_engine::jobs::JobConfig::default(),
@@ -222,11 +229,22 @@ impl App {
             ..config.jobs.clone()
         };
         let jobs = JobRunner::start_with(platform.clone(), config.datasets_dir.clone(), job_config).await?;
-        let serving = Serving::start(
-            platform.clone(),
-            ServingConfig { exposure_dir: config.data_dir.join("exposures"), reload_interval: config.reload_interval },
-        )
-        .await?;
+        let exposure_store = match &config.exposures {
+            ArtifactLocation::DataDir => ArtifactStore::local(config.data_dir.join("exposures"))?,
+            ArtifactLocation::Local(path) => ArtifactStore::local(path)?,
+            ArtifactLocation::S3(url) => ArtifactStore::s3(url).await?,
+        };
+        let exposures = plinth_serving::ExposureConfig { store: exposure_store, retention: config.exposure_retention };
+        let serving =
+            Serving::start(platform.clone(), ServingConfig { exposures, reload_interval: config.reload_interval })
+                .await?;
+        if config.exposures == ArtifactLocation::DataDir {
+            // Earlier versions appended JSON lines there: moved into segments once.
+            let dir = config.data_dir.join("exposures");
+            if let Err(e) = serving.exposures().import_jsonl(&dir).await {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot move the old exposure log into segments");
+            }
+        }
         let router = crate::app(platform.clone(), jobs.clone(), serving.clone(), config.server);
         Ok(App { platform, jobs, serving, router })
     }

@@ -25,14 +25,13 @@ pub mod tensor;
 pub mod traffic;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 pub use answer::{Endpoint, RequestContext};
 pub use error::{Error, Result};
-pub use exposure::{Exposure, ExposureLog, ExposureQuery};
+pub use exposure::{Exposure, ExposureConfig, ExposureError, ExposureLog, ExposureQuery};
 pub use loaded::{Kind, LoadedModel};
 use plinth_core::deployments::{Deployment, ModelTarget, Variant, bucket};
 use plinth_engine::Platform;
@@ -45,10 +44,10 @@ pub use traffic::{Traffic, VariantTraffic};
 /// How often deployments and aliases are re-read by default.
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServingConfig {
-    /// Where exposure logs go (`<data-dir>/exposures`).
-    pub exposure_dir: PathBuf,
+    /// Where the exposure log's segments go, and how long they stay.
+    pub exposures: ExposureConfig,
     /// How often aliases and stored deployments are re-checked.
     pub reload_interval: Duration,
 }
@@ -145,8 +144,7 @@ impl Serving {
     pub async fn start(platform: Platform, config: ServingConfig) -> Result<Serving> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let batcher = batcher::Batcher::start(workers).map_err(|e| Error::Internal(format!("scoring workers: {e}")))?;
-        let exposures = ExposureLog::open(config.exposure_dir.clone())
-            .map_err(|e| Error::Internal(format!("exposure log: {e}")))?;
+        let exposures = ExposureLog::open(config.exposures.clone());
         let serving = Serving {
             inner: Arc::new(Inner {
                 platform,

@@ -172,13 +172,8 @@ impl Serving {
         let mut order: Vec<(String, bool)> = live.spec.variants.iter().map(|v| (v.name.clone(), false)).collect();
         order.extend(live.spec.shadow.iter().map(|s| (s.name.clone(), true)));
         let since_ms = now_ms - window_ms;
-        let log = self.exposures().clone();
-        let deployment = name.to_string();
         let query = ExposureQuery { since_ms: Some(since_ms), limit: MAX_WINDOW_RECORDS, ..Default::default() };
-        let records = tokio::task::spawn_blocking(move || log.query(&deployment, &query))
-            .await
-            .map_err(|e| Error::Internal(format!("the exposure reader stopped: {e}")))?
-            .map_err(|e| Error::Internal(format!("cannot read the exposure log: {e}")))?;
+        let records = self.exposures().query(name, &query).await?;
         Ok(Traffic::of(name, &records, &order, since_ms, now_ms, bucket_ms))
     }
 }

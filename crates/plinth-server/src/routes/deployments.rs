@@ -94,11 +94,7 @@ async fn exposures(State(s): State<AppState>, a: Args) -> ApiResult {
         since_ms: a.opt_i64("since_ms")?,
         limit: limit as usize,
     };
-    let log = s.serving.exposures().clone();
-    let found = tokio::task::spawn_blocking(move || log.query(&name, &q))
-        .await
-        .map_err(|e| plinth_engine::Error::Internal(e.to_string()))?
-        .map_err(|e| plinth_engine::Error::Internal(e.to_string()))?;
+    let found = s.serving.exposures().query(&name, &q).await.map_err(plinth_serving::Error::from)?;
     Ok(Json(json!({"exposures": found})))
 }
 
