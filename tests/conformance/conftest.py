@@ -45,6 +45,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def end_process(proc: subprocess.Popen, kill: bool = False):
+    """SIGTERM (or SIGKILL), then SIGKILL if it has not gone in 10 s."""
+    if proc.poll() is not None:
+        return
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 class PlinthServer:
     def __init__(self, data_dir: str, port: int | None = None, extra_args: list[str] | None = None,
                  store: str | None = None, env: dict[str, str] | None = None):
@@ -92,16 +107,8 @@ class PlinthServer:
         raise RuntimeError("plinth server did not become healthy in time")
 
     def stop(self, kill: bool = False):
-        if self.proc and self.proc.poll() is None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc:
+            end_process(self.proc, kill)
         self.proc = None
 
 
@@ -181,13 +188,7 @@ http {{
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        end_process(self.proc)
         shutil.rmtree(self.work, ignore_errors=True)
 
 
