@@ -1,8 +1,10 @@
 //! Experiments in PostgreSQL.
 
+use super::Tx as Transaction;
+use super::{exec, row};
 use plinth_core::experiments::{DEFAULT_EXPERIMENT_NAME, Experiment, LifecycleStage, Tag};
 use plinth_core::rules::{self, missing, taken};
-use tokio_postgres::{Row, Transaction};
+use tokio_postgres::Row;
 
 use super::{EXPERIMENT_ID_LOCK, col, db, params, stored};
 use crate::plan::{self, page_rest};
@@ -44,7 +46,7 @@ async fn load_tags(tx: &Transaction<'_>, exps: &mut [Experiment]) -> Result<()> 
 }
 
 pub(crate) async fn ensure_default(tx: &Transaction<'_>, artifact_location: &str, t: i64) -> Result<()> {
-    tx.execute(
+    exec(tx,
         "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
          VALUES (0, $1, $2, 'active', $3, $3) ON CONFLICT DO NOTHING",
         &[&DEFAULT_EXPERIMENT_NAME, &artifact_location, &t],
@@ -62,14 +64,14 @@ pub(crate) async fn create(
     t: i64,
 ) -> Result<String> {
     // One id at a time: MAX + 1 under a lock, so ids stay dense and never collide.
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EXPERIMENT_ID_LOCK]).await.map_err(db)?;
+    exec(tx, "SELECT pg_advisory_xact_lock($1)", &[&EXPERIMENT_ID_LOCK]).await.map_err(db)?;
     if let Some(holder) = get_by_name(tx, name).await? {
         return Err(taken::experiment(name, holder.lifecycle_stage).into());
     }
     let id: i64 =
-        col(&tx.query_one("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments", &[]).await.map_err(db)?, 0)?;
+        col(&row(tx, "SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments", &[]).await.map_err(db)?, 0)?;
     let location = artifact_location.replace("{id}", &id.to_string());
-    tx.execute(
+    exec(tx,
         "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
          VALUES ($1, $2, $3, 'active', $4, $4)",
         &[&id, &name, &location, &t],
@@ -83,7 +85,8 @@ pub(crate) async fn create(
 }
 
 async fn set_tag_unchecked(tx: &Transaction<'_>, id: i64, tag: &Tag) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)
          ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
         &[&id, &tag.key, &tag.value],
@@ -145,7 +148,8 @@ pub(crate) async fn rename(tx: &Transaction<'_>, experiment_id: &str, new_name: 
     if let Some(holder) = get_by_name(tx, new_name).await? {
         return Err(taken::experiment(new_name, holder.lifecycle_stage).into());
     }
-    tx.execute(
+    exec(
+        tx,
         "UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3",
         &[&new_name, &now, &parse_id(experiment_id)?],
     )
@@ -163,7 +167,8 @@ pub(crate) async fn set_lifecycle(
     let exp = get(tx, experiment_id).await?;
     rules::check_experiment_lifecycle(experiment_id, exp.lifecycle_stage, stage)?;
     let id = parse_id(experiment_id)?;
-    tx.execute(
+    exec(
+        tx,
         "UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3",
         &[&stage.as_str(), &t, &id],
     )
@@ -173,7 +178,8 @@ pub(crate) async fn set_lifecycle(
         LifecycleStage::Deleted => ("active", Some(t)),
         LifecycleStage::Active => ("deleted", None),
     };
-    tx.execute(
+    exec(
+        tx,
         "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE experiment_id = $3 AND lifecycle_stage = $4",
         &[&stage.as_str(), &deleted_time, &id, &from],
     )

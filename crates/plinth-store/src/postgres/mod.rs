@@ -59,6 +59,29 @@ fn migrations() -> Vec<(i64, String)> {
     ]
 }
 
+/// A transaction on a pooled connection: its `prepare_cached` keeps each
+/// statement prepared once per connection, so a hot statement costs one
+/// round trip, not a parse and an execute.
+pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+// Static SQL (`&'static str`: text built per call is never cached) through the
+// connection's statement cache.
+pub(crate) async fn exec(tx: &Tx<'_>, sql: &'static str, params: Params<'_>) -> Result<u64, tokio_postgres::Error> {
+    tx.execute(&tx.prepare_cached(sql).await?, params).await
+}
+pub(crate) async fn row(tx: &Tx<'_>, sql: &'static str, params: Params<'_>) -> Result<Row, tokio_postgres::Error> {
+    tx.query_one(&tx.prepare_cached(sql).await?, params).await
+}
+pub(crate) async fn row_opt(
+    tx: &Tx<'_>,
+    sql: &'static str,
+    params: Params<'_>,
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    tx.query_opt(&tx.prepare_cached(sql).await?, params).await
+}
+
 /// The channel every replica listens on; a committed change to what serving
 /// follows is announced there (`pg_notify`, delivered at commit).
 pub(crate) const CHANGES_CHANNEL: &str = "plinth_changes";
@@ -72,7 +95,7 @@ pub struct PostgresStore {
 }
 
 /// Announces a change serving follows, to every replica, when `tx` commits.
-pub(crate) async fn announce(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+pub(crate) async fn announce(tx: &Tx<'_>) -> Result<()> {
     tx.execute("SELECT pg_notify($1, '')", &[&CHANGES_CHANNEL]).await.map_err(db)?;
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! The model registry in PostgreSQL: registered models, versions, tags, aliases.
 
+use super::Tx as Transaction;
+use super::exec;
 use plinth_core::experiments::Tag;
 use plinth_core::query::{ModelVersionQuery, RegisteredModelQuery};
 use plinth_core::registry::{Alias, ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::rules::{self, missing, taken};
-use tokio_postgres::Transaction;
 
 use super::{col, db, params, stored};
 use crate::plan::{self, page_rest};
@@ -23,7 +24,7 @@ async fn model_row(tx: &Transaction<'_>, name: &str, lock: bool) -> Result<(i64,
 }
 
 async fn touch(tx: &Transaction<'_>, name: &str, now: i64) -> Result<()> {
-    tx.execute("UPDATE registered_models SET last_updated_time = $1 WHERE name = $2", &[&now, &name])
+    exec(tx, "UPDATE registered_models SET last_updated_time = $1 WHERE name = $2", &[&now, &name])
         .await
         .map_err(db)?;
     Ok(())
@@ -54,7 +55,8 @@ pub(crate) async fn create_model(
 }
 
 async fn set_model_tag_unchecked(tx: &Transaction<'_>, name: &str, tag: &Tag) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO registered_model_tags (name, key, value) VALUES ($1, $2, $3)
          ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
         &[&name, &tag.key, &tag.value],
@@ -131,13 +133,14 @@ pub(crate) async fn rename_model(
     for table in ["registered_model_tags", "model_versions", "model_version_tags", "registered_model_aliases"] {
         tx.execute(&format!("UPDATE {table} SET name = $1 WHERE name = $2"), &[&new_name, &name]).await.map_err(db)?;
     }
-    tx.execute(
+    exec(
+        tx,
         "UPDATE model_versions SET source = REPLACE(source, $1, $2) WHERE name = $3 AND source LIKE $4",
         &[&format!("models:/{name}/"), &format!("models:/{new_name}/"), &new_name, &format!("models:/{name}/%")],
     )
     .await
     .map_err(db)?;
-    tx.execute("DELETE FROM registered_models WHERE name = $1", &[&name]).await.map_err(db)?;
+    exec(tx, "DELETE FROM registered_models WHERE name = $1", &[&name]).await.map_err(db)?;
     get_model(tx, new_name).await
 }
 
@@ -148,7 +151,8 @@ pub(crate) async fn update_model(
     now: i64,
 ) -> Result<RegisteredModel> {
     model_row(tx, name, true).await?;
-    tx.execute(
+    exec(
+        tx,
         "UPDATE registered_models SET description = $1, last_updated_time = $2 WHERE name = $3",
         &[&description, &now, &name],
     )
@@ -202,7 +206,8 @@ pub(crate) async fn delete_model_tag(tx: &Transaction<'_>, name: &str, key: &str
 
 pub(crate) async fn set_alias(tx: &Transaction<'_>, name: &str, alias: &str, version: i64, now: i64) -> Result<()> {
     get_version(tx, name, version).await?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO registered_model_aliases (name, alias, version) VALUES ($1, $2, $3)
          ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
         &[&name, &alias, &version],
@@ -215,7 +220,7 @@ pub(crate) async fn set_alias(tx: &Transaction<'_>, name: &str, alias: &str, ver
 
 pub(crate) async fn delete_alias(tx: &Transaction<'_>, name: &str, alias: &str) -> Result<()> {
     model_row(tx, name, false).await?;
-    tx.execute("DELETE FROM registered_model_aliases WHERE name = $1 AND alias = $2", &[&name, &alias])
+    exec(tx, "DELETE FROM registered_model_aliases WHERE name = $1 AND alias = $2", &[&name, &alias])
         .await
         .map_err(db)?;
     super::announce(tx).await
@@ -241,7 +246,8 @@ pub(crate) async fn create_version(tx: &Transaction<'_>, new: &NewModelVersion, 
         .await
         .map_err(db)?;
     let version: i64 = col(&row, 0)?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO model_versions (name, version, creation_time, last_updated_time, description, user_id,
              current_stage, source, run_id, run_link, status, status_message, model_id, storage_location)
          VALUES ($1, $2, $3, $3, $4, NULL, 'None', $5, $6, $7, 'READY', NULL, $8, $9)",
@@ -267,7 +273,8 @@ pub(crate) async fn create_version(tx: &Transaction<'_>, new: &NewModelVersion, 
 }
 
 async fn set_version_tag_unchecked(tx: &Transaction<'_>, name: &str, version: i64, tag: &Tag) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO model_version_tags (name, version, key, value) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value",
         &[&name, &version, &tag.key, &tag.value],
@@ -339,7 +346,8 @@ pub(crate) async fn update_version(
     now: i64,
 ) -> Result<ModelVersion> {
     get_version(tx, name, version).await?;
-    tx.execute(
+    exec(
+        tx,
         "UPDATE model_versions SET description = $1, last_updated_time = $2 WHERE name = $3 AND version = $4",
         &[&description, &now, &name, &version],
     )
@@ -406,7 +414,8 @@ pub(crate) async fn transition(
     model_row(tx, name, true).await?;
     get_version(tx, name, version).await?;
     if rules::transition_archives_others(stage, archive_existing) {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = $1
              WHERE name = $2 AND version != $3 AND current_stage = $4",
             &[&t, &name, &version, &stage.as_str()],
@@ -414,7 +423,8 @@ pub(crate) async fn transition(
         .await
         .map_err(db)?;
     }
-    tx.execute(
+    exec(
+        tx,
         "UPDATE model_versions SET current_stage = $1, last_updated_time = $2 WHERE name = $3 AND version = $4",
         &[&stage.as_str(), &t, &name, &version],
     )

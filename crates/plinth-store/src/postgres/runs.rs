@@ -2,20 +2,28 @@
 
 use std::collections::HashMap;
 
+use super::Tx as Transaction;
+use super::{exec, row_opt};
 use plinth_core::experiments::{LifecycleStage, Tag};
 use plinth_core::rules::{self, ParamWrite, missing, taken};
 use plinth_core::runs::{
     Dataset, DatasetInput, DatasetSummary, Metric, ModelIo, Param, RUN_NAME_TAG, Run, RunData, RunInfo, RunInputs,
     RunStatus, RunUpdate,
 };
-use tokio_postgres::{Row, Transaction};
+use tokio_postgres::Row;
 
 use super::experiments::{self, parse_id};
 use super::{col, db, params, stored};
 use crate::plan::{self, Dialect, Sql, page_rest};
 use crate::{Page, Result, RunSearch, codec};
 
-const INFO_COLUMNS: &str = "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+/// As a macro, so that `concat!` builds static SQL (prepared once per connection) from it.
+macro_rules! info_columns {
+    () => {
+        "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage"
+    };
+}
+const INFO_COLUMNS: &str = info_columns!();
 
 fn row_to_info(r: &Row) -> Result<RunInfo> {
     Ok(RunInfo {
@@ -79,7 +87,8 @@ pub(crate) async fn create(tx: &Transaction<'_>, info: &RunInfo, tags: &[Tag]) -
 }
 
 async fn upsert_tag(tx: &Transaction<'_>, run_id: &str, tag: &Tag) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO tags (run_uuid, key, value) VALUES ($1, $2, $3)
          ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
         &[&run_id, &tag.key, &tag.value],
@@ -87,14 +96,13 @@ async fn upsert_tag(tx: &Transaction<'_>, run_id: &str, tag: &Tag) -> Result<()>
     .await
     .map_err(db)?;
     if tag.key == RUN_NAME_TAG {
-        tx.execute("UPDATE runs SET name = $1 WHERE run_uuid = $2", &[&tag.value, &run_id]).await.map_err(db)?;
+        exec(tx, "UPDATE runs SET name = $1 WHERE run_uuid = $2", &[&tag.value, &run_id]).await.map_err(db)?;
     }
     Ok(())
 }
 
 pub(crate) async fn get_info(tx: &Transaction<'_>, run_id: &str) -> Result<RunInfo> {
-    let row = tx
-        .query_opt(&format!("SELECT {INFO_COLUMNS} FROM runs r WHERE r.run_uuid = $1"), &[&run_id])
+    let row = row_opt(tx, concat!("SELECT ", info_columns!(), " FROM runs r WHERE r.run_uuid = $1"), &[&run_id])
         .await
         .map_err(db)?;
     match row {
@@ -215,7 +223,8 @@ pub(crate) async fn update(tx: &Transaction<'_>, run_id: &str, u: &RunUpdate, no
         info.run_name = name.clone();
         upsert_tag(tx, run_id, &Tag::new(RUN_NAME_TAG, name.clone())).await?;
     }
-    tx.execute(
+    exec(
+        tx,
         "UPDATE runs SET status = $1, end_time = $2, name = $3 WHERE run_uuid = $4",
         &[&info.status.as_str(), &info.end_time, &info.run_name, &run_id],
     )
@@ -230,7 +239,8 @@ pub(crate) async fn set_lifecycle(tx: &Transaction<'_>, run_id: &str, stage: Lif
         experiments::get_active(tx, &info.experiment_id).await?;
     }
     let deleted_time = (stage == LifecycleStage::Deleted).then_some(now);
-    tx.execute(
+    exec(
+        tx,
         "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3",
         &[&stage.as_str(), &deleted_time, &run_id],
     )
@@ -277,72 +287,157 @@ pub(crate) async fn log_batch(
     Ok(())
 }
 
-/// All points in one statement; then the latest per key, merged with what
-/// is stored by one conditional upsert (MLflow's rule: the greatest
-/// (step, timestamp, value), NaN below every number), so concurrent batches
-/// on one run keep the true latest.
-async fn insert_metrics(tx: &Transaction<'_>, run_id: &str, metrics: &[Metric]) -> Result<()> {
-    let n = metrics.len();
-    let (mut keys, mut values, mut nans, mut times, mut steps) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut models, mut dataset_names, mut dataset_digests) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut latest: HashMap<&str, &Metric> = HashMap::new();
-    for m in metrics {
-        let (v, nan) = stored_value(m);
-        keys.push(m.key.as_str());
-        values.push(v);
-        nans.push(nan);
-        times.push(m.timestamp);
-        steps.push(m.step);
-        models.push(m.model_id.as_deref());
-        dataset_names.push(m.dataset_name.as_deref());
-        dataset_digests.push(m.dataset_digest.as_deref());
-        match latest.get(m.key.as_str()) {
-            Some(prev) if !m.is_later_than(prev) => {}
-            _ => {
-                latest.insert(&m.key, m);
+/// The columns of a metrics batch, as the arrays UNNEST takes: every point,
+/// then the latest per key (MLflow's rule: the greatest (step, timestamp,
+/// value), NaN below every number).
+struct MetricColumns<'a> {
+    keys: Vec<&'a str>,
+    values: Vec<f64>,
+    nans: Vec<i16>,
+    times: Vec<i64>,
+    steps: Vec<i64>,
+    models: Vec<Option<&'a str>>,
+    dataset_names: Vec<Option<&'a str>>,
+    dataset_digests: Vec<Option<&'a str>>,
+    latest_keys: Vec<&'a str>,
+    latest_values: Vec<f64>,
+    latest_nans: Vec<i16>,
+    latest_times: Vec<i64>,
+    latest_steps: Vec<i64>,
+}
+
+impl<'a> MetricColumns<'a> {
+    fn of(metrics: &'a [Metric]) -> MetricColumns<'a> {
+        let n = metrics.len();
+        let mut c = MetricColumns {
+            keys: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
+            nans: Vec::with_capacity(n),
+            times: Vec::with_capacity(n),
+            steps: Vec::with_capacity(n),
+            models: Vec::with_capacity(n),
+            dataset_names: Vec::with_capacity(n),
+            dataset_digests: Vec::with_capacity(n),
+            latest_keys: Vec::new(),
+            latest_values: Vec::new(),
+            latest_nans: Vec::new(),
+            latest_times: Vec::new(),
+            latest_steps: Vec::new(),
+        };
+        let mut latest: HashMap<&str, &Metric> = HashMap::new();
+        for m in metrics {
+            let (v, nan) = stored_value(m);
+            c.keys.push(m.key.as_str());
+            c.values.push(v);
+            c.nans.push(nan);
+            c.times.push(m.timestamp);
+            c.steps.push(m.step);
+            c.models.push(m.model_id.as_deref());
+            c.dataset_names.push(m.dataset_name.as_deref());
+            c.dataset_digests.push(m.dataset_digest.as_deref());
+            match latest.get(m.key.as_str()) {
+                Some(prev) if !m.is_later_than(prev) => {}
+                _ => {
+                    latest.insert(&m.key, m);
+                }
             }
         }
+        for m in latest.into_values() {
+            let (v, nan) = stored_value(m);
+            c.latest_keys.push(m.key.as_str());
+            c.latest_values.push(v);
+            c.latest_nans.push(nan);
+            c.latest_times.push(m.timestamp);
+            c.latest_steps.push(m.step);
+        }
+        c
     }
-    // The exact same point logged again is kept once, as MLflow does.
-    tx.execute(
-        "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
-         SELECT $1, * FROM UNNEST($2::text[], $3::float8[], $4::int2[], $5::int8[], $6::int8[], $7::text[], $8::text[],
-                                  $9::text[])
-         ON CONFLICT DO NOTHING",
-        &[&run_id, &keys, &values, &nans, &times, &steps, &models, &dataset_names, &dataset_digests],
-    )
-    .await
-    .map_err(db)?;
-    let (mut keys, mut values, mut nans, mut times, mut steps) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for m in latest.into_values() {
-        let (v, nan) = stored_value(m);
-        keys.push(m.key.as_str());
-        values.push(v);
-        nans.push(nan);
-        times.push(m.timestamp);
-        steps.push(m.step);
-    }
-    tx.execute(
-        "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step)
-         SELECT $1, * FROM UNNEST($2::text[], $3::float8[], $4::int2[], $5::int8[], $6::int8[])
+}
+
+/// Every point, kept once (the exact same point logged again is kept once, as
+/// MLflow does), and the latest per key merged with what is stored by one
+/// conditional upsert, so concurrent batches on one run keep the true latest;
+/// all of it in one statement, and only while the run `$1` is active. Its one
+/// row says whether the run was.
+const INSERT_METRICS: &str = "WITH run AS (SELECT 1 FROM runs WHERE run_uuid = $1 AND lifecycle_stage = 'active'),
+     points AS (
+         INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
+         SELECT $1, * FROM UNNEST($2::text[], $3::float8[], $4::int2[], $5::int8[], $6::int8[], $7::text[],
+                                  $8::text[], $9::text[])
+         WHERE EXISTS (SELECT 1 FROM run)
+         ON CONFLICT DO NOTHING),
+     latest AS (
+         INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step)
+         SELECT $1, * FROM UNNEST($10::text[], $11::float8[], $12::int2[], $13::int8[], $14::int8[])
+         WHERE EXISTS (SELECT 1 FROM run)
          ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
              timestamp = excluded.timestamp, step = excluded.step
          WHERE (excluded.step, excluded.timestamp) > (latest_metrics.step, latest_metrics.timestamp)
             OR ((excluded.step, excluded.timestamp) = (latest_metrics.step, latest_metrics.timestamp)
-                AND excluded.is_nan = 0 AND (latest_metrics.is_nan = 1 OR excluded.value > latest_metrics.value))",
-        &[&run_id, &keys, &values, &nans, &times, &steps],
-    )
-    .await
-    .map_err(db)?;
-    Ok(())
+                AND excluded.is_nan = 0 AND (latest_metrics.is_nan = 1 OR excluded.value > latest_metrics.value)))
+     SELECT EXISTS (SELECT 1 FROM run)";
+
+/// Runs [`INSERT_METRICS`] on `client` (a transaction or a bare connection, where the one statement is its own
+/// transaction); `false` when the run is not there or not active (nothing written).
+async fn write_metrics<C: deadpool_postgres::GenericClient + Sync>(
+    client: &C,
+    run_id: &str,
+    metrics: &[Metric],
+) -> Result<bool> {
+    let c = MetricColumns::of(metrics);
+    let statement = client.prepare_cached(INSERT_METRICS).await.map_err(db)?;
+    let row = client
+        .query_one(
+            &statement,
+            &[
+                &run_id,
+                &c.keys,
+                &c.values,
+                &c.nans,
+                &c.times,
+                &c.steps,
+                &c.models,
+                &c.dataset_names,
+                &c.dataset_digests,
+                &c.latest_keys,
+                &c.latest_values,
+                &c.latest_nans,
+                &c.latest_times,
+                &c.latest_steps,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    col(&row, 0)
+}
+
+async fn insert_metrics(tx: &Transaction<'_>, run_id: &str, metrics: &[Metric]) -> Result<()> {
+    if write_metrics(tx, run_id, metrics).await? {
+        return Ok(());
+    }
+    // Not written: say why (the run checked active earlier in this transaction, so this is a race with a delete).
+    get_active_info(tx, run_id).await.map(|_| ())
+}
+
+/// A batch of metrics alone, the hot path of `log-metric` and of training
+/// loops: one statement, one round trip, no BEGIN/COMMIT. A run that is not
+/// there or not active is looked up again to say why.
+pub(crate) async fn log_metrics_only(
+    client: &deadpool_postgres::Object,
+    run_id: &str,
+    metrics: &[Metric],
+) -> Result<()> {
+    if write_metrics(client, run_id, metrics).await? {
+        return Ok(());
+    }
+    let statement = client
+        .prepare_cached(concat!("SELECT ", info_columns!(), " FROM runs r WHERE r.run_uuid = $1"))
+        .await
+        .map_err(db)?;
+    match client.query_opt(&statement, &[&run_id]).await.map_err(db)? {
+        Some(r) => rules::require_active_run(run_id, row_to_info(&r)?.lifecycle_stage).map_err(Into::into),
+        None => Err(missing::run(run_id).into()),
+    }
 }
 
 /// Read, append and write back in one transaction, the tag row locked.
@@ -354,7 +449,7 @@ pub(crate) async fn append_to_tag_list(
 ) -> Result<()> {
     get_active_info(tx, run_id).await?;
     // Lock the run so concurrent appends to its tags take turns.
-    tx.execute("SELECT 1 FROM runs WHERE run_uuid = $1 FOR UPDATE", &[&run_id]).await.map_err(db)?;
+    exec(tx, "SELECT 1 FROM runs WHERE run_uuid = $1 FOR UPDATE", &[&run_id]).await.map_err(db)?;
     let old = tx
         .query_opt("SELECT value FROM tags WHERE run_uuid = $1 AND key = $2", &[&run_id, &key])
         .await
@@ -367,7 +462,7 @@ pub(crate) async fn append_to_tag_list(
 
 pub(crate) async fn delete_tag(tx: &Transaction<'_>, run_id: &str, key: &str) -> Result<()> {
     get_active_info(tx, run_id).await?;
-    let n = tx.execute("DELETE FROM tags WHERE run_uuid = $1 AND key = $2", &[&run_id, &key]).await.map_err(db)?;
+    let n = exec(tx, "DELETE FROM tags WHERE run_uuid = $1 AND key = $2", &[&run_id, &key]).await.map_err(db)?;
     if n == 0 {
         return Err(missing::run_tag(run_id, key).into());
     }
@@ -385,7 +480,7 @@ pub(crate) async fn log_inputs(
     for input in datasets {
         let d = &input.dataset;
         let id = plinth_core::ids::new_run_id();
-        tx.execute(
+        exec(tx,
             "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema_json, profile)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (experiment_id, name, digest) DO NOTHING",
             &[&id, &exp_id, &d.name, &d.digest, &d.source_type, &d.source, &d.schema, &d.profile],
@@ -400,7 +495,7 @@ pub(crate) async fn log_inputs(
             .await
             .map_err(db)?;
         let dataset_uuid: String = col(&row, 0)?;
-        tx.execute(
+        exec(tx,
             "INSERT INTO run_datasets (run_uuid, dataset_uuid, tags_json, context) VALUES ($1, $2, $3, $4)
              ON CONFLICT (run_uuid, dataset_uuid) DO UPDATE SET tags_json = excluded.tags_json, context = excluded.context",
             &[&run_id, &dataset_uuid, &codec::encode_tags(&input.tags), &input.context()],
@@ -413,7 +508,8 @@ pub(crate) async fn log_inputs(
 
 async fn insert_model_io(tx: &Transaction<'_>, run_id: &str, models: &[ModelIo], direction: &str) -> Result<()> {
     for m in models {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO run_models (run_uuid, model_id, direction, step) VALUES ($1, $2, $3, $4)
              ON CONFLICT (run_uuid, model_id, direction) DO UPDATE SET step = excluded.step",
             &[&run_id, &m.model_id, &direction, &m.step],

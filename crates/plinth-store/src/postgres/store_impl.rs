@@ -60,6 +60,9 @@ impl MetadataStore for PostgresStore {
         in_tx!(self, |tx| runs::set_lifecycle(&tx, run_id, stage, self.now()).await?)
     }
     async fn log_batch(&self, run_id: &str, metrics: Vec<Metric>, params: Vec<Param>, tags: Vec<Tag>) -> Result<()> {
+        if params.is_empty() && tags.is_empty() && !metrics.is_empty() {
+            return runs::log_metrics_only(&self.client().await?, run_id, &metrics).await;
+        }
         in_tx!(self, |tx| runs::log_batch(&tx, run_id, &metrics, &params, &tags).await?)
     }
     async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {

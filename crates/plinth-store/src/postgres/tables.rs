@@ -1,12 +1,14 @@
 //! Logged models, jobs and deployments in PostgreSQL.
 
+use super::Tx as Transaction;
+use super::exec;
 use plinth_core::deployments::{Deployment, Variant, VariantCounters};
 use plinth_core::experiments::Tag;
 use plinth_core::jobs::{Job, JobKind, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::rules::{self, missing, taken};
 use plinth_core::runs::Param;
-use tokio_postgres::{Row, Transaction};
+use tokio_postgres::Row;
 
 use super::experiments::{self, parse_id};
 use super::runs::row_to_metric;
@@ -63,7 +65,8 @@ pub(crate) async fn create_model(tx: &Transaction<'_>, m: &LoggedModel) -> Resul
 
 async fn set_model_tags_unchecked(tx: &Transaction<'_>, model_id: &str, tags: &[Tag]) -> Result<()> {
     for t in tags {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)
              ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
             &[&model_id, &t.key, &t.value],
@@ -76,7 +79,8 @@ async fn set_model_tags_unchecked(tx: &Transaction<'_>, model_id: &str, tags: &[
 
 async fn log_model_params_unchecked(tx: &Transaction<'_>, model_id: &str, ps: &[Param]) -> Result<()> {
     for p in ps {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO logged_model_params (model_id, key, value) VALUES ($1, $2, $3)
              ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
             &[&model_id, &p.key, &p.value],
@@ -138,7 +142,8 @@ pub(crate) async fn finalize_model(
     now: i64,
 ) -> Result<LoggedModel> {
     get_model(tx, model_id).await?;
-    tx.execute(
+    exec(
+        tx,
         "UPDATE logged_models SET status = $1, last_updated_time = $2 WHERE model_id = $3",
         &[&status.as_str(), &now, &model_id],
     )
@@ -149,7 +154,7 @@ pub(crate) async fn finalize_model(
 
 pub(crate) async fn delete_model(tx: &Transaction<'_>, model_id: &str) -> Result<()> {
     get_model(tx, model_id).await?;
-    tx.execute("UPDATE logged_models SET deleted = 1 WHERE model_id = $1", &[&model_id]).await.map_err(db)?;
+    exec(tx, "UPDATE logged_models SET deleted = 1 WHERE model_id = $1", &[&model_id]).await.map_err(db)?;
     Ok(())
 }
 
@@ -303,7 +308,8 @@ pub(crate) async fn claim_job(
     for r in exhausted {
         let (job_id, attempts): (String, i64) = (col(&r, 0)?, col(&r, 1)?);
         tracing::error!(%job_id, attempts, "job interrupted too often; marked failed");
-        tx.execute(
+        exec(
+            tx,
             "UPDATE jobs SET status = 'FAILED', finished_time = $1, error = $2, worker = NULL, lease_until = NULL
              WHERE job_id = $3",
             &[&now, &rules::job_interrupted_too_often(attempts), &job_id],
@@ -379,12 +385,12 @@ pub(crate) async fn cancel_job(tx: &Transaction<'_>, job_id: &str, now: i64) -> 
     let Some(row) = row else { return Err(missing::job(job_id).into()) };
     match row_to_job(&row)?.status {
         JobStatus::Queued => {
-            tx.execute("UPDATE jobs SET status = 'CANCELLED', finished_time = $1 WHERE job_id = $2", &[&now, &job_id])
+            exec(tx, "UPDATE jobs SET status = 'CANCELLED', finished_time = $1 WHERE job_id = $2", &[&now, &job_id])
                 .await
                 .map_err(db)?;
         }
         JobStatus::Running => {
-            tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE job_id = $1", &[&job_id]).await.map_err(db)?;
+            exec(tx, "UPDATE jobs SET cancel_requested = 1 WHERE job_id = $1", &[&job_id]).await.map_err(db)?;
         }
         done => return Err(rules::job_already_ended(job_id, done).into()),
     }
@@ -392,7 +398,8 @@ pub(crate) async fn cancel_job(tx: &Transaction<'_>, job_id: &str, now: i64) -> 
 }
 
 pub(crate) async fn release_job(tx: &Transaction<'_>, job_id: &str, worker: &str) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE jobs SET status = 'QUEUED', attempts = GREATEST(attempts - 1, 0), worker = NULL, lease_until = NULL
          WHERE job_id = $1 AND worker = $2 AND status = 'RUNNING'",
         &[&job_id, &worker],
@@ -470,10 +477,10 @@ pub(crate) async fn update_deployment(tx: &Transaction<'_>, d: &Deployment) -> R
 }
 
 pub(crate) async fn delete_deployment(tx: &Transaction<'_>, name: &str) -> Result<()> {
-    if tx.execute("DELETE FROM deployments WHERE name = $1", &[&name]).await.map_err(db)? == 0 {
+    if exec(tx, "DELETE FROM deployments WHERE name = $1", &[&name]).await.map_err(db)? == 0 {
         return Err(missing::deployment(name).into());
     }
-    tx.execute("DELETE FROM serving_counters WHERE deployment = $1", &[&name]).await.map_err(db)?;
+    exec(tx, "DELETE FROM serving_counters WHERE deployment = $1", &[&name]).await.map_err(db)?;
     super::announce(tx).await
 }
 
@@ -497,7 +504,7 @@ pub(crate) async fn publish_counters(tx: &Transaction<'_>, counters: &[VariantCo
         .map_err(db)?;
     }
     let cutoff = now - crate::plan::COUNTERS_KEPT_MS;
-    tx.execute("DELETE FROM serving_counters WHERE updated_time < $1", &[&cutoff]).await.map_err(db)?;
+    exec(tx, "DELETE FROM serving_counters WHERE updated_time < $1", &[&cutoff]).await.map_err(db)?;
     Ok(())
 }
 
