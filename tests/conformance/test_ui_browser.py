@@ -219,3 +219,36 @@ def test_links_that_mlflow_prints_open_the_run(server, seeded, page):
     expect(page).to_have_url(f"{server.url}/ui/experiments/{experiment_id}")
     page.goto(f"{server.url}/#/models/{model}/versions/1")
     expect(page).to_have_url(f"{server.url}/ui/models/{model}")
+
+
+def test_sign_in_session_and_sign_out_with_auth_on(page, tmp_path):
+    """`--auth`: a page shows the sign-in form; signing in sets a session cookie (HttpOnly, SameSite=Strict)
+    and goes back to the page; the header names the user; signing out ends the session."""
+    from conftest import PlinthServer
+
+    srv = PlinthServer(str(tmp_path), extra_args=["--auth"],
+                       env={"PLINTH_ADMIN_USER": "admin", "PLINTH_ADMIN_PASSWORD": "admin-pw-1"}).start()
+    context = page.context.browser.new_context()
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(20_000)
+        response = tab.goto(f"{srv.url}/ui/models")
+        assert response.status == 401
+        tab.locator("input[name=username]").fill("admin")
+        tab.locator("input[name=password]").fill("wrong")
+        tab.get_by_role("button", name="Sign in").click()
+        expect(tab.locator("div.error")).to_have_text("Wrong username or password.")
+        tab.locator("input[name=username]").fill("admin")
+        tab.locator("input[name=password]").fill("admin-pw-1")
+        tab.get_by_role("button", name="Sign in").click()
+        expect(tab).to_have_url(f"{srv.url}/ui/models")
+        expect(tab.locator("header")).to_contain_text("Signed in as admin")
+        cookie = next(c for c in context.cookies() if c["name"] == "plinth_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        shot(tab, "signed-in")
+        tab.get_by_role("button", name="Sign out").click()
+        expect(tab.locator("h1")).to_have_text("Sign in")
+        assert tab.goto(f"{srv.url}/ui/models").status == 401, "the session ended"
+    finally:
+        context.close()
+        srv.stop()

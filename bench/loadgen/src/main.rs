@@ -76,8 +76,20 @@ enum Cmd {
     },
 }
 
+/// Every request carries `Authorization: Bearer $BENCH_TOKEN` when it is set
+/// (a server with `--auth`).
 fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().timeout(Duration::from_secs(600)).pool_max_idle_per_host(256).build()?)
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(token) = std::env::var("BENCH_TOKEN")
+        && !token.is_empty()
+    {
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    }
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .pool_max_idle_per_host(256)
+        .default_headers(headers)
+        .build()?)
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {

@@ -14,7 +14,7 @@ pub struct Target {
 /// `path` from the server's root (`/api/2.0/mlflow/...`); a GET body becomes
 /// the query string.
 pub async fn call(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
+    let http = http_client(std::time::Duration::from_secs(120))?;
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let req = match body {
         Some(b) if method == reqwest::Method::GET => http.get(&url).query(
@@ -75,6 +75,35 @@ pub fn text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// The credential a server with `--auth` wants, from the environment as the
+/// `mlflow` client reads it: `PLINTH_TOKEN` or `MLFLOW_TRACKING_TOKEN` (a
+/// bearer token), else `MLFLOW_TRACKING_USERNAME` and
+/// `MLFLOW_TRACKING_PASSWORD` (HTTP basic); none when none is set.
+pub fn credential_header() -> Option<reqwest::header::HeaderValue> {
+    use base64::Engine;
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let text = match (var("PLINTH_TOKEN").or_else(|| var("MLFLOW_TRACKING_TOKEN")), var("MLFLOW_TRACKING_USERNAME")) {
+        (Some(token), _) => format!("Bearer {token}"),
+        (None, Some(user)) => {
+            let password = var("MLFLOW_TRACKING_PASSWORD").unwrap_or_default();
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+        }
+        (None, None) => return None,
+    };
+    let mut value = reqwest::header::HeaderValue::from_str(&text).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// An HTTP client that sends [`credential_header`] with every request.
+pub fn http_client(timeout: std::time::Duration) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(v) = credential_header() {
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    Ok(reqwest::Client::builder().timeout(timeout).default_headers(headers).build()?)
 }
 
 #[cfg(test)]

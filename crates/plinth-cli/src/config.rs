@@ -30,6 +30,10 @@ pub struct FileConfig {
     pub allowed_hosts: Option<Vec<String>>,
     pub allowed_origins: Option<Vec<String>>,
     pub max_connections: Option<usize>,
+    pub auth: Option<bool>,
+    pub auth_jwt_issuer: Option<String>,
+    pub auth_jwt_keys: Option<PathBuf>,
+    pub auth_jwt_audience: Option<String>,
 }
 
 impl FileConfig {
@@ -116,6 +120,21 @@ pub struct ServerFlags {
     /// (default: three quarters of the open-file limit).
     #[arg(long, env = "PLINTH_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Callers must sign in (default false: the embedded single-user mode): HTTP basic with a user's
+    /// password, a bearer API token, a bearer JWT from --auth-jwt-issuer, or the UI's session. The first
+    /// administrator comes from PLINTH_ADMIN_USER and PLINTH_ADMIN_PASSWORD when no user exists yet.
+    #[arg(long, env = "PLINTH_AUTH", num_args = 0..=1, default_missing_value = "true")]
+    pub auth: Option<bool>,
+    /// Single sign-on: the issuer (`iss`) of bearer JWTs to accept; needs --auth-jwt-keys or
+    /// PLINTH_AUTH_JWT_SECRET (HS256).
+    #[arg(long, env = "PLINTH_AUTH_JWT_ISSUER")]
+    pub auth_jwt_issuer: Option<String>,
+    /// The identity provider's public keys: a JWKS file ({"keys": [...]}) or one PEM public key.
+    #[arg(long, env = "PLINTH_AUTH_JWT_KEYS")]
+    pub auth_jwt_keys: Option<PathBuf>,
+    /// The audience (`aud`) JWTs must name, if any.
+    #[arg(long, env = "PLINTH_AUTH_JWT_AUDIENCE")]
+    pub auth_jwt_audience: Option<String>,
 }
 
 /// The checked configuration the server runs with.
@@ -141,6 +160,9 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// `0`: derived from the open-file limit.
     pub max_connections: usize,
+    pub auth: bool,
+    /// JWT sign-in, when an issuer is configured.
+    pub jwt: Option<plinth_server::JwtSettings>,
 }
 
 impl Config {
@@ -205,7 +227,23 @@ impl Config {
         if max_connections != 0 && max_connections < 4 {
             bail!("max_connections must be at least 4");
         }
+        let jwt = match flags.auth_jwt_issuer.clone().or(file.auth_jwt_issuer) {
+            // The secret comes from the environment only: never a flag (flags show in `ps`).
+            Some(issuer) => Some(plinth_server::JwtSettings {
+                issuer,
+                keys_file: flags.auth_jwt_keys.clone().or(file.auth_jwt_keys),
+                audience: flags.auth_jwt_audience.clone().or(file.auth_jwt_audience),
+                hmac_secret: std::env::var("PLINTH_AUTH_JWT_SECRET").ok().filter(|s| !s.is_empty()),
+            }),
+            None => None,
+        };
+        let auth = flags.auth.or(file.auth).unwrap_or(false);
+        if jwt.is_some() && !auth {
+            bail!("--auth-jwt-issuer needs --auth");
+        }
         Ok(Config {
+            auth,
+            jwt,
             allowed_hosts: clean(flags.allowed_hosts.clone().or(file.allowed_hosts)),
             allowed_origins: clean(flags.allowed_origins.clone().or(file.allowed_origins)),
             max_connections,

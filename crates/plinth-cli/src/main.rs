@@ -10,6 +10,7 @@ mod models;
 mod remote;
 mod tabular;
 mod train;
+mod users;
 
 use std::net::SocketAddr;
 
@@ -42,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the platform: MLflow-compatible tracking, artifacts and model registry.
-    Server(ServerFlags),
+    Server(Box<ServerFlags>),
     /// Train, evaluate, track and register a model.
     #[command(subcommand)]
     Train(TrainCommand),
@@ -58,6 +59,12 @@ enum Command {
     /// Training jobs on a running server: submit, list, get, cancel.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// Users who sign in to a server with --auth, in its store: create, list, password, set-admin, delete.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
+    /// API tokens (bearer credentials) of users, in the store: create, list, revoke.
+    #[command(subcommand)]
+    Tokens(users::TokensCommand),
 }
 
 #[derive(Subcommand)]
@@ -95,6 +102,8 @@ fn run() -> anyhow::Result<()> {
         Command::Import(cmd) => runtime.block_on(import::run(cmd)),
         Command::Models(cmd) => runtime.block_on(models::run(cmd)),
         Command::Jobs(cmd) => runtime.block_on(jobs::run(cmd)),
+        Command::Users(cmd) => runtime.block_on(users::users(cmd)),
+        Command::Tokens(cmd) => runtime.block_on(users::tokens(cmd)),
     }
 }
 
@@ -102,6 +111,29 @@ async fn server(config: Config) -> anyhow::Result<()> {
     // Bind first: a busy port fails before anything is created on disk.
     let addr = SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    if !config.host.is_loopback() && !config.auth {
+        tracing::warn!(
+            "listening on {addr} without --auth: anyone who can reach this address can read every experiment, run, \
+             artifact and model, move aliases (changing what deployments serve), delete models and deploy anything"
+        );
+    }
+    let auth = plinth_server::AuthConfig {
+        enabled: config.auth,
+        jwt: match &config.jwt {
+            Some(settings) => {
+                Some(std::sync::Arc::new(plinth_server::JwtVerifier::new(settings).map_err(anyhow::Error::msg)?))
+            }
+            None => None,
+        },
+    };
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let first_admin = match (var("PLINTH_ADMIN_USER"), var("PLINTH_ADMIN_PASSWORD")) {
+        (Some(user), Some(password)) => Some((user, password)),
+        (Some(_), None) | (None, Some(_)) => {
+            anyhow::bail!("PLINTH_ADMIN_USER and PLINTH_ADMIN_PASSWORD go together: set both or neither")
+        }
+        (None, None) => None,
+    };
     let app = plinth_server::App::open(plinth_server::AppConfig {
         data_dir: config.data_dir.clone(),
         datasets_dir: config.datasets_dir.clone(),
@@ -127,11 +159,13 @@ async fn server(config: Config) -> anyhow::Result<()> {
                 origins: config.allowed_origins.clone(),
             },
             roles: config.roles,
+            auth,
         },
+        first_admin,
     })
     .await?;
     let local = listener.local_addr()?;
-    tracing::info!(data_dir = %config.data_dir.display(), store = ?config.store, roles = %config.roles, "Plinth listening on http://{local}");
+    tracing::info!(data_dir = %config.data_dir.display(), store = ?config.store, roles = %config.roles, auth = config.auth, "Plinth listening on http://{local}");
     let limits = plinth_server::ConnLimits { max_connections: config.max_connections, ..Default::default() };
     let jobs = app.jobs.clone();
     plinth_server::serve(listener, app.router, limits, shutdown_signal()).await?;

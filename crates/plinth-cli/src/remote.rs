@@ -18,7 +18,7 @@ pub struct RemoteTracker {
 
 impl RemoteTracker {
     pub fn new(base: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(300)).build()?;
+        let http = crate::client::http_client(std::time::Duration::from_secs(300))?;
         Ok(RemoteTracker { base: base.trim_end_matches('/').to_string(), http })
     }
 

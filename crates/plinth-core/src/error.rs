@@ -54,8 +54,12 @@ pub enum ErrorKind {
     InvalidState,
     /// The request body is over the limit.
     TooLarge,
-    /// The caller may not do this (a foreign origin, a Host not allowed).
+    /// The caller did not prove who it is (no, wrong or expired credentials).
+    Unauthenticated,
+    /// The caller may not do this (a foreign origin, a Host not allowed, no permission).
     PermissionDenied,
+    /// The caller tried too often (failed sign-ins); retry later.
+    RateLimited,
     /// The server sheds load; retry shortly.
     Overloaded,
     /// The operation exists in the protocol but not in Plinth.
@@ -67,7 +71,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::InvalidParameter,
         ErrorKind::Malformed,
         ErrorKind::NotFound,
@@ -75,7 +79,9 @@ impl ErrorKind {
         ErrorKind::AlreadyExists,
         ErrorKind::InvalidState,
         ErrorKind::TooLarge,
+        ErrorKind::Unauthenticated,
         ErrorKind::PermissionDenied,
+        ErrorKind::RateLimited,
         ErrorKind::Overloaded,
         ErrorKind::NotImplemented,
         ErrorKind::Cancelled,
@@ -93,7 +99,9 @@ impl ErrorKind {
             ErrorKind::AlreadyExists => (400, "RESOURCE_ALREADY_EXISTS"),
             ErrorKind::InvalidState => (400, "INVALID_STATE"),
             ErrorKind::TooLarge => (413, "REQUEST_LIMIT_EXCEEDED"),
+            ErrorKind::Unauthenticated => (401, "UNAUTHENTICATED"),
             ErrorKind::PermissionDenied => (403, "PERMISSION_DENIED"),
+            ErrorKind::RateLimited => (429, "RESOURCE_EXHAUSTED"),
             ErrorKind::Overloaded => (503, "TEMPORARILY_UNAVAILABLE"),
             ErrorKind::NotImplemented => (501, "NOT_IMPLEMENTED"),
             ErrorKind::Cancelled => (409, "ABORTED"),
@@ -133,6 +141,8 @@ impl Error {
             ErrorKind::AlreadyExists => Error::AlreadyExists(message),
             ErrorKind::InvalidState => Error::InvalidState(message),
             ErrorKind::PermissionDenied
+            | ErrorKind::Unauthenticated
+            | ErrorKind::RateLimited
             | ErrorKind::Overloaded
             | ErrorKind::NotImplemented
             | ErrorKind::Cancelled

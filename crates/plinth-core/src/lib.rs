@@ -3,6 +3,7 @@
 //!
 //! No IO lives here: storage, HTTP and the CLI build on these types.
 
+pub mod auth;
 pub mod clock;
 pub mod deployments;
 pub mod error;

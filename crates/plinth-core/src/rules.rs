@@ -54,6 +54,12 @@ pub mod missing {
     pub fn deployment(name: &str) -> Error {
         Error::not_found(format!("Deployment '{name}' not found."))
     }
+    pub fn user(username: &str) -> Error {
+        Error::not_found(format!("User with username={username} not found"))
+    }
+    pub fn token(token_id: &str) -> Error {
+        Error::not_found(format!("Token with id={token_id} not found"))
+    }
     pub fn job(job_id: &str) -> Error {
         Error::not_found(format!("Job '{job_id}' not found"))
     }
@@ -75,6 +81,9 @@ pub mod taken {
     }
     pub fn registered_model(name: &str) -> Error {
         Error::exists(format!("Registered Model (name={name}) already exists."))
+    }
+    pub fn user(username: &str) -> Error {
+        Error::exists(format!("User (username={username}) already exists."))
     }
     pub fn deployment(name: &str) -> Error {
         Error::exists(format!("Deployment '{name}' already exists."))

@@ -13,6 +13,12 @@ pub enum Error {
     /// A store we depend on cannot be reached now; retry shortly.
     #[error("{0}")]
     Unavailable(String),
+    /// No, wrong or expired credentials (one sentence for all of them).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Too many failed sign-ins; locked out for a while.
+    #[error("{0}")]
+    RateLimited(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -24,6 +30,8 @@ impl Error {
             Error::Internal(_) => plinth_core::ErrorKind::Internal,
             Error::Cancelled => plinth_core::ErrorKind::Cancelled,
             Error::Unavailable(_) => plinth_core::ErrorKind::Overloaded,
+            Error::Unauthenticated(_) => plinth_core::ErrorKind::Unauthenticated,
+            Error::RateLimited(_) => plinth_core::ErrorKind::RateLimited,
         }
     }
 }

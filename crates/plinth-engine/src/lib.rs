@@ -2,6 +2,7 @@
 //! HTTP server and the CLI alike. Validates input with `plinth-core`, keeps
 //! metadata in a [`MetadataStore`] and bytes in an [`ArtifactStore`].
 
+pub mod accounts;
 mod artifacts;
 pub mod deployments;
 mod error;
@@ -42,6 +43,7 @@ pub struct Platform {
     /// (clients go through the server's proxy), or under the store's own URI
     /// (`s3://bucket/prefix`, `file:///dir`) when clients write there themselves.
     artifact_root: Arc<str>,
+    accounts: accounts::Accounts,
 }
 
 impl Platform {
@@ -83,7 +85,8 @@ impl Platform {
             }
         };
         store.ensure_default_experiment(format!("{artifact_root}/0")).await?;
-        Ok(Platform { store, artifacts, clock, artifact_root })
+        let accounts = accounts::Accounts::new(store.clone(), clock.clone());
+        Ok(Platform { store, artifacts, clock, artifact_root, accounts })
     }
 
     /// The store key of an artifact URI this server holds: `mlflow-artifacts:/…`,
@@ -113,5 +116,10 @@ impl Platform {
 
     pub fn artifacts(&self) -> &ArtifactStore {
         &self.artifacts
+    }
+
+    /// Users, tokens and the credential check (this process's caches).
+    pub fn accounts(&self) -> &accounts::Accounts {
+        &self.accounts
     }
 }

@@ -44,6 +44,9 @@ pub struct AppConfig {
     /// How often serving re-reads deployments and aliases.
     pub reload_interval: Duration,
     pub server: ServerConfig,
+    /// With authentication on and no user yet: the first administrator
+    /// (`PLINTH_ADMIN_USER`, `PLINTH_ADMIN_PASSWORD`).
+    pub first_admin: Option<(String, String)>,
 }
 
 impl AppConfig {
@@ -63,6 +66,7 @@ impl AppConfig {
             jobs: plinth_engine::jobs::JobConfig::default(),
             reload_interval: plinth_serving::DEFAULT_RELOAD_INTERVAL,
             server: ServerConfig::default(),
+            first_admin: None,
         }
     }
 
@@ -223,6 +227,9 @@ impl App {
         )
         .await?;
         sweep_interrupted_uploads(platform.artifacts().clone());
+        if config.server.auth.enabled {
+            first_admin(&platform, config.first_admin.as_ref()).await?;
+        }
         create_dir("datasets dir", &config.datasets_dir)?;
         let job_config = plinth_engine::jobs::JobConfig {
             work: config.jobs.work && config.server.roles.worker,
@@ -248,6 +255,24 @@ impl App {
         let router = crate::app(platform.clone(), jobs.clone(), serving.clone(), config.server);
         Ok(App { platform, jobs, serving, router })
     }
+}
+
+/// Authentication on: the first administrator, when no user exists and one is
+/// given; else, with no user at all, a warning that says how to make one.
+async fn first_admin(platform: &Platform, given: Option<&(String, String)>) -> Result<(), OpenError> {
+    let accounts = platform.accounts();
+    if let Some((user, password)) = given
+        && let Some(admin) = accounts.ensure_admin(user, password).await?
+    {
+        tracing::info!(user = %admin.username, "created the first administrator (PLINTH_ADMIN_USER)");
+    }
+    if accounts.list_users().await?.is_empty() {
+        tracing::warn!(
+            "authentication is on and no user exists: nobody can sign in. Create one with \
+             `plinth users create NAME --admin` against this store, or start with PLINTH_ADMIN_USER and PLINTH_ADMIN_PASSWORD"
+        );
+    }
+    Ok(())
 }
 
 /// Staged files of uploads that a crash interrupted: swept on start and

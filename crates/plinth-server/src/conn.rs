@@ -198,7 +198,7 @@ pub async fn serve(
             _ = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // Out of descriptors despite the cap (other files): back off.
@@ -233,6 +233,7 @@ pub async fn serve(
         tokio::spawn(run_connection(
             id,
             stream,
+            peer,
             app.clone(),
             conn,
             registry.clone(),
@@ -315,6 +316,7 @@ async fn watchdog(
 async fn run_connection(
     id: u64,
     stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     app: Router,
     conn: Arc<Conn>,
     registry: Arc<Registry>,
@@ -325,6 +327,8 @@ async fn run_connection(
     let (svc_conn, svc_registry) = (conn.clone(), registry.clone());
     let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(Arrived(Instant::now()));
+        // Who is on the other end (counted for failed sign-ins).
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let guard = InFlight::begin(&svc_conn, &svc_registry);
         let app = app.clone();
         async move {

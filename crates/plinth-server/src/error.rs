@@ -23,9 +23,22 @@ pub struct Failure {
 }
 
 /// A temporary failure (shed load, the database unavailable) tells the client when to retry.
+/// Failed sign-ins lock out for a while ([`plinth_engine::accounts`]); an
+/// unauthenticated call is told which schemes it may use.
 fn retry_after(kind: ErrorKind, mut response: Response) -> Response {
-    if kind == ErrorKind::Overloaded {
-        response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    use axum::http::HeaderValue;
+    let h = response.headers_mut();
+    match kind {
+        ErrorKind::Overloaded => {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        ErrorKind::RateLimited => {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static(plinth_engine::accounts::LOCKOUT_SECONDS_TEXT));
+        }
+        ErrorKind::Unauthenticated => {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"plinth\", Bearer"));
+        }
+        _ => {}
     }
     response
 }
@@ -86,7 +99,9 @@ impl Failure {
             ErrorKind::AlreadyExists => Status::already_exists(m),
             ErrorKind::InvalidState => Status::failed_precondition(m),
             ErrorKind::TooLarge => Status::resource_exhausted(m),
+            ErrorKind::Unauthenticated => Status::unauthenticated(m),
             ErrorKind::PermissionDenied => Status::permission_denied(m),
+            ErrorKind::RateLimited => Status::resource_exhausted(m),
             ErrorKind::Overloaded => Status::unavailable(m),
             ErrorKind::NotImplemented => Status::unimplemented(m),
             ErrorKind::Cancelled => Status::aborted(m),
@@ -209,7 +224,9 @@ mod tests {
                 [Failure::new(kind, "x").mlflow(), Failure::new(kind, "x").oip(), Failure::new(kind, "x").text()]
             {
                 let retry = response.headers().get(header::RETRY_AFTER).is_some();
-                assert_eq!(retry, kind == ErrorKind::Overloaded, "{kind:?}");
+                assert_eq!(retry, matches!(kind, ErrorKind::Overloaded | ErrorKind::RateLimited), "{kind:?}");
+                let challenge = response.headers().get(header::WWW_AUTHENTICATE).is_some();
+                assert_eq!(challenge, kind == ErrorKind::Unauthenticated, "{kind:?}");
             }
         }
         // The database unreachable is such a failure, on every wire.

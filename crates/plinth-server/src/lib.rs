@@ -4,9 +4,11 @@
 
 mod app;
 mod args;
+mod auth;
 mod conn;
 mod edge;
 mod error;
+mod jwt;
 mod metrics;
 mod oip;
 mod routes;
@@ -14,10 +16,12 @@ mod state;
 mod wire;
 
 pub use app::{App, AppConfig, ArtifactLocation, OpenError, StoreLocation, open_platform};
+pub use auth::{AuthConfig, Caller};
 use axum::Router;
 pub use conn::{ConnLimits, serve};
 pub use edge::Allowed;
 pub use error::ApiError;
+pub use jwt::{JwtSettings, JwtVerifier};
 use plinth_engine::Platform;
 use plinth_engine::jobs::JobRunner;
 use plinth_serving::Serving;
@@ -31,17 +35,22 @@ pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: Server
     metrics::install();
     let inference_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_inference.max(1)));
     let roles = config.roles;
-    let ui = roles.api.then(|| plinth_ui::router(platform.clone(), serving.clone(), jobs.clone()));
+    let auth = config.auth.enabled;
+    let ui = roles.api.then(|| plinth_ui::router(platform.clone(), serving.clone(), jobs.clone(), auth));
     let body_limit = config.max_request_bytes;
     let edge = edge::EdgeLayer::new(config.allowed.clone());
     let state = AppState::new(state::Shared { platform, jobs, serving, config, inference_permits });
     let mut router = routes::router(state.clone(), roles);
     if roles.serving {
         // gRPC (HTTP/2) and REST share the port; gRPC paths are `/<service>/<method>`.
-        router = router.route_service("/inference.GRPCInferenceService/{method}", oip::grpc::service(state));
+        router = router.route_service("/inference.GRPCInferenceService/{method}", oip::grpc::service(state.clone()));
     }
     if let Some(ui) = ui {
         router = router.merge(ui);
+    }
+    if auth {
+        // Inside the edge's checks, before every route (those added later too).
+        router = router.layer(axum::middleware::from_fn_with_state(state, auth::layer));
     }
     router
         // Extractors that buffer (forms, bytes) stop reading at the limit;

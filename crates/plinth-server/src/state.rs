@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub allowed: Allowed,
     /// Which parts of the platform this process serves.
     pub roles: Roles,
+    /// Whether and how callers authenticate (`--auth`).
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// What one `plinth server` process does (`--roles`, default all three):
@@ -80,6 +82,7 @@ impl Default for ServerConfig {
             max_concurrent_inference: DEFAULT_MAX_CONCURRENT_INFERENCE,
             allowed: Allowed::default(),
             roles: Roles::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

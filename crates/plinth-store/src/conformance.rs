@@ -63,6 +63,65 @@ pub async fn run_all(store: &dyn MetadataStore) {
     logged_model_search(store).await;
     jobs(store).await;
     deployments(store).await;
+    users_and_tokens(store).await;
+}
+
+async fn users_and_tokens(store: &dyn MetadataStore) {
+    use plinth_core::auth::{ApiToken, TokenKind};
+    let alice = store.create_user("alice".into(), "$argon2id$a".into(), false).await.expect("create alice");
+    let bob = store.create_user("bob".into(), "$argon2id$b".into(), true).await.expect("create bob");
+    assert_eq!((alice.id, bob.id), (1, 2), "ids are dense, from 1");
+    assert!(bob.is_admin && !alice.is_admin);
+    let again = store.create_user("alice".into(), "x".into(), false).await.expect_err("taken");
+    assert!(exists(&again), "{again}");
+    assert_eq!(again.to_string(), "User (username=alice) already exists.");
+    assert_eq!(store.get_user("alice").await.expect("get"), alice);
+    assert_eq!(store.get_user_by_id(2).await.expect("by id"), bob);
+    let missing = store.get_user("carol").await.expect_err("missing");
+    assert!(not_found(&missing) && missing.to_string() == "User with username=carol not found", "{missing}");
+    let names: Vec<String> = store.list_users().await.expect("list").into_iter().map(|u| u.username).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let changed = store.update_user("alice", Some("$argon2id$new".into()), None).await.expect("password");
+    assert_eq!((changed.password_hash.as_str(), changed.is_admin), ("$argon2id$new", false));
+    let changed = store.update_user("alice", None, Some(true)).await.expect("admin");
+    assert_eq!((changed.password_hash.as_str(), changed.is_admin), ("$argon2id$new", true));
+    assert!(store.update_user("carol", None, Some(true)).await.is_err_and(|e| not_found(&e)));
+
+    let token = |id: &str, user_id, kind, created, expires| ApiToken {
+        id: id.into(),
+        user_id,
+        name: format!("{id} name"),
+        kind,
+        secret_hash: format!("hash-{id}"),
+        created_time: created,
+        expires_time: expires,
+        revoked_time: None,
+    };
+    let t1 = token("t1", alice.id, TokenKind::Api, 10, None);
+    store.create_token(t1.clone()).await.expect("token");
+    store.create_token(token("t2", alice.id, TokenKind::Api, 20, Some(1_000))).await.expect("token 2");
+    store.create_token(token("s1", alice.id, TokenKind::Session, 30, Some(40))).await.expect("session");
+    assert!(store.create_token(token("t9", 99, TokenKind::Api, 1, None)).await.is_err_and(|e| not_found(&e)));
+    let (found, owner) = store.find_token("hash-t1").await.expect("find").expect("found");
+    assert_eq!((found, owner.username.as_str()), (t1.clone(), "alice"));
+    assert!(store.find_token("hash-nope").await.expect("find").is_none());
+    let ids: Vec<String> = store.list_tokens(alice.id).await.expect("tokens").into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, ["s1", "t2", "t1"], "newest first");
+    // A new session clears the sessions that have ended.
+    store.create_token(token("s2", alice.id, TokenKind::Session, 50, Some(90))).await.expect("session 2");
+    assert!(store.find_token("hash-s1").await.expect("find").is_none());
+    let revoked = store.revoke_token("t1", 60).await.expect("revoke");
+    assert_eq!(revoked.revoked_time, Some(60));
+    assert_eq!(
+        store.revoke_token("t1", 70).await.expect("again").revoked_time,
+        Some(60),
+        "the first revocation stands"
+    );
+    assert!(store.revoke_token("nope", 70).await.is_err_and(|e| not_found(&e)));
+    store.delete_user("alice").await.expect("delete");
+    assert!(store.find_token("hash-t2").await.expect("find").is_none(), "a user's tokens go with them");
+    assert!(store.delete_user("alice").await.is_err_and(|e| not_found(&e)));
+    store.delete_user("bob").await.expect("delete bob");
 }
 
 async fn deployments(store: &dyn MetadataStore) {

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use plinth_core::auth::{ApiToken, User};
 use plinth_core::deployments::{Deployment, VariantCounters};
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::jobs::{Job, JobStatus, LeaseState};
@@ -171,6 +172,26 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Gives a held job back to the queue (a worker shutting down), its
     /// attempt not counted.
     async fn release_job(&self, job_id: &str, worker: &str) -> Result<()>;
+    // --- users and tokens ---
+    /// A new user; its id is the next free one. A taken name is `AlreadyExists`.
+    async fn create_user(&self, username: String, password_hash: String, is_admin: bool) -> Result<User>;
+    async fn get_user(&self, username: &str) -> Result<User>;
+    async fn get_user_by_id(&self, user_id: i64) -> Result<User>;
+    /// Every user, by name.
+    async fn list_users(&self) -> Result<Vec<User>>;
+    /// Sets what is given of the password hash and the admin flag.
+    async fn update_user(&self, username: &str, password_hash: Option<String>, is_admin: Option<bool>) -> Result<User>;
+    /// Removes the user and every token of theirs.
+    async fn delete_user(&self, username: &str) -> Result<()>;
+    async fn create_token(&self, token: ApiToken) -> Result<()>;
+    /// The token whose secret hashes to `secret_hash`, and its user; revoked
+    /// and expired ones too (the caller decides).
+    async fn find_token(&self, secret_hash: &str) -> Result<Option<(ApiToken, User)>>;
+    /// A user's tokens of every kind, newest first.
+    async fn list_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>>;
+    /// Marks a token revoked at `now` (again: no change); unknown is `NotFound`.
+    async fn revoke_token(&self, token_id: &str, now: i64) -> Result<ApiToken>;
+
     /// Whether other processes may share this store: then a job running at
     /// start may be another process's, and only an expired lease frees it.
     fn shared(&self) -> bool;

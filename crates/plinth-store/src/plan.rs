@@ -616,3 +616,33 @@ pub(crate) const SELECT_COUNTERS: &str = "SELECT deployment, variant, replica, r
 
 /// Counters nobody has published for this long are removed.
 pub(crate) const COUNTERS_KEPT_MS: i64 = 3_600_000;
+
+// Users and tokens: the same text on both backends (`?` placeholders,
+// numbered for PostgreSQL). Token rows come first in a join, users after.
+pub(crate) const SELECT_USER_BY_NAME: &str =
+    "SELECT id, username, password_hash, is_admin, created_time FROM users WHERE username = ?1";
+pub(crate) const SELECT_USER_BY_ID: &str =
+    "SELECT id, username, password_hash, is_admin, created_time FROM users WHERE id = ?1";
+pub(crate) const LIST_USERS: &str =
+    "SELECT id, username, password_hash, is_admin, created_time FROM users ORDER BY username";
+pub(crate) const NEXT_USER_ID: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM users";
+pub(crate) const INSERT_USER: &str =
+    "INSERT INTO users (id, username, password_hash, is_admin, created_time) VALUES (?1, ?2, ?3, ?4, ?5)";
+pub(crate) const UPDATE_USER: &str = "UPDATE users SET password_hash = COALESCE(?2, password_hash),
+     is_admin = COALESCE(?3, is_admin) WHERE username = ?1";
+pub(crate) const DELETE_USER_TOKENS: &str = "DELETE FROM api_tokens WHERE user_id = ?1";
+pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = ?1";
+pub(crate) const INSERT_TOKEN: &str = "INSERT INTO api_tokens
+     (id, user_id, name, kind, secret_hash, created_time, expires_time, revoked_time)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+pub(crate) const FIND_TOKEN: &str = "SELECT t.id, t.user_id, t.name, t.kind, t.secret_hash, t.created_time,
+     t.expires_time, t.revoked_time, u.id, u.username, u.password_hash, u.is_admin, u.created_time
+     FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.secret_hash = ?1";
+pub(crate) const LIST_TOKENS: &str = "SELECT id, user_id, name, kind, secret_hash, created_time, expires_time,
+     revoked_time FROM api_tokens WHERE user_id = ?1 ORDER BY created_time DESC, id";
+pub(crate) const GET_TOKEN: &str = "SELECT id, user_id, name, kind, secret_hash, created_time, expires_time,
+     revoked_time FROM api_tokens WHERE id = ?1";
+pub(crate) const REVOKE_TOKEN: &str = "UPDATE api_tokens SET revoked_time = COALESCE(revoked_time, ?2) WHERE id = ?1";
+/// Sessions past their end are of no use to anyone: removed when a new one is made.
+pub(crate) const DELETE_ENDED_SESSIONS: &str =
+    "DELETE FROM api_tokens WHERE kind = 'session' AND expires_time IS NOT NULL AND expires_time < ?1";

@@ -24,6 +24,13 @@ const MAX_FORM_BYTES: usize = 64 << 10;
 
 tokio::task_local! {
     static TOKEN: String;
+    /// Who is signed in, for the page header (none when authentication is off).
+    static USER: Option<String>;
+}
+
+/// The signed-in user of the page being rendered.
+pub fn user() -> Option<String> {
+    USER.try_with(Clone::clone).ok().flatten()
 }
 
 /// The hidden input every POST form must contain.
@@ -32,16 +39,28 @@ pub fn field() -> Markup {
     html! { input type="hidden" name=(FIELD) value=(token); }
 }
 
-fn cookie_token(req: &Request) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
-        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+fn cookie_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    crate::cookie(headers, COOKIE).filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn set_cookie(response: &mut Response, token: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict")) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// Renders `page` with a CSRF token in scope (the cookie's, or a new one it
+/// sets), outside the UI's router: the sign-in form the authentication layer
+/// shows in place of any page.
+pub fn render_outside(headers: &axum::http::HeaderMap, status: StatusCode, page: impl FnOnce() -> Markup) -> Response {
+    let existing = cookie_token(headers);
+    let token = existing.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let body = TOKEN.sync_scope(token.clone(), || USER.sync_scope(None, page));
+    let mut response = (status, body).into_response();
+    if existing.is_none() {
+        set_cookie(&mut response, &token);
+    }
+    response
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -54,7 +73,12 @@ fn refused(message: &str) -> Response {
 
 /// Sets the token for the page being rendered and checks it on every POST.
 pub async fn layer(req: Request, next: Next) -> Response {
-    let existing = cookie_token(&req);
+    let existing = cookie_token(req.headers());
+    let user = req
+        .extensions()
+        .get::<std::sync::Arc<plinth_core::auth::Principal>>()
+        .filter(|p| p.via != plinth_core::auth::Via::Anonymous)
+        .map(|p| p.username.clone());
     let token = existing.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let req = if req.method() == Method::POST {
         let Some(cookie) = existing.as_deref() else {
@@ -75,11 +99,9 @@ pub async fn layer(req: Request, next: Next) -> Response {
     } else {
         req
     };
-    let mut response = TOKEN.scope(token.clone(), next.run(req)).await;
-    if existing.is_none()
-        && let Ok(v) = HeaderValue::from_str(&format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"))
-    {
-        response.headers_mut().append(header::SET_COOKIE, v);
+    let mut response = TOKEN.scope(token.clone(), USER.scope(user, next.run(req))).await;
+    if existing.is_none() {
+        set_cookie(&mut response, &token);
     }
     response
 }

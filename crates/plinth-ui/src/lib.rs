@@ -5,7 +5,8 @@
 //!
 //! `/` redirects to the experiments; `/ui/experiments[/{id}]`,
 //! `/ui/runs/{id}[/artifacts|/download]`, `/ui/compare?run=…`,
-//! `/ui/models[/{name}]`, `/ui/deployments[/{name}]`, `/ui/jobs`.
+//! `/ui/models[/{name}]`, `/ui/deployments[/{name}]`, `/ui/jobs`; with
+//! `--auth`, `/login` and `/logout`.
 
 mod charts;
 mod csrf;
@@ -21,7 +22,21 @@ use plinth_engine::Platform;
 use plinth_engine::jobs::JobRunner;
 use plinth_serving::Serving;
 
+pub use pages::login::{SESSION_COOKIE, sign_in_page};
 pub use pages::runs::PAGE_SIZES;
+
+/// A cookie's value from a request's `Cookie` headers.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
+}
 
 const STYLE: &str = include_str!("../assets/style.css");
 
@@ -33,6 +48,8 @@ pub struct UiState {
     pub platform: Platform,
     pub serving: Serving,
     pub jobs: JobRunner,
+    /// Whether callers sign in (`--auth`).
+    pub auth: bool,
 }
 
 impl FromRef<UiState> for Platform {
@@ -54,9 +71,11 @@ impl FromRef<UiState> for JobRunner {
 }
 
 /// The UI's routes; the server merges them beside its APIs.
-pub fn router(platform: Platform, serving: Serving, jobs: JobRunner) -> Router {
+pub fn router(platform: Platform, serving: Serving, jobs: JobRunner, auth: bool) -> Router {
     Router::new()
         .route("/", get(root))
+        .route("/login", get(pages::login::show).post(pages::login::sign_in))
+        .route("/logout", post(pages::login::sign_out))
         .route("/ui", get(|| async { Redirect::to("/ui/experiments") }))
         .route("/ui/assets/style.css", get(style))
         .route("/ui/experiments", get(pages::experiments::list).post(pages::experiments::create))
@@ -73,7 +92,7 @@ pub fn router(platform: Platform, serving: Serving, jobs: JobRunner) -> Router {
         .route("/ui/deployments/{name}", get(pages::deployments::detail))
         .route("/ui/jobs", get(pages::jobs::list))
         .layer(axum::middleware::from_fn(csrf::layer))
-        .with_state(UiState { platform, serving, jobs })
+        .with_state(UiState { platform, serving, jobs, auth })
 }
 
 /// The links MLflow prints (`…/#/experiments/<id>/runs/<run>`,
@@ -118,6 +137,13 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
                     a href="/ui/models" { "Models" }
                     a href="/ui/deployments" { "Deployments" }
                     a href="/ui/jobs" { "Jobs" }
+                    @if let Some(user) = csrf::user() {
+                        span.who { "Signed in as " strong { (user) } }
+                        form.signout method="post" action="/logout" {
+                            (csrf::field())
+                            button type="submit" { "Sign out" }
+                        }
+                    }
                 }
                 main { (body) }
             }

@@ -8,6 +8,7 @@ mod logged_models;
 mod registry;
 mod runs;
 mod serving;
+mod users;
 
 use axum::extract::OriginalUri;
 use axum::http::StatusCode;
@@ -28,6 +29,7 @@ fn mlflow_api() -> Router<AppState> {
         .merge(logged_models::router())
         .merge(registry::router())
         .merge(artifacts::tracking_router())
+        .merge(users::mlflow_router())
 }
 
 /// The routes of `roles`; a path of a role this process does not play is not found here.
@@ -40,7 +42,7 @@ pub fn router(state: AppState, roles: Roles) -> Router {
             .nest("/ajax-api/2.0/mlflow", api.clone())
             .nest("/api/2.0/preview/mlflow", api)
             .nest("/api/2.0/mlflow-artifacts", artifacts::proxy_router())
-            .nest("/api/2.0/plinth", jobs::router().merge(deployments::router()))
+            .nest("/api/2.0/plinth", jobs::router().merge(deployments::router()).merge(users::plinth_router()))
             .nest("/ajax-api/2.0/mlflow-artifacts", artifacts::proxy_router())
             .merge(artifacts::legacy_router());
     }

@@ -21,6 +21,7 @@ mod registry;
 mod runs;
 mod store_impl;
 mod tables;
+mod users;
 
 use std::str::FromStr;
 
@@ -36,6 +37,8 @@ use crate::{Error, Result};
 const MIGRATION_LOCK: i64 = 0x0070_6c69_6e74_6801;
 /// Held while a new experiment id is picked.
 const EXPERIMENT_ID_LOCK: i64 = 0x0070_6c69_6e74_6802;
+/// Held while a new user id is picked.
+const USER_ID_LOCK: i64 = 0x0070_6c69_6e74_6803;
 
 /// The migrations, in SQLite's numbering, as PostgreSQL runs them.
 fn migrations() -> Vec<(i64, String)> {
@@ -56,6 +59,7 @@ fn migrations() -> Vec<(i64, String)> {
         ),
         (6, include_str!("../../migrations/0006_job_leases.sql").to_string()),
         (7, include_str!("../../migrations/0007_serving_counters.sql").to_string()),
+        (8, include_str!("../../migrations/0008_users_tokens.sql").to_string()),
     ]
 }
 

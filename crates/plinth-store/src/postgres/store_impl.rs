@@ -1,6 +1,7 @@
 //! [`MetadataStore`] for [`PostgresStore`]: each call is one transaction.
 
 use async_trait::async_trait;
+use plinth_core::auth::{ApiToken, User};
 use plinth_core::deployments::{Deployment, VariantCounters};
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::jobs::{Job, JobStatus, LeaseState};
@@ -8,7 +9,7 @@ use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 
-use super::{PostgresStore, experiments, in_tx, registry, runs, tables};
+use super::{PostgresStore, experiments, in_tx, registry, runs, tables, users};
 use crate::{
     ExperimentSearch, LoggedModelSearch, MetadataStore, ModelVersionQuery, Page, RegisteredModelQuery, Result,
     RunSearch,
@@ -246,6 +247,36 @@ impl MetadataStore for PostgresStore {
     }
     async fn release_job(&self, job_id: &str, worker: &str) -> Result<()> {
         in_tx!(self, |tx| tables::release_job(&tx, job_id, worker).await?)
+    }
+    async fn create_user(&self, username: String, password_hash: String, is_admin: bool) -> Result<User> {
+        in_tx!(self, |tx| users::create(&tx, &username, &password_hash, is_admin, self.now()).await?)
+    }
+    async fn get_user(&self, username: &str) -> Result<User> {
+        in_tx!(self, |tx| users::get(&tx, username).await?)
+    }
+    async fn get_user_by_id(&self, user_id: i64) -> Result<User> {
+        in_tx!(self, |tx| users::get_by_id(&tx, user_id).await?)
+    }
+    async fn list_users(&self) -> Result<Vec<User>> {
+        in_tx!(self, |tx| users::list(&tx).await?)
+    }
+    async fn update_user(&self, username: &str, password_hash: Option<String>, is_admin: Option<bool>) -> Result<User> {
+        in_tx!(self, |tx| users::update(&tx, username, password_hash.as_deref(), is_admin).await?)
+    }
+    async fn delete_user(&self, username: &str) -> Result<()> {
+        in_tx!(self, |tx| users::delete(&tx, username).await?)
+    }
+    async fn create_token(&self, token: ApiToken) -> Result<()> {
+        in_tx!(self, |tx| users::create_token(&tx, &token).await?)
+    }
+    async fn find_token(&self, secret_hash: &str) -> Result<Option<(ApiToken, User)>> {
+        in_tx!(self, |tx| users::find_token(&tx, secret_hash).await?)
+    }
+    async fn list_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>> {
+        in_tx!(self, |tx| users::list_tokens(&tx, user_id).await?)
+    }
+    async fn revoke_token(&self, token_id: &str, now: i64) -> Result<ApiToken> {
+        in_tx!(self, |tx| users::revoke_token(&tx, token_id, now).await?)
     }
     /// Replicas share one database.
     fn shared(&self) -> bool {

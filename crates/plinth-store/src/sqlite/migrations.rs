@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/0005_dataset_context.sql")),
     (6, include_str!("../../migrations/0006_job_leases.sql")),
     (7, include_str!("../../migrations/0007_serving_counters.sql")),
+    (8, include_str!("../../migrations/0008_users_tokens.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -24,6 +24,7 @@ mod migrations;
 mod registry;
 mod runs;
 mod store_impl;
+mod users;
 
 use plinth_core::clock::SharedClock;
 use std::path::{Path, PathBuf};

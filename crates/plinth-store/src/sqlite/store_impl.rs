@@ -2,6 +2,7 @@
 //! writer (writes) or the read pool (reads).
 
 use async_trait::async_trait;
+use plinth_core::auth::{ApiToken, User};
 use plinth_core::deployments::{Deployment, VariantCounters};
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::jobs::{Job, JobStatus, LeaseState};
@@ -9,7 +10,7 @@ use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 
-use super::{SqliteStore, deployments, experiments, jobs, logged_models, registry, runs};
+use super::{SqliteStore, deployments, experiments, jobs, logged_models, registry, runs, users};
 use crate::{
     ExperimentSearch, LoggedModelSearch, MetadataStore, ModelVersionQuery, Page, RegisteredModelQuery, Result,
     RunSearch,
@@ -305,6 +306,42 @@ impl MetadataStore for SqliteStore {
     async fn release_job(&self, job_id: &str, worker: &str) -> Result<()> {
         let (id, worker) = (job_id.to_string(), worker.to_string());
         self.write(move |c| jobs::release(c, &id, &worker)).await
+    }
+    async fn create_user(&self, username: String, password_hash: String, is_admin: bool) -> Result<User> {
+        let now = self.now();
+        self.write(move |c| users::create(c, &username, &password_hash, is_admin, now)).await
+    }
+    async fn get_user(&self, username: &str) -> Result<User> {
+        let username = username.to_string();
+        self.read(move |c| users::get(c, &username)).await
+    }
+    async fn get_user_by_id(&self, user_id: i64) -> Result<User> {
+        self.read(move |c| users::get_by_id(c, user_id)).await
+    }
+    async fn list_users(&self) -> Result<Vec<User>> {
+        self.read(users::list).await
+    }
+    async fn update_user(&self, username: &str, password_hash: Option<String>, is_admin: Option<bool>) -> Result<User> {
+        let username = username.to_string();
+        self.write(move |c| users::update(c, &username, password_hash.as_deref(), is_admin)).await
+    }
+    async fn delete_user(&self, username: &str) -> Result<()> {
+        let username = username.to_string();
+        self.write(move |c| users::delete(c, &username)).await
+    }
+    async fn create_token(&self, token: ApiToken) -> Result<()> {
+        self.write(move |c| users::create_token(c, &token)).await
+    }
+    async fn find_token(&self, secret_hash: &str) -> Result<Option<(ApiToken, User)>> {
+        let hash = secret_hash.to_string();
+        self.read(move |c| users::find_token(c, &hash)).await
+    }
+    async fn list_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>> {
+        self.read(move |c| users::list_tokens(c, user_id)).await
+    }
+    async fn revoke_token(&self, token_id: &str, now: i64) -> Result<ApiToken> {
+        let id = token_id.to_string();
+        self.write(move |c| users::revoke_token(c, &id, now)).await
     }
     /// One process owns an embedded database.
     fn shared(&self) -> bool {

@@ -4,6 +4,7 @@ pub mod compare;
 pub mod deployments;
 pub mod experiments;
 pub mod jobs;
+pub mod login;
 pub mod models;
 pub mod run;
 pub mod runs;

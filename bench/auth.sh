@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# What authentication costs the hot paths, in one run on this machine: one
+# Plinth with auth off and one with --auth (every request carrying a bearer
+# API token), each measured for log-metric at 16 clients and the recommend
+# endpoint (top-10, ALS, 10,000 items) at 16 clients; the two are measured
+# alternately, twice each (off, on, on, off), and the ratio on/off printed.
+# Target: at most 5% throughput lost with auth on. Not a test.
+#
+#   bench/auth.sh                    # BENCH_SECONDS=10 per measurement
+#   PLINTH_BIN=/path/to/plinth ...   # measure that binary instead of this checkout's
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+SECONDS_PER_TEST="${BENCH_SECONDS:-10}"
+cargo build --release --locked -p plinth-cli -p plinth-loadgen >&2
+PLINTH="${PLINTH_BIN:-$CARGO_TARGET_DIR/release/plinth}"
+LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
+source bench/lib.sh
+
+python3 - "$WORK/data.tsv" <<'PY'
+import random, sys
+rng = random.Random(42)
+weights = [1.0 / (i + 1) ** 0.8 for i in range(10000)]
+with open(sys.argv[1], "w") as f:
+    for u in range(20000):
+        for i in set(rng.choices(range(10000), weights=weights, k=rng.randint(5, 80))):
+            f.write(f"u{u}\titem{i}\n")
+PY
+
+declare -A URL TOKEN
+for mode in off on; do
+  port=$(free_port); URL[$mode]="http://127.0.0.1:$port"
+  if [ "$mode" = on ]; then
+    PLINTH_ADMIN_USER=bench PLINTH_ADMIN_PASSWORD=bench-password \
+      "$PLINTH" server --port "$port" --data-dir "$WORK/$mode" --auth 2>"$WORK/$mode.log" & PIDS+=($!)
+  else
+    "$PLINTH" server --port "$port" --data-dir "$WORK/$mode" 2>"$WORK/$mode.log" & PIDS+=($!)
+  fi
+  wait_up "${URL[$mode]}/health"
+  TOKEN[$mode]=""
+  if [ "$mode" = on ]; then
+    TOKEN[$mode]=$(curl -fs -u bench:bench-password -H 'content-type: application/json' -d '{"name": "bench"}' \
+      "${URL[$mode]}/api/2.0/plinth/tokens/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+  fi
+  PLINTH_TOKEN="${TOKEN[$mode]}" "$PLINTH" train recommender --data "$WORK/data.tsv" --algo als --factors 64 \
+    --iterations 5 --max-eval-users 500 --register bench-recs --tracking-uri "${URL[$mode]}" --json >/dev/null
+  auth=(); [ -n "${TOKEN[$mode]}" ] && auth=(-H "Authorization: Bearer ${TOKEN[$mode]}")
+  curl -fs "${auth[@]}" -X POST "${URL[$mode]}/api/2.0/plinth/deployments/create" -H 'content-type: application/json' \
+    -d '{"name": "bench", "variants": [{"name": "a", "model": "bench-recs/1"}]}' >/dev/null
+done
+
+REC='{"user": "u{i}", "k": 10}'
+measure() { # mode round
+  local mode=$1 round=$2
+  BENCH_TOKEN="${TOKEN[$mode]}" "$LOADGEN" --url "${URL[$mode]}" log-metric --concurrency 16 \
+    --seconds "$SECONDS_PER_TEST" | sed "s/^{/{\"mode\": \"$mode\", \"round\": $round, \"what\": \"log-metric\", /" >>"$WORK/results.jsonl"
+  BENCH_TOKEN="${TOKEN[$mode]}" "$LOADGEN" --url "${URL[$mode]}" post --path /v1/deployments/bench/recommend \
+    --body "$REC" --vary 20000 --concurrency 16 --seconds "$SECONDS_PER_TEST" --name recommend \
+    | sed "s/^{/{\"mode\": \"$mode\", \"round\": $round, \"what\": \"recommend\", /" >>"$WORK/results.jsonl"
+}
+echo "== measuring: off, on, on, off (${SECONDS_PER_TEST}s each)" >&2
+measure off 1; measure on 1; measure on 2; measure off 2
+
+python3 - "$WORK/results.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def mean(what, mode, key):
+    v = [r[key] for r in rows if r["what"] == what and r["mode"] == mode]
+    return sum(v) / len(v)
+print(f"{'measure (16 clients)':<28} {'auth off':>10} {'auth on':>10} {'on/off':>8}")
+for what in ["log-metric", "recommend"]:
+    off, on = mean(what, "off", "rps"), mean(what, "on", "rps")
+    print(f"{what + ' req/s':<28} {off:>10.1f} {on:>10.1f} {on / off:>7.3f}x")
+    off, on = mean(what, "off", "p99_ms"), mean(what, "on", "p99_ms")
+    print(f"{what + ' p99 ms':<28} {off:>10.2f} {on:>10.2f} {on / off:>7.3f}x")
+errors = {m: sum(r.get("errors", 0) for r in rows if r["mode"] == m) for m in ["off", "on"]}
+print(f"errors: off {errors['off']}, on {errors['on']}")
+PY

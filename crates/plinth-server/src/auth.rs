@@ -1,0 +1,168 @@
+//! Authentication at the edge (`--auth`): every request but `/health` and
+//! the sign-in page proves who it is, or is refused before any handler runs.
+//!
+//! A request may carry, in this order of precedence:
+//! - `Authorization: Basic` (username and password; what `mlflow` sends for
+//!   `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`),
+//! - `Authorization: Bearer` with a Plinth token (`MLFLOW_TRACKING_TOKEN`), or
+//!   a JWT from the configured identity provider (`--auth-jwt-*`),
+//! - the UI's session cookie ([`SESSION_COOKIE`], set by `/login`).
+//!
+//! The check's verdicts are cached ([`plinth_engine::accounts`]), so the hot
+//! paths do not pay the password KDF or a store round trip per request. The
+//! caller becomes an `Arc<Principal>` in the request's extensions, which
+//! handlers read with [`Caller`]. Refusals take the shape of the API the path
+//! belongs to (MLflow's JSON, OIP's JSON, a gRPC status); a UI page shows
+//! the sign-in form with 401.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine;
+use plinth_core::ErrorKind;
+use plinth_core::auth::{Principal, TokenKind};
+
+use crate::edge::Surface;
+use crate::error::{ApiError, Failure};
+use crate::jwt::JwtVerifier;
+use crate::state::AppState;
+
+/// The UI session's cookie.
+pub const SESSION_COOKIE: &str = plinth_ui::SESSION_COOKIE;
+
+/// How callers authenticate; off unless `--auth`.
+#[derive(Clone, Default)]
+pub struct AuthConfig {
+    pub enabled: bool,
+    /// Bearer JWTs from an identity provider, when configured.
+    pub jwt: Option<Arc<JwtVerifier>>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig").field("enabled", &self.enabled).field("jwt", &self.jwt.is_some()).finish()
+    }
+}
+
+/// Paths anyone may call: liveness, and signing in (its page and its style).
+pub fn is_open(path: &str) -> bool {
+    matches!(path, "/health" | "/login" | "/ui/assets/style.css")
+}
+
+fn grpc_path(path: &str) -> bool {
+    path.starts_with("/inference.GRPCInferenceService/")
+}
+
+/// The credential a request carries, as sent.
+enum Credential {
+    Basic(String, String),
+    Bearer(String),
+    Session(String),
+}
+
+fn credential(headers: &HeaderMap) -> Result<Option<Credential>, ()> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| ())?;
+        let (scheme, rest) = value.split_once(' ').ok_or(())?;
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(rest).map_err(|_| ())?;
+            let text = String::from_utf8(decoded).map_err(|_| ())?;
+            let (user, password) = text.split_once(':').ok_or(())?;
+            return Ok(Some(Credential::Basic(user.to_string(), password.to_string())));
+        }
+        if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+            return Ok(Some(Credential::Bearer(rest.to_string())));
+        }
+        return Err(());
+    }
+    Ok(plinth_ui::cookie(headers, SESSION_COOKIE).map(Credential::Session))
+}
+
+async fn verify(
+    state: &AppState,
+    credential: Result<Option<Credential>, ()>,
+    from: Option<std::net::IpAddr>,
+) -> Result<Arc<Principal>, Failure> {
+    let accounts = state.platform.accounts();
+    let refused = || Failure::new(ErrorKind::Unauthenticated, plinth_engine::accounts::UNAUTHENTICATED);
+    match credential.map_err(|()| refused())? {
+        None => Err(refused()),
+        Some(Credential::Basic(user, password)) => Ok(accounts.sign_in(&user, &password, from).await?),
+        Some(Credential::Bearer(token)) if token.starts_with(plinth_engine::accounts::TOKEN_PREFIX) => {
+            Ok(accounts.check_token(&token, TokenKind::Api).await?)
+        }
+        Some(Credential::Bearer(token)) => match &state.config.auth.jwt {
+            Some(jwt) => jwt.verify(&token, accounts).await,
+            None => Err(refused()),
+        },
+        Some(Credential::Session(secret)) => Ok(accounts.check_token(&secret, TokenKind::Session).await?),
+    }
+}
+
+/// The middleware: the caller is known, or the request is refused here.
+pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if is_open(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let sent = credential(req.headers());
+    let from = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    match verify(&state, sent, from).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(failure) => {
+            let path = req.uri().path();
+            if grpc_path(path) {
+                return failure.grpc().into_http::<axum::body::Body>();
+            }
+            match Surface::of(path) {
+                Surface::Page if failure.kind == ErrorKind::Unauthenticated => {
+                    let next_page = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                    plinth_ui::sign_in_page(req.headers(), next_page)
+                }
+                surface => surface.error(failure),
+            }
+        }
+    }
+}
+
+/// Who is calling: the signed-in principal, or (authentication off) the
+/// anonymous one, who may do everything.
+pub struct Caller(pub Arc<Principal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Caller(
+            parts.extensions.get::<Arc<Principal>>().cloned().unwrap_or_else(|| Arc::new(Principal::anonymous())),
+        ))
+    }
+}
+
+impl Caller {
+    /// Administrators only.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.0.is_admin {
+            Ok(())
+        } else {
+            Err(ApiError(Failure::new(ErrorKind::PermissionDenied, "Permission denied: administrators only")))
+        }
+    }
+
+    /// `username` themself, or an administrator.
+    pub fn require_self_or_admin(&self, username: &str) -> Result<(), ApiError> {
+        if self.0.is_admin || self.0.username == username {
+            Ok(())
+        } else {
+            Err(ApiError(Failure::new(ErrorKind::PermissionDenied, "Permission denied")))
+        }
+    }
+}

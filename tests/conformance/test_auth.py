@@ -1,0 +1,160 @@
+"""`plinth server --auth` with the real clients: the `mlflow` client signs in with
+MLFLOW_TRACKING_USERNAME/PASSWORD (HTTP basic) and with MLFLOW_TRACKING_TOKEN (bearer),
+and MLflow's own auth client (`mlflow.server.get_app_client("basic-auth")`) manages users."""
+
+import shutil
+import tempfile
+
+import pytest
+import requests
+
+from conftest import PlinthServer
+
+
+@pytest.fixture
+def auth_server(monkeypatch):
+    data_dir = tempfile.mkdtemp(prefix="plinth-auth-")
+    srv = PlinthServer(
+        data_dir,
+        extra_args=["--auth"],
+        env={"PLINTH_ADMIN_USER": "admin", "PLINTH_ADMIN_PASSWORD": "admin-password-1"},
+    ).start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", srv.url)
+    for k in ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"]:
+        monkeypatch.delenv(k, raising=False)
+    yield srv
+    srv.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def as_user(monkeypatch, username, password):
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+
+
+def as_token(monkeypatch, token):
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+
+
+def test_mlflow_auth_client_manages_users(auth_server, monkeypatch):
+    from mlflow.exceptions import RestException
+    from mlflow.server import get_app_client
+
+    as_user(monkeypatch, "admin", "admin-password-1")
+    auth = get_app_client("basic-auth", tracking_uri=auth_server.url)
+    alice = auth.create_user(username="alice", password="alice-pw")
+    assert alice.username == "alice" and not alice.is_admin and alice.id > 0
+    assert auth.get_user("alice").id == alice.id
+    with pytest.raises(RestException, match="RESOURCE_ALREADY_EXISTS"):
+        auth.create_user(username="alice", password="again")
+    auth.update_user_admin("alice", True)
+    assert auth.get_user("alice").is_admin
+    auth.update_user_password("alice", "alice-pw-2")
+    auth.create_user(username="temp", password="temp-pw")
+    auth.delete_user("temp")
+    with pytest.raises(RestException, match="RESOURCE_DOES_NOT_EXIST"):
+        auth.get_user("temp")
+
+    # The new password works; the old one does not.
+    as_user(monkeypatch, "alice", "alice-pw-2")
+    assert get_app_client("basic-auth", tracking_uri=auth_server.url).get_user("alice").is_admin
+    as_user(monkeypatch, "alice", "alice-pw")
+    with pytest.raises(RestException, match="UNAUTHENTICATED"):
+        get_app_client("basic-auth", tracking_uri=auth_server.url).get_user("alice")
+
+
+def test_mlflow_client_logs_with_basic_auth_and_with_a_token(auth_server, monkeypatch):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    # Anonymous: refused.
+    with pytest.raises(MlflowException, match="UNAUTHENTICATED"):
+        mlflow.MlflowClient(auth_server.url).search_experiments()
+
+    as_user(monkeypatch, "admin", "admin-password-1")
+    requests.post(
+        f"{auth_server.url}/api/2.0/mlflow/users/create",
+        json={"username": "bob", "password": "bob-pw"},
+        auth=("admin", "admin-password-1"),
+        timeout=10,
+    ).raise_for_status()
+
+    as_user(monkeypatch, "bob", "bob-pw")
+    mlflow.set_tracking_uri(auth_server.url)
+    mlflow.set_experiment("auth-basic")
+    with mlflow.start_run() as run:
+        mlflow.log_param("alpha", "0.5")
+        mlflow.log_metric("rmse", 0.25, step=1)
+        mlflow.log_text("hello", "notes/hello.txt")
+    client = mlflow.MlflowClient(auth_server.url)
+    got = client.get_run(run.info.run_id)
+    assert got.data.params == {"alpha": "0.5"} and got.data.metrics == {"rmse": 0.25}
+    assert [f.path for f in client.list_artifacts(run.info.run_id, "notes")] == ["notes/hello.txt"]
+
+    # A token of bob's, made through the API, logs the same way with MLFLOW_TRACKING_TOKEN.
+    made = requests.post(
+        f"{auth_server.url}/api/2.0/plinth/tokens/create",
+        json={"name": "notebook"},
+        auth=("bob", "bob-pw"),
+        timeout=10,
+    )
+    made.raise_for_status()
+    secret = made.json()["secret"]
+    as_token(monkeypatch, secret)
+    with mlflow.start_run() as run2:
+        mlflow.log_metric("rmse", 0.2)
+        mlflow.log_text("model", "model/notes.txt")
+    client = mlflow.MlflowClient(auth_server.url)
+    assert client.get_run(run2.info.run_id).data.metrics == {"rmse": 0.2}
+    client.create_registered_model("auth-model")
+    mv = client.create_model_version("auth-model", f"runs:/{run2.info.run_id}/model", run_id=run2.info.run_id)
+    client.set_registered_model_alias("auth-model", "champion", mv.version)
+    assert client.get_model_version_by_alias("auth-model", "champion").version == mv.version
+
+    # Revoked: the next call is refused.
+    token_id = made.json()["token"]["id"]
+    requests.post(
+        f"{auth_server.url}/api/2.0/plinth/tokens/revoke",
+        json={"token_id": token_id},
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=10,
+    ).raise_for_status()
+    with pytest.raises(MlflowException, match="UNAUTHENTICATED"):
+        mlflow.MlflowClient(auth_server.url).search_experiments()
+
+
+def test_plinth_cli_makes_users_and_tokens_in_the_store(auth_server):
+    import os
+    import subprocess
+
+    from conftest import PLINTH_BIN
+
+    # The same store as the server's: its data dir, or the pass's PostgreSQL database.
+    store_args = ["--data-dir", auth_server.data_dir]
+    if "--store" in auth_server.extra_args:
+        store_args += ["--store", auth_server.extra_args[auth_server.extra_args.index("--store") + 1]]
+    made = subprocess.run(
+        [PLINTH_BIN, "users", "create", "carol", *store_args],
+        input="carol-pw\n", capture_output=True, text=True, timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    token = subprocess.run(
+        [PLINTH_BIN, "tokens", "create", "--user", "carol", "--name", "ci", *store_args],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert token.returncode == 0, token.stderr
+    secret = token.stdout.strip()
+    assert secret.startswith("plinth_")
+    me = requests.get(
+        f"{auth_server.url}/api/2.0/mlflow/users/current", headers={"Authorization": f"Bearer {secret}"}, timeout=10
+    )
+    assert me.status_code == 200 and me.json()["user"]["username"] == "carol"
+    # The plinth CLI's own remote commands send MLFLOW_TRACKING_TOKEN too.
+    listed = subprocess.run(
+        [PLINTH_BIN, "models", "list", "--tracking-uri", auth_server.url],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "MLFLOW_TRACKING_TOKEN": secret},
+    )
+    assert listed.returncode == 0, listed.stderr
