@@ -61,6 +61,7 @@ measure() { # mode round
 echo "== measuring: off, on, on, off (${SECONDS_PER_TEST}s each)" >&2
 measure off 1; measure on 1; measure on 2; measure off 2
 
+cp "$WORK/results.jsonl" "${BENCH_RESULTS:-/dev/null}" 2>/dev/null || true
 python3 - "$WORK/results.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]

@@ -210,6 +210,18 @@ impl Accounts {
         tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("password check: {e}")))
     }
 
+    /// A password verified within [`CACHE_TTL`]: its user, without the KDF
+    /// or the store (the hot path); `None` when it must be checked.
+    pub fn trusted_password(&self, username: &str, password: &str) -> Option<Arc<Principal>> {
+        self.cached(&digest(&[b"basic", username.as_bytes(), password.as_bytes()]))
+    }
+
+    /// A token verified within [`CACHE_TTL`] (and not expired since): its
+    /// user, without the store; `None` when it must be checked.
+    pub fn trusted_token(&self, secret: &str, kind: TokenKind) -> Option<Arc<Principal>> {
+        self.cached(&digest(&[kind.as_str().as_bytes(), secret.as_bytes()]))
+    }
+
     /// HTTP basic: the user whose password this is.
     pub async fn sign_in(&self, username: &str, password: &str, from: Option<IpAddr>) -> Result<Arc<Principal>> {
         let key = digest(&[b"basic", username.as_bytes(), password.as_bytes()]);

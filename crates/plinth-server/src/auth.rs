@@ -18,10 +18,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
 use plinth_core::ErrorKind;
@@ -105,31 +104,104 @@ async fn verify(
     }
 }
 
-/// The middleware: the caller is known, or the request is refused here.
-pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if is_open(req.uri().path()) {
-        return next.run(req).await;
+/// What a refused request gets: the path's surface (a gRPC status, the
+/// sign-in form for a page, else the API's JSON).
+fn refusal(req: &Request, failure: Failure) -> Response {
+    let path = req.uri().path();
+    if grpc_path(path) {
+        return failure.grpc().into_http::<axum::body::Body>();
     }
-    let sent = credential(req.headers());
-    let from = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    match verify(&state, sent, from).await {
-        Ok(principal) => {
+    match Surface::of(path) {
+        Surface::Page if failure.kind == ErrorKind::Unauthenticated => {
+            let next_page = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            plinth_ui::sign_in_page(req.headers(), next_page)
+        }
+        surface => surface.error(failure),
+    }
+}
+
+/// The caller of a credential verified within the cache's time, found
+/// without a store round trip or the KDF: the hot path.
+fn trusted(state: &AppState, credential: &Credential) -> Option<Arc<Principal>> {
+    let accounts = state.platform.accounts();
+    match credential {
+        Credential::Basic(user, password) => accounts.trusted_password(user, password),
+        Credential::Bearer(token) if token.starts_with(plinth_engine::accounts::TOKEN_PREFIX) => {
+            accounts.trusted_token(token, TokenKind::Api)
+        }
+        Credential::Bearer(token) => state.config.auth.jwt.as_ref().and_then(|jwt| jwt.trusted(token)),
+        Credential::Session(secret) => accounts.trusted_token(secret, TokenKind::Session),
+    }
+}
+
+/// The middleware as a tower layer (like `edge.rs`'s): a request whose
+/// credential was verified recently goes straight on, without a boxed
+/// future; the others are checked (store, KDF, JWT) on a boxed one.
+#[derive(Clone)]
+pub struct AuthLayer {
+    state: AppState,
+}
+
+impl AuthLayer {
+    pub fn new(state: AppState) -> AuthLayer {
+        AuthLayer { state }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+    fn layer(&self, inner: S) -> Auth<S> {
+        Auth { inner, state: self.state.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Auth<S> {
+    inner: S,
+    state: AppState,
+}
+
+type Answer = Result<Response, std::convert::Infallible>;
+
+impl<S> tower::Service<Request> for Auth<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::Either<S::Future, futures::future::BoxFuture<'static, Answer>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        use futures::future::Either;
+        if is_open(req.uri().path()) {
+            return Either::Left(self.inner.call(req));
+        }
+        let sent = credential(req.headers());
+        if let Ok(Some(c)) = &sent
+            && let Some(principal) = trusted(&self.state, c)
+        {
             req.extensions_mut().insert(principal);
-            next.run(req).await
+            return Either::Left(self.inner.call(req));
         }
-        Err(failure) => {
-            let path = req.uri().path();
-            if grpc_path(path) {
-                return failure.grpc().into_http::<axum::body::Body>();
-            }
-            match Surface::of(path) {
-                Surface::Page if failure.kind == ErrorKind::Unauthenticated => {
-                    let next_page = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                    plinth_ui::sign_in_page(req.headers(), next_page)
+        // The ready service goes with the future; a clone stays for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        let from = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Either::Right(Box::pin(async move {
+            match verify(&state, sent, from).await {
+                Ok(principal) => {
+                    req.extensions_mut().insert(principal);
+                    inner.call(req).await
                 }
-                surface => surface.error(failure),
+                Err(failure) => Ok(refusal(&req, failure)),
             }
-        }
+        }))
     }
 }
 

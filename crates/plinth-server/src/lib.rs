@@ -50,7 +50,7 @@ pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: Server
     }
     if auth {
         // Inside the edge's checks, before every route (those added later too).
-        router = router.layer(axum::middleware::from_fn_with_state(state, auth::layer));
+        router = router.layer(auth::AuthLayer::new(state));
     }
     router
         // Extractors that buffer (forms, bytes) stop reading at the limit;
