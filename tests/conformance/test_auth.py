@@ -13,6 +13,12 @@ from conftest import PlinthServer
 
 @pytest.fixture
 def auth_server(monkeypatch):
+    import mlflow
+
+    # mlflow's global URI, as the session's server set it (None: mlflow then reads MLFLOW_TRACKING_URI again).
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    previous = tracking_utils._tracking_uri
     data_dir = tempfile.mkdtemp(prefix="plinth-auth-")
     srv = PlinthServer(
         data_dir,
@@ -23,6 +29,10 @@ def auth_server(monkeypatch):
     for k in ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"]:
         monkeypatch.delenv(k, raising=False)
     yield srv
+    if previous is None:
+        tracking_utils._tracking_uri = None
+    else:
+        mlflow.set_tracking_uri(previous)
     srv.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -45,23 +55,23 @@ def test_mlflow_auth_client_manages_users(auth_server, monkeypatch):
 
     as_user(monkeypatch, "admin", "admin-password-1")
     auth = get_app_client("basic-auth", tracking_uri=auth_server.url)
-    alice = auth.create_user(username="alice", password="alice-pw")
+    alice = auth.create_user(username="alice", password="alice-password")
     assert alice.username == "alice" and not alice.is_admin and alice.id > 0
     assert auth.get_user("alice").id == alice.id
     with pytest.raises(RestException, match="RESOURCE_ALREADY_EXISTS"):
-        auth.create_user(username="alice", password="again")
+        auth.create_user(username="alice", password="again-password")
     auth.update_user_admin("alice", True)
     assert auth.get_user("alice").is_admin
-    auth.update_user_password("alice", "alice-pw-2")
-    auth.create_user(username="temp", password="temp-pw")
+    auth.update_user_password("alice", "alice-password-2")
+    auth.create_user(username="temp", password="temp-password")
     auth.delete_user("temp")
     with pytest.raises(RestException, match="RESOURCE_DOES_NOT_EXIST"):
         auth.get_user("temp")
 
     # The new password works; the old one does not.
-    as_user(monkeypatch, "alice", "alice-pw-2")
+    as_user(monkeypatch, "alice", "alice-password-2")
     assert get_app_client("basic-auth", tracking_uri=auth_server.url).get_user("alice").is_admin
-    as_user(monkeypatch, "alice", "alice-pw")
+    as_user(monkeypatch, "alice", "alice-password")
     with pytest.raises(RestException, match="UNAUTHENTICATED"):
         get_app_client("basic-auth", tracking_uri=auth_server.url).get_user("alice")
 
@@ -77,12 +87,12 @@ def test_mlflow_client_logs_with_basic_auth_and_with_a_token(auth_server, monkey
     as_user(monkeypatch, "admin", "admin-password-1")
     requests.post(
         f"{auth_server.url}/api/2.0/mlflow/users/create",
-        json={"username": "bob", "password": "bob-pw"},
+        json={"username": "bob", "password": "bob-password"},
         auth=("admin", "admin-password-1"),
         timeout=10,
     ).raise_for_status()
 
-    as_user(monkeypatch, "bob", "bob-pw")
+    as_user(monkeypatch, "bob", "bob-password")
     mlflow.set_tracking_uri(auth_server.url)
     mlflow.set_experiment("auth-basic")
     with mlflow.start_run() as run:
@@ -98,7 +108,7 @@ def test_mlflow_client_logs_with_basic_auth_and_with_a_token(auth_server, monkey
     made = requests.post(
         f"{auth_server.url}/api/2.0/plinth/tokens/create",
         json={"name": "notebook"},
-        auth=("bob", "bob-pw"),
+        auth=("bob", "bob-password"),
         timeout=10,
     )
     made.raise_for_status()
@@ -138,7 +148,7 @@ def test_plinth_cli_makes_users_and_tokens_in_the_store(auth_server):
         store_args += ["--store", auth_server.extra_args[auth_server.extra_args.index("--store") + 1]]
     made = subprocess.run(
         [PLINTH_BIN, "users", "create", "carol", *store_args],
-        input="carol-pw\n", capture_output=True, text=True, timeout=60,
+        input="carol-password\n", capture_output=True, text=True, timeout=60,
     )
     assert made.returncode == 0, made.stderr
     token = subprocess.run(

@@ -227,7 +227,7 @@ def test_sign_in_session_and_sign_out_with_auth_on(page, tmp_path):
     from conftest import PlinthServer
 
     srv = PlinthServer(str(tmp_path), extra_args=["--auth"],
-                       env={"PLINTH_ADMIN_USER": "admin", "PLINTH_ADMIN_PASSWORD": "admin-pw-1"}).start()
+                       env={"PLINTH_ADMIN_USER": "admin", "PLINTH_ADMIN_PASSWORD": "admin-password-1"}).start()
     context = page.context.browser.new_context()
     try:
         tab = context.new_page()
@@ -239,7 +239,7 @@ def test_sign_in_session_and_sign_out_with_auth_on(page, tmp_path):
         tab.get_by_role("button", name="Sign in").click()
         expect(tab.locator("div.error")).to_have_text("Wrong username or password.")
         tab.locator("input[name=username]").fill("admin")
-        tab.locator("input[name=password]").fill("admin-pw-1")
+        tab.locator("input[name=password]").fill("admin-password-1")
         tab.get_by_role("button", name="Sign in").click()
         expect(tab).to_have_url(f"{srv.url}/ui/models")
         expect(tab.locator("header")).to_contain_text("Signed in as admin")

@@ -147,11 +147,18 @@ pub fn validate_username(username: &str) -> Result<()> {
     Ok(())
 }
 
-/// A password a client may set: not empty, at most 1,024 bytes (the KDF's
-/// cost must not be the caller's to choose).
+/// The shortest password accepted (MLflow's rule).
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// A password a client may set: at least [`MIN_PASSWORD_CHARS`] characters,
+/// as MLflow's server asks, and at most 1,024 bytes (the KDF's cost must not
+/// be the caller's to choose).
 pub fn validate_password(password: &str) -> Result<()> {
     if password.is_empty() {
         return Err(Error::invalid("Username and password cannot be empty."));
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::invalid(format!("Password must be at least {MIN_PASSWORD_CHARS} characters.")));
     }
     if password.len() > 1024 {
         return Err(Error::invalid("Password is longer than 1024 bytes."));

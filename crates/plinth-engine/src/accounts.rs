@@ -321,6 +321,20 @@ impl Accounts {
         Ok(self.0.store.list_users().await?)
     }
 
+    /// Whether `password` is `username`'s (a self-service password change
+    /// re-asserts it); an unknown user costs the same and is `false`.
+    pub async fn password_is(&self, username: &str, password: &str) -> Result<bool> {
+        let user = match self.0.store.get_user(username).await {
+            Ok(u) => Some(u),
+            Err(plinth_store::Error::Domain(d)) if d.kind() == plinth_core::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let phc = user.as_ref().map_or_else(|| self.0.decoy.clone(), |u| u.password_hash.clone());
+        let given = password.to_string();
+        let matches = self.kdf(move || password_matches(&given, &phc)).await?;
+        Ok(user.is_some() && matches)
+    }
+
     pub async fn set_password(&self, username: &str, password: &str) -> Result<User> {
         auth::validate_password(password)?;
         let password = password.to_string();
@@ -418,9 +432,9 @@ mod tests {
     #[tokio::test]
     async fn passwords_and_tokens() {
         let (_dir, a) = accounts();
-        let alice = a.create_user("alice", "s3cret", false).await.expect("create");
+        let alice = a.create_user("alice", "s3cret-s3cret", false).await.expect("create");
         assert!(alice.password_hash.starts_with("$argon2id$"), "hashed with argon2id");
-        assert_eq!(a.sign_in("alice", "s3cret", None).await.expect("sign in").username, "alice");
+        assert_eq!(a.sign_in("alice", "s3cret-s3cret", None).await.expect("sign in").username, "alice");
         let wrong = a.sign_in("alice", "nope", None).await.expect_err("wrong");
         let unknown = a.sign_in("mallory", "nope", None).await.expect_err("unknown");
         assert_eq!(wrong.to_string(), unknown.to_string(), "no hint whether the user exists");
@@ -434,29 +448,30 @@ mod tests {
         assert!(a.check_token(&secret, TokenKind::Api).await.is_err(), "revoked at once here");
 
         // A changed password stops the old one at once (the cache is dropped).
-        a.set_password("alice", "n3w").await.expect("password");
-        assert!(a.sign_in("alice", "s3cret", None).await.is_err());
-        assert!(a.sign_in("alice", "n3w", None).await.is_ok());
+        a.set_password("alice", "n3w-password").await.expect("password");
+        assert!(a.sign_in("alice", "s3cret-s3cret", None).await.is_err());
+        assert!(a.sign_in("alice", "n3w-password", None).await.is_ok());
+        assert!(a.set_password("alice", "short").await.is_err(), "MLflow's 12 characters at least");
     }
 
     #[tokio::test]
     async fn failed_sign_ins_lock_the_name_out() {
         let (_dir, a) = accounts();
-        a.create_user("bob", "right", false).await.expect("create");
+        a.create_user("bob", "right-password", false).await.expect("create");
         for _ in 0..MAX_FAILURES_PER_USER {
             assert_eq!(
                 a.sign_in("bob", "wrong", None).await.expect_err("wrong").kind(),
                 plinth_core::ErrorKind::Unauthenticated
             );
         }
-        let locked = a.sign_in("bob", "right", None).await.expect_err("locked");
+        let locked = a.sign_in("bob", "right-password", None).await.expect_err("locked");
         assert_eq!(locked.kind(), plinth_core::ErrorKind::RateLimited, "even the right password waits");
     }
 
     #[tokio::test]
     async fn the_first_admin_is_made_once() {
         let (_dir, a) = accounts();
-        assert!(a.ensure_admin("root", "pw").await.expect("first").is_some_and(|u| u.is_admin));
-        assert!(a.ensure_admin("other", "pw").await.expect("second").is_none());
+        assert!(a.ensure_admin("root", "root-password").await.expect("first").is_some_and(|u| u.is_admin));
+        assert!(a.ensure_admin("other", "other-password").await.expect("second").is_none());
     }
 }

@@ -212,20 +212,20 @@ async fn passwords_tokens_and_jwts_sign_in_and_bad_ones_do_not() {
             s.http
                 .post(s.url("/api/2.0/mlflow/users/create"))
                 .basic_auth("root", Some("root-password"))
-                .json(&json!({"username": "alice", "password": "alice-pw"})),
+                .json(&json!({"username": "alice", "password": "alice-password"})),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"]["username"], "alice");
     assert!(body["user"].get("password_hash").is_none(), "{body}");
-    let (status, _) = s.call(s.http.get(s.url(search)).basic_auth("alice", Some("alice-pw"))).await;
+    let (status, _) = s.call(s.http.get(s.url(search)).basic_auth("alice", Some("alice-password"))).await;
     assert_eq!(status, 200);
     // Not an administrator: may not make users.
     let (status, body) = s
         .call(
             s.http
                 .post(s.url("/api/2.0/mlflow/users/create"))
-                .basic_auth("alice", Some("alice-pw"))
+                .basic_auth("alice", Some("alice-password"))
                 .json(&json!({"username": "eve", "password": "x"})),
         )
         .await;
@@ -235,7 +235,7 @@ async fn passwords_tokens_and_jwts_sign_in_and_bad_ones_do_not() {
         .call(
             s.http
                 .post(s.url("/api/2.0/plinth/tokens/create"))
-                .basic_auth("alice", Some("alice-pw"))
+                .basic_auth("alice", Some("alice-password"))
                 .json(&json!({"name": "laptop", "expires_in_days": 30})),
         )
         .await;
@@ -300,7 +300,7 @@ async fn passwords_tokens_and_jwts_sign_in_and_bad_ones_do_not() {
         .to_string();
     let html = r.text().await.expect("html");
     assert!(html.contains("action=\"/login\"") && html.contains(&csrf), "the form carries the CSRF token");
-    let form = [("csrf", csrf.as_str()), ("username", "alice"), ("password", "alice-pw"), ("next", "/ui/models")];
+    let form = [("csrf", csrf.as_str()), ("username", "alice"), ("password", "alice-password"), ("next", "/ui/models")];
     // Without the CSRF cookie the form is refused.
     let r = s
         .http
@@ -336,7 +336,8 @@ async fn passwords_tokens_and_jwts_sign_in_and_bad_ones_do_not() {
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.text().await.expect("html").contains("Signed in as"));
     // An open redirect is not followed.
-    let evil = [("csrf", csrf.as_str()), ("username", "alice"), ("password", "alice-pw"), ("next", "//evil.test/")];
+    let evil =
+        [("csrf", csrf.as_str()), ("username", "alice"), ("password", "alice-password"), ("next", "//evil.test/")];
     let r = s
         .http
         .post(s.url("/login"))

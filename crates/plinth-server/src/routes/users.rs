@@ -85,11 +85,27 @@ async fn list_users(State(s): State<AppState>, caller: Caller) -> ApiResult {
     Ok(Json(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()})))
 }
 
+/// An administrator sets anyone's; a user changing their own re-asserts the
+/// current one (`current_password`, MLflow's rule and messages), so a hijacked
+/// session cannot rotate it.
 async fn update_password(State(s): State<AppState>, caller: Caller, a: Args) -> ApiResult {
     let username = a.req_str("username")?;
     caller.require_self_or_admin(&username)?;
     let password = a.opt_str("password")?.unwrap_or_default();
-    s.platform.accounts().set_password(&username, &password).await?;
+    let accounts = s.platform.accounts();
+    if caller.0.user_id != 0 && caller.0.username == username {
+        let current = a.opt_str("current_password")?.unwrap_or_default();
+        if current.is_empty() {
+            return Err(ApiError::invalid("Current password is required when changing your own password."));
+        }
+        if !accounts.password_is(&username, &current).await? {
+            return Err(ApiError::invalid("Current password does not match."));
+        }
+        if password == current {
+            return Err(ApiError::invalid("New password must differ from the current password."));
+        }
+    }
+    accounts.set_password(&username, &password).await?;
     Ok(Json(json!({})))
 }
 
