@@ -89,6 +89,8 @@ pub enum OpenError {
     Artifacts(#[from] plinth_artifacts::Error),
     #[error(transparent)]
     Engine(#[from] plinth_engine::Error),
+    #[error("cannot create the first administrator from PLINTH_ADMIN_USER and PLINTH_ADMIN_PASSWORD: {0}")]
+    FirstAdmin(plinth_engine::Error),
     #[error("cannot start serving: {0}")]
     Serving(#[from] plinth_serving::Error),
 }
@@ -262,7 +264,7 @@ impl App {
 async fn first_admin(platform: &Platform, given: Option<&(String, String)>) -> Result<(), OpenError> {
     let accounts = platform.accounts();
     if let Some((user, password)) = given
-        && let Some(admin) = accounts.ensure_admin(user, password).await?
+        && let Some(admin) = accounts.ensure_admin(user, password).await.map_err(OpenError::FirstAdmin)?
     {
         tracing::info!(user = %admin.username, "created the first administrator (PLINTH_ADMIN_USER)");
     }

@@ -362,3 +362,18 @@ async fn repeated_failed_sign_ins_are_rate_limited() {
     assert_eq!(r.status().as_u16(), 429, "locked out, right password or not");
     assert!(r.headers().get("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn a_first_administrator_with_a_short_password_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = plinth_server::App::open(plinth_server::AppConfig {
+        server: ServerConfig { auth: AuthConfig { enabled: true, jwt: None }, ..ServerConfig::default() },
+        first_admin: Some(("root".into(), "short".into())),
+        ..plinth_server::AppConfig::new(dir.path())
+    })
+    .await;
+    let Err(e) = opened else { panic!("a short first password must be refused") };
+    let message = e.to_string();
+    assert!(message.contains("PLINTH_ADMIN_PASSWORD") && message.contains("12 characters"), "{message}");
+    assert!(!message.contains("short"), "the password is not echoed: {message}");
+}
