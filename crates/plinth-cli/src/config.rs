@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub auth_jwt_issuer: Option<String>,
     pub auth_jwt_keys: Option<PathBuf>,
     pub auth_jwt_audience: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -135,6 +136,10 @@ pub struct ServerFlags {
     /// The audience (`aud`) JWTs must name, if any.
     #[arg(long, env = "PLINTH_AUTH_JWT_AUDIENCE")]
     pub auth_jwt_audience: Option<String>,
+    /// Addresses of proxies (the load balancer) whose X-Forwarded-For names the client, comma-separated;
+    /// failed sign-ins are then counted per client, not per balancer (default: none trusted).
+    #[arg(long, env = "PLINTH_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The checked configuration the server runs with.
@@ -161,6 +166,7 @@ pub struct Config {
     /// `0`: derived from the open-file limit.
     pub max_connections: usize,
     pub auth: bool,
+    pub trusted_proxies: Vec<IpAddr>,
     /// JWT sign-in, when an issuer is configured.
     pub jwt: Option<plinth_server::JwtSettings>,
 }
@@ -241,8 +247,13 @@ impl Config {
         if jwt.is_some() && !auth {
             bail!("--auth-jwt-issuer needs --auth");
         }
+        let trusted_proxies = clean(flags.trusted_proxies.clone().or(file.trusted_proxies))
+            .iter()
+            .map(|a| a.parse::<IpAddr>().with_context(|| format!("invalid trusted proxy address '{a}'")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Config {
             auth,
+            trusted_proxies,
             jwt,
             allowed_hosts: clean(flags.allowed_hosts.clone().or(file.allowed_hosts)),
             allowed_origins: clean(flags.allowed_origins.clone().or(file.allowed_origins)),

@@ -119,6 +119,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
     }
     let auth = plinth_server::AuthConfig {
         enabled: config.auth,
+        trusted_proxies: config.trusted_proxies.clone(),
         jwt: match &config.jwt {
             Some(settings) => {
                 Some(std::sync::Arc::new(plinth_server::JwtVerifier::new(settings).map_err(anyhow::Error::msg)?))

@@ -128,6 +128,40 @@ impl Principal {
     }
 }
 
+/// Where a request came from, as far as this server can tell: the TCP
+/// peer, or behind a trusted proxy the address it forwarded. Failed sign-ins
+/// are counted by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// The client's address: `peer`, unless `peer` is one of the `trusted`
+/// proxies; then the right-most `X-Forwarded-For` entry that is not a trusted
+/// proxy itself (entries further left are the client's own say, and could be
+/// forged). Unparseable entries end the walk at the last good address.
+pub fn client_address<'a>(
+    peer: std::net::IpAddr,
+    forwarded_for: impl IntoIterator<Item = &'a str>,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let entries: Vec<&str> = forwarded_for.into_iter().flat_map(|v| v.split(',')).map(str::trim).collect();
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        match entry.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
 /// The longest username accepted.
 pub const MAX_USERNAME_CHARS: usize = 256;
 
@@ -169,6 +203,20 @@ pub fn validate_password(password: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let nginx = [ip("10.0.0.5")];
+        // Not a trusted peer: its header is ignored.
+        assert_eq!(client_address(ip("203.0.113.9"), ["1.2.3.4"], &nginx), ip("203.0.113.9"));
+        // Behind nginx: the address nginx saw, not what the client claimed further left.
+        assert_eq!(client_address(ip("10.0.0.5"), ["6.6.6.6, 198.51.100.7"], &nginx), ip("198.51.100.7"));
+        assert_eq!(client_address(ip("10.0.0.5"), ["6.6.6.6", "198.51.100.7, 10.0.0.5"], &nginx), ip("198.51.100.7"));
+        // No header, or garbage: the proxy itself.
+        assert_eq!(client_address(ip("10.0.0.5"), [], &nginx), ip("10.0.0.5"));
+        assert_eq!(client_address(ip("10.0.0.5"), ["not-an-ip"], &nginx), ip("10.0.0.5"));
+    }
 
     #[test]
     fn usernames() {

@@ -38,13 +38,20 @@ pub const SESSION_COOKIE: &str = plinth_ui::SESSION_COOKIE;
 #[derive(Clone, Default)]
 pub struct AuthConfig {
     pub enabled: bool,
+    /// Proxies (a load balancer) whose `X-Forwarded-For` names the client,
+    /// for counting failed sign-ins per client rather than per balancer.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Bearer JWTs from an identity provider, when configured.
     pub jwt: Option<Arc<JwtVerifier>>,
 }
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig").field("enabled", &self.enabled).field("jwt", &self.jwt.is_some()).finish()
+        f.debug_struct("AuthConfig")
+            .field("enabled", &self.enabled)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("jwt", &self.jwt.is_some())
+            .finish()
     }
 }
 
@@ -178,6 +185,12 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         use futures::future::Either;
+        let proxies = &self.state.config.auth.trusted_proxies;
+        if let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
+            let forwarded = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+            let client = plinth_core::auth::client_address(peer, forwarded, proxies);
+            req.extensions_mut().insert(plinth_core::auth::ClientAddr(client));
+        }
         if is_open(req.uri().path()) {
             return Either::Left(self.inner.call(req));
         }
@@ -192,7 +205,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let state = self.state.clone();
-        let from = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let from = req.extensions().get::<plinth_core::auth::ClientAddr>().map(|c| c.0);
         Either::Right(Box::pin(async move {
             match verify(&state, sent, from).await {
                 Ok(principal) => {

@@ -29,6 +29,10 @@ const ISSUER: &str = "https://idp.test";
 const JWT_SECRET: &str = "a-test-secret-of-enough-length-0123456789";
 
 async fn start(auth: bool) -> Server {
+    start_with(auth, vec![]).await
+}
+
+async fn start_with(auth: bool, trusted_proxies: Vec<std::net::IpAddr>) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     // The identity provider's keys as a JWKS document (an HMAC key here).
     let jwks = dir.path().join("jwks.json");
@@ -47,7 +51,7 @@ async fn start(auth: bool) -> Server {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = plinth_server::App::open(plinth_server::AppConfig {
         server: ServerConfig {
-            auth: AuthConfig { enabled: auth, jwt: Some(Arc::new(jwt)) },
+            auth: AuthConfig { enabled: auth, trusted_proxies, jwt: Some(Arc::new(jwt)) },
             ..ServerConfig::default()
         },
         first_admin: Some(("root".into(), "root-password".into())),
@@ -367,7 +371,10 @@ async fn repeated_failed_sign_ins_are_rate_limited() {
 async fn a_first_administrator_with_a_short_password_is_refused_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let opened = plinth_server::App::open(plinth_server::AppConfig {
-        server: ServerConfig { auth: AuthConfig { enabled: true, jwt: None }, ..ServerConfig::default() },
+        server: ServerConfig {
+            auth: AuthConfig { enabled: true, trusted_proxies: vec![], jwt: None },
+            ..ServerConfig::default()
+        },
         first_admin: Some(("root".into(), "short".into())),
         ..plinth_server::AppConfig::new(dir.path())
     })
@@ -376,4 +383,24 @@ async fn a_first_administrator_with_a_short_password_is_refused_at_start() {
     let message = e.to_string();
     assert!(message.contains("PLINTH_ADMIN_PASSWORD") && message.contains("12 characters"), "{message}");
     assert!(!message.contains("short"), "the password is not echoed: {message}");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_failures_count_per_forwarded_client() {
+    // The test client plays the balancer: 127.0.0.1 is trusted, so X-Forwarded-For names the client.
+    let s = start_with(true, vec!["127.0.0.1".parse().expect("ip")]).await;
+    let search = "/api/2.0/mlflow/experiments/search?max_results=10";
+    let from = |client: &str| s.http.get(s.url(search)).header("x-forwarded-for", client);
+    for i in 0..plinth_engine::accounts::MAX_FAILURES_PER_ADDRESS {
+        // A different name each time: only the address counter fills.
+        let (status, _) = s.call(from("198.51.100.1").basic_auth(format!("guess{i}"), Some("nope"))).await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = s.call(from("198.51.100.1").basic_auth("root", Some("root-password"))).await;
+    assert_eq!(status, 429, "that client is locked out");
+    let (status, _) = s.call(from("203.0.113.2").basic_auth("root", Some("root-password"))).await;
+    assert_eq!(status, 200, "another client behind the same balancer is not");
+    // An address the locked-out client writes further left is not believed: the balancer's entry counts.
+    let (status, _) = s.call(from("203.0.113.2, 198.51.100.1").basic_auth("root", Some("another-guess"))).await;
+    assert_eq!(status, 429);
 }

@@ -6,11 +6,10 @@
 //! that terminates it says so with `X-Forwarded-Proto: https`), for
 //! [`SESSION_HOURS`]. Signing out revokes the token, not only the cookie.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -89,7 +88,7 @@ fn session_cookie(value: &str, max_age_s: u64, secure: bool) -> Option<HeaderVal
 
 pub(crate) async fn sign_in(
     State(s): State<UiState>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    peer: Option<Extension<plinth_core::auth::ClientAddr>>,
     headers: HeaderMap,
     Form(f): Form<SignIn>,
 ) -> Response {
@@ -99,7 +98,7 @@ pub(crate) async fn sign_in(
             .into_response();
     }
     let accounts = s.platform.accounts();
-    let from = peer.map(|Extension(c)| c.0.ip());
+    let from = peer.map(|Extension(c)| c.0);
     let user = match accounts.sign_in(&f.username, &f.password, from).await {
         Ok(p) => p,
         Err(e) => {
