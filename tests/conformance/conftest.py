@@ -1,10 +1,12 @@
 """Starts a real `plinth server` on a free loopback port with a temporary data
 dir, points the real `mlflow` client at it, and stops it afterwards."""
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -110,6 +112,38 @@ class PlinthServer:
         if self.proc:
             end_process(self.proc, kill)
         self.proc = None
+
+
+@contextlib.contextmanager
+def mlflow_server(work: str, extra_args: list[str] | None = None, env: dict[str, str] | None = None):
+    """MLflow's own `mlflow server` from the test venv (SQLite backend in `work`, proxied artifacts), the
+    reference the `*_reference.py` tests compare Plinth with; yields its URL and stops it afterwards."""
+    port = free_port()
+    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    log = open(os.path.join(work, "mlflow.log"), "ab")
+    proc = subprocess.Popen(
+        [mlflow_bin, "server", *(extra_args or []), "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{work}/db.sqlite", "--artifacts-destination", f"{work}/artifacts"],
+        stdout=log, stderr=log, cwd=work, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited with {proc.returncode}; see {work}/mlflow.log")
+            if time.time() > deadline:
+                raise RuntimeError("mlflow server did not start")
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        end_process(proc)
+        log.close()
 
 
 class Nginx:

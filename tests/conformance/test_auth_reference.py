@@ -5,16 +5,12 @@ shape, as the issue asks, so for those only the status is compared."""
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 
 import pytest
 import requests
 
-from conftest import PlinthServer, free_port
+from conftest import PlinthServer, mlflow_server
 
 ADMIN = ("admin", "admin-password-1")
 API = "/api/2.0/mlflow"
@@ -30,40 +26,12 @@ def mlflow_auth():
             f"database_uri = sqlite:///{work}/auth.db\nadmin_username = {ADMIN[0]}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         )
-    port = free_port()
-    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": ini, "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
            "MLFLOW_FLASK_SERVER_SECRET_KEY": "reference-test-secret"}
     for k in ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"]:
         env.pop(k, None)
-    log = open(os.path.join(work, "mlflow.log"), "ab")
-    proc = subprocess.Popen(
-        [mlflow_bin, "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{work}/db.sqlite",
-         "--artifacts-destination", f"{work}/artifacts"],
-        stdout=log, stderr=log, cwd=work, env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}; see {work}/mlflow.log")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("mlflow server did not start")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    with mlflow_server(work, ["--app-name", "basic-auth"], env) as url:
+        yield url
     shutil.rmtree(work, ignore_errors=True)
 
 

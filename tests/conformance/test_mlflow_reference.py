@@ -9,49 +9,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 
 import pytest
 import requests
 
-from conftest import free_port
+from conftest import mlflow_server
 
 
 @pytest.fixture(scope="module")
 def reference():
     work = tempfile.mkdtemp(prefix="mlflow-ref-")
-    port = free_port()
-    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
-    log = open(os.path.join(work, "mlflow.log"), "ab")
-    proc = subprocess.Popen(
-        [mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{work}/db.sqlite", "--artifacts-destination", f"{work}/artifacts"],
-        stdout=log, stderr=log, cwd=work,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("mlflow server did not start")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    with mlflow_server(work) as url:
+        yield url
     shutil.rmtree(work, ignore_errors=True)
 
 

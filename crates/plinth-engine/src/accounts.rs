@@ -222,6 +222,20 @@ impl Accounts {
         self.cached(&digest(&[kind.as_str().as_bytes(), secret.as_bytes()]))
     }
 
+    /// The user `username` (if any) and whether `password` is theirs; an
+    /// unknown user is checked against the decoy, so it costs the same.
+    async fn check_password(&self, username: &str, password: &str) -> Result<(Option<User>, bool)> {
+        let user = match self.0.store.get_user(username).await {
+            Ok(u) => Some(u),
+            Err(plinth_store::Error::Domain(d)) if d.kind() == plinth_core::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let phc = user.as_ref().map_or_else(|| self.0.decoy.clone(), |u| u.password_hash.clone());
+        let given = password.to_string();
+        let matches = self.kdf(move || password_matches(&given, &phc)).await?;
+        Ok((user, matches))
+    }
+
     /// HTTP basic: the user whose password this is.
     pub async fn sign_in(&self, username: &str, password: &str, from: Option<IpAddr>) -> Result<Arc<Principal>> {
         let key = digest(&[b"basic", username.as_bytes(), password.as_bytes()]);
@@ -236,14 +250,7 @@ impl Accounts {
                 LOCKOUT.as_secs()
             )));
         }
-        let user = match self.0.store.get_user(username).await {
-            Ok(u) => Some(u),
-            Err(plinth_store::Error::Domain(d)) if d.kind() == plinth_core::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        };
-        let phc = user.as_ref().map_or_else(|| self.0.decoy.clone(), |u| u.password_hash.clone());
-        let given = password.to_string();
-        let matches = self.kdf(move || password_matches(&given, &phc)).await?;
+        let (user, matches) = self.check_password(username, password).await?;
         match user {
             Some(user) if matches => {
                 self.clear_failures(&user_key);
@@ -321,18 +328,23 @@ impl Accounts {
         Ok(self.0.store.list_users().await?)
     }
 
-    /// Whether `password` is `username`'s (a self-service password change
-    /// re-asserts it); an unknown user costs the same and is `false`.
-    pub async fn password_is(&self, username: &str, password: &str) -> Result<bool> {
-        let user = match self.0.store.get_user(username).await {
-            Ok(u) => Some(u),
-            Err(plinth_store::Error::Domain(d)) if d.kind() == plinth_core::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        };
-        let phc = user.as_ref().map_or_else(|| self.0.decoy.clone(), |u| u.password_hash.clone());
-        let given = password.to_string();
-        let matches = self.kdf(move || password_matches(&given, &phc)).await?;
-        Ok(user.is_some() && matches)
+    /// A user changing their own password re-asserts the current one (so a
+    /// hijacked session cannot rotate it), in MLflow's words; administrators
+    /// use [`Accounts::set_password`].
+    pub async fn change_own_password(&self, username: &str, current: &str, new: &str) -> Result<User> {
+        if current.is_empty() {
+            return Err(
+                plinth_core::Error::invalid("Current password is required when changing your own password.").into()
+            );
+        }
+        let (user, matches) = self.check_password(username, current).await?;
+        if user.is_none() || !matches {
+            return Err(plinth_core::Error::invalid("Current password does not match.").into());
+        }
+        if new == current {
+            return Err(plinth_core::Error::invalid("New password must differ from the current password.").into());
+        }
+        self.set_password(username, new).await
     }
 
     pub async fn set_password(&self, username: &str, password: &str) -> Result<User> {

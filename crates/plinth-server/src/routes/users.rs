@@ -95,17 +95,10 @@ async fn update_password(State(s): State<AppState>, caller: Caller, a: Args) -> 
     let accounts = s.platform.accounts();
     if caller.0.user_id != 0 && caller.0.username == username {
         let current = a.opt_str("current_password")?.unwrap_or_default();
-        if current.is_empty() {
-            return Err(ApiError::invalid("Current password is required when changing your own password."));
-        }
-        if !accounts.password_is(&username, &current).await? {
-            return Err(ApiError::invalid("Current password does not match."));
-        }
-        if password == current {
-            return Err(ApiError::invalid("New password must differ from the current password."));
-        }
+        accounts.change_own_password(&username, &current, &password).await?;
+    } else {
+        accounts.set_password(&username, &password).await?;
     }
-    accounts.set_password(&username, &password).await?;
     Ok(Json(json!({})))
 }
 
