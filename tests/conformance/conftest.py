@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -243,6 +244,141 @@ class Cluster:
             r.stop(kill=kill)
 
 
+# What each state-changing endpoint records in the audit trail (the path below `/mlflow/`, `/plinth/` or
+# `/mlflow-artifacts/`, the method). Changes to a run's or logged model's content (metrics, params, tags,
+# inputs, artifacts written) are the run's own record and not audited; read-only POSTs (searches) neither.
+AUDITED = {
+    ("POST", "experiments/create"): "experiment.create",
+    ("POST", "experiments/update"): "experiment.rename",
+    ("POST", "experiments/delete"): "experiment.delete",
+    ("POST", "experiments/restore"): "experiment.restore",
+    ("POST", "experiments/set-experiment-tag"): "experiment.set_tag",
+    ("POST", "experiments/delete-experiment-tag"): "experiment.delete_tag",
+    ("POST", "runs/create"): "run.create",
+    ("POST", "runs/update"): "run.update",
+    ("POST", "runs/delete"): "run.delete",
+    ("POST", "runs/restore"): "run.restore",
+    ("POST", "logged-models"): "logged_model.create",
+    ("PATCH", "logged-models/*"): "logged_model.finalize",
+    ("DELETE", "logged-models/*"): "logged_model.delete",
+    ("DELETE", "artifacts/**"): "artifact.delete",
+    ("POST", "registered-models/create"): "model.create",
+    ("POST", "registered-models/rename"): "model.rename",
+    ("PATCH", "registered-models/update"): "model.update",
+    ("DELETE", "registered-models/delete"): "model.delete",
+    ("POST", "registered-models/set-tag"): "model.set_tag",
+    ("DELETE", "registered-models/delete-tag"): "model.delete_tag",
+    ("POST", "registered-models/alias"): "alias.set",
+    ("DELETE", "registered-models/alias"): "alias.delete",
+    ("POST", "model-versions/create"): "version.create",
+    ("PATCH", "model-versions/update"): "version.update",
+    ("DELETE", "model-versions/delete"): "version.delete",
+    ("POST", "model-versions/transition-stage"): "version.stage",
+    ("POST", "model-versions/set-tag"): "version.set_tag",
+    ("DELETE", "model-versions/delete-tag"): "version.delete_tag",
+    ("POST", "deployments/create"): "deployment.create",
+    ("POST", "deployments/update"): "deployment.update",
+    ("POST", "deployments/delete"): "deployment.delete",
+    ("POST", "jobs/train-recommender"): "job.submit",
+    ("POST", "jobs/train-tabular"): "job.submit",
+    ("POST", "jobs/cancel"): "job.cancel",
+    ("POST", "users/create"): "user.create",
+    ("PATCH", "users/update-password"): "user.password",
+    ("PATCH", "users/update-admin"): "user.admin",
+    ("DELETE", "users/delete"): "user.delete",
+    ("POST", "tokens/create"): "token.create",
+    ("POST", "tokens/revoke"): "token.revoke",
+}
+NOT_AUDITED = {
+    ("POST", p) for p in [
+        "runs/log-metric", "runs/log-parameter", "runs/set-tag", "runs/delete-tag", "runs/log-batch",
+        "runs/log-inputs", "runs/outputs", "runs/log-model", "runs/search", "experiments/search",
+        "experiments/search-datasets", "logged-models/search", "logged-models/*/params",
+        "registered-models/get-latest-versions", "mpu/create/**", "mpu/complete/**", "mpu/abort/**",
+    ]
+} | {("PATCH", "logged-models/*/tags"), ("DELETE", "logged-models/*/tags/*"), ("PUT", "artifacts/**")}
+
+
+def endpoint(method: str, path: str):
+    """`(method, pattern)` of an API path, or None for paths outside the APIs (serving, the UI)."""
+    for prefix in ["/mlflow-artifacts/", "/mlflow/", "/plinth/"]:
+        if prefix in path and path.split(prefix, 1)[0] in ("/api/2.0", "/ajax-api/2.0", "/api/2.0/preview"):
+            rest = path.split(prefix, 1)[1].strip("/")
+            break
+    else:
+        return None
+    for (m, pattern) in list(AUDITED) + list(NOT_AUDITED):
+        if m != method:
+            continue
+        parts, want = rest.split("/"), pattern.split("/")
+        if want[-1] == "**" and len(parts) >= len(want) and all(w in ("*", p) for w, p in zip(want[:-1], parts)):
+            return (m, pattern)
+        if len(parts) == len(want) and all(w in ("*", p) for w, p in zip(want, parts)):
+            return (m, pattern)
+    return (method, rest)
+
+
+class RequestLog:
+    """Every request this test process sends to `url` through `requests` (what the `mlflow` client uses), each
+    with an `X-Request-Id` of its own, and how it was answered: the suite's mutations, to hold up against the
+    audit trail."""
+
+    def __init__(self, url: str):
+        import itertools
+
+        import requests.adapters
+
+        self.url, self.sent, self._ids = url, [], itertools.count(1)
+        self._adapter = requests.adapters.HTTPAdapter
+        self._send = self._adapter.send
+        log = self
+
+        def send(adapter, request, *args, **kwargs):
+            if not request.url.startswith(log.url.rstrip("/") + "/"):
+                return log._send(adapter, request, *args, **kwargs)
+            request_id = request.headers.setdefault("X-Request-Id", f"suite-{next(log._ids)}")
+            response = log._send(adapter, request, *args, **kwargs)
+            path = urllib.parse.urlsplit(request.url).path
+            log.sent.append((request.method, path, response.status_code, request_id))
+            return response
+
+        self._adapter.send = send
+
+    def close(self):
+        self._adapter.send = self._send
+
+    def check_audit_trail(self, url: str):
+        """Each successful audited request has exactly one record, of its action, with its request id; every
+        state-changing request the suite made is either audited or listed as content."""
+        import requests
+
+        unclassified = sorted({(m, p) for m, p, status, _ in self.sent
+                               if m in ("POST", "PUT", "PATCH", "DELETE") and status < 300
+                               and (e := endpoint(m, p)) is not None and e not in AUDITED and e not in NOT_AUDITED})
+        assert not unclassified, f"state-changing endpoints neither audited nor listed as content: {unclassified}"
+        records, token = [], None
+        while True:
+            params = {"max_results": 1000, **({"page_token": token} if token else {})}
+            body = requests.get(f"{url}/api/2.0/plinth/audit", params=params, timeout=30).json()
+            records += body["records"]
+            token = body.get("next_page_token")
+            if not token:
+                break
+        by_id: dict[str, list[str]] = {}
+        for r in records:
+            by_id.setdefault(r["request_id"] or "", []).append(r["action"])
+        missing, counted = [], 0
+        for m, p, status, request_id in self.sent:
+            e = endpoint(m, p) if status < 300 else None
+            if e in AUDITED:
+                counted += 1
+                if by_id.get(request_id) != [AUDITED[e]]:
+                    missing.append((m, p, request_id, by_id.get(request_id)))
+        assert not missing, f"{len(missing)} of {counted} audited requests lack their one record: {missing[:10]}"
+        assert counted > 0, "the suite made no audited request through requests"
+        print(f"audit trail: {counted} audited requests, each with its record; {len(records)} records in all")
+
+
 @pytest.fixture(scope="session")
 def server():
     data_dir = tempfile.mkdtemp(prefix="plinth-conf-")
@@ -250,9 +386,15 @@ def server():
     os.environ["MLFLOW_TRACKING_URI"] = srv.url
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    yield srv
-    srv.stop()
-    shutil.rmtree(data_dir, ignore_errors=True)
+    requests_log = RequestLog(srv.url)
+    try:
+        yield srv
+        requests_log.close()
+        requests_log.check_audit_trail(srv.url)
+    finally:
+        requests_log.close()
+        srv.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

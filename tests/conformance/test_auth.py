@@ -99,7 +99,7 @@ def test_mlflow_client_logs_with_basic_auth_and_with_a_token(auth_server, monkey
         mlflow.log_param("alpha", "0.5")
         mlflow.log_metric("rmse", 0.25, step=1)
         mlflow.log_text("hello", "notes/hello.txt")
-    client = mlflow.MlflowClient(auth_server.url)
+    client = mlflow.MlflowClient(auth_server.url, registry_uri=auth_server.url)
     got = client.get_run(run.info.run_id)
     assert got.data.params == {"alpha": "0.5"} and got.data.metrics == {"rmse": 0.25}
     assert [f.path for f in client.list_artifacts(run.info.run_id, "notes")] == ["notes/hello.txt"]
@@ -117,7 +117,7 @@ def test_mlflow_client_logs_with_basic_auth_and_with_a_token(auth_server, monkey
     with mlflow.start_run() as run2:
         mlflow.log_metric("rmse", 0.2)
         mlflow.log_text("model", "model/notes.txt")
-    client = mlflow.MlflowClient(auth_server.url)
+    client = mlflow.MlflowClient(auth_server.url, registry_uri=auth_server.url)
     assert client.get_run(run2.info.run_id).data.metrics == {"rmse": 0.2}
     client.create_registered_model("auth-model")
     mv = client.create_model_version("auth-model", f"runs:/{run2.info.run_id}/model", run_id=run2.info.run_id)

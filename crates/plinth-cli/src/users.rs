@@ -99,7 +99,17 @@ async fn open(s: &StoreArgs) -> anyhow::Result<plinth_engine::Platform> {
     let artifacts = plinth_server::ArtifactLocation::default();
     let clock = plinth_core::clock::system();
     let sqlite = plinth_store::SqliteOptions::default();
-    Ok(plinth_server::open_platform(&s.data_dir, &store, &artifacts, true, sqlite, clock).await?)
+    let platform = plinth_server::open_platform(&s.data_dir, &store, &artifacts, true, sqlite, clock).await?;
+    // Run on the store's own machine: the audit trail names the local account.
+    let local = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let principal = plinth_core::auth::Principal {
+        user_id: 0,
+        username: format!("local:{local}"),
+        is_admin: true,
+        via: plinth_core::auth::Via::Anonymous,
+    };
+    let actor = plinth_core::audit::Actor { principal: std::sync::Arc::new(principal), request_id: None };
+    Ok(platform.acting(actor))
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -183,8 +193,7 @@ pub async fn tokens(cmd: TokensCommand) -> anyhow::Result<()> {
         }
         TokensCommand::Revoke { token_id, store } => {
             let platform = open(&store).await?;
-            let admin = plinth_core::auth::Principal::anonymous();
-            platform.accounts().revoke_token(&admin, &token_id).await?;
+            platform.accounts().revoke_token(&token_id).await?;
             println!("revoked token {token_id}");
         }
     }

@@ -81,6 +81,19 @@ pub struct Deployment {
     pub updated_time: i64,
 }
 
+impl Deployment {
+    /// Where its traffic goes, as the audit trail keeps it:
+    /// `a=m@champion:90, b=m/4:10, shadow c=m@challenger`.
+    pub fn traffic(&self) -> String {
+        let mut parts: Vec<String> =
+            self.variants.iter().map(|v| format!("{}={}:{}", v.name, v.model, v.weight)).collect();
+        if let Some(s) = &self.shadow {
+            parts.push(format!("shadow {}={}", s.name, s.model));
+        }
+        parts.join(", ")
+    }
+}
+
 /// What one serving process (`replica`) has counted for one variant (or the
 /// shadow) of a deployment since it started. Each process publishes its own,
 /// so that any replica can show the totals of every live one.

@@ -25,6 +25,25 @@ pub fn utc(ms: i64) -> (i64, i64, i64, i64, i64, i64) {
 }
 
 /// A new run id: 32 lowercase hex characters, as MLflow's.
+/// A request's id when the client sent none: this process's random prefix
+/// and a counter (`3f9a1c2e-42`), unique across replicas without a syscall
+/// per request.
+pub fn new_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Whether a client's `X-Request-Id` is kept as given: 1 to 128 of
+/// `A-Z a-z 0-9 . _ : -` (anything else is replaced, so no log or record
+/// carries a client's control characters).
+pub fn is_acceptable_request_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
 pub fn new_run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }

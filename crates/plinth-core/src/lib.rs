@@ -3,6 +3,7 @@
 //!
 //! No IO lives here: storage, HTTP and the CLI build on these types.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod deployments;
@@ -18,6 +19,7 @@ pub mod rules;
 pub mod runs;
 pub mod search;
 pub mod sources;
+pub mod usage;
 pub mod validation;
 
 pub use error::{Error, ErrorKind, Result};

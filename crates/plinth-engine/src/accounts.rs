@@ -25,6 +25,7 @@ use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
+use plinth_core::audit::{Action, Actor, resource};
 use plinth_core::auth::{self, ApiToken, Principal, TokenKind, User, Via};
 use plinth_core::clock::SharedClock;
 use plinth_store::MetadataStore;
@@ -70,7 +71,11 @@ struct Failures {
 /// Users and tokens over the store, with the caches and counters of this
 /// process. Cheap to clone.
 #[derive(Clone)]
-pub struct Accounts(Arc<Inner>);
+pub struct Accounts {
+    inner: Arc<Inner>,
+    /// Whom changes are recorded as (the platform's actor).
+    actor: Arc<Actor>,
+}
 
 struct Inner {
     store: Arc<dyn MetadataStore>,
@@ -133,29 +138,39 @@ impl Accounts {
         let kdf = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
         // Any PHC string of the same parameters does; this one matches nothing.
         let decoy = hash_password(&format!("decoy-{}", uuid::Uuid::new_v4())).unwrap_or_default();
-        Accounts(Arc::new(Inner {
+        let inner = Arc::new(Inner {
             store,
             clock,
             cache: RwLock::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             kdf: Arc::new(Semaphore::new(kdf)),
             decoy,
-        }))
+        });
+        Accounts { inner, actor: Arc::new(Actor::local()) }
+    }
+
+    /// These accounts acting for `actor` (the same caches and counters).
+    pub(crate) fn acting(&self, actor: Arc<Actor>) -> Accounts {
+        Accounts { inner: self.inner.clone(), actor }
+    }
+
+    async fn record(&self, action: Action, resource: String, after: Option<String>) -> Result<()> {
+        crate::audit::append(&*self.inner.store, self.now_ms(), &self.actor, action, resource, None, after).await
     }
 
     fn now_ms(&self) -> i64 {
-        self.0.clock.now_ms()
+        self.inner.clock.now_ms()
     }
 
     fn cached(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
-        let cache = self.0.cache.read().unwrap_or_else(|p| p.into_inner());
+        let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
         let hit = cache.get(key)?;
         let fresh = hit.checked.elapsed() < CACHE_TTL && hit.expires_ms.is_none_or(|t| self.now_ms() < t);
         fresh.then(|| hit.principal.clone())
     }
 
     fn remember(&self, key: [u8; 32], principal: Arc<Principal>, expires_ms: Option<i64>) {
-        let mut cache = self.0.cache.write().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.inner.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CACHED {
             cache.retain(|_, c| c.checked.elapsed() < CACHE_TTL);
             if cache.len() >= MAX_CACHED {
@@ -167,7 +182,7 @@ impl Accounts {
 
     /// Drops what this process trusts about a user (or, with `token`, one token).
     fn forget(&self, user_id: Option<i64>, token: Option<&str>) {
-        let mut cache = self.0.cache.write().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.inner.cache.write().unwrap_or_else(|p| p.into_inner());
         cache.retain(|_, c| {
             let p = &c.principal;
             let of_token = matches!((&p.via, token), (Via::Token(id) | Via::Session(id), Some(t)) if id == t);
@@ -177,12 +192,12 @@ impl Accounts {
 
     /// Whether `key` is locked out now.
     fn locked(&self, key: &str) -> bool {
-        let failures = self.0.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let failures = self.inner.failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.get(key).and_then(|f| f.locked_until).is_some_and(|until| Instant::now() < until)
     }
 
     fn count_failure(&self, key: String, limit: u32) {
-        let mut failures = self.0.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failures = self.inner.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if failures.len() > 10_000 {
             failures
@@ -201,12 +216,12 @@ impl Accounts {
     }
 
     fn clear_failures(&self, key: &str) {
-        self.0.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.inner.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 
     /// Runs the KDF on the blocking pool, a few at a time.
     async fn kdf<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let _permit = self.0.kdf.clone().acquire_owned().await.map_err(|_| Error::Internal("closing".into()))?;
+        let _permit = self.inner.kdf.clone().acquire_owned().await.map_err(|_| Error::Internal("closing".into()))?;
         tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("password check: {e}")))
     }
 
@@ -225,12 +240,12 @@ impl Accounts {
     /// The user `username` (if any) and whether `password` is theirs; an
     /// unknown user is checked against the decoy, so it costs the same.
     async fn check_password(&self, username: &str, password: &str) -> Result<(Option<User>, bool)> {
-        let user = match self.0.store.get_user(username).await {
+        let user = match self.inner.store.get_user(username).await {
             Ok(u) => Some(u),
             Err(plinth_store::Error::Domain(d)) if d.kind() == plinth_core::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
-        let phc = user.as_ref().map_or_else(|| self.0.decoy.clone(), |u| u.password_hash.clone());
+        let phc = user.as_ref().map_or_else(|| self.inner.decoy.clone(), |u| u.password_hash.clone());
         let given = password.to_string();
         let matches = self.kdf(move || password_matches(&given, &phc)).await?;
         Ok((user, matches))
@@ -278,7 +293,7 @@ impl Accounts {
         if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 128 {
             return Err(unauthenticated());
         }
-        let Some((token, user)) = self.0.store.find_token(&secret_hash(secret)).await? else {
+        let Some((token, user)) = self.inner.store.find_token(&secret_hash(secret)).await? else {
             return Err(unauthenticated());
         };
         if token.kind != kind || !token.live(self.now_ms()) {
@@ -298,14 +313,17 @@ impl Accounts {
         auth::validate_password(password)?;
         let password = password.to_string();
         let phc = self.kdf(move || hash_password(&password)).await??;
-        Ok(self.0.store.create_user(username.to_string(), phc, is_admin).await?)
+        let user = self.inner.store.create_user(username.to_string(), phc, is_admin).await?;
+        let role = Some(if is_admin { "admin" } else { "user" }.to_string());
+        self.record(Action::UserCreate, resource::user(username), role).await?;
+        Ok(user)
     }
 
     /// The first administrator, when no user exists yet (`PLINTH_ADMIN_USER`
     /// and `PLINTH_ADMIN_PASSWORD` on a server's first start with `--auth`);
     /// `None` when there were users already.
     pub async fn ensure_admin(&self, username: &str, password: &str) -> Result<Option<User>> {
-        if !self.0.store.list_users().await?.is_empty() {
+        if !self.inner.store.list_users().await?.is_empty() {
             return Ok(None);
         }
         match self.create_user(username, password, true).await {
@@ -317,15 +335,15 @@ impl Accounts {
     }
 
     pub async fn get_user(&self, username: &str) -> Result<User> {
-        Ok(self.0.store.get_user(username).await?)
+        Ok(self.inner.store.get_user(username).await?)
     }
 
     pub async fn get_user_by_id(&self, user_id: i64) -> Result<User> {
-        Ok(self.0.store.get_user_by_id(user_id).await?)
+        Ok(self.inner.store.get_user_by_id(user_id).await?)
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {
-        Ok(self.0.store.list_users().await?)
+        Ok(self.inner.store.list_users().await?)
     }
 
     /// A user changing their own password re-asserts the current one (so a
@@ -351,22 +369,25 @@ impl Accounts {
         auth::validate_password(password)?;
         let password = password.to_string();
         let phc = self.kdf(move || hash_password(&password)).await??;
-        let user = self.0.store.update_user(username, Some(phc), None).await?;
+        let user = self.inner.store.update_user(username, Some(phc), None).await?;
         self.forget(Some(user.id), None);
+        // That it changed; never the password or its hash.
+        self.record(Action::UserPassword, resource::user(username), None).await?;
         Ok(user)
     }
 
     pub async fn set_admin(&self, username: &str, is_admin: bool) -> Result<User> {
-        let user = self.0.store.update_user(username, None, Some(is_admin)).await?;
+        let user = self.inner.store.update_user(username, None, Some(is_admin)).await?;
         self.forget(Some(user.id), None);
+        self.record(Action::UserAdmin, resource::user(username), Some(is_admin.to_string())).await?;
         Ok(user)
     }
 
     pub async fn delete_user(&self, username: &str) -> Result<()> {
-        let user = self.0.store.get_user(username).await?;
-        self.0.store.delete_user(username).await?;
+        let user = self.inner.store.get_user(username).await?;
+        self.inner.store.delete_user(username).await?;
         self.forget(Some(user.id), None);
-        Ok(())
+        self.record(Action::UserDelete, resource::user(username), None).await
     }
 
     /// A new token for `user`; the secret is returned here and never again.
@@ -399,32 +420,37 @@ impl Accounts {
             expires_time,
             revoked_time: None,
         };
-        self.0.store.create_token(token.clone()).await?;
+        self.inner.store.create_token(token.clone()).await?;
+        let what = Some(format!("{} token of {}", kind.as_str(), user.username));
+        self.record(Action::TokenCreate, resource::token(&token.id), what).await?;
         Ok((token, secret))
     }
 
     pub async fn list_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>> {
-        Ok(self.0.store.list_tokens(user_id).await?)
+        Ok(self.inner.store.list_tokens(user_id).await?)
     }
 
     /// Revokes one of `by`'s own tokens (an administrator: anyone's). A token
     /// `by` may not touch is "not found", as one that does not exist.
-    pub async fn revoke_token(&self, by: &Principal, token_id: &str) -> Result<ApiToken> {
+    pub async fn revoke_token(&self, token_id: &str) -> Result<ApiToken> {
+        let by = &self.actor.principal;
         if !by.is_admin && !self.list_tokens(by.user_id).await?.iter().any(|t| t.id == token_id) {
             return Err(plinth_core::rules::missing::token(token_id).into());
         }
-        let token = self.0.store.revoke_token(token_id, self.now_ms()).await?;
+        let token = self.inner.store.revoke_token(token_id, self.now_ms()).await?;
         self.forget(None, Some(&token.id));
+        self.record(Action::TokenRevoke, resource::token(&token.id), None).await?;
         Ok(token)
     }
 
     /// Ends the session whose cookie holds `secret` (signing out).
     pub async fn end_session(&self, secret: &str) -> Result<()> {
-        if let Some((token, _)) = self.0.store.find_token(&secret_hash(secret)).await?
+        if let Some((token, _)) = self.inner.store.find_token(&secret_hash(secret)).await?
             && token.kind == TokenKind::Session
         {
-            self.0.store.revoke_token(&token.id, self.now_ms()).await?;
+            self.inner.store.revoke_token(&token.id, self.now_ms()).await?;
             self.forget(None, Some(&token.id));
+            self.record(Action::TokenRevoke, resource::token(&token.id), None).await?;
         }
         Ok(())
     }
@@ -456,7 +482,11 @@ mod tests {
         assert_eq!(a.check_token(&secret, TokenKind::Api).await.expect("bearer").via, Via::Token(token.id.clone()));
         assert!(a.check_token(&secret, TokenKind::Session).await.is_err(), "an API token is no session");
         assert!(a.check_token("plinth_forged", TokenKind::Api).await.is_err());
-        a.revoke_token(&a.check_token(&secret, TokenKind::Api).await.expect("me"), &token.id).await.expect("revoke");
+        let me = plinth_core::audit::Actor {
+            principal: a.check_token(&secret, TokenKind::Api).await.expect("me"),
+            request_id: None,
+        };
+        a.acting(Arc::new(me)).revoke_token(&token.id).await.expect("revoke");
         assert!(a.check_token(&secret, TokenKind::Api).await.is_err(), "revoked at once here");
 
         // A changed password stops the old one at once (the cache is dropped).

@@ -43,8 +43,10 @@ impl Platform {
     }
 
     pub async fn delete_artifact(&self, path: &str) -> Result<()> {
-        let path = ArtifactPath::parse(path)?;
-        Ok(self.artifacts.delete(&path).await?)
+        let parsed = ArtifactPath::parse(path)?;
+        self.artifacts.delete(&parsed).await?;
+        self.record_change(plinth_core::audit::Action::ArtifactDelete, plinth_core::audit::resource::artifact(path))
+            .await
     }
 
     /// Opens one of a run's artifacts (`path` relative to the run's root,

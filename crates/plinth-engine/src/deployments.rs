@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use plinth_artifacts::ArtifactPath;
+use plinth_core::audit::{Action, resource};
 use plinth_core::deployments::{Deployment, ModelRef, ModelTarget, VariantCounters};
 use plinth_core::registry::ModelVersion;
 
@@ -43,7 +44,10 @@ impl Platform {
         deployment.validate()?;
         let now = self.now_ms();
         (deployment.created_time, deployment.updated_time) = (now, now);
-        Ok(self.store.create_deployment(deployment).await?)
+        let created = self.store.create_deployment(deployment).await?;
+        let after = Some(created.traffic());
+        self.record(Action::DeploymentCreate, resource::deployment(&created.name), None, after).await?;
+        Ok(created)
     }
 
     pub async fn get_deployment(&self, name: &str) -> Result<Deployment> {
@@ -57,16 +61,22 @@ impl Platform {
     /// Replaces the variants and shadow; name and salt stay.
     pub async fn update_deployment(&self, mut deployment: Deployment) -> Result<Deployment> {
         let current = self.store.get_deployment(&deployment.name).await?;
+        let before = Some(current.traffic());
         deployment.salt = current.salt;
         deployment.created_time = current.created_time;
         // Strictly increasing, so replicas see every change.
         deployment.updated_time = self.now_ms().max(current.updated_time + 1);
         deployment.validate()?;
-        Ok(self.store.update_deployment(deployment).await?)
+        let updated = self.store.update_deployment(deployment).await?;
+        let after = Some(updated.traffic());
+        self.record(Action::DeploymentUpdate, resource::deployment(&updated.name), before, after).await?;
+        Ok(updated)
     }
 
     pub async fn delete_deployment(&self, name: &str) -> Result<()> {
-        Ok(self.store.delete_deployment(name).await?)
+        let before = self.store.get_deployment(name).await?.traffic();
+        self.store.delete_deployment(name).await?;
+        self.record(Action::DeploymentDelete, resource::deployment(name), Some(before), None).await
     }
 
     /// Publishes this process's serving counters for other replicas to add up.

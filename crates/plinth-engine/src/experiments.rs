@@ -1,5 +1,6 @@
 //! Experiments: create, find, rename, delete/restore, tag.
 
+use plinth_core::audit::{Action, resource};
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
 use plinth_core::{sources, validation};
 
@@ -33,7 +34,9 @@ impl Platform {
             Some(loc) => resolve_local_location(loc),
             None => self.default_artifact_location(),
         };
-        Ok(self.store.create_experiment(name, location, tags).await?)
+        let id = self.store.create_experiment(name.clone(), location, tags).await?;
+        self.record(Action::ExperimentCreate, resource::experiment(&id), None, Some(name)).await?;
+        Ok(id)
     }
 
     pub async fn get_experiment(&self, id: &str) -> Result<Experiment> {
@@ -59,23 +62,30 @@ impl Platform {
 
     pub async fn rename_experiment(&self, id: &str, new_name: String) -> Result<()> {
         validation::validate_experiment_name(&new_name)?;
-        Ok(self.store.rename_experiment(id, new_name).await?)
+        let before = self.store.get_experiment(id).await?.name;
+        self.store.rename_experiment(id, new_name.clone()).await?;
+        self.record(Action::ExperimentRename, resource::experiment(id), Some(before), Some(new_name)).await
     }
 
     pub async fn delete_experiment(&self, id: &str) -> Result<()> {
-        Ok(self.store.set_experiment_lifecycle(id, LifecycleStage::Deleted).await?)
+        self.store.set_experiment_lifecycle(id, LifecycleStage::Deleted).await?;
+        self.record_change(Action::ExperimentDelete, resource::experiment(id)).await
     }
 
     pub async fn restore_experiment(&self, id: &str) -> Result<()> {
-        Ok(self.store.set_experiment_lifecycle(id, LifecycleStage::Active).await?)
+        self.store.set_experiment_lifecycle(id, LifecycleStage::Active).await?;
+        self.record_change(Action::ExperimentRestore, resource::experiment(id)).await
     }
 
     pub async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
         validation::validate_experiment_tag(&tag.key, &tag.value)?;
-        Ok(self.store.set_experiment_tag(id, tag).await?)
+        let key = tag.key.clone();
+        self.store.set_experiment_tag(id, tag).await?;
+        self.record(Action::ExperimentSetTag, resource::experiment(id), None, Some(key)).await
     }
 
     pub async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
-        Ok(self.store.delete_experiment_tag(id, key).await?)
+        self.store.delete_experiment_tag(id, key).await?;
+        self.record(Action::ExperimentDeleteTag, resource::experiment(id), Some(key.to_string()), None).await
     }
 }

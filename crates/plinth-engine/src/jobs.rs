@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use plinth_core::Error as DomainError;
+use plinth_core::audit::{Action, Actor, resource};
 use plinth_core::jobs::{Job, JobKind, JobStatus, LeaseState};
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -145,24 +146,26 @@ impl JobRunner {
 
     /// Checks and queues a recommender training job; bad specs are refused
     /// now, not later.
-    pub async fn submit_recommender(&self, spec: Value) -> Result<Job> {
+    pub async fn submit_recommender(&self, by: &Actor, spec: Value) -> Result<Job> {
         let parsed: RecommenderSpec = parse_spec(&spec)?;
         let dir = self.datasets_dir.clone();
         parsed.into_job(|p| Self::resolve(&dir, p))?;
-        self.queue_job(JobKind::TrainRecommender, spec).await
+        self.queue_job(by, JobKind::TrainRecommender, spec).await
     }
 
     /// Checks and queues a tabular training job.
-    pub async fn submit_tabular(&self, spec: Value) -> Result<Job> {
+    pub async fn submit_tabular(&self, by: &Actor, spec: Value) -> Result<Job> {
         let parsed: TabularSpec = parse_spec(&spec)?;
         let dir = self.datasets_dir.clone();
         parsed.into_job(|p| Self::resolve(&dir, p))?;
-        self.queue_job(JobKind::TrainTabular, spec).await
+        self.queue_job(by, JobKind::TrainTabular, spec).await
     }
 
-    async fn queue_job(&self, kind: JobKind, spec: Value) -> Result<Job> {
+    async fn queue_job(&self, by: &Actor, kind: JobKind, spec: Value) -> Result<Job> {
         let job = Job::queued(format!("job-{}", uuid_like()), kind, spec, self.platform.now_ms());
         self.platform.store.create_job(job.clone()).await?;
+        let what = Some(kind.as_str().to_string());
+        self.platform.acting(by.clone()).record(Action::JobSubmit, resource::job(&job.job_id), None, what).await?;
         self.wake.notify_one();
         Ok(job)
     }
@@ -177,8 +180,10 @@ impl JobRunner {
     /// Withdraws a queued job, or stops a running one at its next iteration
     /// (its run ends KILLED, nothing is registered) and waits up to
     /// [`CANCEL_WAIT`] for it to stop. Cancelling a finished job is refused.
-    pub async fn cancel(&self, job_id: &str) -> Result<Job> {
+    pub async fn cancel(&self, by: &Actor, job_id: &str) -> Result<Job> {
         let job = self.platform.store.cancel_job(job_id, self.platform.now_ms()).await?;
+        let after = Some(job.status.as_str().to_string());
+        self.platform.acting(by.clone()).record(Action::JobCancel, resource::job(job_id), None, after).await?;
         if job.status != JobStatus::Running {
             tracing::info!(%job_id, "job cancelled");
             return Ok(job);

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 mod artifacts;
+mod audit;
 pub mod deployments;
 mod error;
 mod experiments;
@@ -44,6 +45,8 @@ pub struct Platform {
     /// (`s3://bucket/prefix`, `file:///dir`) when clients write there themselves.
     artifact_root: Arc<str>,
     accounts: accounts::Accounts,
+    /// Whom changes are recorded as (see `audit.rs`).
+    actor: Arc<plinth_core::audit::Actor>,
 }
 
 impl Platform {
@@ -86,7 +89,8 @@ impl Platform {
         };
         store.ensure_default_experiment(format!("{artifact_root}/0")).await?;
         let accounts = accounts::Accounts::new(store.clone(), clock.clone());
-        Ok(Platform { store, artifacts, clock, artifact_root, accounts })
+        let actor = Arc::new(plinth_core::audit::Actor::local());
+        Ok(Platform { store, artifacts, clock, artifact_root, accounts, actor })
     }
 
     /// The store key of an artifact URI this server holds: `mlflow-artifacts:/…`,
@@ -118,8 +122,9 @@ impl Platform {
         &self.artifacts
     }
 
-    /// Users, tokens and the credential check (this process's caches).
-    pub fn accounts(&self) -> &accounts::Accounts {
-        &self.accounts
+    /// Users, tokens and the credential check (this process's caches),
+    /// changes recorded as this platform's actor.
+    pub fn accounts(&self) -> accounts::Accounts {
+        self.accounts.acting(self.actor.clone())
     }
 }

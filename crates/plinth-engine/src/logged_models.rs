@@ -1,5 +1,6 @@
 //! MLflow 3 logged models.
 
+use plinth_core::audit::{Action, resource};
 use plinth_core::experiments::Tag;
 use plinth_core::ids::new_logged_model_id;
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus, NewLoggedModel};
@@ -41,7 +42,9 @@ impl Platform {
             params: new.params,
             metrics: Vec::new(),
         };
-        Ok(self.store.create_logged_model(model).await?)
+        let model = self.store.create_logged_model(model).await?;
+        self.record_change(Action::LoggedModelCreate, resource::logged_model(&model.model_id)).await?;
+        Ok(model)
     }
 
     pub async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel> {
@@ -49,11 +52,15 @@ impl Platform {
     }
 
     pub async fn finalize_logged_model(&self, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel> {
-        Ok(self.store.finalize_logged_model(model_id, status).await?)
+        let model = self.store.finalize_logged_model(model_id, status).await?;
+        let after = Some(status.as_str().to_string());
+        self.record(Action::LoggedModelFinalize, resource::logged_model(model_id), None, after).await?;
+        Ok(model)
     }
 
     pub async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
-        Ok(self.store.delete_logged_model(model_id).await?)
+        self.store.delete_logged_model(model_id).await?;
+        self.record_change(Action::LoggedModelDelete, resource::logged_model(model_id)).await
     }
 
     pub async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The model registry: registered models, versions, aliases, stages.
 
+use plinth_core::audit::{Action, resource};
 use plinth_core::experiments::Tag;
 use plinth_core::registry::{self, ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::{Error as DomainError, sources, validation};
@@ -20,7 +21,9 @@ impl Platform {
         for t in &tags {
             validation::validate_registry_tag(&t.key, &t.value)?;
         }
-        Ok(self.store.create_registered_model(name, description, tags).await?)
+        let model = self.store.create_registered_model(name, description, tags).await?;
+        self.record_change(Action::ModelCreate, resource::model(&model.name)).await?;
+        Ok(model)
     }
 
     pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
@@ -29,15 +32,21 @@ impl Platform {
 
     pub async fn rename_registered_model(&self, name: &str, new_name: String) -> Result<RegisteredModel> {
         validation::validate_model_name(&new_name)?;
-        Ok(self.store.rename_registered_model(name, new_name).await?)
+        let model = self.store.rename_registered_model(name, new_name).await?;
+        let (before, after) = (Some(name.to_string()), Some(model.name.clone()));
+        self.record(Action::ModelRename, resource::model(name), before, after).await?;
+        Ok(model)
     }
 
     pub async fn update_registered_model(&self, name: &str, description: Option<String>) -> Result<RegisteredModel> {
-        Ok(self.store.update_registered_model(name, description).await?)
+        let model = self.store.update_registered_model(name, description).await?;
+        self.record_change(Action::ModelUpdate, resource::model(name)).await?;
+        Ok(model)
     }
 
     pub async fn delete_registered_model(&self, name: &str) -> Result<()> {
-        Ok(self.store.delete_registered_model(name).await?)
+        self.store.delete_registered_model(name).await?;
+        self.record_change(Action::ModelDelete, resource::model(name)).await
     }
 
     pub async fn search_registered_models(&self, query: RegisteredModelQuery) -> Result<Page<RegisteredModel>> {
@@ -47,20 +56,36 @@ impl Platform {
 
     pub async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
         validation::validate_registry_tag(&tag.key, &tag.value)?;
-        Ok(self.store.set_registered_model_tag(name, tag).await?)
+        let key = tag.key.clone();
+        self.store.set_registered_model_tag(name, tag).await?;
+        self.record(Action::ModelSetTag, resource::model(name), None, Some(key)).await
     }
 
     pub async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
-        Ok(self.store.delete_registered_model_tag(name, key).await?)
+        self.store.delete_registered_model_tag(name, key).await?;
+        self.record(Action::ModelDeleteTag, resource::model(name), Some(key.to_string()), None).await
     }
 
     pub async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
         registry::validate_alias(alias)?;
-        Ok(self.store.set_alias(name, alias, version).await?)
+        let before = self.alias_target(name, alias).await?;
+        self.store.set_alias(name, alias, version).await?;
+        self.record(Action::AliasSet, resource::alias(name, alias), before, Some(version.to_string())).await
     }
 
     pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
-        Ok(self.store.delete_alias(name, alias).await?)
+        let before = self.alias_target(name, alias).await?;
+        self.store.delete_alias(name, alias).await?;
+        self.record(Action::AliasDelete, resource::alias(name, alias), before, None).await
+    }
+
+    /// The version an alias points at now, for the trail's "before".
+    async fn alias_target(&self, name: &str, alias: &str) -> Result<Option<String>> {
+        match self.store.get_model_version_by_alias(name, alias).await {
+            Ok(v) => Ok(Some(v.version.to_string())),
+            Err(e) if e.kind() == plinth_core::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
@@ -126,6 +151,8 @@ impl Platform {
         if let Some(model_id) = model_id {
             self.record_version_on_logged_model(&model_id, &version).await?;
         }
+        let from = version.run_id.as_ref().map(|r| format!("run {r}"));
+        self.record(Action::VersionCreate, resource::version(&version.name, version.version), None, from).await?;
         Ok(version)
     }
 
@@ -284,11 +311,15 @@ impl Platform {
         version: &str,
         description: Option<String>,
     ) -> Result<ModelVersion> {
-        Ok(self.store.update_model_version(name, parse_version(version)?, description).await?)
+        let v = self.store.update_model_version(name, parse_version(version)?, description).await?;
+        self.record_change(Action::VersionUpdate, resource::version(name, v.version)).await?;
+        Ok(v)
     }
 
     pub async fn delete_model_version(&self, name: &str, version: &str) -> Result<()> {
-        Ok(self.store.delete_model_version(name, parse_version(version)?).await?)
+        let version = parse_version(version)?;
+        self.store.delete_model_version(name, version).await?;
+        self.record_change(Action::VersionDelete, resource::version(name, version)).await
     }
 
     pub async fn search_model_versions(&self, query: ModelVersionQuery) -> Result<Page<ModelVersion>> {
@@ -298,11 +329,15 @@ impl Platform {
 
     pub async fn set_model_version_tag(&self, name: &str, version: &str, tag: Tag) -> Result<()> {
         validation::validate_registry_tag(&tag.key, &tag.value)?;
-        Ok(self.store.set_model_version_tag(name, parse_version(version)?, tag).await?)
+        let (version, key) = (parse_version(version)?, tag.key.clone());
+        self.store.set_model_version_tag(name, version, tag).await?;
+        self.record(Action::VersionSetTag, resource::version(name, version), None, Some(key)).await
     }
 
     pub async fn delete_model_version_tag(&self, name: &str, version: &str, key: &str) -> Result<()> {
-        Ok(self.store.delete_model_version_tag(name, parse_version(version)?, key).await?)
+        let version = parse_version(version)?;
+        self.store.delete_model_version_tag(name, version, key).await?;
+        self.record(Action::VersionDeleteTag, resource::version(name, version), Some(key.to_string()), None).await
     }
 
     pub async fn model_version_download_uri(&self, name: &str, version: &str) -> Result<String> {
@@ -316,8 +351,12 @@ impl Platform {
         stage: &str,
         archive_existing: bool,
     ) -> Result<ModelVersion> {
-        let stage = Stage::parse(stage)?;
-        Ok(self.store.transition_stage(name, parse_version(version)?, stage, archive_existing).await?)
+        let (stage, version) = (Stage::parse(stage)?, parse_version(version)?);
+        let before = self.store.get_model_version(name, version).await?.current_stage;
+        let v = self.store.transition_stage(name, version, stage, archive_existing).await?;
+        let (before, after) = (Some(before.as_str().to_string()), Some(v.current_stage.as_str().to_string()));
+        self.record(Action::VersionStage, resource::version(name, version), before, after).await?;
+        Ok(v)
     }
 
     pub async fn get_latest_versions(&self, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>> {

@@ -1,5 +1,6 @@
 //! Runs: create, update, delete/restore, log, search.
 
+use plinth_core::audit::{Action, resource};
 use plinth_core::experiments::{LifecycleStage, Tag};
 use plinth_core::ids::{new_run_id, now_ms};
 use plinth_core::runs::{
@@ -49,7 +50,10 @@ impl Platform {
             end_time: None,
             lifecycle_stage: LifecycleStage::Active,
         };
-        Ok(self.store.create_run(info, tags).await?)
+        let run = self.store.create_run(info, tags).await?;
+        let experiment = Some(format!("experiment {}", run.info.experiment_id));
+        self.record(Action::RunCreate, resource::run(&run.info.run_id), None, experiment).await?;
+        Ok(run)
     }
 
     pub async fn get_run(&self, run_id: &str) -> Result<Run> {
@@ -60,15 +64,20 @@ impl Platform {
         if let Some(name) = &update.run_name {
             validation::validate_run_tag(RUN_NAME_TAG, name)?;
         }
-        Ok(self.store.update_run(run_id, update).await?)
+        let status = update.status.map(|s| s.as_str().to_string());
+        let info = self.store.update_run(run_id, update).await?;
+        self.record(Action::RunUpdate, resource::run(run_id), None, status).await?;
+        Ok(info)
     }
 
     pub async fn delete_run(&self, run_id: &str) -> Result<()> {
-        Ok(self.store.set_run_lifecycle(run_id, LifecycleStage::Deleted).await?)
+        self.store.set_run_lifecycle(run_id, LifecycleStage::Deleted).await?;
+        self.record_change(Action::RunDelete, resource::run(run_id)).await
     }
 
     pub async fn restore_run(&self, run_id: &str) -> Result<()> {
-        Ok(self.store.set_run_lifecycle(run_id, LifecycleStage::Active).await?)
+        self.store.set_run_lifecycle(run_id, LifecycleStage::Active).await?;
+        self.record_change(Action::RunRestore, resource::run(run_id)).await
     }
 
     /// Logs metrics, params and tags in one durable, all-or-nothing write.

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should fail loudly
 
+use plinth_core::audit::Actor;
 use std::sync::Arc;
 
 use plinth_artifacts::ArtifactStore;
@@ -71,13 +72,16 @@ async fn jobs_left_running_by_a_crash_run_again_on_start() {
     assert_eq!(deadly.status, JobStatus::Failed, "{deadly:?}");
     assert!(deadly.error.unwrap().contains("interrupted 3 times"));
     // A queued job can be withdrawn; a finished one cannot.
-    let queued = runner.submit_recommender(serde_json::json!({"data": "d.csv", "algo": "popularity"})).await.unwrap();
-    match runner.cancel(&queued.job_id).await {
+    let queued = runner
+        .submit_recommender(&Actor::local(), serde_json::json!({"data": "d.csv", "algo": "popularity"}))
+        .await
+        .unwrap();
+    match runner.cancel(&Actor::local(), &queued.job_id).await {
         // Withdrawn, or (if the worker started it already) stopped, or it ended first.
         Ok(job) => assert!(matches!(job.status, JobStatus::Cancelled | JobStatus::Succeeded), "{job:?}"),
         Err(e) => assert!(e.to_string().contains("ended"), "{e}"),
     }
-    assert!(runner.cancel("job-deadly").await.unwrap_err().to_string().contains("already ended"));
+    assert!(runner.cancel(&Actor::local(), "job-deadly").await.unwrap_err().to_string().contains("already ended"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let (job, _) = runner.get("job-interrupted").await.unwrap();
@@ -106,7 +110,7 @@ async fn a_running_training_stops_when_cancelled() {
     // Hours of epochs: it only ends by being cancelled.
     let spec = serde_json::json!({"data": "d.csv", "algo": "bpr", "iterations": 10_000_000, "register": "never",
                                   "experiment": "cancelling"});
-    let job = runner.submit_recommender(spec).await.unwrap();
+    let job = runner.submit_recommender(&Actor::local(), spec).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let (j, progress) = runner.get(&job.job_id).await.unwrap();
@@ -117,11 +121,11 @@ async fn a_running_training_stops_when_cancelled() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let started = std::time::Instant::now();
-    let cancelled = runner.cancel(&job.job_id).await.unwrap();
+    let cancelled = runner.cancel(&Actor::local(), &job.job_id).await.unwrap();
     assert_eq!(cancelled.status, JobStatus::Cancelled, "{cancelled:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "stopped at the next epoch");
     assert!(cancelled.error.unwrap().contains("cancelled while running"));
-    assert!(runner.cancel(&job.job_id).await.unwrap_err().to_string().contains("already ended"));
+    assert!(runner.cancel(&Actor::local(), &job.job_id).await.unwrap_err().to_string().contains("already ended"));
     // Its run is KILLED and nothing was registered.
     let exp = store.get_experiment_by_name("cancelling").await.unwrap().unwrap();
     let runs = store

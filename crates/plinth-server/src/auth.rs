@@ -104,7 +104,7 @@ async fn verify(
             Ok(accounts.check_token(&token, TokenKind::Api).await?)
         }
         Some(Credential::Bearer(token)) => match &state.config.auth.jwt {
-            Some(jwt) => jwt.verify(&token, accounts).await,
+            Some(jwt) => jwt.verify(&token, &accounts).await,
             None => Err(refused()),
         },
         Some(Credential::Session(secret)) => Ok(accounts.check_token(&secret, TokenKind::Session).await?),

@@ -116,3 +116,39 @@ pub struct Shared {
     /// Permits for in-flight inference requests.
     pub inference_permits: Arc<Semaphore>,
 }
+
+/// What an API handler works with: the platform acting for the request's
+/// caller and request id (so every change it makes is recorded as theirs),
+/// and, through `Deref`, the rest of the state.
+pub struct Api {
+    pub platform: Platform,
+    state: AppState,
+}
+
+impl Api {
+    /// Who is calling (the anonymous administrator when auth is off).
+    pub fn actor(&self) -> &plinth_core::audit::Actor {
+        self.platform.actor()
+    }
+}
+
+impl std::ops::Deref for Api {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.state
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for Api {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = parts.extensions.get::<Arc<plinth_core::auth::Principal>>().cloned();
+        let request_id = parts.headers.get(crate::routes::serving::REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
+        let actor = plinth_core::audit::Actor::of_request(principal, request_id);
+        Ok(Api { platform: state.platform.acting(actor), state: state.clone() })
+    }
+}

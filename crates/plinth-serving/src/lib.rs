@@ -33,6 +33,7 @@ pub use answer::{Endpoint, RequestContext};
 pub use error::{Error, Result};
 pub use exposure::{Exposure, ExposureConfig, ExposureError, ExposureLog, ExposureQuery};
 pub use loaded::{Kind, LoadedModel};
+use plinth_core::audit::Actor;
 use plinth_core::deployments::{Deployment, ModelTarget, Variant, bucket};
 use plinth_engine::Platform;
 pub use recommend::{
@@ -293,31 +294,32 @@ impl Serving {
     }
 
     /// Creates a deployment: every model must load before it is stored.
-    pub async fn create(&self, spec: Deployment) -> Result<Deployment> {
+    /// Recorded in the audit trail as `by`'s change (as are updates and deletes).
+    pub async fn create(&self, by: &Actor, spec: Deployment) -> Result<Deployment> {
         spec.validate()?;
         if self.get(&spec.name).is_some() {
             return Err(plinth_core::rules::taken::deployment(&spec.name).into());
         }
         let loaded = self.build(spec.clone(), None).await?;
-        let stored = self.inner.platform.create_deployment(spec).await?;
+        let stored = self.inner.platform.acting(by.clone()).create_deployment(spec).await?;
         self.install(Live { spec: stored.clone(), table: stored.assignment_table(), ..loaded });
         Ok(stored)
     }
 
     /// Replaces variants and shadow; models load before the swap.
-    pub async fn update(&self, spec: Deployment) -> Result<Deployment> {
+    pub async fn update(&self, by: &Actor, spec: Deployment) -> Result<Deployment> {
         spec.validate()?;
         let previous = self.get(&spec.name);
         self.inner.platform.get_deployment(&spec.name).await?;
         let probe = self.build(spec.clone(), previous.as_deref()).await?;
-        let stored = self.inner.platform.update_deployment(spec).await?;
+        let stored = self.inner.platform.acting(by.clone()).update_deployment(spec).await?;
         let live = Live { spec: stored.clone(), table: stored.assignment_table(), ..probe };
         self.install(live);
         Ok(stored)
     }
 
-    pub async fn delete(&self, name: &str) -> Result<()> {
-        self.inner.platform.delete_deployment(name).await?;
+    pub async fn delete(&self, by: &Actor, name: &str) -> Result<()> {
+        self.inner.platform.acting(by.clone()).delete_deployment(name).await?;
         self.inner.live.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         Ok(())
     }

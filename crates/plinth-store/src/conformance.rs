@@ -64,6 +64,78 @@ pub async fn run_all(store: &dyn MetadataStore) {
     jobs(store).await;
     deployments(store).await;
     users_and_tokens(store).await;
+    audit_trail(store).await;
+}
+
+async fn audit_trail(store: &dyn MetadataStore) {
+    use plinth_core::audit::{Action, AuditQuery, AuditRecord};
+    let record = |time: i64, actor: &str, action: Action, resource: &str| AuditRecord {
+        seq: 0,
+        time,
+        actor: actor.into(),
+        action,
+        resource: resource.into(),
+        before: None,
+        after: None,
+        request_id: None,
+    };
+    let all = |max: i64| AuditQuery { max_results: max, ..Default::default() };
+    assert!(store.search_audit(all(10)).await.expect("empty").items.is_empty());
+
+    let mut moved = record(1_000, "alice", Action::AliasSet, "models/m/aliases/champion");
+    (moved.before, moved.after, moved.request_id) = (Some("3".into()), Some("4".into()), Some("req-1".into()));
+    store.append_audit(record(900, "alice", Action::ModelCreate, "models/m")).await.expect("append");
+    store.append_audit(moved.clone()).await.expect("append");
+    store.append_audit(record(1_100, "bob", Action::ModelCreate, "models/mm")).await.expect("append");
+    store
+        .append_audit(record(1_200, "bob (token t1)", Action::DeploymentCreate, "deployments/d"))
+        .await
+        .expect("append");
+
+    // Newest first, numbered in the order appended, every field kept.
+    let page = store.search_audit(all(10)).await.expect("all");
+    let seqs: Vec<i64> = page.items.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, vec![4, 3, 2, 1]);
+    assert_eq!(page.next_offset, None);
+    assert_eq!(page.items[2], AuditRecord { seq: 2, ..moved });
+
+    // Pages run below the last seq.
+    let first = store.search_audit(all(3)).await.expect("page 1");
+    assert_eq!(first.items.len(), 3);
+    assert_eq!(first.next_offset, Some(2));
+    let rest = store.search_audit(AuditQuery { before_seq: first.next_offset, ..all(3) }).await.expect("page 2");
+    assert_eq!(rest.items.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(rest.next_offset, None);
+
+    // A resource matches itself and what is below it, not a longer name.
+    let of = |q: AuditQuery| async move {
+        store.search_audit(q).await.expect("search").items.into_iter().map(|r| r.seq).collect::<Vec<_>>()
+    };
+    assert_eq!(of(AuditQuery { resource: Some("models/m".into()), ..all(10) }).await, vec![2, 1]);
+    assert_eq!(of(AuditQuery { resource: Some("models/m/aliases".into()), ..all(10) }).await, vec![2]);
+    assert_eq!(of(AuditQuery { resource: Some("models/m%".into()), ..all(10) }).await, Vec::<i64>::new());
+    assert_eq!(of(AuditQuery { actor: Some("bob".into()), ..all(10) }).await, vec![4, 3]);
+    assert_eq!(of(AuditQuery { actor: Some("bob (token t1)".into()), ..all(10) }).await, vec![4]);
+    assert_eq!(of(AuditQuery { action: Some(Action::ModelCreate), ..all(10) }).await, vec![3, 1]);
+    assert_eq!(of(AuditQuery { since: Some(1_000), until: Some(1_200), ..all(10) }).await, vec![3, 2]);
+
+    // Activity per UTC day, actor and action.
+    let day = plinth_core::usage::DAY_MS;
+    store.append_audit(record(day + 5, "alice", Action::AliasSet, "models/m/aliases/champion")).await.expect("append");
+    store.append_audit(record(day + 6, "alice", Action::AliasSet, "models/m/aliases/champion")).await.expect("append");
+    let rows = store.audit_activity(1_000).await.expect("activity");
+    let mut got: Vec<(i64, String, &str, i64)> =
+        rows.iter().map(|r| (r.day, r.actor.clone(), r.action.as_str(), r.count)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (0, "alice".to_string(), "alias.set", 1),
+            (0, "bob".to_string(), "model.create", 1),
+            (0, "bob (token t1)".to_string(), "deployment.create", 1),
+            (1, "alice".to_string(), "alias.set", 2),
+        ]
+    );
 }
 
 async fn users_and_tokens(store: &dyn MetadataStore) {

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use plinth_core::audit::{AuditQuery, AuditRecord};
 use plinth_core::auth::{ApiToken, User};
 use plinth_core::deployments::{Deployment, VariantCounters};
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
@@ -19,6 +20,7 @@ use plinth_core::jobs::{Job, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
+use plinth_core::usage::ActivityRow;
 
 pub use error::{Error, Result};
 pub use plinth_core::query::{
@@ -191,6 +193,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>>;
     /// Marks a token revoked at `now` (again: no change); unknown is `NotFound`.
     async fn revoke_token(&self, token_id: &str, now: i64) -> Result<ApiToken>;
+
+    // --- the audit trail (append-only: nothing updates or deletes it) ---
+    /// Appends one record; its `seq` is ignored and the next one taken.
+    async fn append_audit(&self, record: AuditRecord) -> Result<()>;
+    /// Records matching `query`, newest first; `next_offset` is the next
+    /// page's `before_seq`.
+    async fn search_audit(&self, query: AuditQuery) -> Result<Page<AuditRecord>>;
+    /// How many records each actor made of each action, per day (UTC), from `since` on.
+    async fn audit_activity(&self, since: i64) -> Result<Vec<ActivityRow>>;
 
     /// Whether other processes may share this store: then a job running at
     /// start may be another process's, and only an expired lease frees it.

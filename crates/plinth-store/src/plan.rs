@@ -646,3 +646,87 @@ pub(crate) const REVOKE_TOKEN: &str = "UPDATE api_tokens SET revoked_time = COAL
 /// Sessions past their end are of no use to anyone: removed when a new one is made.
 pub(crate) const DELETE_ENDED_SESSIONS: &str =
     "DELETE FROM api_tokens WHERE kind = 'session' AND expires_time IS NOT NULL AND expires_time < ?1";
+
+// The audit trail. Appended with the next `seq` in the same statement: the
+// SQLite backend has one writer, the PostgreSQL one holds a lock while it
+// appends, so `seq` is also the order of commits.
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_log
+     (seq, time, actor, action, resource, before, after, request_id)
+     SELECT COALESCE(MAX(seq), 0) + 1, CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT),
+         CAST(?5 AS TEXT), CAST(?6 AS TEXT), CAST(?7 AS TEXT) FROM audit_log";
+
+/// The trail's activity per day (UTC), actor and action since a time.
+pub(crate) const AUDIT_ACTIVITY: &str = "SELECT time / 86400000, actor, action, COUNT(*) FROM audit_log
+     WHERE time >= ?1 GROUP BY time / 86400000, actor, action ORDER BY 1";
+
+/// The columns an audit query reads, in [`AuditRecord`](plinth_core::audit::AuditRecord)'s order.
+pub(crate) const AUDIT_COLUMNS: &str = "seq, time, actor, action, resource, before, after, request_id";
+
+/// A query of the trail, newest first; `max_results + 1` rows, so the caller
+/// knows whether there is a next page.
+pub(crate) fn audit_search(q: &plinth_core::audit::AuditQuery) -> Sql {
+    let mut sql = Sql::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"));
+    if let Some(actor) = &q.actor {
+        // "bob" is also "bob (token t1…)": the user, by any credential.
+        let with_token = format!("{actor} (");
+        sql.push(" AND (actor = ");
+        sql.bind_str(actor);
+        sql.push(" OR substr(actor, 1, length(");
+        sql.bind_str(&with_token);
+        sql.push(")) = ");
+        sql.bind_str(&with_token);
+        sql.push(")");
+    }
+    if let Some(action) = q.action {
+        sql.push(" AND action = ");
+        sql.bind_str(action.as_str());
+    }
+    if let Some(resource) = &q.resource {
+        let below = format!("{}/", resource.trim_end_matches('/'));
+        sql.push(" AND (resource = ");
+        sql.bind_str(resource.trim_end_matches('/'));
+        sql.push(" OR substr(resource, 1, length(");
+        sql.bind_str(&below);
+        sql.push(")) = ");
+        sql.bind_str(&below);
+        sql.push(")");
+    }
+    if let Some(since) = q.since {
+        sql.push(" AND time >= ");
+        sql.bind_i64(since);
+    }
+    if let Some(until) = q.until {
+        sql.push(" AND time < ");
+        sql.bind_i64(until);
+    }
+    if let Some(seq) = q.before_seq {
+        sql.push(" AND seq < ");
+        sql.bind_i64(seq);
+    }
+    sql.push(" ORDER BY seq DESC LIMIT ");
+    sql.bind_i64(q.max_results + 1);
+    sql
+}
+
+/// Up to `max` records; the next page starts below the last one's `seq`.
+pub(crate) fn audit_page(
+    mut records: Vec<plinth_core::audit::AuditRecord>,
+    max: i64,
+) -> crate::Page<plinth_core::audit::AuditRecord> {
+    let more = records.len() as i64 > max;
+    records.truncate(max.max(0) as usize);
+    let next_offset = if more { records.last().map(|r| r.seq) } else { None };
+    crate::Page { items: records, next_offset }
+}
+
+/// A row of [`AUDIT_ACTIVITY`]; an action this build does not know is a database error.
+pub(crate) fn activity_row(
+    day: i64,
+    actor: String,
+    action: &str,
+    count: i64,
+) -> Result<plinth_core::usage::ActivityRow> {
+    let parsed = plinth_core::audit::Action::parse(action)
+        .ok_or_else(|| crate::Error::Database(format!("audit activity: stored action '{action}'")))?;
+    Ok(plinth_core::usage::ActivityRow { day, actor, action: parsed, count })
+}

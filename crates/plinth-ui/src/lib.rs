@@ -52,6 +52,29 @@ pub struct UiState {
     pub auth: bool,
 }
 
+/// The platform acting for the page's caller and request id: what a page
+/// that changes something works with, so the audit trail names who did it.
+pub(crate) struct Acting(pub Platform);
+
+impl axum::extract::FromRequestParts<UiState> for Acting {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &UiState) -> Result<Self, Self::Rejection> {
+        let principal = parts.extensions.get::<std::sync::Arc<plinth_core::auth::Principal>>().cloned();
+        Ok(Acting(s.platform.acting(actor(principal, &parts.headers))))
+    }
+}
+
+/// A request's actor: `principal` (anonymous when auth is off) with the
+/// request's `X-Request-Id`.
+pub(crate) fn actor(
+    principal: Option<std::sync::Arc<plinth_core::auth::Principal>>,
+    headers: &axum::http::HeaderMap,
+) -> plinth_core::audit::Actor {
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    plinth_core::audit::Actor::of_request(principal, request_id)
+}
+
 impl FromRef<UiState> for Platform {
     fn from_ref(s: &UiState) -> Platform {
         s.platform.clone()

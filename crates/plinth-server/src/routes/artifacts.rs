@@ -2,7 +2,7 @@
 //! and `artifacts/list` for a run.
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Request};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::args::Args;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{Api, AppState};
 
 /// Routes under `/api/2.0/mlflow-artifacts`.
 pub fn proxy_router() -> Router<AppState> {
@@ -48,7 +48,7 @@ pub fn legacy_router() -> Router<AppState> {
         .route("/model-versions/get-artifact", get(get_model_version_artifact))
 }
 
-async fn get_run_artifact(State(s): State<AppState>, a: Args) -> Result<Response, ApiError> {
+async fn get_run_artifact(s: Api, a: Args) -> Result<Response, ApiError> {
     let run_id = match a.opt_str("run_id")?.filter(|s| !s.is_empty()) {
         Some(id) => id,
         None => a.req_str("run_uuid")?,
@@ -58,7 +58,7 @@ async fn get_run_artifact(State(s): State<AppState>, a: Args) -> Result<Response
     Ok(file_response(&path, size, Body::from_stream(stream)))
 }
 
-async fn get_model_version_artifact(State(s): State<AppState>, a: Args) -> Result<Response, ApiError> {
+async fn get_model_version_artifact(s: Api, a: Args) -> Result<Response, ApiError> {
     let path = a.req_str("path")?;
     let (size, stream) =
         s.platform.open_model_version_artifact(&a.req_str("name")?, &a.req_str("version")?, &path).await?;
@@ -169,7 +169,7 @@ fn content_disposition(name: &str) -> String {
     format!("attachment; filename={}; filename*=UTF-8''{encoded}", quote(&fallback))
 }
 
-async fn upload(State(s): State<AppState>, Path(path): Path<String>, req: Request) -> ApiResult {
+async fn upload(s: Api, Path(path): Path<String>, req: Request) -> ApiResult {
     let limit = s.config.max_artifact_bytes;
     let mut seen = 0u64;
     let body = req.into_body().into_data_stream().map(move |chunk| {
@@ -184,12 +184,12 @@ async fn upload(State(s): State<AppState>, Path(path): Path<String>, req: Reques
     Ok(Json(json!({})))
 }
 
-async fn download(State(s): State<AppState>, Path(path): Path<String>) -> Result<Response, ApiError> {
+async fn download(s: Api, Path(path): Path<String>) -> Result<Response, ApiError> {
     let (size, stream) = s.platform.download_artifact(&path).await?;
     Ok(file_response(&path, size, Body::from_stream(stream)))
 }
 
-async fn list(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn list(s: Api, a: Args) -> ApiResult {
     let path = a.opt_str("path")?.unwrap_or_default();
     let entries = s.platform.list_artifacts(&path).await?;
     let files: Vec<_> = entries
@@ -205,12 +205,12 @@ async fn list(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({"files": files})))
 }
 
-async fn delete(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult {
+async fn delete(s: Api, Path(path): Path<String>) -> ApiResult {
     s.platform.delete_artifact(&path).await?;
     Ok(Json(json!({})))
 }
 
-async fn list_run(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn list_run(s: Api, a: Args) -> ApiResult {
     let run_id = match a.opt_str("run_id")?.filter(|s| !s.is_empty()) {
         Some(id) => id,
         None => a.req_str("run_uuid")?,

@@ -1,7 +1,6 @@
 //! `/api/2.0/plinth/deployments/*`: Plinth's native API to create, change,
 //! inspect and remove deployments, and to read their exposure logs.
 
-use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plinth_core::deployments::{Deployment, ModelRef, Variant};
@@ -10,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::args::Args;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{Api, AppState, Shared};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -47,31 +46,31 @@ fn deployment(a: &Args) -> Result<Deployment, ApiError> {
     })
 }
 
-async fn status(s: &AppState, d: &Deployment) -> Value {
+async fn status(s: &Shared, d: &Deployment) -> Value {
     json!(s.serving.status(d).await)
 }
 
-async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
-    let d = s.serving.create(deployment(&a)?).await?;
+async fn create(s: Api, a: Args) -> ApiResult {
+    let d = s.serving.create(s.actor(), deployment(&a)?).await?;
     Ok(Json(json!({"deployment": status(&s, &d).await})))
 }
 
-async fn update(State(s): State<AppState>, a: Args) -> ApiResult {
-    let d = s.serving.update(deployment(&a)?).await?;
+async fn update(s: Api, a: Args) -> ApiResult {
+    let d = s.serving.update(s.actor(), deployment(&a)?).await?;
     Ok(Json(json!({"deployment": status(&s, &d).await})))
 }
 
-async fn delete(State(s): State<AppState>, a: Args) -> ApiResult {
-    s.serving.delete(&a.req_str("name")?).await?;
+async fn delete(s: Api, a: Args) -> ApiResult {
+    s.serving.delete(s.actor(), &a.req_str("name")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn get_one(s: Api, a: Args) -> ApiResult {
     let d = s.platform.get_deployment(&a.req_str("name")?).await?;
     Ok(Json(json!({"deployment": status(&s, &d).await})))
 }
 
-async fn list(State(s): State<AppState>) -> ApiResult {
+async fn list(s: Api) -> ApiResult {
     let all = s.platform.list_deployments().await?;
     let mut deployments = Vec::with_capacity(all.len());
     for d in &all {
@@ -81,7 +80,7 @@ async fn list(State(s): State<AppState>) -> ApiResult {
 }
 
 /// `?name=&variant=&unit=&since_ms=&max_results=`: newest first.
-async fn exposures(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn exposures(s: Api, a: Args) -> ApiResult {
     let name = a.req_str("name")?;
     s.platform.get_deployment(&name).await?;
     let limit = a.opt_i64("max_results")?.unwrap_or(100);
@@ -101,7 +100,7 @@ async fn exposures(State(s): State<AppState>, a: Args) -> ApiResult {
 /// `?name=&window_ms=&bucket_ms=`: per variant, the exposures, fallbacks,
 /// latency percentiles and a series per bucket over the last `window_ms`
 /// (an hour by default, in minutes).
-async fn traffic(State(s): State<AppState>, a: Args) -> ApiResult<Json<plinth_serving::Traffic>> {
+async fn traffic(s: Api, a: Args) -> ApiResult<Json<plinth_serving::Traffic>> {
     let name = a.req_str("name")?;
     let window_ms = a.opt_i64("window_ms")?.unwrap_or(3_600_000);
     let bucket_ms = a.opt_i64("bucket_ms")?.unwrap_or(60_000);

@@ -1,6 +1,5 @@
 //! `experiments/*`: MLflow's experiment endpoints.
 
-use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plinth_core::experiments::{Tag, ViewType};
@@ -11,7 +10,7 @@ use serde_json::json;
 
 use crate::args::Args;
 use crate::error::ApiResult;
-use crate::state::AppState;
+use crate::state::{Api, AppState};
 use crate::wire::{decode_page_token, encode_page_token, parse_tags};
 
 pub fn router() -> Router<AppState> {
@@ -28,7 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/experiments/search-datasets", post(search_datasets))
 }
 
-async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn create(s: Api, a: Args) -> ApiResult {
     let id = s
         .platform
         .create_experiment(a.req_str("name")?, a.opt_str("artifact_location")?, parse_tags(&a, "tags")?)
@@ -36,17 +35,17 @@ async fn create(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({"experiment_id": id})))
 }
 
-async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ExperimentResponse>> {
+async fn get_one(s: Api, a: Args) -> ApiResult<Json<mlflow::ExperimentResponse>> {
     let e = s.platform.get_experiment(&a.req_str("experiment_id")?).await?;
     Ok(Json(mlflow::ExperimentResponse { experiment: (&e).into() }))
 }
 
-async fn get_by_name(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ExperimentResponse>> {
+async fn get_by_name(s: Api, a: Args) -> ApiResult<Json<mlflow::ExperimentResponse>> {
     let e = s.platform.get_experiment_by_name(&a.req_str("experiment_name")?).await?;
     Ok(Json(mlflow::ExperimentResponse { experiment: (&e).into() }))
 }
 
-async fn search(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::SearchExperimentsResponse>> {
+async fn search(s: Api, a: Args) -> ApiResult<Json<mlflow::SearchExperimentsResponse>> {
     let view = ViewType::parse(&a.opt_str("view_type")?.unwrap_or_default())?;
     let query = Query::parse(
         &a.opt_str("filter")?.unwrap_or_default(),
@@ -61,7 +60,7 @@ async fn search(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::Se
     }))
 }
 
-async fn update(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn update(s: Api, a: Args) -> ApiResult {
     let id = a.req_str("experiment_id")?;
     if let Some(name) = a.opt_str("new_name")? {
         s.platform.rename_experiment(&id, name).await?;
@@ -71,28 +70,28 @@ async fn update(State(s): State<AppState>, a: Args) -> ApiResult {
     Ok(Json(json!({})))
 }
 
-async fn delete(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn delete(s: Api, a: Args) -> ApiResult {
     s.platform.delete_experiment(&a.req_str("experiment_id")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn restore(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn restore(s: Api, a: Args) -> ApiResult {
     s.platform.restore_experiment(&a.req_str("experiment_id")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn set_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn set_tag(s: Api, a: Args) -> ApiResult {
     let tag = Tag::new(a.req_str("key")?, a.req_str_allow_empty("value")?);
     s.platform.set_experiment_tag(&a.req_str("experiment_id")?, tag).await?;
     Ok(Json(json!({})))
 }
 
-async fn delete_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn delete_tag(s: Api, a: Args) -> ApiResult {
     s.platform.delete_experiment_tag(&a.req_str("experiment_id")?, &a.req_str("key")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn search_datasets(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn search_datasets(s: Api, a: Args) -> ApiResult {
     let summaries = s.platform.search_datasets(a.str_list("experiment_ids")?).await?;
     let out: Vec<_> = summaries
         .iter()

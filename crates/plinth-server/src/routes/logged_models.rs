@@ -1,6 +1,6 @@
 //! `logged-models/*`: MLflow 3 logged models.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use plinth_core::logged_models::{LoggedModelStatus, NewLoggedModel};
@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::args::Args;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{Api, AppState};
 use crate::wire::{decode_page_token, encode_page_token, parse_params, parse_tags};
 
 pub fn router() -> Router<AppState> {
@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/logged-models/{model_id}/artifacts/directories", get(list_artifacts))
 }
 
-async fn create(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
+async fn create(s: Api, a: Args) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
     let new = NewLoggedModel {
         experiment_id: a.req_str("experiment_id")?,
         name: a.opt_str("name")?,
@@ -38,50 +38,39 @@ async fn create(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::Lo
     Ok(Json(mlflow::LoggedModelResponse { model: (&model).into() }))
 }
 
-async fn get_one(
-    State(s): State<AppState>,
-    Path(model_id): Path<String>,
-) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
+async fn get_one(s: Api, Path(model_id): Path<String>) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
     let model = s.platform.get_logged_model(&model_id).await?;
     Ok(Json(mlflow::LoggedModelResponse { model: (&model).into() }))
 }
 
-async fn finalize(
-    State(s): State<AppState>,
-    Path(model_id): Path<String>,
-    a: Args,
-) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
+async fn finalize(s: Api, Path(model_id): Path<String>, a: Args) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
     let status = LoggedModelStatus::parse(&a.req_str("status")?)?;
     let model = s.platform.finalize_logged_model(&model_id, status).await?;
     Ok(Json(mlflow::LoggedModelResponse { model: (&model).into() }))
 }
 
-async fn remove(State(s): State<AppState>, Path(model_id): Path<String>) -> ApiResult {
+async fn remove(s: Api, Path(model_id): Path<String>) -> ApiResult {
     s.platform.delete_logged_model(&model_id).await?;
     Ok(Json(json!({})))
 }
 
-async fn set_tags(
-    State(s): State<AppState>,
-    Path(model_id): Path<String>,
-    a: Args,
-) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
+async fn set_tags(s: Api, Path(model_id): Path<String>, a: Args) -> ApiResult<Json<mlflow::LoggedModelResponse>> {
     s.platform.set_logged_model_tags(&model_id, parse_tags(&a, "tags")?).await?;
     let model = s.platform.get_logged_model(&model_id).await?;
     Ok(Json(mlflow::LoggedModelResponse { model: (&model).into() }))
 }
 
-async fn delete_tag(State(s): State<AppState>, Path((model_id, key)): Path<(String, String)>) -> ApiResult {
+async fn delete_tag(s: Api, Path((model_id, key)): Path<(String, String)>) -> ApiResult {
     s.platform.delete_logged_model_tag(&model_id, &key).await?;
     Ok(Json(json!({})))
 }
 
-async fn log_params(State(s): State<AppState>, Path(model_id): Path<String>, a: Args) -> ApiResult {
+async fn log_params(s: Api, Path(model_id): Path<String>, a: Args) -> ApiResult {
     s.platform.log_logged_model_params(&model_id, parse_params(&a, "params")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn search(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::SearchLoggedModelsResponse>> {
+async fn search(s: Api, a: Args) -> ApiResult<Json<mlflow::SearchLoggedModelsResponse>> {
     let datasets = a
         .objects("datasets")?
         .iter()
@@ -132,7 +121,7 @@ fn dataset_filter(o: &Args) -> Result<Option<DatasetFilter>, ApiError> {
     }
 }
 
-async fn list_artifacts(State(s): State<AppState>, Path(model_id): Path<String>, a: Args) -> ApiResult {
+async fn list_artifacts(s: Api, Path(model_id): Path<String>, a: Args) -> ApiResult {
     let model = s.platform.get_logged_model(&model_id).await?;
     let dir = a.opt_str("artifact_directory_path")?.unwrap_or_default();
     let Some(key) = s.platform.artifact_key(&model.artifact_location) else {

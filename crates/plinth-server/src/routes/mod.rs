@@ -1,13 +1,14 @@
 //! The router: one module per noun, merged here under MLflow's prefixes.
 
 mod artifacts;
+mod audit;
 mod deployments;
 mod experiments;
 mod jobs;
 mod logged_models;
 mod registry;
 mod runs;
-mod serving;
+pub(crate) mod serving;
 mod users;
 
 use axum::extract::OriginalUri;
@@ -42,7 +43,10 @@ pub fn router(state: AppState, roles: Roles) -> Router {
             .nest("/ajax-api/2.0/mlflow", api.clone())
             .nest("/api/2.0/preview/mlflow", api)
             .nest("/api/2.0/mlflow-artifacts", artifacts::proxy_router())
-            .nest("/api/2.0/plinth", jobs::router().merge(deployments::router()).merge(users::plinth_router()))
+            .nest(
+                "/api/2.0/plinth",
+                jobs::router().merge(deployments::router()).merge(users::plinth_router()).merge(audit::router()),
+            )
             .nest("/ajax-api/2.0/mlflow-artifacts", artifacts::proxy_router())
             .merge(artifacts::legacy_router());
     }

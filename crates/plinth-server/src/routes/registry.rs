@@ -1,6 +1,5 @@
 //! `registered-models/*` and `model-versions/*`: the model registry.
 
-use axum::extract::State;
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use plinth_core::experiments::Tag;
@@ -11,7 +10,7 @@ use serde_json::json;
 
 use crate::args::Args;
 use crate::error::ApiResult;
-use crate::state::AppState;
+use crate::state::{Api, AppState};
 use crate::wire::{decode_page_token, encode_page_token, parse_tags};
 
 pub fn router() -> Router<AppState> {
@@ -46,7 +45,7 @@ fn search_query<C: Filter, K: SortKey>(a: &Args, default_max: i64) -> Result<Que
     )?)
 }
 
-async fn create_model(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
+async fn create_model(s: Api, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
     let m = s
         .platform
         .create_registered_model(a.req_str("name")?, a.opt_str("description")?, parse_tags(&a, "tags")?)
@@ -54,27 +53,27 @@ async fn create_model(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlfl
     Ok(Json(mlflow::RegisteredModelResponse { registered_model: (&m).into() }))
 }
 
-async fn get_model(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
+async fn get_model(s: Api, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
     let m = s.platform.get_registered_model(&a.req_str("name")?).await?;
     Ok(Json(mlflow::RegisteredModelResponse { registered_model: (&m).into() }))
 }
 
-async fn rename_model(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
+async fn rename_model(s: Api, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
     let m = s.platform.rename_registered_model(&a.req_str("name")?, a.req_str("new_name")?).await?;
     Ok(Json(mlflow::RegisteredModelResponse { registered_model: (&m).into() }))
 }
 
-async fn update_model(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
+async fn update_model(s: Api, a: Args) -> ApiResult<Json<mlflow::RegisteredModelResponse>> {
     let m = s.platform.update_registered_model(&a.req_str("name")?, a.opt_str("description")?).await?;
     Ok(Json(mlflow::RegisteredModelResponse { registered_model: (&m).into() }))
 }
 
-async fn delete_model(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn delete_model(s: Api, a: Args) -> ApiResult {
     s.platform.delete_registered_model(&a.req_str("name")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn search_models(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::SearchRegisteredModelsResponse>> {
+async fn search_models(s: Api, a: Args) -> ApiResult<Json<mlflow::SearchRegisteredModelsResponse>> {
     let page = s.platform.search_registered_models(search_query(&a, 100)?).await?;
     Ok(Json(mlflow::SearchRegisteredModelsResponse {
         registered_models: page.items.iter().map(Into::into).collect(),
@@ -82,23 +81,23 @@ async fn search_models(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlf
     }))
 }
 
-async fn latest_versions(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionsResponse>> {
+async fn latest_versions(s: Api, a: Args) -> ApiResult<Json<mlflow::ModelVersionsResponse>> {
     let versions = s.platform.get_latest_versions(&a.req_str("name")?, &a.str_list("stages")?).await?;
     Ok(Json(mlflow::ModelVersionsResponse { model_versions: versions.iter().map(Into::into).collect() }))
 }
 
-async fn set_model_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn set_model_tag(s: Api, a: Args) -> ApiResult {
     let tag = Tag::new(a.req_str("key")?, a.req_str_allow_empty("value")?);
     s.platform.set_registered_model_tag(&a.req_str("name")?, tag).await?;
     Ok(Json(json!({})))
 }
 
-async fn delete_model_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn delete_model_tag(s: Api, a: Args) -> ApiResult {
     s.platform.delete_registered_model_tag(&a.req_str("name")?, &a.req_str("key")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn set_alias(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn set_alias(s: Api, a: Args) -> ApiResult {
     let version = plinth_engine_version(&a.req_str("version")?)?;
     s.platform.set_alias(&a.req_str("name")?, &a.req_str("alias")?, version).await?;
     Ok(Json(json!({})))
@@ -111,17 +110,17 @@ fn plinth_engine_version(v: &str) -> Result<i64, crate::error::ApiError> {
     }
 }
 
-async fn delete_alias(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn delete_alias(s: Api, a: Args) -> ApiResult {
     s.platform.delete_alias(&a.req_str("name")?, &a.req_str("alias")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn get_by_alias(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
+async fn get_by_alias(s: Api, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
     let v = s.platform.get_model_version_by_alias(&a.req_str("name")?, &a.req_str("alias")?).await?;
     Ok(Json(mlflow::ModelVersionResponse { model_version: (&v).into() }))
 }
 
-async fn create_version(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
+async fn create_version(s: Api, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
     let new = NewModelVersion {
         name: a.req_str("name")?,
         source: a.req_str("source")?,
@@ -136,23 +135,23 @@ async fn create_version(State(s): State<AppState>, a: Args) -> ApiResult<Json<ml
     Ok(Json(mlflow::ModelVersionResponse { model_version: (&v).into() }))
 }
 
-async fn get_version(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
+async fn get_version(s: Api, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
     let v = s.platform.get_model_version(&a.req_str("name")?, &a.req_str("version")?).await?;
     Ok(Json(mlflow::ModelVersionResponse { model_version: (&v).into() }))
 }
 
-async fn update_version(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
+async fn update_version(s: Api, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
     let v =
         s.platform.update_model_version(&a.req_str("name")?, &a.req_str("version")?, a.opt_str("description")?).await?;
     Ok(Json(mlflow::ModelVersionResponse { model_version: (&v).into() }))
 }
 
-async fn delete_version(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn delete_version(s: Api, a: Args) -> ApiResult {
     s.platform.delete_model_version(&a.req_str("name")?, &a.req_str("version")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn search_versions(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::SearchModelVersionsResponse>> {
+async fn search_versions(s: Api, a: Args) -> ApiResult<Json<mlflow::SearchModelVersionsResponse>> {
     let page = s.platform.search_model_versions(search_query(&a, 10_000)?).await?;
     Ok(Json(mlflow::SearchModelVersionsResponse {
         model_versions: page.items.iter().map(Into::into).collect(),
@@ -160,12 +159,12 @@ async fn search_versions(State(s): State<AppState>, a: Args) -> ApiResult<Json<m
     }))
 }
 
-async fn download_uri(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn download_uri(s: Api, a: Args) -> ApiResult {
     let uri = s.platform.model_version_download_uri(&a.req_str("name")?, &a.req_str("version")?).await?;
     Ok(Json(json!({"artifact_uri": uri})))
 }
 
-async fn transition_stage(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
+async fn transition_stage(s: Api, a: Args) -> ApiResult<Json<mlflow::ModelVersionResponse>> {
     let v = s
         .platform
         .transition_stage(
@@ -178,13 +177,13 @@ async fn transition_stage(State(s): State<AppState>, a: Args) -> ApiResult<Json<
     Ok(Json(mlflow::ModelVersionResponse { model_version: (&v).into() }))
 }
 
-async fn set_version_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn set_version_tag(s: Api, a: Args) -> ApiResult {
     let tag = Tag::new(a.req_str("key")?, a.req_str_allow_empty("value")?);
     s.platform.set_model_version_tag(&a.req_str("name")?, &a.req_str("version")?, tag).await?;
     Ok(Json(json!({})))
 }
 
-async fn delete_version_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn delete_version_tag(s: Api, a: Args) -> ApiResult {
     s.platform.delete_model_version_tag(&a.req_str("name")?, &a.req_str("version")?, &a.req_str("key")?).await?;
     Ok(Json(json!({})))
 }

@@ -1,6 +1,5 @@
 //! `runs/*` and `metrics/*`: runs, logging and run search.
 
-use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plinth_core::experiments::{Tag, ViewType};
@@ -13,7 +12,7 @@ use serde_json::json;
 
 use crate::args::Args;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{Api, AppState};
 use crate::wire::{
     decode_page_token, encode_page_token, parse_dataset_inputs, parse_metric, parse_model_io, parse_params, parse_tags,
 };
@@ -47,7 +46,7 @@ fn run_id(a: &Args) -> Result<String, ApiError> {
     }
 }
 
-async fn create(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RunResponse>> {
+async fn create(s: Api, a: Args) -> ApiResult<Json<mlflow::RunResponse>> {
     let new = NewRun {
         experiment_id: a.opt_str("experiment_id")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "0".into()),
         user_id: a.opt_str("user_id")?.unwrap_or_default(),
@@ -59,12 +58,12 @@ async fn create(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::Ru
     Ok(Json(mlflow::RunResponse { run: (&run).into() }))
 }
 
-async fn get_one(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::RunResponse>> {
+async fn get_one(s: Api, a: Args) -> ApiResult<Json<mlflow::RunResponse>> {
     let run = s.platform.get_run(&run_id(&a)?).await?;
     Ok(Json(mlflow::RunResponse { run: (&run).into() }))
 }
 
-async fn update(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::UpdateRunResponse>> {
+async fn update(s: Api, a: Args) -> ApiResult<Json<mlflow::UpdateRunResponse>> {
     let status = a.opt_str("status")?.map(|st| RunStatus::parse(&st)).transpose()?;
     let update = RunUpdate {
         status,
@@ -75,17 +74,17 @@ async fn update(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::Up
     Ok(Json(mlflow::UpdateRunResponse { run_info: (&info).into() }))
 }
 
-async fn delete(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn delete(s: Api, a: Args) -> ApiResult {
     s.platform.delete_run(&run_id(&a)?).await?;
     Ok(Json(json!({})))
 }
 
-async fn restore(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn restore(s: Api, a: Args) -> ApiResult {
     s.platform.restore_run(&run_id(&a)?).await?;
     Ok(Json(json!({})))
 }
 
-async fn search(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::SearchRunsResponse>> {
+async fn search(s: Api, a: Args) -> ApiResult<Json<mlflow::SearchRunsResponse>> {
     let view = match a.opt_str("run_view_type")? {
         Some(v) => ViewType::parse(&v)?,
         None => ViewType::ActiveOnly,
@@ -107,30 +106,30 @@ async fn search(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::Se
     }))
 }
 
-async fn log_metric(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn log_metric(s: Api, a: Args) -> ApiResult {
     let metric = parse_metric(&a)?;
     s.platform.log_batch(&run_id(&a)?, vec![metric], vec![], vec![]).await?;
     Ok(Json(json!({})))
 }
 
-async fn log_param(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn log_param(s: Api, a: Args) -> ApiResult {
     let param = Param::new(a.req_str("key")?, a.req_str_allow_empty("value")?);
     s.platform.log_batch(&run_id(&a)?, vec![], vec![param], vec![]).await?;
     Ok(Json(json!({})))
 }
 
-async fn set_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn set_tag(s: Api, a: Args) -> ApiResult {
     let tag = Tag::new(a.req_str("key")?, a.req_str_allow_empty("value")?);
     s.platform.log_batch(&run_id(&a)?, vec![], vec![], vec![tag]).await?;
     Ok(Json(json!({})))
 }
 
-async fn delete_tag(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn delete_tag(s: Api, a: Args) -> ApiResult {
     s.platform.delete_run_tag(&run_id(&a)?, &a.req_str("key")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn log_batch(State(s): State<AppState>, mut a: Args) -> ApiResult {
+async fn log_batch(s: Api, mut a: Args) -> ApiResult {
     if a.body_len > MAX_BATCH_LOG_REQUEST_SIZE {
         return Err(ApiError::invalid(format!(
             "Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, got a request of {} bytes",
@@ -144,26 +143,26 @@ async fn log_batch(State(s): State<AppState>, mut a: Args) -> ApiResult {
     Ok(Json(json!({})))
 }
 
-async fn log_inputs(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn log_inputs(s: Api, a: Args) -> ApiResult {
     let datasets = parse_dataset_inputs(&a)?;
     let models = parse_model_io(&a, "models")?;
     s.platform.log_inputs(&run_id(&a)?, datasets, models).await?;
     Ok(Json(json!({})))
 }
 
-async fn log_outputs(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn log_outputs(s: Api, a: Args) -> ApiResult {
     let models = parse_model_io(&a, "models")?;
     s.platform.log_outputs(&run_id(&a)?, models).await?;
     Ok(Json(json!({})))
 }
 
 /// MLflow 2's model-history tag: kept as the `mlflow.log-model.history` run tag.
-async fn log_model(State(s): State<AppState>, a: Args) -> ApiResult {
+async fn log_model(s: Api, a: Args) -> ApiResult {
     s.platform.log_model_history(&run_id(&a)?, a.req_str("model_json")?).await?;
     Ok(Json(json!({})))
 }
 
-async fn metric_history(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::MetricHistoryResponse>> {
+async fn metric_history(s: Api, a: Args) -> ApiResult<Json<mlflow::MetricHistoryResponse>> {
     let max_results = a.opt_i64("max_results")?.unwrap_or(25_000);
     let offset = decode_page_token(a.opt_str("page_token")?)?;
     let page = s.platform.get_metric_history(&run_id(&a)?, &a.req_str("metric_key")?, max_results, offset).await?;
@@ -175,7 +174,7 @@ async fn metric_history(State(s): State<AppState>, a: Args) -> ApiResult<Json<ml
 
 /// Histories of one metric for several runs, sampled to at most
 /// `max_results` points per run (the UI's charts call this).
-async fn metric_histories(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::MetricsWithRunIdsResponse>> {
+async fn metric_histories(s: Api, a: Args) -> ApiResult<Json<mlflow::MetricsWithRunIdsResponse>> {
     let key = a.opt_str("metric_key")?;
     let points = s.platform.metric_histories(&a.str_list("run_id")?, key.as_deref(), a.opt_i64("max_results")?).await?;
     Ok(metrics_with_run_ids(&points))
@@ -187,7 +186,7 @@ fn metrics_with_run_ids(points: &[(String, Metric)]) -> Json<mlflow::MetricsWith
     Json(mlflow::MetricsWithRunIdsResponse { metrics })
 }
 
-async fn metric_history_bulk(State(s): State<AppState>, a: Args) -> ApiResult<Json<mlflow::MetricsWithRunIdsResponse>> {
+async fn metric_history_bulk(s: Api, a: Args) -> ApiResult<Json<mlflow::MetricsWithRunIdsResponse>> {
     let points = s
         .platform
         .sample_metric_histories(

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use plinth_core::auth::{ApiToken, TokenKind, User};
@@ -16,7 +15,7 @@ use serde_json::{Value, json};
 use crate::args::Args;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{Api, AppState};
 
 /// Under MLflow's prefixes.
 pub fn mlflow_router() -> Router<AppState> {
@@ -55,7 +54,7 @@ pub fn token_json(t: &ApiToken) -> Value {
     })
 }
 
-async fn create_user(State(s): State<AppState>, caller: Caller, a: Args) -> ApiResult {
+async fn create_user(s: Api, caller: Caller, a: Args) -> ApiResult {
     caller.require_admin()?;
     let username = a.opt_str("username")?.unwrap_or_default();
     let password = a.opt_str("password")?.unwrap_or_default();
@@ -63,14 +62,14 @@ async fn create_user(State(s): State<AppState>, caller: Caller, a: Args) -> ApiR
     Ok(Json(json!({"user": user_json(&user)})))
 }
 
-async fn get_user(State(s): State<AppState>, caller: Caller, a: Args) -> ApiResult {
+async fn get_user(s: Api, caller: Caller, a: Args) -> ApiResult {
     let username = a.req_str("username")?;
     caller.require_self_or_admin(&username)?;
     let user = s.platform.accounts().get_user(&username).await?;
     Ok(Json(json!({"user": user_json(&user)})))
 }
 
-async fn current_user(State(s): State<AppState>, caller: Caller) -> ApiResult {
+async fn current_user(s: Api, caller: Caller) -> ApiResult {
     if caller.0.user_id == 0 {
         // Authentication is off: the anonymous caller, who may do everything.
         return Ok(Json(json!({"user": {"id": 0, "username": caller.0.username, "is_admin": true}})));
@@ -79,7 +78,7 @@ async fn current_user(State(s): State<AppState>, caller: Caller) -> ApiResult {
     Ok(Json(json!({"user": user_json(&user)})))
 }
 
-async fn list_users(State(s): State<AppState>, caller: Caller) -> ApiResult {
+async fn list_users(s: Api, caller: Caller) -> ApiResult {
     caller.require_admin()?;
     let users = s.platform.accounts().list_users().await?;
     Ok(Json(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()})))
@@ -88,7 +87,7 @@ async fn list_users(State(s): State<AppState>, caller: Caller) -> ApiResult {
 /// An administrator sets anyone's; a user changing their own re-asserts the
 /// current one (`current_password`, MLflow's rule and messages), so a hijacked
 /// session cannot rotate it.
-async fn update_password(State(s): State<AppState>, caller: Caller, a: Args) -> ApiResult {
+async fn update_password(s: Api, caller: Caller, a: Args) -> ApiResult {
     let username = a.req_str("username")?;
     caller.require_self_or_admin(&username)?;
     let password = a.opt_str("password")?.unwrap_or_default();
@@ -102,7 +101,7 @@ async fn update_password(State(s): State<AppState>, caller: Caller, a: Args) -> 
     Ok(Json(json!({})))
 }
 
-async fn update_admin(State(s): State<AppState>, caller: Caller, a: Args) -> ApiResult {
+async fn update_admin(s: Api, caller: Caller, a: Args) -> ApiResult {
     caller.require_admin()?;
     let username = a.req_str("username")?;
     let is_admin =
@@ -111,7 +110,7 @@ async fn update_admin(State(s): State<AppState>, caller: Caller, a: Args) -> Api
     Ok(Json(json!({})))
 }
 
-async fn delete_user(State(s): State<AppState>, caller: Caller, a: Args) -> ApiResult {
+async fn delete_user(s: Api, caller: Caller, a: Args) -> ApiResult {
     caller.require_admin()?;
     let username = a.req_str("username")?;
     s.platform.accounts().delete_user(&username).await?;
@@ -119,7 +118,7 @@ async fn delete_user(State(s): State<AppState>, caller: Caller, a: Args) -> ApiR
 }
 
 /// The user a token call is about: the caller, or (administrators) `username`.
-async fn subject(s: &AppState, caller: &Caller, a: &Args) -> Result<User, ApiError> {
+async fn subject(s: &Api, caller: &Caller, a: &Args) -> Result<User, ApiError> {
     let accounts = s.platform.accounts();
     match a.opt_str("username")? {
         Some(name) if name != caller.0.username => {
@@ -134,7 +133,7 @@ async fn subject(s: &AppState, caller: &Caller, a: &Args) -> Result<User, ApiErr
 }
 
 /// `{name?, expires_in_days?, username?}` → the token and, once, its secret.
-async fn create_token(State(s): State<AppState>, caller: Caller, a: Args) -> ApiResult {
+async fn create_token(s: Api, caller: Caller, a: Args) -> ApiResult {
     let user = subject(&s, &caller, &a).await?;
     let name = a.opt_str("name")?.unwrap_or_default();
     let ttl = match a.opt_i64("expires_in_days")? {
@@ -147,16 +146,16 @@ async fn create_token(State(s): State<AppState>, caller: Caller, a: Args) -> Api
     Ok(Json(json!({"token": token_json(&token), "secret": secret})))
 }
 
-async fn list_tokens(State(s): State<AppState>, caller: Caller, a: Args) -> ApiResult {
+async fn list_tokens(s: Api, caller: Caller, a: Args) -> ApiResult {
     let user = subject(&s, &caller, &a).await?;
     let tokens = s.platform.accounts().list_tokens(user.id).await?;
     let api: Vec<Value> = tokens.iter().filter(|t| t.kind == TokenKind::Api).map(token_json).collect();
     Ok(Json(json!({"tokens": api})))
 }
 
-async fn revoke_token(State(s): State<AppState>, caller: Caller, a: Args) -> ApiResult {
+async fn revoke_token(s: Api, caller: Caller, a: Args) -> ApiResult {
     let token_id = a.req_str("token_id")?;
-    let token = s.platform.accounts().revoke_token(&caller.0, &token_id).await?;
+    let token = s.platform.accounts().revoke_token(&token_id).await?;
     tracing::info!(token = %token.id, by = %caller.0.username, "token revoked");
     Ok(Json(json!({"token": token_json(&token)})))
 }

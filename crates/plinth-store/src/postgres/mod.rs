@@ -16,6 +16,7 @@
 //! an advisory lock so replicas starting together do not race; a database
 //! whose schema is newer than this build knows is refused.
 
+mod audit;
 mod experiments;
 mod registry;
 mod runs;
@@ -39,6 +40,8 @@ const MIGRATION_LOCK: i64 = 0x0070_6c69_6e74_6801;
 const EXPERIMENT_ID_LOCK: i64 = 0x0070_6c69_6e74_6802;
 /// Held while a new user id is picked.
 const USER_ID_LOCK: i64 = 0x0070_6c69_6e74_6803;
+/// Held while an audit record is appended.
+const AUDIT_LOCK: i64 = 0x0070_6c69_6e74_6804;
 
 /// The migrations, in SQLite's numbering, as PostgreSQL runs them.
 fn migrations() -> Vec<(i64, String)> {
@@ -60,6 +63,7 @@ fn migrations() -> Vec<(i64, String)> {
         (6, include_str!("../../migrations/0006_job_leases.sql").to_string()),
         (7, include_str!("../../migrations/0007_serving_counters.sql").to_string()),
         (8, include_str!("../../migrations/0008_users_tokens.sql").to_string()),
+        (9, include_str!("../../migrations/0009_audit.sql").to_string()),
     ]
 }
 

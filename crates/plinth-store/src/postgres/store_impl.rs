@@ -1,6 +1,7 @@
 //! [`MetadataStore`] for [`PostgresStore`]: each call is one transaction.
 
 use async_trait::async_trait;
+use plinth_core::audit::{AuditQuery, AuditRecord};
 use plinth_core::auth::{ApiToken, User};
 use plinth_core::deployments::{Deployment, VariantCounters};
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
@@ -8,8 +9,9 @@ use plinth_core::jobs::{Job, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
+use plinth_core::usage::ActivityRow;
 
-use super::{PostgresStore, experiments, in_tx, registry, runs, tables, users};
+use super::{PostgresStore, audit, experiments, in_tx, registry, runs, tables, users};
 use crate::{
     ExperimentSearch, LoggedModelSearch, MetadataStore, ModelVersionQuery, Page, RegisteredModelQuery, Result,
     RunSearch,
@@ -277,6 +279,15 @@ impl MetadataStore for PostgresStore {
     }
     async fn revoke_token(&self, token_id: &str, now: i64) -> Result<ApiToken> {
         in_tx!(self, |tx| users::revoke_token(&tx, token_id, now).await?)
+    }
+    async fn append_audit(&self, record: AuditRecord) -> Result<()> {
+        in_tx!(self, |tx| audit::append(&tx, &record).await?)
+    }
+    async fn search_audit(&self, query: AuditQuery) -> Result<Page<AuditRecord>> {
+        in_tx!(self, |tx| audit::search(&tx, &query).await?)
+    }
+    async fn audit_activity(&self, since: i64) -> Result<Vec<ActivityRow>> {
+        in_tx!(self, |tx| audit::activity(&tx, since).await?)
     }
     /// Replicas share one database.
     fn shared(&self) -> bool {

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/0006_job_leases.sql")),
     (7, include_str!("../../migrations/0007_serving_counters.sql")),
     (8, include_str!("../../migrations/0008_users_tokens.sql")),
+    (9, include_str!("../../migrations/0009_audit.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

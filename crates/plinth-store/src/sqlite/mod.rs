@@ -16,6 +16,7 @@
 //! sees `database is locked`. Reads run on a small pool of connections in
 //! `spawn_blocking`, concurrently with writes (WAL snapshots).
 
+mod audit;
 mod deployments;
 mod experiments;
 mod jobs;

@@ -2,6 +2,7 @@
 //! writer (writes) or the read pool (reads).
 
 use async_trait::async_trait;
+use plinth_core::audit::{AuditQuery, AuditRecord};
 use plinth_core::auth::{ApiToken, User};
 use plinth_core::deployments::{Deployment, VariantCounters};
 use plinth_core::experiments::{Experiment, LifecycleStage, Tag};
@@ -9,8 +10,9 @@ use plinth_core::jobs::{Job, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
+use plinth_core::usage::ActivityRow;
 
-use super::{SqliteStore, deployments, experiments, jobs, logged_models, registry, runs, users};
+use super::{SqliteStore, audit, deployments, experiments, jobs, logged_models, registry, runs, users};
 use crate::{
     ExperimentSearch, LoggedModelSearch, MetadataStore, ModelVersionQuery, Page, RegisteredModelQuery, Result,
     RunSearch,
@@ -342,6 +344,15 @@ impl MetadataStore for SqliteStore {
     async fn revoke_token(&self, token_id: &str, now: i64) -> Result<ApiToken> {
         let id = token_id.to_string();
         self.write(move |c| users::revoke_token(c, &id, now)).await
+    }
+    async fn append_audit(&self, record: AuditRecord) -> Result<()> {
+        self.write(move |c| audit::append(c, &record)).await
+    }
+    async fn search_audit(&self, query: AuditQuery) -> Result<Page<AuditRecord>> {
+        self.read(move |c| audit::search(c, &query)).await
+    }
+    async fn audit_activity(&self, since: i64) -> Result<Vec<ActivityRow>> {
+        self.read(move |c| audit::activity(c, since)).await
     }
     /// One process owns an embedded database.
     fn shared(&self) -> bool {

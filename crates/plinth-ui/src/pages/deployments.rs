@@ -185,8 +185,13 @@ pub async fn list(State(s): State<Serving>) -> PageResult {
     ))
 }
 
-pub async fn detail(State(s): State<Serving>, Path(name): Path<String>) -> PageResult {
+pub async fn detail(
+    State(s): State<Serving>,
+    State(platform): State<plinth_engine::Platform>,
+    Path(name): Path<String>,
+) -> PageResult {
     let live = s.live(&name).await.map_err(|_| UiError::not_found(format!("No deployment named '{name}'")))?;
+    let history = super::history::of(&platform, plinth_core::audit::resource::deployment(&name)).await?;
     let d = s.status(&live.spec).await;
     let traffic = last_hour(&s, &name).await?;
     Ok(page(
@@ -215,6 +220,7 @@ pub async fn detail(State(s): State<Serving>, Path(name): Path<String>) -> PageR
                 p.muted { "Latency is end to end: from the request's arrival (its head read) to its answer, reading the body, queueing and ranking or inference included." }
                 div.grid { @for c in charts(&traffic, &d) { div { (c) } } }
             }
+            (super::history::section(&history))
         },
     ))
 }

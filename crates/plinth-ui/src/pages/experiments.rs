@@ -108,7 +108,7 @@ pub struct CreateForm {
     name: String,
 }
 
-pub async fn create(State(platform): State<Platform>, Form(f): Form<CreateForm>) -> Result<Response, UiError> {
+pub async fn create(crate::Acting(platform): crate::Acting, Form(f): Form<CreateForm>) -> Result<Response, UiError> {
     let id = platform.create_experiment(f.name.trim().to_string(), None, vec![]).await?;
     Ok(Redirect::to(&format!("/ui/experiments/{id}")).into_response())
 }
@@ -123,7 +123,7 @@ pub struct EditForm {
 }
 
 pub async fn edit(
-    State(platform): State<Platform>,
+    crate::Acting(platform): crate::Acting,
     Path(id): Path<String>,
     Form(f): Form<EditForm>,
 ) -> Result<Response, UiError> {

@@ -114,7 +114,8 @@ pub(crate) async fn sign_in(
             return (status, form(&next, Some(&message), true)).into_response();
         }
     };
-    match start_session(&s.platform, user.user_id).await {
+    let as_user = s.platform.acting(crate::actor(Some(user.clone()), &headers));
+    match start_session(&as_user, user.user_id).await {
         Ok(secret) => {
             let mut response = Redirect::to(&next).into_response();
             if let Some(v) = session_cookie(&secret, SESSION_HOURS * 3600, over_tls(&headers)) {
@@ -135,9 +136,9 @@ async fn start_session(platform: &Platform, user_id: i64) -> plinth_engine::Resu
     Ok(secret)
 }
 
-pub(crate) async fn sign_out(State(s): State<UiState>, headers: HeaderMap) -> Response {
+pub(crate) async fn sign_out(crate::Acting(platform): crate::Acting, headers: HeaderMap) -> Response {
     if let Some(secret) = crate::cookie(&headers, SESSION_COOKIE)
-        && let Err(e) = s.platform.accounts().end_session(&secret).await
+        && let Err(e) = platform.accounts().end_session(&secret).await
     {
         return crate::UiError::from(e).into_response();
     }

@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod deployments;
 pub mod experiments;
+pub(crate) mod history;
 pub mod jobs;
 pub mod login;
 pub mod models;

@@ -79,6 +79,7 @@ pub async fn detail(State(platform): State<Platform>, Path(name): Path<String>) 
         .await?
         .items;
     let deployments = platform.list_deployments().await?;
+    let history = super::history::of(&platform, plinth_core::audit::resource::model(&name)).await?;
     // Per version: the deployments (and variants) whose model reference resolves to it.
     let serving = |version: i64, aliases: &[String]| -> Vec<String> {
         deployments
@@ -130,6 +131,7 @@ pub async fn detail(State(platform): State<Platform>, Path(name): Path<String>) 
                 }
                 button type="submit" { "Set alias…" }
             }
+            (super::history::section(&history))
         },
     ))
 }
@@ -144,7 +146,7 @@ pub struct AliasForm {
 
 /// First a confirmation page saying what will change; then the change.
 pub async fn alias(
-    State(platform): State<Platform>,
+    crate::Acting(platform): crate::Acting,
     Path(name): Path<String>,
     Form(f): Form<AliasForm>,
 ) -> Result<Response, UiError> {
