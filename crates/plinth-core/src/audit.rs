@@ -9,6 +9,9 @@ use std::sync::Arc;
 use crate::auth::Principal;
 use crate::{Error, Result};
 
+/// How the names of [`Actor::system`] actors start.
+pub const SYSTEM_PREFIX: &str = "plinth:";
+
 /// Who acts, and in which request: what a use case records a change as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
@@ -22,6 +25,19 @@ impl Actor {
     /// single-user mode's anonymous administrator, with no request.
     pub fn local() -> Actor {
         Actor { principal: Arc::new(Principal::anonymous()), request_id: None }
+    }
+
+    /// Plinth itself doing something on its own: `plinth:<what>` ("plinth:job
+    /// job-1a2b", "plinth:first-admin"). No username contains ':', so no user
+    /// is ever mistaken for it; usage counts no such actor as a user.
+    pub fn system(what: &str) -> Actor {
+        let principal = Principal {
+            user_id: 0,
+            username: format!("{SYSTEM_PREFIX}{what}"),
+            is_admin: true,
+            via: crate::auth::Via::Anonymous,
+        };
+        Actor { principal: Arc::new(principal), request_id: None }
     }
 
     /// The actor of a request: its principal (the anonymous administrator

@@ -328,14 +328,16 @@ impl JobRunner {
         progress: crate::tracking::Progress,
         resolve: impl Fn(&str) -> Result<PathBuf>,
     ) -> Result<Value> {
+        // What a job makes (its run, its registered version) is recorded as the job's.
+        let platform = self.platform.acting(Actor::system(&format!("job {}", job.job_id)));
         let report = match job.kind {
             JobKind::TrainRecommender => {
                 let train = parse_spec::<RecommenderSpec>(&job.spec)?.into_job(resolve)?;
-                train_recommender(&self.platform, train, progress).await?
+                train_recommender(&platform, train, progress).await?
             }
             JobKind::TrainTabular => {
                 let train = parse_spec::<TabularSpec>(&job.spec)?.into_job(resolve)?;
-                train_tabular(&self.platform, train, progress).await?
+                train_tabular(&platform, train, progress).await?
             }
         };
         Ok(report.to_json())

@@ -18,6 +18,7 @@ mod registry;
 mod runs;
 pub mod tabular;
 pub mod tracking;
+mod usage;
 
 use std::sync::Arc;
 

@@ -254,7 +254,12 @@ impl App {
                 tracing::warn!(error = %e, dir = %dir.display(), "cannot move the old exposure log into segments");
             }
         }
+        let api = config.server.roles.api;
         let router = crate::app(platform.clone(), jobs.clone(), serving.clone(), config.server);
+        if api {
+            // After the router: it installs the metrics recorder.
+            publish_usage_gauges(serving.clone());
+        }
         Ok(App { platform, jobs, serving, router })
     }
 }
@@ -262,7 +267,7 @@ impl App {
 /// Authentication on: the first administrator, when no user exists and one is
 /// given; else, with no user at all, a warning that says how to make one.
 async fn first_admin(platform: &Platform, given: Option<&(String, String)>) -> Result<(), OpenError> {
-    let accounts = platform.accounts();
+    let accounts = platform.acting(plinth_core::audit::Actor::system("first-admin")).accounts();
     if let Some((user, password)) = given
         && let Some(admin) = accounts.ensure_admin(user, password).await.map_err(OpenError::FirstAdmin)?
     {
@@ -275,6 +280,21 @@ async fn first_admin(platform: &Platform, given: Option<&(String, String)>) -> R
         );
     }
     Ok(())
+}
+
+/// The usage report as Prometheus gauges, recomputed every minute (30 days,
+/// served models stale past 30 days).
+fn publish_usage_gauges(serving: Serving) {
+    tokio::spawn(async move {
+        loop {
+            let query = plinth_core::usage::UsageQuery { days: 30, stale_days: 30, now: serving.now_ms() };
+            match serving.usage(query).await {
+                Ok(usage) => crate::metrics::record_usage(&usage),
+                Err(e) => tracing::warn!(error = %e, "could not compute the usage gauges"),
+            }
+            tokio::time::sleep(crate::metrics::USAGE_EVERY).await;
+        }
+    });
 }
 
 /// Staged files of uploads that a crash interrupted: swept on start and

@@ -24,6 +24,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use base64::Engine;
 use plinth_core::ErrorKind;
+use plinth_core::audit::Actor;
 use plinth_core::auth::{Principal, TokenKind};
 
 use crate::edge::Surface;
@@ -104,7 +105,8 @@ async fn verify(
             Ok(accounts.check_token(&token, TokenKind::Api).await?)
         }
         Some(Credential::Bearer(token)) => match &state.config.auth.jwt {
-            Some(jwt) => jwt.verify(&token, &accounts).await,
+            // A user the identity provider names is made on first sign-in, as Plinth's own doing.
+            Some(jwt) => jwt.verify(&token, &state.platform.acting(Actor::system("sso")).accounts()).await,
             None => Err(refused()),
         },
         Some(Credential::Session(secret)) => Ok(accounts.check_token(&secret, TokenKind::Session).await?),

@@ -153,3 +153,22 @@ impl Serving {
         }
     }
 }
+
+impl Serving {
+    /// The platform's usage report, with the requests each deployment has
+    /// answered as the live serving processes count them (variants and
+    /// shadow; every replica's over a shared store).
+    pub async fn usage(&self, query: plinth_core::usage::UsageQuery) -> crate::Result<plinth_core::usage::Usage> {
+        let mut usage = self.inner.platform.usage(query).await?;
+        for d in self.inner.platform.list_deployments().await? {
+            let status = self.status(&d).await;
+            let (mut requests, mut errors) = (0i64, 0i64);
+            for live in status.variants.iter().chain(status.shadow.as_ref()).filter_map(|v| v.live.as_ref()) {
+                requests += i64::try_from(live.requests).unwrap_or(i64::MAX);
+                errors += i64::try_from(live.errors).unwrap_or(i64::MAX);
+            }
+            usage.requests.push(plinth_core::usage::DeploymentRequests { deployment: d.name, requests, errors });
+        }
+        Ok(usage)
+    }
+}

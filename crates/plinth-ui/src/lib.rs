@@ -5,7 +5,7 @@
 //!
 //! `/` redirects to the experiments; `/ui/experiments[/{id}]`,
 //! `/ui/runs/{id}[/artifacts|/download]`, `/ui/compare?run=…`,
-//! `/ui/models[/{name}]`, `/ui/deployments[/{name}]`, `/ui/jobs`; with
+//! `/ui/models[/{name}]`, `/ui/deployments[/{name}]`, `/ui/jobs`, `/ui/platform`; with
 //! `--auth`, `/login` and `/logout`.
 
 mod charts;
@@ -114,6 +114,7 @@ pub fn router(platform: Platform, serving: Serving, jobs: JobRunner, auth: bool)
         .route("/ui/deployments", get(pages::deployments::list))
         .route("/ui/deployments/{name}", get(pages::deployments::detail))
         .route("/ui/jobs", get(pages::jobs::list))
+        .route("/ui/platform", get(pages::platform::show))
         .layer(axum::middleware::from_fn(csrf::layer))
         .with_state(UiState { platform, serving, jobs, auth })
 }
@@ -160,6 +161,7 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
                     a href="/ui/models" { "Models" }
                     a href="/ui/deployments" { "Deployments" }
                     a href="/ui/jobs" { "Jobs" }
+                    a href="/ui/platform" { "Platform" }
                     @if let Some(user) = csrf::user() {
                         span.who { "Signed in as " strong { (user) } }
                         form.signout method="post" action="/logout" {

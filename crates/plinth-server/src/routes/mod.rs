@@ -9,6 +9,7 @@ mod logged_models;
 mod registry;
 mod runs;
 pub(crate) mod serving;
+mod usage;
 mod users;
 
 use axum::extract::OriginalUri;
@@ -45,7 +46,11 @@ pub fn router(state: AppState, roles: Roles) -> Router {
             .nest("/api/2.0/mlflow-artifacts", artifacts::proxy_router())
             .nest(
                 "/api/2.0/plinth",
-                jobs::router().merge(deployments::router()).merge(users::plinth_router()).merge(audit::router()),
+                jobs::router()
+                    .merge(deployments::router())
+                    .merge(users::plinth_router())
+                    .merge(audit::router())
+                    .merge(usage::router()),
             )
             .nest("/ajax-api/2.0/mlflow-artifacts", artifacts::proxy_router())
             .merge(artifacts::legacy_router());

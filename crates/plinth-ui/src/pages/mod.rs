@@ -7,5 +7,6 @@ pub(crate) mod history;
 pub mod jobs;
 pub mod login;
 pub mod models;
+pub mod platform;
 pub mod run;
 pub mod runs;

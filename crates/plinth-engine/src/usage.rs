@@ -1,0 +1,223 @@
+//! Platform usage from the audit trail and the store: activity per day and
+//! week, lead times from a model's first run and first registration to its
+//! first deployment, the served models not retrained lately, job outcomes.
+//! (`plinth-serving` adds the requests each deployment answered.)
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use plinth_core::audit::{Action, AuditQuery};
+use plinth_core::deployments::Deployment;
+use plinth_core::jobs::JobStatus;
+use plinth_core::query::{ModelVersionClause, ModelVersionSortKey, Sort, TextMatch};
+use plinth_core::usage::{
+    DAY_MS, DayUsage, JobUsage, LeadTime, ServedModel, Usage, UsageQuery, WeekUsage, median, user_of_actor,
+};
+
+use crate::{ModelVersionQuery, Platform, RegisteredModelQuery, Result};
+
+/// At most this many jobs (the newest) are read for a report.
+const MAX_JOBS: i64 = 10_000;
+
+impl Platform {
+    /// The usage report for `query`'s window. `requests` is left empty for
+    /// serving to fill.
+    pub async fn usage(&self, query: UsageQuery) -> Result<Usage> {
+        query.check()?;
+        let first_day = query.first_day();
+        let today = query.now.div_euclid(DAY_MS);
+        let rows = self.store.audit_activity(first_day * DAY_MS).await?;
+
+        // Per day: counts by action, distinct users.
+        let mut days: BTreeMap<i64, (DayUsage, HashSet<String>)> = (first_day..=today)
+            .map(|d| (d, (DayUsage { day: d * DAY_MS, ..Default::default() }, HashSet::new())))
+            .collect();
+        let mut weeks: BTreeMap<i64, HashSet<String>> = BTreeMap::new();
+        let (mut users_1d, mut users_7d, mut users_all) = (HashSet::new(), HashSet::new(), HashSet::new());
+        for r in &rows {
+            let Some((day, users)) = days.get_mut(&r.day) else { continue };
+            match r.action {
+                Action::RunCreate => day.runs_created += r.count,
+                Action::VersionCreate => day.versions_registered += r.count,
+                Action::DeploymentCreate => day.deployments_created += r.count,
+                Action::JobSubmit => day.jobs_submitted += r.count,
+                _ => {}
+            }
+            day.changes += r.count;
+            // Plinth's own work (jobs, the first administrator) is nobody's activity.
+            if r.actor.starts_with(plinth_core::audit::SYSTEM_PREFIX) {
+                continue;
+            }
+            let user = user_of_actor(&r.actor).to_string();
+            users.insert(user.clone());
+            // 1970-01-01 was a Thursday: day 3 of the week that starts on Monday, day -3.
+            let monday = r.day - (r.day + 3).rem_euclid(7);
+            weeks.entry(monday).or_default().insert(user.clone());
+            if r.day == today {
+                users_1d.insert(user.clone());
+            }
+            if r.day > today - 7 {
+                users_7d.insert(user.clone());
+            }
+            users_all.insert(user);
+        }
+        let daily = days
+            .into_values()
+            .map(|(mut d, users)| {
+                d.active_users = users.len() as i64;
+                d
+            })
+            .collect();
+        let weekly = weeks
+            .into_iter()
+            .map(|(monday, users)| WeekUsage { week: monday * DAY_MS, active_users: users.len() as i64 })
+            .collect();
+
+        let deployments = self.store.list_deployments().await?;
+        let lead_times = self.lead_times(&deployments).await?;
+        let served = self.served(&deployments, &query).await?;
+        let distinct_served: HashSet<(&str, i64)> = served.iter().map(|s| (s.model.as_str(), s.version)).collect();
+        let distinct_stale: HashSet<(&str, i64)> =
+            served.iter().filter(|s| s.stale).map(|s| (s.model.as_str(), s.version)).collect();
+        let stale_share =
+            (!distinct_served.is_empty()).then(|| distinct_stale.len() as f64 / distinct_served.len() as f64);
+
+        Ok(Usage {
+            query,
+            daily,
+            weekly,
+            active_users_1d: users_1d.len() as i64,
+            active_users_7d: users_7d.len() as i64,
+            active_users_window: users_all.len() as i64,
+            users: self.store.list_users().await?.len() as i64,
+            registered_models: self.count_registered_models().await?,
+            deployments: deployments.len() as i64,
+            median_run_to_deploy_ms: median(lead_times.iter().filter_map(LeadTime::run_to_deploy_ms).collect()),
+            median_registration_to_deploy_ms: median(
+                lead_times.iter().map(LeadTime::registration_to_deploy_ms).collect(),
+            ),
+            lead_times,
+            served,
+            stale_share,
+            jobs: self.job_usage(first_day * DAY_MS).await?,
+            requests: Vec::new(),
+        })
+    }
+
+    async fn count_registered_models(&self) -> Result<i64> {
+        let (mut count, mut offset) = (0, 0);
+        loop {
+            let query = RegisteredModelQuery { max_results: 1000, offset, ..Default::default() };
+            let page = self.store.search_registered_models(query).await?;
+            count += page.items.len() as i64;
+            match page.next_offset {
+                Some(next) => offset = next,
+                None => return Ok(count),
+            }
+        }
+    }
+
+    /// Per model a deployment serves now: its first run and registration, and
+    /// when a deployment first served it (the trail's first create or update
+    /// of a deployment naming it; the deployment's creation for deployments
+    /// older than the trail).
+    async fn lead_times(&self, deployments: &[Deployment]) -> Result<Vec<LeadTime>> {
+        let mut first_deployed: HashMap<String, (i64, String)> = HashMap::new();
+        for d in deployments {
+            let records = self
+                .store
+                .search_audit(AuditQuery {
+                    resource: Some(plinth_core::audit::resource::deployment(&d.name)),
+                    max_results: plinth_core::audit::MAX_AUDIT_RESULTS,
+                    ..Default::default()
+                })
+                .await?
+                .items;
+            for v in d.variants.iter().filter(|v| v.weight > 0) {
+                let named = format!("={}:", v.model);
+                let since = records
+                    .iter()
+                    .filter(|r| matches!(r.action, Action::DeploymentCreate | Action::DeploymentUpdate))
+                    .filter(|r| r.after.as_deref().is_some_and(|a| a.contains(&named)))
+                    .map(|r| r.time)
+                    .min()
+                    .unwrap_or(d.created_time);
+                let entry = first_deployed.entry(v.model.name.clone()).or_insert((since, d.name.clone()));
+                if since < entry.0 {
+                    *entry = (since, d.name.clone());
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(first_deployed.len());
+        for (model, (deployed_time, deployment)) in first_deployed {
+            let first = ModelVersionQuery {
+                filter: vec![ModelVersionClause::Name(TextMatch::Eq(model.clone()))],
+                order_by: vec![Sort::asc(ModelVersionSortKey::Version)],
+                max_results: 1,
+                offset: 0,
+            };
+            let Some(version) = self.store.search_model_versions(first).await?.items.into_iter().next() else {
+                continue;
+            };
+            let first_run_time = match &version.run_id {
+                Some(run_id) => self.store.get_run(run_id).await.ok().map(|r| r.info.start_time),
+                None => None,
+            };
+            out.push(LeadTime {
+                model,
+                first_run_time,
+                registered_time: version.creation_timestamp,
+                deployed_time,
+                deployment,
+            });
+        }
+        out.sort_by(|a, b| a.model.cmp(&b.model));
+        Ok(out)
+    }
+
+    /// The version each weighted variant serves now, stale when registered
+    /// more than `stale_days` ago.
+    async fn served(&self, deployments: &[Deployment], query: &UsageQuery) -> Result<Vec<ServedModel>> {
+        let mut out = Vec::new();
+        for d in deployments {
+            for v in d.variants.iter().filter(|v| v.weight > 0) {
+                // A reference that resolves to nothing (an alias removed) serves nothing.
+                let Ok(version) = self.resolve_model(&v.model).await else { continue };
+                out.push(ServedModel {
+                    deployment: d.name.clone(),
+                    variant: v.name.clone(),
+                    model: version.name.clone(),
+                    version: version.version,
+                    registered_time: version.creation_timestamp,
+                    stale: query.now - version.creation_timestamp > query.stale_days * DAY_MS,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn job_usage(&self, since: i64) -> Result<JobUsage> {
+        let jobs = self.store.list_jobs(None, MAX_JOBS).await?;
+        let mut usage = JobUsage::default();
+        let mut durations = Vec::new();
+        for job in jobs.iter().filter(|j| j.created_time >= since) {
+            usage.submitted += 1;
+            match job.status {
+                JobStatus::Succeeded => usage.succeeded += 1,
+                JobStatus::Failed => usage.failed += 1,
+                JobStatus::Cancelled => usage.cancelled += 1,
+                JobStatus::Queued | JobStatus::Running => usage.unfinished += 1,
+            }
+            if matches!(job.status, JobStatus::Succeeded | JobStatus::Failed)
+                && let (Some(start), Some(end)) = (job.started_time, job.finished_time)
+            {
+                durations.push(end - start);
+            }
+        }
+        let finished = usage.succeeded + usage.failed;
+        usage.failure_rate = (finished > 0).then(|| usage.failed as f64 / finished as f64);
+        usage.mean_duration_ms =
+            (!durations.is_empty()).then(|| durations.iter().sum::<i64>() as f64 / durations.len() as f64);
+        usage.median_duration_ms = median(durations);
+        Ok(usage)
+    }
+}
