@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Two builds of Plinth on the same machine in one run: a change's before and
+# after on the tracking hot paths. Each binary serves its own data dir; both
+# are measured alternately (A, B, B, A) for log-metric and runs/create (a
+# state change, so it also writes an audit record) at 16 clients, and the
+# ratio B/A printed. Not a test.
+#
+#   bench/ab.sh OLD_PLINTH NEW_PLINTH          # BENCH_SECONDS=10 per measurement
+#   git worktree add /tmp/old <rev> && (cd /tmp/old && cargo build --release -p plinth-cli)   # a "before" binary
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A="${1:?the before binary}"; B="${2:?the after binary}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+SECONDS_PER_TEST="${BENCH_SECONDS:-10}"
+cargo build --release --locked -p plinth-loadgen >&2
+LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
+source bench/lib.sh
+
+declare -A URL BIN=([a]="$A" [b]="$B")
+for side in a b; do
+  port=$(free_port); URL[$side]="http://127.0.0.1:$port"
+  "${BIN[$side]}" server --port "$port" --data-dir "$WORK/$side" 2>"$WORK/$side.log" & PIDS+=($!)
+  wait_up "${URL[$side]}/health"
+done
+
+measure() { # side round
+  local side=$1 round=$2
+  "$LOADGEN" --url "${URL[$side]}" log-metric --concurrency 16 --seconds "$SECONDS_PER_TEST" \
+    | sed "s/^{/{\"side\": \"$side\", \"round\": $round, \"what\": \"log-metric\", /" >>"$WORK/results.jsonl"
+  "$LOADGEN" --url "${URL[$side]}" post --path /api/2.0/mlflow/runs/create --body '{"experiment_id": "0"}' \
+    --vary 1 --concurrency 16 --seconds "$SECONDS_PER_TEST" --name create-run \
+    | sed "s/^{/{\"side\": \"$side\", \"round\": $round, \"what\": \"create-run\", /" >>"$WORK/results.jsonl"
+}
+echo "== measuring: A, B, B, A (${SECONDS_PER_TEST}s each)" >&2
+measure a 1; measure b 1; measure b 2; measure a 2
+
+cp "$WORK/results.jsonl" "${BENCH_RESULTS:-/dev/null}" 2>/dev/null || true
+python3 - "$WORK/results.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def mean(what, side, key):
+    v = [r[key] for r in rows if r["what"] == what and r["side"] == side]
+    return sum(v) / len(v)
+print(f"{'measure (16 clients)':<24} {'A (before)':>11} {'B (after)':>11} {'B/A':>8}")
+for what in ["log-metric", "create-run"]:
+    a, b = mean(what, "a", "rps"), mean(what, "b", "rps")
+    print(f"{what + ' req/s':<24} {a:>11.1f} {b:>11.1f} {b / a:>7.3f}x")
+    a, b = mean(what, "a", "p99_ms"), mean(what, "b", "p99_ms")
+    print(f"{what + ' p99 ms':<24} {a:>11.2f} {b:>11.2f} {b / a:>7.3f}x")
+errors = {s: sum(r.get("errors", 0) for r in rows if r["side"] == s) for s in ["a", "b"]}
+print(f"errors: A {errors['a']}, B {errors['b']}")
+PY
