@@ -168,3 +168,74 @@ def test_plinth_cli_makes_users_and_tokens_in_the_store(auth_server):
         capture_output=True, text=True, timeout=60, env={**os.environ, "MLFLOW_TRACKING_TOKEN": secret},
     )
     assert listed.returncode == 0, listed.stderr
+
+
+def test_serving_keys_call_one_deployment_only(auth_server, tmp_path):
+    import subprocess
+
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    from conftest import PLINTH_BIN
+
+    url, admin = auth_server.url, ("admin", "admin-password-1")
+    data = tmp_path / "plays.csv"
+    data.write_text("user,item\n" + "".join(f"u{u},i{(u * 3 + k) % 30}\n" for u in range(40) for k in range(5)))
+    made = requests.post(f"{url}/api/2.0/plinth/tokens/create", json={"name": "train"}, auth=admin, timeout=10).json()
+    out = subprocess.run([PLINTH_BIN, "train", "recommender", "--data", str(data), "--algo", "popularity", "--split",
+                          "none", "--register", "keyed", "--tracking-uri", url],
+                         env={**__import__("os").environ, "PLINTH_TOKEN": made["secret"]},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for name in ["keyed-a", "keyed-b"]:
+        r = requests.post(f"{url}/api/2.0/plinth/deployments/create",
+                          json={"name": name, "variants": [{"name": "a", "model": "keyed/1"}]}, auth=admin, timeout=60)
+        assert r.status_code == 200, r.text
+
+    r = requests.post(f"{url}/api/2.0/plinth/deployments/keys/create",
+                      json={"deployment": "keyed-a", "name": "recs-frontend", "expires_in_days": 30}, auth=admin,
+                      timeout=10)
+    assert r.status_code == 200, r.text
+    key, secret = r.json()["key"], r.json()["secret"]
+    assert secret.startswith("plinth_sk_") and key["deployment"] == "keyed-a" and key["kind"] == "serving"
+    listed = requests.get(f"{url}/api/2.0/plinth/deployments/keys/list", params={"deployment": "keyed-a"}, auth=admin,
+                          timeout=10).json()["keys"]
+    assert [k["id"] for k in listed] == [key["id"]] and "secret" not in listed[0]
+    bad = requests.post(f"{url}/api/2.0/plinth/deployments/keys/create", json={"deployment": "nope"}, auth=admin,
+                        timeout=10)
+    assert bad.status_code == 404 and bad.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    as_key = {"Authorization": f"Bearer {secret}"}
+
+    # Its own deployment answers; another one, the APIs and the UI refuse it with 403 in their shape.
+    body = {"users": ["u1"], "k": 3}
+    ok = requests.post(f"{url}/v1/deployments/keyed-a/recommend", json=body, headers=as_key, timeout=10)
+    assert ok.status_code == 200, ok.text
+    assert requests.get(f"{url}/v2/models/keyed-a", headers=as_key, timeout=10).status_code == 200
+    other = requests.post(f"{url}/v1/deployments/keyed-b/recommend", json=body, headers=as_key, timeout=10)
+    assert other.status_code == 403 and "keyed-a" in other.json()["error"], other.text
+    assert requests.get(f"{url}/v2/models/keyed-b", headers=as_key, timeout=10).status_code == 403
+    api = requests.get(f"{url}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, headers=as_key,
+                       timeout=10)
+    assert api.status_code == 403 and api.json()["error_code"] == "PERMISSION_DENIED", api.text
+    assert requests.get(f"{url}/ui/experiments", headers=as_key, timeout=10).status_code == 403
+    keyed = requests.post(f"{url}/api/2.0/plinth/deployments/keys/create", json={"deployment": "keyed-a"},
+                          headers=as_key, timeout=10)
+    assert keyed.status_code == 403, "a serving key makes no keys"
+
+    # gRPC: the model it names decides.
+    g = grpcclient.InferenceServerClient(auth_server.grpc_address)
+    metadata = {"authorization": f"Bearer {secret}"}  # gRPC metadata keys are lower case
+    assert g.get_model_metadata("keyed-a", headers=metadata).name == "keyed-a"
+    with pytest.raises(InferenceServerException, match="PERMISSION_DENIED"):
+        g.get_model_metadata("keyed-b", headers=metadata)
+
+    # Revoked: refused at once (401).
+    requests.post(f"{url}/api/2.0/plinth/tokens/revoke", json={"token_id": key["id"]}, auth=admin,
+                  timeout=10).raise_for_status()
+    gone = requests.post(f"{url}/v1/deployments/keyed-a/recommend", json=body, headers=as_key, timeout=10)
+    assert gone.status_code == 401 and "error" in gone.json()
+    # The trail names the key's creation and revocation, never its secret.
+    records = requests.get(f"{url}/api/2.0/plinth/audit", params={"resource": f"tokens/{key['id']}"}, auth=admin,
+                           timeout=10).json()["records"]
+    assert [r["action"] for r in records] == ["token.revoke", "token.create"]
+    assert "deployment keyed-a" in records[1]["after"] and secret not in repr(records)

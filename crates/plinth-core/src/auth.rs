@@ -34,6 +34,9 @@ pub enum TokenKind {
     Api,
     /// A UI session, sent as the session cookie.
     Session,
+    /// A serving key: a bearer that calls one deployment's inference
+    /// endpoints (its `scope`) and nothing else, for the services that call it.
+    Serving,
 }
 
 impl TokenKind {
@@ -41,12 +44,14 @@ impl TokenKind {
         match self {
             TokenKind::Api => "api",
             TokenKind::Session => "session",
+            TokenKind::Serving => "serving",
         }
     }
     pub fn parse(s: &str) -> Option<TokenKind> {
         match s {
             "api" => Some(TokenKind::Api),
             "session" => Some(TokenKind::Session),
+            "serving" => Some(TokenKind::Serving),
             _ => None,
         }
     }
@@ -67,6 +72,8 @@ pub struct ApiToken {
     pub created_time: i64,
     pub expires_time: Option<i64>,
     pub revoked_time: Option<i64>,
+    /// What a serving key may call: its deployment's name (other kinds: `None`).
+    pub scope: Option<String>,
 }
 
 impl std::fmt::Debug for ApiToken {
@@ -78,6 +85,7 @@ impl std::fmt::Debug for ApiToken {
             .field("kind", &self.kind)
             .field("expires_time", &self.expires_time)
             .field("revoked_time", &self.revoked_time)
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +106,8 @@ pub enum Via {
     Token(String),
     /// The UI's session cookie (its token id).
     Session(String),
+    /// A serving key (its token id), for one deployment's inference endpoints only.
+    ServingKey { token: String, deployment: String },
     /// A JWT from the configured identity provider (its issuer).
     Jwt(String),
     /// Authentication is off: the embedded single-user mode.
@@ -123,6 +133,7 @@ impl Principal {
     pub fn actor(&self) -> String {
         match &self.via {
             Via::Token(id) => format!("{} (token {id})", self.username),
+            Via::ServingKey { token, .. } => format!("{} (serving key {token})", self.username),
             _ => self.username.clone(),
         }
     }
@@ -242,6 +253,7 @@ mod tests {
             created_time: 0,
             expires_time: Some(10),
             revoked_time: None,
+            scope: None,
         };
         assert!(!format!("{t:?}").contains("deadbeef"));
         assert!(t.live(9) && !t.live(10));

@@ -50,6 +50,8 @@ pub const UNAUTHENTICATED: &str = "You are not authenticated: give a valid usern
      or token (Authorization: Bearer).";
 /// Prefix of every secret Plinth issues (so scanners can find leaked ones).
 pub const TOKEN_PREFIX: &str = "plinth_";
+/// How a serving key's secret starts (it starts with [`TOKEN_PREFIX`] too).
+pub const SERVING_KEY_PREFIX: &str = "plinth_sk_";
 
 const MAX_CACHED: usize = 100_000;
 
@@ -185,7 +187,10 @@ impl Accounts {
         let mut cache = self.inner.cache.write().unwrap_or_else(|p| p.into_inner());
         cache.retain(|_, c| {
             let p = &c.principal;
-            let of_token = matches!((&p.via, token), (Via::Token(id) | Via::Session(id), Some(t)) if id == t);
+            let of_token = matches!(
+                (&p.via, token),
+                (Via::Token(id) | Via::Session(id) | Via::ServingKey { token: id, .. }, Some(t)) if id == t
+            );
             !(of_token || user_id == Some(p.user_id))
         });
     }
@@ -299,9 +304,15 @@ impl Accounts {
         if token.kind != kind || !token.live(self.now_ms()) {
             return Err(unauthenticated());
         }
-        let via = match kind {
-            TokenKind::Api => Via::Token(token.id.clone()),
-            TokenKind::Session => Via::Session(token.id.clone()),
+        let via = match (kind, &token.scope) {
+            (TokenKind::Api, _) => Via::Token(token.id.clone()),
+            (TokenKind::Session, _) => Via::Session(token.id.clone()),
+            (TokenKind::Serving, Some(deployment)) => {
+                Via::ServingKey { token: token.id.clone(), deployment: deployment.clone() }
+            }
+            (TokenKind::Serving, None) => {
+                return Err(Error::Internal(format!("serving key {} has no scope", token.id)));
+            }
         };
         let p = principal(&user, via);
         self.remember(key, p.clone(), token.expires_time);
@@ -398,6 +409,33 @@ impl Accounts {
         kind: TokenKind,
         ttl: Option<Duration>,
     ) -> Result<(ApiToken, String)> {
+        if kind == TokenKind::Serving {
+            return Err(Error::Internal("serving keys are issued with issue_serving_key".into()));
+        }
+        self.issue(user, name, kind, None, ttl).await
+    }
+
+    /// A serving key of `user`'s for `deployment`'s inference endpoints only
+    /// (the caller checks the deployment exists); the secret is returned
+    /// here and never again.
+    pub async fn issue_serving_key(
+        &self,
+        user: &User,
+        deployment: &str,
+        name: &str,
+        ttl: Option<Duration>,
+    ) -> Result<(ApiToken, String)> {
+        self.issue(user, name, TokenKind::Serving, Some(deployment), ttl).await
+    }
+
+    async fn issue(
+        &self,
+        user: &User,
+        name: &str,
+        kind: TokenKind,
+        scope: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<(ApiToken, String)> {
         let name = name.trim();
         if name.chars().count() > 200 || name.chars().any(char::is_control) {
             return Err(plinth_core::Error::invalid(
@@ -406,7 +444,8 @@ impl Accounts {
             .into());
         }
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let secret = format!("{TOKEN_PREFIX}{}", b64.encode(random_bytes::<32>()?));
+        let prefix = if kind == TokenKind::Serving { SERVING_KEY_PREFIX } else { TOKEN_PREFIX };
+        let secret = format!("{prefix}{}", b64.encode(random_bytes::<32>()?));
         let id: String = random_bytes::<8>()?.iter().map(|b| format!("{b:02x}")).collect();
         let now = self.now_ms();
         let expires_time = ttl.map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
@@ -419,9 +458,13 @@ impl Accounts {
             created_time: now,
             expires_time,
             revoked_time: None,
+            scope: scope.map(str::to_string),
         };
         self.inner.store.create_token(token.clone()).await?;
-        let what = Some(format!("{} token of {}", kind.as_str(), user.username));
+        let what = Some(match scope {
+            Some(deployment) => format!("serving key of {} for deployment {deployment}", user.username),
+            None => format!("{} token of {}", kind.as_str(), user.username),
+        });
         self.record(Action::TokenCreate, resource::token(&token.id), what).await?;
         Ok((token, secret))
     }

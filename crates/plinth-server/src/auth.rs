@@ -25,7 +25,7 @@ use axum::response::Response;
 use base64::Engine;
 use plinth_core::ErrorKind;
 use plinth_core::audit::Actor;
-use plinth_core::auth::{Principal, TokenKind};
+use plinth_core::auth::{Principal, TokenKind, Via};
 
 use crate::edge::Surface;
 use crate::error::{ApiError, Failure};
@@ -101,6 +101,9 @@ async fn verify(
     match credential.map_err(|()| refused())? {
         None => Err(refused()),
         Some(Credential::Basic(user, password)) => Ok(accounts.sign_in(&user, &password, from).await?),
+        Some(Credential::Bearer(token)) if token.starts_with(plinth_engine::accounts::SERVING_KEY_PREFIX) => {
+            Ok(accounts.check_token(&token, TokenKind::Serving).await?)
+        }
         Some(Credential::Bearer(token)) if token.starts_with(plinth_engine::accounts::TOKEN_PREFIX) => {
             Ok(accounts.check_token(&token, TokenKind::Api).await?)
         }
@@ -110,6 +113,38 @@ async fn verify(
             None => Err(refused()),
         },
         Some(Credential::Session(secret)) => Ok(accounts.check_token(&secret, TokenKind::Session).await?),
+    }
+}
+
+/// What a serving key may call: its deployment's inference endpoints (REST
+/// `/v1/deployments/{d}/…` and `/v2/models/{d}[/…]`; the gRPC service, whose
+/// handlers check the model it names: [`serving_scope`]) and the server's
+/// liveness and readiness. Any other caller may call anything here.
+fn within_scope(principal: &Principal, path: &str) -> Result<(), Failure> {
+    let Via::ServingKey { deployment, .. } = &principal.via else { return Ok(()) };
+    let rest_v1 = path.strip_prefix("/v1/deployments/").and_then(|r| r.split_once('/'));
+    let rest_v2 = path.strip_prefix("/v2/models/").and_then(|r| r.split('/').next());
+    let allowed = grpc_path(path)
+        || matches!(path, "/v2" | "/v2/health/live" | "/v2/health/ready")
+        || rest_v1.is_some_and(|(d, _)| d == deployment)
+        || rest_v2 == Some(deployment.as_str());
+    if allowed {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            ErrorKind::PermissionDenied,
+            format!("Permission denied: this serving key calls deployment '{deployment}' only"),
+        ))
+    }
+}
+
+/// For gRPC handlers: a serving key may name its own deployment only.
+pub fn serving_scope(extensions: &axum::http::Extensions, model: &str) -> Result<(), tonic::Status> {
+    match extensions.get::<Arc<Principal>>().map(|p| &p.via) {
+        Some(Via::ServingKey { deployment, .. }) if deployment != model => Err(tonic::Status::permission_denied(
+            format!("Permission denied: this serving key calls deployment '{deployment}' only"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -135,6 +170,9 @@ fn trusted(state: &AppState, credential: &Credential) -> Option<Arc<Principal>> 
     let accounts = state.platform.accounts();
     match credential {
         Credential::Basic(user, password) => accounts.trusted_password(user, password),
+        Credential::Bearer(token) if token.starts_with(plinth_engine::accounts::SERVING_KEY_PREFIX) => {
+            accounts.trusted_token(token, TokenKind::Serving)
+        }
         Credential::Bearer(token) if token.starts_with(plinth_engine::accounts::TOKEN_PREFIX) => {
             accounts.trusted_token(token, TokenKind::Api)
         }
@@ -200,6 +238,9 @@ where
         if let Ok(Some(c)) = &sent
             && let Some(principal) = trusted(&self.state, c)
         {
+            if let Err(failure) = within_scope(&principal, req.uri().path()) {
+                return Either::Right(Box::pin(futures::future::ready(Ok(refusal(&req, failure)))));
+            }
             req.extensions_mut().insert(principal);
             return Either::Left(self.inner.call(req));
         }
@@ -209,7 +250,7 @@ where
         let state = self.state.clone();
         let from = req.extensions().get::<plinth_core::auth::ClientAddr>().map(|c| c.0);
         Either::Right(Box::pin(async move {
-            match verify(&state, sent, from).await {
+            match verify(&state, sent, from).await.and_then(|p| within_scope(&p, req.uri().path()).map(|()| p)) {
                 Ok(principal) => {
                     req.extensions_mut().insert(principal);
                     inner.call(req).await
@@ -251,5 +292,48 @@ impl Caller {
         } else {
             Err(ApiError(Failure::new(ErrorKind::PermissionDenied, "Permission denied")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_serving_key_calls_its_deployment_only() {
+        let key = Principal {
+            user_id: 1,
+            username: "svc".into(),
+            is_admin: true,
+            via: Via::ServingKey { token: "k1".into(), deployment: "recs".into() },
+        };
+        for path in [
+            "/v1/deployments/recs/recommend",
+            "/v1/deployments/recs/similar",
+            "/v2/models/recs",
+            "/v2/models/recs/infer",
+            "/v2/models/recs/versions/3/ready",
+            "/v2/health/ready",
+            "/inference.GRPCInferenceService/ModelInfer",
+        ] {
+            assert!(within_scope(&key, path).is_ok(), "{path}");
+        }
+        for path in [
+            "/v1/deployments/recs",
+            "/v1/deployments/recsys/recommend",
+            "/v1/deployments/other/recommend",
+            "/v2/models/recs2/infer",
+            "/v2/models/other",
+            "/api/2.0/mlflow/experiments/search",
+            "/api/2.0/plinth/deployments/get",
+            "/ui/experiments",
+            "/metrics",
+        ] {
+            let refused = within_scope(&key, path).expect_err(path);
+            assert_eq!(refused.kind, ErrorKind::PermissionDenied, "{path}");
+        }
+        // Any other principal: this check leaves it alone.
+        let user = Principal { via: Via::Password, ..key };
+        assert!(within_scope(&user, "/api/2.0/mlflow/experiments/search").is_ok());
     }
 }

@@ -168,9 +168,15 @@ async fn users_and_tokens(store: &dyn MetadataStore) {
         created_time: created,
         expires_time: expires,
         revoked_time: None,
+        scope: None,
     };
     let t1 = token("t1", alice.id, TokenKind::Api, 10, None);
     store.create_token(t1.clone()).await.expect("token");
+    // A serving key keeps its deployment.
+    let key = ApiToken { scope: Some("recs-live".into()), ..token("k1", alice.id, TokenKind::Serving, 11, None) };
+    store.create_token(key.clone()).await.expect("serving key");
+    let (found, _) = store.find_token("hash-k1").await.expect("find").expect("the key");
+    assert_eq!(found, key);
     store.create_token(token("t2", alice.id, TokenKind::Api, 20, Some(1_000))).await.expect("token 2");
     store.create_token(token("s1", alice.id, TokenKind::Session, 30, Some(40))).await.expect("session");
     assert!(store.create_token(token("t9", 99, TokenKind::Api, 1, None)).await.is_err_and(|e| not_found(&e)));
@@ -178,7 +184,7 @@ async fn users_and_tokens(store: &dyn MetadataStore) {
     assert_eq!((found, owner.username.as_str()), (t1.clone(), "alice"));
     assert!(store.find_token("hash-nope").await.expect("find").is_none());
     let ids: Vec<String> = store.list_tokens(alice.id).await.expect("tokens").into_iter().map(|t| t.id).collect();
-    assert_eq!(ids, ["s1", "t2", "t1"], "newest first");
+    assert_eq!(ids, ["s1", "t2", "k1", "t1"], "newest first");
     // A new session clears the sessions that have ended.
     store.create_token(token("s2", alice.id, TokenKind::Session, 50, Some(90))).await.expect("session 2");
     assert!(store.find_token("hash-s1").await.expect("find").is_none());

@@ -633,15 +633,17 @@ pub(crate) const UPDATE_USER: &str = "UPDATE users SET password_hash = COALESCE(
 pub(crate) const DELETE_USER_TOKENS: &str = "DELETE FROM api_tokens WHERE user_id = ?1";
 pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = ?1";
 pub(crate) const INSERT_TOKEN: &str = "INSERT INTO api_tokens
-     (id, user_id, name, kind, secret_hash, created_time, expires_time, revoked_time)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     (id, user_id, name, kind, secret_hash, created_time, expires_time, revoked_time, scope)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+/// The columns of a token, in [`ApiToken`](plinth_core::auth::ApiToken)'s order; [`TOKEN_COLUMNS`] many.
 pub(crate) const FIND_TOKEN: &str = "SELECT t.id, t.user_id, t.name, t.kind, t.secret_hash, t.created_time,
-     t.expires_time, t.revoked_time, u.id, u.username, u.password_hash, u.is_admin, u.created_time
+     t.expires_time, t.revoked_time, t.scope, u.id, u.username, u.password_hash, u.is_admin, u.created_time
      FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.secret_hash = ?1";
+pub(crate) const TOKEN_COLUMNS: usize = 9;
 pub(crate) const LIST_TOKENS: &str = "SELECT id, user_id, name, kind, secret_hash, created_time, expires_time,
-     revoked_time FROM api_tokens WHERE user_id = ?1 ORDER BY created_time DESC, id";
+     revoked_time, scope FROM api_tokens WHERE user_id = ?1 ORDER BY created_time DESC, id";
 pub(crate) const GET_TOKEN: &str = "SELECT id, user_id, name, kind, secret_hash, created_time, expires_time,
-     revoked_time FROM api_tokens WHERE id = ?1";
+     revoked_time, scope FROM api_tokens WHERE id = ?1";
 pub(crate) const REVOKE_TOKEN: &str = "UPDATE api_tokens SET revoked_time = COALESCE(revoked_time, ?2) WHERE id = ?1";
 /// Sessions past their end are of no use to anyone: removed when a new one is made.
 pub(crate) const DELETE_ENDED_SESSIONS: &str =

@@ -131,6 +131,7 @@ impl GrpcInferenceService for Oip {
         &self,
         r: Request<proto::ModelReadyRequest>,
     ) -> Result<Response<proto::ModelReadyResponse>, Status> {
+        crate::auth::serving_scope(r.extensions(), &r.get_ref().name)?;
         let r = r.into_inner();
         let version = Some(r.version.as_str()).filter(|v| !v.is_empty());
         let ready = self.state.serving.model_ready(&r.name, version).await.is_ok();
@@ -152,6 +153,7 @@ impl GrpcInferenceService for Oip {
         &self,
         r: Request<proto::ModelMetadataRequest>,
     ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
+        crate::auth::serving_scope(r.extensions(), &r.get_ref().name)?;
         let r = r.into_inner();
         let version = Some(r.version.as_str()).filter(|v| !v.is_empty());
         let m = self.state.serving.model_metadata(&r.name, version).await.map_err(status)?;
@@ -168,6 +170,7 @@ impl GrpcInferenceService for Oip {
         &self,
         r: Request<proto::ModelInferRequest>,
     ) -> Result<Response<proto::ModelInferResponse>, Status> {
+        crate::auth::serving_scope(r.extensions(), &r.get_ref().model_name)?;
         let Ok(_permit) = self.state.inference_permits.clone().try_acquire_owned() else {
             return Err(Status::unavailable("Too many concurrent requests; retry shortly"));
         };

@@ -35,6 +35,8 @@ pub fn plinth_router() -> Router<AppState> {
         .route("/tokens/create", post(create_token))
         .route("/tokens/list", get(list_tokens))
         .route("/tokens/revoke", post(revoke_token))
+        .route("/deployments/keys/create", post(create_serving_key))
+        .route("/deployments/keys/list", get(list_serving_keys))
 }
 
 /// MLflow's `User.to_json`: never the hash.
@@ -51,7 +53,17 @@ pub fn token_json(t: &ApiToken) -> Value {
         "created_time": t.created_time,
         "expires_time": t.expires_time,
         "revoked_time": t.revoked_time,
+        "deployment": t.scope,
     })
+}
+
+/// `expires_in_days` (1 to 3650), when given.
+fn ttl(a: &Args) -> Result<Option<Duration>, ApiError> {
+    match a.opt_i64("expires_in_days")? {
+        None => Ok(None),
+        Some(days) if (1..=3650).contains(&days) => Ok(Some(Duration::from_secs(days as u64 * 86_400))),
+        Some(days) => Err(ApiError::invalid(format!("expires_in_days must be 1 to 3650, got {days}"))),
+    }
 }
 
 async fn create_user(s: Api, caller: Caller, a: Args) -> ApiResult {
@@ -136,12 +148,7 @@ async fn subject(s: &Api, caller: &Caller, a: &Args) -> Result<User, ApiError> {
 async fn create_token(s: Api, caller: Caller, a: Args) -> ApiResult {
     let user = subject(&s, &caller, &a).await?;
     let name = a.opt_str("name")?.unwrap_or_default();
-    let ttl = match a.opt_i64("expires_in_days")? {
-        None => None,
-        Some(days) if (1..=3650).contains(&days) => Some(Duration::from_secs(days as u64 * 86_400)),
-        Some(days) => return Err(ApiError::invalid(format!("expires_in_days must be 1 to 3650, got {days}"))),
-    };
-    let (token, secret) = s.platform.accounts().issue_token(&user, &name, TokenKind::Api, ttl).await?;
+    let (token, secret) = s.platform.accounts().issue_token(&user, &name, TokenKind::Api, ttl(&a)?).await?;
     tracing::info!(user = %user.username, token = %token.id, "token created");
     Ok(Json(json!({"token": token_json(&token), "secret": secret})))
 }
@@ -158,4 +165,32 @@ async fn revoke_token(s: Api, caller: Caller, a: Args) -> ApiResult {
     let token = s.platform.accounts().revoke_token(&token_id).await?;
     tracing::info!(token = %token.id, by = %caller.0.username, "token revoked");
     Ok(Json(json!({"token": token_json(&token)})))
+}
+
+/// `{deployment, name?, expires_in_days?, username?}` → a serving key for that
+/// deployment's inference endpoints only and, once, its secret (`plinth_sk_…`,
+/// sent as `Authorization: Bearer`). Revoked like any token (`tokens/revoke`).
+async fn create_serving_key(s: Api, caller: Caller, a: Args) -> ApiResult {
+    let user = subject(&s, &caller, &a).await?;
+    let deployment = s.platform.get_deployment(&a.req_str("deployment")?).await?;
+    let name = a.opt_str("name")?.unwrap_or_default();
+    let (key, secret) = s.platform.accounts().issue_serving_key(&user, &deployment.name, &name, ttl(&a)?).await?;
+    tracing::info!(user = %user.username, key = %key.id, deployment = %deployment.name, "serving key created");
+    Ok(Json(json!({"key": token_json(&key), "secret": secret})))
+}
+
+/// `?deployment=&username=`: the user's serving keys (of one deployment, when given).
+async fn list_serving_keys(s: Api, caller: Caller, a: Args) -> ApiResult {
+    let user = subject(&s, &caller, &a).await?;
+    let deployment = a.opt_str("deployment")?;
+    let keys: Vec<Value> = s
+        .platform
+        .accounts()
+        .list_tokens(user.id)
+        .await?
+        .iter()
+        .filter(|t| t.kind == TokenKind::Serving && (deployment.is_none() || t.scope == deployment))
+        .map(token_json)
+        .collect();
+    Ok(Json(json!({"keys": keys})))
 }

@@ -64,6 +64,7 @@ fn migrations() -> Vec<(i64, String)> {
         (7, include_str!("../../migrations/0007_serving_counters.sql").to_string()),
         (8, include_str!("../../migrations/0008_users_tokens.sql").to_string()),
         (9, include_str!("../../migrations/0009_audit.sql").to_string()),
+        (10, include_str!("../../migrations/0010_serving_keys.sql").to_string()),
     ]
 }
 

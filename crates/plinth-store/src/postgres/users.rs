@@ -35,6 +35,7 @@ fn token(r: &Row) -> Result<ApiToken> {
         created_time: col(r, 5)?,
         expires_time: col(r, 6)?,
         revoked_time: col(r, 7)?,
+        scope: col(r, 8)?,
     })
 }
 
@@ -104,6 +105,7 @@ pub(crate) async fn create_token(tx: &Tx<'_>, t: &ApiToken) -> Result<()> {
             &t.created_time,
             &t.expires_time,
             &t.revoked_time,
+            &t.scope,
         ],
     )
     .await
@@ -113,7 +115,7 @@ pub(crate) async fn create_token(tx: &Tx<'_>, t: &ApiToken) -> Result<()> {
 
 pub(crate) async fn find_token(tx: &Tx<'_>, secret_hash: &str) -> Result<Option<(ApiToken, User)>> {
     match tx.query_opt(&sql(plan::FIND_TOKEN), &[&secret_hash]).await.map_err(db)? {
-        Some(r) => Ok(Some((token(&r)?, user_at(&r, 8)?))),
+        Some(r) => Ok(Some((token(&r)?, user_at(&r, plan::TOKEN_COLUMNS)?))),
         None => Ok(None),
     }
 }

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/0007_serving_counters.sql")),
     (8, include_str!("../../migrations/0008_users_tokens.sql")),
     (9, include_str!("../../migrations/0009_audit.sql")),
+    (10, include_str!("../../migrations/0010_serving_keys.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -17,17 +17,17 @@ fn user_at(r: &Row<'_>, at: usize) -> rusqlite::Result<User> {
     })
 }
 
-type TokenRow = (String, i64, String, String, String, i64, Option<i64>, Option<i64>);
+type TokenRow = (String, i64, String, String, String, i64, Option<i64>, Option<i64>, Option<String>);
 
 fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
 }
 
 fn to_token(
-    (id, user_id, name, kind, secret_hash, created_time, expires_time, revoked_time): TokenRow,
+    (id, user_id, name, kind, secret_hash, created_time, expires_time, revoked_time, scope): TokenRow,
 ) -> Result<ApiToken> {
     let kind = TokenKind::parse(&kind).ok_or_else(|| Error::Database(format!("token {id}: stored kind '{kind}'")))?;
-    Ok(ApiToken { id, user_id, name, kind, secret_hash, created_time, expires_time, revoked_time })
+    Ok(ApiToken { id, user_id, name, kind, secret_hash, created_time, expires_time, revoked_time, scope })
 }
 
 pub(crate) fn create(conn: &Connection, username: &str, password_hash: &str, is_admin: bool, now: i64) -> Result<User> {
@@ -93,7 +93,8 @@ pub(crate) fn create_token(conn: &Connection, t: &ApiToken) -> Result<()> {
             t.secret_hash,
             t.created_time,
             t.expires_time,
-            t.revoked_time
+            t.revoked_time,
+            t.scope
         ],
     )?;
     Ok(())
@@ -102,7 +103,7 @@ pub(crate) fn create_token(conn: &Connection, t: &ApiToken) -> Result<()> {
 pub(crate) fn find_token(conn: &Connection, secret_hash: &str) -> Result<Option<(ApiToken, User)>> {
     let found = conn
         .prepare_cached(plan::FIND_TOKEN)?
-        .query_row([secret_hash], |r| Ok((token_row(r)?, user_at(r, 8)?)))
+        .query_row([secret_hash], |r| Ok((token_row(r)?, user_at(r, plan::TOKEN_COLUMNS)?)))
         .optional()?;
     found.map(|(t, u)| Ok((to_token(t)?, u))).transpose()
 }
