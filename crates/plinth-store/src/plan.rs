@@ -652,10 +652,11 @@ pub(crate) const DELETE_ENDED_SESSIONS: &str =
 // The audit trail. Appended with the next `seq` in the same statement: the
 // SQLite backend has one writer, the PostgreSQL one holds a lock while it
 // appends, so `seq` is also the order of commits.
+// The next `seq` is a scalar subquery of the plain `SELECT MAX(seq)` shape, which
+// both engines answer from the key's index (a MAX beside other columns scans the table).
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_log
      (seq, time, actor, action, resource, before, after, request_id)
-     SELECT COALESCE(MAX(seq), 0) + 1, CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT),
-         CAST(?5 AS TEXT), CAST(?6 AS TEXT), CAST(?7 AS TEXT) FROM audit_log";
+     VALUES (COALESCE((SELECT MAX(seq) FROM audit_log), 0) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// The trail's activity per day (UTC), actor and action since a time.
 pub(crate) const AUDIT_ACTIVITY: &str = "SELECT time / 86400000, actor, action, COUNT(*) FROM audit_log
