@@ -138,7 +138,18 @@ def test_move_an_alias_with_a_confirmation(server, seeded, page):
     expect(page.locator("#change")).to_have_text(f"Move @champion of {model} from version 2 to version 1?")
     page.locator("#confirm").click()
     assert mlflow.MlflowClient().get_model_version_by_alias(model, "champion").version == "1"
+    # The model's history (the audit trail) says who moved it, newest first.
+    expect(page.locator("#history li").first).to_contain_text("@champion moved from v2 to v1 by anonymous")
+    expect(page.locator("#history")).to_contain_text("@champion set to v2 by anonymous")
     shot(page, "model")
+
+
+def test_platform_page_shows_usage(server, seeded, page):
+    page.goto(f"{server.url}/ui/platform?days=7")
+    expect(page.locator("h1")).to_have_text("Platform")
+    expect(page.locator("#usage-summary")).to_contain_text("Active users")
+    expect(page.locator("svg").first).to_be_visible()
+    shot(page, "platform")
 
 
 def test_deployments_and_experiments_pages_render(server, seeded, page):
