@@ -229,6 +229,17 @@ def test_serving_keys_call_one_deployment_only(auth_server, tmp_path):
     with pytest.raises(InferenceServerException, match="PERMISSION_DENIED"):
         g.get_model_metadata("keyed-b", headers=metadata)
 
+    # `plinth deploy key` makes one too (the secret alone on standard output).
+    out = subprocess.run([PLINTH_BIN, "deploy", "key", "keyed-b", "--name", "cli", "--expires-days", "7",
+                          "--tracking-uri", url], env={**__import__("os").environ, "PLINTH_TOKEN": made["secret"]},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cli_key = out.stdout.strip()
+    assert cli_key.startswith("plinth_sk_") and "shown once" in out.stderr
+    r = requests.post(f"{url}/v1/deployments/keyed-b/recommend", json=body,
+                      headers={"Authorization": f"Bearer {cli_key}"}, timeout=10)
+    assert r.status_code == 200, r.text
+
     # Revoked: refused at once (401).
     requests.post(f"{url}/api/2.0/plinth/tokens/revoke", json={"token_id": key["id"]}, auth=admin,
                   timeout=10).raise_for_status()

@@ -19,6 +19,23 @@ pub enum DeployCommand {
     List(ListArgs),
     /// Delete a deployment.
     Delete(NameArgs),
+    /// Make a serving key for a deployment's inference endpoints only (with --auth): prints its secret once,
+    /// to send as `Authorization: Bearer`. Revoke it with `plinth tokens revoke ID`.
+    Key(KeyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeyArgs {
+    /// The deployment the key calls.
+    deployment: String,
+    /// What the key is for ("recs-frontend").
+    #[arg(long, default_value = "")]
+    name: String,
+    /// Days until it expires (default: never).
+    #[arg(long)]
+    expires_days: Option<i64>,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Debug, clap::Args)]
@@ -176,6 +193,16 @@ pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
         DeployCommand::Delete(a) => {
             call(&a.target, Method::POST, "delete", Some(json!({"name": a.name}))).await?;
             println!("deleted {}", a.name);
+            return Ok(());
+        }
+        DeployCommand::Key(a) => {
+            let mut body = json!({"deployment": a.deployment, "name": a.name});
+            if let Some(days) = a.expires_days {
+                body["expires_in_days"] = json!(days);
+            }
+            let v = call(&a.target, Method::POST, "keys/create", Some(body)).await?;
+            eprintln!("serving key {} for deployment {} (shown once):", text(&v["key"]["id"]), a.deployment);
+            println!("{}", text(&v["secret"]));
             return Ok(());
         }
     };
