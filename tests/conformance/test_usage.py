@@ -4,44 +4,25 @@ registers a model, one fails on its data), deploy the model and serve requests; 
 `GET /api/2.0/plinth/usage`, the `/ui/platform` page and the Prometheus gauges show those numbers."""
 
 import base64
-import os
-import shutil
-import tempfile
 import time
 import urllib.request
 
 import pytest
 import requests
 
-from conftest import PlinthServer
-from test_auth import as_user
+from test_auth import as_user, auth_server  # noqa: F401  (the fixture)
 
 ADMIN = ("admin", "admin-password-1")
 
 
 @pytest.fixture
-def usage_server(monkeypatch):
-    import mlflow
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    previous = tracking_utils._tracking_uri
-    data_dir = tempfile.mkdtemp(prefix="plinth-usage-")
-    os.makedirs(f"{data_dir}/datasets")
-    with open(f"{data_dir}/datasets/plays.csv", "w") as f:
+def usage_server(auth_server):  # noqa: F811
+    """test_auth's server with `--auth`, and two files in its datasets directory for jobs to read."""
+    with open(f"{auth_server.data_dir}/datasets/plays.csv", "w") as f:
         f.write("user,item\n" + "".join(f"u{u},i{(u * 7 + k) % 40}\n" for u in range(60) for k in range(6)))
-    with open(f"{data_dir}/datasets/broken.csv", "w") as f:
+    with open(f"{auth_server.data_dir}/datasets/broken.csv", "w") as f:
         f.write("just-one-column\nx\n")
-    srv = PlinthServer(data_dir, extra_args=["--auth"],
-                       env={"PLINTH_ADMIN_USER": ADMIN[0], "PLINTH_ADMIN_PASSWORD": ADMIN[1]}).start()
-    for k in ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"]:
-        monkeypatch.delenv(k, raising=False)
-    yield srv
-    if previous is None:
-        tracking_utils._tracking_uri = None
-    else:
-        mlflow.set_tracking_uri(previous)
-    srv.stop()
-    shutil.rmtree(data_dir, ignore_errors=True)
+    return auth_server
 
 
 def wait_job(url, job_id, auth):
