@@ -123,20 +123,11 @@ impl Platform {
     async fn lead_times(&self, deployments: &[Deployment]) -> Result<Vec<LeadTime>> {
         let mut first_deployed: HashMap<String, (i64, String)> = HashMap::new();
         for d in deployments {
-            let records = self
-                .store
-                .search_audit(AuditQuery {
-                    resource: Some(plinth_core::audit::resource::deployment(&d.name)),
-                    max_results: plinth_core::audit::MAX_AUDIT_RESULTS,
-                    ..Default::default()
-                })
-                .await?
-                .items;
+            let records = self.deployment_history(&d.name).await?;
             for v in d.variants.iter().filter(|v| v.weight > 0) {
                 let named = format!("={}:", v.model);
                 let since = records
                     .iter()
-                    .filter(|r| matches!(r.action, Action::DeploymentCreate | Action::DeploymentUpdate))
                     .filter(|r| r.after.as_deref().is_some_and(|a| a.contains(&named)))
                     .map(|r| r.time)
                     .min()
@@ -172,6 +163,33 @@ impl Platform {
         }
         out.sort_by(|a, b| a.model.cmp(&b.model));
         Ok(out)
+    }
+
+    /// Every create and update of deployment `name` the trail holds (all
+    /// pages: the first time a model was named may be long ago).
+    async fn deployment_history(&self, name: &str) -> Result<Vec<plinth_core::audit::AuditRecord>> {
+        let mut out = Vec::new();
+        let mut before_seq = None;
+        loop {
+            let page = self
+                .store
+                .search_audit(AuditQuery {
+                    resource: Some(plinth_core::audit::resource::deployment(name)),
+                    before_seq,
+                    max_results: plinth_core::audit::MAX_AUDIT_RESULTS,
+                    ..Default::default()
+                })
+                .await?;
+            out.extend(
+                page.items
+                    .into_iter()
+                    .filter(|r| matches!(r.action, Action::DeploymentCreate | Action::DeploymentUpdate)),
+            );
+            match page.next_offset {
+                Some(seq) => before_seq = Some(seq),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// The version each weighted variant serves now, stale when registered

@@ -140,3 +140,73 @@ async fn a_running_training_stops_when_cancelled() {
     assert_eq!(runs.items[0].info.status, plinth_core::runs::RunStatus::Killed);
     assert!(store.get_registered_model("never").await.is_err());
 }
+
+/// Usage over a clock the test moves: a model registered 40 days before its
+/// first deployment has that lead time and, served, is stale past 30 days.
+#[tokio::test]
+async fn usage_measures_lead_time_and_staleness_on_the_platforms_clock() {
+    use plinth_core::clock::ManualClock;
+    use plinth_core::deployments::{Deployment, ModelRef, Variant};
+    use plinth_core::registry::NewModelVersion;
+    use plinth_core::runs::NewRun;
+    use plinth_core::usage::{DAY_MS, UsageQuery};
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(100 * DAY_MS + 3_600_000);
+    let store = SqliteStore::open_with_clock(dir.path().join("p.db"), Default::default(), clock.clone()).unwrap();
+    let platform = Platform::with_clock(Arc::new(store), ArtifactStore::memory(), clock.clone()).await.unwrap();
+    let started = platform.now_ms();
+    let run = platform
+        .create_run(NewRun {
+            experiment_id: "0".into(),
+            user_id: "t".into(),
+            run_name: None,
+            start_time: Some(started),
+            tags: vec![],
+        })
+        .await
+        .unwrap();
+    platform.create_registered_model("m".into(), None, vec![]).await.unwrap();
+    platform
+        .create_model_version(NewModelVersion {
+            name: "m".into(),
+            source: format!("runs:/{}/model", run.info.run_id),
+            run_id: Some(run.info.run_id.clone()),
+            run_link: None,
+            description: None,
+            tags: vec![],
+            model_id: None,
+            storage_location: String::new(),
+        })
+        .await
+        .unwrap();
+    clock.advance(40 * DAY_MS);
+    let variant = Variant { name: "a".into(), model: ModelRef::parse("m/1").unwrap(), weight: 1 };
+    let spec = Deployment {
+        name: "d".into(),
+        salt: "d".into(),
+        variants: vec![variant],
+        shadow: None,
+        created_time: 0,
+        updated_time: 0,
+    };
+    platform.create_deployment(spec).await.unwrap();
+
+    let now = platform.now_ms();
+    let u = platform.usage(UsageQuery { days: 30, stale_days: 30, now }).await.unwrap();
+    assert_eq!(u.daily.len(), 30);
+    // The run and the version are older than the window; the deployment is today's.
+    assert_eq!(u.daily.iter().map(|d| d.runs_created + d.versions_registered).sum::<i64>(), 0);
+    assert_eq!(u.daily.last().unwrap().deployments_created, 1);
+    assert_eq!((u.active_users_1d, u.active_users_7d, u.active_users_window), (1, 1, 1));
+    let [lead] = &u.lead_times[..] else { panic!("{:?}", u.lead_times) };
+    assert_eq!(lead.registration_to_deploy_ms(), 40 * DAY_MS);
+    assert_eq!(lead.run_to_deploy_ms(), Some(40 * DAY_MS));
+    assert_eq!(u.median_registration_to_deploy_ms, Some(40 * DAY_MS));
+    assert!(u.served.iter().all(|s| s.stale) && u.served.len() == 1);
+    assert_eq!(u.stale_share, Some(1.0));
+    let fresh = platform.usage(UsageQuery { days: 30, stale_days: 50, now }).await.unwrap();
+    assert_eq!(fresh.stale_share, Some(0.0));
+    // Out of range is refused.
+    assert!(platform.usage(UsageQuery { days: 0, stale_days: 30, now }).await.is_err());
+}
