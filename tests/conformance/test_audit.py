@@ -83,6 +83,24 @@ def test_alias_moves_are_recorded_with_who_before_after_and_request_id(auth_serv
     assert [r["seq"] for r in page1["records"] + page2["records"]] == [r["seq"] for r in records]
     assert "next_page_token" not in page2
 
+    # `plinth audit` prints the same trail (a table, or the server's JSON).
+    import os
+    import subprocess
+
+    from conftest import PLINTH_BIN
+    env = {**os.environ, "MLFLOW_TRACKING_USERNAME": ADMIN[0], "MLFLOW_TRACKING_PASSWORD": ADMIN[1]}
+    env.pop("MLFLOW_TRACKING_TOKEN", None)
+    out = subprocess.run([PLINTH_BIN, "audit", "--resource", "models/recs", "--action", "alias.set", "--tracking-uri",
+                          url], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["TIME", "ACTOR", "ACTION"] and len(lines) == 3, out.stdout
+    assert "bob (token" in lines[1] and "alias.set" in lines[1] and "models/recs/aliases/champion" in lines[1]
+    out = subprocess.run([PLINTH_BIN, "audit", "--actor", "alice", "--json", "--tracking-uri", url], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert {r["actor"] for r in __import__("json").loads(out.stdout)["records"]} == {"alice"}
+
     # The model page tells it.
     req = urllib.request.Request(f"{url}/ui/models/recs")
     req.add_header("Authorization", "Basic " + __import__("base64").b64encode(b"alice:alice-password").decode())

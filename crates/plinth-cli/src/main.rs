@@ -1,6 +1,7 @@
 //! `plinth`: the one binary. Subcommands parse arguments and call the
 //! engine or the server; they hold no logic of their own.
 
+mod audit;
 mod client;
 mod config;
 mod deploy;
@@ -65,6 +66,8 @@ enum Command {
     /// API tokens (bearer credentials) of users, in the store: create, list, revoke.
     #[command(subcommand)]
     Tokens(users::TokensCommand),
+    /// The audit trail of a running server, newest first: who changed what, when, before and after.
+    Audit(Box<audit::AuditArgs>),
 }
 
 #[derive(Subcommand)]
@@ -104,6 +107,7 @@ fn run() -> anyhow::Result<()> {
         Command::Jobs(cmd) => runtime.block_on(jobs::run(cmd)),
         Command::Users(cmd) => runtime.block_on(users::users(cmd)),
         Command::Tokens(cmd) => runtime.block_on(users::tokens(cmd)),
+        Command::Audit(args) => runtime.block_on(audit::run(*args)),
     }
 }
 
