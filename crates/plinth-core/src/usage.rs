@@ -18,9 +18,11 @@ pub struct ActivityRow {
     pub count: i64,
 }
 
-/// The trail's name of a user, whatever credential they used: "bob (token t1)" is "bob".
+/// The trail's name of a user, whatever credential they used (the forms
+/// `Principal::actor` writes): "bob (token t1)" and "bob (serving key k1)" are "bob".
 pub fn user_of_actor(actor: &str) -> &str {
-    match actor.find(" (token ") {
+    let credential = [" (token ", " (serving key "].iter().filter_map(|mark| actor.rfind(mark)).max();
+    match credential {
         Some(i) if actor.ends_with(')') => &actor[..i],
         _ => actor,
     }
@@ -171,6 +173,7 @@ mod tests {
     fn actors_are_users_by_any_credential() {
         assert_eq!(user_of_actor("bob (token 1a2b)"), "bob");
         assert_eq!(user_of_actor("bob"), "bob");
+        assert_eq!(user_of_actor("svc (serving key k1)"), "svc");
         assert_eq!(user_of_actor("local:root"), "local:root");
     }
 
