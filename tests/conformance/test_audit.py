@@ -44,6 +44,11 @@ def test_alias_moves_are_recorded_with_who_before_after_and_request_id(auth_serv
     v1 = client.create_model_version("recs", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     v2 = client.create_model_version("recs", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     client.set_registered_model_alias("recs", "champion", v1.version)
+    # alice made the model, so she manages it and lets bob move its aliases (MLflow's per-user grant).
+    r = requests.post(f"{url}/api/3.0/mlflow/users/permissions/grant", auth=("alice", "alice-password"), timeout=10,
+                      json={"username": "bob", "resource_type": "registered_model", "resource_id": "recs",
+                            "permission": "EDIT"})
+    assert r.status_code == 200, r.text
 
     as_token(monkeypatch, bob_secret)
     client = mlflow.MlflowClient(url, registry_uri=url)

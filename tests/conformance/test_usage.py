@@ -105,7 +105,7 @@ def test_usage_reports_the_activity_of_the_test(usage_server, monkeypatch):
 
     # The page shows them.
     req = urllib.request.Request(f"{url}/ui/platform?days=7")
-    req.add_header("Authorization", "Basic " + base64.b64encode(b"alice:alice-password").decode())
+    req.add_header("Authorization", "Basic " + base64.b64encode(b"admin:admin-password-1").decode())
     html = urllib.request.urlopen(req, timeout=10).read().decode()
     assert "<h1>Platform</h1>" in html and "3 / 3 / 3" in html and "recs-live" in html and "50%" in html
 
@@ -120,6 +120,11 @@ def test_usage_reports_the_activity_of_the_test(usage_server, monkeypatch):
         r = requests.get(f"{url}/api/2.0/plinth/usage", params=params, auth=ADMIN, timeout=10)
         assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", (params, r.text)
     assert requests.get(f"{url}/api/2.0/plinth/usage", timeout=10).status_code == 401
+    # It names every team's models and deployments: for administrators (the platform's owners) only, the page too.
+    r = requests.get(f"{url}/ui/platform", auth=("alice", "alice-password"), timeout=10)
+    assert r.status_code == 403 and "recs-live" not in r.text
+    r = requests.get(f"{url}/api/2.0/plinth/usage", auth=("alice", "alice-password"), timeout=10)
+    assert (r.status_code, r.json()["error_code"]) == (403, "PERMISSION_DENIED")
 
     # Prometheus: the gauges (computed at start and every minute).
     metrics = requests.get(f"{url}/metrics", auth=ADMIN, timeout=10).text

@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub auth_jwt_keys: Option<PathBuf>,
     pub auth_jwt_audience: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub default_permission: Option<String>,
 }
 
 impl FileConfig {
@@ -140,6 +141,10 @@ pub struct ServerFlags {
     /// failed sign-ins are then counted per client, not per balancer (default: none trusted).
     #[arg(long, env = "PLINTH_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
+    /// With --auth: what a signed-in user may do with resources nothing grants them (MLflow's
+    /// default_permission): READ, USE, EDIT, MANAGE or NO_PERMISSIONS (default: READ).
+    #[arg(long, env = "PLINTH_DEFAULT_PERMISSION")]
+    pub default_permission: Option<String>,
 }
 
 /// The checked configuration the server runs with.
@@ -167,6 +172,7 @@ pub struct Config {
     pub max_connections: usize,
     pub auth: bool,
     pub trusted_proxies: Vec<IpAddr>,
+    pub default_permission: plinth_core::access::Permission,
     /// JWT sign-in, when an issuer is configured.
     pub jwt: Option<plinth_server::JwtSettings>,
 }
@@ -251,9 +257,17 @@ impl Config {
             .iter()
             .map(|a| a.parse::<IpAddr>().with_context(|| format!("invalid trusted proxy address '{a}'")))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let default_permission = match flags.default_permission.clone().or(file.default_permission) {
+            None => plinth_core::access::Permission::Read,
+            Some(name) => match plinth_core::access::Permission::parse(name.trim()) {
+                Some(p) if p != plinth_core::access::Permission::Deny => p,
+                _ => bail!("invalid --default-permission '{name}': one of READ, USE, EDIT, MANAGE, NO_PERMISSIONS"),
+            },
+        };
         Ok(Config {
             auth,
             trusted_proxies,
+            default_permission,
             jwt,
             allowed_hosts: clean(flags.allowed_hosts.clone().or(file.allowed_hosts)),
             allowed_origins: clean(flags.allowed_origins.clone().or(file.allowed_origins)),

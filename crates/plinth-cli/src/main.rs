@@ -167,6 +167,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
             auth,
         },
         first_admin,
+        default_permission: config.default_permission,
     })
     .await?;
     let local = listener.local_addr()?;

@@ -115,6 +115,16 @@ actions! {
     UserDelete => "user.delete",
     TokenCreate => "token.create",
     TokenRevoke => "token.revoke",
+    RoleCreate => "role.create",
+    RoleUpdate => "role.update",
+    RoleDelete => "role.delete",
+    RolePermissionAdd => "role.permission_add",
+    RolePermissionUpdate => "role.permission_update",
+    RolePermissionRemove => "role.permission_remove",
+    RoleAssign => "role.assign",
+    RoleUnassign => "role.unassign",
+    PermissionGrant => "permission.grant",
+    PermissionRevoke => "permission.revoke",
 }
 
 /// One change, as recorded. `seq` is the trail's order (given by the store,
@@ -166,6 +176,13 @@ pub mod resource {
     }
     pub fn user(name: &str) -> String {
         format!("users/{name}")
+    }
+    pub fn role(id: i64) -> String {
+        format!("roles/{id}")
+    }
+    /// A user's own grant on one resource: `grants/<user>/<type>/<id>`.
+    pub fn grant(username: &str, resource_type: &str, id: &str) -> String {
+        format!("grants/{username}/{resource_type}/{id}")
     }
     pub fn token(id: &str) -> String {
         format!("tokens/{id}")

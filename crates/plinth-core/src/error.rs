@@ -16,6 +16,9 @@ pub enum Error {
     /// The entity exists but is in a state that forbids the operation.
     #[error("{0}")]
     InvalidState(String),
+    /// The caller may read the entity but not do this to it.
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -127,6 +130,7 @@ impl Error {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::InvalidState(_) => ErrorKind::InvalidState,
+            Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
         }
     }
 
@@ -140,8 +144,8 @@ impl Error {
             ErrorKind::NotFound | ErrorKind::NoSuchEndpoint => Error::NotFound(message),
             ErrorKind::AlreadyExists => Error::AlreadyExists(message),
             ErrorKind::InvalidState => Error::InvalidState(message),
-            ErrorKind::PermissionDenied
-            | ErrorKind::Unauthenticated
+            ErrorKind::PermissionDenied => Error::PermissionDenied(message),
+            ErrorKind::Unauthenticated
             | ErrorKind::RateLimited
             | ErrorKind::Overloaded
             | ErrorKind::NotImplemented

@@ -3,6 +3,7 @@
 //!
 //! No IO lives here: storage, HTTP and the CLI build on these types.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod clock;

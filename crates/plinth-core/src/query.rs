@@ -185,10 +185,15 @@ fn number(c: &Clause) -> Option<(NumOp, f64)> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExperimentClause {
+    /// Only the experiments a caller may read (added by the engine, never parsed from a filter).
+    Visible(crate::access::Visible),
     Name(TextMatch),
     CreationTime(NumOp, i64),
     LastUpdateTime(NumOp, i64),
-    Tag { key: String, test: TextMatch },
+    Tag {
+        key: String,
+        test: TextMatch,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

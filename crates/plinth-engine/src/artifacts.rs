@@ -4,6 +4,8 @@ use bytes::Bytes;
 use futures::Stream;
 use plinth_artifacts::{ArtifactPath, Entry};
 
+use plinth_core::access::Op;
+
 use crate::{ARTIFACT_SCHEME, Platform, Result};
 
 /// The store key under which an `mlflow-artifacts:/...` URI lives, or `None`
@@ -19,12 +21,27 @@ pub fn artifact_key(uri: &str) -> Option<&str> {
 }
 
 impl Platform {
+    /// The proxy's paths are `<experiment>/<run>/artifacts/…` (and
+    /// `<experiment>/models/<id>/…`): the experiment decides. A path without
+    /// one (the root) is for those nothing restricts.
+    async fn need_artifact_path(&self, path: &ArtifactPath, op: Op) -> Result<()> {
+        let first = path.as_str().split('/').next().unwrap_or("");
+        if !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()) {
+            return self.need_experiment(first, op).await;
+        }
+        if self.access().await?.is_unrestricted() {
+            return Ok(());
+        }
+        Err(plinth_core::Error::PermissionDenied("Permission denied".into()).into())
+    }
+
     pub async fn upload_artifact<S, E>(&self, path: &str, body: S) -> Result<u64>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         let path = ArtifactPath::parse(path)?;
+        self.need_artifact_path(&path, Op::Update).await?;
         Ok(self.artifacts.put_stream(&path, body).await?)
     }
 
@@ -33,17 +50,20 @@ impl Platform {
         path: &str,
     ) -> Result<(u64, impl Stream<Item = plinth_artifacts::Result<Bytes>> + Send + 'static + use<>)> {
         let path = ArtifactPath::parse(path)?;
+        self.need_artifact_path(&path, Op::Read).await?;
         Ok(self.artifacts.get(&path).await?)
     }
 
     /// Direct children of `path` (relative to the proxy root).
     pub async fn list_artifacts(&self, path: &str) -> Result<Vec<Entry>> {
         let dir = ArtifactPath::parse(path)?;
+        self.need_artifact_path(&dir, Op::Read).await?;
         Ok(self.artifacts.list(&ArtifactPath::root(), &dir).await?)
     }
 
     pub async fn delete_artifact(&self, path: &str) -> Result<()> {
         let parsed = ArtifactPath::parse(path)?;
+        self.need_artifact_path(&parsed, Op::Delete).await?;
         self.artifacts.delete(&parsed).await?;
         self.record_change(plinth_core::audit::Action::ArtifactDelete, plinth_core::audit::resource::artifact(path))
             .await

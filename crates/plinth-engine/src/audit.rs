@@ -69,6 +69,52 @@ impl Platform {
     /// The trail, newest first (`GET /api/2.0/plinth/audit`, the UI's history).
     pub async fn audit_trail(&self, query: AuditQuery) -> Result<Page<AuditRecord>> {
         query.check()?;
-        Ok(self.store.search_audit(query).await?)
+        let mut page = self.store.search_audit(query).await?;
+        let access = self.access().await?;
+        if !access.is_unrestricted() {
+            let mut kept = Vec::with_capacity(page.items.len());
+            for r in page.items {
+                if self.may_see(&access, &r.resource).await {
+                    kept.push(r);
+                }
+            }
+            page.items = kept;
+        }
+        Ok(page)
+    }
+
+    /// Whether a restricted caller may see a record about `resource`: only
+    /// about what they may read; accounts, roles and grants are for
+    /// administrators. A page may so hold fewer records than asked for.
+    async fn may_see(&self, access: &plinth_core::access::Access, resource: &str) -> bool {
+        use plinth_core::access::{Op, ResourceType as T};
+        let readable = |keys: &[(T, &str)]| access.permission(keys).allows(Op::Read);
+        let (kind, rest) = resource.split_once('/').unwrap_or((resource, ""));
+        match kind {
+            "experiments" => readable(&[(T::Experiment, rest)]),
+            "runs" => match self.experiment_of_run(rest).await {
+                Ok(e) => readable(&[(T::Run, rest), (T::Experiment, &e)]),
+                Err(_) => false,
+            },
+            "logged-models" => match self.store.get_logged_model(rest).await {
+                Ok(m) => readable(&[(T::LoggedModel, rest), (T::Experiment, &m.experiment_id)]),
+                Err(_) => false,
+            },
+            "artifacts" => {
+                let experiment = rest.split('/').next().unwrap_or("");
+                readable(&[(T::Experiment, experiment)])
+            }
+            "models" => {
+                let name = ["/aliases/", "/versions/"]
+                    .iter()
+                    .filter_map(|sep| rest.rfind(sep))
+                    .min()
+                    .map_or(rest, |at| &rest[..at]);
+                readable(&[(T::RegisteredModel, name)])
+            }
+            "deployments" => readable(&[(T::Deployment, rest)]),
+            "jobs" => true,
+            _ => false,
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use plinth_artifacts::ArtifactPath;
+use plinth_core::access::{Op, ResourceType};
 use plinth_core::audit::{Action, resource};
 use plinth_core::deployments::{Deployment, ModelRef, ModelTarget, VariantCounters};
 use plinth_core::registry::ModelVersion;
@@ -42,24 +43,47 @@ impl Platform {
 
     pub async fn create_deployment(&self, mut deployment: Deployment) -> Result<Deployment> {
         deployment.validate()?;
+        self.need_create(ResourceType::Deployment).await?;
+        self.need_models_served(&deployment).await?;
         let now = self.now_ms();
         (deployment.created_time, deployment.updated_time) = (now, now);
         let created = self.store.create_deployment(deployment).await?;
+        self.grant_creator(ResourceType::Deployment, &created.name).await?;
         let after = Some(created.traffic());
         self.record(Action::DeploymentCreate, resource::deployment(&created.name), None, after).await?;
         Ok(created)
     }
 
     pub async fn get_deployment(&self, name: &str) -> Result<Deployment> {
+        self.need_deployment(name, Op::Read).await?;
         Ok(self.store.get_deployment(name).await?)
     }
 
+    /// The deployments the actor may read.
     pub async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        Ok(self.store.list_deployments().await?)
+        let access = self.access().await?;
+        let all = self.store.list_deployments().await?;
+        if access.is_unrestricted() {
+            return Ok(all);
+        }
+        Ok(all
+            .into_iter()
+            .filter(|d| access.permission(&[(ResourceType::Deployment, &d.name)]).allows(Op::Read))
+            .collect())
+    }
+
+    /// Whoever points a deployment at models must be able to read them.
+    async fn need_models_served(&self, deployment: &Deployment) -> Result<()> {
+        for v in deployment.variants.iter().chain(deployment.shadow.iter()) {
+            self.need_model(&v.model.name, Op::Read).await?;
+        }
+        Ok(())
     }
 
     /// Replaces the variants and shadow; name and salt stay.
     pub async fn update_deployment(&self, mut deployment: Deployment) -> Result<Deployment> {
+        self.need_deployment(&deployment.name, Op::Update).await?;
+        self.need_models_served(&deployment).await?;
         let current = self.store.get_deployment(&deployment.name).await?;
         let before = Some(current.traffic());
         deployment.salt = current.salt;
@@ -74,8 +98,10 @@ impl Platform {
     }
 
     pub async fn delete_deployment(&self, name: &str) -> Result<()> {
+        self.need_deployment(name, Op::Delete).await?;
         let before = self.store.get_deployment(name).await?.traffic();
         self.store.delete_deployment(name).await?;
+        self.forget_grants(ResourceType::Deployment, name).await?;
         self.record(Action::DeploymentDelete, resource::deployment(name), Some(before), None).await
     }
 

@@ -148,6 +148,9 @@ impl JobRunner {
     /// now, not later.
     pub async fn submit_recommender(&self, by: &Actor, spec: Value) -> Result<Job> {
         let parsed: RecommenderSpec = parse_spec(&spec)?;
+        let register = parsed.register.as_deref();
+        let experiment = parsed.experiment.as_deref().unwrap_or("recommenders");
+        self.platform.acting(by.clone()).need_training_targets(experiment, register).await?;
         let dir = self.datasets_dir.clone();
         parsed.into_job(|p| Self::resolve(&dir, p))?;
         self.queue_job(by, JobKind::TrainRecommender, spec).await
@@ -156,6 +159,9 @@ impl JobRunner {
     /// Checks and queues a tabular training job.
     pub async fn submit_tabular(&self, by: &Actor, spec: Value) -> Result<Job> {
         let parsed: TabularSpec = parse_spec(&spec)?;
+        let register = parsed.register.as_deref();
+        let experiment = parsed.experiment.as_deref().unwrap_or("tabular");
+        self.platform.acting(by.clone()).need_training_targets(experiment, register).await?;
         let dir = self.datasets_dir.clone();
         parsed.into_job(|p| Self::resolve(&dir, p))?;
         self.queue_job(by, JobKind::TrainTabular, spec).await

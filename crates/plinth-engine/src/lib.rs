@@ -2,6 +2,7 @@
 //! HTTP server and the CLI alike. Validates input with `plinth-core`, keeps
 //! metadata in a [`MetadataStore`] and bytes in an [`ArtifactStore`].
 
+pub mod access;
 pub mod accounts;
 mod artifacts;
 mod audit;
@@ -15,6 +16,7 @@ mod plots;
 pub mod pyfunc;
 pub mod recommenders;
 mod registry;
+mod roles;
 mod runs;
 pub mod tabular;
 pub mod tracking;
@@ -31,6 +33,7 @@ pub use plinth_store::{
     DatasetFilter, ExperimentSearch, LoggedModelOrder, LoggedModelSearch, ModelVersionQuery, Page,
     RegisteredModelQuery, RunSearch,
 };
+pub use roles::{Effective, HeldGrant};
 
 /// The URI scheme under which this server proxies artifacts (MLflow's).
 pub const ARTIFACT_SCHEME: &str = "mlflow-artifacts:/";
@@ -46,8 +49,10 @@ pub struct Platform {
     /// (`s3://bucket/prefix`, `file:///dir`) when clients write there themselves.
     artifact_root: Arc<str>,
     accounts: accounts::Accounts,
-    /// Whom changes are recorded as (see `audit.rs`).
+    /// Whom changes are recorded as (see `audit.rs`), and whose permissions
+    /// every use case checks (see `access.rs`).
     actor: Arc<plinth_core::audit::Actor>,
+    access_control: Arc<access::AccessControl>,
 }
 
 impl Platform {
@@ -91,7 +96,19 @@ impl Platform {
         store.ensure_default_experiment(format!("{artifact_root}/0")).await?;
         let accounts = accounts::Accounts::new(store.clone(), clock.clone());
         let actor = Arc::new(plinth_core::audit::Actor::local());
-        Ok(Platform { store, artifacts, clock, artifact_root, accounts, actor })
+        let access_control = Arc::new(access::AccessControl::new(plinth_core::access::Permission::Read));
+        Ok(Platform { store, artifacts, clock, artifact_root, accounts, actor, access_control })
+    }
+
+    /// What a signed-in user may do where nothing is granted (MLflow's
+    /// `default_permission`; `READ` unless set).
+    pub fn with_default_permission(mut self, default: plinth_core::access::Permission) -> Platform {
+        self.access_control = Arc::new(access::AccessControl::new(default));
+        self
+    }
+
+    pub fn default_permission(&self) -> plinth_core::access::Permission {
+        self.access_control.default_permission()
     }
 
     /// The store key of an artifact URI this server holds: `mlflow-artifacts:/…`,

@@ -1,5 +1,6 @@
 //! MLflow 3 logged models.
 
+use plinth_core::access::{Op, ResourceType};
 use plinth_core::audit::{Action, resource};
 use plinth_core::experiments::Tag;
 use plinth_core::ids::new_logged_model_id;
@@ -17,8 +18,10 @@ impl Platform {
         for p in &new.params {
             validation::validate_param(&p.key, &p.value)?;
         }
+        self.need_experiment(&new.experiment_id, Op::Update).await?;
         let experiment = self.store.get_experiment(&new.experiment_id).await?;
         if let Some(run_id) = &new.source_run_id {
+            self.need_run(run_id, Op::Read).await?;
             self.store.get_run(run_id).await?;
         }
         let model_id = new_logged_model_id();
@@ -48,10 +51,12 @@ impl Platform {
     }
 
     pub async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel> {
+        self.need_logged_model(model_id, Op::Read).await?;
         Ok(self.store.get_logged_model(model_id).await?)
     }
 
     pub async fn finalize_logged_model(&self, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel> {
+        self.need_logged_model(model_id, Op::Update).await?;
         let model = self.store.finalize_logged_model(model_id, status).await?;
         let after = Some(status.as_str().to_string());
         self.record(Action::LoggedModelFinalize, resource::logged_model(model_id), None, after).await?;
@@ -59,6 +64,7 @@ impl Platform {
     }
 
     pub async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
+        self.need_logged_model(model_id, Op::Delete).await?;
         self.store.delete_logged_model(model_id).await?;
         self.record_change(Action::LoggedModelDelete, resource::logged_model(model_id)).await
     }
@@ -67,10 +73,12 @@ impl Platform {
         for t in &tags {
             validation::validate_run_tag(&t.key, &t.value)?;
         }
+        self.need_logged_model(model_id, Op::Update).await?;
         Ok(self.store.set_logged_model_tags(model_id, tags).await?)
     }
 
     pub async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
+        self.need_logged_model(model_id, Op::Update).await?;
         Ok(self.store.delete_logged_model_tag(model_id, key).await?)
     }
 
@@ -78,11 +86,13 @@ impl Platform {
         for p in &params {
             validation::validate_param(&p.key, &p.value)?;
         }
+        self.need_logged_model(model_id, Op::Update).await?;
         Ok(self.store.log_logged_model_params(model_id, params).await?)
     }
 
-    pub async fn search_logged_models(&self, search: LoggedModelSearch) -> Result<Page<LoggedModel>> {
+    pub async fn search_logged_models(&self, mut search: LoggedModelSearch) -> Result<Page<LoggedModel>> {
         validation::validate_max_results(search.max_results, validation::MAX_RESULTS_RUNS)?;
+        search.experiment_ids = self.readable_experiments(search.experiment_ids, ResourceType::LoggedModel).await?;
         Ok(self.store.search_logged_models(search).await?)
     }
 }

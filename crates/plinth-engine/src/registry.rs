@@ -1,7 +1,9 @@
 //! The model registry: registered models, versions, aliases, stages.
 
+use plinth_core::access::{Op, ResourceType, Visible};
 use plinth_core::audit::{Action, resource};
 use plinth_core::experiments::Tag;
+use plinth_core::query::{ModelVersionClause, RegisteredModelClause, TextMatch};
 use plinth_core::registry::{self, ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::{Error as DomainError, sources, validation};
 
@@ -21,59 +23,74 @@ impl Platform {
         for t in &tags {
             validation::validate_registry_tag(&t.key, &t.value)?;
         }
+        self.need_create(ResourceType::RegisteredModel).await?;
         let model = self.store.create_registered_model(name, description, tags).await?;
+        self.grant_creator(ResourceType::RegisteredModel, &model.name).await?;
         self.record_change(Action::ModelCreate, resource::model(&model.name)).await?;
         Ok(model)
     }
 
     pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
+        self.need_model(name, Op::Read).await?;
         Ok(self.store.get_registered_model(name).await?)
     }
 
     pub async fn rename_registered_model(&self, name: &str, new_name: String) -> Result<RegisteredModel> {
         validation::validate_model_name(&new_name)?;
+        self.need_model(name, Op::Update).await?;
         let model = self.store.rename_registered_model(name, new_name).await?;
+        self.rename_grants(ResourceType::RegisteredModel, name, &model.name).await?;
         let (before, after) = (Some(name.to_string()), Some(model.name.clone()));
         self.record(Action::ModelRename, resource::model(name), before, after).await?;
         Ok(model)
     }
 
     pub async fn update_registered_model(&self, name: &str, description: Option<String>) -> Result<RegisteredModel> {
+        self.need_model(name, Op::Update).await?;
         let model = self.store.update_registered_model(name, description).await?;
         self.record_change(Action::ModelUpdate, resource::model(name)).await?;
         Ok(model)
     }
 
     pub async fn delete_registered_model(&self, name: &str) -> Result<()> {
+        self.need_model(name, Op::Delete).await?;
         self.store.delete_registered_model(name).await?;
+        self.forget_grants(ResourceType::RegisteredModel, name).await?;
         self.record_change(Action::ModelDelete, resource::model(name)).await
     }
 
-    pub async fn search_registered_models(&self, query: RegisteredModelQuery) -> Result<Page<RegisteredModel>> {
+    pub async fn search_registered_models(&self, mut query: RegisteredModelQuery) -> Result<Page<RegisteredModel>> {
         validation::validate_max_results(query.max_results, validation::MAX_RESULTS_REGISTRY)?;
+        if let Some(names) = names_visible(self.visible(ResourceType::RegisteredModel).await?) {
+            query.filter.push(RegisteredModelClause::Name(names));
+        }
         Ok(self.store.search_registered_models(query).await?)
     }
 
     pub async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
         validation::validate_registry_tag(&tag.key, &tag.value)?;
         let key = tag.key.clone();
+        self.need_model(name, Op::Update).await?;
         self.store.set_registered_model_tag(name, tag).await?;
         self.record(Action::ModelSetTag, resource::model(name), None, Some(key)).await
     }
 
     pub async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
+        self.need_model(name, Op::Update).await?;
         self.store.delete_registered_model_tag(name, key).await?;
         self.record(Action::ModelDeleteTag, resource::model(name), Some(key.to_string()), None).await
     }
 
     pub async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
         registry::validate_alias(alias)?;
+        self.need_model(name, Op::Update).await?;
         let before = self.alias_target(name, alias).await?;
         self.store.set_alias(name, alias, version).await?;
         self.record(Action::AliasSet, resource::alias(name, alias), before, Some(version.to_string())).await
     }
 
     pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
+        self.need_model(name, Op::Update).await?;
         let before = self.alias_target(name, alias).await?;
         self.store.delete_alias(name, alias).await?;
         self.record(Action::AliasDelete, resource::alias(name, alias), before, None).await
@@ -89,6 +106,9 @@ impl Platform {
     }
 
     pub async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
+        if self.need_version(name, 0, Op::Read).await.is_err() {
+            return Err(plinth_core::rules::missing::registered_model(name).into());
+        }
         Ok(self.store.get_model_version_by_alias(name, alias).await?)
     }
 
@@ -110,7 +130,9 @@ impl Platform {
         if let Some(scheme) = sources::host_addressed_scheme(&new.source) {
             return Err(sources::host_refusal(&scheme).into());
         }
+        self.need_model(&new.name, Op::Update).await?;
         self.resolve_source_lineage(&mut new).await?;
+        self.need_source_readable(&new).await?;
         match new.model_id.clone() {
             Some(model_id) => self.check_source_model(&new.source, &model_id).await?,
             None => self.check_source_run(&new.source, new.run_id.as_deref()).await?,
@@ -302,7 +324,9 @@ impl Platform {
     }
 
     pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
-        Ok(self.store.get_model_version(name, parse_version(version)?).await?)
+        let version = parse_version(version)?;
+        self.need_version(name, version, Op::Read).await?;
+        Ok(self.store.get_model_version(name, version).await?)
     }
 
     pub async fn update_model_version(
@@ -311,31 +335,45 @@ impl Platform {
         version: &str,
         description: Option<String>,
     ) -> Result<ModelVersion> {
-        let v = self.store.update_model_version(name, parse_version(version)?, description).await?;
+        let version = parse_version(version)?;
+        self.need_version(name, version, Op::Update).await?;
+        let v = self.store.update_model_version(name, version, description).await?;
         self.record_change(Action::VersionUpdate, resource::version(name, v.version)).await?;
         Ok(v)
     }
 
     pub async fn delete_model_version(&self, name: &str, version: &str) -> Result<()> {
         let version = parse_version(version)?;
+        self.need_version(name, version, Op::Delete).await?;
         self.store.delete_model_version(name, version).await?;
         self.record_change(Action::VersionDelete, resource::version(name, version)).await
     }
 
-    pub async fn search_model_versions(&self, query: ModelVersionQuery) -> Result<Page<ModelVersion>> {
+    pub async fn search_model_versions(&self, mut query: ModelVersionQuery) -> Result<Page<ModelVersion>> {
         validation::validate_max_results(query.max_results, validation::MAX_RESULTS_REGISTRY)?;
+        let access = self.access().await?;
+        let visible = match access.tier(ResourceType::RegisteredModelVersion) {
+            Some(p) if p.allows(Op::Read) => Visible::All,
+            Some(_) => Visible::Only(Vec::new()),
+            None => access.visible(ResourceType::RegisteredModel),
+        };
+        if let Some(names) = names_visible(visible) {
+            query.filter.push(ModelVersionClause::Name(names));
+        }
         Ok(self.store.search_model_versions(query).await?)
     }
 
     pub async fn set_model_version_tag(&self, name: &str, version: &str, tag: Tag) -> Result<()> {
         validation::validate_registry_tag(&tag.key, &tag.value)?;
         let (version, key) = (parse_version(version)?, tag.key.clone());
+        self.need_version(name, version, Op::Update).await?;
         self.store.set_model_version_tag(name, version, tag).await?;
         self.record(Action::VersionSetTag, resource::version(name, version), None, Some(key)).await
     }
 
     pub async fn delete_model_version_tag(&self, name: &str, version: &str, key: &str) -> Result<()> {
         let version = parse_version(version)?;
+        self.need_version(name, version, Op::Update).await?;
         self.store.delete_model_version_tag(name, version, key).await?;
         self.record(Action::VersionDeleteTag, resource::version(name, version), Some(key.to_string()), None).await
     }
@@ -352,6 +390,7 @@ impl Platform {
         archive_existing: bool,
     ) -> Result<ModelVersion> {
         let (stage, version) = (Stage::parse(stage)?, parse_version(version)?);
+        self.need_version(name, version, Op::Update).await?;
         let before = self.store.get_model_version(name, version).await?.current_stage;
         let v = self.store.transition_stage(name, version, stage, archive_existing).await?;
         let (before, after) = (Some(before.as_str().to_string()), Some(v.current_stage.as_str().to_string()));
@@ -361,7 +400,35 @@ impl Platform {
 
     pub async fn get_latest_versions(&self, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>> {
         let stages = stages.iter().map(|s| Stage::parse(s)).collect::<plinth_core::Result<Vec<_>>>()?;
+        self.need_model(name, Op::Read).await?;
         Ok(self.store.get_latest_versions(name, stages).await?)
+    }
+}
+
+/// The name test that keeps a search to the models a caller may read
+/// (`None`: every model).
+fn names_visible(visible: Visible) -> Option<TextMatch> {
+    match visible {
+        Visible::All => None,
+        Visible::AllBut(names) if names.is_empty() => None,
+        Visible::AllBut(names) => Some(TextMatch::NotIn(names)),
+        Visible::Only(names) => Some(TextMatch::In(names)),
+    }
+}
+
+impl Platform {
+    /// A version registered from a run or a logged model here needs the
+    /// caller to be able to read it (its bytes become the version's).
+    async fn need_source_readable(&self, new: &NewModelVersion) -> Result<()> {
+        if let Some(model_id) = &new.model_id {
+            self.need_logged_model(model_id, Op::Read).await?;
+        }
+        if let Some(run_id) = &new.run_id
+            && self.store.run_experiment(run_id).await.is_ok()
+        {
+            self.need_run(run_id, Op::Read).await?;
+        }
+        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Runs: create, update, delete/restore, log, search.
 
+use plinth_core::access::{Op, ResourceType};
 use plinth_core::audit::{Action, resource};
 use plinth_core::experiments::{LifecycleStage, Tag};
 use plinth_core::ids::{new_run_id, now_ms};
@@ -20,6 +21,7 @@ impl Platform {
         for t in &new.tags {
             validation::validate_run_tag(&t.key, &t.value)?;
         }
+        self.need_experiment(&new.experiment_id, Op::Update).await?;
         let experiment = self.store.get_experiment(&new.experiment_id).await?;
         let run_id = new_run_id();
         // The name comes from run_name, else the mlflow.runName tag, else is generated.
@@ -57,6 +59,7 @@ impl Platform {
     }
 
     pub async fn get_run(&self, run_id: &str) -> Result<Run> {
+        self.need_run(run_id, Op::Read).await?;
         Ok(self.store.get_run(run_id).await?)
     }
 
@@ -64,6 +67,7 @@ impl Platform {
         if let Some(name) = &update.run_name {
             validation::validate_run_tag(RUN_NAME_TAG, name)?;
         }
+        self.need_run(run_id, Op::Update).await?;
         let status = update.status.map(|s| s.as_str().to_string());
         let info = self.store.update_run(run_id, update).await?;
         self.record(Action::RunUpdate, resource::run(run_id), None, status).await?;
@@ -71,11 +75,13 @@ impl Platform {
     }
 
     pub async fn delete_run(&self, run_id: &str) -> Result<()> {
+        self.need_run(run_id, Op::Delete).await?;
         self.store.set_run_lifecycle(run_id, LifecycleStage::Deleted).await?;
         self.record_change(Action::RunDelete, resource::run(run_id)).await
     }
 
     pub async fn restore_run(&self, run_id: &str) -> Result<()> {
+        self.need_run(run_id, Op::Delete).await?;
         self.store.set_run_lifecycle(run_id, LifecycleStage::Active).await?;
         self.record_change(Action::RunRestore, resource::run(run_id)).await
     }
@@ -98,6 +104,7 @@ impl Platform {
         for t in &tags {
             validation::validate_run_tag(&t.key, &t.value)?;
         }
+        self.need_run(run_id, Op::Update).await?;
         Ok(self.store.log_batch(run_id, metrics, params, tags).await?)
     }
 
@@ -106,10 +113,12 @@ impl Platform {
     pub async fn log_model_history(&self, run_id: &str, model_json: String) -> Result<()> {
         let entry: serde_json::Value = serde_json::from_str(&model_json)
             .map_err(|e| plinth_core::Error::invalid(format!("Invalid model_json: {e}")))?;
+        self.need_run(run_id, Op::Update).await?;
         Ok(self.store.append_to_run_tag_list(run_id, "mlflow.log-model.history", entry).await?)
     }
 
     pub async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        self.need_run(run_id, Op::Update).await?;
         Ok(self.store.delete_run_tag(run_id, key).await?)
     }
 
@@ -123,10 +132,12 @@ impl Platform {
             check("Dataset schema", ds.schema.as_deref().unwrap_or(""), validation::MAX_DATASET_SCHEMA_SIZE)?;
             check("Dataset profile", ds.profile.as_deref().unwrap_or(""), validation::MAX_DATASET_PROFILE_SIZE)?;
         }
+        self.need_run(run_id, Op::Update).await?;
         Ok(self.store.log_inputs(run_id, datasets, models).await?)
     }
 
     pub async fn log_outputs(&self, run_id: &str, models: Vec<ModelIo>) -> Result<()> {
+        self.need_run(run_id, Op::Update).await?;
         Ok(self.store.log_outputs(run_id, models).await?)
     }
 
@@ -184,6 +195,9 @@ impl Platform {
         // As MLflow's SQL store: a run that does not exist has no history.
         let mut out = Vec::new();
         for id in run_ids {
+            if !self.readable_run(id).await? {
+                continue;
+            }
             match self.store.sample_metric_history(id, key, steps, max_results).await {
                 Ok(points) => out.extend(points.into_iter().map(|m| (id.clone(), m))),
                 Err(e) if e.is_not_found() => {}
@@ -225,6 +239,9 @@ impl Platform {
             if out.len() as i64 >= max_results {
                 break;
             }
+            if !self.readable_run(id).await? {
+                continue;
+            }
             let page = match self.store.get_metric_history(id, key, max_results, 0).await {
                 Ok(page) => page,
                 Err(e) if e.is_not_found() => continue,
@@ -253,6 +270,7 @@ impl Platform {
             ))
             .into());
         }
+        let experiment_ids = self.readable_experiments(experiment_ids, ResourceType::Run).await?;
         Ok(self.store.search_dataset_summaries(experiment_ids, 1000).await?)
     }
 
@@ -264,11 +282,23 @@ impl Platform {
         offset: i64,
     ) -> Result<Page<Metric>> {
         validation::validate_max_results(max_results, 1_000_000)?;
+        self.need_run(run_id, Op::Read).await?;
         Ok(self.store.get_metric_history(run_id, key, max_results, offset).await?)
     }
 
-    pub async fn search_runs(&self, search: RunSearch) -> Result<Page<Run>> {
+    pub async fn search_runs(&self, mut search: RunSearch) -> Result<Page<Run>> {
         validation::validate_max_results(search.query.max_results, validation::MAX_RESULTS_RUNS)?;
+        search.experiment_ids = self.readable_experiments(search.experiment_ids, ResourceType::Run).await?;
         Ok(self.store.search_runs(search).await?)
+    }
+
+    /// Whether the actor may read the run (an unknown run is not readable:
+    /// the bulk histories leave both out alike).
+    async fn readable_run(&self, run_id: &str) -> Result<bool> {
+        match self.need_run(run_id, Op::Read).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == plinth_core::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -210,3 +210,86 @@ async fn usage_measures_lead_time_and_staleness_on_the_platforms_clock() {
     // Out of range is refused.
     assert!(platform.usage(UsageQuery { days: 0, stale_days: 30, now }).await.is_err());
 }
+
+/// A platform acting for a fresh, non-admin user of `store`.
+async fn as_user(platform: &Platform, name: &str) -> Platform {
+    let user = platform.accounts().create_user(name, "a-long-password-1", false).await.unwrap();
+    let principal = plinth_core::auth::Principal {
+        user_id: user.id,
+        username: user.username,
+        is_admin: false,
+        via: plinth_core::auth::Via::Password,
+    };
+    platform.acting(Actor::of_request(Some(Arc::new(principal)), None))
+}
+
+#[tokio::test]
+async fn searches_keep_to_what_the_caller_may_read_and_page_exactly() {
+    use plinth_core::access::{Grant, Permission, ResourceType};
+    use plinth_core::experiments::ViewType;
+    use plinth_core::query::{ExperimentQuery, ExperimentSearch, RegisteredModelQuery};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("plinth.db")).unwrap());
+    let artifacts = ArtifactStore::local(dir.path().join("artifacts")).unwrap();
+    let platform = Platform::new(store, artifacts).await.unwrap().with_default_permission(Permission::NoPermissions);
+    let owner = as_user(&platform, "owner").await;
+    let reader = as_user(&platform, "reader").await;
+
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(owner.create_experiment(format!("exp-{i:02}"), None, vec![]).await.unwrap());
+        owner.create_registered_model(format!("model-{i:02}"), None, vec![]).await.unwrap();
+    }
+    // The reader may read every third experiment and model, through a role; one of those is also denied.
+    let role = platform.create_role("default", "readers", None).await.unwrap();
+    for i in (0..30).step_by(3) {
+        platform
+            .add_role_permission(role.id, Grant::new(ResourceType::Experiment, &ids[i], Permission::Read).unwrap())
+            .await
+            .unwrap();
+        let model = format!("model-{i:02}");
+        platform
+            .add_role_permission(role.id, Grant::new(ResourceType::RegisteredModel, &model, Permission::Read).unwrap())
+            .await
+            .unwrap();
+    }
+    platform.assign_role("reader", role.id).await.unwrap();
+    platform.grant_permission("reader", ResourceType::Experiment, &ids[3], Permission::Deny).await.unwrap();
+
+    // Pages of four hold only readable experiments, and all of them, in order.
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let query = ExperimentQuery { max_results: 4, offset, ..Default::default() };
+        let page = reader.search_experiments(ExperimentSearch { view: ViewType::ActiveOnly, query }).await.unwrap();
+        assert!(page.items.len() <= 4);
+        seen.extend(page.items.into_iter().map(|e| e.name));
+        match page.next_offset {
+            Some(next) => offset = next,
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..30).step_by(3).filter(|i| *i != 3).map(|i| format!("exp-{i:02}")).collect();
+    let mut seen_sorted = seen.clone();
+    seen_sorted.sort();
+    assert_eq!(seen_sorted, want, "DENY wins over the role's READ");
+    let models =
+        reader.search_registered_models(RegisteredModelQuery { max_results: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(models.items.len(), 10);
+
+    // Unreadable: the store's own not-found sentence; readable but not writable: PERMISSION_DENIED.
+    let hidden = reader.get_experiment(&ids[1]).await.unwrap_err();
+    assert_eq!(
+        (hidden.kind(), hidden.to_string()),
+        (plinth_core::ErrorKind::NotFound, format!("No Experiment with id={} exists", ids[1]))
+    );
+    let refused = reader.rename_experiment(&ids[0], "mine".into()).await.unwrap_err();
+    assert_eq!(refused.kind(), plinth_core::ErrorKind::PermissionDenied);
+    // The owner manages what they made; a renamed model keeps its grants under the new name.
+    owner.rename_registered_model("model-00", "model-zero".into()).await.unwrap();
+    assert!(reader.get_registered_model("model-zero").await.is_ok());
+    owner.delete_registered_model("model-zero").await.unwrap();
+    owner.create_registered_model("model-zero".into(), None, vec![]).await.unwrap();
+    let gone = reader.get_registered_model("model-zero").await.unwrap_err();
+    assert_eq!(gone.kind(), plinth_core::ErrorKind::NotFound, "a deleted model's grants do not pass to a new one");
+}

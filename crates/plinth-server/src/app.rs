@@ -47,6 +47,9 @@ pub struct AppConfig {
     /// With authentication on and no user yet: the first administrator
     /// (`PLINTH_ADMIN_USER`, `PLINTH_ADMIN_PASSWORD`).
     pub first_admin: Option<(String, String)>,
+    /// What a signed-in user may do where nothing is granted (MLflow's
+    /// `default_permission`): `READ` unless set.
+    pub default_permission: plinth_core::access::Permission,
 }
 
 impl AppConfig {
@@ -67,6 +70,7 @@ impl AppConfig {
             reload_interval: plinth_serving::DEFAULT_RELOAD_INTERVAL,
             server: ServerConfig::default(),
             first_admin: None,
+            default_permission: plinth_core::access::Permission::Read,
         }
     }
 
@@ -228,6 +232,7 @@ impl App {
             config.clock.clone(),
         )
         .await?;
+        let platform = platform.with_default_permission(config.default_permission);
         sweep_interrupted_uploads(platform.artifacts().clone());
         if config.server.auth.enabled {
             first_admin(&platform, config.first_admin.as_ref()).await?;

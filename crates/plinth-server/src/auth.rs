@@ -138,6 +138,32 @@ fn within_scope(principal: &Principal, path: &str) -> Result<(), Failure> {
     }
 }
 
+/// Whether the caller may call `deployment`'s inference endpoints: a user
+/// needs `READ` on it (serving keys are already confined to theirs;
+/// administrators and the embedded mode are unrestricted). One it may not
+/// read answers as a deployment that does not exist.
+pub async fn may_call(
+    platform: &plinth_engine::Platform,
+    extensions: &axum::http::Extensions,
+    deployment: &str,
+) -> Result<(), Failure> {
+    let Some(principal) = extensions.get::<Arc<Principal>>() else { return Ok(()) };
+    if principal.is_admin || matches!(principal.via, Via::ServingKey { .. } | Via::Anonymous) {
+        return Ok(());
+    }
+    let acting = platform.acting(plinth_core::audit::Actor::of_request(Some(principal.clone()), Some("serving")));
+    acting.need_deployment(deployment, plinth_core::access::Op::Read).await.map_err(Failure::from)
+}
+
+/// The deployment an inference path names (`/v1/deployments/<d>/…`, `/v2/models/<d>…`).
+pub fn deployment_of_path(path: &str) -> Option<&str> {
+    let name = match path.strip_prefix("/v1/deployments/") {
+        Some(rest) => rest.split('/').next(),
+        None => path.strip_prefix("/v2/models/").and_then(|r| r.split('/').next()),
+    };
+    name.filter(|n| !n.is_empty())
+}
+
 /// For gRPC handlers: a serving key may name its own deployment only.
 pub fn serving_scope(extensions: &axum::http::Extensions, model: &str) -> Result<(), tonic::Status> {
     match extensions.get::<Arc<Principal>>().map(|p| &p.via) {

@@ -143,6 +143,8 @@ const PREFIXES: &[&str] = &[
     "/api/2.0/mlflow-artifacts",
     "/ajax-api/2.0/mlflow-artifacts",
     "/api/2.0/plinth",
+    "/api/3.0/mlflow",
+    "/ajax-api/3.0/mlflow",
 ];
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];

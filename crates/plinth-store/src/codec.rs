@@ -39,6 +39,28 @@ pub(crate) fn keep_last_point(samples: &mut Vec<Metric>, last: Option<Metric>, m
     }
 }
 
+/// A stored grant; a type or permission this version cannot parse is a
+/// database error, never read as a default.
+pub(crate) fn grant(
+    resource_type: String,
+    pattern: String,
+    permission: String,
+) -> crate::Result<plinth_core::access::Grant> {
+    use plinth_core::access::{Permission, ResourceType};
+    let t = ResourceType::parse(&resource_type)
+        .ok_or_else(|| crate::Error::Database(format!("stored resource type '{resource_type}'")))?;
+    let p = Permission::parse(&permission)
+        .ok_or_else(|| crate::Error::Database(format!("stored permission '{permission}'")))?;
+    Ok(plinth_core::access::Grant { resource_type: t, pattern, permission: p })
+}
+
+/// A stored role permission row: id, role id, type, pattern, permission.
+pub(crate) fn role_permission(
+    (id, role_id, t, pattern, permission): (i64, i64, String, String, String),
+) -> crate::Result<plinth_core::access::RolePermission> {
+    Ok(plinth_core::access::RolePermission { id, role_id, grant: grant(t, pattern, permission)? })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

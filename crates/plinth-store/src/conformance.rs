@@ -64,7 +64,117 @@ pub async fn run_all(store: &dyn MetadataStore) {
     jobs(store).await;
     deployments(store).await;
     users_and_tokens(store).await;
+    roles_and_grants(store).await;
     audit_trail(store).await;
+}
+
+async fn roles_and_grants(store: &dyn MetadataStore) {
+    use plinth_core::access::{Grant, Permission as P, ResourceType as T, RoleChange as C, RoleChanged};
+    let grant = |t, pattern: &str, p| Grant::new(t, pattern, p).expect("grant");
+    let role = |changed: RoleChanged| match changed {
+        RoleChanged::Role(r) => r,
+        other => panic!("not a role: {other:?}"),
+    };
+    let perm = |changed: RoleChanged| match changed {
+        RoleChanged::Permission(p) => p,
+        other => panic!("not a permission: {other:?}"),
+    };
+    let ann = store.create_user("ann".into(), "$argon2id$a".into(), false).await.expect("ann");
+    let ben = store.create_user("ben".into(), "$argon2id$b".into(), false).await.expect("ben");
+    let ws = || "default".to_string();
+    let create = |name: &str| C::Create { workspace: ws(), name: name.into(), description: Some("the team".into()) };
+
+    let recs = role(store.change_roles(create("recs")).await.expect("create"));
+    assert_eq!((recs.workspace.as_str(), recs.name.as_str(), recs.permissions.len()), ("default", "recs", 0));
+    let taken = store.change_roles(create("recs")).await.expect_err("taken");
+    assert!(exists(&taken) && taken.to_string() == "Role (name=recs, workspace=default) already exists.", "{taken}");
+    let other = role(store.change_roles(create("studio")).await.expect("studio"));
+    let renamed = C::Update { role_id: other.id, name: Some("recs".into()), description: None };
+    assert!(store.change_roles(renamed).await.is_err_and(|e| exists(&e)));
+    let updated = C::Update { role_id: other.id, name: Some("studio-ml".into()), description: None };
+    let updated = role(store.change_roles(updated).await.expect("update"));
+    assert_eq!((updated.name.as_str(), updated.description.as_deref()), ("studio-ml", Some("the team")));
+    let missing = store.get_role(999).await.expect_err("missing");
+    assert!(not_found(&missing) && missing.to_string() == "Role with id=999 not found", "{missing}");
+
+    let add = |role_id, g| C::AddPermission { role_id, grant: g };
+    let p1 = perm(store.change_roles(add(recs.id, grant(T::Experiment, "7", P::Edit))).await.expect("add"));
+    perm(store.change_roles(add(recs.id, grant(T::RegisteredModel, "*", P::Read))).await.expect("add 2"));
+    assert!(store.change_roles(add(recs.id, grant(T::Experiment, "7", P::Read))).await.is_err_and(|e| exists(&e)));
+    assert!(store.change_roles(add(999, grant(T::Experiment, "7", P::Read))).await.is_err_and(|e| not_found(&e)));
+    let p1 = perm(store.change_roles(C::UpdatePermission { id: p1.id, permission: P::Manage }).await.expect("update"));
+    assert_eq!(store.get_role_permission(p1.id).await.expect("get"), p1);
+    assert_eq!(store.get_role(recs.id).await.expect("role").permissions.len(), 2);
+
+    // Grants count only for those who hold the role, in its workspace.
+    assert!(store.list_grants(ann.id, "default").await.expect("none yet").is_empty());
+    let a = store.change_roles(C::Assign { user_id: ann.id, role_id: recs.id }).await.expect("assign");
+    assert!(matches!(a, RoleChanged::Assignment(x) if x.user_id == ann.id && x.role_id == recs.id));
+    assert!(store.change_roles(C::Assign { user_id: ann.id, role_id: recs.id }).await.is_err_and(|e| exists(&e)));
+    assert!(store.change_roles(C::Assign { user_id: 999, role_id: recs.id }).await.is_err_and(|e| not_found(&e)));
+    let mut grants = store.list_grants(ann.id, "default").await.expect("grants");
+    grants.sort_by(|x, y| x.pattern.cmp(&y.pattern));
+    assert_eq!(grants, vec![grant(T::RegisteredModel, "*", P::Read), grant(T::Experiment, "7", P::Manage)]);
+    assert!(store.list_grants(ann.id, "elsewhere").await.expect("other workspace").is_empty());
+    assert_eq!(store.list_role_users(recs.id).await.expect("users").len(), 1);
+
+    // Personal grants: a role of the user's own, made on first use; a second grant on the key is refused
+    // unless it replaces.
+    let personal = |g, replace| C::GrantPersonal { user_id: ben.id, workspace: ws(), grant: g, replace };
+    store.change_roles(personal(grant(T::RegisteredModel, "recs", P::Edit), false)).await.expect("grant");
+    let again = store.change_roles(personal(grant(T::RegisteredModel, "recs", P::Read), false)).await.expect_err("dup");
+    assert!(exists(&again), "{again}");
+    assert_eq!(
+        again.to_string(),
+        "Permission for user=ben on resource_type=registered_model, resource_id=recs already exists."
+    );
+    store.change_roles(personal(grant(T::RegisteredModel, "recs", P::Manage), true)).await.expect("replace");
+    store.change_roles(personal(grant(T::Deployment, "live", P::Edit), false)).await.expect("deployment");
+    let names: Vec<String> =
+        store.list_roles(crate::RoleFilter::User(ben.id)).await.expect("ben's").into_iter().map(|r| r.name).collect();
+    assert_eq!(names, vec![format!("__user_{}__", ben.id)]);
+
+    // A renamed model takes its grants along; a deleted one leaves none behind.
+    let rename = C::RenameResource {
+        workspace: ws(),
+        resource_type: T::RegisteredModel,
+        from: "recs".into(),
+        to: "recs2".into(),
+    };
+    store.change_roles(rename).await.expect("rename");
+    let ben_grants = store.list_grants(ben.id, "default").await.expect("ben");
+    assert!(ben_grants.contains(&grant(T::RegisteredModel, "recs2", P::Manage)), "{ben_grants:?}");
+    let forget = C::ForgetResource { workspace: ws(), resource_type: T::RegisteredModel, pattern: "recs2".into() };
+    store.change_roles(forget).await.expect("forget");
+    assert_eq!(store.list_grants(ben.id, "default").await.expect("ben"), vec![grant(T::Deployment, "live", P::Edit)]);
+    let revoke = |pattern: &str| C::RevokePersonal {
+        user_id: ben.id,
+        workspace: ws(),
+        resource_type: T::Deployment,
+        pattern: pattern.into(),
+    };
+    store.change_roles(revoke("live")).await.expect("revoke");
+    let gone = store.change_roles(revoke("live")).await.expect_err("gone");
+    assert!(not_found(&gone) && gone.to_string().contains("not found"), "{gone}");
+
+    let in_ws = store.list_roles(crate::RoleFilter::Workspace(ws())).await.expect("workspace's");
+    assert_eq!(in_ws.len(), 3);
+    assert!(store.list_roles(crate::RoleFilter::Workspace("elsewhere".into())).await.expect("none").is_empty());
+
+    // Unassigning, deleting a role and deleting a user leave no grant behind.
+    store.change_roles(C::Unassign { user_id: ann.id, role_id: recs.id }).await.expect("unassign");
+    assert!(store.change_roles(C::Unassign { user_id: ann.id, role_id: recs.id }).await.is_err_and(|e| not_found(&e)));
+    assert!(store.list_grants(ann.id, "default").await.expect("none").is_empty());
+    store.change_roles(C::Assign { user_id: ann.id, role_id: recs.id }).await.expect("assign again");
+    store.change_roles(C::RemovePermission { id: p1.id }).await.expect("remove");
+    assert!(store.get_role_permission(p1.id).await.is_err_and(|e| not_found(&e)));
+    store.change_roles(C::Delete { role_id: recs.id }).await.expect("delete");
+    assert!(store.list_grants(ann.id, "default").await.expect("none").is_empty());
+    assert!(store.list_role_users(recs.id).await.is_err_and(|e| not_found(&e)));
+    store.delete_user("ben").await.expect("delete ben");
+    assert_eq!(store.list_roles(crate::RoleFilter::All).await.expect("all").len(), 1, "ben's personal role went too");
+    store.change_roles(C::Delete { role_id: other.id }).await.expect("delete studio");
+    store.delete_user("ann").await.expect("delete ann");
 }
 
 async fn audit_trail(store: &dyn MetadataStore) {

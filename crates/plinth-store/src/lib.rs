@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use plinth_core::access::{Grant, Role, RoleAssignment, RoleChange, RoleChanged, RolePermission};
 use plinth_core::audit::{AuditQuery, AuditRecord};
 use plinth_core::auth::{ApiToken, User};
 use plinth_core::deployments::{Deployment, VariantCounters};
@@ -29,6 +30,15 @@ pub use plinth_core::query::{
 };
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
+
+/// Which roles a listing is of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleFilter {
+    All,
+    Workspace(String),
+    /// The roles a user holds.
+    User(i64),
+}
 
 /// One page of a listing, and where the next one starts (if any).
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +203,21 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>>;
     /// Marks a token revoked at `now` (again: no change); unknown is `NotFound`.
     async fn revoke_token(&self, token_id: &str, now: i64) -> Result<ApiToken>;
+
+    // --- roles and grants ---
+    /// Makes one change to roles, their grants or who holds them, in one
+    /// transaction (refusals in `plinth_core::access::msg`'s words).
+    async fn change_roles(&self, change: RoleChange) -> Result<RoleChanged>;
+    async fn get_role(&self, role_id: i64) -> Result<Role>;
+    /// Roles with their grants, by workspace then name.
+    async fn list_roles(&self, filter: RoleFilter) -> Result<Vec<Role>>;
+    async fn get_role_permission(&self, id: i64) -> Result<RolePermission>;
+    /// Who holds a role (an unknown role is not found).
+    async fn list_role_users(&self, role_id: i64) -> Result<Vec<RoleAssignment>>;
+    /// Every grant of every role `user_id` holds in `workspace`.
+    async fn list_grants(&self, user_id: i64, workspace: &str) -> Result<Vec<Grant>>;
+    /// The experiment a run belongs to (which never changes), without reading the run.
+    async fn run_experiment(&self, run_id: &str) -> Result<String>;
 
     // --- the audit trail (append-only: nothing updates or deletes it) ---
     /// Appends one record; its `seq` is ignored and the next one taken.

@@ -159,6 +159,33 @@ pub(crate) fn page_rest<T>(items: &mut Vec<T>, max_results: i64, offset: i64) ->
 
 // --- experiments and the registry ---
 
+/// Keeps only the experiments a caller may read: numeric ids (a grant's
+/// pattern that is no number names no experiment).
+fn id_visibility(sql: &mut Sql, column: &str, visible: &plinth_core::access::Visible) {
+    use plinth_core::access::Visible;
+    let numbers = |ids: &[String]| ids.iter().filter_map(|i| i.parse::<i64>().ok()).collect::<Vec<_>>();
+    let (ids, negate) = match visible {
+        Visible::All => return,
+        Visible::Only(ids) => (numbers(ids), false),
+        Visible::AllBut(ids) if ids.is_empty() => return,
+        Visible::AllBut(ids) => (numbers(ids), true),
+    };
+    if ids.is_empty() {
+        if !negate {
+            sql.push(" AND 1 = 0");
+        }
+        return;
+    }
+    sql.push(&format!(" AND {column} {}IN (", if negate { "NOT " } else { "" }));
+    for (i, id) in ids.into_iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind_i64(id);
+    }
+    sql.push(")");
+}
+
 /// Experiments matching `s`, a page and one more row.
 pub(crate) fn experiment_search(s: &ExperimentSearch, columns: &str) -> Sql {
     let mut sql = Sql::new(format!("SELECT {columns} FROM experiments e WHERE e.lifecycle_stage IN ("));
@@ -166,6 +193,7 @@ pub(crate) fn experiment_search(s: &ExperimentSearch, columns: &str) -> Sql {
     sql.push(")");
     for clause in &s.query.filter {
         match clause {
+            ExperimentClause::Visible(visible) => id_visibility(&mut sql, "e.experiment_id", visible),
             ExperimentClause::Name(test) => string_clause(&mut sql, "e.name", test),
             ExperimentClause::CreationTime(op, n) => number_clause(&mut sql, "e.creation_time", *op, (*n).into()),
             ExperimentClause::LastUpdateTime(op, n) => number_clause(&mut sql, "e.last_update_time", *op, (*n).into()),
@@ -733,3 +761,62 @@ pub(crate) fn activity_row(
         .ok_or_else(|| crate::Error::Database(format!("audit activity: stored action '{action}'")))?;
     Ok(plinth_core::usage::ActivityRow { day, actor, action: parsed, count })
 }
+
+// Roles, their grants and who holds them: the same text on both backends
+// (`?N` placeholders, numbered for PostgreSQL). Ids are MAX + 1 (the SQLite
+// backend has one writer; the PostgreSQL one holds a lock while it picks).
+pub(crate) const NEXT_ROLE_ID: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM roles";
+pub(crate) const NEXT_ROLE_PERMISSION_ID: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM role_permissions";
+pub(crate) const NEXT_ROLE_ASSIGNMENT_ID: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM role_assignments";
+pub(crate) const INSERT_ROLE: &str = "INSERT INTO roles (id, workspace, name, description) VALUES (?1, ?2, ?3, ?4)";
+pub(crate) const SELECT_ROLE: &str = "SELECT id, workspace, name, description FROM roles WHERE id = ?1";
+pub(crate) const SELECT_ROLE_BY_NAME: &str =
+    "SELECT id, workspace, name, description FROM roles WHERE workspace = ?1 AND name = ?2";
+pub(crate) const LIST_ROLES: &str = "SELECT id, workspace, name, description FROM roles ORDER BY workspace, name";
+pub(crate) const LIST_ROLES_IN: &str =
+    "SELECT id, workspace, name, description FROM roles WHERE workspace = ?1 ORDER BY name";
+pub(crate) const LIST_ROLES_OF_USER: &str = "SELECT r.id, r.workspace, r.name, r.description FROM roles r
+     JOIN role_assignments a ON a.role_id = r.id WHERE a.user_id = ?1 ORDER BY r.workspace, r.name";
+pub(crate) const UPDATE_ROLE: &str =
+    "UPDATE roles SET name = COALESCE(?2, name), description = COALESCE(?3, description) WHERE id = ?1";
+pub(crate) const DELETE_ROLE: &str = "DELETE FROM roles WHERE id = ?1";
+pub(crate) const DELETE_ROLE_PERMISSIONS: &str = "DELETE FROM role_permissions WHERE role_id = ?1";
+pub(crate) const DELETE_ROLE_ASSIGNMENTS: &str = "DELETE FROM role_assignments WHERE role_id = ?1";
+pub(crate) const SELECT_ROLE_PERMISSIONS: &str = "SELECT id, role_id, resource_type, resource_pattern, permission
+     FROM role_permissions WHERE role_id = ?1 ORDER BY id";
+pub(crate) const SELECT_ROLE_PERMISSION: &str =
+    "SELECT id, role_id, resource_type, resource_pattern, permission FROM role_permissions WHERE id = ?1";
+pub(crate) const SELECT_ROLE_PERMISSION_BY_KEY: &str = "SELECT id, role_id, resource_type, resource_pattern,
+     permission FROM role_permissions WHERE role_id = ?1 AND resource_type = ?2 AND resource_pattern = ?3";
+pub(crate) const INSERT_ROLE_PERMISSION: &str = "INSERT INTO role_permissions
+     (id, role_id, resource_type, resource_pattern, permission) VALUES (?1, ?2, ?3, ?4, ?5)";
+pub(crate) const UPDATE_ROLE_PERMISSION: &str = "UPDATE role_permissions SET permission = ?2 WHERE id = ?1";
+pub(crate) const DELETE_ROLE_PERMISSION: &str = "DELETE FROM role_permissions WHERE id = ?1";
+pub(crate) const SELECT_ROLE_ASSIGNMENT: &str =
+    "SELECT id, user_id, role_id FROM role_assignments WHERE user_id = ?1 AND role_id = ?2";
+pub(crate) const INSERT_ROLE_ASSIGNMENT: &str =
+    "INSERT INTO role_assignments (id, user_id, role_id) VALUES (?1, ?2, ?3)";
+pub(crate) const DELETE_ROLE_ASSIGNMENT: &str = "DELETE FROM role_assignments WHERE user_id = ?1 AND role_id = ?2";
+pub(crate) const LIST_ROLE_USERS: &str =
+    "SELECT id, user_id, role_id FROM role_assignments WHERE role_id = ?1 ORDER BY id";
+/// A user's grants in a workspace: every grant of every role they hold there.
+pub(crate) const LIST_GRANTS: &str = "SELECT p.resource_type, p.resource_pattern, p.permission
+     FROM role_permissions p JOIN roles r ON r.id = p.role_id JOIN role_assignments a ON a.role_id = r.id
+     WHERE a.user_id = ?1 AND r.workspace = ?2";
+/// Before a rename: a role that holds grants on both names keeps the renamed one's.
+pub(crate) const DROP_GRANTS_SHADOWED_BY_RENAME: &str = "DELETE FROM role_permissions
+     WHERE resource_type = ?2 AND resource_pattern = ?4
+       AND role_id IN (SELECT id FROM roles WHERE workspace = ?1)
+       AND role_id IN (SELECT role_id FROM role_permissions WHERE resource_type = ?2 AND resource_pattern = ?3)";
+pub(crate) const RENAME_GRANTS: &str = "UPDATE role_permissions SET resource_pattern = ?4
+     WHERE resource_type = ?2 AND resource_pattern = ?3 AND role_id IN (SELECT id FROM roles WHERE workspace = ?1)";
+pub(crate) const FORGET_GRANTS: &str = "DELETE FROM role_permissions
+     WHERE resource_type = ?2 AND resource_pattern = ?3 AND role_id IN (SELECT id FROM roles WHERE workspace = ?1)";
+/// A deleted user's assignments, and their personal roles (`?2`: the personal role's name).
+pub(crate) const DELETE_USER_ASSIGNMENTS: &str = "DELETE FROM role_assignments WHERE user_id = ?1";
+pub(crate) const DELETE_PERSONAL_ROLE_PERMISSIONS: &str =
+    "DELETE FROM role_permissions WHERE role_id IN (SELECT id FROM roles WHERE name = ?1)";
+pub(crate) const DELETE_PERSONAL_ROLES: &str = "DELETE FROM roles WHERE name = ?1";
+
+/// The experiment of a run (the permission check's lookup).
+pub(crate) const RUN_EXPERIMENT: &str = "SELECT experiment_id FROM runs WHERE run_uuid = ?1";

@@ -132,6 +132,7 @@ impl GrpcInferenceService for Oip {
         r: Request<proto::ModelReadyRequest>,
     ) -> Result<Response<proto::ModelReadyResponse>, Status> {
         crate::auth::serving_scope(r.extensions(), &r.get_ref().name)?;
+        crate::auth::may_call(&self.state.platform, r.extensions(), &r.get_ref().name).await.map_err(|f| f.grpc())?;
         let r = r.into_inner();
         let version = Some(r.version.as_str()).filter(|v| !v.is_empty());
         let ready = self.state.serving.model_ready(&r.name, version).await.is_ok();
@@ -154,6 +155,7 @@ impl GrpcInferenceService for Oip {
         r: Request<proto::ModelMetadataRequest>,
     ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
         crate::auth::serving_scope(r.extensions(), &r.get_ref().name)?;
+        crate::auth::may_call(&self.state.platform, r.extensions(), &r.get_ref().name).await.map_err(|f| f.grpc())?;
         let r = r.into_inner();
         let version = Some(r.version.as_str()).filter(|v| !v.is_empty());
         let m = self.state.serving.model_metadata(&r.name, version).await.map_err(status)?;
@@ -171,6 +173,9 @@ impl GrpcInferenceService for Oip {
         r: Request<proto::ModelInferRequest>,
     ) -> Result<Response<proto::ModelInferResponse>, Status> {
         crate::auth::serving_scope(r.extensions(), &r.get_ref().model_name)?;
+        crate::auth::may_call(&self.state.platform, r.extensions(), &r.get_ref().model_name)
+            .await
+            .map_err(|f| f.grpc())?;
         let Ok(_permit) = self.state.inference_permits.clone().try_acquire_owned() else {
             return Err(Status::unavailable("Too many concurrent requests; retry shortly"));
         };

@@ -7,6 +7,7 @@ mod experiments;
 mod jobs;
 mod logged_models;
 mod registry;
+mod roles;
 mod runs;
 pub(crate) mod serving;
 mod usage;
@@ -44,6 +45,8 @@ pub fn router(state: AppState, roles: Roles) -> Router {
             .nest("/ajax-api/2.0/mlflow", api.clone())
             .nest("/api/2.0/preview/mlflow", api)
             .nest("/api/2.0/mlflow-artifacts", artifacts::proxy_router())
+            .nest("/api/3.0/mlflow", roles::router())
+            .nest("/ajax-api/3.0/mlflow", roles::router())
             .nest(
                 "/api/2.0/plinth",
                 jobs::router()

@@ -33,7 +33,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/deployments/{name}/similar", post(similar))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
-        .layer(axum::middleware::from_fn_with_state(state, limit_concurrency))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limit_concurrency))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
         .route("/v2", get(server_metadata))
@@ -43,6 +43,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v2/models/{name}/versions/{version}/config", get(model_version_config))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/versions/{version}/ready", get(model_version_ready))
+        .layer(axum::middleware::from_fn_with_state(state, may_call))
+}
+
+/// A user calls only the deployments they may read (see `auth::may_call`).
+async fn may_call(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(deployment) = crate::auth::deployment_of_path(req.uri().path())
+        && let Err(failure) = crate::auth::may_call(&s.platform, req.extensions(), deployment).await
+    {
+        return failure.oip();
+    }
+    next.run(req).await
 }
 
 async fn live() -> Json<Value> {

@@ -15,7 +15,9 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/usage", get(usage))
 }
 
+/// The platform owners' report: administrators only (it names every team's models and deployments).
 async fn usage(s: Api, a: Args) -> ApiResult {
+    s.platform.need_workspace_admin().await?;
     let query = UsageQuery {
         days: a.opt_i64("days")?.unwrap_or(30),
         stale_days: a.opt_i64("stale_days")?.unwrap_or(30),

@@ -19,6 +19,7 @@
 mod audit;
 mod experiments;
 mod registry;
+mod roles;
 mod runs;
 mod store_impl;
 mod tables;
@@ -42,6 +43,8 @@ const EXPERIMENT_ID_LOCK: i64 = 0x0070_6c69_6e74_6802;
 const USER_ID_LOCK: i64 = 0x0070_6c69_6e74_6803;
 /// Held while an audit record is appended.
 const AUDIT_LOCK: i64 = 0x0070_6c69_6e74_6804;
+/// Held while roles, their grants or assignments change.
+const ROLES_LOCK: i64 = 0x0070_6c69_6e74_6805;
 
 /// The migrations, in SQLite's numbering, as PostgreSQL runs them.
 fn migrations() -> Vec<(i64, String)> {
@@ -65,6 +68,7 @@ fn migrations() -> Vec<(i64, String)> {
         (8, include_str!("../../migrations/0008_users_tokens.sql").to_string()),
         (9, include_str!("../../migrations/0009_audit.sql").to_string()),
         (10, include_str!("../../migrations/0010_serving_keys.sql").to_string()),
+        (11, include_str!("../../migrations/0011_roles.sql").to_string()),
     ]
 }
 

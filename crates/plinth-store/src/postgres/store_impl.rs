@@ -1,6 +1,7 @@
 //! [`MetadataStore`] for [`PostgresStore`]: each call is one transaction.
 
 use async_trait::async_trait;
+use plinth_core::access::{Grant, Role, RoleAssignment, RoleChange, RoleChanged, RolePermission};
 use plinth_core::audit::{AuditQuery, AuditRecord};
 use plinth_core::auth::{ApiToken, User};
 use plinth_core::deployments::{Deployment, VariantCounters};
@@ -11,10 +12,10 @@ use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stag
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 use plinth_core::usage::ActivityRow;
 
-use super::{PostgresStore, audit, experiments, in_tx, registry, runs, tables, users};
+use super::{PostgresStore, audit, experiments, in_tx, registry, roles, runs, tables, users};
 use crate::{
     ExperimentSearch, LoggedModelSearch, MetadataStore, ModelVersionQuery, Page, RegisteredModelQuery, Result,
-    RunSearch,
+    RoleFilter, RunSearch,
 };
 
 #[async_trait]
@@ -279,6 +280,27 @@ impl MetadataStore for PostgresStore {
     }
     async fn revoke_token(&self, token_id: &str, now: i64) -> Result<ApiToken> {
         in_tx!(self, |tx| users::revoke_token(&tx, token_id, now).await?)
+    }
+    async fn change_roles(&self, change: RoleChange) -> Result<RoleChanged> {
+        in_tx!(self, |tx| roles::change(&tx, change).await?)
+    }
+    async fn get_role(&self, role_id: i64) -> Result<Role> {
+        in_tx!(self, |tx| roles::get(&tx, role_id).await?)
+    }
+    async fn list_roles(&self, filter: RoleFilter) -> Result<Vec<Role>> {
+        in_tx!(self, |tx| roles::list(&tx, &filter).await?)
+    }
+    async fn get_role_permission(&self, id: i64) -> Result<RolePermission> {
+        in_tx!(self, |tx| roles::get_permission(&tx, id).await?)
+    }
+    async fn list_role_users(&self, role_id: i64) -> Result<Vec<RoleAssignment>> {
+        in_tx!(self, |tx| roles::role_users(&tx, role_id).await?)
+    }
+    async fn list_grants(&self, user_id: i64, workspace: &str) -> Result<Vec<Grant>> {
+        in_tx!(self, |tx| roles::grants(&tx, user_id, workspace).await?)
+    }
+    async fn run_experiment(&self, run_id: &str) -> Result<String> {
+        in_tx!(self, |tx| roles::run_experiment(&tx, run_id).await?)
     }
     async fn append_audit(&self, record: AuditRecord) -> Result<()> {
         in_tx!(self, |tx| audit::append(&tx, &record).await?)

@@ -85,6 +85,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(tx: &Tx<'_>, username: &str) -> Result<()> {
     let user = get(tx, username).await?;
     tx.execute(&sql(plan::DELETE_USER_TOKENS), &[&user.id]).await.map_err(db)?;
+    super::roles::forget_user(tx, user.id).await?;
     tx.execute(&sql(plan::DELETE_USER), &[&user.id]).await.map_err(db)?;
     Ok(())
 }

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../../migrations/0008_users_tokens.sql")),
     (9, include_str!("../../migrations/0009_audit.sql")),
     (10, include_str!("../../migrations/0010_serving_keys.sql")),
+    (11, include_str!("../../migrations/0011_roles.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

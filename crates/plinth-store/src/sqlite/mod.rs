@@ -23,6 +23,7 @@ mod jobs;
 mod logged_models;
 mod migrations;
 mod registry;
+mod roles;
 mod runs;
 mod store_impl;
 mod users;

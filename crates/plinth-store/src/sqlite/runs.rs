@@ -80,6 +80,14 @@ pub(crate) fn get_info(conn: &Connection, run_id: &str) -> Result<RunInfo> {
         .ok_or_else(|| missing::run(run_id).into())
 }
 
+pub(crate) fn experiment_of(conn: &Connection, run_id: &str) -> Result<String> {
+    conn.prepare_cached(crate::plan::RUN_EXPERIMENT)?
+        .query_row([run_id], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|id| id.to_string())
+        .ok_or_else(|| missing::run(run_id).into())
+}
+
 fn get_active_info(conn: &Connection, run_id: &str) -> Result<RunInfo> {
     let info = get_info(conn, run_id)?;
     rules::require_active_run(run_id, info.lifecycle_stage)?;

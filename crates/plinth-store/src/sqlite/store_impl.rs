@@ -2,6 +2,7 @@
 //! writer (writes) or the read pool (reads).
 
 use async_trait::async_trait;
+use plinth_core::access::{Grant, Role, RoleAssignment, RoleChange, RoleChanged, RolePermission};
 use plinth_core::audit::{AuditQuery, AuditRecord};
 use plinth_core::auth::{ApiToken, User};
 use plinth_core::deployments::{Deployment, VariantCounters};
@@ -12,10 +13,10 @@ use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stag
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 use plinth_core::usage::ActivityRow;
 
-use super::{SqliteStore, audit, deployments, experiments, jobs, logged_models, registry, runs, users};
+use super::{SqliteStore, audit, deployments, experiments, jobs, logged_models, registry, roles, runs, users};
 use crate::{
     ExperimentSearch, LoggedModelSearch, MetadataStore, ModelVersionQuery, Page, RegisteredModelQuery, Result,
-    RunSearch,
+    RoleFilter, RunSearch,
 };
 
 #[async_trait]
@@ -344,6 +345,29 @@ impl MetadataStore for SqliteStore {
     async fn revoke_token(&self, token_id: &str, now: i64) -> Result<ApiToken> {
         let id = token_id.to_string();
         self.write(move |c| users::revoke_token(c, &id, now)).await
+    }
+    async fn change_roles(&self, change: RoleChange) -> Result<RoleChanged> {
+        self.write(move |c| roles::change(c, change)).await
+    }
+    async fn get_role(&self, role_id: i64) -> Result<Role> {
+        self.read(move |c| roles::get(c, role_id)).await
+    }
+    async fn list_roles(&self, filter: RoleFilter) -> Result<Vec<Role>> {
+        self.read(move |c| roles::list(c, &filter)).await
+    }
+    async fn get_role_permission(&self, id: i64) -> Result<RolePermission> {
+        self.read(move |c| roles::get_permission(c, id)).await
+    }
+    async fn list_role_users(&self, role_id: i64) -> Result<Vec<RoleAssignment>> {
+        self.read(move |c| roles::role_users(c, role_id)).await
+    }
+    async fn list_grants(&self, user_id: i64, workspace: &str) -> Result<Vec<Grant>> {
+        let workspace = workspace.to_string();
+        self.read(move |c| roles::grants(c, user_id, &workspace)).await
+    }
+    async fn run_experiment(&self, run_id: &str) -> Result<String> {
+        let run_id = run_id.to_string();
+        self.read(move |c| runs::experiment_of(c, &run_id)).await
     }
     async fn append_audit(&self, record: AuditRecord) -> Result<()> {
         self.write(move |c| audit::append(c, &record)).await

@@ -74,6 +74,7 @@ pub(crate) fn update(
 pub(crate) fn delete(conn: &Connection, username: &str) -> Result<()> {
     let user = get(conn, username)?;
     conn.execute(plan::DELETE_USER_TOKENS, [user.id])?;
+    super::roles::forget_user(conn, user.id)?;
     conn.execute(plan::DELETE_USER, [user.id])?;
     Ok(())
 }

@@ -2,9 +2,10 @@
 //! and metrics with the rows that differ highlighted, and a scatter of any
 //! param or metric against any other.
 
+use crate::Acting;
 use std::collections::BTreeSet;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use maud::html;
 use plinth_core::runs::Run;
 use plinth_engine::Platform;
@@ -154,6 +155,6 @@ async fn render(platform: Platform, raw: Option<String>) -> PageResult {
     ))
 }
 
-pub async fn page(State(platform): State<Platform>, RawQuery(raw): RawQuery) -> PageResult {
+pub async fn page(Acting(platform): Acting, RawQuery(raw): RawQuery) -> PageResult {
     render(platform, raw).await
 }

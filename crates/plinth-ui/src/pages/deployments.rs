@@ -134,10 +134,14 @@ async fn last_hour(s: &Serving, name: &str) -> Result<Traffic, UiError> {
 
 /// Deployment names are URL-safe (letters, digits, `-`, `_`, `.`), so they go
 /// into links as they are.
-pub async fn list(State(s): State<Serving>) -> PageResult {
-    // Every stored deployment (one created through another replica a moment ago too), in name order.
+pub async fn list(State(s): State<Serving>, crate::Acting(platform): crate::Acting) -> PageResult {
+    // Every stored deployment the caller may read (one created through another replica a moment ago too), in
+    // name order.
     let mut rows = Vec::new();
     for d in s.deployments().await? {
+        if !platform.can_read_deployment(&d.name).await? {
+            continue;
+        }
         let Ok(live) = s.live(&d.name).await else { continue };
         rows.push((s.status(&live.spec).await, last_hour(&s, &d.name).await?));
     }
@@ -187,10 +191,14 @@ pub async fn list(State(s): State<Serving>) -> PageResult {
 
 pub async fn detail(
     State(s): State<Serving>,
-    State(platform): State<plinth_engine::Platform>,
+    crate::Acting(platform): crate::Acting,
     Path(name): Path<String>,
 ) -> PageResult {
-    let live = s.live(&name).await.map_err(|_| UiError::not_found(format!("No deployment named '{name}'")))?;
+    let hidden = !platform.can_read_deployment(&name).await?;
+    let live = match s.live(&name).await {
+        Ok(live) if !hidden => live,
+        _ => return Err(UiError::not_found(format!("No deployment named '{name}'"))),
+    };
     let history = super::history::of(&platform, plinth_core::audit::resource::deployment(&name)).await?;
     let d = s.status(&live.spec).await;
     let traffic = last_hour(&s, &name).await?;

@@ -1,12 +1,12 @@
 //! The experiments list, with search; create, rename, delete, restore.
 
-use axum::extract::{Path, State};
+use crate::Acting;
+use axum::extract::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use plinth_core::experiments::{LifecycleStage, ViewType};
 use plinth_core::query::{ExperimentClause, ExperimentQuery, ExperimentSortKey, Sort, TextMatch};
 use plinth_engine::ExperimentSearch;
-use plinth_engine::Platform;
 use serde::Deserialize;
 
 use crate::{Form, PageResult, Query, UiError, page, query, time};
@@ -23,7 +23,7 @@ pub struct ListParams {
 
 const PAGE: i64 = 100;
 
-pub async fn list(State(platform): State<Platform>, Query(p): Query<ListParams>) -> PageResult {
+pub async fn list(Acting(platform): Acting, Query(p): Query<ListParams>) -> PageResult {
     let view = match p.view.as_str() {
         "deleted" => ViewType::DeletedOnly,
         "all" => ViewType::All,

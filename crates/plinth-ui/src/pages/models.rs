@@ -2,7 +2,8 @@
 //! aliases, tags, source runs and the deployments that serve them. An alias
 //! is set or moved from the page after a confirmation step.
 
-use axum::extract::{Path, State};
+use crate::Acting;
+use axum::extract::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use plinth_core::deployments::ModelTarget;
@@ -10,7 +11,6 @@ use plinth_core::query::{
     ModelVersionClause, ModelVersionQuery, ModelVersionSortKey, RegisteredModelClause, RegisteredModelQuery,
     RegisteredModelSortKey, Sort, TextMatch,
 };
-use plinth_engine::Platform;
 use serde::Deserialize;
 
 use crate::{Form, PageResult, Query, UiError, page, query, time};
@@ -25,7 +25,7 @@ pub struct ListParams {
     offset: i64,
 }
 
-pub async fn list(State(platform): State<Platform>, Query(p): Query<ListParams>) -> PageResult {
+pub async fn list(Acting(platform): Acting, Query(p): Query<ListParams>) -> PageResult {
     let needle = p.q.trim();
     let filter =
         if needle.is_empty() { vec![] } else { vec![RegisteredModelClause::Name(TextMatch::contains(needle))] };
@@ -67,7 +67,7 @@ pub async fn list(State(platform): State<Platform>, Query(p): Query<ListParams>)
     ))
 }
 
-pub async fn detail(State(platform): State<Platform>, Path(name): Path<String>) -> PageResult {
+pub async fn detail(Acting(platform): Acting, Path(name): Path<String>) -> PageResult {
     let model = platform.get_registered_model(&name).await?;
     let versions = platform
         .search_model_versions(ModelVersionQuery {

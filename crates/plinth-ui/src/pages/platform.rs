@@ -17,7 +17,13 @@ pub struct Params {
     stale_days: Option<i64>,
 }
 
-pub async fn show(State(s): State<Serving>, Query(p): Query<Params>) -> PageResult {
+pub async fn show(
+    State(s): State<Serving>,
+    crate::Acting(platform): crate::Acting,
+    Query(p): Query<Params>,
+) -> PageResult {
+    // The platform owners' report: it names every team's models and deployments.
+    platform.need_workspace_admin().await?;
     let query = UsageQuery { days: p.days.unwrap_or(30), stale_days: p.stale_days.unwrap_or(30), now: s.now_ms() };
     query.check().map_err(|e| UiError::bad_request(e.to_string()))?;
     let u = s.usage(query).await?;

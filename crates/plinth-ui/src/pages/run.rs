@@ -7,15 +7,15 @@
 //! images are `<img>` (an SVG in `<img>` runs no script), and downloads are
 //! `attachment`s with `nosniff` and a sandboxing CSP.
 
+use crate::Acting;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use maud::{Markup, html};
 use plinth_core::query::{KeyTest, ModelVersionClause, ModelVersionQuery, RunClause, RunQuery, TextMatch};
 use plinth_core::runs::{PARENT_RUN_TAG, Run};
-use plinth_engine::Platform;
 use serde::Deserialize;
 
 use crate::charts::{Series, lines};
@@ -30,7 +30,7 @@ const PREVIEW_BYTES: usize = 256 * 1024;
 /// CSV rows shown.
 const PREVIEW_ROWS: usize = 50;
 
-pub async fn detail(State(platform): State<Platform>, Path(id): Path<String>) -> PageResult {
+pub async fn detail(Acting(platform): Acting, Path(id): Path<String>) -> PageResult {
     let run = platform.get_run(&id).await?;
     let info = &run.info;
     let experiment = platform.get_experiment(&info.experiment_id).await?;
@@ -233,11 +233,7 @@ fn image_type(path: &str) -> &'static str {
 }
 
 /// A directory's listing or a file's preview.
-pub async fn artifacts(
-    State(platform): State<Platform>,
-    Path(id): Path<String>,
-    Query(p): Query<PathParam>,
-) -> PageResult {
+pub async fn artifacts(Acting(platform): Acting, Path(id): Path<String>, Query(p): Query<PathParam>) -> PageResult {
     let run = platform.get_run(&id).await?;
     let (_, entries) = platform.list_run_artifacts(&id, &p.path).await?;
     let is_dir = !entries.is_empty();
@@ -345,7 +341,7 @@ fn csv_table(text: &str, delimiter: u8) -> Markup {
 /// The file itself: an attachment, or an image shown inline, never
 /// interpreted by the browser as a page.
 pub async fn download(
-    State(platform): State<Platform>,
+    Acting(platform): Acting,
     Path(id): Path<String>,
     Query(p): Query<PathParam>,
 ) -> Result<Response, UiError> {

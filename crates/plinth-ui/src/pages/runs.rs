@@ -3,14 +3,14 @@
 //! page reads only its own rows whatever the experiment's size. Runs are
 //! selected for comparison with checkboxes (a plain GET form).
 
+use crate::Acting;
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use maud::{Markup, html};
 use plinth_core::experiments::{LifecycleStage, ViewType};
 use plinth_core::query::Query;
 use plinth_core::runs::Run;
-use plinth_engine::Platform;
 use plinth_engine::RunSearch;
 
 use crate::{PageResult, duration, number, page, pairs, query, time};
@@ -119,7 +119,7 @@ impl Column {
     }
 }
 
-pub async fn table(State(platform): State<Platform>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> PageResult {
+pub async fn table(Acting(platform): Acting, Path(id): Path<String>, RawQuery(raw): RawQuery) -> PageResult {
     let p = TableParams::parse(raw);
     let experiment = platform.get_experiment(&id).await?;
     let size = p.size.filter(|n| PAGE_SIZES.contains(n)).unwrap_or(50);

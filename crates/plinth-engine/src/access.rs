@@ -1,0 +1,273 @@
+//! Permissions: which resources the platform's actor may read and change.
+//!
+//! Every use case asks here before it touches a resource (`need_*`), and
+//! every search takes the caller's [`Visible`] sets into its typed query, so
+//! what a caller may not read is never listed and paging stays exact. The
+//! answer comes from the caller's grants ([`Access`], `plinth_core::access`'s
+//! rules), loaded once and kept for [`GRANTS_TTL`]; a change made through
+//! this process drops the cache at once, one made through another replica is
+//! seen within the TTL. Administrators, Plinth's own work and the embedded
+//! single-user mode (authentication off) are unrestricted and never look.
+//!
+//! A caller who may not read a resource is told it does not exist, in the
+//! store's own words (so a refusal says nothing about what exists); one who
+//! may read it but not do what they asked gets `PERMISSION_DENIED`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use plinth_core::access::{Access, DEFAULT_WORKSPACE, Op, Permission, ResourceType, Visible};
+use plinth_core::rules::missing;
+
+use crate::{Platform, Result};
+
+/// How long a user's grants are trusted before they are read again.
+pub const GRANTS_TTL: Duration = Duration::from_secs(5);
+/// Runs whose experiment is remembered (a run never moves); past this the map starts over.
+const RUNS_REMEMBERED: usize = 100_000;
+
+/// The permission settings and caches one process shares across requests.
+pub struct AccessControl {
+    /// What members get where nothing is granted (MLflow's `default_permission`).
+    default: Permission,
+    grants: Mutex<HashMap<i64, (Instant, Arc<Access>)>>,
+    run_experiments: Mutex<HashMap<String, String>>,
+}
+
+impl AccessControl {
+    pub fn new(default: Permission) -> AccessControl {
+        AccessControl { default, grants: Mutex::new(HashMap::new()), run_experiments: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn default_permission(&self) -> Permission {
+        self.default
+    }
+
+    /// Forgets every cached grant (after a change to roles or grants).
+    pub(crate) fn forget_grants(&self) {
+        if let Ok(mut g) = self.grants.lock() {
+            g.clear();
+        }
+    }
+
+    fn cached(&self, user_id: i64) -> Option<Arc<Access>> {
+        let g = self.grants.lock().ok()?;
+        let (at, access) = g.get(&user_id)?;
+        (at.elapsed() < GRANTS_TTL).then(|| access.clone())
+    }
+
+    fn keep(&self, user_id: i64, access: Arc<Access>) {
+        if let Ok(mut g) = self.grants.lock() {
+            if g.len() > 10_000 {
+                g.clear();
+            }
+            g.insert(user_id, (Instant::now(), access));
+        }
+    }
+}
+
+/// What a check is about: how to say it does not exist, and the keys whose
+/// grants decide (its own tier first, then its container).
+struct Target<'a> {
+    keys: Vec<(ResourceType, &'a str)>,
+    missing: plinth_core::Error,
+}
+
+fn unrestricted() -> Arc<Access> {
+    static ALL: std::sync::OnceLock<Arc<Access>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| Arc::new(Access::unrestricted())).clone()
+}
+
+impl Platform {
+    /// The actor's access: unrestricted for administrators, Plinth itself and
+    /// when authentication is off; else the user's grants (cached).
+    pub async fn access(&self) -> Result<Arc<Access>> {
+        let principal = &self.actor.principal;
+        if principal.is_admin || principal.user_id <= 0 {
+            return Ok(unrestricted());
+        }
+        self.access_of(principal.user_id).await
+    }
+
+    /// Any user's access (for `users/permissions/get`): their grants in the default workspace.
+    pub(crate) async fn access_of(&self, user_id: i64) -> Result<Arc<Access>> {
+        if let Some(a) = self.access_control.cached(user_id) {
+            return Ok(a);
+        }
+        let grants = self.store.list_grants(user_id, DEFAULT_WORKSPACE).await?;
+        let access = Arc::new(Access::of(grants, self.access_control.default, true));
+        self.access_control.keep(user_id, access.clone());
+        Ok(access)
+    }
+
+    fn decide(&self, access: &Access, target: Target<'_>, op: Op) -> Result<()> {
+        let permission = access.permission(&target.keys);
+        if permission.allows(op) {
+            Ok(())
+        } else if !permission.allows(Op::Read) {
+            Err(target.missing.into())
+        } else {
+            Err(plinth_core::Error::PermissionDenied("Permission denied".into()).into())
+        }
+    }
+
+    pub(crate) async fn need_experiment(&self, experiment_id: &str, op: Op) -> Result<()> {
+        let access = self.access().await?;
+        if access.is_unrestricted() {
+            return Ok(());
+        }
+        let target = Target {
+            keys: vec![(ResourceType::Experiment, experiment_id)],
+            missing: missing::experiment(experiment_id),
+        };
+        self.decide(&access, target, op)
+    }
+
+    /// The experiment a run is in (remembered: it never changes).
+    pub(crate) async fn experiment_of_run(&self, run_id: &str) -> Result<String> {
+        if let Some(e) = self.access_control.run_experiments.lock().ok().and_then(|m| m.get(run_id).cloned()) {
+            return Ok(e);
+        }
+        let experiment = self.store.run_experiment(run_id).await?;
+        if let Ok(mut m) = self.access_control.run_experiments.lock() {
+            if m.len() >= RUNS_REMEMBERED {
+                m.clear();
+            }
+            m.insert(run_id.to_string(), experiment.clone());
+        }
+        Ok(experiment)
+    }
+
+    /// A run's own tier (`run`, `*`) first, then its experiment.
+    pub(crate) async fn need_run(&self, run_id: &str, op: Op) -> Result<()> {
+        let access = self.access().await?;
+        if access.is_unrestricted() {
+            return Ok(());
+        }
+        let experiment = self.experiment_of_run(run_id).await?;
+        let target = Target {
+            keys: vec![(ResourceType::Run, run_id), (ResourceType::Experiment, &experiment)],
+            missing: missing::run(run_id),
+        };
+        self.decide(&access, target, op)
+    }
+
+    /// A logged model's tier first, then its experiment.
+    pub(crate) async fn need_logged_model(&self, model_id: &str, op: Op) -> Result<()> {
+        let access = self.access().await?;
+        if access.is_unrestricted() {
+            return Ok(());
+        }
+        let experiment = self.store.get_logged_model(model_id).await?.experiment_id;
+        let target = Target {
+            keys: vec![(ResourceType::LoggedModel, model_id), (ResourceType::Experiment, &experiment)],
+            missing: missing::logged_model(model_id),
+        };
+        self.decide(&access, target, op)
+    }
+
+    pub(crate) async fn need_model(&self, name: &str, op: Op) -> Result<()> {
+        let access = self.access().await?;
+        if access.is_unrestricted() {
+            return Ok(());
+        }
+        let target =
+            Target { keys: vec![(ResourceType::RegisteredModel, name)], missing: missing::registered_model(name) };
+        self.decide(&access, target, op)
+    }
+
+    /// A model version's tier first, then its registered model.
+    pub(crate) async fn need_version(&self, name: &str, version: i64, op: Op) -> Result<()> {
+        let access = self.access().await?;
+        if access.is_unrestricted() {
+            return Ok(());
+        }
+        let target = Target {
+            keys: vec![(ResourceType::RegisteredModelVersion, name), (ResourceType::RegisteredModel, name)],
+            missing: missing::model_version(name, version),
+        };
+        self.decide(&access, target, op)
+    }
+
+    pub async fn need_deployment(&self, name: &str, op: Op) -> Result<()> {
+        let access = self.access().await?;
+        if access.is_unrestricted() {
+            return Ok(());
+        }
+        let target = Target { keys: vec![(ResourceType::Deployment, name)], missing: missing::deployment(name) };
+        self.decide(&access, target, op)
+    }
+
+    /// Whether the actor may create a resource of `resource_type`.
+    pub(crate) async fn need_create(&self, resource_type: ResourceType) -> Result<()> {
+        if self.access().await?.can_create(resource_type) {
+            Ok(())
+        } else {
+            Err(plinth_core::Error::PermissionDenied("Permission denied".into()).into())
+        }
+    }
+
+    /// Roles and grants are administered by administrators and the
+    /// workspace's administrators (a workspace-wide `MANAGE`).
+    pub async fn need_workspace_admin(&self) -> Result<()> {
+        if self.access().await?.is_unrestricted() {
+            return Ok(());
+        }
+        Err(plinth_core::Error::PermissionDenied("Permission denied: administrators only".into()).into())
+    }
+
+    /// Which resources of `resource_type` the actor may read.
+    pub async fn visible(&self, resource_type: ResourceType) -> Result<Visible> {
+        Ok(self.access().await?.visible(resource_type))
+    }
+
+    /// The subset of `experiment_ids` whose runs (or logged models, with
+    /// `tier`) the actor may read, in order.
+    pub(crate) async fn readable_experiments(
+        &self,
+        experiment_ids: Vec<String>,
+        tier: ResourceType,
+    ) -> Result<Vec<String>> {
+        let access = self.access().await?;
+        if access.is_unrestricted() {
+            return Ok(experiment_ids);
+        }
+        Ok(experiment_ids
+            .into_iter()
+            .filter(|e| access.permission(&[(tier, "*"), (ResourceType::Experiment, e)]).allows(Op::Read))
+            .collect())
+    }
+
+    /// Whether the actor may read the deployment named (listings filter with it).
+    pub async fn can_read_deployment(&self, name: &str) -> Result<bool> {
+        Ok(self.access().await?.permission(&[(ResourceType::Deployment, name)]).allows(Op::Read))
+    }
+
+    /// A training job runs as Plinth itself; whoever submits it must be
+    /// able to do what it will: log to its experiment and register into its
+    /// model.
+    pub(crate) async fn need_training_targets(&self, experiment: &str, register: Option<&str>) -> Result<()> {
+        if self.access().await?.is_unrestricted() {
+            return Ok(());
+        }
+        // Targets that do not exist yet are made now, as the submitter's
+        // (who then manages them), not later as Plinth's.
+        match self.store.get_experiment_by_name(experiment).await? {
+            Some(e) => self.need_experiment(&e.experiment_id, Op::Update).await?,
+            None => {
+                self.create_experiment(experiment.to_string(), None, Vec::new()).await?;
+            }
+        }
+        if let Some(name) = register {
+            match self.store.get_registered_model(name).await {
+                Ok(_) => self.need_model(name, Op::Update).await?,
+                Err(e) if e.is_not_found() => {
+                    self.create_registered_model(name.to_string(), None, Vec::new()).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
