@@ -2,8 +2,10 @@
 # What authentication costs the hot paths, in one run on this machine: one
 # Plinth with auth off and one with --auth (every request carrying a bearer
 # API token), each measured for log-metric at 16 clients and the recommend
-# endpoint (top-10, ALS, 10,000 items) at 16 clients; the two are measured
-# alternately, twice each (off, on, on, off), and the ratio on/off printed.
+# endpoint (top-10, ALS, 10,000 items) at 16 clients; then the same with a
+# member's token (a user who is no administrator, so every request passes the
+# permission check); measured alternately, twice each (off, on, member,
+# member, on, off), and the ratios to auth off printed.
 # Target: at most 5% throughput lost with auth on. Not a test.
 #
 #   bench/auth.sh                    # BENCH_SECONDS=10 per measurement
@@ -49,6 +51,14 @@ for mode in off on; do
     -d '{"name": "bench", "variants": [{"name": "a", "model": "bench-recs/1"}]}' >/dev/null
 done
 
+# A member: a signed-in user who is no administrator, so every request goes through the permission check
+# (their grants, cached; the run's experiment, remembered). Same server as "on".
+URL[member]="${URL[on]}"
+curl -fs -u bench:bench-password -H 'content-type: application/json' \
+  -d '{"username": "member", "password": "member-password"}' "${URL[on]}/api/2.0/mlflow/users/create" >/dev/null
+TOKEN[member]=$(curl -fs -u member:member-password -H 'content-type: application/json' -d '{"name": "bench"}' \
+  "${URL[on]}/api/2.0/plinth/tokens/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+
 REC='{"user": "u{i}", "k": 10}'
 measure() { # mode round
   local mode=$1 round=$2
@@ -58,8 +68,8 @@ measure() { # mode round
     --body "$REC" --vary 20000 --concurrency 16 --seconds "$SECONDS_PER_TEST" --name recommend \
     | sed "s/^{/{\"mode\": \"$mode\", \"round\": $round, \"what\": \"recommend\", /" >>"$WORK/results.jsonl"
 }
-echo "== measuring: off, on, on, off (${SECONDS_PER_TEST}s each)" >&2
-measure off 1; measure on 1; measure on 2; measure off 2
+echo "== measuring: off, on, member, member, on, off (${SECONDS_PER_TEST}s each)" >&2
+measure off 1; measure on 1; measure member 1; measure member 2; measure on 2; measure off 2
 
 cp "$WORK/results.jsonl" "${BENCH_RESULTS:-/dev/null}" 2>/dev/null || true
 python3 - "$WORK/results.jsonl" <<'PY'
@@ -68,12 +78,11 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def mean(what, mode, key):
     v = [r[key] for r in rows if r["what"] == what and r["mode"] == mode]
     return sum(v) / len(v)
-print(f"{'measure (16 clients)':<28} {'auth off':>10} {'auth on':>10} {'on/off':>8}")
+print(f"{'measure (16 clients)':<28} {'auth off':>10} {'on, admin':>10} {'on/off':>8} {'on, member':>11} {'member/off':>10}")
 for what in ["log-metric", "recommend"]:
-    off, on = mean(what, "off", "rps"), mean(what, "on", "rps")
-    print(f"{what + ' req/s':<28} {off:>10.1f} {on:>10.1f} {on / off:>7.3f}x")
-    off, on = mean(what, "off", "p99_ms"), mean(what, "on", "p99_ms")
-    print(f"{what + ' p99 ms':<28} {off:>10.2f} {on:>10.2f} {on / off:>7.3f}x")
-errors = {m: sum(r.get("errors", 0) for r in rows if r["mode"] == m) for m in ["off", "on"]}
-print(f"errors: off {errors['off']}, on {errors['on']}")
+    for key, label, fmt in [("rps", "req/s", ".1f"), ("p99_ms", "p99 ms", ".2f")]:
+        off, on, member = (mean(what, m, key) for m in ["off", "on", "member"])
+        print(f"{what + ' ' + label:<28} {off:>10{fmt}} {on:>10{fmt}} {on / off:>7.3f}x {member:>11{fmt}} {member / off:>9.3f}x")
+errors = {m: sum(r.get("errors", 0) for r in rows if r["mode"] == m) for m in ["off", "on", "member"]}
+print(f"errors: off {errors['off']}, on {errors['on']}, member {errors['member']}")
 PY

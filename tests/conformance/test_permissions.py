@@ -214,6 +214,28 @@ def test_one_team_cannot_see_or_change_another_teams_work(closed_server, monkeyp
     # The trail shows bob nothing of alice's.
     trail = requests.get(f"{closed_server.url}/api/2.0/plinth/audit", auth=("bob", PASSWORD), timeout=30).json()
     assert {r["resource"] for r in trail["records"]} == {f"experiments/{own}"}, trail
+    # Jobs: bob's training job (its experiment and model made as his) is his; alice sees none of it.
+    with open(f"{closed_server.data_dir}/datasets/plays.csv", "w") as f:
+        f.write("user,item\n" + "".join(f"u{u},i{(u * 7 + k) % 40}\n" for u in range(60) for k in range(6)))
+    spec = {"data": "plays.csv", "algo": "popularity", "split": "none", "register": "recs-bob-model",
+            "experiment": "recs-bob-jobs"}
+    r = requests.post(f"{closed_server.url}/api/2.0/plinth/jobs/train-recommender", json=spec, auth=("bob", PASSWORD),
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    job = r.json()["job"]["job_id"]
+    as_alice = ("alice", PASSWORD)
+    listed = requests.get(f"{closed_server.url}/api/2.0/plinth/jobs/list", auth=as_alice, timeout=30).json()["jobs"]
+    assert job not in [j["job_id"] for j in listed]
+    for method, path, kw in [("GET", "jobs/get", {"params": {"job_id": job}}),
+                             ("POST", "jobs/cancel", {"json": {"job_id": job}})]:
+        r = requests.request(method, f"{closed_server.url}/api/2.0/plinth/{path}", auth=as_alice, timeout=30, **kw)
+        assert (r.status_code, r.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST"), r.text
+    # …and may not make a job write into bob's experiment or model.
+    r = requests.post(f"{closed_server.url}/api/2.0/plinth/jobs/train-recommender", json=spec, auth=as_alice, timeout=30)
+    assert (r.status_code, r.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST"), r.text
+    bob_jobs = requests.get(f"{closed_server.url}/api/2.0/plinth/jobs/list", auth=("bob", PASSWORD), timeout=30)
+    assert job in [j["job_id"] for j in bob_jobs.json()["jobs"]]
+
     # Nor does the UI.
     page = requests.get(f"{closed_server.url}/ui/models", auth=("bob", PASSWORD), timeout=30)
     assert page.status_code == 200 and "recs-alice-model" not in page.text

@@ -254,7 +254,13 @@ impl Platform {
         // Targets that do not exist yet are made now, as the submitter's
         // (who then manages them), not later as Plinth's.
         match self.store.get_experiment_by_name(experiment).await? {
-            Some(e) => self.need_experiment(&e.experiment_id, Op::Update).await?,
+            // Named, not numbered: a hidden experiment's id is not told either.
+            Some(e) => self.need_experiment(&e.experiment_id, Op::Update).await.map_err(|err| match err.kind() {
+                plinth_core::ErrorKind::NotFound => {
+                    plinth_core::Error::not_found(format!("Could not find experiment with name '{experiment}'")).into()
+                }
+                _ => err,
+            })?,
             None => {
                 self.create_experiment(experiment.to_string(), None, Vec::new()).await?;
             }

@@ -176,9 +176,39 @@ impl JobRunner {
         Ok(job)
     }
 
-    /// The job and, while it runs, its progress.
-    pub async fn get(&self, job_id: &str) -> Result<(Job, Option<(String, usize, usize)>)> {
+    /// Whether `by` may do `op` to a job: what they may do to the experiment
+    /// its runs go to (its submitter made or could log to it).
+    async fn allows(&self, by: &Actor, job: &Job, op: plinth_core::access::Op) -> Result<bool> {
+        let platform = self.platform.acting(by.clone());
+        let access = platform.access().await?;
+        if access.is_unrestricted() {
+            return Ok(true);
+        }
+        let default = match job.kind {
+            JobKind::TrainRecommender => "recommenders",
+            JobKind::TrainTabular => "tabular",
+        };
+        let name = job.spec.get("experiment").and_then(Value::as_str).unwrap_or(default);
+        Ok(match self.platform.store.get_experiment_by_name(name).await? {
+            Some(e) => {
+                access.permission(&[(plinth_core::access::ResourceType::Experiment, &e.experiment_id)]).allows(op)
+            }
+            None => false,
+        })
+    }
+
+    /// A job `by` may see (one they may not is not found).
+    async fn visible_job(&self, by: &Actor, job_id: &str) -> Result<Job> {
         let job = self.platform.store.get_job(job_id).await?;
+        if !self.allows(by, &job, plinth_core::access::Op::Read).await? {
+            return Err(plinth_core::rules::missing::job(job_id).into());
+        }
+        Ok(job)
+    }
+
+    /// The job and, while it runs, its progress.
+    pub async fn get(&self, by: &Actor, job_id: &str) -> Result<(Job, Option<(String, usize, usize)>)> {
+        let job = self.visible_job(by, job_id).await?;
         let progress = self.progress.lock().ok().and_then(|m| m.get(job_id).cloned());
         Ok((job, progress))
     }
@@ -187,6 +217,10 @@ impl JobRunner {
     /// (its run ends KILLED, nothing is registered) and waits up to
     /// [`CANCEL_WAIT`] for it to stop. Cancelling a finished job is refused.
     pub async fn cancel(&self, by: &Actor, job_id: &str) -> Result<Job> {
+        let job = self.visible_job(by, job_id).await?;
+        if !self.allows(by, &job, plinth_core::access::Op::Update).await? {
+            return Err(DomainError::PermissionDenied("Permission denied".into()).into());
+        }
         let job = self.platform.store.cancel_job(job_id, self.platform.now_ms()).await?;
         let after = Some(job.status.as_str().to_string());
         self.platform.acting(by.clone()).record(Action::JobCancel, resource::job(job_id), None, after).await?;
@@ -209,8 +243,15 @@ impl JobRunner {
         }
     }
 
-    pub async fn list(&self, limit: i64) -> Result<Vec<Job>> {
-        Ok(self.platform.store.list_jobs(None, limit).await?)
+    /// The newest jobs `by` may see.
+    pub async fn list(&self, by: &Actor, limit: i64) -> Result<Vec<Job>> {
+        let mut visible = Vec::new();
+        for job in self.platform.store.list_jobs(None, limit).await? {
+            if self.allows(by, &job, plinth_core::access::Op::Read).await? {
+                visible.push(job);
+            }
+        }
+        Ok(visible)
     }
 
     /// Claims and runs jobs until shutdown; idle, waits for a local

@@ -68,7 +68,7 @@ async fn jobs_left_running_by_a_crash_run_again_on_start() {
     let platform =
         Platform::new(store.clone(), ArtifactStore::local(dir.path().join("artifacts")).unwrap()).await.unwrap();
     let runner = JobRunner::start(platform, datasets).await.unwrap();
-    let (deadly, _) = runner.get("job-deadly").await.unwrap();
+    let (deadly, _) = runner.get(&Actor::local(), "job-deadly").await.unwrap();
     assert_eq!(deadly.status, JobStatus::Failed, "{deadly:?}");
     assert!(deadly.error.unwrap().contains("interrupted 3 times"));
     // A queued job can be withdrawn; a finished one cannot.
@@ -84,7 +84,7 @@ async fn jobs_left_running_by_a_crash_run_again_on_start() {
     assert!(runner.cancel(&Actor::local(), "job-deadly").await.unwrap_err().to_string().contains("already ended"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let (job, _) = runner.get("job-interrupted").await.unwrap();
+        let (job, _) = runner.get(&Actor::local(), "job-interrupted").await.unwrap();
         if job.status.is_finished() {
             assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
             assert_eq!(job.attempts, 2);
@@ -113,7 +113,7 @@ async fn a_running_training_stops_when_cancelled() {
     let job = runner.submit_recommender(&Actor::local(), spec).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let (j, progress) = runner.get(&job.job_id).await.unwrap();
+        let (j, progress) = runner.get(&Actor::local(), &job.job_id).await.unwrap();
         if j.status == JobStatus::Running && progress.is_some_and(|p| p.0 == "bpr" && p.1 > 0) {
             break;
         }

@@ -34,13 +34,13 @@ async fn train_tabular(s: Api, a: Args) -> ApiResult {
 }
 
 async fn get_one(s: Api, a: Args) -> ApiResult {
-    let (job, progress) = s.jobs.get(&a.req_str("job_id")?).await?;
+    let (job, progress) = s.jobs.get(s.actor(), &a.req_str("job_id")?).await?;
     Ok(Json(json!({"job": job_json(&job, progress)})))
 }
 
 async fn list(s: Api, a: Args) -> ApiResult {
     let max = a.opt_i64("max_results")?.unwrap_or(100).clamp(1, 10_000);
-    let jobs = s.jobs.list(max).await?;
+    let jobs = s.jobs.list(s.actor(), max).await?;
     Ok(Json(json!({"jobs": jobs.iter().map(|j| job_json(j, None)).collect::<Vec<_>>()})))
 }
 

@@ -8,11 +8,12 @@ use plinth_engine::jobs::JobRunner;
 
 use crate::{PageResult, duration, page, time};
 
-pub async fn list(State(jobs): State<JobRunner>) -> PageResult {
-    let all = jobs.list(200).await?;
+pub async fn list(State(jobs): State<JobRunner>, crate::Acting(platform): crate::Acting) -> PageResult {
+    let by = platform.actor();
+    let all = jobs.list(by, 200).await?;
     let mut rows = Vec::with_capacity(all.len());
     for job in all {
-        let progress = if job.status == JobStatus::Running { jobs.get(&job.job_id).await?.1 } else { None };
+        let progress = if job.status == JobStatus::Running { jobs.get(by, &job.job_id).await?.1 } else { None };
         rows.push((job, progress));
     }
     Ok(page(
