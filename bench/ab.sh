@@ -6,6 +6,8 @@
 # ratio B/A printed. Not a test.
 #
 #   bench/ab.sh OLD_PLINTH NEW_PLINTH          # BENCH_SECONDS=10 per measurement
+#   BENCH_AUTH=member bench/ab.sh OLD NEW      # both with --auth, every request as a signed-in user who is
+#                                              # no administrator (the permission check's path)
 #   git worktree add /tmp/old <rev> && (cd /tmp/old && cargo build --release -p plinth-cli)   # a "before" binary
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,18 +18,34 @@ cargo build --release --locked -p plinth-loadgen >&2
 LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
 source bench/lib.sh
 
-declare -A URL BIN=([a]="$A" [b]="$B")
+AUTH="${BENCH_AUTH:-}"
+declare -A URL TOKEN EXP BIN=([a]="$A" [b]="$B")
 for side in a b; do
-  port=$(free_port); URL[$side]="http://127.0.0.1:$port"
-  "${BIN[$side]}" server --port "$port" --data-dir "$WORK/$side" 2>"$WORK/$side.log" & PIDS+=($!)
+  port=$(free_port); URL[$side]="http://127.0.0.1:$port"; TOKEN[$side]=""; EXP[$side]="0"
+  if [ "$AUTH" = member ]; then
+    PLINTH_ADMIN_USER=bench PLINTH_ADMIN_PASSWORD=bench-password \
+      "${BIN[$side]}" server --port "$port" --data-dir "$WORK/$side" --auth 2>"$WORK/$side.log" & PIDS+=($!)
+  else
+    "${BIN[$side]}" server --port "$port" --data-dir "$WORK/$side" 2>"$WORK/$side.log" & PIDS+=($!)
+  fi
   wait_up "${URL[$side]}/health"
+  if [ "$AUTH" = member ]; then
+    curl -fs -u bench:bench-password -H 'content-type: application/json' \
+      -d '{"username": "member", "password": "member-password"}' "${URL[$side]}/api/2.0/mlflow/users/create" >/dev/null
+    TOKEN[$side]=$(curl -fs -u member:member-password -H 'content-type: application/json' -d '{"name": "bench"}' \
+      "${URL[$side]}/api/2.0/plinth/tokens/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+    # The member's own experiment (the Default one is only readable to them).
+    EXP[$side]=$(curl -fs -u member:member-password -H 'content-type: application/json' -d '{"name": "ab"}' \
+      "${URL[$side]}/api/2.0/mlflow/experiments/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
+  fi
 done
 
 measure() { # side round
   local side=$1 round=$2
-  "$LOADGEN" --url "${URL[$side]}" log-metric --concurrency 16 --seconds "$SECONDS_PER_TEST" \
+  BENCH_TOKEN="${TOKEN[$side]}" "$LOADGEN" --url "${URL[$side]}" log-metric --concurrency 16 --seconds "$SECONDS_PER_TEST" \
     | sed "s/^{/{\"side\": \"$side\", \"round\": $round, \"what\": \"log-metric\", /" >>"$WORK/results.jsonl"
-  "$LOADGEN" --url "${URL[$side]}" post --path /api/2.0/mlflow/runs/create --body '{"experiment_id": "0"}' \
+  BENCH_TOKEN="${TOKEN[$side]}" "$LOADGEN" --url "${URL[$side]}" post --path /api/2.0/mlflow/runs/create \
+    --body "{\"experiment_id\": \"${EXP[$side]}\"}" \
     --vary 1 --concurrency 16 --seconds "$SECONDS_PER_TEST" --name create-run \
     | sed "s/^{/{\"side\": \"$side\", \"round\": $round, \"what\": \"create-run\", /" >>"$WORK/results.jsonl"
 }

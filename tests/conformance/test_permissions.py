@@ -236,6 +236,27 @@ def test_one_team_cannot_see_or_change_another_teams_work(closed_server, monkeyp
     bob_jobs = requests.get(f"{closed_server.url}/api/2.0/plinth/jobs/list", auth=("bob", PASSWORD), timeout=30)
     assert job in [j["job_id"] for j in bob_jobs.json()["jobs"]]
 
+    # Serving: bob deploys what his job registered; alice can neither see the deployment nor call it.
+    from test_usage import wait_job
+
+    assert wait_job(closed_server.url, job, ("bob", PASSWORD))["status"] == "SUCCEEDED"
+    r = requests.post(f"{closed_server.url}/api/2.0/plinth/deployments/create", auth=("bob", PASSWORD), timeout=60,
+                      json={"name": "bob-live", "variants": [{"name": "a", "model": "recs-bob-model/1"}]})
+    assert r.status_code == 200, r.text
+    call = f"{closed_server.url}/v1/deployments/bob-live/recommend"
+    r = requests.post(call, json={"user": "u1", "k": 3}, auth=("bob", PASSWORD), timeout=30)
+    assert r.status_code == 200, r.text
+    r = requests.post(call, json={"user": "u1", "k": 3}, auth=as_alice, timeout=30)
+    assert r.status_code == 404 and "error" in r.json(), r.text
+    r = requests.get(f"{closed_server.url}/v2/models/bob-live", auth=as_alice, timeout=30)
+    assert r.status_code == 404, r.text
+    r = requests.get(f"{closed_server.url}/api/2.0/plinth/deployments/list", auth=as_alice, timeout=30)
+    assert "bob-live" not in r.text
+    # …nor point a deployment of hers at bob's model.
+    r = requests.post(f"{closed_server.url}/api/2.0/plinth/deployments/create", auth=as_alice, timeout=60,
+                      json={"name": "alice-live", "variants": [{"name": "a", "model": "recs-bob-model/1"}]})
+    assert (r.status_code, r.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST"), r.text
+
     # Nor does the UI.
     page = requests.get(f"{closed_server.url}/ui/models", auth=("bob", PASSWORD), timeout=30)
     assert page.status_code == 200 and "recs-alice-model" not in page.text

@@ -67,13 +67,6 @@ impl AccessControl {
     }
 }
 
-/// What a check is about: how to say it does not exist, and the keys whose
-/// grants decide (its own tier first, then its container).
-struct Target<'a> {
-    keys: Vec<(ResourceType, &'a str)>,
-    missing: plinth_core::Error,
-}
-
 fn unrestricted() -> Arc<Access> {
     static ALL: std::sync::OnceLock<Arc<Access>> = std::sync::OnceLock::new();
     ALL.get_or_init(|| Arc::new(Access::unrestricted())).clone()
@@ -101,12 +94,20 @@ impl Platform {
         Ok(access)
     }
 
-    fn decide(&self, access: &Access, target: Target<'_>, op: Op) -> Result<()> {
-        let permission = access.permission(&target.keys);
+    /// Decides `op` on the resource reached through `keys` (its own tier
+    /// first, then its container); `missing` says how it does not exist.
+    fn decide(
+        &self,
+        access: &Access,
+        keys: &[(ResourceType, &str)],
+        missing: impl FnOnce() -> plinth_core::Error,
+        op: Op,
+    ) -> Result<()> {
+        let permission = access.permission(keys);
         if permission.allows(op) {
             Ok(())
         } else if !permission.allows(Op::Read) {
-            Err(target.missing.into())
+            Err(missing().into())
         } else {
             Err(plinth_core::Error::PermissionDenied("Permission denied".into()).into())
         }
@@ -117,11 +118,7 @@ impl Platform {
         if access.is_unrestricted() {
             return Ok(());
         }
-        let target = Target {
-            keys: vec![(ResourceType::Experiment, experiment_id)],
-            missing: missing::experiment(experiment_id),
-        };
-        self.decide(&access, target, op)
+        self.decide(&access, &[(ResourceType::Experiment, experiment_id)], || missing::experiment(experiment_id), op)
     }
 
     /// The experiment a run is in (remembered: it never changes).
@@ -146,11 +143,12 @@ impl Platform {
             return Ok(());
         }
         let experiment = self.experiment_of_run(run_id).await?;
-        let target = Target {
-            keys: vec![(ResourceType::Run, run_id), (ResourceType::Experiment, &experiment)],
-            missing: missing::run(run_id),
-        };
-        self.decide(&access, target, op)
+        self.decide(
+            &access,
+            &[(ResourceType::Run, run_id), (ResourceType::Experiment, &experiment)],
+            || missing::run(run_id),
+            op,
+        )
     }
 
     /// A logged model's tier first, then its experiment.
@@ -160,11 +158,12 @@ impl Platform {
             return Ok(());
         }
         let experiment = self.store.get_logged_model(model_id).await?.experiment_id;
-        let target = Target {
-            keys: vec![(ResourceType::LoggedModel, model_id), (ResourceType::Experiment, &experiment)],
-            missing: missing::logged_model(model_id),
-        };
-        self.decide(&access, target, op)
+        self.decide(
+            &access,
+            &[(ResourceType::LoggedModel, model_id), (ResourceType::Experiment, &experiment)],
+            || missing::logged_model(model_id),
+            op,
+        )
     }
 
     pub(crate) async fn need_model(&self, name: &str, op: Op) -> Result<()> {
@@ -172,9 +171,7 @@ impl Platform {
         if access.is_unrestricted() {
             return Ok(());
         }
-        let target =
-            Target { keys: vec![(ResourceType::RegisteredModel, name)], missing: missing::registered_model(name) };
-        self.decide(&access, target, op)
+        self.decide(&access, &[(ResourceType::RegisteredModel, name)], || missing::registered_model(name), op)
     }
 
     /// A model version's tier first, then its registered model.
@@ -183,11 +180,12 @@ impl Platform {
         if access.is_unrestricted() {
             return Ok(());
         }
-        let target = Target {
-            keys: vec![(ResourceType::RegisteredModelVersion, name), (ResourceType::RegisteredModel, name)],
-            missing: missing::model_version(name, version),
-        };
-        self.decide(&access, target, op)
+        self.decide(
+            &access,
+            &[(ResourceType::RegisteredModelVersion, name), (ResourceType::RegisteredModel, name)],
+            || missing::model_version(name, version),
+            op,
+        )
     }
 
     pub async fn need_deployment(&self, name: &str, op: Op) -> Result<()> {
@@ -195,8 +193,7 @@ impl Platform {
         if access.is_unrestricted() {
             return Ok(());
         }
-        let target = Target { keys: vec![(ResourceType::Deployment, name)], missing: missing::deployment(name) };
-        self.decide(&access, target, op)
+        self.decide(&access, &[(ResourceType::Deployment, name)], || missing::deployment(name), op)
     }
 
     /// Whether the actor may create a resource of `resource_type`.

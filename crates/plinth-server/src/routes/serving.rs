@@ -28,22 +28,28 @@ pub const HEADER_LENGTH: &str = "inference-header-content-length";
 const INLINE_INFER_BYTES: usize = 16 << 10;
 
 pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
+    // The inference routes pass one middleware (the permission check, then a concurrency permit); the
+    // metadata routes only the check.
+    let inference = Router::new()
         .route("/v1/deployments/{name}/recommend", post(recommend))
         .route("/v1/deployments/{name}/similar", post(similar))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limit_concurrency))
-        .route("/v2/health/live", get(live))
-        .route("/v2/health/ready", get(ready))
-        .route("/v2", get(server_metadata))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limit_concurrency));
+    let metadata = Router::new()
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/versions/{version}", get(model_version_metadata))
         .route("/v2/models/{name}/config", get(model_config))
         .route("/v2/models/{name}/versions/{version}/config", get(model_version_config))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/versions/{version}/ready", get(model_version_ready))
-        .layer(axum::middleware::from_fn_with_state(state, may_call))
+        .layer(axum::middleware::from_fn_with_state(state, may_call));
+    Router::new()
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2", get(server_metadata))
+        .merge(inference)
+        .merge(metadata)
 }
 
 /// A user calls only the deployments they may read (see `auth::may_call`).
@@ -191,8 +197,14 @@ async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -
         .map_err(|e| InferError(Failure::new(ErrorKind::Internal, format!("inference task failed: {e}"))))
 }
 
-/// Sheds load instead of queueing without bound.
+/// Sheds load instead of queueing without bound; a user calls only the
+/// deployments they may read (checked first: a refusal takes no permit).
 async fn limit_concurrency(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(deployment) = crate::auth::deployment_of_path(req.uri().path())
+        && let Err(failure) = crate::auth::may_call(&s.platform, req.extensions(), deployment).await
+    {
+        return failure.oip();
+    }
     match s.inference_permits.clone().try_acquire_owned() {
         Ok(permit) => {
             let response = next.run(req).await;
