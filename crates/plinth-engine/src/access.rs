@@ -196,6 +196,16 @@ impl Platform {
         self.decide(&access, &[(ResourceType::Deployment, name)], || missing::deployment(name), op)
     }
 
+    /// Whether `principal` may read (so call) a deployment, without making a
+    /// platform that acts for them: the inference endpoints' check.
+    pub async fn may_read_deployment(&self, principal: &plinth_core::auth::Principal, name: &str) -> Result<()> {
+        if principal.is_admin || principal.user_id <= 0 {
+            return Ok(());
+        }
+        let access = self.access_of(principal.user_id).await?;
+        self.decide(&access, &[(ResourceType::Deployment, name)], || missing::deployment(name), Op::Read)
+    }
+
     /// Whether the actor may create a resource of `resource_type`.
     pub(crate) async fn need_create(&self, resource_type: ResourceType) -> Result<()> {
         if self.access().await?.can_create(resource_type) {

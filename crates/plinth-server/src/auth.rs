@@ -151,8 +151,7 @@ pub async fn may_call(
     if principal.is_admin || matches!(principal.via, Via::ServingKey { .. } | Via::Anonymous) {
         return Ok(());
     }
-    let actor = plinth_core::audit::Actor { principal: principal.clone(), request_id: None };
-    platform.acting(actor).need_deployment(deployment, plinth_core::access::Op::Read).await.map_err(Failure::from)
+    platform.may_read_deployment(principal, deployment).await.map_err(Failure::from)
 }
 
 /// The deployment an inference path names (`/v1/deployments/<d>/…`, `/v2/models/<d>…`).
