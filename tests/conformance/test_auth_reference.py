@@ -64,6 +64,14 @@ def code(payload):
     return payload.get("error_code") if isinstance(payload, dict) else None
 
 
+def agree(mlflow, plinth):
+    """Every step answered with MLflow's status, and its error code where MLflow answers JSON."""
+    for step in mlflow:
+        assert plinth[step][0] == mlflow[step][0], f"{step}: plinth {plinth[step]} vs mlflow {mlflow[step]}"
+        if code(mlflow[step][1]):
+            assert code(plinth[step][1]) == code(mlflow[step][1]), f"{step}: {plinth[step]} vs {mlflow[step]}"
+
+
 def test_the_user_api_answers_as_mlflows_does(mlflow_auth, plinth_auth):
     answers = {}
     for side, url in [("mlflow", mlflow_auth), ("plinth", plinth_auth)]:
@@ -95,10 +103,7 @@ def test_the_user_api_answers_as_mlflows_does(mlflow_auth, plinth_auth):
         a["deleted"] = call(url, "GET", "users/get", {"username": "alice"})
         answers[side] = a
     mlflow, plinth = answers["mlflow"], answers["plinth"]
-    for step in mlflow:
-        assert plinth[step][0] == mlflow[step][0], f"{step}: plinth {plinth[step]} vs mlflow {mlflow[step]}"
-        if code(mlflow[step][1]):
-            assert code(plinth[step][1]) == code(mlflow[step][1]), f"{step}: {plinth[step]} vs {mlflow[step]}"
+    agree(mlflow, plinth)
     for side in (mlflow, plinth):
         user = side["create"][1]["user"]
         assert (user["username"], user["is_admin"]) == ("alice", False)
@@ -161,10 +166,7 @@ def test_the_rbac_api_answers_as_mlflows_does(mlflow_auth, plinth_auth):
         a["deleted"] = v3(url, "GET", "roles/get", {"role_id": str(role)})
         answers[side] = a
     mlflow, plinth = answers["mlflow"], answers["plinth"]
-    for step in mlflow:
-        assert plinth[step][0] == mlflow[step][0], f"{step}: plinth {plinth[step]} vs mlflow {mlflow[step]}"
-        if code(mlflow[step][1]):
-            assert code(plinth[step][1]) == code(mlflow[step][1]), f"{step}: {plinth[step]} vs {mlflow[step]}"
+    agree(mlflow, plinth)
     for side in (mlflow, plinth):
         assert side["effective"][1] == {"allowed": True, "permission": "EDIT"}, side["effective"]
         assert set(side["create"][1]["role"]) >= {"id", "name", "workspace", "description", "permissions"}

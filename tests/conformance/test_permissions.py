@@ -26,22 +26,23 @@ def start(default_permission):
     return srv, data_dir
 
 
-@pytest.fixture
-def closed_server():
-    """Nothing is readable unless granted (MLflow's default_permission = NO_PERMISSIONS)."""
-    srv, data_dir = start("NO_PERMISSIONS")
+def server_with(default_permission):
+    srv, data_dir = start(default_permission)
     yield srv
     srv.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def closed_server():
+    """Nothing is readable unless granted (MLflow's default_permission = NO_PERMISSIONS)."""
+    yield from server_with("NO_PERMISSIONS")
 
 
 @pytest.fixture
 def open_server():
     """MLflow's default: every signed-in user reads everything (READ)."""
-    srv, data_dir = start("READ")
-    yield srv
-    srv.stop()
-    shutil.rmtree(data_dir, ignore_errors=True)
+    yield from server_with("READ")
 
 
 class Client:
