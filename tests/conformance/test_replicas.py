@@ -11,7 +11,8 @@ PLINTH_TEST_POSTGRES set); over SQLite there is nothing to share.
 - through nginx (round-robin over the three), the mlflow client sees one server, and a replica killed under
   load loses no acknowledged write;
 - every replica gives a user the same variant, and an alias moved through one replica is served by another
-  within 2 s.
+  within 2 s;
+- with --auth, a grant revoked through one replica is refused by the others at once.
 """
 
 import os
@@ -226,3 +227,43 @@ def test_an_alias_moved_through_one_replica_is_served_by_every_replica_and_ab_is
     user = next(f"u{u}" for u in range(200) if served(c, f"u{u}")["variant"] == "a")
     wait_for(lambda: served(c, user)["model_version"] == 2, timeout=5, what="the moved alias on another replica")
     assert time.time() - moved < 2.0
+
+
+def test_a_revoked_grant_is_refused_by_every_replica_at_once():
+    """With --auth: bob's grant on alice's model, read (and cached) by two replicas, is revoked through a third;
+    both refuse bob within a second — the change is announced, not waited out (the cache keeps grants 5 s)."""
+    data_dir = tempfile.mkdtemp(prefix="plinth-replicas-auth-")
+    admin = ("admin", "admin-password-1")
+    env = {"PLINTH_ADMIN_USER": admin[0], "PLINTH_ADMIN_PASSWORD": admin[1]}
+    servers = [PlinthServer(data_dir, extra_args=["--auth", "--default-permission", "NO_PERMISSIONS"], env=env).start()
+               for _ in range(3)]
+    try:
+        a, b, c = servers
+        for user in ["alice", "bob"]:
+            r = requests.post(f"{a.url}{API}/mlflow/users/create", json={"username": user, "password": f"{user}-password-1"},
+                              auth=admin, timeout=30)
+            assert r.status_code == 200, r.text
+        alice, bob = ("alice", "alice-password-1"), ("bob", "bob-password-1")
+        r = requests.post(f"{a.url}{API}/mlflow/registered-models/create", json={"name": "shared"}, auth=alice, timeout=30)
+        assert r.status_code == 200, r.text
+        grant = {"username": "bob", "resource_type": "registered_model", "resource_id": "shared", "permission": "READ"}
+        r = requests.post(f"{a.url}/api/3.0/mlflow/users/permissions/grant", json=grant, auth=alice, timeout=30)
+        assert r.status_code == 200, r.text
+
+        def bob_reads(server):
+            return requests.get(f"{server.url}{API}/mlflow/registered-models/get", params={"name": "shared"}, auth=bob,
+                                timeout=30).status_code
+
+        for s in (b, c):
+            wait_for(lambda s=s: bob_reads(s) == 200, timeout=10, what="the grant on every replica")
+        revoke = {k: grant[k] for k in ["username", "resource_type", "resource_id"]}
+        r = requests.post(f"{a.url}/api/3.0/mlflow/users/permissions/revoke", json=revoke, auth=alice, timeout=30)
+        assert r.status_code == 200, r.text
+        revoked = time.time()
+        for s in (b, c):
+            wait_for(lambda s=s: bob_reads(s) == 404, timeout=10, what="the revocation on every replica")
+        assert time.time() - revoked < 2.0, "the replicas waited out their cache instead of hearing the change"
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -6,7 +6,8 @@
 //! answer comes from the caller's grants ([`Access`], `plinth_core::access`'s
 //! rules), loaded once and kept for [`GRANTS_TTL`]; a change made through
 //! this process drops the cache at once, one made through another replica is
-//! seen within the TTL. Administrators, Plinth's own work and the embedded
+//! seen at once over PostgreSQL (its change notifications; the TTL is the
+//! fallback). Administrators, Plinth's own work and the embedded
 //! single-user mode (authentication off) are unrestricted and never look.
 //!
 //! A caller who may not read a resource is told it does not exist, in the
@@ -32,12 +33,19 @@ pub struct AccessControl {
     /// What members get where nothing is granted (MLflow's `default_permission`).
     default: Permission,
     grants: Mutex<HashMap<i64, (Instant, Arc<Access>)>>,
+    /// Bumped by every forgetting: grants read before it are not kept after it.
+    generation: std::sync::atomic::AtomicU64,
     run_experiments: Mutex<HashMap<String, String>>,
 }
 
 impl AccessControl {
     pub fn new(default: Permission) -> AccessControl {
-        AccessControl { default, grants: Mutex::new(HashMap::new()), run_experiments: Mutex::new(HashMap::new()) }
+        AccessControl {
+            default,
+            grants: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            run_experiments: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn default_permission(&self) -> Permission {
@@ -45,7 +53,8 @@ impl AccessControl {
     }
 
     /// Forgets every cached grant (after a change to roles or grants).
-    pub(crate) fn forget_grants(&self) {
+    pub fn forget_grants(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut g) = self.grants.lock() {
             g.clear();
         }
@@ -57,8 +66,12 @@ impl AccessControl {
         (at.elapsed() < GRANTS_TTL).then(|| access.clone())
     }
 
-    fn keep(&self, user_id: i64, access: Arc<Access>) {
+    /// Keeps grants read at `generation`, unless they were forgotten since.
+    fn keep(&self, user_id: i64, access: Arc<Access>, generation: u64) {
         if let Ok(mut g) = self.grants.lock() {
+            if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+                return;
+            }
             if g.len() > 10_000 {
                 g.clear();
             }
@@ -73,6 +86,23 @@ fn unrestricted() -> Arc<Access> {
 }
 
 impl Platform {
+    /// On a shared store, forgets cached grants whenever another process
+    /// announces a change (roles and grants are announced with what serving
+    /// follows), so a revocation reaches every replica at once; the TTL
+    /// stays the fallback.
+    pub fn follow_grant_changes(&self) {
+        let Some(mut changes) = self.store.changes() else { return };
+        let control = Arc::downgrade(&self.access_control);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                match control.upgrade() {
+                    Some(c) => c.forget_grants(),
+                    None => return,
+                }
+            }
+        });
+    }
+
     /// The actor's access: unrestricted for administrators, Plinth itself and
     /// when authentication is off; else the user's grants (cached).
     pub async fn access(&self) -> Result<Arc<Access>> {
@@ -88,9 +118,10 @@ impl Platform {
         if let Some(a) = self.access_control.cached(user_id) {
             return Ok(a);
         }
+        let generation = self.access_control.generation.load(std::sync::atomic::Ordering::SeqCst);
         let grants = self.store.list_grants(user_id, DEFAULT_WORKSPACE).await?;
         let access = Arc::new(Access::of(grants, self.access_control.default, true));
-        self.access_control.keep(user_id, access.clone());
+        self.access_control.keep(user_id, access.clone(), generation);
         Ok(access)
     }
 

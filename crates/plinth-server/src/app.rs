@@ -233,6 +233,7 @@ impl App {
         )
         .await?;
         let platform = platform.with_default_permission(config.default_permission);
+        platform.follow_grant_changes();
         sweep_interrupted_uploads(platform.artifacts().clone());
         if config.server.auth.enabled {
             first_admin(&platform, config.first_admin.as_ref()).await?;

@@ -1,6 +1,7 @@
 //! Roles, their grants and who holds them, in PostgreSQL (the SQL is
 //! [`crate::plan`]'s, shared with SQLite). Every change holds one advisory
-//! lock, so ids (MAX + 1) and the uniqueness checks never race.
+//! lock, so ids (MAX + 1) and the uniqueness checks never race, and is
+//! announced on `plinth_changes`, so other replicas forget cached grants.
 
 use plinth_core::access::{
     Grant, Permission, ResourceType, Role, RoleAssignment, RoleChange, RoleChanged, RolePermission, msg,
@@ -149,6 +150,8 @@ async fn set_permission(tx: &Tx<'_>, id: i64, permission: Permission) -> Result<
 
 pub(crate) async fn change(tx: &Tx<'_>, change: RoleChange) -> Result<RoleChanged> {
     exec(tx, "SELECT pg_advisory_xact_lock($1)", &[&ROLES_LOCK]).await.map_err(db)?;
+    // Every replica drops its cached grants when this commits.
+    super::announce(tx).await?;
     Ok(match change {
         RoleChange::Create { workspace, name, description } => {
             if role_by_name(tx, &workspace, &name).await?.is_some() {
