@@ -8,7 +8,9 @@
 #   bench/ab.sh OLD_PLINTH NEW_PLINTH          # BENCH_SECONDS=10 per measurement
 #   BENCH_AUTH=member bench/ab.sh OLD NEW      # both with --auth, every request as a signed-in user who is
 #                                              # no administrator (the permission check's path)
-#   git worktree add /tmp/old <rev> && (cd /tmp/old && cargo build --release -p plinth-cli)   # a "before" binary
+#   git worktree add /tmp/old <rev> && (cd /tmp/old && CARGO_TARGET_DIR=/tmp/old/target cargo build --release -p plinth-cli)
+#   # a "before" binary, in a target dir of its own: cargo names workspace crates by their path inside the
+#   # workspace, so two checkouts building into one target dir take each other's crates for fresh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A="${1:?the before binary}"; B="${2:?the after binary}"
