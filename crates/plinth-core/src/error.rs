@@ -33,6 +33,10 @@ impl Error {
     pub fn exists(msg: impl Into<String>) -> Self {
         Error::AlreadyExists(msg.into())
     }
+    /// MLflow's refusal of what a caller may read but not do.
+    pub fn denied() -> Self {
+        Error::PermissionDenied("Permission denied".into())
+    }
 }
 
 /// What kind of failure an error is: every crate's error says its kind

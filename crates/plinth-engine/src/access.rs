@@ -113,6 +113,13 @@ impl Platform {
         self.access_of(principal.user_id).await
     }
 
+    /// The actor's access when something restricts it (`None`: nothing does,
+    /// and no check needs to look anything up).
+    async fn restricted(&self) -> Result<Option<Arc<Access>>> {
+        let access = self.access().await?;
+        Ok((!access.is_unrestricted()).then_some(access))
+    }
+
     /// Any user's access (for `users/permissions/get`): their grants in the default workspace.
     pub(crate) async fn access_of(&self, user_id: i64) -> Result<Arc<Access>> {
         if let Some(a) = self.access_control.cached(user_id) {
@@ -140,15 +147,12 @@ impl Platform {
         } else if !permission.allows(Op::Read) {
             Err(missing().into())
         } else {
-            Err(plinth_core::Error::PermissionDenied("Permission denied".into()).into())
+            Err(plinth_core::Error::denied().into())
         }
     }
 
     pub(crate) async fn need_experiment(&self, experiment_id: &str, op: Op) -> Result<()> {
-        let access = self.access().await?;
-        if access.is_unrestricted() {
-            return Ok(());
-        }
+        let Some(access) = self.restricted().await? else { return Ok(()) };
         self.decide(&access, &[(ResourceType::Experiment, experiment_id)], || missing::experiment(experiment_id), op)
     }
 
@@ -169,10 +173,7 @@ impl Platform {
 
     /// A run's own tier (`run`, `*`) first, then its experiment.
     pub(crate) async fn need_run(&self, run_id: &str, op: Op) -> Result<()> {
-        let access = self.access().await?;
-        if access.is_unrestricted() {
-            return Ok(());
-        }
+        let Some(access) = self.restricted().await? else { return Ok(()) };
         let experiment = self.experiment_of_run(run_id).await?;
         self.decide(
             &access,
@@ -184,10 +185,7 @@ impl Platform {
 
     /// A logged model's tier first, then its experiment.
     pub(crate) async fn need_logged_model(&self, model_id: &str, op: Op) -> Result<()> {
-        let access = self.access().await?;
-        if access.is_unrestricted() {
-            return Ok(());
-        }
+        let Some(access) = self.restricted().await? else { return Ok(()) };
         let experiment = self.store.get_logged_model(model_id).await?.experiment_id;
         self.decide(
             &access,
@@ -198,19 +196,13 @@ impl Platform {
     }
 
     pub(crate) async fn need_model(&self, name: &str, op: Op) -> Result<()> {
-        let access = self.access().await?;
-        if access.is_unrestricted() {
-            return Ok(());
-        }
+        let Some(access) = self.restricted().await? else { return Ok(()) };
         self.decide(&access, &[(ResourceType::RegisteredModel, name)], || missing::registered_model(name), op)
     }
 
     /// A model version's tier first, then its registered model.
     pub(crate) async fn need_version(&self, name: &str, version: i64, op: Op) -> Result<()> {
-        let access = self.access().await?;
-        if access.is_unrestricted() {
-            return Ok(());
-        }
+        let Some(access) = self.restricted().await? else { return Ok(()) };
         self.decide(
             &access,
             &[(ResourceType::RegisteredModelVersion, name), (ResourceType::RegisteredModel, name)],
@@ -220,10 +212,7 @@ impl Platform {
     }
 
     pub async fn need_deployment(&self, name: &str, op: Op) -> Result<()> {
-        let access = self.access().await?;
-        if access.is_unrestricted() {
-            return Ok(());
-        }
+        let Some(access) = self.restricted().await? else { return Ok(()) };
         self.decide(&access, &[(ResourceType::Deployment, name)], || missing::deployment(name), op)
     }
 
@@ -239,11 +228,7 @@ impl Platform {
 
     /// Whether the actor may create a resource of `resource_type`.
     pub(crate) async fn need_create(&self, resource_type: ResourceType) -> Result<()> {
-        if self.access().await?.can_create(resource_type) {
-            Ok(())
-        } else {
-            Err(plinth_core::Error::PermissionDenied("Permission denied".into()).into())
-        }
+        if self.access().await?.can_create(resource_type) { Ok(()) } else { Err(plinth_core::Error::denied().into()) }
     }
 
     /// Roles and grants are administered by administrators and the

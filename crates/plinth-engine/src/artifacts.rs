@@ -32,7 +32,7 @@ impl Platform {
         if self.access().await?.is_unrestricted() {
             return Ok(());
         }
-        Err(plinth_core::Error::PermissionDenied("Permission denied".into()).into())
+        Err(plinth_core::Error::denied().into())
     }
 
     pub async fn upload_artifact<S, E>(&self, path: &str, body: S) -> Result<u64>

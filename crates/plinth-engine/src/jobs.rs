@@ -219,7 +219,7 @@ impl JobRunner {
     pub async fn cancel(&self, by: &Actor, job_id: &str) -> Result<Job> {
         let job = self.visible_job(by, job_id).await?;
         if !self.allows(by, &job, plinth_core::access::Op::Update).await? {
-            return Err(DomainError::PermissionDenied("Permission denied".into()).into());
+            return Err(DomainError::denied().into());
         }
         let job = self.platform.store.cancel_job(job_id, self.platform.now_ms()).await?;
         let after = Some(job.status.as_str().to_string());

@@ -263,7 +263,7 @@ impl Platform {
         if access.is_unrestricted() || access.permission(&[(resource_type, id)]).allows(Op::Manage) {
             return Ok(());
         }
-        Err(plinth_core::Error::PermissionDenied("Permission denied".into()).into())
+        Err(plinth_core::Error::denied().into())
     }
 
     async fn need_workspace_admin_or_holder(&self, role_id: i64) -> Result<()> {
@@ -275,13 +275,13 @@ impl Platform {
         if holders.iter().any(|a| a.user_id == me) {
             return Ok(());
         }
-        Err(plinth_core::Error::PermissionDenied("Permission denied".into()).into())
+        Err(plinth_core::Error::denied().into())
     }
 
     async fn self_or_admin(&self, username: &str) -> Result<User> {
         let principal = &self.actor.principal;
         if !principal.is_admin && principal.username != username {
-            return Err(plinth_core::Error::PermissionDenied("Permission denied".into()).into());
+            return Err(plinth_core::Error::denied().into());
         }
         Ok(self.store.get_user(username).await?)
     }

@@ -122,12 +122,9 @@ async fn verify(
 /// liveness and readiness. Any other caller may call anything here.
 fn within_scope(principal: &Principal, path: &str) -> Result<(), Failure> {
     let Via::ServingKey { deployment, .. } = &principal.via else { return Ok(()) };
-    let rest_v1 = path.strip_prefix("/v1/deployments/").and_then(|r| r.split_once('/'));
-    let rest_v2 = path.strip_prefix("/v2/models/").and_then(|r| r.split('/').next());
     let allowed = grpc_path(path)
         || matches!(path, "/v2" | "/v2/health/live" | "/v2/health/ready")
-        || rest_v1.is_some_and(|(d, _)| d == deployment)
-        || rest_v2 == Some(deployment.as_str());
+        || deployment_of_path(path) == Some(deployment.as_str());
     if allowed {
         Ok(())
     } else {
@@ -157,7 +154,7 @@ pub async fn may_call(
 /// The deployment an inference path names (`/v1/deployments/<d>/…`, `/v2/models/<d>…`).
 pub fn deployment_of_path(path: &str) -> Option<&str> {
     let name = match path.strip_prefix("/v1/deployments/") {
-        Some(rest) => rest.split('/').next(),
+        Some(rest) => rest.split_once('/').map(|(d, _)| d),
         None => path.strip_prefix("/v2/models/").and_then(|r| r.split('/').next()),
     };
     name.filter(|n| !n.is_empty())
@@ -323,6 +320,16 @@ impl Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inference_paths_name_their_deployment() {
+        assert_eq!(deployment_of_path("/v1/deployments/recs/recommend"), Some("recs"));
+        assert_eq!(deployment_of_path("/v2/models/recs"), Some("recs"));
+        assert_eq!(deployment_of_path("/v2/models/recs/versions/2/infer"), Some("recs"));
+        for none in ["/v1/deployments/recs", "/v2/models/", "/v2/health/live", "/api/2.0/mlflow/runs/get"] {
+            assert_eq!(deployment_of_path(none), None, "{none}");
+        }
+    }
 
     #[test]
     fn a_serving_key_calls_its_deployment_only() {
