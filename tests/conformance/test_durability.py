@@ -65,7 +65,7 @@ def test_sixteen_concurrent_clients_lose_nothing(fresh_server):
 
 def test_crash_mid_upload_leaves_no_partial_artifact(fresh_server):
     srv = fresh_server.start()
-    path = "1/somerun/artifacts/partial.bin"
+    path = "0/somerun/artifacts/partial.bin"  # the Default experiment: an artifact path names an existing experiment
     total = 64 * 1024 * 1024
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
         s.sendall(
@@ -78,6 +78,6 @@ def test_crash_mid_upload_leaves_no_partial_artifact(fresh_server):
     srv.start()
     r = requests.get(f"{srv.url}/api/2.0/mlflow-artifacts/artifacts/{path}", timeout=10)
     assert r.status_code == 404
-    listing = requests.get(f"{srv.url}/api/2.0/mlflow-artifacts/artifacts", params={"path": "1/somerun/artifacts"}, timeout=10)
+    listing = requests.get(f"{srv.url}/api/2.0/mlflow-artifacts/artifacts", params={"path": "0/somerun/artifacts"}, timeout=10)
     assert listing.status_code == 200
     assert all(f["path"] != "partial.bin" for f in listing.json().get("files", []))

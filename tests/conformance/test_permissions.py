@@ -157,7 +157,7 @@ def test_mlflow_auth_client_administers_roles_and_grants(open_server, monkeypatc
         auth.create_role("default", "__user_7__")
     with pytest.raises(RestException, match="Role with id=999 not found"):
         auth.get_role(999)
-    with pytest.raises(RestException, match="does not exist"):
+    with pytest.raises(RestException, match="Workspace 'studio' not found"):
         auth.create_role("studio", "editors")
 
     # Every change is in the audit trail, as its actor.

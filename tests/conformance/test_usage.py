@@ -78,7 +78,7 @@ def test_usage_reports_the_activity_of_the_test(usage_server, monkeypatch):
     assert u.status_code == 200, u.text
     u = u.json()
     assert u["active_users"] == {"day": 3, "week": 3, "window": 3}, u["active_users"]
-    assert u["totals"] == {"users": 3, "registered_models": 1, "deployments": 1}
+    assert u["totals"] == {"users": 3, "workspaces": 1, "registered_models": 1, "deployments": 1}
     assert len(u["daily"]) == 7 and u["weekly"]
     today = u["daily"][-1]
     assert today["active_users"] == 3

@@ -108,7 +108,8 @@ async fn open(s: &StoreArgs) -> anyhow::Result<plinth_engine::Platform> {
         is_admin: true,
         via: plinth_core::auth::Via::Anonymous,
     };
-    let actor = plinth_core::audit::Actor { principal: std::sync::Arc::new(principal), request_id: None };
+    let mut actor = plinth_core::audit::Actor::of_request(Some(std::sync::Arc::new(principal)), None);
+    actor.request_id = None;
     Ok(platform.acting(actor))
 }
 

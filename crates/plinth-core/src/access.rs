@@ -305,15 +305,13 @@ pub fn validate_role_description(description: &str) -> Result<()> {
     Ok(())
 }
 
-/// A workspace a client names for a role.
+/// A workspace a client names for a role (whether it exists is the store's to say).
 pub fn validate_workspace(workspace: &str) -> Result<()> {
     if workspace.trim().is_empty() {
         return Err(Error::invalid("Workspace cannot be empty."));
     }
     if workspace != DEFAULT_WORKSPACE {
-        return Err(Error::invalid(format!(
-            "Workspace '{workspace}' does not exist: this server has one workspace, '{DEFAULT_WORKSPACE}'."
-        )));
+        crate::workspaces::validate_name(workspace)?;
     }
     Ok(())
 }
@@ -376,6 +374,11 @@ impl Access {
 
     pub fn is_unrestricted(&self) -> bool {
         self.unrestricted
+    }
+
+    /// Whether the user belongs to the workspace (and so may see it).
+    pub fn is_member(&self) -> bool {
+        self.unrestricted || self.member
     }
 
     /// What the grants on one key say (`None`: nothing there): `DENY` wins,

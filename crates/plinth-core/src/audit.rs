@@ -18,13 +18,15 @@ pub struct Actor {
     pub principal: Arc<Principal>,
     /// The request's `X-Request-Id` (or the id the server gave it).
     pub request_id: Option<String>,
+    /// The workspace it works in (the request's `X-MLFLOW-WORKSPACE`; `default` when none).
+    pub workspace: Arc<str>,
 }
 
 impl Actor {
     /// Changes made by Plinth itself or by a local command: the embedded
     /// single-user mode's anonymous administrator, with no request.
     pub fn local() -> Actor {
-        Actor { principal: Arc::new(Principal::anonymous()), request_id: None }
+        Actor { principal: Arc::new(Principal::anonymous()), request_id: None, workspace: default_workspace() }
     }
 
     /// Plinth itself doing something on its own: `plinth:<what>` ("plinth:job
@@ -37,7 +39,7 @@ impl Actor {
             is_admin: true,
             via: crate::auth::Via::Anonymous,
         };
-        Actor { principal: Arc::new(principal), request_id: None }
+        Actor { principal: Arc::new(principal), request_id: None, workspace: default_workspace() }
     }
 
     /// The actor of a request: its principal (the anonymous administrator
@@ -48,13 +50,28 @@ impl Actor {
             Some(id) if crate::ids::is_acceptable_request_id(id) => id.to_string(),
             _ => crate::ids::new_request_id(),
         };
-        Actor { principal: principal.unwrap_or_else(|| Arc::new(Principal::anonymous())), request_id: Some(request_id) }
+        Actor {
+            principal: principal.unwrap_or_else(|| Arc::new(Principal::anonymous())),
+            request_id: Some(request_id),
+            workspace: default_workspace(),
+        }
+    }
+
+    /// The same actor working in `workspace`.
+    pub fn in_workspace(mut self, workspace: &str) -> Actor {
+        self.workspace = workspace.into();
+        self
     }
 
     /// How the trail names it: "alice", "alice (token t1a2…)", "anonymous".
     pub fn name(&self) -> String {
         self.principal.actor()
     }
+}
+
+fn default_workspace() -> Arc<str> {
+    static DEFAULT: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(|| crate::access::DEFAULT_WORKSPACE.into()).clone()
 }
 
 macro_rules! actions {
@@ -125,6 +142,9 @@ actions! {
     RoleUnassign => "role.unassign",
     PermissionGrant => "permission.grant",
     PermissionRevoke => "permission.revoke",
+    WorkspaceCreate => "workspace.create",
+    WorkspaceUpdate => "workspace.update",
+    WorkspaceDelete => "workspace.delete",
 }
 
 /// One change, as recorded. `seq` is the trail's order (given by the store,
@@ -143,6 +163,8 @@ pub struct AuditRecord {
     pub before: Option<String>,
     pub after: Option<String>,
     pub request_id: Option<String>,
+    /// The workspace the change was made in.
+    pub workspace: String,
 }
 
 /// Where the resource paths of each kind start.
@@ -187,6 +209,9 @@ pub mod resource {
     pub fn token(id: &str) -> String {
         format!("tokens/{id}")
     }
+    pub fn workspace(name: &str) -> String {
+        format!("workspaces/{name}")
+    }
 }
 
 /// The most records one query answers.
@@ -208,6 +233,8 @@ pub struct AuditQuery {
     pub until: Option<i64>,
     /// Records older than this `seq` (the previous page's last).
     pub before_seq: Option<i64>,
+    /// Records of one workspace (`None`: every workspace's).
+    pub workspace: Option<String>,
     pub max_results: i64,
 }
 

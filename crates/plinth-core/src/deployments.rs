@@ -79,6 +79,9 @@ pub struct Deployment {
     pub shadow: Option<Variant>,
     pub created_time: i64,
     pub updated_time: i64,
+    /// The workspace it belongs to: its models are that workspace's. Its name
+    /// is its endpoint's address, so names are unique across workspaces.
+    pub workspace: String,
 }
 
 impl Deployment {
@@ -209,6 +212,7 @@ mod tests {
             shadow: None,
             created_time: 0,
             updated_time: 0,
+            workspace: "default".into(),
         }
     }
 

@@ -85,6 +85,8 @@ pub struct Experiment {
     pub creation_time: i64,
     pub last_update_time: i64,
     pub tags: Vec<Tag>,
+    /// The workspace it belongs to (never changes).
+    pub workspace: String,
 }
 
 /// The experiment every deployment has, as in MLflow.

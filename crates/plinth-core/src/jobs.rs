@@ -85,10 +85,12 @@ pub struct Job {
     pub lease_until: Option<i64>,
     /// Someone asked for it to stop; the worker running it sees this at its next heartbeat.
     pub cancel_requested: bool,
+    /// The workspace it runs in (its experiment and model are that workspace's).
+    pub workspace: String,
 }
 
 impl Job {
-    /// A new job, queued.
+    /// A new job, queued, in the default workspace (see [`Job::in_workspace`]).
     pub fn queued(job_id: String, kind: JobKind, spec: serde_json::Value, now: i64) -> Job {
         Job {
             job_id,
@@ -104,7 +106,13 @@ impl Job {
             worker: None,
             lease_until: None,
             cancel_requested: false,
+            workspace: crate::access::DEFAULT_WORKSPACE.to_string(),
         }
+    }
+
+    pub fn in_workspace(mut self, workspace: &str) -> Job {
+        self.workspace = workspace.to_string();
+        self
     }
 }
 

@@ -22,5 +22,6 @@ pub mod search;
 pub mod sources;
 pub mod usage;
 pub mod validation;
+pub mod workspaces;
 
 pub use error::{Error, ErrorKind, Result};

@@ -13,6 +13,7 @@ pub const DAY_MS: i64 = 86_400_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityRow {
     pub day: i64,
+    pub workspace: String,
     pub actor: String,
     pub action: Action,
     pub count: i64,
@@ -29,13 +30,15 @@ pub fn user_of_actor(actor: &str) -> &str {
 }
 
 /// What a usage report covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageQuery {
     /// Days back from `now`, today included (1 to 366).
     pub days: i64,
     /// A served model whose version was registered longer ago than this is stale (1 to 3,650).
     pub stale_days: i64,
     pub now: i64,
+    /// One workspace's usage; `None`: the whole platform's, with a line per workspace.
+    pub workspace: Option<String>,
 }
 
 impl UsageQuery {
@@ -63,6 +66,8 @@ impl UsageQuery {
 pub struct DayUsage {
     pub day: i64,
     pub active_users: i64,
+    /// Workspaces someone changed something in.
+    pub active_workspaces: i64,
     pub runs_created: i64,
     pub versions_registered: i64,
     pub deployments_created: i64,
@@ -76,11 +81,25 @@ pub struct DayUsage {
 pub struct WeekUsage {
     pub week: i64,
     pub active_users: i64,
+    pub active_workspaces: i64,
+}
+
+/// One workspace's activity over the window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkspaceUsage {
+    pub workspace: String,
+    pub active_users: i64,
+    pub runs_created: i64,
+    pub versions_registered: i64,
+    pub deployments_created: i64,
+    pub jobs_submitted: i64,
+    pub changes: i64,
 }
 
 /// How long a model took to reach serving.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeadTime {
+    pub workspace: String,
     pub model: String,
     /// The start of the run its first version came from, when known.
     pub first_run_time: Option<i64>,
@@ -103,6 +122,7 @@ impl LeadTime {
 /// A model version a deployment's variant serves now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedModel {
+    pub workspace: String,
     pub deployment: String,
     pub variant: String,
     pub model: String,
@@ -146,6 +166,14 @@ pub struct Usage {
     pub active_users_1d: i64,
     pub active_users_7d: i64,
     pub active_users_window: i64,
+    /// Distinct workspaces active in the last day, the last 7 days, and the window.
+    pub active_workspaces_1d: i64,
+    pub active_workspaces_7d: i64,
+    pub active_workspaces_window: i64,
+    /// Workspaces that exist (the report's one, when it is one workspace's).
+    pub workspaces: i64,
+    /// Each workspace's activity in the window, by name (the report's one only, when it is one workspace's).
+    pub per_workspace: Vec<WorkspaceUsage>,
     pub users: i64,
     pub registered_models: i64,
     pub deployments: i64,
@@ -182,10 +210,10 @@ mod tests {
         assert_eq!(median(vec![]), None);
         assert_eq!(median(vec![5, 1, 3]), Some(3));
         assert_eq!(median(vec![4, 1, 3, 2]), Some(2));
-        let q = UsageQuery { days: 7, stale_days: 30, now: 10 * DAY_MS + 5 };
+        let q = UsageQuery { days: 7, stale_days: 30, now: 10 * DAY_MS + 5, workspace: None };
         assert_eq!(q.first_day(), 4);
         assert!(q.check().is_ok());
-        assert!(UsageQuery { days: 0, ..q }.check().is_err());
+        assert!(UsageQuery { days: 0, ..q.clone() }.check().is_err());
         assert!(UsageQuery { stale_days: 0, ..q }.check().is_err());
     }
 }

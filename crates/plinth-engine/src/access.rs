@@ -13,6 +13,13 @@
 //! A caller who may not read a resource is told it does not exist, in the
 //! store's own words (so a refusal says nothing about what exists); one who
 //! may read it but not do what they asked gets `PERMISSION_DENIED`.
+//!
+//! Workspaces come first, for everyone (administrators and the embedded mode
+//! too): a resource of another workspace than the actor's does not exist for
+//! them. Names are looked up in the actor's workspace by the store itself; a
+//! resource reached by a global id (an experiment, a run, a logged model, a
+//! deployment, a job) is checked here, its experiment's workspace remembered
+//! (an experiment never moves).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,14 +35,22 @@ pub const GRANTS_TTL: Duration = Duration::from_secs(5);
 /// Runs whose experiment is remembered (a run never moves); past this the map starts over.
 const RUNS_REMEMBERED: usize = 100_000;
 
+/// Whose grants, in which workspace.
+type GrantsKey = (i64, String);
+
 /// The permission settings and caches one process shares across requests.
 pub struct AccessControl {
     /// What members get where nothing is granted (MLflow's `default_permission`).
     default: Permission,
-    grants: Mutex<HashMap<i64, (Instant, Arc<Access>)>>,
+    grants: Mutex<HashMap<GrantsKey, (Instant, Arc<Access>)>>,
     /// Bumped by every forgetting: grants read before it are not kept after it.
     generation: std::sync::atomic::AtomicU64,
     run_experiments: Mutex<HashMap<String, String>>,
+    /// Each experiment's workspace (an experiment never moves).
+    experiment_workspaces: Mutex<HashMap<String, Arc<str>>>,
+    /// Each deployment's workspace (forgotten with grants: a name may be
+    /// deleted and taken again in another workspace).
+    deployment_workspaces: Mutex<HashMap<String, Arc<str>>>,
 }
 
 impl AccessControl {
@@ -45,6 +60,8 @@ impl AccessControl {
             grants: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
             run_experiments: Mutex::new(HashMap::new()),
+            experiment_workspaces: Mutex::new(HashMap::new()),
+            deployment_workspaces: Mutex::new(HashMap::new()),
         }
     }
 
@@ -58,16 +75,19 @@ impl AccessControl {
         if let Ok(mut g) = self.grants.lock() {
             g.clear();
         }
+        if let Ok(mut d) = self.deployment_workspaces.lock() {
+            d.clear();
+        }
     }
 
-    fn cached(&self, user_id: i64) -> Option<Arc<Access>> {
+    fn cached(&self, key: &(i64, String)) -> Option<Arc<Access>> {
         let g = self.grants.lock().ok()?;
-        let (at, access) = g.get(&user_id)?;
+        let (at, access) = g.get(key)?;
         (at.elapsed() < GRANTS_TTL).then(|| access.clone())
     }
 
     /// Keeps grants read at `generation`, unless they were forgotten since.
-    fn keep(&self, user_id: i64, access: Arc<Access>, generation: u64) {
+    fn keep(&self, key: (i64, String), access: Arc<Access>, generation: u64) {
         if let Ok(mut g) = self.grants.lock() {
             if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
                 return;
@@ -75,7 +95,7 @@ impl AccessControl {
             if g.len() > 10_000 {
                 g.clear();
             }
-            g.insert(user_id, (Instant::now(), access));
+            g.insert(key, (Instant::now(), access));
         }
     }
 }
@@ -110,7 +130,7 @@ impl Platform {
         if principal.is_admin || principal.user_id <= 0 {
             return Ok(unrestricted());
         }
-        self.access_of(principal.user_id).await
+        self.access_of(principal.user_id, &self.actor.workspace).await
     }
 
     /// The actor's access when something restricts it (`None`: nothing does,
@@ -120,16 +140,74 @@ impl Platform {
         Ok((!access.is_unrestricted()).then_some(access))
     }
 
-    /// Any user's access (for `users/permissions/get`): their grants in the default workspace.
-    pub(crate) async fn access_of(&self, user_id: i64) -> Result<Arc<Access>> {
-        if let Some(a) = self.access_control.cached(user_id) {
+    /// Any user's access in `workspace` (for `users/permissions/get` too):
+    /// their grants there. Everyone is a member of `default` (where nothing
+    /// is granted they get the default permission, as before workspaces);
+    /// of another workspace only who holds a role in it.
+    pub(crate) async fn access_of(&self, user_id: i64, workspace: &str) -> Result<Arc<Access>> {
+        let key = (user_id, workspace.to_string());
+        if let Some(a) = self.access_control.cached(&key) {
             return Ok(a);
         }
         let generation = self.access_control.generation.load(std::sync::atomic::Ordering::SeqCst);
-        let grants = self.store.list_grants(user_id, DEFAULT_WORKSPACE).await?;
-        let access = Arc::new(Access::of(grants, self.access_control.default, true));
-        self.access_control.keep(user_id, access.clone(), generation);
+        let grants = self.store.list_grants(user_id, workspace).await?;
+        let member = workspace == DEFAULT_WORKSPACE || self.holds_role_in(user_id, workspace).await?;
+        let access = Arc::new(Access::of(grants, self.access_control.default, member));
+        self.access_control.keep(key, access.clone(), generation);
         Ok(access)
+    }
+
+    /// Whether a user holds a role in `workspace` (their own grants' role
+    /// counts only through what it grants).
+    async fn holds_role_in(&self, user_id: i64, workspace: &str) -> Result<bool> {
+        let roles = self.store.list_roles(plinth_store::RoleFilter::User(user_id)).await?;
+        Ok(roles.iter().any(|r| r.workspace == workspace && !plinth_core::access::is_personal_role(&r.name)))
+    }
+
+    /// The workspace an experiment belongs to (remembered: it never moves).
+    pub(crate) async fn experiment_workspace(&self, experiment_id: &str) -> Result<Arc<str>> {
+        let known = self.access_control.experiment_workspaces.lock().ok().and_then(|m| m.get(experiment_id).cloned());
+        if let Some(ws) = known {
+            return Ok(ws);
+        }
+        let ws: Arc<str> = self.store.experiment_workspace(experiment_id).await?.into();
+        if let Ok(mut m) = self.access_control.experiment_workspaces.lock() {
+            if m.len() >= RUNS_REMEMBERED {
+                m.clear();
+            }
+            m.insert(experiment_id.to_string(), ws.clone());
+        }
+        Ok(ws)
+    }
+
+    /// The workspace a deployment belongs to (remembered until grants are forgotten).
+    async fn deployment_workspace(&self, name: &str) -> Result<Arc<str>> {
+        let known = self.access_control.deployment_workspaces.lock().ok().and_then(|m| m.get(name).cloned());
+        if let Some(ws) = known {
+            return Ok(ws);
+        }
+        let ws: Arc<str> = self.store.get_deployment(name).await?.workspace.into();
+        if let Ok(mut m) = self.access_control.deployment_workspaces.lock() {
+            if m.len() >= 10_000 {
+                m.clear();
+            }
+            m.insert(name.to_string(), ws.clone());
+        }
+        Ok(ws)
+    }
+
+    /// Whether an experiment is in the actor's workspace (an unknown one is not).
+    pub(crate) async fn experiment_is_here(&self, experiment_id: &str) -> Result<bool> {
+        match self.experiment_workspace(experiment_id).await {
+            Ok(ws) => Ok(*ws == *self.actor.workspace),
+            Err(e) if e.kind() == plinth_core::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An experiment of another workspace does not exist for the actor.
+    async fn need_here(&self, experiment_id: &str, missing: impl FnOnce() -> plinth_core::Error) -> Result<()> {
+        if self.experiment_is_here(experiment_id).await? { Ok(()) } else { Err(missing().into()) }
     }
 
     /// Decides `op` on the resource reached through `keys` (its own tier
@@ -152,6 +230,7 @@ impl Platform {
     }
 
     pub(crate) async fn need_experiment(&self, experiment_id: &str, op: Op) -> Result<()> {
+        self.need_here(experiment_id, || missing::experiment(experiment_id)).await?;
         let Some(access) = self.restricted().await? else { return Ok(()) };
         self.decide(&access, &[(ResourceType::Experiment, experiment_id)], || missing::experiment(experiment_id), op)
     }
@@ -173,8 +252,9 @@ impl Platform {
 
     /// A run's own tier (`run`, `*`) first, then its experiment.
     pub(crate) async fn need_run(&self, run_id: &str, op: Op) -> Result<()> {
-        let Some(access) = self.restricted().await? else { return Ok(()) };
         let experiment = self.experiment_of_run(run_id).await?;
+        self.need_here(&experiment, || missing::run(run_id)).await?;
+        let Some(access) = self.restricted().await? else { return Ok(()) };
         self.decide(
             &access,
             &[(ResourceType::Run, run_id), (ResourceType::Experiment, &experiment)],
@@ -185,8 +265,9 @@ impl Platform {
 
     /// A logged model's tier first, then its experiment.
     pub(crate) async fn need_logged_model(&self, model_id: &str, op: Op) -> Result<()> {
-        let Some(access) = self.restricted().await? else { return Ok(()) };
         let experiment = self.store.get_logged_model(model_id).await?.experiment_id;
+        self.need_here(&experiment, || missing::logged_model(model_id)).await?;
+        let Some(access) = self.restricted().await? else { return Ok(()) };
         self.decide(
             &access,
             &[(ResourceType::LoggedModel, model_id), (ResourceType::Experiment, &experiment)],
@@ -212,17 +293,24 @@ impl Platform {
     }
 
     pub async fn need_deployment(&self, name: &str, op: Op) -> Result<()> {
+        let deployment = self.store.get_deployment(name).await?;
+        if *deployment.workspace != *self.actor.workspace {
+            return Err(missing::deployment(name).into());
+        }
         let Some(access) = self.restricted().await? else { return Ok(()) };
         self.decide(&access, &[(ResourceType::Deployment, name)], || missing::deployment(name), op)
     }
 
     /// Whether `principal` may read (so call) a deployment, without making a
-    /// platform that acts for them: the inference endpoints' check.
+    /// platform that acts for them: the inference endpoints' check (a
+    /// deployment's name is its address, whatever the request's workspace;
+    /// its grants are its own workspace's).
     pub async fn may_read_deployment(&self, principal: &plinth_core::auth::Principal, name: &str) -> Result<()> {
         if principal.is_admin || principal.user_id <= 0 {
             return Ok(());
         }
-        let access = self.access_of(principal.user_id).await?;
+        let workspace = self.deployment_workspace(name).await?;
+        let access = self.access_of(principal.user_id, &workspace).await?;
         self.decide(&access, &[(ResourceType::Deployment, name)], || missing::deployment(name), Op::Read)
     }
 
@@ -252,6 +340,13 @@ impl Platform {
         experiment_ids: Vec<String>,
         tier: ResourceType,
     ) -> Result<Vec<String>> {
+        let mut here = Vec::with_capacity(experiment_ids.len());
+        for e in experiment_ids {
+            if self.experiment_is_here(&e).await? {
+                here.push(e);
+            }
+        }
+        let experiment_ids = here;
         let access = self.access().await?;
         if access.is_unrestricted() {
             return Ok(experiment_ids);
@@ -264,7 +359,11 @@ impl Platform {
 
     /// Whether the actor may read the deployment named (listings filter with it).
     pub async fn can_read_deployment(&self, name: &str) -> Result<bool> {
-        Ok(self.access().await?.permission(&[(ResourceType::Deployment, name)]).allows(Op::Read))
+        match self.need_deployment(name, Op::Read).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == plinth_core::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// A training job runs as Plinth itself; whoever submits it must be

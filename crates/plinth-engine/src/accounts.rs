@@ -525,10 +525,10 @@ mod tests {
         assert_eq!(a.check_token(&secret, TokenKind::Api).await.expect("bearer").via, Via::Token(token.id.clone()));
         assert!(a.check_token(&secret, TokenKind::Session).await.is_err(), "an API token is no session");
         assert!(a.check_token("plinth_forged", TokenKind::Api).await.is_err());
-        let me = plinth_core::audit::Actor {
-            principal: a.check_token(&secret, TokenKind::Api).await.expect("me"),
-            request_id: None,
-        };
+        let me = plinth_core::audit::Actor::of_request(
+            Some(a.check_token(&secret, TokenKind::Api).await.expect("me")),
+            None,
+        );
         a.acting(Arc::new(me)).revoke_token(&token.id).await.expect("revoke");
         assert!(a.check_token(&secret, TokenKind::Api).await.is_err(), "revoked at once here");
 

@@ -29,6 +29,7 @@ pub(crate) async fn append(
         before,
         after,
         request_id: actor.request_id.clone(),
+        workspace: actor.workspace.to_string(),
     };
     if let Err(e) = store.append_audit(record).await {
         tracing::error!(error = %e, action = action.as_str(), "the audit trail could not record a change");
@@ -38,11 +39,23 @@ pub(crate) async fn append(
 }
 
 impl Platform {
-    /// This platform acting for `actor`: its changes are recorded as theirs.
-    /// The server makes one per request; `Platform::new` acts as
-    /// [`Actor::local`].
+    /// This platform acting for `actor`, in the actor's workspace: its
+    /// changes are recorded as theirs, names are looked up in that workspace.
+    /// The server makes one per request (having checked that the workspace
+    /// exists: [`Platform::enter_workspace`]); `Platform::new` acts as
+    /// [`Actor::local`] in `default`.
     pub fn acting(&self, actor: Actor) -> Platform {
-        Platform { actor: Arc::new(actor), ..self.clone() }
+        let store = if self.store.workspace() == &*actor.workspace {
+            self.store.clone()
+        } else {
+            self.store.in_workspace(&actor.workspace)
+        };
+        Platform { actor: Arc::new(actor), store, ..self.clone() }
+    }
+
+    /// The same actor in `workspace` (Plinth's own work on a job, a deployment).
+    pub fn in_workspace(&self, workspace: &str) -> Platform {
+        self.acting(Actor::clone(&self.actor).in_workspace(workspace))
     }
 
     pub fn actor(&self) -> &Actor {
@@ -67,8 +80,10 @@ impl Platform {
     }
 
     /// The trail, newest first (`GET /api/2.0/plinth/audit`, the UI's history).
-    pub async fn audit_trail(&self, query: AuditQuery) -> Result<Page<AuditRecord>> {
+    /// The trail of the actor's workspace.
+    pub async fn audit_trail(&self, mut query: AuditQuery) -> Result<Page<AuditRecord>> {
         query.check()?;
+        query.workspace = Some(self.actor.workspace.to_string());
         let mut page = self.store.search_audit(query).await?;
         let access = self.access().await?;
         if !access.is_unrestricted() {

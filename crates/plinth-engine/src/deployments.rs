@@ -41,8 +41,11 @@ impl Platform {
         }
     }
 
+    /// Creates a deployment in the actor's workspace (its name is its
+    /// endpoint's address, unique across workspaces).
     pub async fn create_deployment(&self, mut deployment: Deployment) -> Result<Deployment> {
         deployment.validate()?;
+        deployment.workspace = self.actor.workspace.to_string();
         self.need_create(ResourceType::Deployment).await?;
         self.need_models_served(&deployment).await?;
         let now = self.now_ms();
@@ -59,17 +62,35 @@ impl Platform {
         Ok(self.store.get_deployment(name).await?)
     }
 
-    /// The deployments the actor may read.
+    /// The deployments of the actor's workspace the actor may read.
     pub async fn list_deployments(&self) -> Result<Vec<Deployment>> {
         let access = self.access().await?;
-        let all = self.store.list_deployments().await?;
+        let here = self.store.list_deployments().await?.into_iter().filter(|d| *d.workspace == *self.actor.workspace);
         if access.is_unrestricted() {
-            return Ok(all);
+            return Ok(here.collect());
         }
-        Ok(all
-            .into_iter()
-            .filter(|d| access.permission(&[(ResourceType::Deployment, &d.name)]).allows(Op::Read))
-            .collect())
+        Ok(here.filter(|d| access.permission(&[(ResourceType::Deployment, &d.name)]).allows(Op::Read)).collect())
+    }
+
+    /// Every workspace's deployments: what serving serves (each resolves its
+    /// models in its own workspace: [`Platform::resolve_served_model`]).
+    pub async fn all_deployments(&self) -> Result<Vec<Deployment>> {
+        Ok(self.store.list_deployments().await?)
+    }
+
+    /// A deployment by name, whatever its workspace: serving's lookup of an
+    /// endpoint's address (the caller's right to call it is checked apart).
+    pub async fn deployment_named(&self, name: &str) -> Result<Deployment> {
+        Ok(self.store.get_deployment(name).await?)
+    }
+
+    /// The version a deployment's reference points at now, in the deployment's workspace.
+    pub async fn resolve_served_model(&self, deployment: &Deployment, model: &ModelRef) -> Result<ModelVersion> {
+        let platform = self.in_workspace(&deployment.workspace);
+        match &model.target {
+            ModelTarget::Alias(alias) => Ok(platform.store.get_model_version_by_alias(&model.name, alias).await?),
+            ModelTarget::Version(v) => Ok(platform.store.get_model_version(&model.name, *v).await?),
+        }
     }
 
     /// Whoever points a deployment at models must be able to read them.

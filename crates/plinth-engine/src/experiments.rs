@@ -35,7 +35,7 @@ impl Platform {
         self.need_create(ResourceType::Experiment).await?;
         let location = match artifact_location.filter(|s| !s.is_empty()) {
             Some(loc) => resolve_local_location(loc),
-            None => self.default_artifact_location(),
+            None => self.workspace_artifact_location().await?,
         };
         let id = self.store.create_experiment(name.clone(), location, tags).await?;
         self.grant_creator(ResourceType::Experiment, &id).await?;

@@ -168,7 +168,8 @@ impl JobRunner {
     }
 
     async fn queue_job(&self, by: &Actor, kind: JobKind, spec: Value) -> Result<Job> {
-        let job = Job::queued(format!("job-{}", uuid_like()), kind, spec, self.platform.now_ms());
+        let job =
+            Job::queued(format!("job-{}", uuid_like()), kind, spec, self.platform.now_ms()).in_workspace(&by.workspace);
         self.platform.store.create_job(job.clone()).await?;
         let what = Some(kind.as_str().to_string());
         self.platform.acting(by.clone()).record(Action::JobSubmit, resource::job(&job.job_id), None, what).await?;
@@ -176,9 +177,13 @@ impl JobRunner {
         Ok(job)
     }
 
-    /// Whether `by` may do `op` to a job: what they may do to the experiment
-    /// its runs go to (its submitter made or could log to it).
+    /// Whether `by` may do `op` to a job: one of their workspace, and what
+    /// they may do to the experiment its runs go to (its submitter made or
+    /// could log to it).
     async fn allows(&self, by: &Actor, job: &Job, op: plinth_core::access::Op) -> Result<bool> {
+        if *job.workspace != *by.workspace {
+            return Ok(false);
+        }
         let platform = self.platform.acting(by.clone());
         let access = platform.access().await?;
         if access.is_unrestricted() {
@@ -189,7 +194,7 @@ impl JobRunner {
             JobKind::TrainTabular => "tabular",
         };
         let name = job.spec.get("experiment").and_then(Value::as_str).unwrap_or(default);
-        Ok(match self.platform.store.get_experiment_by_name(name).await? {
+        Ok(match platform.store.get_experiment_by_name(name).await? {
             Some(e) => {
                 access.permission(&[(plinth_core::access::ResourceType::Experiment, &e.experiment_id)]).allows(op)
             }
@@ -376,7 +381,7 @@ impl JobRunner {
         resolve: impl Fn(&str) -> Result<PathBuf>,
     ) -> Result<Value> {
         // What a job makes (its run, its registered version) is recorded as the job's.
-        let platform = self.platform.acting(Actor::system(&format!("job {}", job.job_id)));
+        let platform = self.platform.acting(Actor::system(&format!("job {}", job.job_id)).in_workspace(&job.workspace));
         let report = match job.kind {
             JobKind::TrainRecommender => {
                 let train = parse_spec::<RecommenderSpec>(&job.spec)?.into_job(resolve)?;

@@ -21,6 +21,7 @@ mod runs;
 pub mod tabular;
 pub mod tracking;
 mod usage;
+pub mod workspaces;
 
 use std::sync::Arc;
 
@@ -53,6 +54,7 @@ pub struct Platform {
     /// every use case checks (see `access.rs`).
     actor: Arc<plinth_core::audit::Actor>,
     access_control: Arc<access::AccessControl>,
+    known_workspaces: workspaces::Known,
 }
 
 impl Platform {
@@ -97,7 +99,8 @@ impl Platform {
         let accounts = accounts::Accounts::new(store.clone(), clock.clone());
         let actor = Arc::new(plinth_core::audit::Actor::local());
         let access_control = Arc::new(access::AccessControl::new(plinth_core::access::Permission::Read));
-        Ok(Platform { store, artifacts, clock, artifact_root, accounts, actor, access_control })
+        let known_workspaces = workspaces::Known::default();
+        Ok(Platform { store, artifacts, clock, artifact_root, accounts, actor, access_control, known_workspaces })
     }
 
     /// What a signed-in user may do where nothing is granted (MLflow's

@@ -3,8 +3,8 @@
 //! is audited and drops this process's cached grants.
 
 use plinth_core::access::{
-    DEFAULT_WORKSPACE, Grant, Op, Permission, ResourceType, Role, RoleAssignment, RoleChange, RoleChanged,
-    RolePermission, validate_role_description, validate_role_name, validate_workspace,
+    Grant, Op, Permission, ResourceType, Role, RoleAssignment, RoleChange, RoleChanged, RolePermission,
+    validate_role_description, validate_role_name, validate_workspace,
 };
 use plinth_core::audit::{Action, resource};
 use plinth_core::auth::User;
@@ -65,7 +65,7 @@ impl Platform {
         if let Some(d) = &description {
             validate_role_description(d)?;
         }
-        self.need_workspace_admin().await?;
+        self.need_admin_of(workspace).await?;
         let change = RoleChange::Create { workspace: workspace.to_string(), name: name.to_string(), description };
         let role = role_of(self.change_roles(change).await?)?;
         self.record(Action::RoleCreate, resource::role(role.id), None, Some(role.name.clone())).await?;
@@ -79,10 +79,15 @@ impl Platform {
 
     /// A workspace's roles, or (administrators) every role.
     pub async fn list_roles(&self, workspace: Option<&str>) -> Result<Vec<Role>> {
-        self.need_workspace_admin().await?;
         let filter = match workspace {
-            Some(w) => RoleFilter::Workspace(w.to_string()),
-            None => RoleFilter::All,
+            Some(w) => {
+                self.need_admin_of(w).await?;
+                RoleFilter::Workspace(w.to_string())
+            }
+            None => {
+                self.need_workspace_admin().await?;
+                RoleFilter::All
+            }
         };
         Ok(self.store.list_roles(filter).await?)
     }
@@ -100,22 +105,20 @@ impl Platform {
         if let Some(d) = &description {
             validate_role_description(d)?;
         }
-        self.need_workspace_admin().await?;
-        let before = self.store.get_role(role_id).await?;
+        let before = self.need_admin_of_role(role_id).await?;
         let role = role_of(self.change_roles(RoleChange::Update { role_id, name, description }).await?)?;
         self.record(Action::RoleUpdate, resource::role(role_id), Some(before.name), Some(role.name.clone())).await?;
         Ok(role)
     }
 
     pub async fn delete_role(&self, role_id: i64) -> Result<()> {
-        self.need_workspace_admin().await?;
-        let before = self.store.get_role(role_id).await?;
+        let before = self.need_admin_of_role(role_id).await?;
         self.change_roles(RoleChange::Delete { role_id }).await?;
         self.record(Action::RoleDelete, resource::role(role_id), Some(before.name), None).await
     }
 
     pub async fn add_role_permission(&self, role_id: i64, grant: Grant) -> Result<RolePermission> {
-        self.need_workspace_admin().await?;
+        self.need_admin_of_role(role_id).await?;
         let after = describe(&grant);
         let p = permission_of(self.change_roles(RoleChange::AddPermission { role_id, grant }).await?)?;
         self.record(Action::RolePermissionAdd, resource::role(role_id), None, Some(after)).await?;
@@ -123,8 +126,8 @@ impl Platform {
     }
 
     pub async fn update_role_permission(&self, id: i64, permission: Permission) -> Result<RolePermission> {
-        self.need_workspace_admin().await?;
         let before = self.store.get_role_permission(id).await?;
+        self.need_admin_of_role(before.role_id).await?;
         let p = permission_of(self.change_roles(RoleChange::UpdatePermission { id, permission }).await?)?;
         let (b, a) = (describe(&before.grant), describe(&p.grant));
         self.record(Action::RolePermissionUpdate, resource::role(p.role_id), Some(b), Some(a)).await?;
@@ -132,8 +135,8 @@ impl Platform {
     }
 
     pub async fn remove_role_permission(&self, id: i64) -> Result<()> {
-        self.need_workspace_admin().await?;
         let before = self.store.get_role_permission(id).await?;
+        self.need_admin_of_role(before.role_id).await?;
         self.change_roles(RoleChange::RemovePermission { id }).await?;
         let b = describe(&before.grant);
         self.record(Action::RolePermissionRemove, resource::role(before.role_id), Some(b), None).await
@@ -144,7 +147,7 @@ impl Platform {
     }
 
     pub async fn assign_role(&self, username: &str, role_id: i64) -> Result<RoleAssignment> {
-        self.need_workspace_admin().await?;
+        self.need_admin_of_role(role_id).await?;
         let user = self.store.get_user(username).await?;
         let a = match self.change_roles(RoleChange::Assign { user_id: user.id, role_id }).await? {
             RoleChanged::Assignment(a) => a,
@@ -155,7 +158,7 @@ impl Platform {
     }
 
     pub async fn unassign_role(&self, username: &str, role_id: i64) -> Result<()> {
-        self.need_workspace_admin().await?;
+        self.need_admin_of_role(role_id).await?;
         let user = self.store.get_user(username).await?;
         self.change_roles(RoleChange::Unassign { user_id: user.id, role_id }).await?;
         self.record(Action::RoleUnassign, resource::role(role_id), Some(user.username), None).await
@@ -168,7 +171,7 @@ impl Platform {
     }
 
     pub async fn list_role_users(&self, role_id: i64) -> Result<Vec<RoleAssignment>> {
-        self.need_workspace_admin().await?;
+        self.need_admin_of_role(role_id).await?;
         Ok(self.store.list_role_users(role_id).await?)
     }
 
@@ -205,7 +208,7 @@ impl Platform {
         self.need_manage(resource_type, id).await?;
         let change = RoleChange::GrantPersonal {
             user_id: user.id,
-            workspace: DEFAULT_WORKSPACE.into(),
+            workspace: self.actor.workspace.to_string(),
             grant: grant.clone(),
             replace: false,
         };
@@ -220,7 +223,7 @@ impl Platform {
         self.need_manage(resource_type, id).await?;
         let change = RoleChange::RevokePersonal {
             user_id: user.id,
-            workspace: DEFAULT_WORKSPACE.into(),
+            workspace: self.actor.workspace.to_string(),
             resource_type,
             pattern: id.to_string(),
         };
@@ -246,7 +249,7 @@ impl Platform {
         let permission = if user.is_admin {
             Permission::Manage
         } else {
-            self.access_of(user.id).await?.permission(&[(resource_type, id)])
+            self.access_of(user.id, &self.actor.workspace).await?.permission(&[(resource_type, id)])
         };
         Ok(Effective { permission, allowed: permission.allows(Op::Use) })
     }
@@ -266,8 +269,30 @@ impl Platform {
         Err(plinth_core::Error::denied().into())
     }
 
+    /// Administrators, and the administrators of `workspace` (a
+    /// workspace-wide `MANAGE` there), which must exist.
+    async fn need_admin_of(&self, workspace: &str) -> Result<()> {
+        self.store.get_workspace(workspace).await?;
+        let principal = &self.actor.principal;
+        if principal.is_admin || principal.user_id <= 0 {
+            return Ok(());
+        }
+        if self.access_of(principal.user_id, workspace).await?.is_unrestricted() {
+            return Ok(());
+        }
+        Err(plinth_core::Error::PermissionDenied("Permission denied: administrators only".into()).into())
+    }
+
+    /// A role, for an administrator of its workspace.
+    async fn need_admin_of_role(&self, role_id: i64) -> Result<Role> {
+        let role = self.store.get_role(role_id).await?;
+        self.need_admin_of(&role.workspace).await?;
+        Ok(role)
+    }
+
     async fn need_workspace_admin_or_holder(&self, role_id: i64) -> Result<()> {
-        if self.access().await?.is_unrestricted() {
+        let role = self.store.get_role(role_id).await?;
+        if self.need_admin_of(&role.workspace).await.is_ok() {
             return Ok(());
         }
         let me = self.actor.principal.user_id;
@@ -294,7 +319,8 @@ impl Platform {
             return Ok(());
         }
         let grant = Grant::new(resource_type, id, Permission::Manage)?;
-        let change = RoleChange::GrantPersonal { user_id, workspace: DEFAULT_WORKSPACE.into(), grant, replace: true };
+        let change =
+            RoleChange::GrantPersonal { user_id, workspace: self.actor.workspace.to_string(), grant, replace: true };
         self.change_roles(change).await?;
         Ok(())
     }
@@ -302,7 +328,7 @@ impl Platform {
     /// A resource renamed: the grants that name it follow.
     pub(crate) async fn rename_grants(&self, resource_type: ResourceType, from: &str, to: &str) -> Result<()> {
         let change = RoleChange::RenameResource {
-            workspace: DEFAULT_WORKSPACE.into(),
+            workspace: self.actor.workspace.to_string(),
             resource_type,
             from: from.to_string(),
             to: to.to_string(),
@@ -313,8 +339,11 @@ impl Platform {
 
     /// A resource deleted for good: no grant names it any more.
     pub(crate) async fn forget_grants(&self, resource_type: ResourceType, pattern: &str) -> Result<()> {
-        let change =
-            RoleChange::ForgetResource { workspace: DEFAULT_WORKSPACE.into(), resource_type, pattern: pattern.into() };
+        let change = RoleChange::ForgetResource {
+            workspace: self.actor.workspace.to_string(),
+            resource_type,
+            pattern: pattern.into(),
+        };
         self.change_roles(change).await?;
         Ok(())
     }

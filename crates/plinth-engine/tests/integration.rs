@@ -42,6 +42,7 @@ async fn jobs_left_running_by_a_crash_run_again_on_start() {
             worker: Some("worker-of-a-dead-process".into()),
             lease_until: Some(i64::MAX),
             cancel_requested: false,
+            workspace: "default".into(),
         })
         .await
         .unwrap();
@@ -62,6 +63,7 @@ async fn jobs_left_running_by_a_crash_run_again_on_start() {
             worker: Some("worker-of-a-dead-process".into()),
             lease_until: Some(i64::MAX),
             cancel_requested: false,
+            workspace: "default".into(),
         })
         .await
         .unwrap();
@@ -189,11 +191,12 @@ async fn usage_measures_lead_time_and_staleness_on_the_platforms_clock() {
         shadow: None,
         created_time: 0,
         updated_time: 0,
+        workspace: "default".into(),
     };
     platform.create_deployment(spec).await.unwrap();
 
     let now = platform.now_ms();
-    let u = platform.usage(UsageQuery { days: 30, stale_days: 30, now }).await.unwrap();
+    let u = platform.usage(UsageQuery { days: 30, stale_days: 30, now, workspace: None }).await.unwrap();
     assert_eq!(u.daily.len(), 30);
     // The run and the version are older than the window; the deployment is today's.
     assert_eq!(u.daily.iter().map(|d| d.runs_created + d.versions_registered).sum::<i64>(), 0);
@@ -205,10 +208,10 @@ async fn usage_measures_lead_time_and_staleness_on_the_platforms_clock() {
     assert_eq!(u.median_registration_to_deploy_ms, Some(40 * DAY_MS));
     assert!(u.served.iter().all(|s| s.stale) && u.served.len() == 1);
     assert_eq!(u.stale_share, Some(1.0));
-    let fresh = platform.usage(UsageQuery { days: 30, stale_days: 50, now }).await.unwrap();
+    let fresh = platform.usage(UsageQuery { days: 30, stale_days: 50, now, workspace: None }).await.unwrap();
     assert_eq!(fresh.stale_share, Some(0.0));
     // Out of range is refused.
-    assert!(platform.usage(UsageQuery { days: 0, stale_days: 30, now }).await.is_err());
+    assert!(platform.usage(UsageQuery { days: 0, stale_days: 30, now, workspace: None }).await.is_err());
 }
 
 /// A platform acting for a fresh, non-admin user of `store`.

@@ -144,6 +144,9 @@ pub struct Experiment {
     pub last_update_time: i64,
     #[serde(default)]
     pub tags: Vec<KeyValue>,
+    /// MLflow's field on a server with workspaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
 }
 
 impl From<&experiments::Experiment> for Experiment {
@@ -156,6 +159,7 @@ impl From<&experiments::Experiment> for Experiment {
             creation_time: e.creation_time,
             last_update_time: e.last_update_time,
             tags: key_values(&e.tags),
+            workspace: Some(e.workspace.clone()),
         }
     }
 }

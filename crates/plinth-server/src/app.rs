@@ -293,7 +293,8 @@ async fn first_admin(platform: &Platform, given: Option<&(String, String)>) -> R
 fn publish_usage_gauges(serving: Serving) {
     tokio::spawn(async move {
         loop {
-            let query = plinth_core::usage::UsageQuery { days: 30, stale_days: 30, now: serving.now_ms() };
+            let query =
+                plinth_core::usage::UsageQuery { days: 30, stale_days: 30, now: serving.now_ms(), workspace: None };
             match serving.usage(query).await {
                 Ok(usage) => crate::metrics::record_usage(&usage),
                 Err(e) => tracing::warn!(error = %e, "could not compute the usage gauges"),

@@ -103,6 +103,11 @@ impl Args {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
+    /// A value as sent, for shapes no accessor reads.
+    pub fn raw(&self, key: &str) -> Option<&Value> {
+        self.map.get(key)
+    }
+
     pub fn opt_str(&self, key: &str) -> Result<Option<String>, ApiError> {
         match self.get(key) {
             None => Ok(None),

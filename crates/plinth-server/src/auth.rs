@@ -56,9 +56,18 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
-/// Paths anyone may call: liveness, and signing in (its page and its style).
+/// Paths anyone may call: liveness, signing in (its page and its style),
+/// and how the server is set up (MLflow's `server-info`, which its client
+/// reads before it signs in).
 pub fn is_open(path: &str) -> bool {
-    matches!(path, "/health" | "/login" | "/ui/assets/style.css")
+    matches!(
+        path,
+        "/health"
+            | "/login"
+            | "/ui/assets/style.css"
+            | "/api/3.0/mlflow/server-info"
+            | "/ajax-api/3.0/mlflow/server-info"
+    )
 }
 
 fn grpc_path(path: &str) -> bool {

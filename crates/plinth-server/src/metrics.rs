@@ -41,6 +41,14 @@ pub fn record_usage(u: &plinth_core::usage::Usage) {
     gauge!("plinth_usage_active_users", "window" => "1d").set(u.active_users_1d as f64);
     gauge!("plinth_usage_active_users", "window" => "7d").set(u.active_users_7d as f64);
     gauge!("plinth_usage_active_users", "window" => window.clone()).set(u.active_users_window as f64);
+    gauge!("plinth_usage_active_workspaces", "window" => "1d").set(u.active_workspaces_1d as f64);
+    gauge!("plinth_usage_active_workspaces", "window" => "7d").set(u.active_workspaces_7d as f64);
+    gauge!("plinth_usage_active_workspaces", "window" => window.clone()).set(u.active_workspaces_window as f64);
+    gauge!("plinth_usage_workspaces").set(u.workspaces as f64);
+    for w in &u.per_workspace {
+        gauge!("plinth_usage_workspace_changes", "workspace" => w.workspace.clone(), "window" => window.clone())
+            .set(w.changes as f64);
+    }
     let week = &u.daily[u.daily.len().saturating_sub(7)..];
     let sum = |f: fn(&plinth_core::usage::DayUsage) -> i64| week.iter().map(f).sum::<i64>() as f64;
     gauge!("plinth_usage_runs_created", "window" => "7d").set(sum(|d| d.runs_created));

@@ -140,7 +140,9 @@ impl std::ops::Deref for Api {
 }
 
 impl axum::extract::FromRequestParts<AppState> for Api {
-    type Rejection = std::convert::Infallible;
+    /// A workspace header naming a workspace that does not exist, or one the
+    /// caller may not see, is refused (as not found) in the path's format.
+    type Rejection = axum::response::Response;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
@@ -149,6 +151,30 @@ impl axum::extract::FromRequestParts<AppState> for Api {
         let principal = parts.extensions.get::<Arc<plinth_core::auth::Principal>>().cloned();
         let request_id = parts.headers.get(crate::routes::serving::REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
         let actor = plinth_core::audit::Actor::of_request(principal, request_id);
-        Ok(Api { platform: state.platform.acting(actor), state: state.clone() })
+        match acting_in_workspace(state.platform.acting(actor), &parts.headers).await {
+            Ok(platform) => Ok(Api { platform, state: state.clone() }),
+            Err(failure) => {
+                // Nested routers see their own part of the path; the surface is the whole path's.
+                let path = parts.extensions.get::<axum::extract::OriginalUri>().map_or(parts.uri.path(), |u| u.path());
+                Err(crate::edge::Surface::of(path).error(failure))
+            }
+        }
     }
+}
+
+/// `platform` (acting for a request's caller) in the workspace the request's
+/// `X-MLFLOW-WORKSPACE` names (`default` when none).
+pub async fn acting_in_workspace(
+    platform: Platform,
+    headers: &axum::http::HeaderMap,
+) -> Result<Platform, crate::error::Failure> {
+    let Some(raw) = headers.get(plinth_core::workspaces::WORKSPACE_HEADER) else { return Ok(platform) };
+    let raw = raw.to_str().map_err(|_| {
+        crate::error::Failure::new(
+            plinth_core::ErrorKind::InvalidParameter,
+            "The X-MLFLOW-WORKSPACE header must be visible ASCII.",
+        )
+    })?;
+    let workspace = plinth_core::workspaces::normalize(Some(raw)).map_err(crate::error::Failure::from)?;
+    platform.enter_workspace(&workspace).await.map_err(crate::error::Failure::from)
 }

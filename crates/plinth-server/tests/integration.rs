@@ -382,6 +382,17 @@ impl TestServer {
         }
     }
 
+    /// A request in `workspace` (MLflow's `X-MLFLOW-WORKSPACE`): (status, body).
+    async fn call_in(&self, workspace: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.http.request(method, self.url(path)).header("X-MLFLOW-WORKSPACE", workspace);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     async fn set_alias(&self, model: &str, alias: &str, version: &str) {
         let (s, b) = self
             .post("/api/2.0/mlflow/registered-models/alias", json!({"name": model, "alias": alias, "version": version}))
@@ -611,6 +622,66 @@ async fn deployments_serve_ab_splits_log_exposures_and_follow_aliases() {
 /// A GBDT trained by the tabular use case serves through the Open Inference
 /// Protocol with exactly the predictions it makes in-process, from raw
 /// values (categories as text), one input per feature or one matrix.
+/// A team trains, registers and deploys in its own workspace: the job runs
+/// there, its model is that workspace's, the deployment serves it at its
+/// global address, and none of it is seen from another workspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn teams_train_deploy_and_serve_in_their_own_workspace() {
+    use reqwest::Method;
+    let srv = TestServer::start(ServerConfig::default()).await;
+    toy_data(&srv);
+    let (s, b) = srv.post("/api/3.0/mlflow/workspaces", json!({"name": "team-a"})).await;
+    assert_eq!(s, 201, "{b}");
+    let train = json!({"data": "toy.tsv", "algo": "popularity", "register": "recs", "experiment": "recs-training"});
+    let (s, b) = srv.call_in("team-a", Method::POST, "/api/2.0/plinth/jobs/train-recommender", Some(train)).await;
+    assert_eq!(s, 200, "{b}");
+    let job_id = b["job"]["job_id"].as_str().unwrap().to_string();
+    let get_job = format!("/api/2.0/plinth/jobs/get?job_id={job_id}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, b) = srv.call_in("team-a", Method::GET, &get_job, None).await;
+        if b["job"]["status"] == "SUCCEEDED" {
+            break;
+        }
+        assert!(b["job"]["status"] != "FAILED" && std::time::Instant::now() < deadline, "{b}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The job, its experiment and its model are team-a's.
+    let (s, b) = srv.get(&get_job).await;
+    assert_error(s, &b, 404, "RESOURCE_DOES_NOT_EXIST");
+    let (s, b) = srv.get("/api/2.0/plinth/jobs/list").await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b["jobs"].as_array().is_none_or(|j| j.iter().all(|j| j["job_id"] != job_id.as_str())), "{b}");
+    let (s, b) = srv.get("/api/2.0/mlflow/registered-models/get?name=recs").await;
+    assert_error(s, &b, 404, "RESOURCE_DOES_NOT_EXIST");
+    let (s, b) = srv.call_in("team-a", Method::GET, "/api/2.0/mlflow/registered-models/get?name=recs", None).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = srv.get("/api/2.0/mlflow/experiments/get-by-name?experiment_name=recs-training").await;
+    assert_error(s, &b, 404, "RESOURCE_DOES_NOT_EXIST");
+
+    // Deployed in team-a; served at its address whatever the caller's workspace.
+    let spec = json!({"name": "recs-a", "variants": [{"name": "a", "model": "recs/1"}]});
+    let (s, b) = srv.call_in("team-a", Method::POST, "/api/2.0/plinth/deployments/create", Some(spec.clone())).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = srv.post("/v1/deployments/recs-a/recommend", json!({"user": "user1", "k": 3})).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["items"].as_array().unwrap().len(), 3, "{b}");
+    // Not listed nor found from default; its name is taken there too (a name is an address).
+    let (_, b) = srv.get("/api/2.0/plinth/deployments/list").await;
+    assert!(b["deployments"].as_array().is_none_or(|d| d.iter().all(|d| d["name"] != "recs-a")), "{b}");
+    let (s, b) = srv.get("/api/2.0/plinth/deployments/get?name=recs-a").await;
+    assert_error(s, &b, 404, "RESOURCE_DOES_NOT_EXIST");
+    let (s, b) = srv.call_in("team-a", Method::GET, "/api/2.0/plinth/deployments/list", None).await;
+    assert_eq!(b["deployments"][0]["name"], "recs-a", "{s} {b}");
+    let (s, b) = srv.post("/api/2.0/plinth/deployments/create", spec).await;
+    assert_error(s, &b, 400, "RESOURCE_ALREADY_EXISTS");
+    let (s, b) = srv.post("/api/2.0/plinth/deployments/delete", json!({"name": "recs-a"})).await;
+    assert_error(s, &b, 404, "RESOURCE_DOES_NOT_EXIST");
+    // A workspace holding work stays.
+    let (s, b) = srv.call_in("default", Method::DELETE, "/api/3.0/mlflow/workspaces/team-a", None).await;
+    assert_error(s, &b, 400, "INVALID_STATE");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tabular_models_serve_the_same_predictions_as_in_process() {
     use plinth_ml::tabular::prepare::Schema;

@@ -212,15 +212,15 @@ impl Serving {
         if let Some(live) = self.get(name) {
             return Ok(live);
         }
-        let spec = self.inner.platform.get_deployment(name).await?;
+        let spec = self.inner.platform.deployment_named(name).await?;
         let live = self.build(spec, None).await?;
         self.install(live);
         self.get(name).ok_or_else(|| plinth_core::rules::missing::deployment(name).into())
     }
 
-    /// Every stored deployment, in name order.
+    /// Every stored deployment of every workspace, in name order.
     pub async fn deployments(&self) -> Result<Vec<Deployment>> {
-        Ok(self.inner.platform.list_deployments().await?)
+        Ok(self.inner.platform.all_deployments().await?)
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -256,7 +256,7 @@ impl Serving {
             let reuse = previous.and_then(|p| {
                 p.variants.iter().chain(&p.shadow).find(|s| s.variant.model == v.model).map(|s| s.model())
             });
-            let current = self.inner.platform.resolve_model(&v.model).await?;
+            let current = self.inner.platform.resolve_served_model(&spec, &v.model).await?;
             let model = match reuse {
                 Some(m) if m.version == current.version => m,
                 _ => Arc::new(self.load(&spec.name, v, &current).await?),
@@ -295,8 +295,10 @@ impl Serving {
 
     /// Creates a deployment: every model must load before it is stored.
     /// Recorded in the audit trail as `by`'s change (as are updates and deletes).
-    pub async fn create(&self, by: &Actor, spec: Deployment) -> Result<Deployment> {
+    /// It belongs to `by`'s workspace, whose models it serves.
+    pub async fn create(&self, by: &Actor, mut spec: Deployment) -> Result<Deployment> {
         spec.validate()?;
+        spec.workspace = by.workspace.to_string();
         if self.get(&spec.name).is_some() {
             return Err(plinth_core::rules::taken::deployment(&spec.name).into());
         }
@@ -307,10 +309,11 @@ impl Serving {
     }
 
     /// Replaces variants and shadow; models load before the swap.
-    pub async fn update(&self, by: &Actor, spec: Deployment) -> Result<Deployment> {
+    pub async fn update(&self, by: &Actor, mut spec: Deployment) -> Result<Deployment> {
         spec.validate()?;
+        spec.workspace = by.workspace.to_string();
         let previous = self.get(&spec.name);
-        self.inner.platform.get_deployment(&spec.name).await?;
+        self.inner.platform.acting(by.clone()).get_deployment(&spec.name).await?;
         let probe = self.build(spec.clone(), previous.as_deref()).await?;
         let stored = self.inner.platform.acting(by.clone()).update_deployment(spec).await?;
         let live = Live { spec: stored.clone(), table: stored.assignment_table(), ..probe };
@@ -327,7 +330,7 @@ impl Serving {
     /// One pass of the reload loop: picks up deployments created, changed or
     /// deleted elsewhere (another replica), and alias moves.
     pub async fn reconcile(&self) {
-        let stored = match self.inner.platform.list_deployments().await {
+        let stored = match self.inner.platform.all_deployments().await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "reload: cannot list deployments");
@@ -397,7 +400,7 @@ impl Serving {
             if !matches!(slot.variant.model.target, ModelTarget::Alias(_)) {
                 continue;
             }
-            let current = match self.inner.platform.resolve_model(&slot.variant.model).await {
+            let current = match self.inner.platform.resolve_served_model(&live.spec, &slot.variant.model).await {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(deployment = %live.spec.name, variant = %slot.variant.name, error = %e, "alias lookup failed");

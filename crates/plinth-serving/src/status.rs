@@ -159,8 +159,10 @@ impl Serving {
     /// answered as the live serving processes count them (variants and
     /// shadow; every replica's over a shared store).
     pub async fn usage(&self, query: plinth_core::usage::UsageQuery) -> crate::Result<plinth_core::usage::Usage> {
+        let scope = query.workspace.clone();
         let mut usage = self.inner.platform.usage(query).await?;
-        for d in self.inner.platform.list_deployments().await? {
+        let deployments = self.inner.platform.all_deployments().await?;
+        for d in deployments.into_iter().filter(|d| scope.as_deref().is_none_or(|s| s == d.workspace)) {
             let status = self.status(&d).await;
             let (mut requests, mut errors) = (0i64, 0i64);
             for live in status.variants.iter().chain(status.shadow.as_ref()).filter_map(|v| v.live.as_ref()) {

@@ -66,6 +66,90 @@ pub async fn run_all(store: &dyn MetadataStore) {
     users_and_tokens(store).await;
     roles_and_grants(store).await;
     audit_trail(store).await;
+    workspaces(store).await;
+}
+
+/// Two teams use the same names without meeting: experiments by name, the
+/// registry and its searches are their own workspace's.
+async fn workspaces(store: &dyn MetadataStore) {
+    use plinth_core::workspaces::{Workspace, WorkspaceUpdate};
+    let invalid_state = |e: &Error| is_domain(e, |d| matches!(d, DomainError::InvalidState(_)));
+    let new = |name: &str| Workspace {
+        name: name.into(),
+        description: Some(format!("team {name}")),
+        default_artifact_root: None,
+        creation_time: 5,
+        last_update_time: 5,
+    };
+    let a = store.create_workspace(new("team-a")).await.expect("create a");
+    assert_eq!(a, new("team-a"));
+    assert!(store.create_workspace(new("team-a")).await.is_err_and(|e| exists(&e)));
+    store.create_workspace(new("team-b")).await.expect("create b");
+    let names: Vec<String> = store.list_workspaces().await.expect("list").into_iter().map(|w| w.name).collect();
+    assert_eq!(names, ["default", "team-a", "team-b"]);
+    assert!(store.get_workspace("team-z").await.is_err_and(|e| not_found(&e)));
+    let update = WorkspaceUpdate { description: Some(String::new()), default_artifact_root: Some("s3://b/a".into()) };
+    let a = store.update_workspace("team-a", update).await.expect("update");
+    assert_eq!((a.description, a.default_artifact_root.as_deref()), (None, Some("s3://b/a")));
+    let kept = store.update_workspace("team-a", WorkspaceUpdate::default()).await.expect("keep");
+    assert_eq!(kept.default_artifact_root.as_deref(), Some("s3://b/a"));
+
+    let (sa, sb) = (store.in_workspace("team-a"), store.in_workspace("team-b"));
+    assert_eq!((sa.workspace(), sb.workspace()), ("team-a", "team-b"));
+    let ea = sa.create_experiment("shared-name".into(), "a/{id}".into(), vec![]).await.expect("exp a");
+    let eb = sb.create_experiment("shared-name".into(), "b/{id}".into(), vec![]).await.expect("same name in b");
+    assert_ne!(ea, eb);
+    assert!(sa.create_experiment("shared-name".into(), "a/{id}".into(), vec![]).await.is_err_and(|e| exists(&e)));
+    assert_eq!(
+        sa.get_experiment_by_name("shared-name").await.expect("by name").map(|e| e.experiment_id),
+        Some(ea.clone())
+    );
+    assert_eq!(store.experiment_workspace(&eb).await.expect("ws of b"), "team-b");
+    assert!(store.get_experiment_by_name("shared-name").await.expect("default").is_none());
+    let search = ExperimentSearch { query: q("name = 'shared-name'", &[], 10), view: ViewType::ActiveOnly };
+    let found = sb.search_experiments(search.clone()).await.expect("search b").items;
+    assert_eq!(found.iter().map(|e| e.experiment_id.as_str()).collect::<Vec<_>>(), [eb.as_str()]);
+    assert!(store.search_experiments(search).await.expect("search default").items.is_empty());
+
+    for (s, source) in [(&sa, "a-src"), (&sb, "b-src")] {
+        s.create_registered_model("recs".into(), None, vec![Tag { key: "team".into(), value: source.into() }])
+            .await
+            .expect("model");
+        let v = s
+            .create_model_version(NewModelVersion {
+                name: "recs".into(),
+                source: source.into(),
+                storage_location: source.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("version");
+        assert_eq!(v.version, 1, "versions count per workspace");
+        s.set_alias("recs", "champion", 1).await.expect("alias");
+    }
+    assert_eq!(sa.get_model_version_by_alias("recs", "champion").await.expect("a@champion").source, "a-src");
+    assert_eq!(sb.get_model_version("recs", 1).await.expect("b/1").source, "b-src");
+    assert!(store.get_registered_model("recs").await.is_err_and(|e| not_found(&e)));
+    sa.rename_registered_model("recs", "recs-a".into()).await.expect("rename in a");
+    assert_eq!(sb.get_registered_model("recs").await.expect("b untouched").tags[0].value, "b-src");
+    let models = sb.search_registered_models(q("", &[], 100)).await.expect("models b").items;
+    assert_eq!(models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["recs"]);
+    let versions = sa.search_model_versions(q("", &[], 100)).await.expect("versions a").items;
+    assert_eq!(
+        versions.iter().map(|v| (v.name.as_str(), v.source.as_str())).collect::<Vec<_>>(),
+        [("recs-a", "a-src")]
+    );
+    sb.delete_registered_model("recs").await.expect("delete in b");
+    assert!(sa.get_registered_model("recs-a").await.is_ok());
+
+    // Only an empty workspace goes, and never `default`.
+    assert!(store.delete_workspace("default").await.is_err_and(|e| invalid_state(&e)));
+    let refused = store.delete_workspace("team-a").await.expect_err("not empty");
+    assert!(invalid_state(&refused) && refused.to_string().contains("experiments"), "{refused}");
+    assert!(store.delete_workspace("team-z").await.is_err_and(|e| not_found(&e)));
+    let empty = store.create_workspace(new("team-c")).await.expect("c");
+    store.delete_workspace(&empty.name).await.expect("delete empty");
+    assert!(store.get_workspace("team-c").await.is_err_and(|e| not_found(&e)));
 }
 
 async fn roles_and_grants(store: &dyn MetadataStore) {
@@ -188,6 +272,7 @@ async fn audit_trail(store: &dyn MetadataStore) {
         before: None,
         after: None,
         request_id: None,
+        workspace: "default".into(),
     };
     let all = |max: i64| AuditQuery { max_results: max, ..Default::default() };
     assert!(store.search_audit(all(10)).await.expect("empty").items.is_empty());
@@ -326,6 +411,7 @@ async fn deployments(store: &dyn MetadataStore) {
         shadow: Some(variant("s", "recs@challenger", 0)),
         created_time: 1,
         updated_time: 1,
+        workspace: "default".into(),
     };
     assert_eq!(store.create_deployment(d.clone()).await.expect("create"), d);
     assert!(store.create_deployment(d.clone()).await.is_err_and(|e| exists(&e)));
@@ -419,6 +505,9 @@ async fn logged_model_search(store: &dyn MetadataStore) {
         offset: 0,
     };
     let names = |page: &crate::Page<LoggedModel>| page.items.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+    // No experiment asked for is none searched (as MLflow's store), not every one.
+    let nowhere = LoggedModelSearch { experiment_ids: vec![], ..search("", vec![], vec![]) };
+    assert!(store.search_logged_models(nowhere).await.expect("no experiments").items.is_empty());
     let by = |field: &str, ascending: bool| LoggedModelOrder {
         key: LoggedModelSortKey::parse(field).expect("sort key"),
         ascending,

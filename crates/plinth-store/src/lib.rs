@@ -22,6 +22,7 @@ use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 use plinth_core::usage::ActivityRow;
+use plinth_core::workspaces::{Workspace, WorkspaceUpdate};
 
 pub use error::{Error, Result};
 pub use plinth_core::query::{
@@ -48,8 +49,36 @@ pub struct Page<T> {
 }
 
 /// The metadata store. Writes are durable when they return `Ok`.
+///
+/// A store handle works in one workspace ([`MetadataStore::in_workspace`];
+/// `default` as opened): experiment names, the registry (keyed by workspace
+/// and name in every table) and the searches of experiments, registered
+/// models and versions are that workspace's. What is addressed by a global
+/// id (an experiment's or run's id, a logged model, a job) or by a global
+/// name (a deployment: its name is its endpoint) is found whatever the
+/// handle's workspace; the engine checks the workspace it belongs to.
+/// Deployments and jobs are written in the workspace their value names.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
+    /// The same store, working in `workspace` (which the caller made sure exists).
+    fn in_workspace(&self, workspace: &str) -> std::sync::Arc<dyn MetadataStore>;
+    /// The workspace this handle works in.
+    fn workspace(&self) -> &str;
+
+    // --- workspaces ---
+    /// A taken name is `AlreadyExists`.
+    async fn create_workspace(&self, workspace: Workspace) -> Result<Workspace>;
+    async fn get_workspace(&self, name: &str) -> Result<Workspace>;
+    /// Every workspace, by name.
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>>;
+    async fn update_workspace(&self, name: &str, update: WorkspaceUpdate) -> Result<Workspace>;
+    /// Deletes an empty workspace (MLflow's RESTRICT mode) with its roles;
+    /// one that holds experiments, models, deployments or unfinished jobs is
+    /// `InvalidState`, and so is `default`.
+    async fn delete_workspace(&self, name: &str) -> Result<()>;
+    /// The workspace an experiment belongs to (which never changes).
+    async fn experiment_workspace(&self, experiment_id: &str) -> Result<String>;
+
     // --- experiments ---
     /// Creates the experiment with id `0` named `Default` unless it exists.
     async fn ensure_default_experiment(&self, artifact_location: String) -> Result<()>;

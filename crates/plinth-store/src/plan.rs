@@ -187,8 +187,10 @@ fn id_visibility(sql: &mut Sql, column: &str, visible: &plinth_core::access::Vis
 }
 
 /// Experiments matching `s`, a page and one more row.
-pub(crate) fn experiment_search(s: &ExperimentSearch, columns: &str) -> Sql {
-    let mut sql = Sql::new(format!("SELECT {columns} FROM experiments e WHERE e.lifecycle_stage IN ("));
+pub(crate) fn experiment_search(s: &ExperimentSearch, columns: &str, workspace: &str) -> Sql {
+    let mut sql = Sql::new(format!("SELECT {columns} FROM experiments e WHERE e.workspace = "));
+    sql.bind_str(workspace);
+    sql.push(" AND e.lifecycle_stage IN (");
     sql.list(s.view.stages().iter().map(|s| s.to_string()));
     sql.push(")");
     for clause in &s.query.filter {
@@ -227,14 +229,18 @@ pub(crate) fn experiment_search(s: &ExperimentSearch, columns: &str) -> Sql {
 }
 
 /// Names of the registered models matching `q`, a page and one more.
-pub(crate) fn registered_model_search(q: &RegisteredModelQuery) -> Sql {
-    let mut sql = Sql::new("SELECT m.name FROM registered_models m WHERE 1 = 1");
+pub(crate) fn registered_model_search(q: &RegisteredModelQuery, workspace: &str) -> Sql {
+    let mut sql = Sql::new("SELECT m.name FROM registered_models m WHERE m.workspace = ");
+    sql.bind_str(workspace);
     for c in &q.filter {
         match c {
             RegisteredModelClause::Name(test) => string_clause(&mut sql, "m.name", test),
-            RegisteredModelClause::Tag { key, test } => {
-                tag_clause(&mut sql, "registered_model_tags t WHERE t.name = m.name", key, test)
-            }
+            RegisteredModelClause::Tag { key, test } => tag_clause(
+                &mut sql,
+                "registered_model_tags t WHERE t.workspace = m.workspace AND t.name = m.name",
+                key,
+                test,
+            ),
         }
     }
     let mut order = Vec::new();
@@ -255,8 +261,9 @@ pub(crate) fn registered_model_search(q: &RegisteredModelQuery) -> Sql {
 }
 
 /// (name, version) of the model versions matching `q`, a page and one more.
-pub(crate) fn model_version_search(q: &ModelVersionQuery) -> Sql {
-    let mut sql = Sql::new("SELECT v.name, v.version FROM model_versions v WHERE 1 = 1");
+pub(crate) fn model_version_search(q: &ModelVersionQuery, workspace: &str) -> Sql {
+    let mut sql = Sql::new("SELECT v.name, v.version FROM model_versions v WHERE v.workspace = ");
+    sql.bind_str(workspace);
     for c in &q.filter {
         match c {
             ModelVersionClause::Name(test) => string_clause(&mut sql, "v.name", test),
@@ -264,9 +271,12 @@ pub(crate) fn model_version_search(q: &ModelVersionQuery) -> Sql {
             ModelVersionClause::Source(test) => string_clause(&mut sql, "v.source", test),
             ModelVersionClause::ModelId(test) => string_clause(&mut sql, "v.model_id", test),
             ModelVersionClause::Version(op, n) => number_clause(&mut sql, "v.version", *op, (*n).into()),
-            ModelVersionClause::Tag { key, test } => {
-                tag_clause(&mut sql, "model_version_tags t WHERE t.name = v.name AND t.version = v.version", key, test)
-            }
+            ModelVersionClause::Tag { key, test } => tag_clause(
+                &mut sql,
+                "model_version_tags t WHERE t.workspace = v.workspace AND t.name = v.name AND t.version = v.version",
+                key,
+                test,
+            ),
         }
     }
     let mut order = Vec::new();
@@ -375,17 +385,18 @@ pub(crate) fn logged_model_search(q: &LoggedModelSearch, columns: &str) -> Sql {
         }
         sql.push(&format!(") AS latest WHERE rn = 1) ob{i} ON ob{i}.model_id = m.model_id"));
     }
-    sql.push(" WHERE m.deleted = 0");
-    if !q.experiment_ids.is_empty() {
-        sql.push(" AND m.experiment_id IN (");
-        for (i, id) in q.experiment_ids.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.bind_i64(id.trim().parse::<i64>().unwrap_or(-1));
-        }
-        sql.push(")");
+    // Only the experiments asked for (none: nothing, as MLflow's store answers).
+    sql.push(" WHERE m.deleted = 0 AND m.experiment_id IN (");
+    if q.experiment_ids.is_empty() {
+        sql.push("NULL");
     }
+    for (i, id) in q.experiment_ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind_i64(id.trim().parse::<i64>().unwrap_or(-1));
+    }
+    sql.push(")");
     for clause in &q.filter {
         filter_clause(&mut sql, clause, &q.datasets);
     }
@@ -683,15 +694,15 @@ pub(crate) const DELETE_ENDED_SESSIONS: &str =
 // The next `seq` is a scalar subquery of the plain `SELECT MAX(seq)` shape, which
 // both engines answer from the key's index (a MAX beside other columns scans the table).
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_log
-     (seq, time, actor, action, resource, before, after, request_id)
-     VALUES (COALESCE((SELECT MAX(seq) FROM audit_log), 0) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+     (seq, time, actor, action, resource, before, after, request_id, workspace)
+     VALUES (COALESCE((SELECT MAX(seq) FROM audit_log), 0) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// The trail's activity per day (UTC), actor and action since a time.
-pub(crate) const AUDIT_ACTIVITY: &str = "SELECT time / 86400000, actor, action, COUNT(*) FROM audit_log
-     WHERE time >= ?1 GROUP BY time / 86400000, actor, action ORDER BY 1";
+pub(crate) const AUDIT_ACTIVITY: &str = "SELECT time / 86400000, actor, action, COUNT(*), workspace FROM audit_log
+     WHERE time >= ?1 GROUP BY time / 86400000, actor, action, workspace ORDER BY 1";
 
 /// The columns an audit query reads, in [`AuditRecord`](plinth_core::audit::AuditRecord)'s order.
-pub(crate) const AUDIT_COLUMNS: &str = "seq, time, actor, action, resource, before, after, request_id";
+pub(crate) const AUDIT_COLUMNS: &str = "seq, time, actor, action, resource, before, after, request_id, workspace";
 
 /// A query of the trail, newest first; `max_results + 1` rows, so the caller
 /// knows whether there is a next page.
@@ -734,6 +745,10 @@ pub(crate) fn audit_search(q: &plinth_core::audit::AuditQuery) -> Sql {
         sql.push(" AND seq < ");
         sql.bind_i64(seq);
     }
+    if let Some(workspace) = &q.workspace {
+        sql.push(" AND workspace = ");
+        sql.bind_str(workspace);
+    }
     sql.push(" ORDER BY seq DESC LIMIT ");
     sql.bind_i64(q.max_results + 1);
     sql
@@ -756,10 +771,11 @@ pub(crate) fn activity_row(
     actor: String,
     action: &str,
     count: i64,
+    workspace: String,
 ) -> Result<plinth_core::usage::ActivityRow> {
     let parsed = plinth_core::audit::Action::parse(action)
         .ok_or_else(|| crate::Error::Database(format!("audit activity: stored action '{action}'")))?;
-    Ok(plinth_core::usage::ActivityRow { day, actor, action: parsed, count })
+    Ok(plinth_core::usage::ActivityRow { day, workspace, actor, action: parsed, count })
 }
 
 // Roles, their grants and who holds them: the same text on both backends
@@ -820,3 +836,52 @@ pub(crate) const DELETE_PERSONAL_ROLES: &str = "DELETE FROM roles WHERE name = ?
 
 /// The experiment of a run (the permission check's lookup).
 pub(crate) const RUN_EXPERIMENT: &str = "SELECT experiment_id FROM runs WHERE run_uuid = ?1";
+
+// Workspaces: the same text on both backends (`?N` becomes `$N` for PostgreSQL).
+
+pub(crate) const INSERT_WORKSPACE: &str = "INSERT INTO workspaces
+     (name, description, default_artifact_root, creation_time, last_update_time)
+     VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT DO NOTHING";
+pub(crate) const GET_WORKSPACE: &str =
+    "SELECT name, description, default_artifact_root, creation_time, last_update_time
+     FROM workspaces WHERE name = ?1";
+pub(crate) const LIST_WORKSPACES: &str =
+    "SELECT name, description, default_artifact_root, creation_time, last_update_time FROM workspaces ORDER BY name";
+pub(crate) const UPDATE_WORKSPACE: &str =
+    "UPDATE workspaces SET description = ?2, default_artifact_root = ?3, last_update_time = ?4 WHERE name = ?1";
+pub(crate) const EXPERIMENT_WORKSPACE: &str = "SELECT workspace FROM experiments WHERE experiment_id = ?1";
+/// What keeps a workspace from being deleted (MLflow's RESTRICT mode): each
+/// table's resources in it. Ended jobs do not count (no API deletes a job);
+/// they go with the workspace.
+pub(crate) const WORKSPACE_CONTENTS: &[(&str, &str)] = &[
+    ("experiments", "SELECT COUNT(*) FROM experiments WHERE workspace = ?1"),
+    ("registered_models", "SELECT COUNT(*) FROM registered_models WHERE workspace = ?1"),
+    ("deployments", "SELECT COUNT(*) FROM deployments WHERE workspace = ?1"),
+    ("jobs", "SELECT COUNT(*) FROM jobs WHERE workspace = ?1 AND status IN ('QUEUED', 'RUNNING')"),
+];
+/// A deleted workspace's leftovers: ended jobs, its roles with their grants
+/// and assignments, then the workspace. The trail keeps its records.
+pub(crate) const DELETE_WORKSPACE: &[&str] = &[
+    "DELETE FROM jobs WHERE workspace = ?1",
+    "DELETE FROM role_assignments WHERE role_id IN (SELECT id FROM roles WHERE workspace = ?1)",
+    "DELETE FROM role_permissions WHERE role_id IN (SELECT id FROM roles WHERE workspace = ?1)",
+    "DELETE FROM roles WHERE workspace = ?1",
+    "DELETE FROM workspaces WHERE name = ?1",
+];
+
+/// What an update leaves: `None` keeps a field, an empty string clears it.
+pub(crate) fn updated_workspace(
+    mut current: plinth_core::workspaces::Workspace,
+    update: &plinth_core::workspaces::WorkspaceUpdate,
+    now: i64,
+) -> plinth_core::workspaces::Workspace {
+    let apply = |field: &mut Option<String>, new: &Option<String>| {
+        if let Some(v) = new {
+            *field = (!v.is_empty()).then(|| v.clone());
+        }
+    };
+    apply(&mut current.description, &update.description);
+    apply(&mut current.default_artifact_root, &update.default_artifact_root);
+    current.last_update_time = now;
+    current
+}

@@ -26,6 +26,20 @@ tokio::task_local! {
     static TOKEN: String;
     /// Who is signed in, for the page header (none when authentication is off).
     static USER: Option<String>;
+    /// The workspace the pages work in (the UI's cookie), for the page header.
+    static WORKSPACE: String;
+}
+
+/// The workspace the page being rendered works in.
+pub fn workspace() -> String {
+    WORKSPACE.try_with(Clone::clone).unwrap_or_else(|_| plinth_core::workspaces::DEFAULT_WORKSPACE.to_string())
+}
+
+/// The workspace a request's UI cookie names (`default` when none or not a valid name).
+pub fn workspace_of(headers: &axum::http::HeaderMap) -> String {
+    let raw = crate::cookie(headers, crate::pages::workspaces::COOKIE);
+    plinth_core::workspaces::normalize(raw.as_deref())
+        .unwrap_or_else(|_| plinth_core::workspaces::DEFAULT_WORKSPACE.to_string())
 }
 
 /// The signed-in user of the page being rendered.
@@ -80,6 +94,7 @@ pub async fn layer(req: Request, next: Next) -> Response {
         .filter(|p| p.via != plinth_core::auth::Via::Anonymous)
         .map(|p| p.username.clone());
     let token = existing.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let workspace = workspace_of(req.headers());
     let req = if req.method() == Method::POST {
         let Some(cookie) = existing.as_deref() else {
             return refused("This form has expired or came from another site (no CSRF cookie); reload the page.");
@@ -99,7 +114,7 @@ pub async fn layer(req: Request, next: Next) -> Response {
     } else {
         req
     };
-    let mut response = TOKEN.scope(token.clone(), USER.scope(user, next.run(req))).await;
+    let mut response = TOKEN.scope(token.clone(), USER.scope(user, WORKSPACE.scope(workspace, next.run(req)))).await;
     if existing.is_none() {
         set_cookie(&mut response, &token);
     }

@@ -52,16 +52,41 @@ pub struct UiState {
     pub auth: bool,
 }
 
-/// The platform acting for the page's caller and request id: what a page
-/// that changes something works with, so the audit trail names who did it.
+/// The platform acting for the page's caller and request id, in the
+/// workspace the UI's cookie names: what every page works with, so it shows
+/// that workspace's work as the caller may see it, and the audit trail names
+/// who changed something. A workspace the caller may not enter (gone, or not
+/// theirs) is a page saying so, with the way to another.
 pub(crate) struct Acting(pub Platform);
 
 impl axum::extract::FromRequestParts<UiState> for Acting {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &UiState) -> Result<Self, Self::Rejection> {
+        let principal = parts.extensions.get::<std::sync::Arc<plinth_core::auth::Principal>>().cloned();
+        let platform = s.platform.acting(actor(principal, &parts.headers));
+        let workspace = csrf::workspace_of(&parts.headers);
+        match platform.enter_workspace(&workspace).await {
+            Ok(p) => Ok(Acting(p)),
+            Err(e) if e.kind() == plinth_core::ErrorKind::NotFound => {
+                Err(UiError::not_found(format!("{e}. Choose another workspace at /ui/workspaces.")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The platform acting for the page's caller in `default`, whatever the
+/// cookie says: the workspaces page, which must work when the cookie's
+/// workspace is gone.
+pub(crate) struct Signed(pub Platform);
+
+impl axum::extract::FromRequestParts<UiState> for Signed {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &UiState) -> Result<Self, Self::Rejection> {
         let principal = parts.extensions.get::<std::sync::Arc<plinth_core::auth::Principal>>().cloned();
-        Ok(Acting(s.platform.acting(actor(principal, &parts.headers))))
+        Ok(Signed(s.platform.acting(actor(principal, &parts.headers))))
     }
 }
 
@@ -115,6 +140,7 @@ pub fn router(platform: Platform, serving: Serving, jobs: JobRunner, auth: bool)
         .route("/ui/deployments/{name}", get(pages::deployments::detail))
         .route("/ui/jobs", get(pages::jobs::list))
         .route("/ui/platform", get(pages::platform::show))
+        .route("/ui/workspaces", get(pages::workspaces::list).post(pages::workspaces::switch))
         .layer(axum::middleware::from_fn(csrf::layer))
         .with_state(UiState { platform, serving, jobs, auth })
 }
@@ -162,6 +188,7 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
                     a href="/ui/deployments" { "Deployments" }
                     a href="/ui/jobs" { "Jobs" }
                     a href="/ui/platform" { "Platform" }
+                    a.workspace href="/ui/workspaces" title="Switch workspace" { "Workspace: " strong { (csrf::workspace()) } }
                     @if let Some(user) = csrf::user() {
                         span.who { "Signed in as " strong { (user) } }
                         form.signout method="post" action="/logout" {

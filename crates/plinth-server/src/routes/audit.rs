@@ -35,6 +35,8 @@ async fn search(s: Api, a: Args) -> ApiResult {
         since: a.opt_i64("since")?,
         until: a.opt_i64("until")?,
         before_seq,
+        // The request's workspace's trail (the engine sets it).
+        workspace: None,
         max_results: a.opt_i64("max_results")?.unwrap_or(100),
     };
     let page = s.platform.audit_trail(query).await?;
@@ -57,5 +59,6 @@ fn record_json(r: &AuditRecord) -> Value {
         "before": r.before,
         "after": r.after,
         "request_id": r.request_id,
+        "workspace": r.workspace,
     })
 }

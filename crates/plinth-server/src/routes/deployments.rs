@@ -43,6 +43,8 @@ fn deployment(a: &Args) -> Result<Deployment, ApiError> {
         shadow,
         created_time: 0,
         updated_time: 0,
+        // The request's workspace (serving sets it).
+        workspace: String::new(),
     })
 }
 

@@ -12,6 +12,7 @@ mod runs;
 pub(crate) mod serving;
 mod usage;
 mod users;
+mod workspaces;
 
 use axum::extract::OriginalUri;
 use axum::http::StatusCode;
@@ -45,8 +46,8 @@ pub fn router(state: AppState, roles: Roles) -> Router {
             .nest("/ajax-api/2.0/mlflow", api.clone())
             .nest("/api/2.0/preview/mlflow", api)
             .nest("/api/2.0/mlflow-artifacts", artifacts::proxy_router())
-            .nest("/api/3.0/mlflow", roles::router())
-            .nest("/ajax-api/3.0/mlflow", roles::router())
+            .nest("/api/3.0/mlflow", roles::router().merge(workspaces::router()))
+            .nest("/ajax-api/3.0/mlflow", roles::router().merge(workspaces::router()))
             .nest(
                 "/api/2.0/plinth",
                 jobs::router()

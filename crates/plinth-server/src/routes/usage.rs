@@ -1,6 +1,8 @@
-//! `GET /api/2.0/plinth/usage?days=30&stale_days=30`: how the platform is
-//! used — activity per day and week, lead times to serving, stale served
-//! models, job outcomes, requests per deployment (`plinth_core::usage`).
+//! `GET /api/2.0/plinth/usage?days=30&stale_days=30[&workspace=team-a]`: how
+//! the platform is used — active users and workspaces per day and week, each
+//! workspace's activity, lead times to serving, stale served models, job
+//! outcomes, requests per deployment (`plinth_core::usage`); the whole
+//! platform's, or one workspace's.
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -22,6 +24,7 @@ async fn usage(s: Api, a: Args) -> ApiResult {
         days: a.opt_i64("days")?.unwrap_or(30),
         stale_days: a.opt_i64("stale_days")?.unwrap_or(30),
         now: s.platform.now_ms(),
+        workspace: a.opt_str("workspace")?.map(|w| plinth_core::workspaces::normalize(Some(&w))).transpose()?,
     };
     let usage = s.serving.usage(query).await?;
     Ok(Json(usage_json(&usage)))
@@ -32,19 +35,41 @@ pub fn usage_json(u: &Usage) -> Value {
         "days": u.query.days,
         "stale_days": u.query.stale_days,
         "generated_time": u.query.now,
+        "workspace": u.query.workspace,
         "active_users": {"day": u.active_users_1d, "week": u.active_users_7d, "window": u.active_users_window},
-        "totals": {"users": u.users, "registered_models": u.registered_models, "deployments": u.deployments},
+        "active_workspaces": {
+            "day": u.active_workspaces_1d, "week": u.active_workspaces_7d, "window": u.active_workspaces_window,
+        },
+        "totals": {
+            "users": u.users,
+            "workspaces": u.workspaces,
+            "registered_models": u.registered_models,
+            "deployments": u.deployments,
+        },
+        "workspaces": u.per_workspace.iter().map(|w| json!({
+            "workspace": w.workspace,
+            "active_users": w.active_users,
+            "runs_created": w.runs_created,
+            "versions_registered": w.versions_registered,
+            "deployments_created": w.deployments_created,
+            "jobs_submitted": w.jobs_submitted,
+            "changes": w.changes,
+        })).collect::<Vec<_>>(),
         "daily": u.daily.iter().map(|d| json!({
             "day": d.day,
             "active_users": d.active_users,
+            "active_workspaces": d.active_workspaces,
             "runs_created": d.runs_created,
             "versions_registered": d.versions_registered,
             "deployments_created": d.deployments_created,
             "jobs_submitted": d.jobs_submitted,
             "changes": d.changes,
         })).collect::<Vec<_>>(),
-        "weekly": u.weekly.iter().map(|w| json!({"week": w.week, "active_users": w.active_users})).collect::<Vec<_>>(),
+        "weekly": u.weekly.iter().map(|w| json!({
+            "week": w.week, "active_users": w.active_users, "active_workspaces": w.active_workspaces,
+        })).collect::<Vec<_>>(),
         "lead_times": u.lead_times.iter().map(|l| json!({
+            "workspace": l.workspace,
             "model": l.model,
             "deployment": l.deployment,
             "first_run_time": l.first_run_time,
@@ -56,6 +81,7 @@ pub fn usage_json(u: &Usage) -> Value {
         "median_run_to_deploy_ms": u.median_run_to_deploy_ms,
         "median_registration_to_deploy_ms": u.median_registration_to_deploy_ms,
         "served": u.served.iter().map(|s| json!({
+            "workspace": s.workspace,
             "deployment": s.deployment,
             "variant": s.variant,
             "model": s.model,

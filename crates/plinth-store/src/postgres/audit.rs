@@ -11,8 +11,8 @@ pub(crate) async fn append(tx: &Tx<'_>, r: &AuditRecord) -> Result<()> {
     // One append at a time, so `seq` follows the order of commits and a
     // reader paging by it never skips a record committed late.
     exec(tx, "SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK]).await.map_err(db)?;
-    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-        [&r.time, &r.actor, &r.action.as_str(), &r.resource, &r.before, &r.after, &r.request_id];
+    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+        [&r.time, &r.actor, &r.action.as_str(), &r.resource, &r.before, &r.after, &r.request_id, &r.workspace];
     tx.execute(&plan::INSERT_AUDIT.replace('?', "$"), &values).await.map_err(db)?;
     Ok(())
 }
@@ -36,6 +36,7 @@ pub(crate) async fn search(tx: &Tx<'_>, q: &AuditQuery) -> Result<Page<AuditReco
                 before: col(r, 5)?,
                 after: col(r, 6)?,
                 request_id: col(r, 7)?,
+                workspace: col(r, 8)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -47,7 +48,7 @@ pub(crate) async fn activity(tx: &Tx<'_>, since: i64) -> Result<Vec<ActivityRow>
     rows.iter()
         .map(|r| {
             let action: String = col(r, 2)?;
-            activity_row(col(r, 0)?, col(r, 1)?, &action, col(r, 3)?)
+            activity_row(col(r, 0)?, col(r, 1)?, &action, col(r, 3)?, col(r, 4)?)
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use crate::plan::{self, page_rest};
 use crate::{ExperimentSearch, Page, Result};
 
 pub(crate) const COLUMNS: &str =
-    "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+    "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, workspace";
 
 /// An id that is not a non-negative integer names no experiment.
 pub(crate) fn parse_id(experiment_id: &str) -> Result<i64> {
@@ -30,6 +30,7 @@ fn row_to_experiment(r: &Row) -> Result<Experiment> {
         creation_time: col(r, 4)?,
         last_update_time: col(r, 5)?,
         tags: Vec::new(),
+        workspace: col(r, 6)?,
     })
 }
 
@@ -58,6 +59,7 @@ pub(crate) async fn ensure_default(tx: &Transaction<'_>, artifact_location: &str
 
 pub(crate) async fn create(
     tx: &Transaction<'_>,
+    ws: &str,
     name: &str,
     artifact_location: &str,
     tags: &[Tag],
@@ -65,16 +67,17 @@ pub(crate) async fn create(
 ) -> Result<String> {
     // One id at a time: MAX + 1 under a lock, so ids stay dense and never collide.
     exec(tx, "SELECT pg_advisory_xact_lock($1)", &[&EXPERIMENT_ID_LOCK]).await.map_err(db)?;
-    if let Some(holder) = get_by_name(tx, name).await? {
+    if let Some(holder) = get_by_name(tx, ws, name).await? {
         return Err(taken::experiment(name, holder.lifecycle_stage).into());
     }
     let id: i64 =
         col(&row(tx, "SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments", &[]).await.map_err(db)?, 0)?;
     let location = artifact_location.replace("{id}", &id.to_string());
     exec(tx,
-        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
-         VALUES ($1, $2, $3, 'active', $4, $4)",
-        &[&id, &name, &location, &t],
+        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time,
+                                  workspace)
+         VALUES ($1, $2, $3, 'active', $4, $4, $5)",
+        &[&id, &name, &location, &t, &ws],
     )
     .await
     .map_err(db)?;
@@ -111,15 +114,26 @@ pub(crate) async fn get(tx: &Transaction<'_>, experiment_id: &str) -> Result<Exp
     Ok(exp)
 }
 
+/// The workspace an experiment belongs to (which never changes).
+pub(crate) async fn workspace_of(tx: &Transaction<'_>, experiment_id: &str) -> Result<String> {
+    let id = parse_id(experiment_id)?;
+    match tx.query_opt("SELECT workspace FROM experiments WHERE experiment_id = $1", &[&id]).await.map_err(db)? {
+        Some(r) => col(&r, 0),
+        None => Err(missing::experiment(experiment_id).into()),
+    }
+}
+
 pub(crate) async fn get_active(tx: &Transaction<'_>, experiment_id: &str) -> Result<Experiment> {
     let exp = get(tx, experiment_id).await?;
     rules::require_active_experiment(experiment_id, exp.lifecycle_stage)?;
     Ok(exp)
 }
 
-pub(crate) async fn get_by_name(tx: &Transaction<'_>, name: &str) -> Result<Option<Experiment>> {
-    let row =
-        tx.query_opt(&format!("SELECT {COLUMNS} FROM experiments WHERE name = $1"), &[&name]).await.map_err(db)?;
+pub(crate) async fn get_by_name(tx: &Transaction<'_>, ws: &str, name: &str) -> Result<Option<Experiment>> {
+    let row = tx
+        .query_opt(&format!("SELECT {COLUMNS} FROM experiments WHERE name = $1 AND workspace = $2"), &[&name, &ws])
+        .await
+        .map_err(db)?;
     match row {
         None => Ok(None),
         Some(row) => {
@@ -131,8 +145,8 @@ pub(crate) async fn get_by_name(tx: &Transaction<'_>, name: &str) -> Result<Opti
     }
 }
 
-pub(crate) async fn search(tx: &Transaction<'_>, s: &ExperimentSearch) -> Result<Page<Experiment>> {
-    let sql = plan::experiment_search(s, COLUMNS);
+pub(crate) async fn search(tx: &Transaction<'_>, ws: &str, s: &ExperimentSearch) -> Result<Page<Experiment>> {
+    let sql = plan::experiment_search(s, COLUMNS, ws);
     let rows = tx.query(&sql.numbered(), &params(&sql)).await.map_err(db)?;
     let mut items = rows.iter().map(row_to_experiment).collect::<Result<Vec<_>>>()?;
     let next_offset = page_rest(&mut items, s.query.max_results, s.query.offset);
@@ -145,7 +159,8 @@ pub(crate) async fn rename(tx: &Transaction<'_>, experiment_id: &str, new_name: 
     if exp.name == new_name {
         return Ok(());
     }
-    if let Some(holder) = get_by_name(tx, new_name).await? {
+    let ws = workspace_of(tx, experiment_id).await?;
+    if let Some(holder) = get_by_name(tx, &ws, new_name).await? {
         return Err(taken::experiment(new_name, holder.lifecycle_stage).into());
     }
     exec(

@@ -24,6 +24,7 @@ mod runs;
 mod store_impl;
 mod tables;
 mod users;
+mod workspaces;
 
 use std::str::FromStr;
 
@@ -69,6 +70,7 @@ fn migrations() -> Vec<(i64, String)> {
         (9, include_str!("../../migrations/0009_audit.sql").to_string()),
         (10, include_str!("../../migrations/0010_serving_keys.sql").to_string()),
         (11, include_str!("../../migrations/0011_roles.sql").to_string()),
+        (12, include_str!("../../migrations/0012_workspaces.postgres.sql").to_string()),
     ]
 }
 
@@ -105,6 +107,8 @@ pub struct PostgresStore {
     pool: Pool,
     clock: SharedClock,
     changes: tokio::sync::watch::Receiver<u64>,
+    /// The workspace this handle works in (see `MetadataStore::in_workspace`).
+    workspace: std::sync::Arc<str>,
 }
 
 /// Announces a change serving follows, to every replica, when `tx` commits.
@@ -204,7 +208,8 @@ impl PostgresStore {
             .max_size(16)
             .build()
             .map_err(|e| Error::Database(format!("cannot set up the PostgreSQL pool for {place}: {e}")))?;
-        let store = PostgresStore { pool, clock, changes };
+        let store =
+            PostgresStore { pool, clock, changes, workspace: plinth_core::workspaces::DEFAULT_WORKSPACE.into() };
         let mut client = store
             .pool
             .get()
@@ -216,6 +221,11 @@ impl PostgresStore {
 
     pub(crate) fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// The same database, working in `workspace`.
+    pub fn scoped(&self, workspace: &str) -> PostgresStore {
+        PostgresStore { workspace: workspace.into(), ..self.clone() }
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {

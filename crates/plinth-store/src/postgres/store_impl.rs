@@ -11,8 +11,9 @@ use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 use plinth_core::usage::ActivityRow;
+use plinth_core::workspaces::{Workspace, WorkspaceUpdate};
 
-use super::{PostgresStore, audit, experiments, in_tx, registry, roles, runs, tables, users};
+use super::{PostgresStore, audit, experiments, in_tx, registry, roles, runs, tables, users, workspaces};
 use crate::{
     ExperimentSearch, LoggedModelSearch, MetadataStore, ModelVersionQuery, Page, RegisteredModelQuery, Result,
     RoleFilter, RunSearch,
@@ -20,23 +21,49 @@ use crate::{
 
 #[async_trait]
 impl MetadataStore for PostgresStore {
+    fn in_workspace(&self, workspace: &str) -> std::sync::Arc<dyn MetadataStore> {
+        std::sync::Arc::new(self.scoped(workspace))
+    }
+    fn workspace(&self) -> &str {
+        &self.workspace
+    }
+    async fn create_workspace(&self, workspace: Workspace) -> Result<Workspace> {
+        in_tx!(self, |tx| workspaces::create(&tx, &workspace).await?)
+    }
+    async fn get_workspace(&self, name: &str) -> Result<Workspace> {
+        in_tx!(self, |tx| workspaces::get(&tx, name).await?)
+    }
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>> {
+        in_tx!(self, |tx| workspaces::list(&tx).await?)
+    }
+    async fn update_workspace(&self, name: &str, update: WorkspaceUpdate) -> Result<Workspace> {
+        in_tx!(self, |tx| workspaces::update(&tx, name, &update, self.now()).await?)
+    }
+    async fn delete_workspace(&self, name: &str) -> Result<()> {
+        in_tx!(self, |tx| workspaces::delete(&tx, name).await?)
+    }
+    async fn experiment_workspace(&self, experiment_id: &str) -> Result<String> {
+        in_tx!(self, |tx| workspaces::experiment_workspace(&tx, experiment_id).await?)
+    }
+
     async fn ensure_default_experiment(&self, artifact_location: String) -> Result<()> {
         in_tx!(self, |tx| experiments::ensure_default(&tx, &artifact_location, self.now()).await?)
     }
     async fn create_experiment(&self, name: String, artifact_location: String, tags: Vec<Tag>) -> Result<String> {
-        in_tx!(self, |tx| experiments::create(&tx, &name, &artifact_location, &tags, self.now()).await?)
+        in_tx!(self, |tx| experiments::create(&tx, &self.workspace, &name, &artifact_location, &tags, self.now())
+            .await?)
     }
     async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
         in_tx!(self, |tx| experiments::get(&tx, experiment_id).await?)
     }
     async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
-        in_tx!(self, |tx| experiments::get_by_name(&tx, name).await?)
+        in_tx!(self, |tx| experiments::get_by_name(&tx, &self.workspace, name).await?)
     }
     async fn count_runs(&self, experiment_ids: Vec<String>) -> Result<Vec<(String, i64)>> {
         in_tx!(self, |tx| experiments::count_runs(&tx, &experiment_ids).await?)
     }
     async fn search_experiments(&self, search: ExperimentSearch) -> Result<Page<Experiment>> {
-        in_tx!(self, |tx| experiments::search(&tx, &search).await?)
+        in_tx!(self, |tx| experiments::search(&tx, &self.workspace, &search).await?)
     }
     async fn rename_experiment(&self, experiment_id: &str, new_name: String) -> Result<()> {
         in_tx!(self, |tx| experiments::rename(&tx, experiment_id, &new_name, self.now()).await?)
@@ -131,43 +158,52 @@ impl MetadataStore for PostgresStore {
         description: Option<String>,
         tags: Vec<Tag>,
     ) -> Result<RegisteredModel> {
-        in_tx!(self, |tx| registry::create_model(&tx, &name, description.as_deref(), &tags, self.now()).await?)
+        in_tx!(self, |tx| registry::create_model(
+            &tx,
+            &self.workspace,
+            &name,
+            description.as_deref(),
+            &tags,
+            self.now()
+        )
+        .await?)
     }
     async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
-        in_tx!(self, |tx| registry::get_model(&tx, name).await?)
+        in_tx!(self, |tx| registry::get_model(&tx, &self.workspace, name).await?)
     }
     async fn rename_registered_model(&self, name: &str, new_name: String) -> Result<RegisteredModel> {
-        in_tx!(self, |tx| registry::rename_model(&tx, name, &new_name, self.now()).await?)
+        in_tx!(self, |tx| registry::rename_model(&tx, &self.workspace, name, &new_name, self.now()).await?)
     }
     async fn update_registered_model(&self, name: &str, description: Option<String>) -> Result<RegisteredModel> {
-        in_tx!(self, |tx| registry::update_model(&tx, name, description.as_deref(), self.now()).await?)
+        in_tx!(self, |tx| registry::update_model(&tx, &self.workspace, name, description.as_deref(), self.now())
+            .await?)
     }
     async fn delete_registered_model(&self, name: &str) -> Result<()> {
-        in_tx!(self, |tx| registry::delete_model(&tx, name).await?)
+        in_tx!(self, |tx| registry::delete_model(&tx, &self.workspace, name).await?)
     }
     async fn search_registered_models(&self, query: RegisteredModelQuery) -> Result<Page<RegisteredModel>> {
-        in_tx!(self, |tx| registry::search_models(&tx, &query).await?)
+        in_tx!(self, |tx| registry::search_models(&tx, &self.workspace, &query).await?)
     }
     async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
-        in_tx!(self, |tx| registry::set_model_tag(&tx, name, &tag).await?)
+        in_tx!(self, |tx| registry::set_model_tag(&tx, &self.workspace, name, &tag).await?)
     }
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
-        in_tx!(self, |tx| registry::delete_model_tag(&tx, name, key).await?)
+        in_tx!(self, |tx| registry::delete_model_tag(&tx, &self.workspace, name, key).await?)
     }
     async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
-        in_tx!(self, |tx| registry::set_alias(&tx, name, alias, version, self.now()).await?)
+        in_tx!(self, |tx| registry::set_alias(&tx, &self.workspace, name, alias, version, self.now()).await?)
     }
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
-        in_tx!(self, |tx| registry::delete_alias(&tx, name, alias).await?)
+        in_tx!(self, |tx| registry::delete_alias(&tx, &self.workspace, name, alias).await?)
     }
     async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
-        in_tx!(self, |tx| registry::version_by_alias(&tx, name, alias).await?)
+        in_tx!(self, |tx| registry::version_by_alias(&tx, &self.workspace, name, alias).await?)
     }
     async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
-        in_tx!(self, |tx| registry::create_version(&tx, &new, self.now()).await?)
+        in_tx!(self, |tx| registry::create_version(&tx, &self.workspace, &new, self.now()).await?)
     }
     async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
-        in_tx!(self, |tx| registry::get_version(&tx, name, version).await?)
+        in_tx!(self, |tx| registry::get_version(&tx, &self.workspace, name, version).await?)
     }
     async fn update_model_version(
         &self,
@@ -175,19 +211,27 @@ impl MetadataStore for PostgresStore {
         version: i64,
         description: Option<String>,
     ) -> Result<ModelVersion> {
-        in_tx!(self, |tx| registry::update_version(&tx, name, version, description.as_deref(), self.now()).await?)
+        in_tx!(self, |tx| registry::update_version(
+            &tx,
+            &self.workspace,
+            name,
+            version,
+            description.as_deref(),
+            self.now()
+        )
+        .await?)
     }
     async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
-        in_tx!(self, |tx| registry::delete_version(&tx, name, version).await?)
+        in_tx!(self, |tx| registry::delete_version(&tx, &self.workspace, name, version).await?)
     }
     async fn search_model_versions(&self, query: ModelVersionQuery) -> Result<Page<ModelVersion>> {
-        in_tx!(self, |tx| registry::search_versions(&tx, &query).await?)
+        in_tx!(self, |tx| registry::search_versions(&tx, &self.workspace, &query).await?)
     }
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()> {
-        in_tx!(self, |tx| registry::set_version_tag(&tx, name, version, &tag).await?)
+        in_tx!(self, |tx| registry::set_version_tag(&tx, &self.workspace, name, version, &tag).await?)
     }
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
-        in_tx!(self, |tx| registry::delete_version_tag(&tx, name, version, key).await?)
+        in_tx!(self, |tx| registry::delete_version_tag(&tx, &self.workspace, name, version, key).await?)
     }
     async fn transition_stage(
         &self,
@@ -196,10 +240,19 @@ impl MetadataStore for PostgresStore {
         stage: Stage,
         archive_existing: bool,
     ) -> Result<ModelVersion> {
-        in_tx!(self, |tx| registry::transition(&tx, name, version, stage, archive_existing, self.now()).await?)
+        in_tx!(self, |tx| registry::transition(
+            &tx,
+            &self.workspace,
+            name,
+            version,
+            stage,
+            archive_existing,
+            self.now()
+        )
+        .await?)
     }
     async fn get_latest_versions(&self, name: &str, stages: Vec<Stage>) -> Result<Vec<ModelVersion>> {
-        in_tx!(self, |tx| registry::latest_versions(&tx, name, &stages).await?)
+        in_tx!(self, |tx| registry::latest_versions(&tx, &self.workspace, name, &stages).await?)
     }
 
     async fn create_deployment(&self, deployment: Deployment) -> Result<Deployment> {

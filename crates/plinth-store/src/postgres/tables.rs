@@ -193,7 +193,7 @@ pub(crate) async fn search_models(tx: &Transaction<'_>, q: &LoggedModelSearch) -
 
 // --- jobs ---
 
-const JOB_COLUMNS: &str = "job_id, kind, status, spec_json, result_json, error, attempts, created_time, started_time, finished_time, worker, lease_until, cancel_requested";
+const JOB_COLUMNS: &str = "job_id, kind, status, spec_json, result_json, error, attempts, created_time, started_time, finished_time, worker, lease_until, cancel_requested, workspace";
 
 fn row_to_job(r: &Row) -> Result<Job> {
     let spec: String = col(r, 3)?;
@@ -213,12 +213,15 @@ fn row_to_job(r: &Row) -> Result<Job> {
         worker: col(r, 10)?,
         lease_until: col(r, 11)?,
         cancel_requested: col::<i16>(r, 12)? != 0,
+        workspace: col(r, 13)?,
     })
 }
 
 pub(crate) async fn create_job(tx: &Transaction<'_>, job: &Job) -> Result<()> {
     tx.execute(
-        &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+        &format!(
+            "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ),
         &[
             &job.job_id,
             &job.kind.as_str(),
@@ -233,6 +236,7 @@ pub(crate) async fn create_job(tx: &Transaction<'_>, job: &Job) -> Result<()> {
             &job.worker,
             &job.lease_until,
             &i16::from(job.cancel_requested),
+            &job.workspace,
         ],
     )
     .await
@@ -411,7 +415,7 @@ pub(crate) async fn release_job(tx: &Transaction<'_>, job_id: &str, worker: &str
 
 // --- deployments ---
 
-const DEPLOYMENT_COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time";
+const DEPLOYMENT_COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time, workspace";
 
 fn row_to_deployment(r: &Row) -> Result<Deployment> {
     let name: String = col(r, 0)?;
@@ -420,7 +424,15 @@ fn row_to_deployment(r: &Row) -> Result<Deployment> {
     let shadow: Option<String> = col(r, 3)?;
     let variants: Vec<Variant> = serde_json::from_str(&variants).map_err(corrupt)?;
     let shadow: Option<Variant> = shadow.map(|s| serde_json::from_str(&s)).transpose().map_err(corrupt)?;
-    Ok(Deployment { salt: col(r, 1)?, variants, shadow, created_time: col(r, 4)?, updated_time: col(r, 5)?, name })
+    Ok(Deployment {
+        salt: col(r, 1)?,
+        variants,
+        shadow,
+        created_time: col(r, 4)?,
+        updated_time: col(r, 5)?,
+        workspace: col(r, 6)?,
+        name,
+    })
 }
 
 fn deployment_json(d: &Deployment) -> Result<(String, Option<String>)> {
@@ -436,9 +448,9 @@ pub(crate) async fn create_deployment(tx: &Transaction<'_>, d: &Deployment) -> R
     let n = tx
         .execute(
             &format!(
-                "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+                "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
             ),
-            &[&d.name, &d.salt, &variants, &shadow, &d.created_time, &d.updated_time],
+            &[&d.name, &d.salt, &variants, &shadow, &d.created_time, &d.updated_time, &d.workspace],
         )
         .await
         .map_err(db)?;

@@ -15,15 +15,16 @@ pub(crate) fn append(conn: &Connection, r: &AuditRecord) -> Result<()> {
         r.resource,
         r.before,
         r.after,
-        r.request_id
+        r.request_id,
+        r.workspace
     ])?;
     Ok(())
 }
 
-type AuditRow = (i64, i64, String, String, String, Option<String>, Option<String>, Option<String>);
+type AuditRow = (i64, i64, String, String, String, Option<String>, Option<String>, Option<String>, String);
 
 fn row(r: &Row<'_>) -> rusqlite::Result<AuditRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
 }
 
 pub(crate) fn search(conn: &Connection, q: &AuditQuery) -> Result<Page<AuditRecord>> {
@@ -33,10 +34,10 @@ pub(crate) fn search(conn: &Connection, q: &AuditQuery) -> Result<Page<AuditReco
         stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     let records = rows
         .into_iter()
-        .map(|(seq, time, actor, action, resource, before, after, request_id)| {
+        .map(|(seq, time, actor, action, resource, before, after, request_id, workspace)| {
             let action = Action::parse(&action)
                 .ok_or_else(|| Error::Database(format!("audit record {seq}: stored action '{action}'")))?;
-            Ok(AuditRecord { seq, time, actor, action, resource, before, after, request_id })
+            Ok(AuditRecord { seq, time, actor, action, resource, before, after, request_id, workspace })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(plan::audit_page(records, q.max_results))
@@ -45,7 +46,11 @@ pub(crate) fn search(conn: &Connection, q: &AuditQuery) -> Result<Page<AuditReco
 pub(crate) fn activity(conn: &Connection, since: i64) -> Result<Vec<ActivityRow>> {
     let mut stmt = conn.prepare_cached(plan::AUDIT_ACTIVITY)?;
     let rows = stmt
-        .query_map([since], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?)))?
+        .query_map([since], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(|(day, actor, action, count)| activity_row(day, actor, &action, count)).collect()
+    rows.into_iter()
+        .map(|(day, actor, action, count, workspace)| activity_row(day, actor, &action, count, workspace))
+        .collect()
 }

@@ -6,19 +6,19 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::Result;
 use plinth_core::rules::{missing, taken};
 
-const COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time";
+const COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time, workspace";
 
-type Row = (String, String, String, Option<String>, i64, i64);
+type Row = (String, String, String, Option<String>, i64, i64, String);
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
-fn to_deployment((name, salt, variants, shadow, created_time, updated_time): Row) -> Result<Deployment> {
+fn to_deployment((name, salt, variants, shadow, created_time, updated_time, workspace): Row) -> Result<Deployment> {
     let corrupt = |e: serde_json::Error| crate::Error::Database(format!("deployment '{name}': stored variants: {e}"));
     let variants: Vec<Variant> = serde_json::from_str(&variants).map_err(corrupt)?;
     let shadow: Option<Variant> = shadow.map(|s| serde_json::from_str(&s)).transpose().map_err(corrupt)?;
-    Ok(Deployment { name, salt, variants, shadow, created_time, updated_time })
+    Ok(Deployment { name, salt, variants, shadow, created_time, updated_time, workspace })
 }
 
 fn json(d: &Deployment) -> Result<(String, Option<String>)> {
@@ -37,8 +37,8 @@ pub(crate) fn create(conn: &Connection, d: &Deployment) -> Result<Deployment> {
     }
     let (variants, shadow) = json(d)?;
     conn.execute(
-        &format!("INSERT INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        params![d.name, d.salt, variants, shadow, d.created_time, d.updated_time],
+        &format!("INSERT INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+        params![d.name, d.salt, variants, shadow, d.created_time, d.updated_time, d.workspace],
     )?;
     get(conn, &d.name)
 }

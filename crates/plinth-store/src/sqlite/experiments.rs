@@ -24,16 +24,24 @@ pub(crate) fn ensure_default(conn: &Connection, artifact_location: &str, t: i64)
     Ok(())
 }
 
-pub(crate) fn create(conn: &Connection, name: &str, artifact_location: &str, tags: &[Tag], t: i64) -> Result<String> {
-    if let Some(holder) = get_by_name(conn, name)? {
+pub(crate) fn create(
+    conn: &Connection,
+    ws: &str,
+    name: &str,
+    artifact_location: &str,
+    tags: &[Tag],
+    t: i64,
+) -> Result<String> {
+    if let Some(holder) = get_by_name(conn, ws, name)? {
         return Err(taken::experiment(name, holder.lifecycle_stage).into());
     }
     let id: i64 = conn.query_row("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments", [], |r| r.get(0))?;
     let location = artifact_location.replace("{id}", &id.to_string());
     conn.execute(
-        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
-         VALUES (?1, ?2, ?3, 'active', ?4, ?4)",
-        params![id, name, location, t],
+        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time,
+                                  workspace)
+         VALUES (?1, ?2, ?3, 'active', ?4, ?4, ?5)",
+        params![id, name, location, t, ws],
     )?;
     for tag in tags {
         set_tag_unchecked(conn, id, tag)?;
@@ -50,7 +58,8 @@ fn set_tag_unchecked(conn: &Connection, id: i64, tag: &Tag) -> Result<()> {
     Ok(())
 }
 
-const COLUMNS: &str = "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+const COLUMNS: &str =
+    "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, workspace";
 
 fn row_to_experiment(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Experiment, String)> {
     let stage: String = r.get(3)?;
@@ -63,6 +72,7 @@ fn row_to_experiment(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Experiment, Str
             creation_time: r.get(4)?,
             last_update_time: r.get(5)?,
             tags: Vec::new(),
+            workspace: r.get(6)?,
         },
         stage,
     ))
@@ -93,15 +103,28 @@ pub(crate) fn get(conn: &Connection, experiment_id: &str) -> Result<Experiment> 
     Ok(exp)
 }
 
+/// The workspace an experiment belongs to (which never changes).
+pub(crate) fn workspace_of(conn: &Connection, experiment_id: &str) -> Result<String> {
+    let id = parse_id(experiment_id)?;
+    conn.prepare_cached("SELECT workspace FROM experiments WHERE experiment_id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| missing::experiment(experiment_id).into())
+}
+
 pub(crate) fn get_active(conn: &Connection, experiment_id: &str) -> Result<Experiment> {
     let exp = get(conn, experiment_id)?;
     rules::require_active_experiment(experiment_id, exp.lifecycle_stage)?;
     Ok(exp)
 }
 
-pub(crate) fn get_by_name(conn: &Connection, name: &str) -> Result<Option<Experiment>> {
+pub(crate) fn get_by_name(conn: &Connection, ws: &str, name: &str) -> Result<Option<Experiment>> {
     let found = conn
-        .query_row(&format!("SELECT {COLUMNS} FROM experiments WHERE name = ?1"), [name], row_to_experiment)
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM experiments WHERE name = ?1 AND workspace = ?2"),
+            [name, ws],
+            row_to_experiment,
+        )
         .optional()?;
     match found {
         None => Ok(None),
@@ -114,8 +137,8 @@ pub(crate) fn get_by_name(conn: &Connection, name: &str) -> Result<Option<Experi
     }
 }
 
-pub(crate) fn search(conn: &Connection, s: &ExperimentSearch) -> Result<Page<Experiment>> {
-    let sql = plan::experiment_search(s, COLUMNS);
+pub(crate) fn search(conn: &Connection, ws: &str, s: &ExperimentSearch) -> Result<Page<Experiment>> {
+    let sql = plan::experiment_search(s, COLUMNS, ws);
     let mut stmt = conn.prepare(&sql.text)?;
     let mut items: Vec<Experiment> = stmt
         .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| row_to_experiment(r).map(|x| x.0))?
@@ -130,7 +153,8 @@ pub(crate) fn rename(conn: &Connection, experiment_id: &str, new_name: &str, now
     if exp.name == new_name {
         return Ok(());
     }
-    if let Some(holder) = get_by_name(conn, new_name)? {
+    let ws = workspace_of(conn, experiment_id)?;
+    if let Some(holder) = get_by_name(conn, &ws, new_name)? {
         return Err(taken::experiment(new_name, holder.lifecycle_stage).into());
     }
     conn.execute(

@@ -7,7 +7,7 @@ use super::stored;
 use crate::Result;
 use plinth_core::rules::{self, missing};
 
-const COLUMNS: &str = "job_id, kind, status, spec_json, result_json, error, attempts, created_time, started_time, finished_time, worker, lease_until, cancel_requested";
+const COLUMNS: &str = "job_id, kind, status, spec_json, result_json, error, attempts, created_time, started_time, finished_time, worker, lease_until, cancel_requested, workspace";
 
 fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     let kind: String = r.get(1)?;
@@ -31,12 +31,13 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         worker: r.get(10)?,
         lease_until: r.get(11)?,
         cancel_requested: r.get::<_, i64>(12)? != 0,
+        workspace: r.get(13)?,
     })
 }
 
 pub(crate) fn create(conn: &Connection, job: &Job) -> Result<()> {
     conn.execute(
-        &format!("INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+        &format!("INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
         params![
             job.job_id,
             job.kind.as_str(),
@@ -50,7 +51,8 @@ pub(crate) fn create(conn: &Connection, job: &Job) -> Result<()> {
             job.finished_time,
             job.worker,
             job.lease_until,
-            job.cancel_requested as i64
+            job.cancel_requested as i64,
+            job.workspace
         ],
     )?;
     Ok(())

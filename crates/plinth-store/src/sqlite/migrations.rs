@@ -1,7 +1,7 @@
 //! Numbered schema migrations, applied in order on open, each in its own
 //! transaction and recorded in `schema_migrations`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::Result;
 
@@ -18,7 +18,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../../migrations/0009_audit.sql")),
     (10, include_str!("../../migrations/0010_serving_keys.sql")),
     (11, include_str!("../../migrations/0011_roles.sql")),
+    (12, include_str!("../../migrations/0012_workspaces.sql")),
 ];
+
+/// A migration that rebuilds a table other tables refer to starts with this
+/// line: it runs with foreign keys off (SQLite's twelve-step procedure; the
+/// pragma cannot change inside a transaction), and they are checked before it commits.
+const FOREIGN_KEYS_OFF: &str = "-- plinth:foreign-keys-off";
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(
@@ -31,13 +37,28 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
         }
         // Some rewrite a table (0004 copies every metric): say so before, not only after.
         tracing::info!(version, "applying schema migration (a large database may take a while)");
+        let rebuilds = sql.starts_with(FOREIGN_KEYS_OFF);
+        if rebuilds {
+            conn.pragma_update(None, "foreign_keys", "OFF")?;
+        }
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if rebuilds {
+            let broken: Option<String> = tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional()?;
+            if let Some(table) = broken {
+                return Err(crate::Error::Database(format!(
+                    "migration {version} left a broken reference in table {table}"
+                )));
+            }
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
             rusqlite::params![version, plinth_core::ids::now_ms()],
         )?;
         tx.commit()?;
+        if rebuilds {
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+        }
         tracing::info!(version, "applied schema migration");
     }
     Ok(())
@@ -90,5 +111,61 @@ mod tests {
             .query_row("EXPLAIN QUERY PLAN SELECT * FROM metrics WHERE model_id = 'm-1'", [], |r| r.get(3))
             .unwrap();
         assert!(plan.contains("metrics_by_model"), "{plan}");
+    }
+
+    #[test]
+    fn workspaces_keep_every_row_and_every_reference() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys=ON").unwrap();
+        conn.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .unwrap();
+        for (version, sql) in &MIGRATIONS[..11] {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version]).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time,
+                                      last_update_time) VALUES (1, 'e', 'a', 'active', 0, 0);
+             INSERT INTO experiment_tags VALUES (1, 'k', 'v');
+             INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, artifact_uri,
+                               lifecycle_stage) VALUES ('r1', 'r', 1, 'u', 'RUNNING', 0, 'a', 'active');
+             INSERT INTO registered_models VALUES ('m', 1, 2, 'd');
+             INSERT INTO registered_model_tags VALUES ('m', 'k', 'v');
+             INSERT INTO model_versions (name, version, creation_time, last_updated_time, current_stage, source,
+                                         status, storage_location) VALUES ('m', 1, 1, 1, 'None', 's', 'READY', 's');
+             INSERT INTO model_version_tags VALUES ('m', 1, 'k', 'v');
+             INSERT INTO registered_model_aliases VALUES ('m', 'champion', 1);",
+        )
+        .unwrap();
+        apply(&mut conn).unwrap();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        for table in [
+            "experiments",
+            "registered_models",
+            "registered_model_tags",
+            "model_versions",
+            "model_version_tags",
+            "registered_model_aliases",
+        ] {
+            assert_eq!(count(&format!("SELECT COUNT(*) FROM {table} WHERE workspace = 'default'")), 1, "{table}");
+        }
+        assert_eq!(count("SELECT COUNT(*) FROM runs r JOIN experiments e USING (experiment_id)"), 1);
+        assert_eq!(count("SELECT foreign_keys FROM pragma_foreign_keys"), 1, "foreign keys are on again");
+        // The same names in another workspace; references still hold.
+        conn.execute_batch(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time,
+                                      last_update_time, workspace) VALUES (2, 'e', 'a', 'active', 0, 0, 'team-a');
+             INSERT INTO registered_models (workspace, name, creation_time, last_updated_time) VALUES ('team-a', 'm', 1, 1);",
+        )
+        .unwrap();
+        assert!(conn.execute("INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, artifact_uri, lifecycle_stage) VALUES ('r2', 'r', 9, 'u', 'RUNNING', 0, 'a', 'active')", []).is_err());
+        assert!(
+            conn.execute(
+                "INSERT INTO registered_model_aliases (workspace, name, alias, version) VALUES ('team-b', 'm', 'x', 1)",
+                []
+            )
+            .is_err()
+        );
+        assert!(conn.execute("INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, workspace) VALUES (3, 'e', 'a', 'active', 0, 0, 'team-a')", []).is_err());
     }
 }

@@ -27,6 +27,7 @@ mod roles;
 mod runs;
 mod store_impl;
 mod users;
+mod workspaces;
 
 use plinth_core::clock::SharedClock;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ pub struct SqliteOptions {
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// The workspace this handle works in (see `MetadataStore::in_workspace`).
+    workspace: Arc<str>,
 }
 
 struct Inner {
@@ -91,7 +94,17 @@ impl SqliteStore {
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| Error::Database(format!("cannot start the writer thread: {e}")))?;
         let inner = Inner { path, clock, writer: tx, readers: Mutex::new(Vec::new()) };
-        Ok(SqliteStore { inner: Arc::new(inner) })
+        Ok(SqliteStore { inner: Arc::new(inner), workspace: plinth_core::workspaces::DEFAULT_WORKSPACE.into() })
+    }
+
+    /// The workspace this handle works in, to move into a closure.
+    pub(crate) fn ws(&self) -> String {
+        self.workspace.to_string()
+    }
+
+    /// The same database, working in `workspace`.
+    pub fn scoped(&self, workspace: &str) -> SqliteStore {
+        SqliteStore { inner: self.inner.clone(), workspace: workspace.into() }
     }
 
     /// The store's "now", for the rows a write stamps.

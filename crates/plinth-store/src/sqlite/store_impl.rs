@@ -12,8 +12,11 @@ use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
 use plinth_core::registry::{ModelVersion, NewModelVersion, RegisteredModel, Stage};
 use plinth_core::runs::{DatasetInput, DatasetSummary, Metric, ModelIo, Param, Run, RunInfo, RunUpdate};
 use plinth_core::usage::ActivityRow;
+use plinth_core::workspaces::{Workspace, WorkspaceUpdate};
 
-use super::{SqliteStore, audit, deployments, experiments, jobs, logged_models, registry, roles, runs, users};
+use super::{
+    SqliteStore, audit, deployments, experiments, jobs, logged_models, registry, roles, runs, users, workspaces,
+};
 use crate::{
     ExperimentSearch, LoggedModelSearch, MetadataStore, ModelVersionQuery, Page, RegisteredModelQuery, Result,
     RoleFilter, RunSearch,
@@ -21,13 +24,44 @@ use crate::{
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
+    fn in_workspace(&self, workspace: &str) -> std::sync::Arc<dyn MetadataStore> {
+        std::sync::Arc::new(self.scoped(workspace))
+    }
+    fn workspace(&self) -> &str {
+        &self.workspace
+    }
+    async fn create_workspace(&self, workspace: Workspace) -> Result<Workspace> {
+        self.write(move |c| workspaces::create(c, &workspace)).await
+    }
+    async fn get_workspace(&self, name: &str) -> Result<Workspace> {
+        let name = name.to_string();
+        self.read(move |c| workspaces::get(c, &name)).await
+    }
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>> {
+        self.read(workspaces::list).await
+    }
+    async fn update_workspace(&self, name: &str, update: WorkspaceUpdate) -> Result<Workspace> {
+        let name = name.to_string();
+        let now = self.now();
+        self.write(move |c| workspaces::update(c, &name, &update, now)).await
+    }
+    async fn delete_workspace(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| workspaces::delete(c, &name)).await
+    }
+    async fn experiment_workspace(&self, experiment_id: &str) -> Result<String> {
+        let id = experiment_id.to_string();
+        self.read(move |c| workspaces::experiment_workspace(c, &id)).await
+    }
+
     async fn ensure_default_experiment(&self, artifact_location: String) -> Result<()> {
         let now = self.now();
         self.write(move |c| experiments::ensure_default(c, &artifact_location, now)).await
     }
     async fn create_experiment(&self, name: String, artifact_location: String, tags: Vec<Tag>) -> Result<String> {
         let now = self.now();
-        self.write(move |c| experiments::create(c, &name, &artifact_location, &tags, now)).await
+        let ws = self.ws();
+        self.write(move |c| experiments::create(c, &ws, &name, &artifact_location, &tags, now)).await
     }
     async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
         let id = experiment_id.to_string();
@@ -38,10 +72,12 @@ impl MetadataStore for SqliteStore {
     }
     async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
         let name = name.to_string();
-        self.read(move |c| experiments::get_by_name(c, &name)).await
+        let ws = self.ws();
+        self.read(move |c| experiments::get_by_name(c, &ws, &name)).await
     }
     async fn search_experiments(&self, search: ExperimentSearch) -> Result<Page<Experiment>> {
-        self.read(move |c| experiments::search(c, &search)).await
+        let ws = self.ws();
+        self.read(move |c| experiments::search(c, &ws, &search)).await
     }
     async fn rename_experiment(&self, experiment_id: &str, new_name: String) -> Result<()> {
         let id = experiment_id.to_string();
@@ -159,57 +195,70 @@ impl MetadataStore for SqliteStore {
         tags: Vec<Tag>,
     ) -> Result<RegisteredModel> {
         let now = self.now();
-        self.write(move |c| registry::create_model(c, &name, description.as_deref(), &tags, now)).await
+        let ws = self.ws();
+        self.write(move |c| registry::create_model(c, &ws, &name, description.as_deref(), &tags, now)).await
     }
     async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
         let name = name.to_string();
-        self.read(move |c| registry::get_model(c, &name)).await
+        let ws = self.ws();
+        self.read(move |c| registry::get_model(c, &ws, &name)).await
     }
     async fn rename_registered_model(&self, name: &str, new_name: String) -> Result<RegisteredModel> {
         let name = name.to_string();
         let now = self.now();
-        self.write(move |c| registry::rename_model(c, &name, &new_name, now)).await
+        let ws = self.ws();
+        self.write(move |c| registry::rename_model(c, &ws, &name, &new_name, now)).await
     }
     async fn update_registered_model(&self, name: &str, description: Option<String>) -> Result<RegisteredModel> {
         let name = name.to_string();
         let now = self.now();
-        self.write(move |c| registry::update_model(c, &name, description.as_deref(), now)).await
+        let ws = self.ws();
+        self.write(move |c| registry::update_model(c, &ws, &name, description.as_deref(), now)).await
     }
     async fn delete_registered_model(&self, name: &str) -> Result<()> {
         let name = name.to_string();
-        self.write(move |c| registry::delete_model(c, &name)).await
+        let ws = self.ws();
+        self.write(move |c| registry::delete_model(c, &ws, &name)).await
     }
     async fn search_registered_models(&self, query: RegisteredModelQuery) -> Result<Page<RegisteredModel>> {
-        self.read(move |c| registry::search_models(c, &query)).await
+        let ws = self.ws();
+        self.read(move |c| registry::search_models(c, &ws, &query)).await
     }
     async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
         let name = name.to_string();
-        self.write(move |c| registry::set_model_tag(c, &name, &tag)).await
+        let ws = self.ws();
+        self.write(move |c| registry::set_model_tag(c, &ws, &name, &tag)).await
     }
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
         let (name, key) = (name.to_string(), key.to_string());
-        self.write(move |c| registry::delete_model_tag(c, &name, &key)).await
+        let ws = self.ws();
+        self.write(move |c| registry::delete_model_tag(c, &ws, &name, &key)).await
     }
     async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
         let (name, alias) = (name.to_string(), alias.to_string());
         let now = self.now();
-        self.write(move |c| registry::set_alias(c, &name, &alias, version, now)).await
+        let ws = self.ws();
+        self.write(move |c| registry::set_alias(c, &ws, &name, &alias, version, now)).await
     }
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
         let (name, alias) = (name.to_string(), alias.to_string());
-        self.write(move |c| registry::delete_alias(c, &name, &alias)).await
+        let ws = self.ws();
+        self.write(move |c| registry::delete_alias(c, &ws, &name, &alias)).await
     }
     async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
         let (name, alias) = (name.to_string(), alias.to_string());
-        self.read(move |c| registry::version_by_alias(c, &name, &alias)).await
+        let ws = self.ws();
+        self.read(move |c| registry::version_by_alias(c, &ws, &name, &alias)).await
     }
     async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
         let now = self.now();
-        self.write(move |c| registry::create_version(c, &new, now)).await
+        let ws = self.ws();
+        self.write(move |c| registry::create_version(c, &ws, &new, now)).await
     }
     async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
         let name = name.to_string();
-        self.read(move |c| registry::get_version(c, &name, version)).await
+        let ws = self.ws();
+        self.read(move |c| registry::get_version(c, &ws, &name, version)).await
     }
     async fn update_model_version(
         &self,
@@ -219,22 +268,27 @@ impl MetadataStore for SqliteStore {
     ) -> Result<ModelVersion> {
         let name = name.to_string();
         let now = self.now();
-        self.write(move |c| registry::update_version(c, &name, version, description.as_deref(), now)).await
+        let ws = self.ws();
+        self.write(move |c| registry::update_version(c, &ws, &name, version, description.as_deref(), now)).await
     }
     async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
         let name = name.to_string();
-        self.write(move |c| registry::delete_version(c, &name, version)).await
+        let ws = self.ws();
+        self.write(move |c| registry::delete_version(c, &ws, &name, version)).await
     }
     async fn search_model_versions(&self, query: ModelVersionQuery) -> Result<Page<ModelVersion>> {
-        self.read(move |c| registry::search_versions(c, &query)).await
+        let ws = self.ws();
+        self.read(move |c| registry::search_versions(c, &ws, &query)).await
     }
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()> {
         let name = name.to_string();
-        self.write(move |c| registry::set_version_tag(c, &name, version, &tag)).await
+        let ws = self.ws();
+        self.write(move |c| registry::set_version_tag(c, &ws, &name, version, &tag)).await
     }
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
         let (name, key) = (name.to_string(), key.to_string());
-        self.write(move |c| registry::delete_version_tag(c, &name, version, &key)).await
+        let ws = self.ws();
+        self.write(move |c| registry::delete_version_tag(c, &ws, &name, version, &key)).await
     }
     async fn transition_stage(
         &self,
@@ -245,11 +299,13 @@ impl MetadataStore for SqliteStore {
     ) -> Result<ModelVersion> {
         let name = name.to_string();
         let now = self.now();
-        self.write(move |c| registry::transition(c, &name, version, stage, archive_existing, now)).await
+        let ws = self.ws();
+        self.write(move |c| registry::transition(c, &ws, &name, version, stage, archive_existing, now)).await
     }
     async fn get_latest_versions(&self, name: &str, stages: Vec<Stage>) -> Result<Vec<ModelVersion>> {
         let name = name.to_string();
-        self.read(move |c| registry::latest_versions(c, &name, &stages)).await
+        let ws = self.ws();
+        self.read(move |c| registry::latest_versions(c, &ws, &name, &stages)).await
     }
 
     async fn create_job(&self, job: Job) -> Result<()> {

@@ -135,13 +135,10 @@ async fn last_hour(s: &Serving, name: &str) -> Result<Traffic, UiError> {
 /// Deployment names are URL-safe (letters, digits, `-`, `_`, `.`), so they go
 /// into links as they are.
 pub async fn list(State(s): State<Serving>, crate::Acting(platform): crate::Acting) -> PageResult {
-    // Every stored deployment the caller may read (one created through another replica a moment ago too), in
-    // name order.
+    // Every stored deployment of the caller's workspace they may read (one created through another replica a
+    // moment ago too), in name order.
     let mut rows = Vec::new();
-    for d in s.deployments().await? {
-        if !platform.can_read_deployment(&d.name).await? {
-            continue;
-        }
+    for d in platform.list_deployments().await? {
         let Ok(live) = s.live(&d.name).await else { continue };
         rows.push((s.status(&live.spec).await, last_hour(&s, &d.name).await?));
     }

@@ -71,6 +71,7 @@ mod tests {
             before: before.map(Into::into),
             after: after.map(Into::into),
             request_id: None,
+            workspace: "default".into(),
         }
     }
 

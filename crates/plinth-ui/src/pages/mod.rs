@@ -10,3 +10,4 @@ pub mod models;
 pub mod platform;
 pub mod run;
 pub mod runs;
+pub mod workspaces;

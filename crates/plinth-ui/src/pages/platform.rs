@@ -24,9 +24,14 @@ pub async fn show(
 ) -> PageResult {
     // The platform owners' report: it names every team's models and deployments.
     platform.need_workspace_admin().await?;
-    let query = UsageQuery { days: p.days.unwrap_or(30), stale_days: p.stale_days.unwrap_or(30), now: s.now_ms() };
+    let query = UsageQuery {
+        days: p.days.unwrap_or(30),
+        stale_days: p.stale_days.unwrap_or(30),
+        now: s.now_ms(),
+        workspace: None,
+    };
     query.check().map_err(|e| UiError::bad_request(e.to_string()))?;
-    let u = s.usage(query).await?;
+    let u = s.usage(query.clone()).await?;
     let today = query.now.div_euclid(DAY_MS);
     let x = |day_ms: i64| (day_ms / DAY_MS - today) as f64;
     let series = |name: &str, f: fn(&plinth_core::usage::DayUsage) -> i64| Series {
