@@ -8,6 +8,8 @@
 #   bench/ab.sh OLD_PLINTH NEW_PLINTH          # BENCH_SECONDS=10 per measurement
 #   BENCH_AUTH=member bench/ab.sh OLD NEW      # both with --auth, every request as a signed-in user who is
 #                                              # no administrator (the permission check's path)
+#   BENCH_WORKSPACE_B=team-a bench/ab.sh NEW NEW   # B's requests in a workspace of their own (made first; with
+#                                              # BENCH_AUTH=member the member holds a role there): the header's cost
 #   git worktree add /tmp/old <rev> && (cd /tmp/old && CARGO_TARGET_DIR=/tmp/old/target cargo build --release -p plinth-cli)
 #   # a "before" binary, in a target dir of its own: cargo names workspace crates by their path inside the
 #   # workspace, so two checkouts building into one target dir take each other's crates for fresh
@@ -21,7 +23,7 @@ LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
 source bench/lib.sh
 
 AUTH="${BENCH_AUTH:-}"
-declare -A URL TOKEN EXP BIN=([a]="$A" [b]="$B")
+declare -A URL TOKEN EXP BIN=([a]="$A" [b]="$B") WS=([a]="" [b]="${BENCH_WORKSPACE_B:-}")
 for side in a b; do
   port=$(free_port); URL[$side]="http://127.0.0.1:$port"; TOKEN[$side]=""; EXP[$side]="0"
   if [ "$AUTH" = member ]; then
@@ -36,14 +38,33 @@ for side in a b; do
       -d '{"username": "member", "password": "member-password"}' "${URL[$side]}/api/2.0/mlflow/users/create" >/dev/null
     TOKEN[$side]=$(curl -fs -u member:member-password -H 'content-type: application/json' -d '{"name": "bench"}' \
       "${URL[$side]}/api/2.0/plinth/tokens/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-    # The member's own experiment (the Default one is only readable to them).
-    EXP[$side]=$(curl -fs -u member:member-password -H 'content-type: application/json' -d '{"name": "ab"}' \
-      "${URL[$side]}/api/2.0/mlflow/experiments/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
+  fi
+  ws="${WS[$side]}"; admin=(); as_user=()
+  if [ "$AUTH" = member ]; then admin=(-u bench:bench-password); as_user=(-u member:member-password); fi
+  if [ -n "$ws" ]; then
+    curl -fs "${admin[@]}" -H 'content-type: application/json' -d "{\"name\": \"$ws\"}" \
+      "${URL[$side]}/api/3.0/mlflow/workspaces" >/dev/null
+    if [ "$AUTH" = member ]; then
+      role=$(curl -fs "${admin[@]}" -H 'content-type: application/json' -d "{\"workspace\": \"$ws\", \"name\": \"members\"}" \
+        "${URL[$side]}/api/3.0/mlflow/roles/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["role"]["id"])')
+      curl -fs "${admin[@]}" -H 'content-type: application/json' \
+        -d "{\"role_id\": $role, \"resource_type\": \"workspace\", \"resource_pattern\": \"*\", \"permission\": \"USE\"}" \
+        "${URL[$side]}/api/3.0/mlflow/roles/permissions/add" >/dev/null
+      curl -fs "${admin[@]}" -H 'content-type: application/json' -d "{\"username\": \"member\", \"role_id\": $role}" \
+        "${URL[$side]}/api/3.0/mlflow/roles/assign" >/dev/null
+    fi
+  fi
+  if [ "$AUTH" = member ] || [ -n "$ws" ]; then
+    # The caller's own experiment (the Default one is only readable to a member, and not in another workspace).
+    EXP[$side]=$(curl -fs "${as_user[@]}" -H 'content-type: application/json' -H "X-MLFLOW-WORKSPACE: ${ws:-default}" \
+      -d '{"name": "ab"}' "${URL[$side]}/api/2.0/mlflow/experiments/create" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
   fi
 done
 
 measure() { # side round
   local side=$1 round=$2
+  export BENCH_WORKSPACE="${WS[$side]}"
   BENCH_TOKEN="${TOKEN[$side]}" "$LOADGEN" --url "${URL[$side]}" log-metric --concurrency 16 --seconds "$SECONDS_PER_TEST" \
     | sed "s/^{/{\"side\": \"$side\", \"round\": $round, \"what\": \"log-metric\", /" >>"$WORK/results.jsonl"
   BENCH_TOKEN="${TOKEN[$side]}" "$LOADGEN" --url "${URL[$side]}" post --path /api/2.0/mlflow/runs/create \

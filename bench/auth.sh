@@ -5,11 +5,17 @@
 # endpoint (top-10, ALS, 10,000 items) at 16 clients; then the same with a
 # member's token (a user who is no administrator, so every request passes the
 # permission check); measured alternately, twice each (off, on, member,
-# member, on, off), and the ratios to auth off printed.
+# member, on, off), and the ratios to auth off printed: throughput, and the
+# server's own CPU time per request (its process's user + system time over
+# the measurement, from /proc: what auth costs the server, whatever the load
+# generator beside it costs this machine).
 # Target: at most 5% throughput lost with auth on. Not a test.
 #
 #   bench/auth.sh                    # BENCH_SECONDS=10 per measurement
 #   PLINTH_BIN=/path/to/plinth ...   # measure that binary instead of this checkout's
+#   BENCH_PIN=1 bench/auth.sh        # servers on CPU 0, the load generator on CPU 1 (taskset): on a small
+#                                    # machine the generator's own cost of sending a token otherwise counts
+#                                    # against the server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -18,6 +24,8 @@ cargo build --release --locked -p plinth-cli -p plinth-loadgen >&2
 PLINTH="${PLINTH_BIN:-$CARGO_TARGET_DIR/release/plinth}"
 LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
 source bench/lib.sh
+SERVER_CPU=(); CLIENT_CPU=()
+if [ -n "${BENCH_PIN:-}" ]; then SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); fi
 
 python3 - "$WORK/data.tsv" <<'PY'
 import random, sys
@@ -29,15 +37,16 @@ with open(sys.argv[1], "w") as f:
             f.write(f"u{u}\titem{i}\n")
 PY
 
-declare -A URL TOKEN
+declare -A URL TOKEN PID
 for mode in off on; do
   port=$(free_port); URL[$mode]="http://127.0.0.1:$port"
   if [ "$mode" = on ]; then
     PLINTH_ADMIN_USER=bench PLINTH_ADMIN_PASSWORD=bench-password \
-      "$PLINTH" server --port "$port" --data-dir "$WORK/$mode" --auth 2>"$WORK/$mode.log" & PIDS+=($!)
+      "${SERVER_CPU[@]}" "$PLINTH" server --port "$port" --data-dir "$WORK/$mode" --auth 2>"$WORK/$mode.log" & PIDS+=($!)
   else
-    "$PLINTH" server --port "$port" --data-dir "$WORK/$mode" 2>"$WORK/$mode.log" & PIDS+=($!)
+    "${SERVER_CPU[@]}" "$PLINTH" server --port "$port" --data-dir "$WORK/$mode" 2>"$WORK/$mode.log" & PIDS+=($!)
   fi
+  PID[$mode]=$!
   wait_up "${URL[$mode]}/health"
   TOKEN[$mode]=""
   if [ "$mode" = on ]; then
@@ -53,34 +62,45 @@ done
 
 # A member: a signed-in user who is no administrator, so every request goes through the permission check
 # (their grants, cached; the run's experiment, remembered). Same server as "on".
-URL[member]="${URL[on]}"
+URL[member]="${URL[on]}"; PID[member]="${PID[on]}"
 curl -fs -u bench:bench-password -H 'content-type: application/json' \
   -d '{"username": "member", "password": "member-password"}' "${URL[on]}/api/2.0/mlflow/users/create" >/dev/null
 TOKEN[member]=$(curl -fs -u member:member-password -H 'content-type: application/json' -d '{"name": "bench"}' \
   "${URL[on]}/api/2.0/plinth/tokens/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
 
 REC='{"user": "u{i}", "k": 10}'
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # the process's user + system time, in clock ticks
+run() { # mode round what loadgen-args...
+  local mode=$1 round=$2 what=$3; shift 3
+  local t0 out t1
+  t0=$(cpu_ticks "${PID[$mode]}")
+  out=$(BENCH_TOKEN="${TOKEN[$mode]}" "${CLIENT_CPU[@]}" "$LOADGEN" --url "${URL[$mode]}" "$@")
+  t1=$(cpu_ticks "${PID[$mode]}")
+  echo "$out" | sed "s/^{/{\"mode\": \"$mode\", \"round\": $round, \"what\": \"$what\", \"cpu_ticks\": $((t1 - t0)), /" \
+    >>"$WORK/results.jsonl"
+}
 measure() { # mode round
   local mode=$1 round=$2
-  BENCH_TOKEN="${TOKEN[$mode]}" "$LOADGEN" --url "${URL[$mode]}" log-metric --concurrency 16 \
-    --seconds "$SECONDS_PER_TEST" | sed "s/^{/{\"mode\": \"$mode\", \"round\": $round, \"what\": \"log-metric\", /" >>"$WORK/results.jsonl"
-  BENCH_TOKEN="${TOKEN[$mode]}" "$LOADGEN" --url "${URL[$mode]}" post --path /v1/deployments/bench/recommend \
-    --body "$REC" --vary 20000 --concurrency 16 --seconds "$SECONDS_PER_TEST" --name recommend \
-    | sed "s/^{/{\"mode\": \"$mode\", \"round\": $round, \"what\": \"recommend\", /" >>"$WORK/results.jsonl"
+  run "$mode" "$round" log-metric log-metric --concurrency 16 --seconds "$SECONDS_PER_TEST"
+  run "$mode" "$round" recommend post --path /v1/deployments/bench/recommend --body "$REC" --vary 20000 \
+    --concurrency 16 --seconds "$SECONDS_PER_TEST" --name recommend
 }
 echo "== measuring: off, on, member, member, on, off (${SECONDS_PER_TEST}s each)" >&2
 measure off 1; measure on 1; measure member 1; measure member 2; measure on 2; measure off 2
 
 cp "$WORK/results.jsonl" "${BENCH_RESULTS:-/dev/null}" 2>/dev/null || true
-python3 - "$WORK/results.jsonl" <<'PY'
+python3 - "$WORK/results.jsonl" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+tick = 1.0 / float(sys.argv[2])
+for r in rows:
+    r["cpu_us"] = r["cpu_ticks"] * tick * 1e6 / max(r["requests"], 1)
 def mean(what, mode, key):
     v = [r[key] for r in rows if r["what"] == what and r["mode"] == mode]
     return sum(v) / len(v)
 print(f"{'measure (16 clients)':<28} {'auth off':>10} {'on, admin':>10} {'on/off':>8} {'on, member':>11} {'member/off':>10}")
 for what in ["log-metric", "recommend"]:
-    for key, label, fmt in [("rps", "req/s", ".1f"), ("p99_ms", "p99 ms", ".2f")]:
+    for key, label, fmt in [("rps", "req/s", ".1f"), ("p99_ms", "p99 ms", ".2f"), ("cpu_us", "server CPU us/req", ".2f")]:
         off, on, member = (mean(what, m, key) for m in ["off", "on", "member"])
         print(f"{what + ' ' + label:<28} {off:>10{fmt}} {on:>10{fmt}} {on / off:>7.3f}x {member:>11{fmt}} {member / off:>9.3f}x")
 errors = {m: sum(r.get("errors", 0) for r in rows if r["mode"] == m) for m in ["off", "on", "member"]}

@@ -77,13 +77,19 @@ enum Cmd {
 }
 
 /// Every request carries `Authorization: Bearer $BENCH_TOKEN` when it is set
-/// (a server with `--auth`).
+/// (a server with `--auth`), and `X-MLFLOW-WORKSPACE: $BENCH_WORKSPACE` when
+/// that is (MLflow's workspace header).
 fn client() -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Ok(token) = std::env::var("BENCH_TOKEN")
         && !token.is_empty()
     {
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    }
+    if let Ok(workspace) = std::env::var("BENCH_WORKSPACE")
+        && !workspace.is_empty()
+    {
+        headers.insert("x-mlflow-workspace", workspace.parse()?);
     }
     Ok(reqwest::Client::builder()
         .timeout(Duration::from_secs(600))

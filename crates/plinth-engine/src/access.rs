@@ -35,14 +35,15 @@ pub const GRANTS_TTL: Duration = Duration::from_secs(5);
 /// Runs whose experiment is remembered (a run never moves); past this the map starts over.
 const RUNS_REMEMBERED: usize = 100_000;
 
-/// Whose grants, in which workspace.
-type GrantsKey = (i64, String);
+/// A user's cached grants per workspace they were asked about (a few at
+/// most), found without allocating a key.
+type UserGrants = Vec<(Arc<str>, Instant, Arc<Access>)>;
 
 /// The permission settings and caches one process shares across requests.
 pub struct AccessControl {
     /// What members get where nothing is granted (MLflow's `default_permission`).
     default: Permission,
-    grants: Mutex<HashMap<GrantsKey, (Instant, Arc<Access>)>>,
+    grants: Mutex<HashMap<i64, UserGrants>>,
     /// Bumped by every forgetting: grants read before it are not kept after it.
     generation: std::sync::atomic::AtomicU64,
     run_experiments: Mutex<HashMap<String, String>>,
@@ -80,14 +81,14 @@ impl AccessControl {
         }
     }
 
-    fn cached(&self, key: &(i64, String)) -> Option<Arc<Access>> {
+    fn cached(&self, user_id: i64, workspace: &str) -> Option<Arc<Access>> {
         let g = self.grants.lock().ok()?;
-        let (at, access) = g.get(key)?;
+        let (_, at, access) = g.get(&user_id)?.iter().find(|(w, _, _)| **w == *workspace)?;
         (at.elapsed() < GRANTS_TTL).then(|| access.clone())
     }
 
     /// Keeps grants read at `generation`, unless they were forgotten since.
-    fn keep(&self, key: (i64, String), access: Arc<Access>, generation: u64) {
+    fn keep(&self, user_id: i64, workspace: &str, access: Arc<Access>, generation: u64) {
         if let Ok(mut g) = self.grants.lock() {
             if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
                 return;
@@ -95,7 +96,13 @@ impl AccessControl {
             if g.len() > 10_000 {
                 g.clear();
             }
-            g.insert(key, (Instant::now(), access));
+            let held = g.entry(user_id).or_default();
+            // Bounded: a user naming ever new workspaces does not grow it.
+            if held.len() >= 64 {
+                held.clear();
+            }
+            held.retain(|(w, _, _)| **w != *workspace);
+            held.push((workspace.into(), Instant::now(), access));
         }
     }
 }
@@ -145,15 +152,14 @@ impl Platform {
     /// is granted they get the default permission, as before workspaces);
     /// of another workspace only who holds a role in it.
     pub(crate) async fn access_of(&self, user_id: i64, workspace: &str) -> Result<Arc<Access>> {
-        let key = (user_id, workspace.to_string());
-        if let Some(a) = self.access_control.cached(&key) {
+        if let Some(a) = self.access_control.cached(user_id, workspace) {
             return Ok(a);
         }
         let generation = self.access_control.generation.load(std::sync::atomic::Ordering::SeqCst);
         let grants = self.store.list_grants(user_id, workspace).await?;
         let member = workspace == DEFAULT_WORKSPACE || self.holds_role_in(user_id, workspace).await?;
         let access = Arc::new(Access::of(grants, self.access_control.default, member));
-        self.access_control.keep(key, access.clone(), generation);
+        self.access_control.keep(user_id, workspace, access.clone(), generation);
         Ok(access)
     }
 

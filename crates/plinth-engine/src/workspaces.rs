@@ -77,16 +77,20 @@ impl Platform {
         if *workspace == *self.actor.workspace {
             return Ok(self.clone());
         }
-        if workspace != DEFAULT_WORKSPACE {
-            if !self.known_workspaces.fresh(workspace) {
-                match self.store.get_workspace(workspace).await {
-                    Ok(_) => self.known_workspaces.seen(workspace),
-                    Err(e) if e.is_not_found() => return Err(not_found(workspace)),
-                    Err(e) => return Err(e.into()),
-                }
-            }
+        if workspace == DEFAULT_WORKSPACE {
+            return Ok(self.in_workspace(workspace));
+        }
+        if !self.administers_platform() {
+            // A member's role is in the workspace, so it exists (a deletion takes the workspace's roles
+            // and drops the cached grants): the cached grants answer both questions, with no lookup.
             if !self.sees_workspace(workspace).await? {
                 return Err(not_found(workspace));
+            }
+        } else if !self.known_workspaces.fresh(workspace) {
+            match self.store.get_workspace(workspace).await {
+                Ok(_) => self.known_workspaces.seen(workspace),
+                Err(e) if e.is_not_found() => return Err(not_found(workspace)),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(self.in_workspace(workspace))

@@ -239,6 +239,21 @@ pub struct Auth<S> {
     state: AppState,
 }
 
+impl<S> Auth<S> {
+    /// Puts the client's address (`X-Forwarded-For` as a trusted proxy
+    /// added it, else the peer) in the request, for the failed-sign-in
+    /// counters: only where a credential is checked, not on the hot path of
+    /// one verified lately.
+    fn note_client(&self, req: &mut Request) {
+        let proxies = &self.state.config.auth.trusted_proxies;
+        if let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
+            let forwarded = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+            let client = plinth_core::auth::client_address(peer, forwarded, proxies);
+            req.extensions_mut().insert(plinth_core::auth::ClientAddr(client));
+        }
+    }
+}
+
 type Answer = Result<Response, std::convert::Infallible>;
 
 impl<S> tower::Service<Request> for Auth<S>
@@ -256,13 +271,9 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         use futures::future::Either;
-        let proxies = &self.state.config.auth.trusted_proxies;
-        if let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
-            let forwarded = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-            let client = plinth_core::auth::client_address(peer, forwarded, proxies);
-            req.extensions_mut().insert(plinth_core::auth::ClientAddr(client));
-        }
         if is_open(req.uri().path()) {
+            // Signing in counts failures per address.
+            self.note_client(&mut req);
             return Either::Left(self.inner.call(req));
         }
         let sent = credential(req.headers());
@@ -275,6 +286,7 @@ where
             req.extensions_mut().insert(principal);
             return Either::Left(self.inner.call(req));
         }
+        self.note_client(&mut req);
         // The ready service goes with the future; a clone stays for the next call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
