@@ -267,3 +267,45 @@ def test_a_revoked_grant_is_refused_by_every_replica_at_once():
         for s in servers:
             s.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_a_workspace_and_its_members_reach_every_replica_at_once():
+    """With --auth: a workspace made through one replica is worked in through another at once; a user refused
+    there (not a member, and so remembered by that replica) is let in within a second once a role in it is
+    assigned through a third — the assignment is announced; the same model name lives in two workspaces."""
+    data_dir = tempfile.mkdtemp(prefix="plinth-replicas-ws-")
+    admin = ("admin", "admin-password-1")
+    env = {"PLINTH_ADMIN_USER": admin[0], "PLINTH_ADMIN_PASSWORD": admin[1]}
+    servers = [PlinthServer(data_dir, extra_args=["--auth"], env=env).start() for _ in range(3)]
+    try:
+        a, b, c = servers
+        team = {"X-MLFLOW-WORKSPACE": "team-a"}
+        r = requests.post(f"{a.url}/api/3.0/mlflow/workspaces", json={"name": "team-a"}, auth=admin, timeout=30)
+        assert r.status_code == 201, r.text
+        r = requests.post(f"{b.url}{API}/mlflow/registered-models/create", json={"name": "m"}, headers=team,
+                          auth=admin, timeout=30)
+        assert r.status_code == 200, r.text
+        r = requests.post(f"{c.url}{API}/mlflow/registered-models/create", json={"name": "m"}, auth=admin, timeout=30)
+        assert r.status_code == 200, r.text
+        r = requests.post(f"{a.url}{API}/mlflow/users/create", json={"username": "alice", "password": "alice-password-1"},
+                          auth=admin, timeout=30)
+        assert r.status_code == 200, r.text
+        alice = ("alice", "alice-password-1")
+
+        def alice_reads(server):
+            return requests.get(f"{server.url}{API}/mlflow/registered-models/get", params={"name": "m"}, headers=team,
+                                auth=alice, timeout=30).status_code
+
+        assert alice_reads(c) == 404, "not a member of team-a"
+        role = requests.post(f"{a.url}/api/3.0/mlflow/roles/create", json={"workspace": "team-a", "name": "members"},
+                             auth=admin, timeout=30).json()["role"]["id"]
+        r = requests.post(f"{a.url}/api/3.0/mlflow/roles/assign", json={"username": "alice", "role_id": role},
+                          auth=admin, timeout=30)
+        assert r.status_code == 200, r.text
+        assigned = time.time()
+        wait_for(lambda: alice_reads(c) == 200, timeout=10, what="the membership on another replica")
+        assert time.time() - assigned < 2.0, "the replica waited out its cache instead of hearing the assignment"
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
