@@ -241,6 +241,10 @@ def test_a_user_sees_only_their_teams_workspace(two_teams):
     assert not [r for r in trail(ADMIN, "team-b") if r["action"] == "alias.set"]
     assert not trail(ADMIN, "default")
 
+    # The Prometheus exposition names every workspace's deployments and workspaces: administrators only.
+    assert requests.get(f"{srv.url}/metrics", auth=("alice", PASSWORD), timeout=10).status_code == 403
+    assert requests.get(f"{srv.url}/metrics", auth=ADMIN, timeout=10).status_code == 200
+
     # Usage: the whole platform with a line per workspace, or one workspace's.
     usage = requests.get(f"{srv.url}/api/2.0/plinth/usage", auth=ADMIN, timeout=30).json()
     per = {w["workspace"]: w for w in usage["workspaces"]}

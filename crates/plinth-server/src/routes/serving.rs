@@ -348,6 +348,12 @@ async fn similar(
     Ok(Json(recommendations_json(out, "item", false)))
 }
 
-pub(super) async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render())
+/// The Prometheus exposition: administrators only when authentication is on
+/// (its series name every workspace's deployments; a scraper uses an
+/// administrator's token), anyone when it is off.
+pub(super) async fn metrics(crate::auth::Caller(caller): crate::auth::Caller) -> Response {
+    if !caller.is_admin {
+        return Failure::new(ErrorKind::PermissionDenied, "Permission denied: administrators only").text();
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render()).into_response()
 }
