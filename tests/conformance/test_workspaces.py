@@ -159,6 +159,14 @@ def test_the_mlflow_client_keeps_two_teams_apart(open_plinth, monkeypatch):
         # A workspace that holds work is not deleted; an empty one is.
         with pytest.raises(MlflowException, match="still contains"):
             mlflow.delete_workspace("recs")
+        # A workspace's own artifact root holds its new experiments; the proxy's scheme is refused.
+        mlflow.update_workspace("studio", default_artifact_root="s3://studio-bucket/mlflow")
+        mlflow.set_workspace("studio")
+        located = mlflow.MlflowClient().get_experiment(mlflow.MlflowClient().create_experiment("elsewhere"))
+        assert located.artifact_location == f"s3://studio-bucket/mlflow/{located.experiment_id}"
+        mlflow.set_workspace(None)
+        with pytest.raises(MlflowException, match="INVALID_PARAMETER_VALUE"):
+            mlflow.create_workspace("proxied", default_artifact_root="mlflow-artifacts:/teams/proxied")
         mlflow.create_workspace("scratch")
         mlflow.delete_workspace("scratch")
         assert "scratch" not in {w.name for w in mlflow.list_workspaces()}

@@ -103,6 +103,27 @@ pub fn normalize(raw: Option<&str>) -> Result<String> {
     }
 }
 
+/// A workspace's own artifact root: a location its clients write to directly
+/// (`s3://…`, `gs://…`, `file:///…`). This server's proxied scheme is refused:
+/// the proxy lays artifacts out by experiment id and checks the path's
+/// experiment, so a prefix there would leave them unchecked or unreachable.
+pub fn validate_artifact_root(root: &str) -> Result<()> {
+    if root.is_empty() {
+        return Ok(());
+    }
+    if root.starts_with("mlflow-artifacts:") {
+        return Err(Error::invalid(format!(
+            "Invalid default_artifact_root '{root}': give a location clients write to directly (s3://, gs://, file://…); this server's proxied artifacts (mlflow-artifacts:) are laid out by experiment id."
+        )));
+    }
+    if !root.contains("://") {
+        return Err(Error::invalid(format!(
+            "Invalid default_artifact_root '{root}': give a URI with its scheme (s3://bucket/prefix, file:///dir, …)."
+        )));
+    }
+    Ok(())
+}
+
 pub fn validate_description(description: &str) -> Result<()> {
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(Error::invalid(format!(
@@ -154,5 +175,8 @@ mod tests {
         assert_eq!(normalize(Some(" team-a ")).unwrap(), "team-a");
         assert!(normalize(Some("Team A")).is_err());
         assert!(DeletionMode::parse("nope").is_err());
+        assert!(validate_artifact_root("s3://bucket/team-a").is_ok() && validate_artifact_root("").is_ok());
+        assert!(validate_artifact_root("mlflow-artifacts:/teams/a").is_err());
+        assert!(validate_artifact_root("/tmp/x").is_err());
     }
 }

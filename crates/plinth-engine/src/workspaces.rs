@@ -129,6 +129,9 @@ impl Platform {
         if let Some(d) = &description {
             validate_description(d)?;
         }
+        if let Some(r) = &default_artifact_root {
+            workspaces::validate_artifact_root(r)?;
+        }
         self.need_platform_admin()?;
         let now = self.now_ms();
         let workspace = Workspace {
@@ -149,6 +152,9 @@ impl Platform {
         let name = workspaces::normalize(Some(name))?;
         if let Some(d) = &update.description {
             validate_description(d)?;
+        }
+        if let Some(r) = &update.default_artifact_root {
+            workspaces::validate_artifact_root(r)?;
         }
         self.need_platform_admin()?;
         let before = self.store.get_workspace(&name).await?;
