@@ -35,6 +35,35 @@ pub const GRANTS_TTL: Duration = Duration::from_secs(5);
 /// Runs whose experiment is remembered (a run never moves); past this the map starts over.
 const RUNS_REMEMBERED: usize = 100_000;
 
+/// Answers that do not change (a run's experiment, an experiment's
+/// workspace), remembered by key; past `limit` entries it starts over.
+struct Remembered {
+    map: Mutex<HashMap<String, Arc<str>>>,
+    limit: usize,
+}
+
+impl Remembered {
+    fn new(limit: usize) -> Remembered {
+        Remembered { map: Mutex::new(HashMap::new()), limit }
+    }
+    fn get(&self, key: &str) -> Option<Arc<str>> {
+        self.map.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+    fn keep(&self, key: &str, value: Arc<str>) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= self.limit {
+                m.clear();
+            }
+            m.insert(key.to_string(), value);
+        }
+    }
+    fn forget_all(&self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.clear();
+        }
+    }
+}
+
 /// A user's cached grants per workspace they were asked about (a few at
 /// most), found without allocating a key.
 type UserGrants = Vec<(Arc<str>, Instant, Arc<Access>)>;
@@ -46,12 +75,12 @@ pub struct AccessControl {
     grants: Mutex<HashMap<i64, UserGrants>>,
     /// Bumped by every forgetting: grants read before it are not kept after it.
     generation: std::sync::atomic::AtomicU64,
-    run_experiments: Mutex<HashMap<String, String>>,
+    run_experiments: Remembered,
     /// Each experiment's workspace (an experiment never moves).
-    experiment_workspaces: Mutex<HashMap<String, Arc<str>>>,
+    experiment_workspaces: Remembered,
     /// Each deployment's workspace (forgotten with grants: a name may be
     /// deleted and taken again in another workspace).
-    deployment_workspaces: Mutex<HashMap<String, Arc<str>>>,
+    deployment_workspaces: Remembered,
 }
 
 impl AccessControl {
@@ -60,9 +89,9 @@ impl AccessControl {
             default,
             grants: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
-            run_experiments: Mutex::new(HashMap::new()),
-            experiment_workspaces: Mutex::new(HashMap::new()),
-            deployment_workspaces: Mutex::new(HashMap::new()),
+            run_experiments: Remembered::new(RUNS_REMEMBERED),
+            experiment_workspaces: Remembered::new(RUNS_REMEMBERED),
+            deployment_workspaces: Remembered::new(10_000),
         }
     }
 
@@ -76,9 +105,7 @@ impl AccessControl {
         if let Ok(mut g) = self.grants.lock() {
             g.clear();
         }
-        if let Ok(mut d) = self.deployment_workspaces.lock() {
-            d.clear();
-        }
+        self.deployment_workspaces.forget_all();
     }
 
     fn cached(&self, user_id: i64, workspace: &str) -> Option<Arc<Access>> {
@@ -172,33 +199,21 @@ impl Platform {
 
     /// The workspace an experiment belongs to (remembered: it never moves).
     pub(crate) async fn experiment_workspace(&self, experiment_id: &str) -> Result<Arc<str>> {
-        let known = self.access_control.experiment_workspaces.lock().ok().and_then(|m| m.get(experiment_id).cloned());
-        if let Some(ws) = known {
+        if let Some(ws) = self.access_control.experiment_workspaces.get(experiment_id) {
             return Ok(ws);
         }
         let ws: Arc<str> = self.store.experiment_workspace(experiment_id).await?.into();
-        if let Ok(mut m) = self.access_control.experiment_workspaces.lock() {
-            if m.len() >= RUNS_REMEMBERED {
-                m.clear();
-            }
-            m.insert(experiment_id.to_string(), ws.clone());
-        }
+        self.access_control.experiment_workspaces.keep(experiment_id, ws.clone());
         Ok(ws)
     }
 
     /// The workspace a deployment belongs to (remembered until grants are forgotten).
     async fn deployment_workspace(&self, name: &str) -> Result<Arc<str>> {
-        let known = self.access_control.deployment_workspaces.lock().ok().and_then(|m| m.get(name).cloned());
-        if let Some(ws) = known {
+        if let Some(ws) = self.access_control.deployment_workspaces.get(name) {
             return Ok(ws);
         }
         let ws: Arc<str> = self.store.get_deployment(name).await?.workspace.into();
-        if let Ok(mut m) = self.access_control.deployment_workspaces.lock() {
-            if m.len() >= 10_000 {
-                m.clear();
-            }
-            m.insert(name.to_string(), ws.clone());
-        }
+        self.access_control.deployment_workspaces.keep(name, ws.clone());
         Ok(ws)
     }
 
@@ -242,17 +257,12 @@ impl Platform {
     }
 
     /// The experiment a run is in (remembered: it never changes).
-    pub(crate) async fn experiment_of_run(&self, run_id: &str) -> Result<String> {
-        if let Some(e) = self.access_control.run_experiments.lock().ok().and_then(|m| m.get(run_id).cloned()) {
+    pub(crate) async fn experiment_of_run(&self, run_id: &str) -> Result<Arc<str>> {
+        if let Some(e) = self.access_control.run_experiments.get(run_id) {
             return Ok(e);
         }
-        let experiment = self.store.run_experiment(run_id).await?;
-        if let Ok(mut m) = self.access_control.run_experiments.lock() {
-            if m.len() >= RUNS_REMEMBERED {
-                m.clear();
-            }
-            m.insert(run_id.to_string(), experiment.clone());
-        }
+        let experiment: Arc<str> = self.store.run_experiment(run_id).await?.into();
+        self.access_control.run_experiments.keep(run_id, experiment.clone());
         Ok(experiment)
     }
 
