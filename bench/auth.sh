@@ -4,14 +4,18 @@
 # API token), each measured for log-metric at 16 clients and the recommend
 # endpoint (top-10, ALS, 10,000 items) at 16 clients; then the same with a
 # member's token (a user who is no administrator, so every request passes the
-# permission check); measured alternately, twice each (off, on, member,
-# member, on, off), and the ratios to auth off printed: throughput, and the
-# server's own CPU time per request (its process's user + system time over
-# the measurement, from /proc: what auth costs the server, whatever the load
-# generator beside it costs this machine).
+# permission check). Measured in rounds (BENCH_ROUNDS, default 4), each
+# round measuring the three in turn, the order reversed every other round
+# (off, on, member, then member, on, off); a round's ratios compare its own
+# measurements, and the table prints each ratio's median over the rounds
+# with its range: throughput, and the server's own CPU time per request (its
+# process's user + system time over the measurement, from /proc: what auth
+# costs the server, whatever the load generator beside it costs this
+# machine). A single round on this 2-core machine moves by several percent
+# either way; the median is the figure to read.
 # Target: at most 5% throughput lost with auth on. Not a test.
 #
-#   bench/auth.sh                    # BENCH_SECONDS=10 per measurement
+#   bench/auth.sh                    # BENCH_SECONDS=10 per measurement, BENCH_ROUNDS=4
 #   PLINTH_BIN=/path/to/plinth ...   # measure that binary instead of this checkout's
 #   BENCH_PIN=1 bench/auth.sh        # servers on CPU 0, the load generator on CPU 1 (taskset): on a small
 #                                    # machine the generator's own cost of sending a token otherwise counts
@@ -85,24 +89,36 @@ measure() { # mode round
   run "$mode" "$round" recommend post --path /v1/deployments/bench/recommend --body "$REC" --vary 20000 \
     --concurrency 16 --seconds "$SECONDS_PER_TEST" --name recommend
 }
-echo "== measuring: off, on, member, member, on, off (${SECONDS_PER_TEST}s each)" >&2
-measure off 1; measure on 1; measure member 1; measure member 2; measure on 2; measure off 2
+ROUNDS="${BENCH_ROUNDS:-4}"
+echo "== measuring: $ROUNDS rounds of off, on, member (every other round reversed; ${SECONDS_PER_TEST}s each)" >&2
+for round in $(seq 1 "$ROUNDS"); do
+  order=(off on member); [ $((round % 2)) -eq 0 ] && order=(member on off)
+  for mode in "${order[@]}"; do measure "$mode" "$round"; done
+done
 
 cp "$WORK/results.jsonl" "${BENCH_RESULTS:-/dev/null}" 2>/dev/null || true
 python3 - "$WORK/results.jsonl" "$(getconf CLK_TCK)" <<'PY'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 tick = 1.0 / float(sys.argv[2])
 for r in rows:
     r["cpu_us"] = r["cpu_ticks"] * tick * 1e6 / max(r["requests"], 1)
-def mean(what, mode, key):
-    v = [r[key] for r in rows if r["what"] == what and r["mode"] == mode]
-    return sum(v) / len(v)
-print(f"{'measure (16 clients)':<28} {'auth off':>10} {'on, admin':>10} {'on/off':>8} {'on, member':>11} {'member/off':>10}")
+at = {(r["what"], r["mode"], r["round"]): r for r in rows}
+rounds = sorted({r["round"] for r in rows})
+def median(what, mode, key):
+    return statistics.median(at[(what, mode, n)][key] for n in rounds)
+def ratios(what, mode, key):
+    return sorted(at[(what, mode, n)][key] / at[(what, "off", n)][key] for n in rounds)
+def ratio(what, mode, key):
+    v = ratios(what, mode, key)
+    return f"{statistics.median(v):.3f}x ({v[0]:.3f}-{v[-1]:.3f})"
+print(f"{len(rounds)} rounds; values are medians over the rounds, ratios the median of each round's ratio (its range)")
+print(f"{'measure (16 clients)':<28} {'auth off':>9} {'on, admin':>10} {'on/off':>22} {'on, member':>11} {'member/off':>22}")
 for what in ["log-metric", "recommend"]:
     for key, label, fmt in [("rps", "req/s", ".1f"), ("p99_ms", "p99 ms", ".2f"), ("cpu_us", "server CPU us/req", ".2f")]:
-        off, on, member = (mean(what, m, key) for m in ["off", "on", "member"])
-        print(f"{what + ' ' + label:<28} {off:>10{fmt}} {on:>10{fmt}} {on / off:>7.3f}x {member:>11{fmt}} {member / off:>9.3f}x")
+        off, on, member = (median(what, m, key) for m in ["off", "on", "member"])
+        print(f"{what + ' ' + label:<28} {off:>9{fmt}} {on:>10{fmt}} {ratio(what, 'on', key):>22} {member:>11{fmt}} "
+              f"{ratio(what, 'member', key):>22}")
 errors = {m: sum(r.get("errors", 0) for r in rows if r["mode"] == m) for m in ["off", "on", "member"]}
 print(f"errors: off {errors['off']}, on {errors['on']}, member {errors['member']}")
 PY

@@ -322,7 +322,9 @@ mod tests {
 
     #[test]
     fn example_config_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plinth.example.toml");
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from);
+        let path = dir.join("../../plinth.example.toml");
         let file = FileConfig::load(&path).unwrap();
         assert!(Config::merge(&ServerFlags::default(), file).is_ok());
     }

@@ -82,7 +82,9 @@ pub struct Accounts {
 struct Inner {
     store: Arc<dyn MetadataStore>,
     clock: SharedClock,
-    cache: RwLock<HashMap<[u8; 32], Cached>>,
+    /// Keyed by a SHA-256 digest: foldhash is enough (and several times
+    /// cheaper than SipHash per lookup on the hot path).
+    cache: RwLock<HashMap<[u8; 32], Cached, foldhash::fast::RandomState>>,
     failures: Mutex<HashMap<String, Failures>>,
     /// KDF runs at once (each takes 19 MiB and tens of milliseconds).
     kdf: Arc<Semaphore>,
@@ -143,7 +145,7 @@ impl Accounts {
         let inner = Arc::new(Inner {
             store,
             clock,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(HashMap::default()),
             failures: Mutex::new(HashMap::new()),
             kdf: Arc::new(Semaphore::new(kdf)),
             decoy,

@@ -49,10 +49,14 @@ pub fn app(platform: Platform, jobs: JobRunner, serving: Serving, config: Server
         router = router.merge(ui);
     }
     if auth {
-        // Inside the edge's checks, before every route (those added later too).
-        router = router.layer(auth::AuthLayer::new(state));
+        // Inside the edge's checks, before routing: once around the whole router (every route, those added
+        // later and the fallback), not once per route as `Router::layer` would wrap them (which clones each
+        // wrapped route per request).
+        router = Router::new().fallback_service(tower::Layer::layer(&auth::AuthLayer::new(state), router));
     }
-    router
+    // The same for the edge's checks and the body limit: the outer router has one route, its fallback.
+    Router::new()
+        .fallback_service(router)
         // Extractors that buffer (forms, bytes) stop reading at the limit;
         // uploads and MLflow arguments apply their own limits while streaming.
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))

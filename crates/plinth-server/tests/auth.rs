@@ -101,7 +101,10 @@ impl Server {
 /// `.route_service(…)` in the server's and the UI's routers, with path
 /// parameters filled in.
 fn declared_paths() -> BTreeSet<String> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // As cargo gives it at run time: a binary kept from a build in another checkout carries that one's in `env!`.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from);
+    let root = root.as_path();
     let mut files = vec![root.join("src/lib.rs"), root.join("../plinth-ui/src/lib.rs")];
     for entry in std::fs::read_dir(root.join("src/routes")).expect("routes dir") {
         files.push(entry.expect("entry").path());
