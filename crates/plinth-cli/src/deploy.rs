@@ -22,6 +22,115 @@ pub enum DeployCommand {
     /// Make a serving key for a deployment's inference endpoints only (with --auth): prints its secret once,
     /// to send as `Authorization: Bearer`. Revoke it with `plinth tokens revoke ID`.
     Key(KeyArgs),
+    /// Analyse a deployment's experiment for one metric: per variant its units, mean and interval, each variant's
+    /// lift against the control, and the sample-ratio check (a table; --json for the server's JSON).
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    name: String,
+    /// The event kind the metric counts (`play`, `click`, `conversion`).
+    #[arg(long)]
+    event: String,
+    /// count | sum (of the events' values) | conversion (share of units with one) | ratio (events per exposure).
+    #[arg(long, default_value = "count")]
+    aggregate: String,
+    /// The attribution window after each unit's first exposure (7d, 12h, 30m).
+    #[arg(long, default_value = "7d")]
+    window: String,
+    /// The control variant (default: the deployment's first).
+    #[arg(long)]
+    control: Option<String>,
+    /// fixed (one look at the end) | sequential (anytime-valid: look as often as you like).
+    #[arg(long, default_value = "fixed")]
+    mode: String,
+    /// Adjust by the same metric before each unit's first exposure (CUPED).
+    #[arg(long)]
+    cuped: bool,
+    /// 1 - the confidence level.
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+    /// Sequential mode: the total units the test plans for (its interval is narrowest there).
+    #[arg(long, default_value_t = 10_000.0)]
+    planned_units: f64,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// A figure, or `-` when the data cannot give it.
+fn figure(v: &Value) -> String {
+    v.as_f64().map_or_else(|| "-".into(), |x| format!("{x:.4}"))
+}
+
+fn interval(low: &Value, high: &Value) -> String {
+    match (low.as_f64(), high.as_f64()) {
+        (Some(l), Some(h)) => format!("[{l:.4}, {h:.4}]"),
+        _ => "-".into(),
+    }
+}
+
+fn percent(v: &Value) -> String {
+    v.as_f64().map_or_else(|| "-".into(), |x| format!("{:+.2}%", 100.0 * x))
+}
+
+/// The analysis as a table and a verdict on the split.
+fn describe_analysis(a: &Value) -> String {
+    let rows: Vec<Vec<String>> = a["variants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let l = &v["lift"];
+            let significant = if l["significant"].as_bool() == Some(true) { " *" } else { "" };
+            vec![
+                format!("{}{}", text(&v["name"]), if v["name"] == a["control"] { " (control)" } else { "" }),
+                v["units"].to_string(),
+                figure(&v["mean"]),
+                interval(&v["ci_low"], &v["ci_high"]),
+                if l.is_null() { "-".into() } else { format!("{}{significant}", figure(&l["absolute"])) },
+                interval(&l["absolute_ci_low"], &l["absolute_ci_high"]),
+                format!("{} {}", percent(&l["relative"]), interval(&l["relative_ci_low"], &l["relative_ci_high"])),
+                figure(&l["p_value_adjusted"]),
+                v["note"].as_str().or(l["note"].as_str()).unwrap_or("").to_string(),
+            ]
+        })
+        .collect();
+    let level = 100.0 * (1.0 - a["alpha"].as_f64().unwrap_or(0.05));
+    let mut out = vec![
+        format!(
+            "{} of '{}' per unit, {} window, {} intervals at {level:.0}%{}",
+            text(&a["aggregate"]),
+            text(&a["event"]),
+            a["window_ms"].as_i64().map_or_else(String::new, humantime_ms),
+            text(&a["mode"]),
+            if a["cuped"].as_bool() == Some(true) { ", CUPED" } else { "" }
+        ),
+        table(
+            &["VARIANT", "UNITS", "MEAN", "INTERVAL", "LIFT", "LIFT INTERVAL", "RELATIVE", "P (HOLM)", "NOTE"],
+            &rows,
+        ),
+    ];
+    out.push(match (a["srm_p_value"].as_f64(), a["srm_mismatch"].as_bool()) {
+        (Some(p), Some(true)) => {
+            format!("SAMPLE RATIO MISMATCH: p = {p:.2e} against the weights; do not trust the lifts")
+        }
+        (Some(p), _) => format!("sample ratio: p = {p:.4} against the weights (ok)"),
+        (None, _) => "sample ratio: not checked (fewer than two weighted variants)".into(),
+    });
+    out.join("\n")
+}
+
+/// `7d`, `12h`, `30m` or `90s`.
+fn humantime_ms(ms: i64) -> String {
+    const UNITS: [(i64, &str); 4] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")];
+    UNITS
+        .iter()
+        .find(|(size, _)| ms % size == 0)
+        .map_or_else(|| format!("{ms}ms"), |(size, unit)| format!("{}{unit}", ms / size))
 }
 
 #[derive(Debug, clap::Args)]
@@ -194,6 +303,20 @@ pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
             call(&a.target, Method::POST, "delete", Some(json!({"name": a.name}))).await?;
             println!("deleted {}", a.name);
             return Ok(());
+        }
+        DeployCommand::Analyze(a) => {
+            let mut query = json!({"name": a.name, "event": a.event, "aggregate": a.aggregate, "window": a.window,
+                                   "mode": a.mode, "cuped": a.cuped.to_string(), "alpha": a.alpha.to_string(),
+                                   "planned_units": a.planned_units.to_string()});
+            if let Some(control) = &a.control {
+                query["control"] = json!(control);
+            }
+            let v = call(&a.target, Method::GET, "analysis", Some(query)).await?;
+            if !a.json {
+                println!("{}", describe_analysis(&v));
+                return Ok(());
+            }
+            v
         }
         DeployCommand::Key(a) => {
             let mut body = json!({"deployment": a.deployment, "name": a.name});

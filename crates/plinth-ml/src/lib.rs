@@ -1,8 +1,10 @@
 //! Recommendation algorithms and their evaluation: interaction data,
 //! deterministic splits, ranking metrics, and the engines (implicit ALS, BPR,
-//! item-item kNN, popularity). Synchronous and deterministic for a seed and a
+//! item-item kNN, popularity); the tabular models; the statistics of online
+//! experiments ([`abtest`]). Synchronous and deterministic for a seed and a
 //! thread count; no IO beyond reading interaction files.
 
+pub mod abtest;
 pub mod als;
 pub mod bpr;
 pub mod csr;

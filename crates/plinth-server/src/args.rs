@@ -154,6 +154,13 @@ impl Args {
         }
     }
 
+    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => value_f64(v).map(Some).ok_or_else(|| type_error(key, v)),
+        }
+    }
+
     pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
         match self.get(key) {
             None => Ok(None),

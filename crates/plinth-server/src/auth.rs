@@ -15,6 +15,7 @@
 //! belongs to (MLflow's JSON, OIP's JSON, a gRPC status); a UI page shows
 //! the sign-in form with 401.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -74,14 +75,26 @@ fn grpc_path(path: &str) -> bool {
     path.starts_with("/inference.GRPCInferenceService/")
 }
 
-/// The credential a request carries, as sent.
-enum Credential {
+/// The credential a request carries, as sent (a bearer token borrowed from
+/// its header on the hot path; owned once it must outlive the request's
+/// headers, on the checked path).
+enum Credential<'a> {
     Basic(String, String),
-    Bearer(String),
+    Bearer(Cow<'a, str>),
     Session(String),
 }
 
-fn credential(headers: &HeaderMap) -> Result<Option<Credential>, ()> {
+impl Credential<'_> {
+    fn into_owned(self) -> Credential<'static> {
+        match self {
+            Credential::Basic(user, password) => Credential::Basic(user, password),
+            Credential::Bearer(token) => Credential::Bearer(Cow::Owned(token.into_owned())),
+            Credential::Session(secret) => Credential::Session(secret),
+        }
+    }
+}
+
+fn credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, ()> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| ())?;
         let (scheme, rest) = value.split_once(' ').ok_or(())?;
@@ -93,7 +106,7 @@ fn credential(headers: &HeaderMap) -> Result<Option<Credential>, ()> {
             return Ok(Some(Credential::Basic(user.to_string(), password.to_string())));
         }
         if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
-            return Ok(Some(Credential::Bearer(rest.to_string())));
+            return Ok(Some(Credential::Bearer(Cow::Borrowed(rest))));
         }
         return Err(());
     }
@@ -102,7 +115,7 @@ fn credential(headers: &HeaderMap) -> Result<Option<Credential>, ()> {
 
 async fn verify(
     state: &AppState,
-    credential: Result<Option<Credential>, ()>,
+    credential: Result<Option<Credential<'_>>, ()>,
     from: Option<std::net::IpAddr>,
 ) -> Result<Arc<Principal>, Failure> {
     let accounts = state.platform.accounts();
@@ -127,12 +140,13 @@ async fn verify(
 
 /// What a serving key may call: its deployment's inference endpoints (REST
 /// `/v1/deployments/{d}/…` and `/v2/models/{d}[/…]`; the gRPC service, whose
-/// handlers check the model it names: [`serving_scope`]) and the server's
-/// liveness and readiness. Any other caller may call anything here.
+/// handlers check the model it names: [`serving_scope`]), outcome events
+/// (`/v1/events`, whose handler keeps them to its deployment) and the
+/// server's liveness and readiness. Any other caller may call anything here.
 fn within_scope(principal: &Principal, path: &str) -> Result<(), Failure> {
     let Via::ServingKey { deployment, .. } = &principal.via else { return Ok(()) };
     let allowed = grpc_path(path)
-        || matches!(path, "/v2" | "/v2/health/live" | "/v2/health/ready")
+        || matches!(path, "/v2" | "/v2/health/live" | "/v2/health/ready" | "/v1/events")
         || deployment_of_path(path) == Some(deployment.as_str());
     if allowed {
         Ok(())
@@ -197,7 +211,7 @@ fn refusal(req: &Request, failure: Failure) -> Response {
 
 /// The caller of a credential verified within the cache's time, found
 /// without a store round trip or the KDF: the hot path.
-fn trusted(state: &AppState, credential: &Credential) -> Option<Arc<Principal>> {
+fn trusted(state: &AppState, credential: &Credential<'_>) -> Option<Arc<Principal>> {
     let accounts = state.platform.accounts();
     match credential {
         Credential::Basic(user, password) => accounts.trusted_password(user, password),
@@ -286,6 +300,7 @@ where
             req.extensions_mut().insert(principal);
             return Either::Left(self.inner.call(req));
         }
+        let sent = sent.map(|c| c.map(Credential::into_owned));
         self.note_client(&mut req);
         // The ready service goes with the future; a clone stays for the next call.
         let clone = self.inner.clone();

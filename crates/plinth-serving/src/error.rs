@@ -16,9 +16,9 @@ pub enum Error {
     /// Ours (a model file that cannot be read, a worker gone). For logs.
     #[error("internal error: {0}")]
     Internal(String),
-    /// The exposure log's store, kind kept (a store that is down is unavailable).
+    /// The exposure log's or the events' store, kind kept (a store that is down is unavailable).
     #[error(transparent)]
-    Exposures(#[from] crate::exposure::ExposureError),
+    Segments(#[from] crate::segments::SegmentError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -30,7 +30,7 @@ impl Error {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Invalid(_) => ErrorKind::InvalidParameter,
             Error::Internal(_) => ErrorKind::Internal,
-            Error::Exposures(e) => e.kind(),
+            Error::Segments(e) => e.kind(),
         }
     }
 }

@@ -1,42 +1,26 @@
 //! The exposure log: one record per served request (who saw which variant
 //! and model version, when, how fast), gathered off the hot path by a
-//! background task and written as Parquet segments to an object store — a
-//! local directory (`<data-dir>/exposures` by default) or a bucket that
-//! replicas on many hosts share.
-//!
-//! Layout: `<deployment>/<YYYYMMDDHH>/<writer>-<seq>.parquet`, the hour of the
-//! records' time (UTC). Every process writes under its own writer id (random
-//! per start), so no two processes ever write the same object; a segment is
-//! written whole, once, and never changed (readers cache them). A query lists
-//! the hours it needs and reads every writer's segments. Records reach the
-//! store at most [`FLUSH_EVERY`] after being served (a query flushes this
-//! process's first), so another replica sees them within about a second; a
-//! crash loses at most that last second. Hours older than the retention are
-//! removed by every writer's hourly sweep.
+//! background task and written as Parquet segments (a [`SegmentLog`]) under
+//! the deployment's name — in a local directory (`<data-dir>/exposures` by
+//! default) or a bucket that replicas on many hosts share.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow_array::{ArrayRef, BooleanArray, Int64Array, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use plinth_artifacts::{ArtifactPath, ArtifactStore};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
 
-/// Records waiting for the writer; beyond this they are dropped (and counted)
-/// rather than slowing requests down.
-const QUEUE: usize = 65_536;
-/// How often gathered records are written out as segments.
-pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// Parsed segments kept in memory (they never change); past it the cache starts over.
-const CACHED_RECORDS: usize = 2_000_000;
+pub use crate::segments::FLUSH_EVERY;
+use crate::segments::{self, Record, SegmentConfig, SegmentError, SegmentLog, column};
+
 /// Exposures are kept this long unless told otherwise.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-const HOUR_MS: i64 = 3_600_000;
+
+pub type ExposureLog = SegmentLog<Exposure>;
+pub type ExposureConfig = SegmentConfig;
+pub type ExposureError = SegmentError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Exposure {
@@ -73,132 +57,27 @@ impl ExposureQuery {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ExposureError {
-    #[error("exposure store: {0}")]
-    Store(#[from] plinth_artifacts::Error),
-    #[error("exposure segment {path}: {message}")]
-    Segment { path: String, message: String },
-}
-
-impl ExposureError {
-    pub fn kind(&self) -> plinth_core::ErrorKind {
-        match self {
-            ExposureError::Store(e) => e.kind(),
-            ExposureError::Segment { .. } => plinth_core::ErrorKind::Internal,
-        }
+impl Record for Exposure {
+    const KIND: &'static str = "exposures";
+    const ROOT: &'static str = "";
+    fn time_ms(&self) -> i64 {
+        self.time_ms
+    }
+    fn partition(&self) -> &str {
+        &self.deployment
+    }
+    fn encode(records: &[Self]) -> Result<Bytes, String> {
+        encode(records)
+    }
+    fn decode(bytes: Bytes, partition: &str) -> Result<Vec<Self>, String> {
+        decode(bytes, partition)
     }
 }
 
-enum Msg {
-    Record(Exposure),
-    Flush(oneshot::Sender<()>),
-}
-
-/// Where exposures go and how long they stay.
-#[derive(Clone)]
-pub struct ExposureConfig {
-    pub store: ArtifactStore,
-    pub retention: Duration,
-}
-
-#[derive(Clone)]
-pub struct ExposureLog {
-    tx: mpsc::Sender<Msg>,
-    store: ArtifactStore,
-    cache: Arc<Mutex<HashMap<String, Arc<Vec<Exposure>>>>>,
-}
-
-impl ExposureLog {
-    /// Starts this process's writer (a tokio task) over `config.store`.
-    pub fn open(config: ExposureConfig) -> ExposureLog {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer {
-            store: config.store.clone(),
-            id: format!("w{}", plinth_core::ids::new_run_id()),
-            seq: 0,
-            pending: Vec::new(),
-        };
-        tokio::spawn(writer.run(rx, config.retention));
-        ExposureLog { tx, store: config.store, cache: Arc::default() }
-    }
-
-    /// Queues a record; never blocks.
-    pub fn record(&self, e: Exposure) {
-        match self.tx.try_send(Msg::Record(e)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => metrics::counter!("plinth_exposures_dropped_total").increment(1),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
-    }
-
-    /// Waits (briefly) until everything queued so far is in the store.
-    pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
-        }
-    }
-
+impl SegmentLog<Exposure> {
     /// The newest `q.limit` matching records of every writer, newest first.
     pub async fn query(&self, deployment: &str, q: &ExposureQuery) -> Result<Vec<Exposure>, ExposureError> {
-        self.flush().await;
-        let base = ArtifactPath::parse(deployment)?;
-        let mut hours: Vec<String> = match q.since_ms {
-            // Only the hours the window covers (one more for clocks a little ahead).
-            Some(since) => {
-                let now = plinth_core::ids::now_ms().max(since);
-                (since.div_euclid(HOUR_MS)..=now.div_euclid(HOUR_MS) + 1).map(hour_name).collect()
-            }
-            None => list(&self.store, &base).await?.into_iter().filter(|e| e.is_dir).map(|e| e.path).collect(),
-        };
-        hours.sort();
-        let mut found = Vec::new();
-        // Newest hour first; an hour holds only its own records, so once enough are found the older ones can wait.
-        for hour in hours.iter().rev() {
-            let dir = base.join(&ArtifactPath::parse(hour)?);
-            for seg in list(&self.store, &dir).await? {
-                if seg.is_dir || !seg.path.ends_with(".parquet") {
-                    continue;
-                }
-                let path = dir.join(&ArtifactPath::parse(&seg.path)?);
-                let records = self.segment(&path, deployment).await?;
-                found.extend(records.iter().filter(|e| q.keeps(e)).cloned());
-            }
-            if found.len() >= q.limit {
-                break;
-            }
-        }
-        // Within a segment in time order; across segments and writers, by time (stable on ties).
-        found.sort_by_key(|e| std::cmp::Reverse(e.time_ms));
-        found.truncate(q.limit);
-        Ok(found)
-    }
-
-    /// A segment's records, read once and then from the cache.
-    async fn segment(&self, path: &ArtifactPath, deployment: &str) -> Result<Arc<Vec<Exposure>>, ExposureError> {
-        let key = path.as_str().to_string();
-        if let Some(hit) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(hit.clone());
-        }
-        let bytes = match self.store.read(path).await {
-            Ok(b) => b,
-            // Removed by a retention sweep since the listing.
-            Err(plinth_artifacts::Error::NotFound(_)) => return Ok(Arc::default()),
-            Err(e) => return Err(e.into()),
-        };
-        let deployment = deployment.to_string();
-        let decoded = tokio::task::spawn_blocking(move || decode(bytes, &deployment))
-            .await
-            .map_err(|e| ExposureError::Segment { path: key.clone(), message: e.to_string() })?
-            .map_err(|message| ExposureError::Segment { path: key.clone(), message })?;
-        let records = Arc::new(decoded);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.values().map(|r| r.len()).sum::<usize>() + records.len() > CACHED_RECORDS {
-            cache.clear();
-        }
-        cache.insert(key, records.clone());
-        Ok(records)
+        self.newest(deployment, q.since_ms, q.limit, |e| q.keeps(e)).await
     }
 
     /// Moves a directory of the JSON-lines log of earlier versions
@@ -228,100 +107,6 @@ impl ExposureLog {
             tracing::info!(records = imported, dir = %dir.display(), "moved the JSON-lines exposure log into segments");
         }
         Ok(imported)
-    }
-}
-
-/// A directory's entries; a directory that does not exist (yet) has none.
-async fn list(store: &ArtifactStore, dir: &ArtifactPath) -> Result<Vec<plinth_artifacts::Entry>, ExposureError> {
-    match store.list(dir, &ArtifactPath::root()).await {
-        Ok(entries) => Ok(entries),
-        Err(plinth_artifacts::Error::NotFound(_)) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// `YYYYMMDDHH` (UTC) of the hour `hour` hours after the epoch.
-fn hour_name(hour: i64) -> String {
-    let (y, mo, d, h, _, _) = plinth_core::ids::utc(hour * HOUR_MS);
-    format!("{y:04}{mo:02}{d:02}{h:02}")
-}
-
-/// This process's writer: gathers records and writes them as segments.
-struct Writer {
-    store: ArtifactStore,
-    id: String,
-    seq: u64,
-    pending: Vec<Exposure>,
-}
-
-impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg>, retention: Duration) {
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut sweep = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(Msg::Record(e)) => self.pending.push(e),
-                    Some(Msg::Flush(done)) => {
-                        self.flush().await;
-                        let _ = done.send(());
-                    }
-                    None => {
-                        self.flush().await;
-                        return;
-                    }
-                },
-                _ = tick.tick() => self.flush().await,
-                _ = sweep.tick() => self.sweep(retention).await,
-            }
-        }
-    }
-
-    /// Writes what has gathered, a segment per deployment and hour. A write
-    /// that fails keeps its records for the next try (bounded by the queue).
-    async fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let mut groups: HashMap<(String, i64), Vec<Exposure>> = HashMap::new();
-        for e in self.pending.drain(..) {
-            groups.entry((e.deployment.clone(), e.time_ms.div_euclid(HOUR_MS))).or_default().push(e);
-        }
-        for ((deployment, hour), mut records) in groups {
-            records.sort_by_key(|e| e.time_ms);
-            self.seq += 1;
-            let name = format!("{deployment}/{}/{}-{:010}.parquet", hour_name(hour), self.id, self.seq);
-            let written = match (ArtifactPath::parse(&name), encode(&records)) {
-                (Ok(path), Ok(bytes)) => self.store.put(&path, bytes).await.map_err(|e| e.to_string()),
-                (Err(e), _) => Err(e.to_string()),
-                (_, Err(e)) => Err(e),
-            };
-            if let Err(e) = written {
-                tracing::warn!(segment = %name, error = %e, "cannot write exposures; keeping them for the next try");
-                if self.pending.len() + records.len() <= QUEUE {
-                    self.pending.extend(records);
-                } else {
-                    metrics::counter!("plinth_exposures_dropped_total").increment(records.len() as u64);
-                }
-            }
-        }
-    }
-
-    /// Removes every deployment's hours that ended before the retention.
-    async fn sweep(&self, retention: Duration) {
-        let cutoff = hour_name((plinth_core::ids::now_ms() - retention.as_millis() as i64).div_euclid(HOUR_MS));
-        let Ok(deployments) = list(&self.store, &ArtifactPath::root()).await else { return };
-        for d in deployments.into_iter().filter(|e| e.is_dir) {
-            let Ok(base) = ArtifactPath::parse(&d.path) else { continue };
-            let Ok(hours) = list(&self.store, &base).await else { continue };
-            for h in hours.into_iter().filter(|h| h.is_dir && h.path < cutoff) {
-                let Ok(path) = ArtifactPath::parse(&h.path).map(|p| base.join(&p)) else { continue };
-                if let Err(e) = self.store.delete(&path).await {
-                    tracing::warn!(hour = %path.as_str(), error = %e, "cannot remove expired exposures");
-                }
-            }
-        }
     }
 }
 
@@ -356,28 +141,12 @@ fn encode(records: &[Exposure]) -> Result<Bytes, String> {
         Arc::new(BooleanArray::from_iter(records.iter().map(|e| Some(e.shadow)))),
         Arc::new(BooleanArray::from_iter(records.iter().map(|e| Some(e.fallback)))),
     ];
-    let batch = RecordBatch::try_new(schema(), columns).map_err(|e| e.to_string())?;
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-        .build();
-    let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, schema(), Some(props)).map_err(|e| e.to_string())?;
-    writer.write(&batch).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
-    Ok(Bytes::from(out))
+    segments::parquet(schema(), columns)
 }
 
 fn decode(bytes: Bytes, deployment: &str) -> Result<Vec<Exposure>, String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build()).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| e.to_string())?;
-        fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, String> {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<T>())
-                .ok_or_else(|| format!("no column '{name}' of the expected type"))
-        }
+    for batch in segments::batches(bytes)? {
         let time = column::<Int64Array>(&batch, "time_ms")?;
         let variant = column::<StringArray>(&batch, "variant")?;
         let model = column::<StringArray>(&batch, "model")?;
@@ -409,7 +178,10 @@ fn decode(bytes: Bytes, deployment: &str) -> Result<Vec<Exposure>, String> {
 
 #[cfg(test)]
 mod tests {
+    use plinth_artifacts::ArtifactStore;
+
     use super::*;
+    use crate::segments::{HOUR_MS, Writer, hour_name};
 
     fn exposure(variant: &str, unit: &str, t: i64) -> Exposure {
         Exposure {
@@ -495,13 +267,13 @@ mod tests {
     async fn expired_hours_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let store = ArtifactStore::local(dir.path()).unwrap();
-        let writer = Writer { store: store.clone(), id: "w".into(), seq: 0, pending: Vec::new() };
+        let writer = Writer::<Exposure> { store: store.clone(), id: "w".into(), seq: 0, pending: Vec::new() };
         let mut writer = writer;
         let now = plinth_core::ids::now_ms();
         writer.pending = vec![exposure("a", "u", now - 3 * HOUR_MS), exposure("a", "u", now)];
         writer.flush().await;
         writer.sweep(Duration::from_secs(3600)).await;
-        let log = ExposureLog { tx: mpsc::channel(1).0, store, cache: Arc::default() };
+        let log = ExposureLog::reader(store);
         assert_eq!(times(&log.query("recs", &all(10)).await.unwrap()), [now]);
     }
 }

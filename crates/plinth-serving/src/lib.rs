@@ -11,14 +11,17 @@
 //! (versions, aliases); this crate only holds what it loaded, and a reload
 //! loop reconciles it with the store, so replicas converge on their own.
 
+pub mod analysis;
 pub mod answer;
 mod batcher;
 mod error;
+pub mod events;
 pub mod exposure;
 mod loaded;
 mod oip;
 mod onnx;
 mod recommend;
+pub mod segments;
 mod status;
 mod tabular;
 pub mod tensor;
@@ -29,8 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+pub use analysis::{Aggregate, Analysis, AnalysisQuery};
 pub use answer::{Endpoint, RequestContext};
 pub use error::{Error, Result};
+pub use events::{Event, EventInput, EventLog};
 pub use exposure::{Exposure, ExposureConfig, ExposureError, ExposureLog, ExposureQuery};
 pub use loaded::{Kind, LoadedModel};
 use plinth_core::audit::Actor;
@@ -125,6 +130,8 @@ struct Inner {
     platform: Platform,
     live: RwLock<HashMap<String, Arc<Live>>>,
     exposures: ExposureLog,
+    /// Outcome events, in the exposure log's store.
+    events: EventLog,
     batcher: batcher::Batcher,
     config: ServingConfig,
     /// Held while a deployment not yet loaded here is read-through ([`Serving::live`]).
@@ -146,11 +153,13 @@ impl Serving {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let batcher = batcher::Batcher::start(workers).map_err(|e| Error::Internal(format!("scoring workers: {e}")))?;
         let exposures = ExposureLog::open(config.exposures.clone());
+        let events = EventLog::open(config.exposures.clone());
         let serving = Serving {
             inner: Arc::new(Inner {
                 platform,
                 live: RwLock::new(HashMap::new()),
                 exposures,
+                events,
                 batcher,
                 config,
                 loading: tokio::sync::Mutex::new(()),
@@ -193,6 +202,15 @@ impl Serving {
 
     pub fn exposures(&self) -> &ExposureLog {
         &self.inner.exposures
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.inner.events
+    }
+
+    /// How long exposures and events are kept.
+    pub fn retention(&self) -> std::time::Duration {
+        self.inner.config.exposures.retention
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Live>> {

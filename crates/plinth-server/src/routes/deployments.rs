@@ -1,5 +1,6 @@
 //! `/api/2.0/plinth/deployments/*`: Plinth's native API to create, change,
-//! inspect and remove deployments, and to read their exposure logs.
+//! inspect and remove deployments, to read their exposure logs, and to
+//! analyse their experiments.
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/deployments/list", get(list))
         .route("/deployments/exposures", get(exposures))
         .route("/deployments/traffic", get(traffic))
+        .route("/deployments/analysis", get(analysis))
 }
 
 fn variant(a: &Args, default_weight: u32) -> Result<Variant, ApiError> {
@@ -107,4 +109,49 @@ async fn traffic(s: Api, a: Args) -> ApiResult<Json<plinth_serving::Traffic>> {
     let window_ms = a.opt_i64("window_ms")?.unwrap_or(3_600_000);
     let bucket_ms = a.opt_i64("bucket_ms")?.unwrap_or(60_000);
     Ok(Json(s.serving.traffic(&name, s.serving.now_ms(), window_ms, bucket_ms).await?))
+}
+
+/// A duration as `7d`, `12h`, `30m`, `90s` (humantime's forms) or milliseconds.
+fn duration_ms(key: &str, raw: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = raw.parse::<i64>() {
+        return Ok(ms);
+    }
+    humantime::parse_duration(raw).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).map_err(|e| {
+        ApiError::invalid(format!("{key} must be a duration such as 7d, 12h or 30m, or milliseconds: {e}"))
+    })
+}
+
+/// `?name=&event=&aggregate=count|sum|conversion|ratio&window=7d&control=&mode=fixed|sequential&cuped=&alpha=
+/// &planned_units=&since_ms=`: the deployment's experiment for that metric (see `plinth_serving::analysis`).
+async fn analysis(s: Api, a: Args) -> ApiResult<Json<plinth_serving::Analysis>> {
+    let name = a.req_str("name")?;
+    let d = s.platform.get_deployment(&name).await?;
+    if let Some(metric) = a.opt_str("metric")? {
+        return Err(ApiError::invalid(format!(
+            "no metric named '{metric}' is defined on deployment '{name}': give it inline with event= and aggregate="
+        )));
+    }
+    let aggregate = plinth_serving::Aggregate::parse(&a.opt_str("aggregate")?.unwrap_or_else(|| "count".into()))?;
+    let window_ms = duration_ms("window", &a.opt_str("window")?.unwrap_or_else(|| "7d".into()))?;
+    let mode = match a.opt_str("mode")?.as_deref() {
+        None | Some("fixed") => plinth_serving::analysis::Mode::Fixed,
+        Some("sequential") => plinth_serving::analysis::Mode::Sequential,
+        Some(other) => return Err(ApiError::invalid(format!("mode must be fixed or sequential, got '{other}'"))),
+    };
+    let defaults = plinth_serving::analysis::Plan::default();
+    let plan = plinth_serving::analysis::Plan {
+        mode,
+        alpha: a.opt_f64("alpha")?.unwrap_or(defaults.alpha),
+        cuped: a.opt_bool("cuped")?.unwrap_or(false),
+        planned_units: a.opt_f64("planned_units")?.unwrap_or(defaults.planned_units),
+    };
+    let q = plinth_serving::AnalysisQuery {
+        event: a.req_str("event")?,
+        aggregate,
+        window_ms,
+        control: a.opt_str("control")?,
+        since_ms: a.opt_i64("since_ms")?,
+        plan,
+    };
+    Ok(Json(s.serving.analyze(&d, &q).await?))
 }

@@ -3,6 +3,7 @@
 mod artifacts;
 mod audit;
 mod deployments;
+mod events;
 mod experiments;
 mod jobs;
 mod logged_models;

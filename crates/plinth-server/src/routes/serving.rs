@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/deployments/{name}/similar", post(similar))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
+        .route("/v1/events", post(super::events::post_events))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit_concurrency));
     let metadata = Router::new()
         .route("/v2/models/{name}", get(model_metadata))
@@ -114,7 +115,7 @@ async fn model_version_ready(
 
 /// A request body read while it streams, never past the request limit: an
 /// oversized body is refused after at most `max_request_bytes` were read.
-pub struct LimitedBody(Bytes);
+pub struct LimitedBody(pub(crate) Bytes);
 
 impl FromRequest<AppState> for LimitedBody {
     type Rejection = InferError;

@@ -1,0 +1,322 @@
+//! A deployment's online experiment, analysed: its exposure log joined with
+//! the outcome events, per unit, then the statistics of
+//! [`plinth_ml::abtest`] per variant and against the control.
+//!
+//! A unit belongs to the variant of its first (non-shadow) exposure since
+//! the analysis starts (intent to treat: a unit that later saw another
+//! variant, after a weight change, stays where it started and is counted in
+//! [`Analysis::units_in_several_variants`]). Its metric counts the events of
+//! the metric's kind in the attribution window after that first exposure;
+//! its covariate (CUPED) counts the same over the same length of time just
+//! before it. Events that name the deployment and events that name none
+//! count; events naming another deployment do not.
+
+use std::collections::HashMap;
+
+use plinth_core::deployments::Deployment;
+use plinth_ml::abtest::{self, Lift, Moments, VariantSummary};
+pub use plinth_ml::abtest::{Mode, Plan};
+use serde::Serialize;
+
+use crate::Serving;
+use crate::error::{Error, Result};
+use crate::events::{ANY_DEPLOYMENT, dedupe, valid_kind};
+
+/// How a unit's events become its metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// Events of the kind.
+    Count,
+    /// Their values (an event without one adds 0).
+    Sum,
+    /// 1 if the unit had at least one, else 0.
+    Conversion,
+    /// Events per exposure: the unit's events over its exposures in the
+    /// window (a ratio metric, by the delta method).
+    Ratio,
+}
+
+impl Aggregate {
+    pub fn parse(s: &str) -> Result<Aggregate> {
+        match s {
+            "count" => Ok(Aggregate::Count),
+            "sum" => Ok(Aggregate::Sum),
+            "conversion" => Ok(Aggregate::Conversion),
+            "ratio" => Ok(Aggregate::Ratio),
+            other => {
+                Err(Error::Invalid(format!("aggregate must be one of count, sum, conversion, ratio; got '{other}'")))
+            }
+        }
+    }
+}
+
+/// What to analyse.
+#[derive(Debug, Clone)]
+pub struct AnalysisQuery {
+    /// The event kind the metric counts.
+    pub event: String,
+    pub aggregate: Aggregate,
+    /// The attribution window after each unit's first exposure.
+    pub window_ms: i64,
+    /// The control variant (the deployment's first by default).
+    pub control: Option<String>,
+    /// Exposures from this time on (everything kept by default).
+    pub since_ms: Option<i64>,
+    pub plan: Plan,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantAnalysis {
+    pub name: String,
+    /// The weight configured now.
+    pub weight: u32,
+    pub units: u64,
+    pub mean: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub exposures: u64,
+    /// Guardrails from the exposure log: served latency and fallbacks.
+    pub p95_latency_ms: Option<f64>,
+    pub fallback_share: Option<f64>,
+    /// Against the control (absent for the control itself).
+    pub lift: Option<LiftAnalysis>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LiftAnalysis {
+    pub control_mean: Option<f64>,
+    pub treatment_mean: Option<f64>,
+    pub absolute: Option<f64>,
+    pub absolute_ci_low: Option<f64>,
+    pub absolute_ci_high: Option<f64>,
+    pub relative: Option<f64>,
+    pub relative_ci_low: Option<f64>,
+    pub relative_ci_high: Option<f64>,
+    pub p_value: Option<f64>,
+    pub p_value_adjusted: Option<f64>,
+    pub significant: bool,
+    pub cuped_theta: Option<f64>,
+    pub note: Option<String>,
+}
+
+impl From<Lift> for LiftAnalysis {
+    fn from(l: Lift) -> Self {
+        LiftAnalysis {
+            control_mean: l.control_mean,
+            treatment_mean: l.treatment_mean,
+            absolute: l.absolute,
+            absolute_ci_low: l.absolute_low,
+            absolute_ci_high: l.absolute_high,
+            relative: l.relative,
+            relative_ci_low: l.relative_low,
+            relative_ci_high: l.relative_high,
+            p_value: l.p_value,
+            p_value_adjusted: l.p_value_adjusted,
+            significant: l.significant,
+            cuped_theta: l.cuped_theta,
+            note: l.note,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub deployment: String,
+    pub event: String,
+    pub aggregate: Aggregate,
+    pub window_ms: i64,
+    pub mode: &'static str,
+    pub alpha: f64,
+    pub cuped: bool,
+    /// Sequential mode: the total units its interval was tuned for.
+    pub planned_units: Option<f64>,
+    pub control: String,
+    pub since_ms: Option<i64>,
+    pub until_ms: i64,
+    pub variants: Vec<VariantAnalysis>,
+    /// Pearson's χ² test of the units per variant against the weights.
+    pub srm_p_value: Option<f64>,
+    /// `srm_p_value` < 0.001: the split itself is broken; do not trust the lifts.
+    pub srm_mismatch: bool,
+    pub units_in_several_variants: u64,
+}
+
+/// Below this the split is called broken.
+pub const SRM_THRESHOLD: f64 = 0.001;
+
+/// A unit, as the join sees it.
+struct Unit {
+    variant: usize,
+    first_ms: i64,
+    exposures_in_window: f64,
+    post: f64,
+    pre: f64,
+}
+
+impl Serving {
+    /// `deployment`'s experiment for `q` (the caller has checked that it may read it).
+    pub async fn analyze(&self, deployment: &Deployment, q: &AnalysisQuery) -> Result<Analysis> {
+        if !valid_kind(&q.event) {
+            return Err(Error::Invalid(format!(
+                "event must be an event kind (1-64 letters, digits, '_', '-' or '.'), got '{}'",
+                q.event
+            )));
+        }
+        if q.window_ms <= 0 {
+            return Err(Error::Invalid(format!(
+                "the attribution window must end after it starts (window > 0), got {} ms",
+                q.window_ms
+            )));
+        }
+        if !(q.plan.alpha.is_finite() && q.plan.alpha > 0.0 && q.plan.alpha < 1.0) {
+            return Err(Error::Invalid(format!("alpha must be between 0 and 1, got {}", q.plan.alpha)));
+        }
+        if !q.plan.planned_units.is_finite() || q.plan.planned_units < 2.0 {
+            return Err(Error::Invalid(format!("planned_units must be at least 2, got {}", q.plan.planned_units)));
+        }
+        let until_ms = self.now_ms();
+        if q.since_ms.is_some_and(|s| s > until_ms) {
+            return Err(Error::Invalid("since_ms is in the future: the analysis would end before it starts".into()));
+        }
+        let names: Vec<&str> = deployment.variants.iter().map(|v| v.name.as_str()).collect();
+        let control = q.control.clone().unwrap_or_else(|| names.first().map_or_else(String::new, |n| n.to_string()));
+        let Some(control_index) = names.iter().position(|n| *n == control) else {
+            return Err(Error::Invalid(format!(
+                "control variant '{control}' does not exist in deployment '{}' (its variants: {})",
+                deployment.name,
+                names.join(", ")
+            )));
+        };
+
+        // Exposures: each unit's first variant and time, and each variant's guardrail figures.
+        let name = deployment.name.as_str();
+        let segments = self.exposures().scan(name, q.since_ms).await?;
+        let mut exposures: Vec<&crate::Exposure> = segments
+            .iter()
+            .flat_map(|s| s.iter())
+            .filter(|e| !e.shadow && q.since_ms.is_none_or(|s| e.time_ms >= s) && e.time_ms <= until_ms)
+            .collect();
+        exposures.sort_by_key(|e| e.time_ms);
+        let mut units: HashMap<&str, Unit> = HashMap::new();
+        let mut several = std::collections::HashSet::new();
+        let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
+        let mut fallbacks = vec![0u64; names.len()];
+        for e in &exposures {
+            let Some(v) = names.iter().position(|n| *n == e.variant) else { continue };
+            latencies[v].push(e.latency_us);
+            fallbacks[v] += u64::from(e.fallback);
+            let unit = units.entry(e.unit.as_str()).or_insert(Unit {
+                variant: v,
+                first_ms: e.time_ms,
+                exposures_in_window: 0.0,
+                post: 0.0,
+                pre: 0.0,
+            });
+            if unit.variant != v {
+                several.insert(e.unit.as_str());
+            } else if e.time_ms < unit.first_ms + q.window_ms {
+                unit.exposures_in_window += 1.0;
+            }
+        }
+
+        // Events of the kind, from the covariate's period on, counted once per event id.
+        let events_since = q.since_ms.map(|s| s - q.window_ms);
+        let mut event_segments = self.events().scan(name, events_since).await?;
+        event_segments.extend(self.events().scan(ANY_DEPLOYMENT, events_since).await?);
+        let kind_events = event_segments.iter().flat_map(|s| s.iter()).filter(|e| e.kind == q.event);
+        for e in dedupe(kind_events) {
+            let Some(unit) = units.get_mut(e.unit.as_str()) else { continue };
+            let amount = match q.aggregate {
+                Aggregate::Sum => e.value.unwrap_or(0.0),
+                _ => 1.0,
+            };
+            let since_first = e.time_ms - unit.first_ms;
+            if (0..q.window_ms).contains(&since_first) {
+                unit.post += amount;
+            } else if (-q.window_ms..0).contains(&since_first) {
+                unit.pre += amount;
+            }
+        }
+
+        // Per variant, the moments of [numerator, denominator, covariate, 1].
+        let mut rows: Vec<Vec<[f64; 4]>> = vec![Vec::new(); names.len()];
+        for unit in units.values() {
+            let (numer, denom, pre) = match q.aggregate {
+                Aggregate::Count | Aggregate::Sum => (unit.post, 1.0, unit.pre),
+                Aggregate::Conversion => (f64::from(unit.post > 0.0), 1.0, f64::from(unit.pre > 0.0)),
+                Aggregate::Ratio => (unit.post, unit.exposures_in_window, unit.pre),
+            };
+            rows[unit.variant].push([numer, denom, if q.plan.cuped { pre } else { 0.0 }, 1.0]);
+        }
+        let moments: Vec<Moments> = rows.into_iter().map(Moments::of).collect();
+        for (v, m) in moments.iter().enumerate() {
+            if m.n == 0.0 && deployment.variants[v].weight > 0 {
+                return Err(Error::Invalid(format!(
+                    "variant '{}' has no exposed units{}: nothing to analyse yet",
+                    names[v],
+                    q.since_ms.map_or_else(String::new, |s| format!(" since {s}"))
+                )));
+            }
+        }
+        let treatments: Vec<usize> = (0..names.len()).filter(|&v| v != control_index && moments[v].n > 0.0).collect();
+        let lifts = abtest::compare(
+            &moments[control_index],
+            &treatments.iter().map(|&v| &moments[v]).collect::<Vec<_>>(),
+            &q.plan,
+        );
+        let mut lift_of: HashMap<usize, Lift> = treatments.into_iter().zip(lifts).collect();
+        let units_per_variant: Vec<u64> = moments.iter().map(|m| m.n as u64).collect();
+        let weights: Vec<f64> = deployment.variants.iter().map(|v| f64::from(v.weight)).collect();
+        let srm_p_value = abtest::srm_p_value(&units_per_variant, &weights);
+        let variants = deployment
+            .variants
+            .iter()
+            .enumerate()
+            .map(|(v, spec)| {
+                let VariantSummary { units, mean, ci_low, ci_high, note } = abtest::summarize(&moments[v], &q.plan);
+                let served = latencies[v].len() as u64;
+                let mut sorted = std::mem::take(&mut latencies[v]);
+                sorted.sort_unstable();
+                let p95 = (!sorted.is_empty()).then(|| {
+                    let at = ((sorted.len() as f64 - 1.0) * 0.95).round() as usize;
+                    sorted[at.min(sorted.len() - 1)] as f64 / 1000.0
+                });
+                VariantAnalysis {
+                    name: spec.name.clone(),
+                    weight: spec.weight,
+                    units,
+                    mean,
+                    ci_low,
+                    ci_high,
+                    exposures: served,
+                    p95_latency_ms: p95,
+                    fallback_share: (served > 0).then(|| fallbacks[v] as f64 / served as f64),
+                    lift: lift_of.remove(&v).map(LiftAnalysis::from),
+                    note,
+                }
+            })
+            .collect();
+        Ok(Analysis {
+            deployment: deployment.name.clone(),
+            event: q.event.clone(),
+            aggregate: q.aggregate,
+            window_ms: q.window_ms,
+            mode: match q.plan.mode {
+                Mode::Fixed => "fixed",
+                Mode::Sequential => "sequential",
+            },
+            alpha: q.plan.alpha,
+            cuped: q.plan.cuped,
+            planned_units: (q.plan.mode == Mode::Sequential).then_some(q.plan.planned_units),
+            control,
+            since_ms: q.since_ms,
+            until_ms,
+            variants,
+            srm_p_value,
+            srm_mismatch: srm_p_value.is_some_and(|p| p < SRM_THRESHOLD),
+            units_in_several_variants: several.len() as u64,
+        })
+    }
+}
