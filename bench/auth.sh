@@ -28,8 +28,6 @@ cargo build --release --locked -p plinth-cli -p plinth-loadgen >&2
 PLINTH="${PLINTH_BIN:-$CARGO_TARGET_DIR/release/plinth}"
 LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
 source bench/lib.sh
-SERVER_CPU=(); CLIENT_CPU=()
-if [ -n "${BENCH_PIN:-}" ]; then SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); fi
 
 python3 - "$WORK/data.tsv" <<'PY'
 import random, sys

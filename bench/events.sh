@@ -17,8 +17,6 @@ cargo build --release --locked -p plinth-cli -p plinth-loadgen >&2
 PLINTH="${PLINTH_BIN:-$CARGO_TARGET_DIR/release/plinth}"
 LOADGEN="$CARGO_TARGET_DIR/release/plinth-loadgen"
 source bench/lib.sh
-SERVER_CPU=(); CLIENT_CPU=()
-if [ -n "${BENCH_PIN:-}" ]; then SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); fi
 
 PORT=$(free_port); URL="http://127.0.0.1:$PORT"
 "${SERVER_CPU[@]}" "$PLINTH" server --port "$PORT" --data-dir "$WORK/data" 2>"$WORK/server.log" & PIDS+=($!)

@@ -19,3 +19,7 @@ ensure_venv() {
     python3 -m venv "$dir" && "$dir/bin/pip" install -q -r "$reqs"
   fi
 }
+# BENCH_PIN=1: the server (SERVER_CPU) on CPU 0 and the load generator (CLIENT_CPU) on CPU 1, with taskset;
+# empty otherwise. Use as "${SERVER_CPU[@]}" "$PLINTH" server … and "${CLIENT_CPU[@]}" "$LOADGEN" ….
+SERVER_CPU=(); CLIENT_CPU=()
+if [ -n "${BENCH_PIN:-}" ]; then SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); fi

@@ -53,6 +53,7 @@ pub const TOKEN_PREFIX: &str = "plinth_";
 /// How a serving key's secret starts (it starts with [`TOKEN_PREFIX`] too).
 pub const SERVING_KEY_PREFIX: &str = "plinth_sk_";
 
+/// Credentials a shard keeps at most (past it, the stale ones go, then all).
 const MAX_CACHED: usize = 100_000;
 
 #[derive(Clone)]
@@ -82,14 +83,46 @@ pub struct Accounts {
 struct Inner {
     store: Arc<dyn MetadataStore>,
     clock: SharedClock,
-    /// Keyed by a SHA-256 digest: foldhash is enough (and several times
-    /// cheaper than SipHash per lookup on the hot path).
-    cache: RwLock<HashMap<[u8; 32], Cached, foldhash::fast::RandomState>>,
+    /// Verified credentials: [`Verified`].
+    cache: Verified,
     failures: Mutex<HashMap<String, Failures>>,
     /// KDF runs at once (each takes 19 MiB and tens of milliseconds).
     kdf: Arc<Semaphore>,
     /// Verified against when the user does not exist, so that costs the same.
     decoy: String,
+}
+
+/// The verified-credential cache, kept once per shard: a thread reads only
+/// its own shard (assigned round-robin on first use), so readers on many
+/// cores never write a shared cache line (a lock word) on the hot path;
+/// writes — a credential verified, a credential forgotten — go to every
+/// shard. Keyed by a SHA-256 digest, so foldhash is enough (and several
+/// times cheaper per lookup than SipHash).
+struct Verified {
+    shards: Box<[RwLock<Shard>]>,
+}
+
+/// One shard: credential digest → what it was verified as.
+type Shard = HashMap<[u8; 32], Cached, foldhash::fast::RandomState>;
+
+const SHARDS: usize = 16;
+
+impl Verified {
+    fn new() -> Verified {
+        Verified { shards: (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect() }
+    }
+
+    fn own(&self) -> &RwLock<Shard> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        thread_local! {
+            static SHARD: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
+        }
+        &self.shards[SHARD.with(|s| *s)]
+    }
+
+    fn all(&self) -> impl Iterator<Item = &RwLock<Shard>> {
+        self.shards.iter()
+    }
 }
 
 fn digest(parts: &[&[u8]]) -> [u8; 32] {
@@ -145,7 +178,7 @@ impl Accounts {
         let inner = Arc::new(Inner {
             store,
             clock,
-            cache: RwLock::new(HashMap::default()),
+            cache: Verified::new(),
             failures: Mutex::new(HashMap::new()),
             kdf: Arc::new(Semaphore::new(kdf)),
             decoy,
@@ -166,35 +199,43 @@ impl Accounts {
         self.inner.clock.now_ms()
     }
 
+    /// The caller of a credential verified lately: a principal of the
+    /// request's own (a copy: requests on many threads never share its
+    /// reference count).
     fn cached(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
-        let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
+        let cache = self.inner.cache.own().read().unwrap_or_else(|p| p.into_inner());
         let hit = cache.get(key)?;
         let fresh = hit.checked.elapsed() < CACHE_TTL && hit.expires_ms.is_none_or(|t| self.now_ms() < t);
-        fresh.then(|| hit.principal.clone())
+        fresh.then(|| Arc::new(Principal::clone(&hit.principal)))
     }
 
     fn remember(&self, key: [u8; 32], principal: Arc<Principal>, expires_ms: Option<i64>) {
-        let mut cache = self.inner.cache.write().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MAX_CACHED {
-            cache.retain(|_, c| c.checked.elapsed() < CACHE_TTL);
+        let checked = Instant::now();
+        for shard in self.inner.cache.all() {
+            let mut cache = shard.write().unwrap_or_else(|p| p.into_inner());
             if cache.len() >= MAX_CACHED {
-                cache.clear();
+                cache.retain(|_, c| c.checked.elapsed() < CACHE_TTL);
+                if cache.len() >= MAX_CACHED {
+                    cache.clear();
+                }
             }
+            cache.insert(key, Cached { principal: principal.clone(), checked, expires_ms });
         }
-        cache.insert(key, Cached { principal, checked: Instant::now(), expires_ms });
     }
 
     /// Drops what this process trusts about a user (or, with `token`, one token).
     fn forget(&self, user_id: Option<i64>, token: Option<&str>) {
-        let mut cache = self.inner.cache.write().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|_, c| {
-            let p = &c.principal;
-            let of_token = matches!(
-                (&p.via, token),
-                (Via::Token(id) | Via::Session(id) | Via::ServingKey { token: id, .. }, Some(t)) if id == t
-            );
-            !(of_token || user_id == Some(p.user_id))
-        });
+        for shard in self.inner.cache.all() {
+            let mut cache = shard.write().unwrap_or_else(|p| p.into_inner());
+            cache.retain(|_, c| {
+                let p = &c.principal;
+                let of_token = matches!(
+                    (&p.via, token),
+                    (Via::Token(id) | Via::Session(id) | Via::ServingKey { token: id, .. }, Some(t)) if id == t
+                );
+                !(of_token || user_id == Some(p.user_id))
+            });
+        }
     }
 
     /// Whether `key` is locked out now.

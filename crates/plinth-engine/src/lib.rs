@@ -148,4 +148,11 @@ impl Platform {
     pub fn accounts(&self) -> accounts::Accounts {
         self.accounts.acting(self.actor.clone())
     }
+
+    /// The accounts as they are, for the hot path's look-ups of credentials
+    /// verified lately (`trusted_*`, which record nothing): no clone of the
+    /// shared handles per request.
+    pub fn verified(&self) -> &accounts::Accounts {
+        &self.accounts
+    }
 }

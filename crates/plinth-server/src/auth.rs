@@ -212,7 +212,7 @@ fn refusal(req: &Request, failure: Failure) -> Response {
 /// The caller of a credential verified within the cache's time, found
 /// without a store round trip or the KDF: the hot path.
 fn trusted(state: &AppState, credential: &Credential<'_>) -> Option<Arc<Principal>> {
-    let accounts = state.platform.accounts();
+    let accounts = state.platform.verified();
     match credential {
         Credential::Basic(user, password) => accounts.trusted_password(user, password),
         Credential::Bearer(token) if token.starts_with(plinth_engine::accounts::SERVING_KEY_PREFIX) => {

@@ -285,8 +285,19 @@ impl<R: Record> Writer<R> {
                 msg = rx.recv() => match msg {
                     Some(Msg::Records(records)) => self.pending.extend(records),
                     Some(Msg::Flush(done)) => {
+                        // Group commit: whatever else is queued by now goes in the same write, and every caller
+                        // waiting on it is answered after it.
+                        let mut waiting = vec![done];
+                        while let Ok(msg) = rx.try_recv() {
+                            match msg {
+                                Msg::Records(records) => self.pending.extend(records),
+                                Msg::Flush(done) => waiting.push(done),
+                            }
+                        }
                         self.flush().await;
-                        let _ = done.send(());
+                        for done in waiting {
+                            let _ = done.send(());
+                        }
                     }
                     None => {
                         self.flush().await;
