@@ -99,7 +99,7 @@ def experiment(server, tmp_path_factory):
 
 def analysis(server, name, **params):
     r = requests.get(f"{server.url}/api/2.0/plinth/deployments/analysis",
-                     params={"name": name, "event": "play", "window": "1h", **params}, timeout=120)
+                     params={"name": name, "event": "play", "window": "1h"} | params, timeout=120)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -275,3 +275,30 @@ def test_the_cli_prints_the_analysis(server, experiment):
     bad = subprocess.run([PLINTH_BIN, "deploy", "analyze", name, "--event", "play", "--control", "zz",
                           "--tracking-uri", server.url], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "control variant 'zz' does not exist" in bad.stderr
+
+
+def test_events_import_from_a_file(server, experiment, tmp_path):
+    """`plinth events import` sends a CSV's rows to /v1/events; a refused row is reported with its number and
+    fails the command; the imported events count in the analysis."""
+    units, name = experiment["units"], experiment["name"]
+    signed = units.iloc[::3]
+    lines = ["unit,kind,time,value"] + [f"{u},signup,{int(row.first_ms) + 1000},1" for u, row in signed.iterrows()]
+    lines.insert(5, "unit7,sign up,,")  # row 5: a kind with a space
+    csv = tmp_path / "signups.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    out = subprocess.run([PLINTH_BIN, "events", "import", str(csv), "--deployment", name, "--batch", "100",
+                          "--tracking-uri", server.url], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0, out.stdout
+    assert f"{len(signed)} events accepted, 1 refused" in out.stdout, out.stdout + out.stderr
+    assert "row 5: 'kind' must" in out.stderr, out.stderr
+    result = analysis(server, name, aggregate="conversion")  # event=play: unchanged by the import
+    assert variant(result, "a")["units"] == int((units["variant"] == "a").sum())
+    signups = analysis(server, name, aggregate="conversion", event="signup")
+    for g in ["a", "b", "c"]:
+        want = units.loc[units["variant"] == g].index.isin(signed.index).mean()
+        assert close(variant(signups, g)["mean"], want)
+    missing = tmp_path / "bad.csv"
+    missing.write_text("who,kind\nu1,play\n")
+    out = subprocess.run([PLINTH_BIN, "events", "import", str(missing), "--tracking-uri", server.url],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "unknown columns who" in out.stderr, out.stderr

@@ -5,6 +5,7 @@ mod audit;
 mod client;
 mod config;
 mod deploy;
+mod events;
 mod import;
 mod jobs;
 mod models;
@@ -51,6 +52,9 @@ enum Command {
     /// Serve registered models: create, change, inspect and delete deployments on a running server.
     #[command(subcommand)]
     Deploy(deploy::DeployCommand),
+    /// Outcome events (plays, clicks, conversions) for experiment analysis: import a file into a running server.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Register a model trained elsewhere (LightGBM) so Plinth tracks and serves it.
     #[command(subcommand)]
     Import(import::ImportCommand),
@@ -102,6 +106,7 @@ fn run() -> anyhow::Result<()> {
         Command::Train(TrainCommand::Recommender(args)) => runtime.block_on(train::recommender(*args)),
         Command::Train(TrainCommand::Tabular(args)) => runtime.block_on(tabular::run(*args)),
         Command::Deploy(cmd) => runtime.block_on(deploy::run(cmd)),
+        Command::Events(cmd) => runtime.block_on(events::run(cmd)),
         Command::Import(cmd) => runtime.block_on(import::run(cmd)),
         Command::Models(cmd) => runtime.block_on(models::run(cmd)),
         Command::Jobs(cmd) => runtime.block_on(jobs::run(cmd)),
