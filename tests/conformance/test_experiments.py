@@ -302,3 +302,27 @@ def test_events_import_from_a_file(server, experiment, tmp_path):
     out = subprocess.run([PLINTH_BIN, "events", "import", str(missing), "--tracking-uri", server.url],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "unknown columns who" in out.stderr, out.stderr
+
+
+def test_unscoped_events_count_only_in_their_workspace(server, experiment):
+    """Events that name no deployment belong to the workspace they were posted in: another team's events for the
+    same unit ids do not enter this deployment's analysis; a workspace that does not exist is refused."""
+    units, name = experiment["units"], experiment["name"]
+    before = analysis(server, name, aggregate="count")
+    other = f"exp-team-{uuid.uuid4().hex[:6]}"
+    r = requests.post(f"{server.url}/api/3.0/mlflow/workspaces", json={"name": other}, timeout=30)
+    assert r.status_code == 201, r.text
+    batch = [{"unit": u, "kind": "play", "time": int(row.first_ms) + 10} for u, row in units.iterrows()]
+    r = requests.post(f"{server.url}/v1/events", json=batch, headers={"X-MLFLOW-WORKSPACE": other}, timeout=60)
+    assert r.status_code == 200 and r.json()["accepted"] == len(batch), r.text
+    after = analysis(server, name, aggregate="count")
+    for g in ["a", "b", "c"]:
+        assert close(variant(after, g)["mean"], variant(before, g)["mean"], 1e-12), "another workspace's do not count"
+    r = requests.post(f"{server.url}/v1/events", json=batch[:1], headers={"X-MLFLOW-WORKSPACE": "no-such-team"},
+                      timeout=30)
+    assert r.status_code == 404 and "error" in r.json(), r.text
+    # The same events posted in the deployment's own workspace do count.
+    r = requests.post(f"{server.url}/v1/events", json=batch, timeout=60)
+    assert r.status_code == 200, r.text
+    counted = analysis(server, name, aggregate="count")
+    assert variant(counted, "a")["mean"] == pytest.approx(variant(before, "a")["mean"] + 1)

@@ -8,8 +8,9 @@
 //! [`Analysis::units_in_several_variants`]). Its metric counts the events of
 //! the metric's kind in the attribution window after that first exposure;
 //! its covariate (CUPED) counts the same over the same length of time just
-//! before it. Events that name the deployment and events that name none
-//! count; events naming another deployment do not.
+//! before it. Events that name the deployment and events posted in its
+//! workspace that name none count; events naming another deployment, or
+//! posted in another workspace without one, do not.
 
 use std::collections::HashMap;
 
@@ -20,7 +21,7 @@ use serde::Serialize;
 
 use crate::Serving;
 use crate::error::{Error, Result};
-use crate::events::{ANY_DEPLOYMENT, dedupe, valid_kind};
+use crate::events::{dedupe, unscoped, valid_kind};
 
 /// How a unit's events become its metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -224,7 +225,7 @@ impl Serving {
         // Events of the kind, from the covariate's period on, counted once per event id.
         let events_since = q.since_ms.map(|s| s - q.window_ms);
         let mut event_segments = self.events().scan(name, events_since).await?;
-        event_segments.extend(self.events().scan(ANY_DEPLOYMENT, events_since).await?);
+        event_segments.extend(self.events().scan(&unscoped(&deployment.workspace), events_since).await?);
         let kind_events = event_segments.iter().flat_map(|s| s.iter()).filter(|e| e.kind == q.event);
         for e in dedupe(kind_events) {
             let Some(unit) = units.get_mut(e.unit.as_str()) else { continue };

@@ -2,8 +2,9 @@
 //! `conversion`, minutes watched), posted by the services around Plinth
 //! (`POST /v1/events`) or imported, and kept as a [`SegmentLog`] beside the
 //! exposure log (under [`Event::ROOT`] in the same store), partitioned by the
-//! deployment an event names ([`ANY_DEPLOYMENT`] when it names none: such
-//! events count for every deployment that exposed the unit).
+//! deployment an event names, or, when it names none, by the workspace it was
+//! posted in ([`unscoped`]: such events count for every deployment of that
+//! workspace that exposed the unit, and for no other workspace's).
 //!
 //! An event may carry an `event_id`; a retried batch stores it again, and
 //! readers count each `(unit, event_id)` once ([`dedupe`]), so retries are
@@ -19,8 +20,16 @@ use serde::Serialize;
 
 use crate::segments::{self, Record, SegmentLog, column};
 
-/// The partition of events that name no deployment (a name no deployment can have).
-pub const ANY_DEPLOYMENT: &str = "~any";
+/// The partition of the events posted in `workspace` that name no
+/// deployment (`~<workspace>`: a name no deployment can have).
+pub fn unscoped(workspace: &str) -> String {
+    format!("~{workspace}")
+}
+
+/// Whether `partition` holds events that name no deployment.
+fn is_unscoped(partition: &str) -> bool {
+    partition.starts_with('~')
+}
 /// How far ahead of the server's clock an event's time may be (clocks drift).
 pub const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
 /// Events per request at most.
@@ -29,7 +38,7 @@ pub const MAX_BATCH: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     pub time_ms: i64,
-    /// The deployment it names, or [`ANY_DEPLOYMENT`].
+    /// The deployment it names, or the [`unscoped`] partition of its workspace.
     pub deployment: String,
     pub unit: String,
     pub kind: String,
@@ -59,8 +68,9 @@ pub fn valid_kind(kind: &str) -> bool {
 
 impl EventInput {
     /// The event, or why it is refused; `now_ms` stamps one without a time,
-    /// `oldest_ms` is the retention's start.
-    pub fn check(self, now_ms: i64, oldest_ms: i64) -> Result<Event, String> {
+    /// `oldest_ms` is the retention's start, `workspace` is where it was
+    /// posted (the partition of an event that names no deployment).
+    pub fn check(self, now_ms: i64, oldest_ms: i64, workspace: &str) -> Result<Event, String> {
         let unit = self.unit.filter(|u| !u.is_empty()).ok_or("'unit' is required")?;
         if unit.len() > 256 {
             return Err("'unit' is longer than 256 bytes".into());
@@ -89,7 +99,7 @@ impl EventInput {
         }
         Ok(Event {
             time_ms,
-            deployment: self.deployment.unwrap_or_else(|| ANY_DEPLOYMENT.to_string()),
+            deployment: self.deployment.unwrap_or_else(|| unscoped(workspace)),
             unit,
             kind,
             item: self.item,
@@ -188,10 +198,12 @@ impl crate::Serving {
     /// Checks each event and stores the good ones (each is in the store
     /// within [`crate::segments::FLUSH_EVERY`], or when this returns if
     /// `durable`); the others are reported with the reason. An event that
-    /// names a deployment must name one that exists.
+    /// names a deployment must name one that exists; one that names none
+    /// belongs to `workspace` (the caller's, checked by the caller).
     pub async fn post_events(
         &self,
         batch: Vec<Result<EventInput, String>>,
+        workspace: &str,
         durable: bool,
     ) -> crate::Result<EventReport> {
         let now = self.now_ms();
@@ -200,9 +212,9 @@ impl crate::Serving {
         let mut good = Vec::with_capacity(batch.len());
         let mut rejected = Vec::new();
         for (index, input) in batch.into_iter().enumerate() {
-            let checked = input.and_then(|i| i.check(now, oldest));
+            let checked = input.and_then(|i| i.check(now, oldest, workspace));
             let event = match checked {
-                Ok(e) if e.deployment != ANY_DEPLOYMENT => {
+                Ok(e) if !is_unscoped(&e.deployment) => {
                     let exists = match known.get(&e.deployment) {
                         Some(&exists) => exists,
                         None => {
@@ -250,8 +262,8 @@ mod tests {
     #[test]
     fn bad_events_say_why() {
         let now = 1_000_000_000_000;
-        let ok = input("u1", "play").check(now, 0).unwrap();
-        assert_eq!((ok.time_ms, ok.deployment.as_str()), (now, ANY_DEPLOYMENT));
+        let ok = input("u1", "play").check(now, 0, "team-a").unwrap();
+        assert_eq!((ok.time_ms, ok.deployment.as_str()), (now, "~team-a"));
         let refused = [
             (EventInput { kind: Some("play".into()), ..Default::default() }, "'unit' is required"),
             (input("", "play"), "'unit' is required"),
@@ -263,7 +275,7 @@ mod tests {
             (EventInput { event_id: Some(String::new()), ..input("u", "play") }, "'event_id'"),
         ];
         for (event, why) in refused {
-            let e = event.check(now, 10).unwrap_err();
+            let e = event.check(now, 10, "default").unwrap_err();
             assert!(e.contains(why), "{e}");
         }
     }
@@ -272,7 +284,7 @@ mod tests {
     fn repeated_event_ids_count_once_per_unit() {
         let now = 1_000;
         let e = |unit: &str, id: Option<&str>| {
-            EventInput { event_id: id.map(String::from), ..input(unit, "play") }.check(now, 0).unwrap()
+            EventInput { event_id: id.map(String::from), ..input(unit, "play") }.check(now, 0, "default").unwrap()
         };
         let events = [e("u1", Some("a")), e("u1", Some("a")), e("u2", Some("a")), e("u1", None), e("u1", None)];
         assert_eq!(dedupe(&events).len(), 4);
@@ -285,10 +297,11 @@ mod tests {
         let events = EventLog::open(config.clone());
         let exposures = ExposureLog::open(config);
         let now = plinth_core::ids::now_ms();
-        let mut play = input("u1", "play").check(now, 0).unwrap();
+        let mut play = input("u1", "play").check(now, 0, "default").unwrap();
         play.value = Some(12.5);
         play.item = Some("i9".into());
-        let named = EventInput { deployment: Some("recs".into()), ..input("u2", "click") }.check(now, 0).unwrap();
+        let named =
+            EventInput { deployment: Some("recs".into()), ..input("u2", "click") }.check(now, 0, "default").unwrap();
         events.record_all(vec![play.clone(), named.clone()]);
         exposures.record(Exposure {
             time_ms: now,
@@ -304,7 +317,7 @@ mod tests {
             fallback: false,
         });
         let any: Vec<Event> =
-            events.scan(ANY_DEPLOYMENT, None).await.unwrap().iter().flat_map(|s| s.to_vec()).collect();
+            events.scan(&unscoped("default"), None).await.unwrap().iter().flat_map(|s| s.to_vec()).collect();
         assert_eq!(any, [play]);
         let recs: Vec<Event> = events.scan("recs", Some(now)).await.unwrap().iter().flat_map(|s| s.to_vec()).collect();
         assert_eq!(recs, [named]);

@@ -5,7 +5,7 @@
 //!
 //! Layout: `<partition>/<YYYYMMDDHH>/<writer>-<seq>.parquet`, the hour of the
 //! records' time (UTC); the partition is a deployment's name (or, for events
-//! that name none, [`crate::events::ANY_DEPLOYMENT`]). Every process writes
+//! that name none, their workspace's: [`crate::events::unscoped`]). Every process writes
 //! under its own writer id (random per start), so no two processes ever
 //! write the same object; a segment is written whole, once, and never
 //! changed (readers cache them). A read lists the hours it needs and reads

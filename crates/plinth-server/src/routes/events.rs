@@ -1,5 +1,6 @@
 //! `POST /v1/events`: outcome events (plays, clicks, conversions) from the
-//! services around Plinth, in batches, each event checked on its own: the
+//! services around Plinth, in batches (those naming no deployment belong to
+//! the request's workspace), each event checked on its own: the
 //! answer counts the accepted ones and lists every refused one with its
 //! index and reason (400 when none was accepted). Answered once the accepted
 //! events are in the store.
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use plinth_core::auth::{Principal, Via};
 use plinth_serving::EventInput;
@@ -80,8 +81,15 @@ async fn allowed(s: &AppState, principal: &Principal, deployment: &str) -> bool 
 pub(super) async fn post_events(
     State(s): State<AppState>,
     Caller(principal): Caller,
+    headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, InferError> {
+    // Events that name no deployment belong to the workspace they are posted in (`X-MLFLOW-WORKSPACE`, `default`
+    // when none): one the caller may not see is refused as not found.
+    let request_id = headers.get(super::serving::REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
+    let actor = plinth_core::audit::Actor::of_request(Some(principal.clone()), request_id);
+    let platform = crate::state::acting_in_workspace(s.platform.acting(actor), &headers).await.map_err(InferError)?;
+    let workspace = platform.actor().workspace.clone();
     let parsed: Value =
         serde_json::from_slice(&body).map_err(|e| InferError::bad_request(format!("Invalid request body: {e}")))?;
     let list = match parsed {
@@ -130,7 +138,7 @@ pub(super) async fn post_events(
         }
         batch.push(event);
     }
-    let report = s.serving.post_events(batch, true).await?;
+    let report = s.serving.post_events(batch, &workspace, true).await?;
     let status =
         if report.accepted == 0 && !report.rejected.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     Ok((status, Json(report)).into_response())
