@@ -222,6 +222,20 @@ def test_serving_keys_call_one_deployment_only(auth_server, tmp_path):
                           headers=as_key, timeout=10)
     assert keyed.status_code == 403, "a serving key makes no keys"
 
+    # Outcome events: a key's are its deployment's; it names no other; nobody posts anonymously.
+    played = [{"unit": "u1", "kind": "play"}, {"unit": "u1", "kind": "play", "deployment": "keyed-b"}]
+    r = requests.post(f"{url}/v1/events", json=played, headers=as_key, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1 and "for deployment 'keyed-a' only" in r.json()["rejected"][0]["reason"]
+    assert requests.post(f"{url}/v1/events", json=played[:1], timeout=10).status_code == 401
+    result = requests.get(f"{url}/api/2.0/plinth/deployments/analysis",
+                          params={"name": "keyed-a", "event": "play", "window": "1h"}, auth=admin, timeout=30)
+    assert result.status_code == 200, result.text
+    assert result.json()["variants"][0]["units"] == 1 and result.json()["variants"][0]["mean"] == 1.0
+    denied = requests.get(f"{url}/api/2.0/plinth/deployments/analysis", params={"name": "keyed-a", "event": "play"},
+                          headers=as_key, timeout=10)
+    assert denied.status_code == 403, "a serving key reads no analysis"
+
     # gRPC: the model it names decides.
     g = grpcclient.InferenceServerClient(auth_server.grpc_address)
     metadata = {"authorization": f"Bearer {secret}"}  # gRPC metadata keys are lower case
