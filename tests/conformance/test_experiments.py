@@ -219,6 +219,13 @@ def test_bad_events_are_refused_one_by_one(server, experiment):
         r = requests.post(f"{server.url}/v1/events", data=body, headers={"Content-Type": "application/json"},
                           timeout=30)
         assert r.status_code == 400 and "error" in r.json(), body
+    # A state change: a text body (what a cross-site page sends without a preflight) and a foreign Origin are refused.
+    r = requests.post(f"{server.url}/v1/events", data='[{"unit": "u1", "kind": "play"}]',
+                      headers={"Content-Type": "text/plain"}, timeout=30)
+    assert r.status_code == 400 and "application/json" in r.json()["error"], r.text
+    r = requests.post(f"{server.url}/v1/events", json=[{"unit": "u1", "kind": "play"}],
+                      headers={"Origin": "https://evil.example"}, timeout=30)
+    assert r.status_code == 403, r.text
     r = requests.post(f"{server.url}/v1/events", json=[{"unit": "u", "kind": "play"}] * 10_001, timeout=60)
     assert r.status_code == 400 and "at most 10000" in r.json()["error"]
 

@@ -143,17 +143,21 @@ pub struct VariantSummary {
     pub note: Option<String>,
 }
 
-/// A variant against the control.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// A variant against the control (serialized as the analysis API answers it).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct Lift {
     /// The means compared (CUPED-adjusted when CUPED is on).
     pub control_mean: Option<f64>,
     pub treatment_mean: Option<f64>,
     pub absolute: Option<f64>,
+    #[serde(rename = "absolute_ci_low")]
     pub absolute_low: Option<f64>,
+    #[serde(rename = "absolute_ci_high")]
     pub absolute_high: Option<f64>,
     pub relative: Option<f64>,
+    #[serde(rename = "relative_ci_low")]
     pub relative_low: Option<f64>,
+    #[serde(rename = "relative_ci_high")]
     pub relative_high: Option<f64>,
     /// Fixed horizon: Welch's two-sided p-value. Sequential: the
     /// anytime-valid p-value (the smallest α whose sequence excludes 0).

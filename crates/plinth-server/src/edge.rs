@@ -133,7 +133,7 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn is_json(content_type: &str) -> bool {
+pub(crate) fn is_json(content_type: &str) -> bool {
     content_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json")
 }
 

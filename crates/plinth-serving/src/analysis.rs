@@ -81,45 +81,8 @@ pub struct VariantAnalysis {
     pub p95_latency_ms: Option<f64>,
     pub fallback_share: Option<f64>,
     /// Against the control (absent for the control itself).
-    pub lift: Option<LiftAnalysis>,
+    pub lift: Option<Lift>,
     pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LiftAnalysis {
-    pub control_mean: Option<f64>,
-    pub treatment_mean: Option<f64>,
-    pub absolute: Option<f64>,
-    pub absolute_ci_low: Option<f64>,
-    pub absolute_ci_high: Option<f64>,
-    pub relative: Option<f64>,
-    pub relative_ci_low: Option<f64>,
-    pub relative_ci_high: Option<f64>,
-    pub p_value: Option<f64>,
-    pub p_value_adjusted: Option<f64>,
-    pub significant: bool,
-    pub cuped_theta: Option<f64>,
-    pub note: Option<String>,
-}
-
-impl From<Lift> for LiftAnalysis {
-    fn from(l: Lift) -> Self {
-        LiftAnalysis {
-            control_mean: l.control_mean,
-            treatment_mean: l.treatment_mean,
-            absolute: l.absolute,
-            absolute_ci_low: l.absolute_low,
-            absolute_ci_high: l.absolute_high,
-            relative: l.relative,
-            relative_ci_low: l.relative_low,
-            relative_ci_high: l.relative_high,
-            p_value: l.p_value,
-            p_value_adjusted: l.p_value_adjusted,
-            significant: l.significant,
-            cuped_theta: l.cuped_theta,
-            note: l.note,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -294,7 +257,7 @@ impl Serving {
                     exposures: served,
                     p95_latency_ms: p95,
                     fallback_share: (served > 0).then(|| fallbacks[v] as f64 / served as f64),
-                    lift: lift_of.remove(&v).map(LiftAnalysis::from),
+                    lift: lift_of.remove(&v),
                     note,
                 }
             })

@@ -195,16 +195,14 @@ pub struct Rejected {
 }
 
 impl crate::Serving {
-    /// Checks each event and stores the good ones (each is in the store
-    /// within [`crate::segments::FLUSH_EVERY`], or when this returns if
-    /// `durable`); the others are reported with the reason. An event that
+    /// Checks each event and stores the good ones (in the store when this
+    /// returns); the others are reported with the reason. An event that
     /// names a deployment must name one that exists; one that names none
     /// belongs to `workspace` (the caller's, checked by the caller).
     pub async fn post_events(
         &self,
         batch: Vec<Result<EventInput, String>>,
         workspace: &str,
-        durable: bool,
     ) -> crate::Result<EventReport> {
         let now = self.now_ms();
         let oldest = now - self.retention().as_millis() as i64;
@@ -237,9 +235,7 @@ impl crate::Serving {
             if !self.events().append(good).await {
                 return Err(crate::Error::Internal("the event writer has stopped".into()));
             }
-            if durable {
-                self.events().flush().await;
-            }
+            self.events().flush().await;
         }
         metrics::counter!("plinth_events_accepted_total").increment(accepted);
         metrics::counter!("plinth_events_rejected_total").increment(rejected.len() as u64);

@@ -70,6 +70,8 @@ impl SegmentError {
 }
 
 enum Msg<R> {
+    /// One record (the exposure log's hot path: no batch allocated per request).
+    Record(R),
     Records(Vec<R>),
     Flush(oneshot::Sender<()>),
 }
@@ -109,13 +111,17 @@ impl<R: Record> SegmentLog<R> {
 
     /// Queues a record; never blocks.
     pub fn record(&self, r: R) {
-        self.record_all(vec![r]);
+        self.queue(Msg::Record(r), 1);
     }
 
     /// Queues records; never blocks (a full queue drops them, counted).
     pub fn record_all(&self, records: Vec<R>) {
         let n = records.len() as u64;
-        match self.tx.try_send(Msg::Records(records)) {
+        self.queue(Msg::Records(records), n);
+    }
+
+    fn queue(&self, msg: Msg<R>, n: u64) {
+        match self.tx.try_send(msg) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!(format!("plinth_{}_dropped_total", R::KIND)).increment(n)
@@ -283,6 +289,7 @@ impl<R: Record> Writer<R> {
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
+                    Some(Msg::Record(r)) => self.pending.push(r),
                     Some(Msg::Records(records)) => self.pending.extend(records),
                     Some(Msg::Flush(done)) => {
                         // Group commit: whatever else is queued by now goes in the same write, and every caller
@@ -290,6 +297,7 @@ impl<R: Record> Writer<R> {
                         let mut waiting = vec![done];
                         while let Ok(msg) = rx.try_recv() {
                             match msg {
+                                Msg::Record(r) => self.pending.push(r),
                                 Msg::Records(records) => self.pending.extend(records),
                                 Msg::Flush(done) => waiting.push(done),
                             }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use plinth_core::auth::{Principal, Via};
 use plinth_serving::EventInput;
@@ -90,6 +90,11 @@ pub(super) async fn post_events(
     let actor = plinth_core::audit::Actor::of_request(Some(principal.clone()), request_id);
     let platform = crate::state::acting_in_workspace(s.platform.acting(actor), &headers).await.map_err(InferError)?;
     let workspace = platform.actor().workspace.clone();
+    // A JSON API: a form or text body (what a cross-site page can send without asking) is refused.
+    let json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(crate::edge::is_json);
+    if !json {
+        return Err(InferError::bad_request("Content-Type must be application/json"));
+    }
     let parsed: Value =
         serde_json::from_slice(&body).map_err(|e| InferError::bad_request(format!("Invalid request body: {e}")))?;
     let list = match parsed {
@@ -138,7 +143,7 @@ pub(super) async fn post_events(
         }
         batch.push(event);
     }
-    let report = s.serving.post_events(batch, &workspace, true).await?;
+    let report = s.serving.post_events(batch, &workspace).await?;
     let status =
         if report.accepted == 0 && !report.rejected.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     Ok((status, Json(report)).into_response())
