@@ -45,11 +45,17 @@ def experiment(server, tmp_path_factory):
     r = requests.post(f"{server.url}/api/2.0/plinth/deployments/create", json=spec, timeout=60)
     assert r.status_code == 200, r.text
     session = requests.Session()
+    shown = {}
     for u in range(UNITS):
         for _ in range(1 + (u % 4 == 0)):
             r = session.post(f"{server.url}/v1/deployments/{name}/recommend", json={"user": f"user{u % 60}", "k": 3},
                              headers={"X-Plinth-Unit": f"unit{u}"}, timeout=30)
             assert r.status_code == 200, r.text
+            shown[f"unit{u}"] = [i["item"] for i in r.json()["items"]]
+    # A caller's mistake is no exposure.
+    r = session.post(f"{server.url}/v1/deployments/{name}/recommend", json={"user": "user1", "k": 0},
+                     headers={"X-Plinth-Unit": "unit-bad"}, timeout=30)
+    assert r.status_code == 400, r.text
     def logged():
         found = requests.get(f"{server.url}/api/2.0/plinth/deployments/exposures",
                              params={"name": name, "max_results": 100000}, timeout=60).json()["exposures"]
@@ -57,6 +63,9 @@ def experiment(server, tmp_path_factory):
 
     # Every exposure is logged, and read back through any replica (each writes its own within a second).
     found = eventually(logged, timeout=10, what="every exposure in the log")
+    # Each exposure keeps what was shown, in rank order, and that it did not fail.
+    for e in found:
+        assert e["items"] == shown[e["unit"]] and e["error"] is False, e
     exposures = pd.DataFrame(found)
     first = exposures.sort_values("time_ms").groupby("unit").first()
     units = pd.DataFrame({"variant": first["variant"], "first_ms": first["time_ms"],
@@ -140,6 +149,7 @@ def test_counts_match_tea_tasting_gbstats_scipy_and_statsmodels(server, experime
         assert close(v["ci_low"], values.mean() - half) and close(v["ci_high"], values.mean() + half)
         assert v["exposures"] == int(units.loc[units["variant"] == name_, "n"].sum())
         assert v["p95_latency_ms"] is not None and v["p95_latency_ms"] > 0
+        assert v["error_rate"] == 0.0
     # GrowthBook's frequentist engine: the absolute lift, its interval and p-value.
     stat = {g: SampleMeanStatistic(n=len(s), sum=float(s.sum()), sum_squares=float((s ** 2).sum()))
             for g, s in units.groupby("variant")["y"]}

@@ -11,6 +11,7 @@ pub mod csr;
 pub mod data;
 mod error;
 pub mod interactions;
+pub mod interleave;
 pub mod knn;
 pub mod metrics;
 pub mod model;

@@ -13,15 +13,17 @@
 //! posted in another workspace without one, do not.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use plinth_core::deployments::Deployment;
-use plinth_ml::abtest::{self, Lift, Moments, VariantSummary};
+use plinth_ml::abtest::{self, Lift, VariantSummary};
 pub use plinth_ml::abtest::{Mode, Plan};
 use serde::Serialize;
 
 use crate::Serving;
 use crate::error::{Error, Result};
-use crate::events::{dedupe, unscoped, valid_kind};
+use crate::events::{unscoped, valid_kind};
+use crate::join::{JoinSpec, Joined, combine, event_shards, exposure_shards};
 
 /// How a unit's events become its metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,9 +79,11 @@ pub struct VariantAnalysis {
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
     pub exposures: u64,
-    /// Guardrails from the exposure log: served latency and fallbacks.
+    /// Guardrails from the exposure log: served latency, fallbacks and failures.
     pub p95_latency_ms: Option<f64>,
     pub fallback_share: Option<f64>,
+    /// Exposures that failed on our side, over all exposures.
+    pub error_rate: Option<f64>,
     /// Against the control (absent for the control itself).
     pub lift: Option<Lift>,
     pub note: Option<String>,
@@ -109,15 +113,6 @@ pub struct Analysis {
 
 /// Below this the split is called broken.
 pub const SRM_THRESHOLD: f64 = 0.001;
-
-/// A unit, as the join sees it.
-struct Unit {
-    variant: usize,
-    first_ms: i64,
-    exposures_in_window: f64,
-    post: f64,
-    pre: f64,
-}
 
 impl Serving {
     /// `deployment`'s experiment for `q` (the caller has checked that it may read it).
@@ -154,67 +149,30 @@ impl Serving {
             )));
         };
 
-        // Exposures: each unit's first variant and time, and each variant's guardrail figures.
+        // Each segment decoded as it is read (only the columns the join needs), then the units joined on every core.
+        let spec = Arc::new(JoinSpec {
+            variants: names.iter().map(|n| n.to_string()).collect(),
+            event: q.event.clone(),
+            aggregate: q.aggregate,
+            window_ms: q.window_ms,
+            since_ms: q.since_ms,
+            until_ms,
+            cuped: q.plan.cuped,
+        });
         let name = deployment.name.as_str();
-        let segments = self.exposures().scan(name, q.since_ms).await?;
-        let mut exposures: Vec<&crate::Exposure> = segments
-            .iter()
-            .flat_map(|s| s.iter())
-            .filter(|e| !e.shadow && q.since_ms.is_none_or(|s| e.time_ms >= s) && e.time_ms <= until_ms)
-            .collect();
-        exposures.sort_by_key(|e| e.time_ms);
-        let mut units: HashMap<&str, Unit> = HashMap::new();
-        let mut several = std::collections::HashSet::new();
-        let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
-        let mut fallbacks = vec![0u64; names.len()];
-        for e in &exposures {
-            let Some(v) = names.iter().position(|n| *n == e.variant) else { continue };
-            latencies[v].push(e.latency_us);
-            fallbacks[v] += u64::from(e.fallback);
-            let unit = units.entry(e.unit.as_str()).or_insert(Unit {
-                variant: v,
-                first_ms: e.time_ms,
-                exposures_in_window: 0.0,
-                post: 0.0,
-                pre: 0.0,
-            });
-            if unit.variant != v {
-                several.insert(e.unit.as_str());
-            } else if e.time_ms < unit.first_ms + q.window_ms {
-                unit.exposures_in_window += 1.0;
-            }
-        }
-
-        // Events of the kind, from the covariate's period on, counted once per event id.
+        let of = spec.clone();
+        let exposures = self.exposures().read_segments(name, q.since_ms, move |b| exposure_shards(&of, b)).await?;
+        // Events from the covariate's period on: those naming the deployment and those posted in its workspace.
         let events_since = q.since_ms.map(|s| s - q.window_ms);
-        let mut event_segments = self.events().scan(name, events_since).await?;
-        event_segments.extend(self.events().scan(&unscoped(&deployment.workspace), events_since).await?);
-        let kind_events = event_segments.iter().flat_map(|s| s.iter()).filter(|e| e.kind == q.event);
-        for e in dedupe(kind_events) {
-            let Some(unit) = units.get_mut(e.unit.as_str()) else { continue };
-            let amount = match q.aggregate {
-                Aggregate::Sum => e.value.unwrap_or(0.0),
-                _ => 1.0,
-            };
-            let since_first = e.time_ms - unit.first_ms;
-            if (0..q.window_ms).contains(&since_first) {
-                unit.post += amount;
-            } else if (-q.window_ms..0).contains(&since_first) {
-                unit.pre += amount;
-            }
+        let mut events = Vec::new();
+        for partition in [name.to_string(), unscoped(&deployment.workspace)] {
+            let of = spec.clone();
+            events.extend(self.events().read_segments(&partition, events_since, move |b| event_shards(&of, b)).await?);
         }
-
-        // Per variant, the moments of [numerator, denominator, covariate, 1].
-        let mut rows: Vec<Vec<[f64; 4]>> = vec![Vec::new(); names.len()];
-        for unit in units.values() {
-            let (numer, denom, pre) = match q.aggregate {
-                Aggregate::Count | Aggregate::Sum => (unit.post, 1.0, unit.pre),
-                Aggregate::Conversion => (f64::from(unit.post > 0.0), 1.0, f64::from(unit.pre > 0.0)),
-                Aggregate::Ratio => (unit.post, unit.exposures_in_window, unit.pre),
-            };
-            rows[unit.variant].push([numer, denom, if q.plan.cuped { pre } else { 0.0 }, 1.0]);
-        }
-        let moments: Vec<Moments> = rows.into_iter().map(Moments::of).collect();
+        let joined = tokio::task::spawn_blocking(move || combine(&spec, exposures, events))
+            .await
+            .map_err(|e| Error::Internal(format!("the analysis stopped: {e}")))?;
+        let Joined { moments, exposures, fallbacks, errors, p95_latency_ms, several } = joined;
         for (v, m) in moments.iter().enumerate() {
             if m.n == 0.0 && deployment.variants[v].weight > 0 {
                 return Err(Error::Invalid(format!(
@@ -240,13 +198,7 @@ impl Serving {
             .enumerate()
             .map(|(v, spec)| {
                 let VariantSummary { units, mean, ci_low, ci_high, note } = abtest::summarize(&moments[v], &q.plan);
-                let served = latencies[v].len() as u64;
-                let mut sorted = std::mem::take(&mut latencies[v]);
-                sorted.sort_unstable();
-                let p95 = (!sorted.is_empty()).then(|| {
-                    let at = ((sorted.len() as f64 - 1.0) * 0.95).round() as usize;
-                    sorted[at.min(sorted.len() - 1)] as f64 / 1000.0
-                });
+                let served = exposures[v];
                 VariantAnalysis {
                     name: spec.name.clone(),
                     weight: spec.weight,
@@ -255,8 +207,9 @@ impl Serving {
                     ci_low,
                     ci_high,
                     exposures: served,
-                    p95_latency_ms: p95,
+                    p95_latency_ms: p95_latency_ms[v],
                     fallback_share: (served > 0).then(|| fallbacks[v] as f64 / served as f64),
+                    error_rate: (served > 0).then(|| errors[v] as f64 / served as f64),
                     lift: lift_of.remove(&v),
                     note,
                 }
@@ -280,7 +233,7 @@ impl Serving {
             variants,
             srm_p_value,
             srm_mismatch: srm_p_value.is_some_and(|p| p < SRM_THRESHOLD),
-            units_in_several_variants: several.len() as u64,
+            units_in_several_variants: several,
         })
     }
 }

@@ -75,6 +75,11 @@ pub(crate) trait Task: Send + Sync + 'static {
     fn fallback(_output: &Self::Output) -> bool {
         false
     }
+
+    /// What an output showed, for the exposure log (a ranking's item ids in order).
+    fn shown(_output: &Self::Output) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One part's output, with who answered it.
@@ -204,7 +209,12 @@ impl Serving {
         let mut with_outcome = labels.to_vec();
         with_outcome.push(("outcome", outcome.to_string()));
         metrics::counter!("plinth_serving_requests_total", &with_outcome).increment(1);
-        let Some(fallback) = fallback else { return };
+        // A caller's mistake exposed nobody to anything; our failure exposed the unit to it.
+        let (fallback, error, items) = match out {
+            Ok(output) => (T::fallback(output), false, T::shown(output)),
+            Err(e) if e.kind().is_callers() => return,
+            Err(_) => (false, true, Vec::new()),
+        };
         self.exposures().record(Exposure {
             time_ms: self.now_ms(),
             deployment: live.spec.name.clone(),
@@ -217,6 +227,8 @@ impl Serving {
             latency_us: micros,
             shadow,
             fallback,
+            items,
+            error,
         });
     }
 }

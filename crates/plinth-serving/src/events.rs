@@ -7,10 +7,9 @@
 //! workspace that exposed the unit, and for no other workspace's).
 //!
 //! An event may carry an `event_id`; a retried batch stores it again, and
-//! readers count each `(unit, event_id)` once ([`dedupe`]), so retries are
-//! idempotent whichever replica took them.
+//! the analysis counts each `(unit, event_id)` once ([`crate::join`]), so
+//! retries are idempotent whichever replica took them.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, StringArray};
@@ -107,18 +106,6 @@ impl EventInput {
             event_id: self.event_id,
         })
     }
-}
-
-/// Drops the repeats of an event id (per unit), keeping the first seen.
-pub fn dedupe<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<&'a Event> {
-    let mut seen: HashSet<(&str, &str)> = HashSet::new();
-    events
-        .into_iter()
-        .filter(|e| match &e.event_id {
-            Some(id) => seen.insert((e.unit.as_str(), id.as_str())),
-            None => true,
-        })
-        .collect()
 }
 
 pub type EventLog = SegmentLog<Event>;
@@ -276,16 +263,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn repeated_event_ids_count_once_per_unit() {
-        let now = 1_000;
-        let e = |unit: &str, id: Option<&str>| {
-            EventInput { event_id: id.map(String::from), ..input(unit, "play") }.check(now, 0, "default").unwrap()
-        };
-        let events = [e("u1", Some("a")), e("u1", Some("a")), e("u2", Some("a")), e("u1", None), e("u1", None)];
-        assert_eq!(dedupe(&events).len(), 4);
-    }
-
     #[tokio::test]
     async fn events_and_exposures_share_a_store_without_touching_each_other() {
         let dir = tempfile::tempdir().unwrap();
@@ -311,11 +288,12 @@ mod tests {
             latency_us: 1,
             shadow: false,
             fallback: false,
+            items: Vec::new(),
+            error: false,
         });
-        let any: Vec<Event> =
-            events.scan(&unscoped("default"), None).await.unwrap().iter().flat_map(|s| s.to_vec()).collect();
+        let any: Vec<Event> = events.newest(&unscoped("default"), None, 10, |_| true).await.unwrap();
         assert_eq!(any, [play]);
-        let recs: Vec<Event> = events.scan("recs", Some(now)).await.unwrap().iter().flat_map(|s| s.to_vec()).collect();
+        let recs: Vec<Event> = events.newest("recs", Some(now), 10, |_| true).await.unwrap();
         assert_eq!(recs, [named]);
         let served = exposures.query("recs", &crate::ExposureQuery { limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(served.len(), 1);

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{ArrayRef, BooleanArray, Int64Array, StringArray, UInt64Array};
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, ListArray, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,14 @@ pub struct Exposure {
     pub shadow: bool,
     /// The user was unknown to the model and got popular items.
     pub fallback: bool,
+    /// What was shown: a recommendation's item ids in rank order (empty for
+    /// other endpoints and for records of versions before it was kept).
+    #[serde(default)]
+    pub items: Vec<String>,
+    /// The request failed on our side: the unit was exposed to a failure
+    /// (the analysis' error-rate guardrail). A caller's mistake is not an exposure.
+    #[serde(default)]
+    pub error: bool,
 }
 
 /// Which records to return, newest first.
@@ -122,6 +131,8 @@ fn schema() -> Arc<Schema> {
         Field::new("latency_us", DataType::UInt64, false),
         Field::new("shadow", DataType::Boolean, false),
         Field::new("fallback", DataType::Boolean, false),
+        Field::new("items", DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))), false),
+        Field::new("error", DataType::Boolean, false),
     ]))
 }
 
@@ -140,6 +151,17 @@ fn encode(records: &[Exposure]) -> Result<Bytes, String> {
         Arc::new(UInt64Array::from_iter_values(records.iter().map(|e| e.latency_us))),
         Arc::new(BooleanArray::from_iter(records.iter().map(|e| Some(e.shadow)))),
         Arc::new(BooleanArray::from_iter(records.iter().map(|e| Some(e.fallback)))),
+        {
+            let mut items = ListBuilder::new(StringBuilder::new());
+            for e in records {
+                for item in &e.items {
+                    items.values().append_value(item);
+                }
+                items.append(true);
+            }
+            Arc::new(items.finish())
+        },
+        Arc::new(BooleanArray::from_iter(records.iter().map(|e| Some(e.error)))),
     ];
     segments::parquet(schema(), columns)
 }
@@ -157,7 +179,18 @@ fn decode(bytes: Bytes, deployment: &str) -> Result<Vec<Exposure>, String> {
         let latency = column::<UInt64Array>(&batch, "latency_us")?;
         let shadow = column::<BooleanArray>(&batch, "shadow")?;
         let fallback = column::<BooleanArray>(&batch, "fallback")?;
+        // Absent from segments written before they were kept.
+        let items = column::<ListArray>(&batch, "items").ok();
+        let error = column::<BooleanArray>(&batch, "error").ok();
         for i in 0..batch.num_rows() {
+            let shown = match items {
+                Some(items) if !items.is_null(i) => {
+                    let list = items.value(i);
+                    let list = list.as_any().downcast_ref::<StringArray>().ok_or("items are not text")?;
+                    list.iter().map(|item| item.unwrap_or_default().to_string()).collect()
+                }
+                _ => Vec::new(),
+            };
             out.push(Exposure {
                 time_ms: time.value(i),
                 deployment: deployment.to_string(),
@@ -170,6 +203,8 @@ fn decode(bytes: Bytes, deployment: &str) -> Result<Vec<Exposure>, String> {
                 latency_us: latency.value(i),
                 shadow: shadow.value(i),
                 fallback: fallback.value(i),
+                items: shown,
+                error: error.is_some_and(|e| e.value(i)),
             });
         }
     }
@@ -196,6 +231,8 @@ mod tests {
             latency_us: 10,
             shadow: false,
             fallback: t % 5 == 0,
+            items: if t % 2 == 0 { vec![format!("i{t}"), "i0".into()] } else { Vec::new() },
+            error: t % 7 == 3,
         }
     }
 

@@ -17,6 +17,7 @@ mod batcher;
 mod error;
 pub mod events;
 pub mod exposure;
+mod join;
 mod loaded;
 mod oip;
 mod onnx;

@@ -192,6 +192,10 @@ impl Task for RankTask {
     fn fallback(output: &Ranked) -> bool {
         output.fallback.is_some()
     }
+
+    fn shown(output: &Ranked) -> Vec<String> {
+        output.items.iter().map(|i| i.item.clone()).collect()
+    }
 }
 
 /// Similar items: one part per item.
@@ -219,6 +223,10 @@ impl Task for SimilarTask {
             Error::NotFound(format!("Item '{item}' is unknown to model '{}' version {}", loaded.name, loaded.version))
         })?;
         Ok(Ranked { items: named(model, model.similar_items(index, self.k)), fallback: None })
+    }
+
+    fn shown(output: &Ranked) -> Vec<String> {
+        RankTask::shown(output)
     }
 }
 

@@ -178,16 +178,59 @@ impl<R: Record> SegmentLog<R> {
         Ok(out)
     }
 
-    /// Every record of `partition` from `since_ms`'s hour on (all when
-    /// `None`), as the segments hold them (time order within a segment).
-    pub async fn scan(&self, partition: &str, since_ms: Option<i64>) -> Result<Vec<Arc<Vec<R>>>, SegmentError> {
+    /// Every segment of `partition` from `since_ms`'s hour on (all when
+    /// `None`), oldest hour first, each read from the store and handed to
+    /// `decode` off the async workers — [`READ_AHEAD`] segments in flight, so
+    /// reading and decoding overlap — for readers that decode only the
+    /// columns they need ([`projected`]) instead of whole records. The
+    /// results come back in the segments' order.
+    pub async fn read_segments<T: Send + 'static>(
+        &self,
+        partition: &str,
+        since_ms: Option<i64>,
+        decode: impl Fn(Bytes) -> Result<T, String> + Clone + Send + 'static,
+    ) -> Result<Vec<T>, SegmentError> {
+        use futures::StreamExt as _;
         self.flush().await;
         let base = base::<R>(partition)?;
-        let mut out = Vec::new();
+        let mut paths = Vec::new();
         for hour in self.hours(&base, since_ms).await? {
-            out.extend(self.hour(&base, &hour, partition).await?);
+            let dir = base.join(&ArtifactPath::parse(&hour)?);
+            for seg in list(&self.store, &dir).await? {
+                if !seg.is_dir && seg.path.ends_with(".parquet") {
+                    paths.push(dir.join(&ArtifactPath::parse(&seg.path)?));
+                }
+            }
         }
-        Ok(out)
+        let decoded = futures::stream::iter(paths)
+            .map(|path| {
+                let decode = decode.clone();
+                async move {
+                    let bytes = match self.store.read(&path).await {
+                        Ok(bytes) => bytes,
+                        // Removed by a retention sweep since the listing.
+                        Err(plinth_artifacts::Error::NotFound(_)) => return Ok(None),
+                        Err(e) => return Err(SegmentError::from(e)),
+                    };
+                    let fail = |message| SegmentError::Segment { path: path.as_str().to_string(), message };
+                    // On rayon's threads (one a core, each reusing its own memory), not tokio's blocking pool.
+                    let (tx, rx) = oneshot::channel();
+                    rayon::spawn(move || {
+                        // A decoder that panics on a corrupt segment fails this read, not the process.
+                        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(bytes)))
+                            .unwrap_or_else(|_| Err("the decoder panicked".into()));
+                        let _ = tx.send(decoded);
+                    });
+                    match rx.await {
+                        Ok(Ok(t)) => Ok(Some(t)),
+                        Ok(Err(message)) => Err(fail(message)),
+                        Err(_) => Err(fail("the decoder stopped".into())),
+                    }
+                }
+            })
+            .buffered(READ_AHEAD);
+        let decoded: Vec<Result<Option<T>, SegmentError>> = decoded.collect().await;
+        decoded.into_iter().filter_map(Result::transpose).collect()
     }
 
     /// The newest `limit` records of `partition` that `keep`, newest first.
@@ -373,11 +416,12 @@ impl<R: Record> Writer<R> {
     }
 }
 
-/// One segment's bytes: `columns` as one Parquet row group (zstd).
+/// One segment's bytes: `columns` as one Parquet row group (LZ4: fast to
+/// decode, which analyses over millions of rows are bound by).
 pub(crate) fn parquet(schema: Arc<Schema>, columns: Vec<ArrayRef>) -> Result<Bytes, String> {
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())?;
     let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .set_compression(parquet::basic::Compression::LZ4_RAW)
         .build();
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(|e| e.to_string())?;
@@ -392,8 +436,38 @@ pub(crate) fn batches(bytes: Bytes) -> Result<Vec<RecordBatch>, String> {
     reader.map(|b| b.map_err(|e| e.to_string())).collect()
 }
 
+/// Rows per batch when a reader decodes columns ([`projected`]).
+const PROJECTED_BATCH: usize = 64 * 1024;
+/// Segments read and decoded at once by [`SegmentLog::read_segments`].
+const READ_AHEAD: usize = 8;
+
+/// Only `columns` of a segment, in batches of up to 64 Ki rows, text read
+/// as string views (`Utf8View`: short strings inline, longer ones pointing
+/// into the decoded page, so no string is copied per row). A segment
+/// written before a column existed simply lacks it: readers check.
+pub fn projected(bytes: Bytes, columns: &[&str]) -> Result<Vec<RecordBatch>, String> {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    let err = |e: parquet::errors::ParquetError| e.to_string();
+    let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(err)?;
+    let fields: Vec<arrow_schema::Field> = meta
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            arrow_schema::DataType::Utf8 => f.as_ref().clone().with_data_type(arrow_schema::DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(fields)));
+    let meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), options).map_err(err)?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta);
+    let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    let reader = builder.with_projection(mask).with_batch_size(PROJECTED_BATCH).build().map_err(err)?;
+    reader.map(|b| b.map_err(|e| e.to_string())).collect()
+}
+
 /// A batch's column `name` as the array type `T`.
-pub(crate) fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, String> {
+pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, String> {
     batch
         .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())

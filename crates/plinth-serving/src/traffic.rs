@@ -195,6 +195,8 @@ mod tests {
             latency_us,
             shadow,
             fallback,
+            items: Vec::new(),
+            error: false,
         }
     }
 
