@@ -79,6 +79,32 @@ fn percent(v: &Value) -> String {
 
 /// The analysis as a table and a verdict on the split.
 fn describe_analysis(a: &Value) -> String {
+    let i = &a["interleaving"];
+    if !i.is_null() {
+        let level = 100.0 * (1.0 - a["alpha"].as_f64().unwrap_or(0.05));
+        return [
+            format!(
+                "interleaving: '{}' (control) against '{}', clicks on '{}' items within {} of the first exposure",
+                text(&i["control"]),
+                text(&i["challenger"]),
+                text(&a["event"]),
+                a["window_ms"].as_i64().map_or_else(String::new, humantime_ms)
+            ),
+            format!(
+                "units with a credited event {}: {} prefer the control, {} the challenger, {} neither",
+                i["units"], i["control_wins"], i["challenger_wins"], i["ties"]
+            ),
+            format!(
+                "preference for the challenger {} {} ({} intervals at {level:.0}%){}{}",
+                figure(&i["mean"]),
+                interval(&i["ci_low"], &i["ci_high"]),
+                text(&a["mode"]),
+                if i["significant"].as_bool() == Some(true) { " *" } else { "" },
+                i["note"].as_str().map_or_else(String::new, |n| format!(" ({n})"))
+            ),
+        ]
+        .join("\n");
+    }
     let rows: Vec<Vec<String>> = a["variants"]
         .as_array()
         .into_iter()
@@ -163,6 +189,11 @@ pub struct SpecArgs {
     /// Hash salt for assignment (create only; default: the name).
     #[arg(long)]
     salt: Option<String>,
+    /// split (each unit gets one variant by weight; the default) | interleave (two recommender variants, control
+    /// first, rank for every request and their lists are merged by team draft). On update, the current mode is
+    /// kept unless this is given.
+    #[arg(long)]
+    mode: Option<String>,
     #[command(flatten)]
     target: Target,
 }
@@ -202,6 +233,7 @@ fn describe(d: &Value) -> String {
         format!("name      {}", text(&d["name"])),
         format!("state     {}", d["state"].as_str().unwrap_or("READY")),
         format!("salt      {}", text(&d["salt"])),
+        format!("mode      {}", d["mode"].as_str().unwrap_or("split")),
         format!("created   {}", time(d["created_time"].as_i64())),
         format!("updated   {}", time(d["updated_time"].as_i64())),
     ];
@@ -241,6 +273,9 @@ fn spec(a: &SpecArgs) -> anyhow::Result<Value> {
     if let Some(salt) = &a.salt {
         body["salt"] = json!(salt);
     }
+    if let Some(mode) = &a.mode {
+        body["mode"] = json!(mode);
+    }
     Ok(body)
 }
 
@@ -259,13 +294,16 @@ pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
         }
         DeployCommand::Update(a) => {
             let mut body = spec(a)?;
+            // Keep the shadow and the mode the deployment has: an update names what changes.
+            let current = call(&a.target, Method::GET, "get", Some(json!({"name": a.name}))).await?;
             if a.shadow.is_none() && !a.no_shadow {
-                // Keep the shadow the deployment has: an update names what changes.
-                let current = call(&a.target, Method::GET, "get", Some(json!({"name": a.name}))).await?;
                 let shadow = &current["deployment"]["shadow"];
                 if let (Some(name), Some(model)) = (shadow["name"].as_str(), shadow["model"].as_str()) {
                     body["shadow"] = json!({"name": name, "model": model, "weight": 0});
                 }
+            }
+            if a.mode.is_none() {
+                body["mode"] = current["deployment"]["mode"].clone();
             }
             call(&a.target, Method::POST, "update", Some(body)).await?
         }

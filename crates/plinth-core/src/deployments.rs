@@ -68,6 +68,36 @@ pub struct Variant {
     pub weight: u32,
 }
 
+/// How a deployment's variants share its traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrafficMode {
+    /// Each unit is assigned one variant by weight (an A/B test).
+    #[default]
+    Split,
+    /// Both of two recommender variants rank for every request and the
+    /// answer merges their lists by team-draft interleaving (the first
+    /// variant is the control); weights do not apply.
+    Interleave,
+}
+
+impl TrafficMode {
+    pub fn parse(s: &str) -> Result<TrafficMode> {
+        match s {
+            "split" => Ok(TrafficMode::Split),
+            "interleave" => Ok(TrafficMode::Interleave),
+            other => Err(Error::invalid(format!("Invalid mode '{other}': use split or interleave"))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficMode::Split => "split",
+            TrafficMode::Interleave => "interleave",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
     pub name: String,
@@ -77,6 +107,8 @@ pub struct Deployment {
     pub variants: Vec<Variant>,
     /// Gets a copy of each request off the hot path; never answers.
     pub shadow: Option<Variant>,
+    #[serde(default)]
+    pub mode: TrafficMode,
     pub created_time: i64,
     pub updated_time: i64,
     /// The workspace it belongs to: its models are that workspace's. Its name
@@ -93,7 +125,10 @@ impl Deployment {
         if let Some(s) = &self.shadow {
             parts.push(format!("shadow {}={}", s.name, s.model));
         }
-        parts.join(", ")
+        match self.mode {
+            TrafficMode::Split => parts.join(", "),
+            TrafficMode::Interleave => format!("interleave {}", parts.join(", ")),
+        }
     }
 }
 
@@ -146,6 +181,11 @@ impl Deployment {
         }
         if self.variants.iter().all(|v| v.weight == 0) {
             return Err(Error::invalid("At least one variant needs a weight above 0"));
+        }
+        if self.mode == TrafficMode::Interleave && self.variants.len() != 2 {
+            return Err(Error::invalid(
+                "An interleaved deployment needs exactly two variants: the control first, then the challenger",
+            ));
         }
         Ok(())
     }
@@ -210,6 +250,7 @@ mod tests {
             salt: "recs".into(),
             variants,
             shadow: None,
+            mode: TrafficMode::Split,
             created_time: 0,
             updated_time: 0,
             workspace: "default".into(),

@@ -189,6 +189,7 @@ async fn usage_measures_lead_time_and_staleness_on_the_platforms_clock() {
         salt: "d".into(),
         variants: vec![variant],
         shadow: None,
+        mode: Default::default(),
         created_time: 0,
         updated_time: 0,
         workspace: "default".into(),

@@ -81,7 +81,9 @@ pub fn team_draft<T: Clone + Eq + Hash>(
 pub struct Preference {
     /// Units with at least one credited click.
     pub units: u64,
+    #[serde(rename = "control_wins")]
     pub a_wins: u64,
+    #[serde(rename = "challenger_wins")]
     pub b_wins: u64,
     pub ties: u64,
     /// Mean preference for B: (B wins − A wins) / units, in [−1, 1].

@@ -15,14 +15,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use plinth_core::deployments::Deployment;
+use plinth_core::deployments::{Deployment, TrafficMode};
 use plinth_ml::abtest::{self, Lift, VariantSummary};
 pub use plinth_ml::abtest::{Mode, Plan};
+use plinth_ml::interleave::Preference;
 use serde::Serialize;
 
 use crate::Serving;
 use crate::error::{Error, Result};
 use crate::events::{unscoped, valid_kind};
+use crate::interleaved::INTERLEAVED;
 use crate::join::{JoinSpec, Joined, combine, event_shards, exposure_shards};
 
 /// How a unit's events become its metric.
@@ -109,6 +111,26 @@ pub struct Analysis {
     /// `srm_p_value` < 0.001: the split itself is broken; do not trust the lifts.
     pub srm_mismatch: bool,
     pub units_in_several_variants: u64,
+    /// An interleaved deployment's answer (`variants` is then empty and
+    /// there is no split to check).
+    pub interleaving: Option<InterleavingAnalysis>,
+}
+
+/// Two rankers compared by interleaving: each unit's events on items (in the
+/// attribution window after its first exposure) credit the variant that
+/// contributed the item in the unit's latest exposure showing it before
+/// the event; a unit prefers the variant with more credits.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterleavingAnalysis {
+    pub control: String,
+    pub challenger: String,
+    /// Interleaved exposures and the units they reached.
+    pub exposures: u64,
+    pub exposed_units: u64,
+    /// Units with a credited event, their wins, and the mean preference for
+    /// the challenger with its interval.
+    #[serde(flatten)]
+    pub preference: Preference,
 }
 
 /// Below this the split is called broken.
@@ -138,6 +160,9 @@ impl Serving {
         let until_ms = self.now_ms();
         if q.since_ms.is_some_and(|s| s > until_ms) {
             return Err(Error::Invalid("since_ms is in the future: the analysis would end before it starts".into()));
+        }
+        if deployment.mode == TrafficMode::Interleave {
+            return self.analyze_interleaved(deployment, q, until_ms).await;
         }
         let names: Vec<&str> = deployment.variants.iter().map(|v| v.name.as_str()).collect();
         let control = q.control.clone().unwrap_or_else(|| names.first().map_or_else(String::new, |n| n.to_string()));
@@ -234,6 +259,97 @@ impl Serving {
             srm_p_value,
             srm_mismatch: srm_p_value.is_some_and(|p| p < SRM_THRESHOLD),
             units_in_several_variants: several,
+            interleaving: None,
+        })
+    }
+}
+
+impl Serving {
+    /// An interleaved deployment's experiment: the per-unit preference
+    /// between its two rankers (see [`InterleavingAnalysis`]). Reads whole
+    /// records (not the columnar join): interleaving needs few units.
+    async fn analyze_interleaved(&self, deployment: &Deployment, q: &AnalysisQuery, until_ms: i64) -> Result<Analysis> {
+        let names: Vec<&str> = deployment.variants.iter().map(|v| v.name.as_str()).collect();
+        let (control, challenger) = match (q.control.as_deref(), names.as_slice()) {
+            (None, [a, b]) => (*a, *b),
+            (Some(c), [a, b]) if c == *a => (*a, *b),
+            (Some(c), [a, b]) if c == *b => (*b, *a),
+            (Some(c), _) => {
+                return Err(Error::Invalid(format!(
+                    "control variant '{c}' does not exist in deployment '{}' (its variants: {})",
+                    deployment.name,
+                    names.join(", ")
+                )));
+            }
+            (None, _) => return Err(Error::Internal(format!("deployment '{}' is not two variants", deployment.name))),
+        };
+        let name = deployment.name.as_str();
+        let in_time = |t: i64| q.since_ms.is_none_or(|s| t >= s) && t <= until_ms;
+        let mut exposures = self
+            .exposures()
+            .newest(name, q.since_ms, usize::MAX, |e| !e.shadow && e.variant == INTERLEAVED && in_time(e.time_ms))
+            .await?;
+        exposures.reverse();
+        // Each unit's interleaved exposures, oldest first.
+        let mut units: HashMap<&str, Vec<&crate::Exposure>> = HashMap::new();
+        for e in &exposures {
+            units.entry(e.unit.as_str()).or_default().push(e);
+        }
+        let kind = |e: &crate::events::Event| e.kind == q.event && e.item.is_some();
+        let mut events = self.events().newest(name, q.since_ms, usize::MAX, kind).await?;
+        events.extend(self.events().newest(&unscoped(&deployment.workspace), q.since_ms, usize::MAX, kind).await?);
+        events.reverse();
+        let mut credits: HashMap<&str, (f64, f64)> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for ev in &events {
+            let (Some(shown), Some(item)) = (units.get(ev.unit.as_str()), ev.item.as_deref()) else { continue };
+            let first = shown[0].time_ms;
+            if !(first..first + q.window_ms).contains(&ev.time_ms) {
+                continue;
+            }
+            if let Some(id) = &ev.event_id
+                && !seen.insert((ev.unit.as_str(), id.as_str()))
+            {
+                continue;
+            }
+            // The latest exposure at or before the event that showed the item says who contributed it.
+            let ranker = shown.iter().rev().filter(|e| e.time_ms <= ev.time_ms).find_map(|e| {
+                e.items.iter().position(|i| i == item).and_then(|p| e.rankers.get(p)).map(String::as_str)
+            });
+            let credit = credits.entry(ev.unit.as_str()).or_default();
+            match ranker {
+                Some(r) if r == control => credit.0 += 1.0,
+                Some(r) if r == challenger => credit.1 += 1.0,
+                _ => {}
+            }
+        }
+        let preference = plinth_ml::interleave::preference(credits.into_values(), &q.plan);
+        Ok(Analysis {
+            deployment: deployment.name.clone(),
+            event: q.event.clone(),
+            aggregate: q.aggregate,
+            window_ms: q.window_ms,
+            mode: match q.plan.mode {
+                Mode::Fixed => "fixed",
+                Mode::Sequential => "sequential",
+            },
+            alpha: q.plan.alpha,
+            cuped: false,
+            planned_units: (q.plan.mode == Mode::Sequential).then_some(q.plan.planned_units),
+            control: control.to_string(),
+            since_ms: q.since_ms,
+            until_ms,
+            variants: Vec::new(),
+            srm_p_value: None,
+            srm_mismatch: false,
+            units_in_several_variants: 0,
+            interleaving: Some(InterleavingAnalysis {
+                control: control.to_string(),
+                challenger: challenger.to_string(),
+                exposures: exposures.len() as u64,
+                exposed_units: units.len() as u64,
+                preference,
+            }),
         })
     }
 }

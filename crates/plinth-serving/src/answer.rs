@@ -185,7 +185,34 @@ impl Serving {
         shadow: bool,
     ) {
         let micros = started.elapsed().as_micros() as u64;
-        let fallback = out.as_ref().ok().map(T::fallback);
+        self.count(live, slot, endpoint, micros, out.as_ref().ok().map(T::fallback));
+        // A caller's mistake exposed nobody to anything; our failure exposed the unit to it.
+        let (fallback, error, items) = match out {
+            Ok(output) => (T::fallback(output), false, T::shown(output)),
+            Err(e) if e.kind().is_callers() => return,
+            Err(_) => (false, true, Vec::new()),
+        };
+        self.exposures().record(Exposure {
+            time_ms: self.now_ms(),
+            deployment: live.spec.name.clone(),
+            variant: slot.variant.name.clone(),
+            model: model.name.clone(),
+            model_version: model.version,
+            unit: unit.to_string(),
+            request_id: ctx.request_id.clone(),
+            endpoint: endpoint.as_str().to_string(),
+            latency_us: micros,
+            shadow,
+            fallback,
+            items,
+            rankers: Vec::new(),
+            error,
+        });
+    }
+
+    /// A variant's counters and Prometheus for one answered part (`fallback`
+    /// is `None` for a failure).
+    pub(crate) fn count(&self, live: &Live, slot: &Slot, endpoint: Endpoint, micros: u64, fallback: Option<bool>) {
         let stats = &slot.stats;
         stats.requests.fetch_add(1, Ordering::Relaxed);
         stats.latency_us_total.fetch_add(micros, Ordering::Relaxed);
@@ -209,27 +236,6 @@ impl Serving {
         let mut with_outcome = labels.to_vec();
         with_outcome.push(("outcome", outcome.to_string()));
         metrics::counter!("plinth_serving_requests_total", &with_outcome).increment(1);
-        // A caller's mistake exposed nobody to anything; our failure exposed the unit to it.
-        let (fallback, error, items) = match out {
-            Ok(output) => (T::fallback(output), false, T::shown(output)),
-            Err(e) if e.kind().is_callers() => return,
-            Err(_) => (false, true, Vec::new()),
-        };
-        self.exposures().record(Exposure {
-            time_ms: self.now_ms(),
-            deployment: live.spec.name.clone(),
-            variant: slot.variant.name.clone(),
-            model: model.name.clone(),
-            model_version: model.version,
-            unit: unit.to_string(),
-            request_id: ctx.request_id.clone(),
-            endpoint: endpoint.as_str().to_string(),
-            latency_us: micros,
-            shadow,
-            fallback,
-            items,
-            error,
-        });
     }
 }
 

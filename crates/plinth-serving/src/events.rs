@@ -289,6 +289,7 @@ mod tests {
             shadow: false,
             fallback: false,
             items: Vec::new(),
+            rankers: Vec::new(),
             error: false,
         });
         let any: Vec<Event> = events.newest(&unscoped("default"), None, 10, |_| true).await.unwrap();

@@ -43,6 +43,10 @@ pub struct Exposure {
     /// other endpoints and for records of versions before it was kept).
     #[serde(default)]
     pub items: Vec<String>,
+    /// An interleaved exposure: per item, the variant whose ranking
+    /// contributed it (empty otherwise).
+    #[serde(default)]
+    pub rankers: Vec<String>,
     /// The request failed on our side: the unit was exposed to a failure
     /// (the analysis' error-rate guardrail). A caller's mistake is not an exposure.
     #[serde(default)]
@@ -132,6 +136,7 @@ fn schema() -> Arc<Schema> {
         Field::new("shadow", DataType::Boolean, false),
         Field::new("fallback", DataType::Boolean, false),
         Field::new("items", DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))), false),
+        Field::new("rankers", DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))), false),
         Field::new("error", DataType::Boolean, false),
     ]))
 }
@@ -151,19 +156,35 @@ fn encode(records: &[Exposure]) -> Result<Bytes, String> {
         Arc::new(UInt64Array::from_iter_values(records.iter().map(|e| e.latency_us))),
         Arc::new(BooleanArray::from_iter(records.iter().map(|e| Some(e.shadow)))),
         Arc::new(BooleanArray::from_iter(records.iter().map(|e| Some(e.fallback)))),
-        {
-            let mut items = ListBuilder::new(StringBuilder::new());
-            for e in records {
-                for item in &e.items {
-                    items.values().append_value(item);
-                }
-                items.append(true);
-            }
-            Arc::new(items.finish())
-        },
+        lists(records, |e| &e.items),
+        lists(records, |e| &e.rankers),
         Arc::new(BooleanArray::from_iter(records.iter().map(|e| Some(e.error)))),
     ];
     segments::parquet(schema(), columns)
+}
+
+/// A list-of-text column.
+fn lists(records: &[Exposure], f: fn(&Exposure) -> &Vec<String>) -> ArrayRef {
+    let mut lists = ListBuilder::new(StringBuilder::new());
+    for e in records {
+        for s in f(e) {
+            lists.values().append_value(s);
+        }
+        lists.append(true);
+    }
+    Arc::new(lists.finish())
+}
+
+/// Row `i` of a list-of-text column (empty when the segment has no such column).
+fn list_at(lists: Option<&ListArray>, i: usize) -> Result<Vec<String>, String> {
+    match lists {
+        Some(lists) if !lists.is_null(i) => {
+            let list = lists.value(i);
+            let list = list.as_any().downcast_ref::<StringArray>().ok_or("a list column is not text")?;
+            Ok(list.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 fn decode(bytes: Bytes, deployment: &str) -> Result<Vec<Exposure>, String> {
@@ -181,16 +202,9 @@ fn decode(bytes: Bytes, deployment: &str) -> Result<Vec<Exposure>, String> {
         let fallback = column::<BooleanArray>(&batch, "fallback")?;
         // Absent from segments written before they were kept.
         let items = column::<ListArray>(&batch, "items").ok();
+        let rankers = column::<ListArray>(&batch, "rankers").ok();
         let error = column::<BooleanArray>(&batch, "error").ok();
         for i in 0..batch.num_rows() {
-            let shown = match items {
-                Some(items) if !items.is_null(i) => {
-                    let list = items.value(i);
-                    let list = list.as_any().downcast_ref::<StringArray>().ok_or("items are not text")?;
-                    list.iter().map(|item| item.unwrap_or_default().to_string()).collect()
-                }
-                _ => Vec::new(),
-            };
             out.push(Exposure {
                 time_ms: time.value(i),
                 deployment: deployment.to_string(),
@@ -203,7 +217,8 @@ fn decode(bytes: Bytes, deployment: &str) -> Result<Vec<Exposure>, String> {
                 latency_us: latency.value(i),
                 shadow: shadow.value(i),
                 fallback: fallback.value(i),
-                items: shown,
+                items: list_at(items, i)?,
+                rankers: list_at(rankers, i)?,
                 error: error.is_some_and(|e| e.value(i)),
             });
         }
@@ -232,6 +247,7 @@ mod tests {
             shadow: false,
             fallback: t % 5 == 0,
             items: if t % 2 == 0 { vec![format!("i{t}"), "i0".into()] } else { Vec::new() },
+            rankers: if t % 4 == 0 { vec!["a".into(), "b".into()] } else { Vec::new() },
             error: t % 7 == 3,
         }
     }

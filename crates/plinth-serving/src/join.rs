@@ -367,6 +367,7 @@ mod tests {
             shadow,
             fallback: false,
             items: Vec::new(),
+            rankers: Vec::new(),
             error: time_ms == 1050,
         }
     }

@@ -17,6 +17,7 @@ mod batcher;
 mod error;
 pub mod events;
 pub mod exposure;
+pub mod interleaved;
 mod join;
 mod loaded;
 mod oip;

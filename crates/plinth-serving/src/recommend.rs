@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use plinth_core::deployments::TrafficMode;
 use plinth_ml::model::{ItemFilter, Query, RecModel};
 
 use crate::answer::{Answered, Endpoint, RequestContext, Task};
@@ -55,6 +56,10 @@ pub struct SimilarQuery {
 pub struct ScoredItem {
     pub item: String,
     pub score: f32,
+    /// An interleaved deployment's answer: the variant whose ranking
+    /// contributed the item (its score is that ranking's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranker: Option<String>,
 }
 
 /// What one user (or item) got, and from which variant and version.
@@ -130,7 +135,10 @@ impl RankTask {
 }
 
 fn named(model: &RecModel, ranked: Vec<(u32, f32)>) -> Vec<ScoredItem> {
-    ranked.into_iter().map(|(i, score)| ScoredItem { item: model.items.id(i).to_string(), score }).collect()
+    ranked
+        .into_iter()
+        .map(|(i, score)| ScoredItem { item: model.items.id(i).to_string(), score, ranker: None })
+        .collect()
 }
 
 impl Task for RankTask {
@@ -270,7 +278,10 @@ impl Serving {
             include: query.include_items,
             exclude: query.exclude_items,
         };
-        let answers = self.answer(&live, None, task, Endpoint::Recommend, ctx).await?;
+        let answers = match live.spec.mode {
+            TrafficMode::Split => self.answer(&live, None, task, Endpoint::Recommend, ctx).await?,
+            TrafficMode::Interleave => self.interleave(&live, task, ctx).await?,
+        };
         Ok(Recommendations {
             deployment: deployment.to_string(),
             request_id: ctx.request_id.clone(),

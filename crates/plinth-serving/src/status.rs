@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use plinth_core::deployments::{Deployment, Variant, VariantCounters};
+use plinth_core::deployments::{Deployment, TrafficMode, Variant, VariantCounters};
 use serde::Serialize;
 
 use crate::{Live, Serving, Slot};
@@ -59,6 +59,7 @@ pub struct DeploymentStatus {
     pub updated_time: i64,
     pub variants: Vec<VariantStatus>,
     pub shadow: Option<VariantStatus>,
+    pub mode: TrafficMode,
     pub state: DeploymentState,
 }
 
@@ -95,6 +96,7 @@ impl Live {
             updated_time: self.spec.updated_time,
             variants: self.variants.iter().map(|s| VariantStatus::slot(s, now_ms)).collect(),
             shadow: self.shadow.as_ref().map(|s| VariantStatus::slot(s, now_ms)),
+            mode: self.spec.mode,
             state: DeploymentState::Ready,
         }
     }
@@ -148,6 +150,7 @@ impl Serving {
                 updated_time: d.updated_time,
                 variants: d.variants.iter().map(VariantStatus::spec).collect(),
                 shadow: d.shadow.as_ref().map(VariantStatus::spec),
+                mode: d.mode,
                 state: DeploymentState::Loading,
             },
         }

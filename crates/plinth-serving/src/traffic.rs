@@ -196,6 +196,7 @@ mod tests {
             shadow,
             fallback,
             items: Vec::new(),
+            rankers: Vec::new(),
             error: false,
         }
     }

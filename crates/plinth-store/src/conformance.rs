@@ -398,7 +398,7 @@ async fn users_and_tokens(store: &dyn MetadataStore) {
 }
 
 async fn deployments(store: &dyn MetadataStore) {
-    use plinth_core::deployments::{Deployment, ModelRef, Variant, VariantCounters};
+    use plinth_core::deployments::{Deployment, ModelRef, TrafficMode, Variant, VariantCounters};
     let variant = |name: &str, model: &str, weight| Variant {
         name: name.into(),
         model: ModelRef::parse(model).expect("model ref"),
@@ -409,6 +409,7 @@ async fn deployments(store: &dyn MetadataStore) {
         salt: "salt-1".into(),
         variants: vec![variant("a", "recs@champion", 90), variant("b", "recs/2", 10)],
         shadow: Some(variant("s", "recs@challenger", 0)),
+        mode: TrafficMode::Interleave,
         created_time: 1,
         updated_time: 1,
         workspace: "default".into(),
@@ -421,8 +422,10 @@ async fn deployments(store: &dyn MetadataStore) {
     changed.shadow = None;
     changed.updated_time = 2;
     changed.salt = "ignored".into();
+    changed.mode = TrafficMode::Split;
     let updated = store.update_deployment(changed).await.expect("update");
     assert_eq!((updated.variants[0].weight, updated.shadow.clone(), updated.salt.as_str()), (50, None, "salt-1"));
+    assert_eq!(updated.mode, TrafficMode::Split);
     assert_eq!(store.list_deployments().await.expect("list").len(), 1);
     assert!(store.get_deployment("nope").await.is_err_and(|e| not_found(&e)));
 

@@ -97,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
                 shadow: false,
                 fallback: rng.next() < 0.01,
                 items: (0..10).map(|_| format!("title-{}", (rng.next() * 5000.0) as u32)).collect(),
+                rankers: Vec::new(),
                 error: rng.next() < 0.001,
             });
         }

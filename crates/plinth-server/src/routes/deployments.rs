@@ -4,7 +4,7 @@
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use plinth_core::deployments::{Deployment, ModelRef, Variant};
+use plinth_core::deployments::{Deployment, ModelRef, TrafficMode, Variant};
 use plinth_serving::ExposureQuery;
 use serde_json::{Value, json};
 
@@ -33,16 +33,19 @@ fn variant(a: &Args, default_weight: u32) -> Result<Variant, ApiError> {
     Ok(Variant { name: a.req_str("name")?, model: ModelRef::parse(&a.req_str("model")?)?, weight })
 }
 
-/// `{name, variants: [{name, model: "recs@champion" | "recs/3", weight}], shadow?: {name, model}, salt?}`
+/// `{name, variants: [{name, model: "recs@champion" | "recs/3", weight}], shadow?: {name, model}, salt?,
+/// mode?: "split" | "interleave"}`
 fn deployment(a: &Args) -> Result<Deployment, ApiError> {
     let name = a.req_str("name")?;
     let variants = a.objects("variants")?.iter().map(|v| variant(v, 1)).collect::<Result<Vec<_>, _>>()?;
     let shadow = a.object("shadow")?.map(|s| variant(&s, 0)).transpose()?;
+    let mode = a.opt_str("mode")?.map(|m| TrafficMode::parse(&m)).transpose()?.unwrap_or_default();
     Ok(Deployment {
         salt: a.opt_str("salt")?.unwrap_or_else(|| name.clone()),
         name,
         variants,
         shadow,
+        mode,
         created_time: 0,
         updated_time: 0,
         // The request's workspace (serving sets it).

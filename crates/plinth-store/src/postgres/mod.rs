@@ -71,6 +71,7 @@ fn migrations() -> Vec<(i64, String)> {
         (10, include_str!("../../migrations/0010_serving_keys.sql").to_string()),
         (11, include_str!("../../migrations/0011_roles.sql").to_string()),
         (12, include_str!("../../migrations/0012_workspaces.postgres.sql").to_string()),
+        (13, include_str!("../../migrations/0013_deployment_mode.sql").to_string()),
     ]
 }
 

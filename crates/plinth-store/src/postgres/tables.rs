@@ -2,7 +2,7 @@
 
 use super::Tx as Transaction;
 use super::exec;
-use plinth_core::deployments::{Deployment, Variant, VariantCounters};
+use plinth_core::deployments::{Deployment, TrafficMode, Variant, VariantCounters};
 use plinth_core::experiments::Tag;
 use plinth_core::jobs::{Job, JobKind, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
@@ -415,7 +415,7 @@ pub(crate) async fn release_job(tx: &Transaction<'_>, job_id: &str, worker: &str
 
 // --- deployments ---
 
-const DEPLOYMENT_COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time, workspace";
+const DEPLOYMENT_COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time, workspace, mode";
 
 fn row_to_deployment(r: &Row) -> Result<Deployment> {
     let name: String = col(r, 0)?;
@@ -424,10 +424,14 @@ fn row_to_deployment(r: &Row) -> Result<Deployment> {
     let shadow: Option<String> = col(r, 3)?;
     let variants: Vec<Variant> = serde_json::from_str(&variants).map_err(corrupt)?;
     let shadow: Option<Variant> = shadow.map(|s| serde_json::from_str(&s)).transpose().map_err(corrupt)?;
+    let mode: String = col(r, 7)?;
+    let mode =
+        TrafficMode::parse(&mode).map_err(|_| Error::Database(format!("deployment '{name}': stored mode '{mode}'")))?;
     Ok(Deployment {
         salt: col(r, 1)?,
         variants,
         shadow,
+        mode,
         created_time: col(r, 4)?,
         updated_time: col(r, 5)?,
         workspace: col(r, 6)?,
@@ -448,9 +452,9 @@ pub(crate) async fn create_deployment(tx: &Transaction<'_>, d: &Deployment) -> R
     let n = tx
         .execute(
             &format!(
-                "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+                "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
             ),
-            &[&d.name, &d.salt, &variants, &shadow, &d.created_time, &d.updated_time, &d.workspace],
+            &[&d.name, &d.salt, &variants, &shadow, &d.created_time, &d.updated_time, &d.workspace, &d.mode.as_str()],
         )
         .await
         .map_err(db)?;
@@ -476,8 +480,8 @@ pub(crate) async fn update_deployment(tx: &Transaction<'_>, d: &Deployment) -> R
     let (variants, shadow) = deployment_json(d)?;
     let n = tx
         .execute(
-            "UPDATE deployments SET variants_json = $1, shadow_json = $2, updated_time = $3 WHERE name = $4",
-            &[&variants, &shadow, &d.updated_time, &d.name],
+            "UPDATE deployments SET variants_json = $1, shadow_json = $2, updated_time = $3, mode = $4 WHERE name = $5",
+            &[&variants, &shadow, &d.updated_time, &d.mode.as_str(), &d.name],
         )
         .await
         .map_err(db)?;

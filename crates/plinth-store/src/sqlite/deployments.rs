@@ -1,24 +1,28 @@
 //! Deployments in SQLite.
 
-use plinth_core::deployments::{Deployment, Variant, VariantCounters};
+use plinth_core::deployments::{Deployment, TrafficMode, Variant, VariantCounters};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Result;
 use plinth_core::rules::{missing, taken};
 
-const COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time, workspace";
+const COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time, workspace, mode";
 
-type Row = (String, String, String, Option<String>, i64, i64, String);
+type Row = (String, String, String, Option<String>, i64, i64, String, String);
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
 }
 
-fn to_deployment((name, salt, variants, shadow, created_time, updated_time, workspace): Row) -> Result<Deployment> {
+fn to_deployment(
+    (name, salt, variants, shadow, created_time, updated_time, workspace, mode): Row,
+) -> Result<Deployment> {
     let corrupt = |e: serde_json::Error| crate::Error::Database(format!("deployment '{name}': stored variants: {e}"));
     let variants: Vec<Variant> = serde_json::from_str(&variants).map_err(corrupt)?;
     let shadow: Option<Variant> = shadow.map(|s| serde_json::from_str(&s)).transpose().map_err(corrupt)?;
-    Ok(Deployment { name, salt, variants, shadow, created_time, updated_time, workspace })
+    let mode = TrafficMode::parse(&mode)
+        .map_err(|_| crate::Error::Database(format!("deployment '{name}': stored mode '{mode}'")))?;
+    Ok(Deployment { name, salt, variants, shadow, mode, created_time, updated_time, workspace })
 }
 
 fn json(d: &Deployment) -> Result<(String, Option<String>)> {
@@ -37,8 +41,8 @@ pub(crate) fn create(conn: &Connection, d: &Deployment) -> Result<Deployment> {
     }
     let (variants, shadow) = json(d)?;
     conn.execute(
-        &format!("INSERT INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-        params![d.name, d.salt, variants, shadow, d.created_time, d.updated_time, d.workspace],
+        &format!("INSERT INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        params![d.name, d.salt, variants, shadow, d.created_time, d.updated_time, d.workspace, d.mode.as_str()],
     )?;
     get(conn, &d.name)
 }
@@ -57,8 +61,8 @@ pub(crate) fn get(conn: &Connection, name: &str) -> Result<Deployment> {
 pub(crate) fn update(conn: &Connection, d: &Deployment) -> Result<Deployment> {
     let (variants, shadow) = json(d)?;
     let n = conn.execute(
-        "UPDATE deployments SET variants_json = ?1, shadow_json = ?2, updated_time = ?3 WHERE name = ?4",
-        params![variants, shadow, d.updated_time, d.name],
+        "UPDATE deployments SET variants_json = ?1, shadow_json = ?2, updated_time = ?3, mode = ?4 WHERE name = ?5",
+        params![variants, shadow, d.updated_time, d.mode.as_str(), d.name],
     )?;
     if n == 0 {
         return Err(missing::deployment(&d.name).into());

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../../migrations/0010_serving_keys.sql")),
     (11, include_str!("../../migrations/0011_roles.sql")),
     (12, include_str!("../../migrations/0012_workspaces.sql")),
+    (13, include_str!("../../migrations/0013_deployment_mode.sql")),
 ];
 
 /// A migration that rebuilds a table other tables refer to starts with this
