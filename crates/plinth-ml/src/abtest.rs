@@ -115,6 +115,16 @@ pub enum Mode {
     Sequential,
 }
 
+impl Mode {
+    /// Its name on the wire: `fixed` or `sequential`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Fixed => "fixed",
+            Mode::Sequential => "sequential",
+        }
+    }
+}
+
 /// What the analysis assumes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Plan {

@@ -135,6 +135,9 @@ pub fn preference(credits: impl IntoIterator<Item = (f64, f64)>, plan: &Plan) ->
 
 #[cfg(test)]
 mod tests {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
     use super::*;
     use crate::abtest::Mode;
 
@@ -166,18 +169,6 @@ mod tests {
         assert!(none.note.is_some());
     }
 
-    /// splitmix64, uniform in [0, 1).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
-
     /// Simulated users over items of geometrically falling relevance:
     /// ranker A shows the ten most relevant in order, ranker B (weaker) every
     /// other one of the top twenty. Users differ as real ones do: in how
@@ -188,7 +179,7 @@ mod tests {
     /// preference) and by an A/B test on clicks per unit (Welch).
     fn power(units: usize, interleaved: bool, seed: u64) -> f64 {
         const K: usize = 10;
-        let mut rng = Rng(seed);
+        let mut rng = StdRng::seed_from_u64(seed);
         // Item i is the i-th most relevant: clicked, once examined, with probability 0.5 × 0.9^i.
         let relevance: Vec<f64> = (0..4 * K).map(|i| 0.5 * 0.9f64.powi(i as i32)).collect();
         let a: Vec<usize> = (0..K).collect();
@@ -201,20 +192,24 @@ mod tests {
             let mut per_variant = [Vec::new(), Vec::new()];
             for u in 0..units {
                 // Box–Muller for z.
-                let z = (-2.0 * (1.0 - rng.next()).ln()).sqrt() * (std::f64::consts::TAU * rng.next()).cos();
+                let z = (-2.0 * (1.0 - rng.random::<f64>()).ln()).sqrt()
+                    * (std::f64::consts::TAU * rng.random::<f64>()).cos();
                 let sessions = (1.0 + (2.0 * z).exp().floor()).min(200.0) as usize;
-                let appetite = 0.2 + 1.6 * rng.next();
+                let appetite = 0.2 + 1.6 * rng.random::<f64>();
                 // Clicked positions: examined with probability 1/(position+1), then clicked by relevance × appetite.
-                let clicks = |list: &[usize], rng: &mut Rng| -> Vec<bool> {
+                let clicks = |list: &[usize], rng: &mut StdRng| -> Vec<bool> {
                     list.iter()
                         .enumerate()
-                        .map(|(p, &i)| rng.next() < 1.0 / (p as f64 + 1.0) && rng.next() < relevance[i] * appetite)
+                        .map(|(p, &i)| {
+                            rng.random::<f64>() < 1.0 / (p as f64 + 1.0)
+                                && rng.random::<f64>() < relevance[i] * appetite
+                        })
                         .collect()
                 };
                 if interleaved {
                     let (mut to_a, mut to_b) = (0.0, 0.0);
                     for _ in 0..sessions {
-                        let merged = team_draft(&a, &b, K, |_| rng.next() < 0.5);
+                        let merged = team_draft(&a, &b, K, |_| rng.random::<f64>() < 0.5);
                         let items: Vec<usize> = merged.iter().map(|(i, _)| *i).collect();
                         for ((_, team), clicked) in merged.iter().zip(clicks(&items, &mut rng)) {
                             match (team, clicked) {

@@ -133,6 +133,30 @@ pub struct InterleavingAnalysis {
     pub preference: Preference,
 }
 
+impl Analysis {
+    /// The answer's frame: what was asked, with no figures yet.
+    fn frame(deployment: &Deployment, q: &AnalysisQuery, until_ms: i64, control: String) -> Analysis {
+        Analysis {
+            deployment: deployment.name.clone(),
+            event: q.event.clone(),
+            aggregate: q.aggregate,
+            window_ms: q.window_ms,
+            mode: q.plan.mode.as_str(),
+            alpha: q.plan.alpha,
+            cuped: q.plan.cuped,
+            planned_units: (q.plan.mode == Mode::Sequential).then_some(q.plan.planned_units),
+            control,
+            since_ms: q.since_ms,
+            until_ms,
+            variants: Vec::new(),
+            srm_p_value: None,
+            srm_mismatch: false,
+            units_in_several_variants: 0,
+            interleaving: None,
+        }
+    }
+}
+
 /// Below this the split is called broken.
 pub const SRM_THRESHOLD: f64 = 0.001;
 
@@ -241,25 +265,11 @@ impl Serving {
             })
             .collect();
         Ok(Analysis {
-            deployment: deployment.name.clone(),
-            event: q.event.clone(),
-            aggregate: q.aggregate,
-            window_ms: q.window_ms,
-            mode: match q.plan.mode {
-                Mode::Fixed => "fixed",
-                Mode::Sequential => "sequential",
-            },
-            alpha: q.plan.alpha,
-            cuped: q.plan.cuped,
-            planned_units: (q.plan.mode == Mode::Sequential).then_some(q.plan.planned_units),
-            control,
-            since_ms: q.since_ms,
-            until_ms,
             variants,
             srm_p_value,
             srm_mismatch: srm_p_value.is_some_and(|p| p < SRM_THRESHOLD),
             units_in_several_variants: several,
-            interleaving: None,
+            ..Analysis::frame(deployment, q, until_ms, control)
         })
     }
 }
@@ -325,24 +335,7 @@ impl Serving {
         }
         let preference = plinth_ml::interleave::preference(credits.into_values(), &q.plan);
         Ok(Analysis {
-            deployment: deployment.name.clone(),
-            event: q.event.clone(),
-            aggregate: q.aggregate,
-            window_ms: q.window_ms,
-            mode: match q.plan.mode {
-                Mode::Fixed => "fixed",
-                Mode::Sequential => "sequential",
-            },
-            alpha: q.plan.alpha,
             cuped: false,
-            planned_units: (q.plan.mode == Mode::Sequential).then_some(q.plan.planned_units),
-            control: control.to_string(),
-            since_ms: q.since_ms,
-            until_ms,
-            variants: Vec::new(),
-            srm_p_value: None,
-            srm_mismatch: false,
-            units_in_several_variants: 0,
             interleaving: Some(InterleavingAnalysis {
                 control: control.to_string(),
                 challenger: challenger.to_string(),
@@ -350,6 +343,7 @@ impl Serving {
                 exposed_units: units.len() as u64,
                 preference,
             }),
+            ..Analysis::frame(deployment, q, until_ms, control.to_string())
         })
     }
 }

@@ -19,6 +19,8 @@ use plinth_artifacts::ArtifactStore;
 use plinth_serving::events::{Event, EventLog, unscoped};
 use plinth_serving::segments::SegmentConfig;
 use plinth_serving::{Exposure, ExposureLog};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 
 #[derive(Parser)]
 struct Args {
@@ -39,19 +41,6 @@ struct Args {
     seed: u64,
 }
 
-/// splitmix64: uniform in [0, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 const HOUR: i64 = 3_600_000;
 /// Records handed to the writer between flushes (each flush writes a segment per hour and partition).
 const CHUNK: usize = 2_000_000;
@@ -65,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let exposure_log = ExposureLog::open(config.clone());
     let event_log = EventLog::open(config);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-    let mut rng = Rng(args.seed);
+    let mut rng = StdRng::seed_from_u64(args.seed);
     let (mut exposures, mut events) = (Vec::new(), Vec::new());
     let (mut written_exposures, mut written_events) = (0u64, 0u64);
     let per_unit_exposures = args.exposures as f64 / args.units as f64;
@@ -73,17 +62,17 @@ async fn main() -> anyhow::Result<()> {
     let unscoped = unscoped("default");
     for u in 0..args.units {
         let unit = format!("user-{u}");
-        let treated = rng.next() < 0.5;
+        let treated = rng.random::<f64>() < 0.5;
         let variant = if treated { "b" } else { "a" };
-        let first = now - 48 * HOUR + (rng.next() * 24.0 * HOUR as f64) as i64;
+        let first = now - 48 * HOUR + (rng.random::<f64>() * 24.0 * HOUR as f64) as i64;
         // Whole counts whose mean is the target: floor plus a coin for the fraction.
-        let count = |rng: &mut Rng, mean: f64| {
-            let m = mean * 2.0 * rng.next();
-            m.floor() as u64 + u64::from(rng.next() < m.fract())
+        let count = |rng: &mut StdRng, mean: f64| {
+            let m = mean * 2.0 * rng.random::<f64>();
+            m.floor() as u64 + u64::from(rng.random::<f64>() < m.fract())
         };
         let n_exposures = count(&mut rng, per_unit_exposures).max(1);
         for k in 0..n_exposures {
-            let time_ms = if k == 0 { first } else { first + (rng.next() * 24.0 * HOUR as f64) as i64 };
+            let time_ms = if k == 0 { first } else { first + (rng.random::<f64>() * 24.0 * HOUR as f64) as i64 };
             exposures.push(Exposure {
                 time_ms,
                 deployment: args.deployment.clone(),
@@ -93,29 +82,29 @@ async fn main() -> anyhow::Result<()> {
                 unit: unit.clone(),
                 request_id: format!("r{u}-{k}"),
                 endpoint: "recommend".into(),
-                latency_us: 1000 + (rng.next() * 19_000.0) as u64,
+                latency_us: 1000 + (rng.random::<f64>() * 19_000.0) as u64,
                 shadow: false,
-                fallback: rng.next() < 0.01,
-                items: (0..10).map(|_| format!("title-{}", (rng.next() * 5000.0) as u32)).collect(),
+                fallback: rng.random::<f64>() < 0.01,
+                items: (0..10).map(|_| format!("title-{}", (rng.random::<f64>() * 5000.0) as u32)).collect(),
                 rankers: Vec::new(),
-                error: rng.next() < 0.001,
+                error: rng.random::<f64>() < 0.001,
             });
         }
-        let propensity = 0.5 + 2.0 * rng.next();
+        let propensity = 0.5 + 2.0 * rng.random::<f64>();
         for k in 0..count(&mut rng, per_unit_events) {
-            let time_ms = first + ((rng.next() * 2.0 - 1.0) * 24.0 * HOUR as f64) as i64;
-            let play = rng.next() < 0.8;
+            let time_ms = first + ((rng.random::<f64>() * 2.0 - 1.0) * 24.0 * HOUR as f64) as i64;
+            let play = rng.random::<f64>() < 0.8;
             let lift = if treated && time_ms >= first { 1.0 + args.effect } else { 1.0 };
             let event = Event {
                 time_ms: time_ms.min(now),
                 deployment: if k % 2 == 0 { args.deployment.clone() } else { unscoped.clone() },
                 unit: unit.clone(),
                 kind: if play { "play" } else { "click" }.into(),
-                item: Some(format!("title-{}", (rng.next() * 5000.0) as u32)),
-                value: play.then(|| propensity * lift * (5.0 + 55.0 * rng.next())),
+                item: Some(format!("title-{}", (rng.random::<f64>() * 5000.0) as u32)),
+                value: play.then(|| propensity * lift * (5.0 + 55.0 * rng.random::<f64>())),
                 event_id: Some(format!("e{u}-{k}")),
             };
-            if rng.next() < 0.01 {
+            if rng.random::<f64>() < 0.01 {
                 events.push(event.clone());
             }
             events.push(event);
