@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Two builds of Plinth on the same machine in one run: a change's before and
 # after on the tracking hot paths. Each binary serves its own data dir; both
-# are measured alternately (A, B, B, A) for log-metric and runs/create (a
-# state change, so it also writes an audit record) at 16 clients, and the
+# are measured alternately (A, B, B, A) for log-metric, runs/create (a
+# state change, so it also writes an audit record) and, without BENCH_AUTH,
+# top-10 recommend on a deployment of a popularity model (the serving hot
+# path: assignment, ranking, the exposure record) at 16 clients, and the
 # ratio B/A printed. Not a test.
 #
 #   bench/ab.sh OLD_PLINTH NEW_PLINTH          # BENCH_SECONDS=10 per measurement
@@ -62,6 +64,16 @@ for side in a b; do
   fi
 done
 
+if [ -z "$AUTH" ]; then
+  python3 -c 'print("".join(f"u{u}\titem{(u * 7 + i) % 50}\n" for u in range(100) for i in range(5)), end="")' >"$WORK/i.tsv"
+  for side in a b; do
+    "${BIN[$side]}" train recommender --data "$WORK/i.tsv" --algo popularity --register ab-recs \
+      --tracking-uri "${URL[$side]}" --json >/dev/null
+    curl -fs -X POST "${URL[$side]}/api/2.0/plinth/deployments/create" -H 'content-type: application/json' \
+      -d '{"name": "ab", "variants": [{"name": "a", "model": "ab-recs/1"}]}' >/dev/null
+  done
+fi
+
 measure() { # side round
   local side=$1 round=$2
   export BENCH_WORKSPACE="${WS[$side]}"
@@ -71,6 +83,11 @@ measure() { # side round
     --body "{\"experiment_id\": \"${EXP[$side]}\"}" \
     --vary 1 --concurrency 16 --seconds "$SECONDS_PER_TEST" --name create-run \
     | sed "s/^{/{\"side\": \"$side\", \"round\": $round, \"what\": \"create-run\", /" >>"$WORK/results.jsonl"
+  if [ -z "$AUTH" ]; then
+    "$LOADGEN" --url "${URL[$side]}" post --path /v1/deployments/ab/recommend --body '{"user": "u{i}", "k": 10}' \
+      --vary 100 --concurrency 16 --seconds "$SECONDS_PER_TEST" --name recommend \
+      | sed "s/^{/{\"side\": \"$side\", \"round\": $round, \"what\": \"recommend\", /" >>"$WORK/results.jsonl"
+  fi
 }
 echo "== measuring: A, B, B, A (${SECONDS_PER_TEST}s each)" >&2
 measure a 1; measure b 1; measure b 2; measure a 2
@@ -83,7 +100,9 @@ def mean(what, side, key):
     v = [r[key] for r in rows if r["what"] == what and r["side"] == side]
     return sum(v) / len(v)
 print(f"{'measure (16 clients)':<24} {'A (before)':>11} {'B (after)':>11} {'B/A':>8}")
-for what in ["log-metric", "create-run"]:
+for what in ["log-metric", "create-run", "recommend"]:
+    if not any(r["what"] == what for r in rows):
+        continue
     a, b = mean(what, "a", "rps"), mean(what, "b", "rps")
     print(f"{what + ' req/s':<24} {a:>11.1f} {b:>11.1f} {b / a:>7.3f}x")
     a, b = mean(what, "a", "p99_ms"), mean(what, "b", "p99_ms")

@@ -203,6 +203,59 @@ def test_a_deployment_has_its_own_page_with_charts_on_one_axis(server, page, tmp
     assert requests.get(f"{server.url}/ui/deployments/no-such", timeout=30).status_code == 404
 
 
+def test_a_deployment_experiment_page_shows_the_analysis(server, page, tmp_path):
+    """The experiment page: a form for the metric, then per variant units, mean, interval, lift, guardrails and
+    the sample-ratio check, the same figures as the analysis API, and the lift's interval over time as a chart."""
+    import subprocess
+
+    import requests
+    from conftest import PLINTH_BIN, eventually
+
+    data = tmp_path / "plays.tsv"
+    data.write_text("".join(f"u{u}\ti{(u + i) % 40}\n" for u in range(60) for i in range(8)))
+    model = f"ui-exp-{uuid.uuid4().hex[:6]}"
+    subprocess.run([PLINTH_BIN, "train", "recommender", "--data", str(data), "--algo", "popularity",
+                    "--register", model, "--tracking-uri", server.url, "--json"],
+                   check=True, capture_output=True, timeout=300)
+    name = f"exp-ui-{uuid.uuid4().hex[:6]}"
+    spec = {"name": name, "variants": [{"name": "a", "model": f"{model}/1"}, {"name": "b", "model": f"{model}/1"}]}
+    assert requests.post(f"{server.url}/api/2.0/plinth/deployments/create", json=spec, timeout=30).status_code == 200
+    for u in range(80):
+        r = requests.post(f"{server.url}/v1/deployments/{name}/recommend", json={"user": f"u{u % 60}", "k": 5},
+                          headers={"X-Plinth-Unit": f"unit{u}"}, timeout=30)
+        assert r.status_code == 200, r.text
+    events = [{"unit": f"unit{u}", "kind": "play", "value": float(u % 7), "deployment": name}
+              for u in range(80) for _ in range(1 + u % 3)]
+    assert requests.post(f"{server.url}/v1/events", json=events, timeout=30).json()["accepted"] == len(events)
+
+    def analysed():
+        r = requests.get(f"{server.url}/api/2.0/plinth/deployments/analysis",
+                         params={"name": name, "event": "play", "window": "1h"}, timeout=30)
+        return r.json() if r.status_code == 200 and sum(v["units"] for v in r.json()["variants"]) == 80 else None
+
+    api = eventually(analysed, what="every unit in the analysis")
+    page.goto(f"{server.url}/ui/deployments/{name}")
+    page.get_by_role("link", name="Experiment: analyse").click()
+    expect(page.locator("h1")).to_contain_text(f"{name} experiment")
+    page.locator("input[name=event]").fill("play")
+    page.locator("input[name=window]").fill("1h")
+    page.get_by_role("button", name="Analyse").click()
+    table = page.locator("table.analysis")
+    expect(table.locator("tbody tr")).to_have_count(2)
+    for v in api["variants"]:
+        row = table.locator("tbody tr", has_text=v["name"]).first
+        cells = row.locator("td")
+        expect(cells.nth(2)).to_have_text(str(v["units"]))
+    expect(table.locator("tbody tr").first).to_contain_text("(control)")
+    expect(page.locator("p.srm")).to_contain_text("Sample ratio")
+    expect(page.locator("svg.chart")).to_have_count(1)
+    shot(page, "deployment-experiment")
+    # A bad window is the caller's mistake, said on the page.
+    r = requests.get(f"{server.url}/ui/deployments/{name}/experiment", params={"event": "play", "window": "soon"},
+                     timeout=30)
+    assert r.status_code == 400 and "window" in r.text
+
+
 def test_deleting_an_experiment_asks_first(server, seeded, page):
     name = f"doomed-{uuid.uuid4().hex[:6]}"
     experiment_id = mlflow.create_experiment(name)

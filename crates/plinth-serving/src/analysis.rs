@@ -43,6 +43,15 @@ pub enum Aggregate {
 }
 
 impl Aggregate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregate::Count => "count",
+            Aggregate::Sum => "sum",
+            Aggregate::Conversion => "conversion",
+            Aggregate::Ratio => "ratio",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Aggregate> {
         match s {
             "count" => Ok(Aggregate::Count),
@@ -68,6 +77,9 @@ pub struct AnalysisQuery {
     pub control: Option<String>,
     /// Exposures from this time on (everything kept by default).
     pub since_ms: Option<i64>,
+    /// The analysis as of this time: exposures and events after it are left
+    /// out (now by default; never later than now).
+    pub until_ms: Option<i64>,
     pub plan: Plan,
 }
 
@@ -181,9 +193,11 @@ impl Serving {
         if !q.plan.planned_units.is_finite() || q.plan.planned_units < 2.0 {
             return Err(Error::Invalid(format!("planned_units must be at least 2, got {}", q.plan.planned_units)));
         }
-        let until_ms = self.now_ms();
+        let until_ms = q.until_ms.map_or_else(|| self.now_ms(), |u| u.min(self.now_ms()));
         if q.since_ms.is_some_and(|s| s > until_ms) {
-            return Err(Error::Invalid("since_ms is in the future: the analysis would end before it starts".into()));
+            return Err(Error::Invalid(
+                "since_ms is after until_ms (or in the future): the analysis would end before it starts".into(),
+            ));
         }
         if deployment.mode == TrafficMode::Interleave {
             return self.analyze_interleaved(deployment, q, until_ms).await;
@@ -314,7 +328,7 @@ impl Serving {
         for ev in &events {
             let (Some(shown), Some(item)) = (units.get(ev.unit.as_str()), ev.item.as_deref()) else { continue };
             let first = shown[0].time_ms;
-            if !(first..first + q.window_ms).contains(&ev.time_ms) {
+            if !(first..first + q.window_ms).contains(&ev.time_ms) || ev.time_ms > until_ms {
                 continue;
             }
             if let Some(id) = &ev.event_id

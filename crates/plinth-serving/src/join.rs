@@ -221,7 +221,7 @@ pub(crate) fn event_shards(spec: &JoinSpec, bytes: Bytes) -> Result<Sharded<Happ
     for batch in &batches {
         let c = EventColumns::of(batch)?;
         for i in 0..batch.num_rows() {
-            if c.kind.value(i) != spec.event.as_str() {
+            if c.kind.value(i) != spec.event.as_str() || c.time.value(i) > spec.until_ms {
                 continue;
             }
             let amount = match spec.aggregate {

@@ -5,7 +5,7 @@
 //!
 //! `/` redirects to the experiments; `/ui/experiments[/{id}]`,
 //! `/ui/runs/{id}[/artifacts|/download]`, `/ui/compare?run=…`,
-//! `/ui/models[/{name}]`, `/ui/deployments[/{name}]`, `/ui/jobs`, `/ui/platform`; with
+//! `/ui/models[/{name}]`, `/ui/deployments[/{name}[/experiment]]`, `/ui/jobs`, `/ui/platform`; with
 //! `--auth`, `/login` and `/logout`.
 
 mod charts;
@@ -138,6 +138,7 @@ pub fn router(platform: Platform, serving: Serving, jobs: JobRunner, auth: bool)
         .route("/ui/models/{name}/alias", post(pages::models::alias))
         .route("/ui/deployments", get(pages::deployments::list))
         .route("/ui/deployments/{name}", get(pages::deployments::detail))
+        .route("/ui/deployments/{name}/experiment", get(pages::analysis::show))
         .route("/ui/jobs", get(pages::jobs::list))
         .route("/ui/platform", get(pages::platform::show))
         .route("/ui/workspaces", get(pages::workspaces::list).post(pages::workspaces::switch))

@@ -125,7 +125,7 @@ fn duration_ms(key: &str, raw: &str) -> Result<i64, ApiError> {
 }
 
 /// `?name=&event=&aggregate=count|sum|conversion|ratio&window=7d&control=&mode=fixed|sequential&cuped=&alpha=
-/// &planned_units=&since_ms=`: the deployment's experiment for that metric (see `plinth_serving::analysis`).
+/// &planned_units=&since_ms=&until_ms=`: the deployment's experiment for that metric (see `plinth_serving::analysis`).
 async fn analysis(s: Api, a: Args) -> ApiResult<Json<plinth_serving::Analysis>> {
     let name = a.req_str("name")?;
     let d = s.platform.get_deployment(&name).await?;
@@ -154,6 +154,7 @@ async fn analysis(s: Api, a: Args) -> ApiResult<Json<plinth_serving::Analysis>> 
         window_ms,
         control: a.opt_str("control")?,
         since_ms: a.opt_i64("since_ms")?,
+        until_ms: a.opt_i64("until_ms")?,
         plan,
     };
     Ok(Json(s.serving.analyze(&d, &q).await?))

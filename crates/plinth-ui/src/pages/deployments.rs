@@ -204,6 +204,7 @@ pub async fn detail(
         html! {
             p.muted { a href="/ui/deployments" { "Deployments" } " / " (name) }
             h1 { (name) " " span.badge { (d.state.as_str()) } }
+            p { a href=(format!("/ui/deployments/{name}/experiment")) { "Experiment: analyse an outcome metric →" } }
             p.muted { "Updated " (time(d.updated_time)) ". Totals since start, every live replica's:" }
             div.scroll {
                 table {

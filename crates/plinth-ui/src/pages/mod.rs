@@ -1,5 +1,6 @@
 //! One module per page family.
 
+pub mod analysis;
 pub mod compare;
 pub mod deployments;
 pub mod experiments;
