@@ -78,7 +78,8 @@ pub struct AnalysisQuery {
     /// Exposures from this time on (everything kept by default).
     pub since_ms: Option<i64>,
     /// The analysis as of this time: exposures and events after it are left
-    /// out (now by default; never later than now).
+    /// out (now by default — then events a client's clock put a little ahead
+    /// count; never later than now).
     pub until_ms: Option<i64>,
     pub plan: Plan,
 }
@@ -196,7 +197,7 @@ impl Serving {
         let until_ms = q.until_ms.map_or_else(|| self.now_ms(), |u| u.min(self.now_ms()));
         if q.since_ms.is_some_and(|s| s > until_ms) {
             return Err(Error::Invalid(
-                "since_ms is after until_ms (or in the future): the analysis would end before it starts".into(),
+                "since_ms is in the future (or after until_ms): the analysis would end before it starts".into(),
             ));
         }
         if deployment.mode == TrafficMode::Interleave {
@@ -220,6 +221,9 @@ impl Serving {
             window_ms: q.window_ms,
             since_ms: q.since_ms,
             until_ms,
+            // As of a time asked for, events after it are left out; as of now, events a client's clock put a little
+            // ahead (at most MAX_FUTURE_MS) count.
+            events_until_ms: if q.until_ms.is_some() { until_ms } else { i64::MAX },
             cuped: q.plan.cuped,
         });
         let name = deployment.name.as_str();
@@ -328,7 +332,8 @@ impl Serving {
         for ev in &events {
             let (Some(shown), Some(item)) = (units.get(ev.unit.as_str()), ev.item.as_deref()) else { continue };
             let first = shown[0].time_ms;
-            if !(first..first + q.window_ms).contains(&ev.time_ms) || ev.time_ms > until_ms {
+            if !(first..first + q.window_ms).contains(&ev.time_ms) || q.until_ms.is_some_and(|_| ev.time_ms > until_ms)
+            {
                 continue;
             }
             if let Some(id) = &ev.event_id

@@ -33,6 +33,8 @@ pub(crate) struct JoinSpec {
     pub window_ms: i64,
     pub since_ms: Option<i64>,
     pub until_ms: i64,
+    /// Events after this are left out.
+    pub events_until_ms: i64,
     pub cuped: bool,
 }
 
@@ -221,7 +223,7 @@ pub(crate) fn event_shards(spec: &JoinSpec, bytes: Bytes) -> Result<Sharded<Happ
     for batch in &batches {
         let c = EventColumns::of(batch)?;
         for i in 0..batch.num_rows() {
-            if c.kind.value(i) != spec.event.as_str() || c.time.value(i) > spec.until_ms {
+            if c.kind.value(i) != spec.event.as_str() || c.time.value(i) > spec.events_until_ms {
                 continue;
             }
             let amount = match spec.aggregate {
@@ -399,6 +401,7 @@ mod tests {
             window_ms: 100,
             since_ms: None,
             until_ms: i64::MAX,
+            events_until_ms: i64::MAX,
             cuped: true,
         }
     }
@@ -438,6 +441,10 @@ mod tests {
         assert_eq!(sum.p95_latency_ms, [Some(1.3), Some(2.0)]);
         assert_eq!(run(Aggregate::Count).moments[0].mean, [1.0, 1.0, 1.0, 1.0]);
         assert_eq!(run(Aggregate::Ratio).moments[0].mean, [1.0, 2.0, 1.0, 1.0], "two exposures of a in the window");
+        let as_of = JoinSpec { events_until_ms: 1015, ..spec(Aggregate::Sum) };
+        let earlier = join(&as_of, vec![exposures.clone()], vec![events.clone(), retried.clone()]).unwrap();
+        assert_eq!(earlier.moments[0].mean, [2.0, 1.0, 5.0, 1.0]);
+        assert_eq!(earlier.moments[1].mean, [0.0, 1.0, 0.0, 1.0], "u2's events came after");
         let since = JoinSpec { since_ms: Some(1950), ..spec(Aggregate::Sum) };
         let later = join(&since, vec![exposures], vec![events]).unwrap();
         assert_eq!((later.moments[0].n, later.moments[1].n), (0.0, 1.0));
