@@ -342,9 +342,10 @@ impl Serving {
                 continue;
             }
             // The latest exposure at or before the event that showed the item says who contributed it.
-            let ranker = shown.iter().rev().filter(|e| e.time_ms <= ev.time_ms).find_map(|e| {
-                e.items.iter().position(|i| i == item).and_then(|p| e.rankers.get(p)).map(String::as_str)
-            });
+            let ranker =
+                shown.iter().rev().filter(|e| e.time_ms <= ev.time_ms).find_map(|e| {
+                    e.items.iter().position(|i| &**i == item).and_then(|p| e.rankers.get(p)).map(|r| &**r)
+                });
             let credit = credits.entry(ev.unit.as_str()).or_default();
             match ranker {
                 Some(r) if r == control => credit.0 += 1.0,

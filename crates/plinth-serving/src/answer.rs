@@ -77,7 +77,7 @@ pub(crate) trait Task: Send + Sync + 'static {
     }
 
     /// What an output showed, for the exposure log (a ranking's item ids in order).
-    fn shown(_output: &Self::Output) -> Vec<String> {
+    fn shown(_output: &Self::Output) -> Vec<Arc<str>> {
         Vec::new()
     }
 }

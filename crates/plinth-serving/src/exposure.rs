@@ -42,11 +42,11 @@ pub struct Exposure {
     /// What was shown: a recommendation's item ids in rank order (empty for
     /// other endpoints and for records of versions before it was kept).
     #[serde(default)]
-    pub items: Vec<String>,
+    pub items: Vec<Arc<str>>,
     /// An interleaved exposure: per item, the variant whose ranking
     /// contributed it (empty otherwise).
     #[serde(default)]
-    pub rankers: Vec<String>,
+    pub rankers: Vec<Arc<str>>,
     /// The request failed on our side: the unit was exposed to a failure
     /// (the analysis' error-rate guardrail). A caller's mistake is not an exposure.
     #[serde(default)]
@@ -164,11 +164,11 @@ fn encode(records: &[Exposure]) -> Result<Bytes, String> {
 }
 
 /// A list-of-text column.
-fn lists(records: &[Exposure], f: fn(&Exposure) -> &Vec<String>) -> ArrayRef {
+fn lists(records: &[Exposure], f: fn(&Exposure) -> &Vec<Arc<str>>) -> ArrayRef {
     let mut lists = ListBuilder::new(StringBuilder::new());
     for e in records {
         for s in f(e) {
-            lists.values().append_value(s);
+            lists.values().append_value(&**s);
         }
         lists.append(true);
     }
@@ -176,12 +176,12 @@ fn lists(records: &[Exposure], f: fn(&Exposure) -> &Vec<String>) -> ArrayRef {
 }
 
 /// Row `i` of a list-of-text column (empty when the segment has no such column).
-fn list_at(lists: Option<&ListArray>, i: usize) -> Result<Vec<String>, String> {
+fn list_at(lists: Option<&ListArray>, i: usize) -> Result<Vec<Arc<str>>, String> {
     match lists {
         Some(lists) if !lists.is_null(i) => {
             let list = lists.value(i);
             let list = list.as_any().downcast_ref::<StringArray>().ok_or("a list column is not text")?;
-            Ok(list.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+            Ok(list.iter().map(|s| Arc::from(s.unwrap_or_default())).collect())
         }
         _ => Ok(Vec::new()),
     }
@@ -246,7 +246,7 @@ mod tests {
             latency_us: 10,
             shadow: false,
             fallback: t % 5 == 0,
-            items: if t % 2 == 0 { vec![format!("i{t}"), "i0".into()] } else { Vec::new() },
+            items: if t % 2 == 0 { vec![format!("i{t}").into(), "i0".into()] } else { Vec::new() },
             rankers: if t % 4 == 0 { vec!["a".into(), "b".into()] } else { Vec::new() },
             error: t % 7 == 3,
         }

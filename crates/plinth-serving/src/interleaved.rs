@@ -19,7 +19,7 @@ use crate::{Error, Exposure, Live, Result, Serving};
 
 /// A ranking's item ids, best first.
 fn ids(r: &Ranked) -> Vec<&str> {
-    r.items.iter().map(|i| i.item.as_str()).collect()
+    r.items.iter().map(|i| &*i.item).collect()
 }
 
 /// The variant name interleaved exposures are logged under.
@@ -91,13 +91,17 @@ impl Serving {
                         Team::A => (&a, control),
                         Team::B => (&b, challenger),
                     };
-                    let score = list.items.iter().find(|i| i.item == *id).map_or(0.0, |i| i.score);
-                    ScoredItem { item: id.to_string(), score, ranker: Some(slot.variant.name.clone()) }
+                    let found = list.items.iter().find(|i| &*i.item == *id);
+                    ScoredItem {
+                        item: found.map_or_else(|| Arc::from(*id), |i| i.item.clone()),
+                        score: found.map_or(0.0, |i| i.score),
+                        ranker: Some(slot.variant.name.as_str().into()),
+                    }
                 })
                 .collect();
             exposure.fallback = a.fallback.is_some() || b.fallback.is_some();
             exposure.items = items.iter().map(|i| i.item.clone()).collect();
-            exposure.rankers = items.iter().filter_map(|i| i.ranker.clone()).collect();
+            exposure.rankers = items.iter().filter_map(|i| i.ranker.as_deref().map(Arc::from)).collect();
             self.exposures().record(exposure);
             answers.push(Answered {
                 variant: INTERLEAVED.to_string(),

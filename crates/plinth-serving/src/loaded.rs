@@ -58,6 +58,9 @@ impl TopN {
 pub struct Recommender {
     pub model: Arc<RecModel>,
     pub top: Option<TopN>,
+    /// The item ids, shared: an answer and its exposure record hold them
+    /// without copying a string per item per request.
+    pub item_ids: Arc<[Arc<str>]>,
 }
 
 /// A tabular model trained by Plinth, with the encoding it was trained with.
@@ -189,7 +192,8 @@ async fn load_plinth(platform: &Platform, version: &ModelVersion, what: &str, me
     .await
     .map_err(|e| Error::Internal(e.to_string()))?
     .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
-    Ok(Kind::Recommender(Recommender { model: Arc::new(model), top }))
+    let item_ids = (0..model.items.len() as u32).map(|i| Arc::from(model.items.id(i))).collect();
+    Ok(Kind::Recommender(Recommender { model: Arc::new(model), top, item_ids }))
 }
 
 async fn load_mlflow(platform: &Platform, version: &ModelVersion, what: &str) -> Result<Kind> {

@@ -54,7 +54,7 @@ pub struct SimilarQuery {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ScoredItem {
-    pub item: String,
+    pub item: Arc<str>,
     pub score: f32,
     /// An interleaved deployment's answer: the variant whose ranking
     /// contributed the item (its score is that ranking's).
@@ -129,15 +129,15 @@ impl RankTask {
         Some(rec.top.as_ref()?.get(index?, self.k)?.to_vec())
     }
 
-    fn ranked(model: &RecModel, index: Option<u32>, ranked: Vec<(u32, f32)>) -> Ranked {
-        Ranked { items: named(model, ranked), fallback: index.is_none().then_some("popularity") }
+    fn ranked(ids: &[Arc<str>], index: Option<u32>, ranked: Vec<(u32, f32)>) -> Ranked {
+        Ranked { items: named(ids, ranked), fallback: index.is_none().then_some("popularity") }
     }
 }
 
-fn named(model: &RecModel, ranked: Vec<(u32, f32)>) -> Vec<ScoredItem> {
+fn named(ids: &[Arc<str>], ranked: Vec<(u32, f32)>) -> Vec<ScoredItem> {
     ranked
         .into_iter()
-        .map(|(i, score)| ScoredItem { item: model.items.id(i).to_string(), score, ranker: None })
+        .filter_map(|(i, score)| Some(ScoredItem { item: ids.get(i as usize)?.clone(), score, ranker: None }))
         .collect()
 }
 
@@ -159,7 +159,7 @@ impl Task for RankTask {
             Some(r) => r,
             None => rec.model.recommend(index, self.k, self.exclude_seen, &self.filter(&rec.model)),
         };
-        Ok(RankTask::ranked(&rec.model, index, ranked))
+        Ok(RankTask::ranked(&rec.item_ids, index, ranked))
     }
 
     /// Live scoring goes through the batcher, so concurrent requests share
@@ -174,10 +174,11 @@ impl Task for RankTask {
             let model = rec.model.clone();
             let index = model.users.get(&self.users[part]);
             match self.precomputed(rec, index) {
-                Some(r) => Err(RankTask::ranked(&model, index, r)),
+                Some(r) => Err(RankTask::ranked(&rec.item_ids, index, r)),
                 None => {
                     let filter = self.filter(&model);
-                    Ok((model, Query { user: index, k: self.k, exclude_seen: self.exclude_seen, filter }))
+                    let query = Query { user: index, k: self.k, exclude_seen: self.exclude_seen, filter };
+                    Ok((model, rec.item_ids.clone(), query))
                 }
             }
         });
@@ -185,13 +186,13 @@ impl Task for RankTask {
         async move {
             match prepared? {
                 Err(done) => Ok(done),
-                Ok((model, query)) => {
+                Ok((model, ids, query)) => {
                     let index = query.user;
                     let ranked = batcher
-                        .recommend(model.clone(), query)
+                        .recommend(model, query)
                         .await
                         .ok_or_else(|| Error::Internal("the scoring workers stopped".into()))?;
-                    Ok(RankTask::ranked(&model, index, ranked))
+                    Ok(RankTask::ranked(&ids, index, ranked))
                 }
             }
         }
@@ -201,7 +202,7 @@ impl Task for RankTask {
         output.fallback.is_some()
     }
 
-    fn shown(output: &Ranked) -> Vec<String> {
+    fn shown(output: &Ranked) -> Vec<Arc<str>> {
         output.items.iter().map(|i| i.item.clone()).collect()
     }
 }
@@ -225,15 +226,16 @@ impl Task for SimilarTask {
     }
 
     fn run(&self, loaded: &LoadedModel, part: usize) -> Result<Ranked> {
-        let model = &loaded.recommender()?.model;
+        let rec = loaded.recommender()?;
+        let model = &rec.model;
         let item = &self.items[part];
         let index = model.items.get(item).ok_or_else(|| {
             Error::NotFound(format!("Item '{item}' is unknown to model '{}' version {}", loaded.name, loaded.version))
         })?;
-        Ok(Ranked { items: named(model, model.similar_items(index, self.k)), fallback: None })
+        Ok(Ranked { items: named(&rec.item_ids, model.similar_items(index, self.k)), fallback: None })
     }
 
-    fn shown(output: &Ranked) -> Vec<String> {
+    fn shown(output: &Ranked) -> Vec<Arc<str>> {
         RankTask::shown(output)
     }
 }

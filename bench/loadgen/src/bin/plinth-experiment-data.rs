@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
                 latency_us: 1000 + (rng.random::<f64>() * 19_000.0) as u64,
                 shadow: false,
                 fallback: rng.random::<f64>() < 0.01,
-                items: (0..10).map(|_| format!("title-{}", (rng.random::<f64>() * 5000.0) as u32)).collect(),
+                items: (0..10).map(|_| format!("title-{}", (rng.random::<f64>() * 5000.0) as u32).into()).collect(),
                 rankers: Vec::new(),
                 error: rng.random::<f64>() < 0.001,
             });
