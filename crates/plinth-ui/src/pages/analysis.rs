@@ -208,8 +208,9 @@ pub async fn show(
         None => (None, Vec::new()),
         Some(event) => {
             let q = f.query(event)?;
-            let analysis = s.analyze(&d, &q).await;
-            let chart = if analysis.is_ok() { over_time(&s, &d, &q).await } else { Vec::new() };
+            // A metric the analysis refuses (an unknown control, no units yet) is the caller's: its 4xx page says why.
+            let analysis = s.analyze(&d, &q).await?;
+            let chart = over_time(&s, &d, &q).await;
             (Some(analysis), chart)
         }
     };
@@ -221,8 +222,7 @@ pub async fn show(
             (form(&name, &f))
             @match &analysis {
                 None => p.muted { "Pick the event kind the metric counts (as posted to " code { "/v1/events" } ")." },
-                Some(Err(e)) => div.error { (e.to_string()) },
-                Some(Ok(a)) => {
+                Some(a) => {
                     p.muted {
                         (a.aggregate.as_str()) " of '" (a.event) "' per unit within " (humantime::format_duration(std::time::Duration::from_millis(a.window_ms.max(0) as u64)))
                         " of its first exposure; " (if a.mode == "sequential" { "anytime-valid" } else { "fixed-horizon" })
