@@ -71,7 +71,8 @@ class PlinthServer:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_args = extra_args or []
-        self.env = {**os.environ, **(env or {})}
+        # Policies are evaluated every half second here (a minute by default), so their tests decide quickly.
+        self.env = {"PLINTH_POLICY_INTERVAL_MS": "500", **os.environ, **(env or {})}
         if store or POSTGRES:
             self.extra_args = ["--store", store or postgres_store(data_dir), *self.extra_args]
         if S3:

@@ -256,6 +256,59 @@ def test_a_deployment_experiment_page_shows_the_analysis(server, page, tmp_path)
     assert r.status_code == 400 and "window" in r.text
 
 
+def test_the_experiment_page_shows_a_policy_and_its_decision_log(server, page, tmp_path):
+    """A policy's stage, guardrails, verdict and decision log on the experiment page, and its named metrics as the
+    form's choices (the policy's primary metric analysed by default)."""
+    import subprocess
+
+    import requests
+    from conftest import PLINTH_BIN, eventually
+
+    data = tmp_path / "plays.tsv"
+    data.write_text("".join(f"u{u}\ti{(u + i) % 40}\n" for u in range(60) for i in range(8)))
+    model = f"ui-pol-{uuid.uuid4().hex[:6]}"
+    subprocess.run([PLINTH_BIN, "train", "recommender", "--data", str(data), "--algo", "popularity",
+                    "--register", model, "--tracking-uri", server.url, "--json"],
+                   check=True, capture_output=True, timeout=300)
+    name = f"pol-ui-{uuid.uuid4().hex[:6]}"
+    spec = {"name": name, "variants": [{"name": "a", "model": f"{model}/1"}, {"name": "b", "model": f"{model}/1"}],
+            "metrics": [{"name": "minutes", "event": "play", "aggregate": "sum", "window": "1h"},
+                        {"name": "plays", "event": "play", "aggregate": "count", "window": "1h"}],
+            "policy": {"metric": "minutes", "min_units": 500, "ramp": [50],
+                       "guardrails": [{"error_rate": 0.05}, {"metric": "minutes", "max_drop": 0.1}]}}
+    r = requests.post(f"{server.url}/api/2.0/plinth/deployments/create", json=spec, timeout=30)
+    assert r.status_code == 200, r.text
+    variants = {}
+    for u in range(100):
+        r = requests.post(f"{server.url}/v1/deployments/{name}/recommend", json={"user": f"u{u % 60}", "k": 5},
+                          headers={"X-Plinth-Unit": f"unit{u}"}, timeout=30)
+        variants[f"unit{u}"] = r.json()["variant"]
+    events = [{"unit": unit, "kind": "play", "value": 1.0 if v == "b" else 30.0 + u % 5, "deployment": name}
+              for u, (unit, v) in enumerate(variants.items())]
+    assert requests.post(f"{server.url}/v1/events", json=events, timeout=30).json()["accepted"] == len(events)
+
+    def stopped():
+        r = requests.get(f"{server.url}/api/2.0/plinth/deployments/policy", params={"name": name}, timeout=30)
+        return r.json()["decisions"] or None
+
+    eventually(stopped, timeout=30, what="the policy's decision")
+    page.goto(f"{server.url}/ui/deployments/{name}/experiment")
+    expect(page.locator("h2", has_text="Policy")).to_have_count(1)
+    expect(page.locator("span.badge").first).to_have_text("stopped")
+    log = page.locator("table.decisions tbody tr")
+    expect(log).to_have_count(1)
+    expect(log.first).to_contain_text("stop")
+    expect(log.first).to_contain_text("guardrail breached: minutes drops by at most 10%")
+    expect(page.locator("table.guardrails tbody tr")).to_have_count(2)
+    # The policy's primary metric is analysed without asking; another named one by picking it.
+    expect(page.locator("table.analysis")).to_contain_text("(control)")
+    page.locator("select[name=metric]").select_option("plays")
+    page.get_by_role("button", name="Analyse").first.click()
+    expect(page.locator("select[name=metric]")).to_have_value("plays")
+    expect(page.locator("table.analysis tbody tr")).to_have_count(2)
+    shot(page, "deployment-policy")
+
+
 def test_deleting_an_experiment_asks_first(server, seeded, page):
     name = f"doomed-{uuid.uuid4().hex[:6]}"
     experiment_id = mlflow.create_experiment(name)

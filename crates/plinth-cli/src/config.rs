@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub datasets_dir: Option<PathBuf>,
     pub max_concurrent_inference: Option<usize>,
     pub reload_interval_ms: Option<u64>,
+    pub policy_interval_ms: Option<u64>,
     pub allowed_hosts: Option<Vec<String>>,
     pub allowed_origins: Option<Vec<String>>,
     pub max_connections: Option<usize>,
@@ -110,6 +111,9 @@ pub struct ServerFlags {
     /// How often deployments re-check aliases and stored changes, in ms (default 1000).
     #[arg(long, env = "PLINTH_RELOAD_INTERVAL_MS")]
     pub reload_interval_ms: Option<u64>,
+    /// How often deployment policies are evaluated (by one worker of all replicas), in ms (default 60000).
+    #[arg(long, env = "PLINTH_POLICY_INTERVAL_MS")]
+    pub policy_interval_ms: Option<u64>,
     /// Host names the server answers to, beyond localhost and IP literals (comma-separated, `*` wildcards;
     /// `*` for any). Guards against DNS rebinding.
     #[arg(long, env = "PLINTH_ALLOWED_HOSTS", value_delimiter = ',')]
@@ -166,6 +170,7 @@ pub struct Config {
     pub datasets_dir: PathBuf,
     pub max_concurrent_inference: usize,
     pub reload_interval_ms: u64,
+    pub policy_interval_ms: u64,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     /// `0`: derived from the open-file limit.
@@ -206,6 +211,11 @@ impl Config {
         let reload_interval_ms = flags.reload_interval_ms.or(file.reload_interval_ms).unwrap_or(default_reload);
         if !(50..=60_000).contains(&reload_interval_ms) {
             bail!("reload_interval_ms must be in 50..=60000");
+        }
+        let default_policy = plinth_serving::policy::DEFAULT_INTERVAL.as_millis() as u64;
+        let policy_interval_ms = flags.policy_interval_ms.or(file.policy_interval_ms).unwrap_or(default_policy);
+        if !(100..=86_400_000).contains(&policy_interval_ms) {
+            bail!("policy_interval_ms must be in 100..=86400000");
         }
         let clean = |list: Option<Vec<String>>| -> Vec<String> {
             list.unwrap_or_default().into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
@@ -274,6 +284,7 @@ impl Config {
             max_connections,
             max_concurrent_inference,
             reload_interval_ms,
+            policy_interval_ms,
             datasets_dir: flags
                 .datasets_dir
                 .clone()

@@ -25,14 +25,20 @@ pub enum DeployCommand {
     /// Analyse a deployment's experiment for one metric: per variant its units, mean and interval, each variant's
     /// lift against the control, and the sample-ratio check (a table; --json for the server's JSON).
     Analyze(AnalyzeArgs),
+    /// Show a deployment's policy: where it stands, its guardrails and what the figures call for now, and its
+    /// decision log (--json for the server's JSON).
+    Policy(NameArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
     name: String,
+    /// A metric defined on the deployment (then its event, aggregate, window and CUPED setting are used).
+    #[arg(long, conflicts_with = "event")]
+    metric: Option<String>,
     /// The event kind the metric counts (`play`, `click`, `conversion`).
-    #[arg(long)]
-    event: String,
+    #[arg(long, required_unless_present = "metric")]
+    event: Option<String>,
     /// count | sum (of the events' values) | conversion (share of units with one) | ratio (events per exposure).
     #[arg(long, default_value = "count")]
     aggregate: String,
@@ -194,6 +200,14 @@ pub struct SpecArgs {
     /// kept unless this is given.
     #[arg(long)]
     mode: Option<String>,
+    /// A JSON file with the deployment's named `metrics` and its `policy` (primary metric, guardrails, minimum
+    /// units and duration, ramp, the alias a win moves; see the README). On update, the current ones are kept
+    /// unless this or --no-policy is given.
+    #[arg(long)]
+    experiment: Option<std::path::PathBuf>,
+    /// Update only: remove the deployment's policy.
+    #[arg(long, conflicts_with = "experiment")]
+    no_policy: bool,
     #[command(flatten)]
     target: Target,
 }
@@ -276,7 +290,93 @@ fn spec(a: &SpecArgs) -> anyhow::Result<Value> {
     if let Some(mode) = &a.mode {
         body["mode"] = json!(mode);
     }
+    if let Some(path) = &a.experiment {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let experiment: Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        for key in ["metrics", "policy"] {
+            if let Some(v) = experiment.get(key) {
+                body[key] = v.clone();
+            }
+        }
+    }
     Ok(body)
+}
+
+/// The policy's state, its guardrails and verdict now, and the decision log.
+fn describe_policy(v: &Value) -> String {
+    let p = &v["policy"];
+    if p.is_null() {
+        return "no policy".into();
+    }
+    let mut out = format!(
+        "policy: {} — primary metric {}, {} against {}",
+        text(&p["state"]["status"]),
+        text(&p["metric"]),
+        text(&p["challenger"]),
+        text(&p["control"])
+    );
+    if let (Some(ramp), Some(stage)) = (p["ramp"].as_array(), p["state"]["stage"].as_u64())
+        && let Some(share) = ramp.get(stage as usize)
+    {
+        out += &format!(", ramp stage {} of {} ({share}% to the challenger)", stage + 1, ramp.len());
+    }
+    let e = &v["evaluation"];
+    if !e.is_null() {
+        out += &format!(
+            "
+now: {} — {}",
+            text(&e["verdict"]["action"]),
+            text(&e["verdict"]["reason"])
+        );
+        let rows: Vec<Vec<String>> = e["guardrails"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| {
+                vec![
+                    text(&g["guardrail"]),
+                    figure(&g["value"]),
+                    if g["breached"].as_bool() == Some(true) { "BREACHED".into() } else { "holding".into() },
+                    text(&g["note"]),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            out += &format!(
+                "
+
+{}",
+                table(&["GUARDRAIL", "CHALLENGER", "STATE", "NOTE"], &rows)
+            );
+        }
+    }
+    let rows: Vec<Vec<String>> = v["decisions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            vec![
+                time(d["time"].as_i64()),
+                text(&d["action"]).trim_start_matches("policy.").to_string(),
+                text(&d["detail"]),
+                text(&d["after"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        out += "
+
+no decision yet";
+    } else {
+        out += &format!(
+            "
+
+{}",
+            table(&["WHEN", "DECISION", "WHY", "TRAFFIC AFTER"], &rows)
+        );
+    }
+    out
 }
 
 async fn call(target: &Target, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
@@ -287,8 +387,8 @@ pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
     use reqwest::Method;
     let out = match &cmd {
         DeployCommand::Create(a) => {
-            if a.no_shadow {
-                bail!("--no-shadow is for update only");
+            if a.no_shadow || a.no_policy {
+                bail!("--no-shadow and --no-policy are for update only");
             }
             call(&a.target, Method::POST, "create", Some(spec(a)?)).await?
         }
@@ -304,6 +404,14 @@ pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
             }
             if a.mode.is_none() {
                 body["mode"] = current["deployment"]["mode"].clone();
+            }
+            // And its metrics and policy (with the policy's progress), unless given or dropped.
+            if a.experiment.is_none() && !a.no_policy {
+                for key in ["metrics", "policy"] {
+                    body[key] = current["deployment"][key].clone();
+                }
+            } else if a.no_policy {
+                body["policy"] = Value::Null;
             }
             call(&a.target, Method::POST, "update", Some(body)).await?
         }
@@ -343,15 +451,31 @@ pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
             return Ok(());
         }
         DeployCommand::Analyze(a) => {
-            let mut query = json!({"name": a.name, "event": a.event, "aggregate": a.aggregate, "window": a.window,
-                                   "mode": a.mode, "cuped": a.cuped.to_string(), "alpha": a.alpha.to_string(),
+            let mut query = json!({"name": a.name, "mode": a.mode, "alpha": a.alpha.to_string(),
                                    "planned_units": a.planned_units.to_string()});
+            match (&a.metric, &a.event) {
+                (Some(metric), _) => query["metric"] = json!(metric),
+                (None, event) => {
+                    query["event"] = json!(event);
+                    query["aggregate"] = json!(a.aggregate);
+                    query["window"] = json!(a.window);
+                    query["cuped"] = json!(a.cuped.to_string());
+                }
+            }
             if let Some(control) = &a.control {
                 query["control"] = json!(control);
             }
             let v = call(&a.target, Method::GET, "analysis", Some(query)).await?;
             if !a.json {
                 println!("{}", describe_analysis(&v));
+                return Ok(());
+            }
+            v
+        }
+        DeployCommand::Policy(a) => {
+            let v = call(&a.target, Method::GET, "policy", Some(json!({"name": a.name}))).await?;
+            if !a.json {
+                println!("{}", describe_policy(&v));
                 return Ok(());
             }
             v

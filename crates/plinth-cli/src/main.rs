@@ -160,6 +160,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
         sqlite: SqliteOptions { fsync_commits: config.fsync_commits },
         clock: plinth_core::clock::system(),
         reload_interval: std::time::Duration::from_millis(config.reload_interval_ms),
+        policy_interval: std::time::Duration::from_millis(config.policy_interval_ms),
         server: ServerConfig {
             max_request_bytes: config.max_request_bytes,
             max_artifact_bytes: config.max_artifact_bytes,

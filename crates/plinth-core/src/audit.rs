@@ -145,6 +145,17 @@ actions! {
     WorkspaceCreate => "workspace.create",
     WorkspaceUpdate => "workspace.update",
     WorkspaceDelete => "workspace.delete",
+    PolicyAdvance => "policy.advance",
+    PolicyStop => "policy.stop",
+    PolicyPromote => "policy.promote",
+    PolicyWin => "policy.win",
+}
+
+impl Action {
+    /// A deployment policy's decision (the decision log).
+    pub fn is_policy_decision(self) -> bool {
+        matches!(self, Action::PolicyAdvance | Action::PolicyStop | Action::PolicyPromote | Action::PolicyWin)
+    }
 }
 
 /// One change, as recorded. `seq` is the trail's order (given by the store,
@@ -165,6 +176,8 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
     /// The workspace the change was made in.
     pub workspace: String,
+    /// Why, where the actor is Plinth deciding on its own (a policy's figures).
+    pub detail: Option<String>,
 }
 
 /// Where the resource paths of each kind start.

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::{MetricDef, Policy};
 use crate::{Error, Result};
 
 pub const BUCKETS: u32 = 10_000;
@@ -98,7 +99,7 @@ impl TrafficMode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     pub name: String,
     /// Mixed into the bucket hash; defaults to the name. Changing it
@@ -109,6 +110,12 @@ pub struct Deployment {
     pub shadow: Option<Variant>,
     #[serde(default)]
     pub mode: TrafficMode,
+    /// Named metrics its analyses and policy refer to.
+    #[serde(default)]
+    pub metrics: Vec<MetricDef>,
+    /// What the platform does with its experiment on its own.
+    #[serde(default)]
+    pub policy: Option<Policy>,
     pub created_time: i64,
     pub updated_time: i64,
     /// The workspace it belongs to: its models are that workspace's. Its name
@@ -182,6 +189,19 @@ impl Deployment {
         if self.variants.iter().all(|v| v.weight == 0) {
             return Err(Error::invalid("At least one variant needs a weight above 0"));
         }
+        let mut metric_names = std::collections::HashSet::new();
+        if self.metrics.len() > 32 {
+            return Err(Error::invalid("A deployment has at most 32 named metrics"));
+        }
+        for m in &self.metrics {
+            m.validate()?;
+            if !metric_names.insert(m.name.as_str()) {
+                return Err(Error::invalid(format!("Duplicate metric name '{}'", m.name)));
+            }
+        }
+        if let Some(p) = &self.policy {
+            p.validate(self)?;
+        }
         if self.mode == TrafficMode::Interleave && self.variants.len() != 2 {
             return Err(Error::invalid(
                 "An interleaved deployment needs exactly two variants: the control first, then the challenger",
@@ -251,6 +271,8 @@ mod tests {
             variants,
             shadow: None,
             mode: TrafficMode::Split,
+            metrics: Vec::new(),
+            policy: None,
             created_time: 0,
             updated_time: 0,
             workspace: "default".into(),

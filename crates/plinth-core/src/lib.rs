@@ -14,6 +14,7 @@ pub mod ids;
 pub mod jobs;
 pub mod logged_models;
 pub mod model_dir;
+pub mod policy;
 pub mod query;
 pub mod registry;
 pub mod rules;

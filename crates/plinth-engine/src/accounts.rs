@@ -192,7 +192,8 @@ impl Accounts {
     }
 
     async fn record(&self, action: Action, resource: String, after: Option<String>) -> Result<()> {
-        crate::audit::append(&*self.inner.store, self.now_ms(), &self.actor, action, resource, None, after).await
+        let change = crate::audit::Change { action, resource, before: None, after, detail: None };
+        crate::audit::append(&*self.inner.store, self.now_ms(), &self.actor, change).await
     }
 
     fn now_ms(&self) -> i64 {

@@ -10,16 +10,19 @@ use plinth_store::MetadataStore;
 
 use crate::{Page, Platform, Result};
 
+/// One change as a use case describes it.
+pub(crate) struct Change {
+    pub action: Action,
+    pub resource: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    /// Why, where Plinth decided on its own.
+    pub detail: Option<String>,
+}
+
 /// Appends one record of `actor`'s change at `time`.
-pub(crate) async fn append(
-    store: &dyn MetadataStore,
-    time: i64,
-    actor: &Actor,
-    action: Action,
-    resource: String,
-    before: Option<String>,
-    after: Option<String>,
-) -> Result<()> {
+pub(crate) async fn append(store: &dyn MetadataStore, time: i64, actor: &Actor, change: Change) -> Result<()> {
+    let Change { action, resource, before, after, detail } = change;
     let record = AuditRecord {
         seq: 0,
         time,
@@ -30,6 +33,7 @@ pub(crate) async fn append(
         after,
         request_id: actor.request_id.clone(),
         workspace: actor.workspace.to_string(),
+        detail,
     };
     if let Err(e) = store.append_audit(record).await {
         tracing::error!(error = %e, action = action.as_str(), "the audit trail could not record a change");
@@ -71,7 +75,7 @@ impl Platform {
         before: Option<String>,
         after: Option<String>,
     ) -> Result<()> {
-        append(&*self.store, self.now_ms(), &self.actor, action, resource, before, after).await
+        append(&*self.store, self.now_ms(), &self.actor, Change { action, resource, before, after, detail: None }).await
     }
 
     /// A change with nothing before or after worth keeping.

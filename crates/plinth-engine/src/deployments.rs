@@ -6,6 +6,7 @@ use plinth_artifacts::ArtifactPath;
 use plinth_core::access::{Op, ResourceType};
 use plinth_core::audit::{Action, resource};
 use plinth_core::deployments::{Deployment, ModelRef, ModelTarget, VariantCounters};
+use plinth_core::policy::{Policy, PolicyState, PolicyStatus};
 use plinth_core::registry::ModelVersion;
 
 use crate::{Error, Platform, Result};
@@ -50,6 +51,7 @@ impl Platform {
         self.need_models_served(&deployment).await?;
         let now = self.now_ms();
         (deployment.created_time, deployment.updated_time) = (now, now);
+        start_policy(&mut deployment, None, now);
         let created = self.store.create_deployment(deployment).await?;
         self.grant_creator(ResourceType::Deployment, &created.name).await?;
         let after = Some(created.traffic());
@@ -111,6 +113,7 @@ impl Platform {
         deployment.created_time = current.created_time;
         // Strictly increasing, so replicas see every change.
         deployment.updated_time = self.now_ms().max(current.updated_time + 1);
+        start_policy(&mut deployment, current.policy.as_ref(), self.now_ms());
         deployment.validate()?;
         let updated = self.store.update_deployment(deployment).await?;
         let after = Some(updated.traffic());
@@ -124,6 +127,66 @@ impl Platform {
         self.store.delete_deployment(name).await?;
         self.forget_grants(ResourceType::Deployment, name).await?;
         self.record(Action::DeploymentDelete, resource::deployment(name), Some(before), None).await
+    }
+
+    /// Applies a policy's decision: `decided` (the deployment with its new
+    /// weights and policy state) replaces what is stored, if the stored one is
+    /// still `seen` (else nothing happens: someone changed it meanwhile, and
+    /// the next evaluation judges the new one). Recorded as `action` with the
+    /// traffic before and after and the figures in `detail`, as the actor
+    /// (Plinth's policy, in the deployment's workspace).
+    pub async fn decide_policy(
+        &self,
+        seen: &Deployment,
+        mut decided: Deployment,
+        action: Action,
+        detail: String,
+    ) -> Result<Option<Deployment>> {
+        let current = self.store.get_deployment(&seen.name).await?;
+        if current != *seen {
+            return Ok(None);
+        }
+        decided.updated_time = self.now_ms().max(current.updated_time + 1);
+        decided.validate()?;
+        let updated = self.store.update_deployment(decided).await?;
+        let change = crate::audit::Change {
+            action,
+            resource: resource::deployment(&updated.name),
+            before: Some(current.traffic()),
+            after: Some(updated.traffic()),
+            detail: Some(detail),
+        };
+        crate::audit::append(&*self.store, self.now_ms(), &self.actor, change).await?;
+        Ok(Some(updated))
+    }
+
+    /// A deployment's policy decisions, newest first (the decision log).
+    pub async fn policy_decisions(&self, name: &str) -> Result<Vec<plinth_core::audit::AuditRecord>> {
+        self.need_deployment(name, Op::Read).await?;
+        let deployment = self.store.get_deployment(name).await?;
+        let mut query = plinth_core::audit::AuditQuery {
+            resource: Some(resource::deployment(name)),
+            workspace: Some(deployment.workspace),
+            max_results: plinth_core::audit::MAX_AUDIT_RESULTS,
+            ..Default::default()
+        };
+        let mut decisions = Vec::new();
+        // Decisions are few beside a deployment's other records; ten pages of them are plenty.
+        for _ in 0..10 {
+            let page = self.store.search_audit(query.clone()).await?;
+            decisions.extend(page.items.into_iter().filter(|r| r.action.is_policy_decision()));
+            match page.next_offset {
+                Some(next) => query.before_seq = Some(next),
+                None => break,
+            }
+        }
+        Ok(decisions)
+    }
+
+    /// Takes or renews the lease `name` for `holder` (see
+    /// [`plinth_store::MetadataStore::acquire_lease`]).
+    pub async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<bool> {
+        Ok(self.store.acquire_lease(name, holder, self.now_ms(), ttl_ms).await?)
     }
 
     /// Publishes this process's serving counters for other replicas to add up.
@@ -140,4 +203,18 @@ impl Platform {
     pub fn shared(&self) -> bool {
         self.store.shared()
     }
+}
+
+/// A policy given with a deployment starts at its first stage (the ramp's
+/// first weights) now; one restated unchanged keeps its progress.
+fn start_policy(deployment: &mut Deployment, current: Option<&Policy>, now: i64) {
+    let Some(policy) = deployment.policy.as_mut() else { return };
+    if let Some(current) = current
+        && current.same_terms(policy)
+    {
+        policy.state = current.state.clone();
+        return;
+    }
+    policy.state = PolicyState { status: PolicyStatus::Running, stage: 0, stage_started_ms: now, reason: None };
+    deployment.apply_stage(0);
 }

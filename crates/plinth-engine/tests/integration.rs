@@ -190,6 +190,8 @@ async fn usage_measures_lead_time_and_staleness_on_the_platforms_clock() {
         variants: vec![variant],
         shadow: None,
         mode: Default::default(),
+        metrics: Vec::new(),
+        policy: None,
         created_time: 0,
         updated_time: 0,
         workspace: "default".into(),

@@ -43,6 +43,8 @@ pub struct AppConfig {
     pub jobs: plinth_engine::jobs::JobConfig,
     /// How often serving re-reads deployments and aliases.
     pub reload_interval: Duration,
+    /// How often deployment policies are evaluated (by the one worker holding the evaluator's lease).
+    pub policy_interval: Duration,
     pub server: ServerConfig,
     /// With authentication on and no user yet: the first administrator
     /// (`PLINTH_ADMIN_USER`, `PLINTH_ADMIN_PASSWORD`).
@@ -68,6 +70,7 @@ impl AppConfig {
             clock: plinth_core::clock::system(),
             jobs: plinth_engine::jobs::JobConfig::default(),
             reload_interval: plinth_serving::DEFAULT_RELOAD_INTERVAL,
+            policy_interval: plinth_serving::policy::DEFAULT_INTERVAL,
             server: ServerConfig::default(),
             first_admin: None,
             default_permission: plinth_core::access::Permission::Read,
@@ -259,6 +262,9 @@ impl App {
             if let Err(e) = serving.exposures().import_jsonl(&dir).await {
                 tracing::warn!(error = %e, dir = %dir.display(), "cannot move the old exposure log into segments");
             }
+        }
+        if config.server.roles.worker {
+            serving.start_policies(config.policy_interval);
         }
         let api = config.server.roles.api;
         let router = crate::app(platform.clone(), jobs.clone(), serving.clone(), config.server);

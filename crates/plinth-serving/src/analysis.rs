@@ -27,43 +27,7 @@ use crate::events::{unscoped, valid_kind};
 use crate::interleaved::INTERLEAVED;
 use crate::join::{JoinSpec, Joined, combine, event_shards, exposure_shards};
 
-/// How a unit's events become its metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Aggregate {
-    /// Events of the kind.
-    Count,
-    /// Their values (an event without one adds 0).
-    Sum,
-    /// 1 if the unit had at least one, else 0.
-    Conversion,
-    /// Events per exposure: the unit's events over its exposures in the
-    /// window (a ratio metric, by the delta method).
-    Ratio,
-}
-
-impl Aggregate {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Aggregate::Count => "count",
-            Aggregate::Sum => "sum",
-            Aggregate::Conversion => "conversion",
-            Aggregate::Ratio => "ratio",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Aggregate> {
-        match s {
-            "count" => Ok(Aggregate::Count),
-            "sum" => Ok(Aggregate::Sum),
-            "conversion" => Ok(Aggregate::Conversion),
-            "ratio" => Ok(Aggregate::Ratio),
-            other => {
-                Err(Error::Invalid(format!("aggregate must be one of count, sum, conversion, ratio; got '{other}'")))
-            }
-        }
-    }
-}
+pub use plinth_core::policy::Aggregate;
 
 /// What to analyse.
 #[derive(Debug, Clone)]
@@ -82,6 +46,21 @@ pub struct AnalysisQuery {
     /// count; never later than now).
     pub until_ms: Option<i64>,
     pub plan: Plan,
+}
+
+impl AnalysisQuery {
+    /// A named metric's analysis under `plan` (its CUPED setting is the metric's).
+    pub fn of_metric(metric: &plinth_core::policy::MetricDef, plan: Plan) -> AnalysisQuery {
+        AnalysisQuery {
+            event: metric.event.clone(),
+            aggregate: metric.aggregate,
+            window_ms: metric.window_ms,
+            control: None,
+            since_ms: None,
+            until_ms: None,
+            plan: Plan { cuped: metric.cuped, ..plan },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

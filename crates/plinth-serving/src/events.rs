@@ -60,9 +60,7 @@ pub struct EventInput {
 
 /// Whether `kind` is an event kind's name: 1–64 letters, digits, `_`, `-`, `.`.
 pub fn valid_kind(kind: &str) -> bool {
-    !kind.is_empty()
-        && kind.len() <= 64
-        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    plinth_core::policy::valid_event_kind(kind)
 }
 
 impl EventInput {

@@ -22,6 +22,7 @@ mod join;
 mod loaded;
 mod oip;
 mod onnx;
+pub mod policy;
 mod recommend;
 pub mod segments;
 mod status;
@@ -120,6 +121,17 @@ pub struct Live {
 }
 
 impl Live {
+    /// The same loaded models under `stored`, the spec the platform stored
+    /// (which may have set weights: a policy starts at its ramp's first stage).
+    fn stored_as(mut self, stored: Deployment) -> Live {
+        for (slot, v) in
+            self.variants.iter_mut().zip(&stored.variants).chain(self.shadow.iter_mut().zip(&stored.shadow))
+        {
+            slot.variant = v.clone();
+        }
+        Live { table: stored.assignment_table(), spec: stored, ..self }
+    }
+
     /// The variant that serves `unit`.
     pub fn assign(&self, unit: &str) -> &Slot {
         let b = bucket(&self.spec.salt, unit) as usize;
@@ -324,7 +336,7 @@ impl Serving {
         }
         let loaded = self.build(spec.clone(), None).await?;
         let stored = self.inner.platform.acting(by.clone()).create_deployment(spec).await?;
-        self.install(Live { spec: stored.clone(), table: stored.assignment_table(), ..loaded });
+        self.install(loaded.stored_as(stored.clone()));
         Ok(stored)
     }
 
@@ -336,8 +348,7 @@ impl Serving {
         self.inner.platform.acting(by.clone()).get_deployment(&spec.name).await?;
         let probe = self.build(spec.clone(), previous.as_deref()).await?;
         let stored = self.inner.platform.acting(by.clone()).update_deployment(spec).await?;
-        let live = Live { spec: stored.clone(), table: stored.assignment_table(), ..probe };
-        self.install(live);
+        self.install(probe.stored_as(stored.clone()));
         Ok(stored)
     }
 

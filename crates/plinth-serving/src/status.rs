@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use plinth_core::deployments::{Deployment, TrafficMode, Variant, VariantCounters};
+use plinth_core::policy::{MetricDef, Policy};
 use serde::Serialize;
 
 use crate::{Live, Serving, Slot};
@@ -61,6 +62,10 @@ pub struct DeploymentStatus {
     pub shadow: Option<VariantStatus>,
     pub mode: TrafficMode,
     pub state: DeploymentState,
+    /// Its named metrics.
+    pub metrics: Vec<MetricDef>,
+    /// Its policy with the policy's progress.
+    pub policy: Option<Policy>,
 }
 
 impl VariantStatus {
@@ -98,6 +103,8 @@ impl Live {
             shadow: self.shadow.as_ref().map(|s| VariantStatus::slot(s, now_ms)),
             mode: self.spec.mode,
             state: DeploymentState::Ready,
+            metrics: self.spec.metrics.clone(),
+            policy: self.spec.policy.clone(),
         }
     }
 }
@@ -152,6 +159,8 @@ impl Serving {
                 shadow: d.shadow.as_ref().map(VariantStatus::spec),
                 mode: d.mode,
                 state: DeploymentState::Loading,
+                metrics: d.metrics.clone(),
+                policy: d.policy.clone(),
             },
         }
     }

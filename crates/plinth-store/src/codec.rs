@@ -1,8 +1,10 @@
 //! What both backends store the same way or decide the same way, written
-//! once: a dataset input's tags as a JSON list, and the last step of MLflow's
-//! sampled metric history.
+//! once: a dataset input's tags as a JSON list, the last step of MLflow's
+//! sampled metric history, and a deployment's row.
 
+use plinth_core::deployments::{Deployment, TrafficMode, Variant};
 use plinth_core::experiments::Tag;
+use plinth_core::policy::{MetricDef, Policy};
 use plinth_core::runs::Metric;
 
 /// A dataset input's tags, stored as `[{"key", "value"}, …]`.
@@ -59,6 +61,76 @@ pub(crate) fn role_permission(
     (id, role_id, t, pattern, permission): (i64, i64, String, String, String),
 ) -> crate::Result<plinth_core::access::RolePermission> {
     Ok(plinth_core::access::RolePermission { id, role_id, grant: grant(t, pattern, permission)? })
+}
+
+/// A deployment's row: every column in `DEPLOYMENT_COLUMNS`' order, the
+/// structured ones as core's types serialize them.
+pub(crate) struct DeploymentRow {
+    pub name: String,
+    pub salt: String,
+    pub variants: String,
+    pub shadow: Option<String>,
+    pub created_time: i64,
+    pub updated_time: i64,
+    pub workspace: String,
+    pub mode: String,
+    pub metrics: Option<String>,
+    pub policy: Option<String>,
+}
+
+/// The columns of a deployment's row, in [`DeploymentRow`]'s order.
+pub(crate) const DEPLOYMENT_COLUMNS: &str =
+    "name, salt, variants_json, shadow_json, created_time, updated_time, workspace, mode, metrics_json, policy_json";
+
+impl DeploymentRow {
+    pub(crate) fn encode(d: &Deployment) -> crate::Result<DeploymentRow> {
+        let err = |e: serde_json::Error| crate::Error::Database(format!("deployment '{}': {e}", d.name));
+        Ok(DeploymentRow {
+            name: d.name.clone(),
+            salt: d.salt.clone(),
+            variants: serde_json::to_string(&d.variants).map_err(err)?,
+            shadow: d.shadow.as_ref().map(serde_json::to_string).transpose().map_err(err)?,
+            created_time: d.created_time,
+            updated_time: d.updated_time,
+            workspace: d.workspace.clone(),
+            mode: d.mode.as_str().to_string(),
+            metrics: (!d.metrics.is_empty()).then(|| serde_json::to_string(&d.metrics)).transpose().map_err(err)?,
+            policy: d.policy.as_ref().map(serde_json::to_string).transpose().map_err(err)?,
+        })
+    }
+
+    /// A stored row this version cannot read is a database error, never a default.
+    pub(crate) fn decode(self) -> crate::Result<Deployment> {
+        let name = self.name;
+        let corrupt = |what: &str, e: serde_json::Error| {
+            crate::Error::Database(format!("deployment '{name}': stored {what}: {e}"))
+        };
+        let variants: Vec<Variant> = serde_json::from_str(&self.variants).map_err(|e| corrupt("variants", e))?;
+        let shadow: Option<Variant> =
+            self.shadow.map(|s| serde_json::from_str(&s)).transpose().map_err(|e| corrupt("shadow", e))?;
+        let metrics: Vec<MetricDef> = self
+            .metrics
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| corrupt("metrics", e))?
+            .unwrap_or_default();
+        let policy: Option<Policy> =
+            self.policy.map(|s| serde_json::from_str(&s)).transpose().map_err(|e| corrupt("policy", e))?;
+        let mode = TrafficMode::parse(&self.mode)
+            .map_err(|_| crate::Error::Database(format!("deployment '{name}': stored mode '{}'", self.mode)))?;
+        Ok(Deployment {
+            salt: self.salt,
+            variants,
+            shadow,
+            mode,
+            metrics,
+            policy,
+            created_time: self.created_time,
+            updated_time: self.updated_time,
+            workspace: self.workspace,
+            name,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -273,12 +273,14 @@ async fn audit_trail(store: &dyn MetadataStore) {
         after: None,
         request_id: None,
         workspace: "default".into(),
+        detail: None,
     };
     let all = |max: i64| AuditQuery { max_results: max, ..Default::default() };
     assert!(store.search_audit(all(10)).await.expect("empty").items.is_empty());
 
     let mut moved = record(1_000, "alice", Action::AliasSet, "models/m/aliases/champion");
     (moved.before, moved.after, moved.request_id) = (Some("3".into()), Some("4".into()), Some("req-1".into()));
+    moved.detail = Some("why it moved".into());
     store.append_audit(record(900, "alice", Action::ModelCreate, "models/m")).await.expect("append");
     store.append_audit(moved.clone()).await.expect("append");
     store.append_audit(record(1_100, "bob", Action::ModelCreate, "models/mm")).await.expect("append");
@@ -410,6 +412,8 @@ async fn deployments(store: &dyn MetadataStore) {
         variants: vec![variant("a", "recs@champion", 90), variant("b", "recs/2", 10)],
         shadow: Some(variant("s", "recs@challenger", 0)),
         mode: TrafficMode::Interleave,
+        metrics: Vec::new(),
+        policy: None,
         created_time: 1,
         updated_time: 1,
         workspace: "default".into(),
@@ -427,6 +431,49 @@ async fn deployments(store: &dyn MetadataStore) {
     assert_eq!((updated.variants[0].weight, updated.shadow.clone(), updated.salt.as_str()), (50, None, "salt-1"));
     assert_eq!(updated.mode, TrafficMode::Split);
     assert_eq!(store.list_deployments().await.expect("list").len(), 1);
+
+    // Named metrics and a policy with its progress are kept whole.
+    use plinth_core::policy::{Aggregate, Guardrail, MetricDef, Policy, PolicyState, PolicyStatus};
+    let mut with_policy = updated.clone();
+    with_policy.metrics = vec![MetricDef {
+        name: "minutes".into(),
+        event: "play".into(),
+        aggregate: Aggregate::Sum,
+        window_ms: 3_600_000,
+        cuped: true,
+    }];
+    with_policy.policy = Some(Policy {
+        metric: "minutes".into(),
+        control: "a".into(),
+        challenger: "b".into(),
+        guardrails: vec![
+            Guardrail::ErrorRate { max: 0.05 },
+            Guardrail::Metric { metric: "minutes".into(), max_drop: 0.1 },
+        ],
+        min_units: 100,
+        min_duration_ms: 60_000,
+        min_exposures: 50,
+        ramp: vec![1, 10, 50],
+        promote: Some("champion".into()),
+        alpha: 0.05,
+        state: PolicyState { status: PolicyStatus::Running, stage: 1, stage_started_ms: 5, reason: Some("r".into()) },
+    });
+    with_policy.updated_time = 3;
+    assert_eq!(store.update_deployment(with_policy.clone()).await.expect("update"), with_policy);
+    assert_eq!(store.list_deployments().await.expect("list"), vec![with_policy.clone()]);
+    with_policy.policy = None;
+    with_policy.metrics.clear();
+    with_policy.updated_time = 4;
+    assert_eq!(store.update_deployment(with_policy.clone()).await.expect("update"), with_policy);
+
+    // A lease is one holder's until it ends; its holder renews it.
+    assert!(store.acquire_lease("evaluator", "p1", 1_000, 500).await.expect("take"));
+    assert!(!store.acquire_lease("evaluator", "p2", 1_400, 500).await.expect("held"));
+    assert!(store.acquire_lease("evaluator", "p1", 1_400, 500).await.expect("renew"));
+    assert!(!store.acquire_lease("evaluator", "p2", 1_800, 500).await.expect("renewed"));
+    assert!(store.acquire_lease("evaluator", "p2", 1_900, 500).await.expect("ended: taken over"));
+    assert!(!store.acquire_lease("evaluator", "p1", 2_000, 500).await.expect("p2's now"));
+    assert!(store.acquire_lease("other", "p1", 2_000, 500).await.expect("another lease"));
     assert!(store.get_deployment("nope").await.is_err_and(|e| not_found(&e)));
 
     // Each process's counters replace its own earlier ones; readers get every fresh process's.

@@ -257,6 +257,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// How many records each actor made of each action, per day (UTC), from `since` on.
     async fn audit_activity(&self, since: i64) -> Result<Vec<ActivityRow>>;
 
+    /// Takes the lease `name` for `holder` for `ttl_ms` from `now`, or renews
+    /// it when `holder` has it; false while another holder's has not ended.
+    /// Work that one process of many does at a time (the policy evaluator).
+    async fn acquire_lease(&self, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool>;
+
     /// Whether other processes may share this store: then a job running at
     /// start may be another process's, and only an expired lease frees it.
     fn shared(&self) -> bool;

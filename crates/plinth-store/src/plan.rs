@@ -694,15 +694,25 @@ pub(crate) const DELETE_ENDED_SESSIONS: &str =
 // The next `seq` is a scalar subquery of the plain `SELECT MAX(seq)` shape, which
 // both engines answer from the key's index (a MAX beside other columns scans the table).
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_log
-     (seq, time, actor, action, resource, before, after, request_id, workspace)
-     VALUES (COALESCE((SELECT MAX(seq) FROM audit_log), 0) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     (seq, time, actor, action, resource, before, after, request_id, workspace, detail)
+     VALUES (COALESCE((SELECT MAX(seq) FROM audit_log), 0) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 /// The trail's activity per day (UTC), actor and action since a time.
 pub(crate) const AUDIT_ACTIVITY: &str = "SELECT time / 86400000, actor, action, COUNT(*), workspace FROM audit_log
      WHERE time >= ?1 GROUP BY time / 86400000, actor, action, workspace ORDER BY 1";
 
 /// The columns an audit query reads, in [`AuditRecord`](plinth_core::audit::AuditRecord)'s order.
-pub(crate) const AUDIT_COLUMNS: &str = "seq, time, actor, action, resource, before, after, request_id, workspace";
+pub(crate) const AUDIT_COLUMNS: &str =
+    "seq, time, actor, action, resource, before, after, request_id, workspace, detail";
+
+/// Takes or renews the lease `?1` for holder `?2` until `?3 + ?4` (now + its
+/// length), unless another holder's lease is still running at `?3`; answers
+/// a row when this holder has it.
+pub(crate) const ACQUIRE_LEASE: &str =
+    "INSERT INTO leases (name, holder, expires) VALUES (?1, ?2, CAST(?3 AS BIGINT) + CAST(?4 AS BIGINT))
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
+     WHERE leases.holder = excluded.holder OR leases.expires <= ?3
+     RETURNING holder";
 
 /// A query of the trail, newest first; `max_results + 1` rows, so the caller
 /// knows whether there is a next page.

@@ -58,6 +58,7 @@ fn record_json(r: &AuditRecord) -> Value {
         "resource": r.resource,
         "before": r.before,
         "after": r.after,
+        "detail": r.detail,
         "request_id": r.request_id,
         "workspace": r.workspace,
     })

@@ -5,6 +5,9 @@
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plinth_core::deployments::{Deployment, ModelRef, TrafficMode, Variant};
+use plinth_core::policy::{
+    Aggregate, DEFAULT_MIN_EXPOSURES, DEFAULT_MIN_UNITS, Guardrail, MetricDef, Policy, PolicyState, PolicyStatus,
+};
 use plinth_serving::ExposureQuery;
 use serde_json::{Value, json};
 
@@ -22,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/deployments/exposures", get(exposures))
         .route("/deployments/traffic", get(traffic))
         .route("/deployments/analysis", get(analysis))
+        .route("/deployments/policy", get(policy_state))
 }
 
 fn variant(a: &Args, default_weight: u32) -> Result<Variant, ApiError> {
@@ -40,16 +44,111 @@ fn deployment(a: &Args) -> Result<Deployment, ApiError> {
     let variants = a.objects("variants")?.iter().map(|v| variant(v, 1)).collect::<Result<Vec<_>, _>>()?;
     let shadow = a.object("shadow")?.map(|s| variant(&s, 0)).transpose()?;
     let mode = a.opt_str("mode")?.map(|m| TrafficMode::parse(&m)).transpose()?.unwrap_or_default();
+    let metrics = a.objects("metrics")?.iter().map(metric).collect::<Result<Vec<_>, _>>()?;
+    let policy = a.object("policy")?.map(|p| policy(&p, &variants)).transpose()?;
     Ok(Deployment {
         salt: a.opt_str("salt")?.unwrap_or_else(|| name.clone()),
         name,
         variants,
         shadow,
         mode,
+        metrics,
+        policy,
         created_time: 0,
         updated_time: 0,
         // The request's workspace (serving sets it).
         workspace: String::new(),
+    })
+}
+
+/// `{name, event, aggregate?: count|sum|conversion|ratio, window?: "1h", cuped?}`
+fn metric(a: &Args) -> Result<MetricDef, ApiError> {
+    Ok(MetricDef {
+        name: a.req_str("name")?,
+        event: a.req_str("event")?,
+        aggregate: Aggregate::parse(&a.opt_str("aggregate")?.unwrap_or_else(|| "count".into()))?,
+        window_ms: match a.opt_i64("window_ms")? {
+            Some(ms) => ms,
+            None => duration_ms("window", &a.opt_str("window")?.unwrap_or_else(|| "7d".into()))?,
+        },
+        cuped: a.opt_bool("cuped")?.unwrap_or(false),
+    })
+}
+
+/// `{error_rate: 0.05}`, `{p95_latency_ms: 250}` or `{metric: "minutes", max_drop: 0.05}` (also as a status
+/// shows it: `{guardrail: "error_rate", max: 0.05}`)
+fn guardrail(a: &Args) -> Result<Guardrail, ApiError> {
+    match a.opt_str("guardrail")?.as_deref() {
+        None => {}
+        Some("error_rate") => return Ok(Guardrail::ErrorRate { max: a.req_f64("max")? }),
+        Some("p95_latency_ms") => return Ok(Guardrail::P95LatencyMs { max: a.req_f64("max")? }),
+        Some("metric") => {
+            return Ok(Guardrail::Metric { metric: a.req_str("metric")?, max_drop: a.req_f64("max_drop")? });
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "guardrail must be error_rate, p95_latency_ms or metric, got '{other}'"
+            )));
+        }
+    }
+    if let Some(max) = a.opt_f64("error_rate")? {
+        return Ok(Guardrail::ErrorRate { max });
+    }
+    if let Some(max) = a.opt_f64("p95_latency_ms")? {
+        return Ok(Guardrail::P95LatencyMs { max });
+    }
+    if let Some(metric) = a.opt_str("metric")? {
+        return Ok(Guardrail::Metric { metric, max_drop: a.req_f64("max_drop")? });
+    }
+    Err(ApiError::invalid(
+        "a guardrail is {\"error_rate\": max}, {\"p95_latency_ms\": max} or {\"metric\": name, \"max_drop\": share}",
+    ))
+}
+
+/// `{metric, control?, challenger?, guardrails?, min_units?, min_duration?, min_exposures?, ramp?: [1, 10, 50],
+/// promote?: alias, alpha?}`: the control and challenger are the first and second variants unless named. A policy
+/// as a status shows it is read back the same (its `state` is the platform's).
+fn policy(a: &Args, variants: &[Variant]) -> Result<Policy, ApiError> {
+    let nth = |i: usize| variants.get(i).map(|v| v.name.clone()).unwrap_or_default();
+    let count = |key: &str, default: u64| -> Result<u64, ApiError> {
+        match a.opt_i64(key)? {
+            None => Ok(default),
+            Some(n) if n >= 0 => Ok(n as u64),
+            Some(n) => Err(ApiError::invalid(format!("{key} must not be negative, got {n}"))),
+        }
+    };
+    let ramp = match a.raw("ramp") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_u64().and_then(|p| u32::try_from(p).ok()).ok_or_else(|| {
+                    ApiError::invalid(format!("ramp must be a list of percentages such as [1, 10, 50], got {v}"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "ramp must be a list of percentages such as [1, 10, 50], got {other}"
+            )));
+        }
+    };
+    Ok(Policy {
+        metric: a.req_str("metric")?,
+        control: a.opt_str("control")?.unwrap_or_else(|| nth(0)),
+        challenger: a.opt_str("challenger")?.unwrap_or_else(|| nth(1)),
+        guardrails: a.objects("guardrails")?.iter().map(guardrail).collect::<Result<_, _>>()?,
+        min_units: count("min_units", DEFAULT_MIN_UNITS)?,
+        min_duration_ms: match a.opt_str("min_duration")? {
+            Some(d) => duration_ms("min_duration", &d)?,
+            None => a.opt_i64("min_duration_ms")?.unwrap_or(0),
+        },
+        min_exposures: count("min_exposures", DEFAULT_MIN_EXPOSURES)?,
+        ramp,
+        promote: a.opt_str("promote")?,
+        alpha: a.opt_f64("alpha")?.unwrap_or(0.05),
+        // The platform starts it.
+        state: PolicyState { status: PolicyStatus::Running, stage: 0, stage_started_ms: 0, reason: None },
     })
 }
 
@@ -129,13 +228,17 @@ fn duration_ms(key: &str, raw: &str) -> Result<i64, ApiError> {
 async fn analysis(s: Api, a: Args) -> ApiResult<Json<plinth_serving::Analysis>> {
     let name = a.req_str("name")?;
     let d = s.platform.get_deployment(&name).await?;
-    if let Some(metric) = a.opt_str("metric")? {
-        return Err(ApiError::invalid(format!(
-            "no metric named '{metric}' is defined on deployment '{name}': give it inline with event= and aggregate="
-        )));
-    }
-    let aggregate = plinth_serving::Aggregate::parse(&a.opt_str("aggregate")?.unwrap_or_else(|| "count".into()))?;
-    let window_ms = duration_ms("window", &a.opt_str("window")?.unwrap_or_else(|| "7d".into()))?;
+    // A metric named on the deployment, or one given inline.
+    let named = a.opt_str("metric")?.map(|m| d.metric(&m).cloned()).transpose()?;
+    let inline = |key: &str| if named.is_some() { Ok(None) } else { a.opt_str(key) };
+    let aggregate = match (&named, inline("aggregate")?) {
+        (Some(m), _) => m.aggregate,
+        (None, given) => Aggregate::parse(&given.unwrap_or_else(|| "count".into()))?,
+    };
+    let window_ms = match (&named, inline("window")?) {
+        (Some(m), _) => m.window_ms,
+        (None, given) => duration_ms("window", &given.unwrap_or_else(|| "7d".into()))?,
+    };
     let mode = match a.opt_str("mode")?.as_deref() {
         None | Some("fixed") => plinth_serving::analysis::Mode::Fixed,
         Some("sequential") => plinth_serving::analysis::Mode::Sequential,
@@ -145,11 +248,14 @@ async fn analysis(s: Api, a: Args) -> ApiResult<Json<plinth_serving::Analysis>> 
     let plan = plinth_serving::analysis::Plan {
         mode,
         alpha: a.opt_f64("alpha")?.unwrap_or(defaults.alpha),
-        cuped: a.opt_bool("cuped")?.unwrap_or(false),
+        cuped: a.opt_bool("cuped")?.or(named.as_ref().map(|m| m.cuped)).unwrap_or(false),
         planned_units: a.opt_f64("planned_units")?.unwrap_or(defaults.planned_units),
     };
     let q = plinth_serving::AnalysisQuery {
-        event: a.req_str("event")?,
+        event: match &named {
+            Some(m) => m.event.clone(),
+            None => a.req_str("event")?,
+        },
         aggregate,
         window_ms,
         control: a.opt_str("control")?,
@@ -158,4 +264,32 @@ async fn analysis(s: Api, a: Args) -> ApiResult<Json<plinth_serving::Analysis>> 
         plan,
     };
     Ok(Json(s.serving.analyze(&d, &q).await?))
+}
+
+/// `?name=`: the deployment's policy, its evaluation now (figures, guardrails, what it calls for) and its decision
+/// log, newest first.
+async fn policy_state(s: Api, a: Args) -> ApiResult {
+    let name = a.req_str("name")?;
+    let d = s.platform.get_deployment(&name).await?;
+    let evaluation = match &d.policy {
+        Some(_) => Some(s.serving.evaluate_policy(&d).await?),
+        None => None,
+    };
+    let decisions: Vec<Value> = s
+        .serving
+        .policy_decisions(s.actor(), &name)
+        .await?
+        .iter()
+        .map(|r| {
+            json!({
+                "time": r.time,
+                "actor": r.actor,
+                "action": r.action.as_str(),
+                "before": r.before,
+                "after": r.after,
+                "detail": r.detail,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"policy": d.policy, "evaluation": evaluation, "decisions": decisions})))
 }

@@ -11,8 +11,17 @@ pub(crate) async fn append(tx: &Tx<'_>, r: &AuditRecord) -> Result<()> {
     // One append at a time, so `seq` follows the order of commits and a
     // reader paging by it never skips a record committed late.
     exec(tx, "SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK]).await.map_err(db)?;
-    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
-        [&r.time, &r.actor, &r.action.as_str(), &r.resource, &r.before, &r.after, &r.request_id, &r.workspace];
+    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+        &r.time,
+        &r.actor,
+        &r.action.as_str(),
+        &r.resource,
+        &r.before,
+        &r.after,
+        &r.request_id,
+        &r.workspace,
+        &r.detail,
+    ];
     tx.execute(&plan::INSERT_AUDIT.replace('?', "$"), &values).await.map_err(db)?;
     Ok(())
 }
@@ -37,6 +46,7 @@ pub(crate) async fn search(tx: &Tx<'_>, q: &AuditQuery) -> Result<Page<AuditReco
                 after: col(r, 6)?,
                 request_id: col(r, 7)?,
                 workspace: col(r, 8)?,
+                detail: col(r, 9)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -51,4 +61,11 @@ pub(crate) async fn activity(tx: &Tx<'_>, since: i64) -> Result<Vec<ActivityRow>
             activity_row(col(r, 0)?, col(r, 1)?, &action, col(r, 3)?, col(r, 4)?)
         })
         .collect()
+}
+
+/// Takes or renews a lease ([`plan::ACQUIRE_LEASE`]); whether `holder` has it.
+pub(crate) async fn acquire_lease(tx: &Tx<'_>, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
+    let held =
+        tx.query_opt(&plan::ACQUIRE_LEASE.replace('?', "$"), &[&name, &holder, &now, &ttl_ms]).await.map_err(db)?;
+    Ok(held.is_some())
 }

@@ -72,6 +72,7 @@ fn migrations() -> Vec<(i64, String)> {
         (11, include_str!("../../migrations/0011_roles.sql").to_string()),
         (12, include_str!("../../migrations/0012_workspaces.postgres.sql").to_string()),
         (13, include_str!("../../migrations/0013_deployment_mode.sql").to_string()),
+        (14, include_str!("../../migrations/0014_policies.sql").to_string()),
     ]
 }
 

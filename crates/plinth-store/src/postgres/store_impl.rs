@@ -364,6 +364,9 @@ impl MetadataStore for PostgresStore {
     async fn audit_activity(&self, since: i64) -> Result<Vec<ActivityRow>> {
         in_tx!(self, |tx| audit::activity(&tx, since).await?)
     }
+    async fn acquire_lease(&self, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
+        in_tx!(self, |tx| audit::acquire_lease(&tx, name, holder, now, ttl_ms).await?)
+    }
     /// Replicas share one database.
     fn shared(&self) -> bool {
         true

@@ -2,7 +2,7 @@
 
 use super::Tx as Transaction;
 use super::exec;
-use plinth_core::deployments::{Deployment, TrafficMode, Variant, VariantCounters};
+use plinth_core::deployments::{Deployment, VariantCounters};
 use plinth_core::experiments::Tag;
 use plinth_core::jobs::{Job, JobKind, JobStatus, LeaseState};
 use plinth_core::logged_models::{LoggedModel, LoggedModelStatus};
@@ -13,6 +13,7 @@ use tokio_postgres::Row;
 use super::experiments::{self, parse_id};
 use super::runs::row_to_metric;
 use super::{col, db, params, stored};
+use crate::codec::{DEPLOYMENT_COLUMNS, DeploymentRow};
 use crate::plan::{self, page_rest};
 use crate::{Error, LoggedModelSearch, Page, Result};
 
@@ -415,46 +416,42 @@ pub(crate) async fn release_job(tx: &Transaction<'_>, job_id: &str, worker: &str
 
 // --- deployments ---
 
-const DEPLOYMENT_COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time, workspace, mode";
-
 fn row_to_deployment(r: &Row) -> Result<Deployment> {
-    let name: String = col(r, 0)?;
-    let corrupt = |e: serde_json::Error| Error::Database(format!("deployment '{name}': stored variants: {e}"));
-    let variants: String = col(r, 2)?;
-    let shadow: Option<String> = col(r, 3)?;
-    let variants: Vec<Variant> = serde_json::from_str(&variants).map_err(corrupt)?;
-    let shadow: Option<Variant> = shadow.map(|s| serde_json::from_str(&s)).transpose().map_err(corrupt)?;
-    let mode: String = col(r, 7)?;
-    let mode =
-        TrafficMode::parse(&mode).map_err(|_| Error::Database(format!("deployment '{name}': stored mode '{mode}'")))?;
-    Ok(Deployment {
+    DeploymentRow {
+        name: col(r, 0)?,
         salt: col(r, 1)?,
-        variants,
-        shadow,
-        mode,
+        variants: col(r, 2)?,
+        shadow: col(r, 3)?,
         created_time: col(r, 4)?,
         updated_time: col(r, 5)?,
         workspace: col(r, 6)?,
-        name,
-    })
-}
-
-fn deployment_json(d: &Deployment) -> Result<(String, Option<String>)> {
-    let err = |e: serde_json::Error| Error::Database(e.to_string());
-    Ok((
-        serde_json::to_string(&d.variants).map_err(err)?,
-        d.shadow.as_ref().map(serde_json::to_string).transpose().map_err(err)?,
-    ))
+        mode: col(r, 7)?,
+        metrics: col(r, 8)?,
+        policy: col(r, 9)?,
+    }
+    .decode()
 }
 
 pub(crate) async fn create_deployment(tx: &Transaction<'_>, d: &Deployment) -> Result<Deployment> {
-    let (variants, shadow) = deployment_json(d)?;
+    let r = DeploymentRow::encode(d)?;
     let n = tx
         .execute(
             &format!(
-                "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+                "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT DO NOTHING"
             ),
-            &[&d.name, &d.salt, &variants, &shadow, &d.created_time, &d.updated_time, &d.workspace, &d.mode.as_str()],
+            &[
+                &r.name,
+                &r.salt,
+                &r.variants,
+                &r.shadow,
+                &r.created_time,
+                &r.updated_time,
+                &r.workspace,
+                &r.mode,
+                &r.metrics,
+                &r.policy,
+            ],
         )
         .await
         .map_err(db)?;
@@ -477,11 +474,12 @@ pub(crate) async fn get_deployment(tx: &Transaction<'_>, name: &str) -> Result<D
 }
 
 pub(crate) async fn update_deployment(tx: &Transaction<'_>, d: &Deployment) -> Result<Deployment> {
-    let (variants, shadow) = deployment_json(d)?;
+    let r = DeploymentRow::encode(d)?;
     let n = tx
         .execute(
-            "UPDATE deployments SET variants_json = $1, shadow_json = $2, updated_time = $3, mode = $4 WHERE name = $5",
-            &[&variants, &shadow, &d.updated_time, &d.mode.as_str(), &d.name],
+            "UPDATE deployments SET variants_json = $1, shadow_json = $2, updated_time = $3, mode = $4,
+             metrics_json = $5, policy_json = $6 WHERE name = $7",
+            &[&r.variants, &r.shadow, &r.updated_time, &r.mode, &r.metrics, &r.policy, &r.name],
         )
         .await
         .map_err(db)?;

@@ -16,15 +16,17 @@ pub(crate) fn append(conn: &Connection, r: &AuditRecord) -> Result<()> {
         r.before,
         r.after,
         r.request_id,
-        r.workspace
+        r.workspace,
+        r.detail
     ])?;
     Ok(())
 }
 
-type AuditRow = (i64, i64, String, String, String, Option<String>, Option<String>, Option<String>, String);
+type AuditRow =
+    (i64, i64, String, String, String, Option<String>, Option<String>, Option<String>, String, Option<String>);
 
 fn row(r: &Row<'_>) -> rusqlite::Result<AuditRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
 }
 
 pub(crate) fn search(conn: &Connection, q: &AuditQuery) -> Result<Page<AuditRecord>> {
@@ -34,10 +36,10 @@ pub(crate) fn search(conn: &Connection, q: &AuditQuery) -> Result<Page<AuditReco
         stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     let records = rows
         .into_iter()
-        .map(|(seq, time, actor, action, resource, before, after, request_id, workspace)| {
+        .map(|(seq, time, actor, action, resource, before, after, request_id, workspace, detail)| {
             let action = Action::parse(&action)
                 .ok_or_else(|| Error::Database(format!("audit record {seq}: stored action '{action}'")))?;
-            Ok(AuditRecord { seq, time, actor, action, resource, before, after, request_id, workspace })
+            Ok(AuditRecord { seq, time, actor, action, resource, before, after, request_id, workspace, detail })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(plan::audit_page(records, q.max_results))
@@ -53,4 +55,14 @@ pub(crate) fn activity(conn: &Connection, since: i64) -> Result<Vec<ActivityRow>
     rows.into_iter()
         .map(|(day, actor, action, count, workspace)| activity_row(day, actor, &action, count, workspace))
         .collect()
+}
+
+/// Takes or renews a lease ([`plan::ACQUIRE_LEASE`]); whether `holder` has it.
+pub(crate) fn acquire_lease(conn: &Connection, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
+    use rusqlite::OptionalExtension;
+    let held: Option<String> = conn
+        .prepare_cached(plan::ACQUIRE_LEASE)?
+        .query_row(params![name, holder, now, ttl_ms], |r| r.get(0))
+        .optional()?;
+    Ok(held.is_some())
 }

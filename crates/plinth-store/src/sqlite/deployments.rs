@@ -1,36 +1,26 @@
 //! Deployments in SQLite.
 
-use plinth_core::deployments::{Deployment, TrafficMode, Variant, VariantCounters};
+use plinth_core::deployments::{Deployment, VariantCounters};
+
+use crate::codec::{DEPLOYMENT_COLUMNS, DeploymentRow};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Result;
 use plinth_core::rules::{missing, taken};
 
-const COLUMNS: &str = "name, salt, variants_json, shadow_json, created_time, updated_time, workspace, mode";
-
-type Row = (String, String, String, Option<String>, i64, i64, String, String);
-
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
-}
-
-fn to_deployment(
-    (name, salt, variants, shadow, created_time, updated_time, workspace, mode): Row,
-) -> Result<Deployment> {
-    let corrupt = |e: serde_json::Error| crate::Error::Database(format!("deployment '{name}': stored variants: {e}"));
-    let variants: Vec<Variant> = serde_json::from_str(&variants).map_err(corrupt)?;
-    let shadow: Option<Variant> = shadow.map(|s| serde_json::from_str(&s)).transpose().map_err(corrupt)?;
-    let mode = TrafficMode::parse(&mode)
-        .map_err(|_| crate::Error::Database(format!("deployment '{name}': stored mode '{mode}'")))?;
-    Ok(Deployment { name, salt, variants, shadow, mode, created_time, updated_time, workspace })
-}
-
-fn json(d: &Deployment) -> Result<(String, Option<String>)> {
-    let err = |e: serde_json::Error| crate::Error::Database(e.to_string());
-    Ok((
-        serde_json::to_string(&d.variants).map_err(err)?,
-        d.shadow.as_ref().map(serde_json::to_string).transpose().map_err(err)?,
-    ))
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeploymentRow> {
+    Ok(DeploymentRow {
+        name: r.get(0)?,
+        salt: r.get(1)?,
+        variants: r.get(2)?,
+        shadow: r.get(3)?,
+        created_time: r.get(4)?,
+        updated_time: r.get(5)?,
+        workspace: r.get(6)?,
+        mode: r.get(7)?,
+        metrics: r.get(8)?,
+        policy: r.get(9)?,
+    })
 }
 
 pub(crate) fn create(conn: &Connection, d: &Deployment) -> Result<Deployment> {
@@ -39,30 +29,42 @@ pub(crate) fn create(conn: &Connection, d: &Deployment) -> Result<Deployment> {
     if taken.is_some() {
         return Err(taken::deployment(&d.name).into());
     }
-    let (variants, shadow) = json(d)?;
+    let r = DeploymentRow::encode(d)?;
     conn.execute(
-        &format!("INSERT INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-        params![d.name, d.salt, variants, shadow, d.created_time, d.updated_time, d.workspace, d.mode.as_str()],
+        &format!("INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+        params![
+            r.name,
+            r.salt,
+            r.variants,
+            r.shadow,
+            r.created_time,
+            r.updated_time,
+            r.workspace,
+            r.mode,
+            r.metrics,
+            r.policy
+        ],
     )?;
     get(conn, &d.name)
 }
 
 pub(crate) fn get(conn: &Connection, name: &str) -> Result<Deployment> {
     let row = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM deployments WHERE name = ?1"))?
+        .prepare_cached(&format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE name = ?1"))?
         .query_row([name], read_row)
         .optional()?;
     match row {
-        Some(row) => to_deployment(row),
+        Some(row) => row.decode(),
         None => Err(missing::deployment(name).into()),
     }
 }
 
 pub(crate) fn update(conn: &Connection, d: &Deployment) -> Result<Deployment> {
-    let (variants, shadow) = json(d)?;
+    let r = DeploymentRow::encode(d)?;
     let n = conn.execute(
-        "UPDATE deployments SET variants_json = ?1, shadow_json = ?2, updated_time = ?3, mode = ?4 WHERE name = ?5",
-        params![variants, shadow, d.updated_time, d.mode.as_str(), d.name],
+        "UPDATE deployments SET variants_json = ?1, shadow_json = ?2, updated_time = ?3, mode = ?4, metrics_json = ?5,
+         policy_json = ?6 WHERE name = ?7",
+        params![r.variants, r.shadow, r.updated_time, r.mode, r.metrics, r.policy, r.name],
     )?;
     if n == 0 {
         return Err(missing::deployment(&d.name).into());
@@ -116,9 +118,9 @@ pub(crate) fn counters(conn: &Connection, deployment: &str, since: i64) -> Resul
 }
 
 pub(crate) fn list(conn: &Connection) -> Result<Vec<Deployment>> {
-    let rows: Vec<Row> = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM deployments ORDER BY name"))?
+    let rows: Vec<DeploymentRow> = conn
+        .prepare_cached(&format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments ORDER BY name"))?
         .query_map([], read_row)?
         .collect::<rusqlite::Result<_>>()?;
-    rows.into_iter().map(to_deployment).collect()
+    rows.into_iter().map(DeploymentRow::decode).collect()
 }

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../../migrations/0011_roles.sql")),
     (12, include_str!("../../migrations/0012_workspaces.sql")),
     (13, include_str!("../../migrations/0013_deployment_mode.sql")),
+    (14, include_str!("../../migrations/0014_policies.sql")),
 ];
 
 /// A migration that rebuilds a table other tables refer to starts with this

@@ -434,6 +434,10 @@ impl MetadataStore for SqliteStore {
     async fn audit_activity(&self, since: i64) -> Result<Vec<ActivityRow>> {
         self.read(move |c| audit::activity(c, since)).await
     }
+    async fn acquire_lease(&self, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |c| audit::acquire_lease(c, &name, &holder, now, ttl_ms)).await
+    }
     /// One process owns an embedded database.
     fn shared(&self) -> bool {
         false

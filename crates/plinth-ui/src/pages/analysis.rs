@@ -6,11 +6,15 @@
 //! sample-ratio check; for an interleaved deployment the preference between
 //! its rankers. A chart shows the lift's interval as of eight times since
 //! the deployment was created (in sequential mode, the confidence sequence
-//! narrowing).
+//! narrowing). With a policy, the page opens with it: its stage, the
+//! guardrails and the verdict as of now, and the decision log.
 
 use axum::extract::{Path, Query, State};
 use maud::{Markup, html};
+use plinth_core::audit::AuditRecord;
+use plinth_core::deployments::Deployment;
 use plinth_serving::analysis::{Mode, Plan};
+use plinth_serving::policy::{Evaluation, Verdict};
 use plinth_serving::{Aggregate, Analysis, AnalysisQuery, Serving};
 use serde::Deserialize;
 
@@ -22,6 +26,8 @@ const CHART_POINTS: i64 = 8;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Form {
+    /// A metric named on the deployment (then event, aggregate, window and CUPED are its own).
+    metric: Option<String>,
     event: Option<String>,
     aggregate: Option<String>,
     window: Option<String>,
@@ -45,7 +51,8 @@ impl Form {
         };
         Ok(AnalysisQuery {
             event: event.to_string(),
-            aggregate: Aggregate::parse(self.aggregate.as_deref().unwrap_or("count"))?,
+            aggregate: Aggregate::parse(self.aggregate.as_deref().unwrap_or("count"))
+                .map_err(plinth_serving::Error::from)?,
             window_ms,
             control: self.control.clone().filter(|c| !c.is_empty()),
             since_ms: None,
@@ -70,10 +77,31 @@ fn percent(v: Option<f64>) -> String {
     v.map_or_else(|| "—".into(), |v| format!("{}%", number(v * 100.0)))
 }
 
-fn form(name: &str, f: &Form) -> Markup {
+fn form(d: &Deployment, f: &Form) -> Markup {
+    let name = &d.name;
     let aggregate = f.aggregate.as_deref().unwrap_or("count");
     let mode = f.mode.as_deref().unwrap_or("fixed");
     html! {
+        @if !d.metrics.is_empty() {
+            form.filters method="get" action=(format!("/ui/deployments/{name}/experiment")) {
+                label { "Metric "
+                    select name="metric" {
+                        @for m in &d.metrics {
+                            option value=(m.name) selected[f.metric.as_deref() == Some(m.name.as_str())] {
+                                (m.name) " (" (m.aggregate.as_str()) " of " (m.event) ")"
+                            }
+                        }
+                    }
+                }
+                label { "Intervals "
+                    select name="mode" {
+                        option value="fixed" selected[mode == "fixed"] { "fixed horizon" }
+                        option value="sequential" selected[mode == "sequential"] { "anytime-valid" }
+                    }
+                }
+                button type="submit" { "Analyse" }
+            }
+        }
         form.filters method="get" action=(format!("/ui/deployments/{name}/experiment")) {
             label { "Event " input name="event" placeholder="play" value=(f.event.as_deref().unwrap_or("")) required; }
             label { "Aggregate "
@@ -159,10 +187,77 @@ fn interleaving(a: &Analysis) -> Markup {
     }
 }
 
+/// The policy: where it stands, its guardrails now, what the figures call
+/// for, and every decision it took (newest first).
+fn policy_section(d: &Deployment, evaluation: Option<&Evaluation>, decisions: &[AuditRecord]) -> Markup {
+    let Some(p) = &d.policy else { return html! {} };
+    html! {
+        h2 { "Policy" }
+        p {
+            span.badge { (p.state.status.as_str()) } " "
+            "Primary metric " strong { (p.metric) } ": " (p.challenger) " against " (p.control)
+            @if let Some(share) = p.ramp.get(p.state.stage) {
+                ", ramp stage " (p.state.stage + 1) " of " (p.ramp.len()) " (" (share) "% to the challenger)"
+            }
+            "; a win needs " (p.min_units) " units per variant"
+            @if p.min_duration_ms > 0 { " and " (humantime::format_duration(std::time::Duration::from_millis(p.min_duration_ms as u64))) " into the stage" }
+            @if let Some(alias) = &p.promote { ", then moves @" (alias) " to the challenger's version" }
+            ". Stage began " (time(p.state.stage_started_ms)) "."
+        }
+        @if let Some(e) = evaluation {
+            p.verdict { "Now: " strong { (verdict_word(&e.verdict)) } " — " (e.verdict.reason()) }
+            @if !e.guardrails.is_empty() {
+                div.scroll { table.guardrails {
+                    thead { tr { th { "Guardrail" } th.num { "Challenger" } th { "State" } th { "Note" } } }
+                    tbody {
+                        @for g in &e.guardrails {
+                            tr {
+                                td { (g.guardrail) }
+                                td.num { (figure(g.value)) }
+                                td { @if g.breached { span.error { "breached" } } @else { "holding" } }
+                                td.muted { (g.note.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+        h2 { "Decision log" }
+        @if decisions.is_empty() {
+            p.muted { "No decision yet." }
+        } @else {
+            div.scroll { table.decisions {
+                thead { tr { th { "When" } th { "Decision" } th { "Why" } th { "Traffic before" } th { "Traffic after" } } }
+                tbody {
+                    @for r in decisions {
+                        tr {
+                            td { (time(r.time)) }
+                            td { (r.action.as_str().trim_start_matches("policy.")) }
+                            td { (r.detail.as_deref().unwrap_or("")) }
+                            td.muted { (r.before.as_deref().unwrap_or("")) }
+                            td.muted { (r.after.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+fn verdict_word(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Hold(_) => "hold",
+        Verdict::Stop(_) => "stop the challenger",
+        Verdict::Advance(_) => "advance the ramp",
+        Verdict::Promote(_) => "promote",
+        Verdict::Win(_) => "the challenger wins",
+    }
+}
+
 /// The lift of every non-control variant (or the interleaving preference)
 /// and its interval as of `CHART_POINTS` times from the deployment's
 /// creation to now; times without enough data are left out.
-async fn over_time(s: &Serving, d: &plinth_core::deployments::Deployment, q: &AnalysisQuery) -> Vec<Series> {
+async fn over_time(s: &Serving, d: &Deployment, q: &AnalysisQuery) -> Vec<Series> {
     let (start, now) = (d.created_time, s.now_ms());
     let mut series: Vec<Series> = Vec::new();
     let mut push = |name: String, x: f64, y: Option<f64>| {
@@ -203,11 +298,34 @@ pub async fn show(
         Ok(live) if !hidden => live.spec.clone(),
         _ => return Err(UiError::not_found(format!("No deployment named '{name}'"))),
     };
+    // A named metric (the policy's primary one when nothing is asked) or one given inline.
+    let named = match f.metric.as_deref().filter(|m| !m.is_empty()) {
+        Some(m) => Some(d.metric(m).map_err(plinth_serving::Error::from)?.clone()),
+        None if f.event.as_deref().is_none_or(str::is_empty) => {
+            d.policy.as_ref().and_then(|p| d.metric(&p.metric).ok()).cloned()
+        }
+        None => None,
+    };
     let event = f.event.clone().filter(|e| !e.is_empty());
-    let (analysis, chart) = match &event {
+    let query = match (&named, &event) {
+        (Some(m), _) => {
+            let plan = f.query(&m.event)?.plan;
+            Some(AnalysisQuery {
+                control: f.control.clone().filter(|c| !c.is_empty()),
+                ..AnalysisQuery::of_metric(m, plan)
+            })
+        }
+        (None, Some(event)) => Some(f.query(event)?),
+        (None, None) => None,
+    };
+    let (evaluation, decisions) = match &d.policy {
+        Some(_) => (s.evaluate_policy(&d).await.ok(), s.policy_decisions(platform.actor(), &name).await?),
         None => (None, Vec::new()),
-        Some(event) => {
-            let q = f.query(event)?;
+    };
+    let (analysis, chart) = match &query {
+        None => (None, Vec::new()),
+        Some(q) => {
+            let q = q.clone();
             // A metric the analysis refuses (an unknown control, no units yet) is the caller's: its 4xx page says why.
             let analysis = s.analyze(&d, &q).await?;
             let chart = over_time(&s, &d, &q).await;
@@ -219,7 +337,9 @@ pub async fn show(
         html! {
             p.muted { a href="/ui/deployments" { "Deployments" } " / " a href=(format!("/ui/deployments/{name}")) { (name) } " / experiment" }
             h1 { (name) " experiment" }
-            (form(&name, &f))
+            (policy_section(&d, evaluation.as_ref(), &decisions))
+            h2 { "Analysis" }
+            (form(&d, &f))
             @match &analysis {
                 None => p.muted { "Pick the event kind the metric counts (as posted to " code { "/v1/events" } ")." },
                 Some(a) => {

@@ -35,6 +35,15 @@ pub(crate) fn sentence(r: &AuditRecord) -> String {
         Action::DeploymentCreate => format!("created with traffic {}", text(&r.after)),
         Action::DeploymentUpdate => format!("traffic changed from {} to {}", text(&r.before), text(&r.after)),
         Action::DeploymentDelete => format!("deleted (traffic was {})", text(&r.before)),
+        Action::PolicyAdvance | Action::PolicyStop | Action::PolicyPromote | Action::PolicyWin => {
+            let what = match r.action {
+                Action::PolicyAdvance => "the policy advanced the ramp",
+                Action::PolicyStop => "the policy stopped the challenger",
+                Action::PolicyPromote => "the policy promoted the challenger",
+                _ => "the policy declared the challenger the winner",
+            };
+            format!("{what}: {} (traffic {} → {})", text(&r.detail), text(&r.before), text(&r.after))
+        }
         _ => {
             let detail = r.after.as_deref().or(r.before.as_deref()).map(|d| format!(" ({d})")).unwrap_or_default();
             format!("{} on {}{detail}", r.action.as_str(), r.resource)
@@ -72,6 +81,7 @@ mod tests {
             after: after.map(Into::into),
             request_id: None,
             workspace: "default".into(),
+            detail: None,
         }
     }
 
@@ -83,5 +93,14 @@ mod tests {
         assert_eq!(sentence(&set), "@champion set to v1");
         let gone = record(Action::AliasDelete, "models/m/aliases/champion", Some("4"), None);
         assert_eq!(sentence(&gone), "@champion removed (it was on v4)");
+        let stopped = AuditRecord {
+            detail: Some("guardrail breached: error rate ≤ 0.05".into()),
+            ..record(Action::PolicyStop, "deployments/d", Some("a=m@c:90, b=m/2:10"), Some("a=m@c:90, b=m/2:0"))
+        };
+        assert_eq!(
+            sentence(&stopped),
+            "the policy stopped the challenger: guardrail breached: error rate ≤ 0.05 \
+             (traffic a=m@c:90, b=m/2:10 → a=m@c:90, b=m/2:0)"
+        );
     }
 }
