@@ -92,7 +92,8 @@ print(f"units {a['units'] + b['units']:,} (python {py['units']:,}); "
 print(f"plinth: first {times[0]:.2f} s, median of {len(times)} {statistics.median(times):.2f} s "
       f"(target < 5 s); python reference {py['seconds']:.2f} s; ratio {py['seconds'] / statistics.median(times):.1f}x "
       f"(first run {py['seconds'] / times[0]:.1f}x; target >= 10x)")
-print(f"plinth: a {a['mean']:.6f}, b {b['mean']:.6f} (CUPED lift {b['lift']['absolute']:.6f} "
+# The CUPED-adjusted means on both lines (a variant's own `mean` is the plain one).
+print(f"plinth: a {b['lift']['control_mean']:.6f}, b {b['lift']['treatment_mean']:.6f} (CUPED lift {b['lift']['absolute']:.6f} "
       f"[{b['lift']['absolute_ci_low']:.6f}, {b['lift']['absolute_ci_high']:.6f}], relative {b['lift']['relative']:.6f})")
 print(f"python: a {py['control_mean']:.6f}, b {py['treatment_mean']:.6f} (CUPED lift {py['effect']:.6f} "
       f"[{py['effect_ci'][0]:.6f}, {py['effect_ci'][1]:.6f}], relative {py['rel_effect']:.6f})")

@@ -186,6 +186,17 @@ def test_a_bad_challenger_is_stopped_by_its_guardrail(server, model):
     r = requests.get(f"{server.url}{API}/analysis", params={"name": name, "metric": "minutes"}, timeout=60)
     assert r.status_code == 200, r.text
     assert r.json()["event"] == "play" and r.json()["aggregate"] == "sum"
+    # The split is checked over the units first exposed since the weights were set (the stop): not the earlier
+    # units the challenger had, which the weights now (b: 0) would call a broken split.
+    updated = requests.get(f"{server.url}{API}/get", params={"name": name}, timeout=30).json()["deployment"]
+
+    def checked():
+        a = requests.get(f"{server.url}{API}/analysis", params={"name": name, "metric": "minutes"}, timeout=60).json()
+        return a if a["srm_units"] == 30 else None
+
+    a = eventually(checked, timeout=10, what="the units since the stop in the split's check")
+    assert a["srm_since_ms"] == updated["updated_time"] and a["srm_mismatch"] is False, a
+    assert sum(v["units"] for v in a["variants"]) == 150, "the analysis itself keeps every unit"
     r = requests.get(f"{server.url}{API}/analysis", params={"name": name, "metric": "nope"}, timeout=60)
     assert r.status_code == 400 and "its metrics: minutes, clicks" in r.json()["message"], r.text
 

@@ -98,8 +98,13 @@ pub struct Analysis {
     pub since_ms: Option<i64>,
     pub until_ms: i64,
     pub variants: Vec<VariantAnalysis>,
-    /// Pearson's χ² test of the units per variant against the weights.
+    /// Pearson's χ² test of the units per variant against the weights, over
+    /// the units first exposed since the weights were last set (`srm_since_ms`,
+    /// the deployment's last change: a ramp's earlier weights do not count).
     pub srm_p_value: Option<f64>,
+    pub srm_since_ms: Option<i64>,
+    /// The units that check counted.
+    pub srm_units: u64,
     /// `srm_p_value` < 0.001: the split itself is broken; do not trust the lifts.
     pub srm_mismatch: bool,
     pub units_in_several_variants: u64,
@@ -142,6 +147,8 @@ impl Analysis {
             until_ms,
             variants: Vec::new(),
             srm_p_value: None,
+            srm_since_ms: None,
+            srm_units: 0,
             srm_mismatch: false,
             units_in_several_variants: 0,
             interleaving: None,
@@ -204,6 +211,7 @@ impl Serving {
             // ahead (at most MAX_FUTURE_MS) count.
             events_until_ms: if q.until_ms.is_some() { until_ms } else { i64::MAX },
             cuped: q.plan.cuped,
+            weights_since_ms: deployment.updated_time,
         });
         let name = deployment.name.as_str();
         let of = spec.clone();
@@ -218,7 +226,7 @@ impl Serving {
         let joined = tokio::task::spawn_blocking(move || combine(&spec, exposures, events))
             .await
             .map_err(|e| Error::Internal(format!("the analysis stopped: {e}")))?;
-        let Joined { moments, exposures, fallbacks, errors, p95_latency_ms, several } = joined;
+        let Joined { moments, exposures, fallbacks, errors, p95_latency_ms, several, srm_units } = joined;
         for (v, m) in moments.iter().enumerate() {
             if m.n == 0.0 && deployment.variants[v].weight > 0 {
                 return Err(Error::Invalid(format!(
@@ -235,9 +243,9 @@ impl Serving {
             &q.plan,
         );
         let mut lift_of: HashMap<usize, Lift> = treatments.into_iter().zip(lifts).collect();
-        let units_per_variant: Vec<u64> = moments.iter().map(|m| m.n as u64).collect();
+        // The split is checked against the weights over the units first exposed since they were set.
         let weights: Vec<f64> = deployment.variants.iter().map(|v| f64::from(v.weight)).collect();
-        let srm_p_value = abtest::srm_p_value(&units_per_variant, &weights);
+        let srm_p_value = abtest::srm_p_value(&srm_units, &weights);
         let variants = deployment
             .variants
             .iter()
@@ -265,6 +273,8 @@ impl Serving {
             variants,
             srm_p_value,
             srm_mismatch: srm_p_value.is_some_and(|p| p < SRM_THRESHOLD),
+            srm_since_ms: Some(deployment.updated_time.max(q.since_ms.unwrap_or(i64::MIN))),
+            srm_units: srm_units.iter().sum(),
             units_in_several_variants: several,
             ..Analysis::frame(deployment, q, until_ms, control)
         })

@@ -36,6 +36,9 @@ pub(crate) struct JoinSpec {
     /// Events after this are left out.
     pub events_until_ms: i64,
     pub cuped: bool,
+    /// Units first exposed from this time on count in [`Joined::srm_units`]:
+    /// when the current weights took effect.
+    pub weights_since_ms: i64,
 }
 
 /// The join's result, per variant in the deployment's order.
@@ -48,6 +51,8 @@ pub(crate) struct Joined {
     pub p95_latency_ms: Vec<Option<f64>>,
     /// Units exposed to another variant than their first.
     pub several: u64,
+    /// Units first exposed under the current weights (from `weights_since_ms` on), per variant.
+    pub srm_units: Vec<u64>,
 }
 
 /// A unit as its shard sees it.
@@ -242,17 +247,21 @@ pub(crate) fn event_shards(spec: &JoinSpec, bytes: Bytes) -> Result<Sharded<Happ
 pub(crate) fn combine(spec: &JoinSpec, exposures: Vec<ExposureShards>, events: Vec<Sharded<Happened>>) -> Joined {
     let nvar = spec.variants.len();
     // Each shard joins its own units.
-    let shards: Vec<(Vec<Moments>, u64)> = (0..SHARDS)
+    let shards: Vec<(Vec<Moments>, u64, Vec<u64>)> = (0..SHARDS)
         .into_par_iter()
         .map(|s| join_shard(spec, exposures.iter().map(|e| e.rows.shard(s)), events.iter().map(|e| e.shard(s))))
         .collect();
     let mut moments = vec![Moments::of([]); nvar];
     let mut several = 0;
-    for (shard_moments, shard_several) in &shards {
+    let mut srm_units = vec![0u64; nvar];
+    for (shard_moments, shard_several, shard_srm) in &shards {
         for (pooled, m) in moments.iter_mut().zip(shard_moments) {
             *pooled = pooled.pooled(m);
         }
         several += shard_several;
+        for (total, n) in srm_units.iter_mut().zip(shard_srm) {
+            *total += n;
+        }
     }
 
     // Guardrails per variant.
@@ -272,7 +281,7 @@ pub(crate) fn combine(spec: &JoinSpec, exposures: Vec<ExposureShards>, events: V
             *latencies.select_nth_unstable(at).1 as f64 / 1000.0
         }));
     }
-    Joined { moments, exposures: served, fallbacks, errors, p95_latency_ms, several }
+    Joined { moments, exposures: served, fallbacks, errors, p95_latency_ms, several, srm_units }
 }
 
 /// One shard: its units' first exposure, their events in the attribution
@@ -281,7 +290,7 @@ fn join_shard<'a>(
     spec: &JoinSpec,
     exposures: impl Iterator<Item = &'a [Exposed]> + Clone,
     events: impl Iterator<Item = &'a [Happened]>,
-) -> (Vec<Moments>, u64) {
+) -> (Vec<Moments>, u64, Vec<u64>) {
     let exposed: usize = exposures.clone().map(<[Exposed]>::len).sum();
     let mut units: HashMap<Key, Unit, foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(exposed / 2, Default::default());
@@ -333,6 +342,10 @@ fn join_shard<'a>(
         }
     }
     let several = units.values().filter(|u| u.seen & !(1 << u.variant) != 0).count() as u64;
+    let mut srm_units = vec![0u64; spec.variants.len()];
+    for u in units.values().filter(|u| u.first_ms >= spec.weights_since_ms) {
+        srm_units[usize::from(u.variant)] += 1;
+    }
     let moments = (0..spec.variants.len())
         .map(|v| {
             Moments::of(units.values().filter(|u| usize::from(u.variant) == v).map(|u| {
@@ -345,7 +358,7 @@ fn join_shard<'a>(
             }))
         })
         .collect();
-    (moments, several)
+    (moments, several, srm_units)
 }
 
 #[cfg(test)]
@@ -403,6 +416,7 @@ mod tests {
             until_ms: i64::MAX,
             events_until_ms: i64::MAX,
             cuped: true,
+            weights_since_ms: i64::MIN,
         }
     }
 
@@ -436,6 +450,10 @@ mod tests {
         assert_eq!(sum.moments[0].mean, [2.0, 1.0, 5.0, 1.0], "u1: the id counted once, the covariate before");
         assert_eq!(sum.moments[1].mean, [3.0, 1.0, 1.0, 1.0]);
         assert_eq!(sum.several, 1);
+        assert_eq!(sum.srm_units, [1, 1], "every unit under the weights since ever");
+        let reweighted = JoinSpec { weights_since_ms: 1500, ..spec(Aggregate::Sum) };
+        let srm = join(&reweighted, vec![exposures.clone()], vec![events.clone()]).unwrap().srm_units;
+        assert_eq!(srm, [0, 1], "u1 came before the weights changed; u2 after");
         assert_eq!(sum.exposures, [3, 2], "the shadow is not an exposure");
         assert_eq!(sum.errors, [1, 0], "a failure is an exposure to it");
         assert_eq!(sum.p95_latency_ms, [Some(1.3), Some(2.0)]);

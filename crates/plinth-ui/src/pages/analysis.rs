@@ -157,9 +157,9 @@ fn split_table(a: &Analysis) -> Markup {
             }
         } }
         @match a.srm_p_value {
-            Some(p) if a.srm_mismatch => p.error.srm { "Sample ratio mismatch: p = " (format!("{p:.2e}")) " against the weights. The split itself is broken; do not trust the lifts." }
-            Some(p) => p.muted.srm { "Sample ratio: p = " (format!("{p:.4}")) " against the weights (ok)." }
-            None => p.muted.srm { "Sample ratio: not enough units to check." }
+            Some(p) if a.srm_mismatch => p.error.srm { "Sample ratio mismatch: p = " (format!("{p:.2e}")) " against the weights, over the " (a.srm_units) " units first exposed since they were set. The split itself is broken; do not trust the lifts." }
+            Some(p) => p.muted.srm { "Sample ratio: p = " (format!("{p:.4}")) " against the weights, over the " (a.srm_units) " units first exposed since they were set (ok)." }
+            None => p.muted.srm { "Sample ratio: not enough units first exposed since the weights were set to check." }
         }
         @if a.units_in_several_variants > 0 {
             p.muted { (a.units_in_several_variants) " units saw more than one variant (a weight changed); each counts in its first." }
