@@ -72,6 +72,8 @@ def test_a_good_challenger_is_ramped_up_then_promoted(server, model):
     name = f"pol-good-{uuid.uuid4().hex[:6]}"
     spec = {
         "name": name,
+        # Fixed salts: the units' variants are the same in every run.
+        "salt": "pol-good",
         "variants": [{"name": "a", "model": f"{model}@champion", "weight": 1},
                      {"name": "b", "model": f"{model}/2", "weight": 1}],
         "metrics": [{"name": "minutes", "event": "play", "aggregate": "sum", "window": "1h"}],
@@ -151,6 +153,7 @@ def test_a_bad_challenger_is_stopped_by_its_guardrail(server, model):
     name = f"pol-bad-{uuid.uuid4().hex[:6]}"
     spec = {
         "name": name,
+        "salt": "pol-bad",
         "variants": [{"name": "a", "model": f"{model}/1", "weight": 1},
                      {"name": "b", "model": f"{model}/2", "weight": 1}],
         "metrics": [{"name": "minutes", "event": "play", "aggregate": "sum", "window": "1h"},
