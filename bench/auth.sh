@@ -11,7 +11,9 @@
 # with its range: throughput, and the server's own CPU time per request (its
 # process's user + system time over the measurement, from /proc: what auth
 # costs the server, whatever the load generator beside it costs this
-# machine). A single round on this 2-core machine moves by several percent
+# machine), and its user time alone (the server's own code, without the
+# kernel's scheduling, which moves with how requests happen to coalesce).
+# A single round on this 2-core machine moves by several percent
 # either way; the median is the figure to read.
 # Target: at most 5% throughput lost with auth on. Not a test.
 #
@@ -72,13 +74,14 @@ TOKEN[member]=$(curl -fs -u member:member-password -H 'content-type: application
 
 REC='{"user": "u{i}", "k": 10}'
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # the process's user + system time, in clock ticks
+user_ticks() { awk '{print $14}' "/proc/$1/stat"; } # its user time alone: its own code, not the kernel's scheduling
 run() { # mode round what loadgen-args...
   local mode=$1 round=$2 what=$3; shift 3
-  local t0 out t1
-  t0=$(cpu_ticks "${PID[$mode]}")
+  local t0 u0 out t1 u1
+  t0=$(cpu_ticks "${PID[$mode]}"); u0=$(user_ticks "${PID[$mode]}")
   out=$(BENCH_TOKEN="${TOKEN[$mode]}" "${CLIENT_CPU[@]}" "$LOADGEN" --url "${URL[$mode]}" "$@")
-  t1=$(cpu_ticks "${PID[$mode]}")
-  echo "$out" | sed "s/^{/{\"mode\": \"$mode\", \"round\": $round, \"what\": \"$what\", \"cpu_ticks\": $((t1 - t0)), /" \
+  t1=$(cpu_ticks "${PID[$mode]}"); u1=$(user_ticks "${PID[$mode]}")
+  echo "$out" | sed "s/^{/{\"mode\": \"$mode\", \"round\": $round, \"what\": \"$what\", \"cpu_ticks\": $((t1 - t0)), \"user_ticks\": $((u1 - u0)), /" \
     >>"$WORK/results.jsonl"
 }
 measure() { # mode round
@@ -101,6 +104,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 tick = 1.0 / float(sys.argv[2])
 for r in rows:
     r["cpu_us"] = r["cpu_ticks"] * tick * 1e6 / max(r["requests"], 1)
+    r["user_us"] = r["user_ticks"] * tick * 1e6 / max(r["requests"], 1)
 at = {(r["what"], r["mode"], r["round"]): r for r in rows}
 rounds = sorted({r["round"] for r in rows})
 def median(what, mode, key):
@@ -113,7 +117,8 @@ def ratio(what, mode, key):
 print(f"{len(rounds)} rounds; values are medians over the rounds, ratios the median of each round's ratio (its range)")
 print(f"{'measure (16 clients)':<28} {'auth off':>9} {'on, admin':>10} {'on/off':>22} {'on, member':>11} {'member/off':>22}")
 for what in ["log-metric", "recommend"]:
-    for key, label, fmt in [("rps", "req/s", ".1f"), ("p99_ms", "p99 ms", ".2f"), ("cpu_us", "server CPU us/req", ".2f")]:
+    for key, label, fmt in [("rps", "req/s", ".1f"), ("p99_ms", "p99 ms", ".2f"), ("cpu_us", "server CPU us/req", ".2f"),
+                              ("user_us", "server user CPU us/req", ".2f")]:
         off, on, member = (median(what, m, key) for m in ["off", "on", "member"])
         print(f"{what + ' ' + label:<28} {off:>9{fmt}} {on:>10{fmt}} {ratio(what, 'on', key):>22} {member:>11{fmt}} "
               f"{ratio(what, 'member', key):>22}")
