@@ -335,7 +335,7 @@ now: {} — {}",
             .flatten()
             .map(|g| {
                 vec![
-                    text(&g["guardrail"]),
+                    text(&g["label"]),
                     figure(&g["value"]),
                     if g["breached"].as_bool() == Some(true) { "BREACHED".into() } else { "holding".into() },
                     text(&g["note"]),

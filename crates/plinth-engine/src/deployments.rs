@@ -131,7 +131,8 @@ impl Platform {
 
     /// Applies a policy's decision: `decided` (the deployment with its new
     /// weights and policy state) replaces what is stored, if the stored one is
-    /// still `seen` (else nothing happens: someone changed it meanwhile, and
+    /// still `seen` — a compare-and-set on its `updated_time`, in the store's
+    /// one statement (else nothing happens: someone changed it meanwhile, and
     /// the next evaluation judges the new one). Recorded as `action` with the
     /// traffic before and after and the figures in `detail`, as the actor
     /// (Plinth's policy, in the deployment's workspace).
@@ -142,17 +143,15 @@ impl Platform {
         action: Action,
         detail: String,
     ) -> Result<Option<Deployment>> {
-        let current = self.store.get_deployment(&seen.name).await?;
-        if current != *seen {
-            return Ok(None);
-        }
-        decided.updated_time = self.now_ms().max(current.updated_time + 1);
+        decided.updated_time = self.now_ms().max(seen.updated_time + 1);
         decided.validate()?;
-        let updated = self.store.update_deployment(decided).await?;
+        let Some(updated) = self.store.update_deployment_if(decided, seen.updated_time).await? else {
+            return Ok(None);
+        };
         let change = crate::audit::Change {
             action,
             resource: resource::deployment(&updated.name),
-            before: Some(current.traffic()),
+            before: Some(seen.traffic()),
             after: Some(updated.traffic()),
             detail: Some(detail),
         };

@@ -12,7 +12,7 @@
 //!    rate or p95 latency above the bound once it has `min_exposures`
 //!    exposures, or a guarded metric's relative lift wholly below −max_drop
 //!    (each variant with at least [`GUARDRAIL_MIN_UNITS`] units);
-//! 2. a sample-ratio mismatch holds every decision (the split is broken);
+//! 2. else a sample-ratio mismatch holds every other decision (the split is broken);
 //! 3. with `min_units` per variant, a primary lift wholly below 0 stops the
 //!    challenger;
 //! 4. with `min_units` per variant and `min_duration` into the stage, a lift
@@ -27,7 +27,7 @@
 
 use std::time::Duration;
 
-use plinth_core::audit::{Action, Actor, AuditRecord};
+use plinth_core::audit::{Action, Actor};
 use plinth_core::deployments::Deployment;
 use plinth_core::policy::{Guardrail, Policy, PolicyState, PolicyStatus};
 use plinth_ml::abtest::{Mode, Plan};
@@ -50,8 +50,9 @@ pub const GUARDRAIL_MIN_UNITS: u64 = 30;
 /// One guardrail as it stands.
 #[derive(Debug, Clone, Serialize)]
 pub struct GuardrailCheck {
-    /// "error rate ≤ 0.05".
-    pub guardrail: String,
+    pub guardrail: Guardrail,
+    /// How it reads: "error rate ≤ 0.05".
+    pub label: String,
     /// The challenger's figure (a metric guardrail: the relative lift's upper bound).
     pub value: Option<f64>,
     pub breached: bool,
@@ -116,7 +117,7 @@ fn verdict(policy: &Policy, f: &Figures, checks: &[GuardrailCheck]) -> Verdict {
     if let Some(breach) = checks.iter().find(|c| c.breached) {
         return Verdict::Stop(format!(
             "guardrail breached: {} ({})",
-            breach.guardrail,
+            breach.label,
             breach.note.as_deref().unwrap_or("")
         ));
     }
@@ -260,7 +261,8 @@ impl Serving {
                     };
                     checks.push(if exposures < policy.min_exposures {
                         GuardrailCheck {
-                            guardrail: g.describe(),
+                            guardrail: g.clone(),
+                            label: g.describe(),
                             value,
                             breached: false,
                             note: Some(format!(
@@ -270,7 +272,8 @@ impl Serving {
                         }
                     } else {
                         GuardrailCheck {
-                            guardrail: g.describe(),
+                            guardrail: g.clone(),
+                            label: g.describe(),
                             value,
                             breached: value.is_some_and(|v| v > bound),
                             note: Some(format!("challenger {} over {exposures} exposures", fmt(value))),
@@ -288,21 +291,29 @@ impl Serving {
                     let high = of(&a, &policy.challenger).and_then(|v| v.lift).and_then(|l| l.relative_high);
                     if units < GUARDRAIL_MIN_UNITS {
                         GuardrailCheck {
-                            guardrail: g.describe(),
+                            guardrail: g.clone(),
+                            label: g.describe(),
                             value: high,
                             breached: false,
                             note: Some(format!("judged from {GUARDRAIL_MIN_UNITS} units per variant, {units} so far")),
                         }
                     } else {
                         GuardrailCheck {
-                            guardrail: g.describe(),
+                            guardrail: g.clone(),
+                            label: g.describe(),
                             value: high,
                             breached: high.is_some_and(|h| h < -max_drop),
                             note: Some(format!("relative lift at most {} (anytime-valid)", fmt(high))),
                         }
                     }
                 }
-                Err(why) => GuardrailCheck { guardrail: g.describe(), value: None, breached: false, note: Some(why) },
+                Err(why) => GuardrailCheck {
+                    guardrail: g.clone(),
+                    label: g.describe(),
+                    value: None,
+                    breached: false,
+                    note: Some(why),
+                },
             };
             checks.push(check);
         }
@@ -367,11 +378,6 @@ impl Serving {
         }
         Ok(true)
     }
-
-    /// The decision log of `name` (the caller has checked that it may read it), newest first.
-    pub async fn policy_decisions(&self, by: &Actor, name: &str) -> Result<Vec<AuditRecord>> {
-        Ok(self.inner.platform.acting(by.clone()).policy_decisions(name).await?)
-    }
 }
 
 #[cfg(test)]
@@ -432,8 +438,13 @@ mod tests {
         let no_alias = policy(Vec::new(), None, 0);
         assert_eq!(action(&verdict(&no_alias, &figures(100, 0.5, 1.5, 120_000), &[])), "win");
         // A breached guardrail stops before anything else; a broken split holds.
-        let breach =
-            GuardrailCheck { guardrail: "error rate ≤ 0.05".into(), value: Some(0.3), breached: true, note: None };
+        let breach = GuardrailCheck {
+            guardrail: Guardrail::ErrorRate { max: 0.05 },
+            label: "error rate ≤ 0.05".into(),
+            value: Some(0.3),
+            breached: true,
+            note: None,
+        };
         let v = verdict(&ramp(), &figures(5, 0.5, 1.5, 0), std::slice::from_ref(&breach));
         assert_eq!(action(&v), "stop");
         assert!(v.reason().contains("error rate"), "{v:?}");

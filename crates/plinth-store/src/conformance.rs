@@ -459,7 +459,12 @@ async fn deployments(store: &dyn MetadataStore) {
         state: PolicyState { status: PolicyStatus::Running, stage: 1, stage_started_ms: 5, reason: Some("r".into()) },
     });
     with_policy.updated_time = 3;
-    assert_eq!(store.update_deployment(with_policy.clone()).await.expect("update"), with_policy);
+    // A compare-and-set: only over the revision it was read at.
+    assert_eq!(store.update_deployment_if(with_policy.clone(), 1).await.expect("stale"), None);
+    assert_eq!(store.get_deployment("recs").await.expect("get").updated_time, 2, "nothing written");
+    assert_eq!(store.update_deployment_if(with_policy.clone(), 2).await.expect("cas"), Some(with_policy.clone()));
+    let unknown = Deployment { name: "nope".into(), ..with_policy.clone() };
+    assert!(store.update_deployment_if(unknown, 3).await.is_err_and(|e| not_found(&e)));
     assert_eq!(store.list_deployments().await.expect("list"), vec![with_policy.clone()]);
     with_policy.policy = None;
     with_policy.metrics.clear();

@@ -180,6 +180,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn get_deployment(&self, name: &str) -> Result<Deployment>;
     /// Replaces variants and shadow; keeps name, salt and creation time.
     async fn update_deployment(&self, deployment: Deployment) -> Result<Deployment>;
+    /// The same, only while the stored deployment's `updated_time` is still
+    /// `expected` (compare-and-set in one statement): `None` when another
+    /// change came first. A policy's decisions go through it.
+    async fn update_deployment_if(&self, deployment: Deployment, expected: i64) -> Result<Option<Deployment>>;
     async fn delete_deployment(&self, name: &str) -> Result<()>;
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
     /// Writes one process's counters (replacing what it published before)

@@ -49,7 +49,7 @@ async fn search(s: Api, a: Args) -> ApiResult {
     Ok(Json(body))
 }
 
-fn record_json(r: &AuditRecord) -> Value {
+pub(crate) fn record_json(r: &AuditRecord) -> Value {
     json!({
         "seq": r.seq,
         "time": r.time,

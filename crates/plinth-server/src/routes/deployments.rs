@@ -229,15 +229,15 @@ async fn analysis(s: Api, a: Args) -> ApiResult<Json<plinth_serving::Analysis>> 
     let name = a.req_str("name")?;
     let d = s.platform.get_deployment(&name).await?;
     // A metric named on the deployment, or one given inline.
-    let named = a.opt_str("metric")?.map(|m| d.metric(&m).cloned()).transpose()?;
-    let inline = |key: &str| if named.is_some() { Ok(None) } else { a.opt_str(key) };
-    let aggregate = match (&named, inline("aggregate")?) {
-        (Some(m), _) => m.aggregate,
-        (None, given) => Aggregate::parse(&given.unwrap_or_else(|| "count".into()))?,
-    };
-    let window_ms = match (&named, inline("window")?) {
-        (Some(m), _) => m.window_ms,
-        (None, given) => duration_ms("window", &given.unwrap_or_else(|| "7d".into()))?,
+    let metric = match a.opt_str("metric")? {
+        Some(m) => d.metric(&m)?.clone(),
+        None => MetricDef {
+            name: String::new(),
+            event: a.req_str("event")?,
+            aggregate: Aggregate::parse(&a.opt_str("aggregate")?.unwrap_or_else(|| "count".into()))?,
+            window_ms: duration_ms("window", &a.opt_str("window")?.unwrap_or_else(|| "7d".into()))?,
+            cuped: false,
+        },
     };
     let mode = match a.opt_str("mode")?.as_deref() {
         None | Some("fixed") => plinth_serving::analysis::Mode::Fixed,
@@ -248,20 +248,16 @@ async fn analysis(s: Api, a: Args) -> ApiResult<Json<plinth_serving::Analysis>> 
     let plan = plinth_serving::analysis::Plan {
         mode,
         alpha: a.opt_f64("alpha")?.unwrap_or(defaults.alpha),
-        cuped: a.opt_bool("cuped")?.or(named.as_ref().map(|m| m.cuped)).unwrap_or(false),
+        // `cuped=` overrides a named metric's own setting.
+        cuped: a.opt_bool("cuped")?.unwrap_or(metric.cuped),
         planned_units: a.opt_f64("planned_units")?.unwrap_or(defaults.planned_units),
     };
     let q = plinth_serving::AnalysisQuery {
-        event: match &named {
-            Some(m) => m.event.clone(),
-            None => a.req_str("event")?,
-        },
-        aggregate,
-        window_ms,
         control: a.opt_str("control")?,
         since_ms: a.opt_i64("since_ms")?,
         until_ms: a.opt_i64("until_ms")?,
         plan,
+        ..plinth_serving::AnalysisQuery::of_metric(&metric, plan)
     };
     Ok(Json(s.serving.analyze(&d, &q).await?))
 }
@@ -275,21 +271,8 @@ async fn policy_state(s: Api, a: Args) -> ApiResult {
         Some(_) => Some(s.serving.evaluate_policy(&d).await?),
         None => None,
     };
-    let decisions: Vec<Value> = s
-        .serving
-        .policy_decisions(s.actor(), &name)
-        .await?
-        .iter()
-        .map(|r| {
-            json!({
-                "time": r.time,
-                "actor": r.actor,
-                "action": r.action.as_str(),
-                "before": r.before,
-                "after": r.after,
-                "detail": r.detail,
-            })
-        })
-        .collect();
+    // Each decision as the audit trail answers it.
+    let decisions: Vec<Value> =
+        s.platform.policy_decisions(&name).await?.iter().map(crate::routes::audit::record_json).collect();
     Ok(Json(json!({"policy": d.policy, "evaluation": evaluation, "decisions": decisions})))
 }

@@ -62,10 +62,3 @@ pub(crate) async fn activity(tx: &Tx<'_>, since: i64) -> Result<Vec<ActivityRow>
         })
         .collect()
 }
-
-/// Takes or renews a lease ([`plan::ACQUIRE_LEASE`]); whether `holder` has it.
-pub(crate) async fn acquire_lease(tx: &Tx<'_>, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
-    let held =
-        tx.query_opt(&plan::ACQUIRE_LEASE.replace('?', "$"), &[&name, &holder, &now, &ttl_ms]).await.map_err(db)?;
-    Ok(held.is_some())
-}

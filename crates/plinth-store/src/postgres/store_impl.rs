@@ -264,6 +264,9 @@ impl MetadataStore for PostgresStore {
     async fn update_deployment(&self, deployment: Deployment) -> Result<Deployment> {
         in_tx!(self, |tx| tables::update_deployment(&tx, &deployment).await?)
     }
+    async fn update_deployment_if(&self, deployment: Deployment, expected: i64) -> Result<Option<Deployment>> {
+        in_tx!(self, |tx| tables::update_deployment_if(&tx, &deployment, expected).await?)
+    }
     async fn delete_deployment(&self, name: &str) -> Result<()> {
         in_tx!(self, |tx| tables::delete_deployment(&tx, name).await?)
     }
@@ -365,7 +368,7 @@ impl MetadataStore for PostgresStore {
         in_tx!(self, |tx| audit::activity(&tx, since).await?)
     }
     async fn acquire_lease(&self, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
-        in_tx!(self, |tx| audit::acquire_lease(&tx, name, holder, now, ttl_ms).await?)
+        in_tx!(self, |tx| tables::acquire_lease(&tx, name, holder, now, ttl_ms).await?)
     }
     /// Replicas share one database.
     fn shared(&self) -> bool {

@@ -473,14 +473,13 @@ pub(crate) async fn get_deployment(tx: &Transaction<'_>, name: &str) -> Result<D
     }
 }
 
+const UPDATE_DEPLOYMENT: &str = "UPDATE deployments SET variants_json = $1, shadow_json = $2, updated_time = $3,
+     mode = $4, metrics_json = $5, policy_json = $6 WHERE name = $7";
+
 pub(crate) async fn update_deployment(tx: &Transaction<'_>, d: &Deployment) -> Result<Deployment> {
     let r = DeploymentRow::encode(d)?;
     let n = tx
-        .execute(
-            "UPDATE deployments SET variants_json = $1, shadow_json = $2, updated_time = $3, mode = $4,
-             metrics_json = $5, policy_json = $6 WHERE name = $7",
-            &[&r.variants, &r.shadow, &r.updated_time, &r.mode, &r.metrics, &r.policy, &r.name],
-        )
+        .execute(UPDATE_DEPLOYMENT, &[&r.variants, &r.shadow, &r.updated_time, &r.mode, &r.metrics, &r.policy, &r.name])
         .await
         .map_err(db)?;
     if n == 0 {
@@ -488,6 +487,28 @@ pub(crate) async fn update_deployment(tx: &Transaction<'_>, d: &Deployment) -> R
     }
     super::announce(tx).await?;
     get_deployment(tx, &d.name).await
+}
+
+/// [`update_deployment`] while the stored `updated_time` is still `expected`; `None` when it is not.
+pub(crate) async fn update_deployment_if(
+    tx: &Transaction<'_>,
+    d: &Deployment,
+    expected: i64,
+) -> Result<Option<Deployment>> {
+    let r = DeploymentRow::encode(d)?;
+    let n = tx
+        .execute(
+            &format!("{UPDATE_DEPLOYMENT} AND updated_time = $8"),
+            &[&r.variants, &r.shadow, &r.updated_time, &r.mode, &r.metrics, &r.policy, &r.name, &expected],
+        )
+        .await
+        .map_err(db)?;
+    let stored = get_deployment(tx, &d.name).await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    super::announce(tx).await?;
+    Ok(Some(stored))
 }
 
 pub(crate) async fn delete_deployment(tx: &Transaction<'_>, name: &str) -> Result<()> {
@@ -548,4 +569,19 @@ pub(crate) async fn list_deployments(tx: &Transaction<'_>) -> Result<Vec<Deploym
     let rows =
         tx.query(&format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments ORDER BY name"), &[]).await.map_err(db)?;
     rows.iter().map(row_to_deployment).collect()
+}
+
+/// Takes or renews a lease ([`plan::ACQUIRE_LEASE`]); whether `holder` has it.
+pub(crate) async fn acquire_lease(
+    tx: &Transaction<'_>,
+    name: &str,
+    holder: &str,
+    now: i64,
+    ttl_ms: i64,
+) -> Result<bool> {
+    let held = tx
+        .query_opt(&crate::plan::ACQUIRE_LEASE.replace('?', "$"), &[&name, &holder, &now, &ttl_ms])
+        .await
+        .map_err(db)?;
+    Ok(held.is_some())
 }

@@ -56,13 +56,3 @@ pub(crate) fn activity(conn: &Connection, since: i64) -> Result<Vec<ActivityRow>
         .map(|(day, actor, action, count, workspace)| activity_row(day, actor, &action, count, workspace))
         .collect()
 }
-
-/// Takes or renews a lease ([`plan::ACQUIRE_LEASE`]); whether `holder` has it.
-pub(crate) fn acquire_lease(conn: &Connection, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
-    use rusqlite::OptionalExtension;
-    let held: Option<String> = conn
-        .prepare_cached(plan::ACQUIRE_LEASE)?
-        .query_row(params![name, holder, now, ttl_ms], |r| r.get(0))
-        .optional()?;
-    Ok(held.is_some())
-}

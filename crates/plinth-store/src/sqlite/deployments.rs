@@ -59,17 +59,27 @@ pub(crate) fn get(conn: &Connection, name: &str) -> Result<Deployment> {
     }
 }
 
+const UPDATE: &str = "UPDATE deployments SET variants_json = ?1, shadow_json = ?2, updated_time = ?3, mode = ?4,
+     metrics_json = ?5, policy_json = ?6 WHERE name = ?7";
+
 pub(crate) fn update(conn: &Connection, d: &Deployment) -> Result<Deployment> {
     let r = DeploymentRow::encode(d)?;
-    let n = conn.execute(
-        "UPDATE deployments SET variants_json = ?1, shadow_json = ?2, updated_time = ?3, mode = ?4, metrics_json = ?5,
-         policy_json = ?6 WHERE name = ?7",
-        params![r.variants, r.shadow, r.updated_time, r.mode, r.metrics, r.policy, r.name],
-    )?;
+    let n = conn.execute(UPDATE, params![r.variants, r.shadow, r.updated_time, r.mode, r.metrics, r.policy, r.name])?;
     if n == 0 {
         return Err(missing::deployment(&d.name).into());
     }
     get(conn, &d.name)
+}
+
+/// [`update`] while the stored `updated_time` is still `expected`; `None` when it is not.
+pub(crate) fn update_if(conn: &Connection, d: &Deployment, expected: i64) -> Result<Option<Deployment>> {
+    let r = DeploymentRow::encode(d)?;
+    let n = conn.execute(
+        &format!("{UPDATE} AND updated_time = ?8"),
+        params![r.variants, r.shadow, r.updated_time, r.mode, r.metrics, r.policy, r.name, expected],
+    )?;
+    let stored = get(conn, &d.name)?;
+    Ok((n == 1).then_some(stored))
 }
 
 pub(crate) fn delete(conn: &Connection, name: &str) -> Result<()> {

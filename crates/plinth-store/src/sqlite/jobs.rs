@@ -194,3 +194,12 @@ pub(crate) fn release(conn: &Connection, job_id: &str, worker: &str) -> Result<(
     )?;
     Ok(())
 }
+
+/// Takes or renews a lease ([`crate::plan::ACQUIRE_LEASE`]); whether `holder` has it.
+pub(crate) fn acquire_lease(conn: &Connection, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
+    let held: Option<String> = conn
+        .prepare_cached(crate::plan::ACQUIRE_LEASE)?
+        .query_row(params![name, holder, now, ttl_ms], |r| r.get(0))
+        .optional()?;
+    Ok(held.is_some())
+}

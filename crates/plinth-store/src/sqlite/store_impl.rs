@@ -332,6 +332,9 @@ impl MetadataStore for SqliteStore {
     async fn update_deployment(&self, deployment: Deployment) -> Result<Deployment> {
         self.write(move |c| deployments::update(c, &deployment)).await
     }
+    async fn update_deployment_if(&self, deployment: Deployment, expected: i64) -> Result<Option<Deployment>> {
+        self.write(move |c| deployments::update_if(c, &deployment, expected)).await
+    }
     async fn delete_deployment(&self, name: &str) -> Result<()> {
         let name = name.to_string();
         self.write(move |c| deployments::delete(c, &name)).await
@@ -436,7 +439,7 @@ impl MetadataStore for SqliteStore {
     }
     async fn acquire_lease(&self, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
         let (name, holder) = (name.to_string(), holder.to_string());
-        self.write(move |c| audit::acquire_lease(c, &name, &holder, now, ttl_ms)).await
+        self.write(move |c| jobs::acquire_lease(c, &name, &holder, now, ttl_ms)).await
     }
     /// One process owns an embedded database.
     fn shared(&self) -> bool {

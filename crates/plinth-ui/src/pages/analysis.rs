@@ -212,7 +212,7 @@ fn policy_section(d: &Deployment, evaluation: Option<&Evaluation>, decisions: &[
                     tbody {
                         @for g in &e.guardrails {
                             tr {
-                                td { (g.guardrail) }
+                                td { (g.label) }
                                 td.num { (figure(g.value)) }
                                 td { @if g.breached { span.error { "breached" } } @else { "holding" } }
                                 td.muted { (g.note.as_deref().unwrap_or("")) }
@@ -319,7 +319,7 @@ pub async fn show(
         (None, None) => None,
     };
     let (evaluation, decisions) = match &d.policy {
-        Some(_) => (s.evaluate_policy(&d).await.ok(), s.policy_decisions(platform.actor(), &name).await?),
+        Some(_) => (Some(s.evaluate_policy(&d).await?), platform.policy_decisions(&name).await?),
         None => (None, Vec::new()),
     };
     let (analysis, chart) = match &query {
