@@ -441,6 +441,21 @@ def settled(read, reads: int = 4, timeout: float = 10.0):
     return last
 
 
+def register_recommender(server, directory, prefix, algos=("popularity",)):
+    """A registered recommender, one version per algorithm in `algos`, trained by `plinth train` on a small
+    interactions file written into `directory` (users `user0`…`user59`, items `item0`…`item39`); its name."""
+    import uuid
+
+    data = os.path.join(directory, "interactions.tsv")
+    with open(data, "w") as f:
+        f.write("".join(f"user{u}\titem{(u * 7 + i) % 40}\n" for u in range(60) for i in range(8)))
+    model = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    for algo in algos:
+        subprocess.run([PLINTH_BIN, "train", "recommender", "--data", data, "--algo", algo, "--register", model,
+                        "--tracking-uri", server.url, "--json"], check=True, capture_output=True, timeout=300)
+    return model
+
+
 def deploy(server, ref, prefix="dep"):
     """A one-variant deployment of model `ref` (`name/version` or `name@alias`); returns its name."""
     import uuid

@@ -18,7 +18,7 @@ from gbstats.frequentist.tests import FrequentistConfig, TwoSidedTTest
 from gbstats.models.statistics import SampleMeanStatistic
 from statsmodels.stats.multitest import multipletests
 
-from conftest import PLINTH_BIN, eventually
+from conftest import PLINTH_BIN, eventually, register_recommender
 
 WINDOW_MS = 3_600_000
 UNITS = 900
@@ -32,12 +32,7 @@ def close(a, b, tol=1e-6):
 def experiment(server, tmp_path_factory):
     """A three-variant deployment (weights 2:1:1) that served UNITS units, some twice; per unit its variant,
     first exposure, exposures in the window, and the simulated events (posted) with what each should count."""
-    data = tmp_path_factory.mktemp("exp") / "interactions.tsv"
-    data.write_text("".join(f"user{u}\titem{(u * 7 + i) % 40}\n" for u in range(60) for i in range(8)))
-    model = f"exp-recs-{uuid.uuid4().hex[:6]}"
-    subprocess.run([PLINTH_BIN, "train", "recommender", "--data", str(data), "--algo", "popularity",
-                    "--register", model, "--tracking-uri", server.url, "--json"],
-                   check=True, capture_output=True, timeout=300)
+    model = register_recommender(server, tmp_path_factory.mktemp("exp"), "exp-recs")
     name = f"exp-{uuid.uuid4().hex[:6]}"
     # A fixed salt: the units' variants, and so the simulated data, are the same in every run (with the name's
     # random salt, one run in a few dozen drew data where the +0.6 effect fell short of significance).

@@ -11,20 +11,14 @@ import pytest
 import requests
 import scipy.stats
 
-from conftest import PLINTH_BIN, eventually
+from conftest import PLINTH_BIN, eventually, register_recommender
 
 UNITS = 120
 
 
 @pytest.fixture(scope="module")
 def interleaved(server, tmp_path_factory):
-    data = tmp_path_factory.mktemp("interleave") / "interactions.tsv"
-    data.write_text("".join(f"user{u}\titem{(u * 7 + i) % 40}\n" for u in range(60) for i in range(8)))
-    model = f"il-recs-{uuid.uuid4().hex[:6]}"
-    for algo in ["popularity", "item-knn"]:
-        subprocess.run([PLINTH_BIN, "train", "recommender", "--data", str(data), "--algo", algo,
-                        "--register", model, "--tracking-uri", server.url, "--json"],
-                       check=True, capture_output=True, timeout=300)
+    model = register_recommender(server, tmp_path_factory.mktemp("interleave"), "il-recs", ["popularity", "item-knn"])
     name = f"il-{uuid.uuid4().hex[:6]}"
     spec = {"name": name, "mode": "interleave",
             "variants": [{"name": "pop", "model": f"{model}/1"}, {"name": "knn", "model": f"{model}/2"}]}

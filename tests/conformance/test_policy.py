@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import PLINTH_BIN, eventually
+from conftest import PLINTH_BIN, eventually, register_recommender
 
 API = "/api/2.0/plinth/deployments"
 
@@ -19,13 +19,7 @@ API = "/api/2.0/plinth/deployments"
 @pytest.fixture(scope="module")
 def model(server, tmp_path_factory):
     """A registered recommender with two versions; @champion on version 1."""
-    data = tmp_path_factory.mktemp("policy") / "interactions.tsv"
-    data.write_text("".join(f"user{u}\titem{(u * 7 + i) % 40}\n" for u in range(60) for i in range(8)))
-    name = f"pol-recs-{uuid.uuid4().hex[:6]}"
-    for _ in range(2):
-        subprocess.run([PLINTH_BIN, "train", "recommender", "--data", str(data), "--algo", "popularity",
-                        "--register", name, "--tracking-uri", server.url, "--json"],
-                       check=True, capture_output=True, timeout=300)
+    name = register_recommender(server, tmp_path_factory.mktemp("policy"), "pol-recs", ["popularity", "popularity"])
     r = requests.post(f"{server.url}/api/2.0/mlflow/registered-models/alias",
                       json={"name": name, "alias": "champion", "version": "1"}, timeout=30)
     assert r.status_code == 200, r.text
@@ -63,6 +57,15 @@ def policy_state(server, name):
     return r.json()
 
 
+def policy_when(server, name, ready, what):
+    """The policy state, once `ready(its policy)` holds (the evaluator runs every half second here)."""
+    def check():
+        state = policy_state(server, name)
+        return state if ready(state["policy"]) else None
+
+    return eventually(check, timeout=30, what=what)
+
+
 def weights(server, name):
     d = requests.get(f"{server.url}{API}/get", params={"name": name}, timeout=30).json()["deployment"]
     return {v["name"]: v["weight"] for v in d["variants"]}
@@ -97,11 +100,7 @@ def test_a_good_challenger_is_ramped_up_then_promoted(server, model):
     served = serve_and_play(server, name, [f"g0-{u}" for u in range(320)], better)
     assert served["b"] >= 40, served
 
-    def advanced():
-        s = policy_state(server, name)
-        return s if s["policy"]["state"]["stage"] == 1 else None
-
-    state = eventually(advanced, timeout=30, what="the ramp's next stage")
+    state = policy_when(server, name, lambda p: p["state"]["stage"] == 1, "the ramp's next stage")
     assert weights(server, name) == {"a": 50, "b": 50}
     [decision] = state["decisions"]
     assert decision["action"] == "policy.advance" and decision["actor"] == "plinth:policy"
@@ -111,11 +110,7 @@ def test_a_good_challenger_is_ramped_up_then_promoted(server, model):
     # The next stage counts the units first exposed since it began.
     serve_and_play(server, name, [f"g1-{u}" for u in range(160)], better)
 
-    def promoted():
-        s = policy_state(server, name)
-        return s if s["policy"]["state"]["status"] == "promoted" else None
-
-    state = eventually(promoted, timeout=30, what="the promotion")
+    state = policy_when(server, name, lambda p: p["state"]["status"] == "promoted", "the promotion")
     # @champion moved to the challenger's version; everyone gets it through the control, which follows it.
     r = requests.get(f"{server.url}/api/2.0/mlflow/registered-models/alias", params={"name": model, "alias": "champion"},
                      timeout=30)
@@ -168,11 +163,7 @@ def test_a_bad_challenger_is_stopped_by_its_guardrail(server, model):
     worse = lambda variant, rng: rng.uniform(0, 10) if variant == "b" else rng.uniform(20, 40)
     serve_and_play(server, name, [f"b0-{u}" for u in range(120)], worse)
 
-    def stopped():
-        s = policy_state(server, name)
-        return s if s["policy"]["state"]["status"] == "stopped" else None
-
-    state = eventually(stopped, timeout=30, what="the challenger stopped")
+    state = policy_when(server, name, lambda p: p["state"]["status"] == "stopped", "the challenger stopped")
     assert weights(server, name) == {"a": 1, "b": 0}
     [decision] = state["decisions"]
     assert decision["action"] == "policy.stop"

@@ -206,22 +206,15 @@ def test_a_deployment_has_its_own_page_with_charts_on_one_axis(server, page, tmp
 def test_a_deployment_experiment_page_shows_the_analysis(server, page, tmp_path):
     """The experiment page: a form for the metric, then per variant units, mean, interval, lift, guardrails and
     the sample-ratio check, the same figures as the analysis API, and the lift's interval over time as a chart."""
-    import subprocess
-
     import requests
-    from conftest import PLINTH_BIN, eventually
+    from conftest import eventually, register_recommender
 
-    data = tmp_path / "plays.tsv"
-    data.write_text("".join(f"u{u}\ti{(u + i) % 40}\n" for u in range(60) for i in range(8)))
-    model = f"ui-exp-{uuid.uuid4().hex[:6]}"
-    subprocess.run([PLINTH_BIN, "train", "recommender", "--data", str(data), "--algo", "popularity",
-                    "--register", model, "--tracking-uri", server.url, "--json"],
-                   check=True, capture_output=True, timeout=300)
+    model = register_recommender(server, tmp_path, "ui-exp")
     name = f"exp-ui-{uuid.uuid4().hex[:6]}"
     spec = {"name": name, "variants": [{"name": "a", "model": f"{model}/1"}, {"name": "b", "model": f"{model}/1"}]}
     assert requests.post(f"{server.url}/api/2.0/plinth/deployments/create", json=spec, timeout=30).status_code == 200
     for u in range(80):
-        r = requests.post(f"{server.url}/v1/deployments/{name}/recommend", json={"user": f"u{u % 60}", "k": 5},
+        r = requests.post(f"{server.url}/v1/deployments/{name}/recommend", json={"user": f"user{u % 60}", "k": 5},
                           headers={"X-Plinth-Unit": f"unit{u}"}, timeout=30)
         assert r.status_code == 200, r.text
     events = [{"unit": f"unit{u}", "kind": "play", "value": float(u % 7), "deployment": name}
@@ -259,17 +252,10 @@ def test_a_deployment_experiment_page_shows_the_analysis(server, page, tmp_path)
 def test_the_experiment_page_shows_a_policy_and_its_decision_log(server, page, tmp_path):
     """A policy's stage, guardrails, verdict and decision log on the experiment page, and its named metrics as the
     form's choices (the policy's primary metric analysed by default)."""
-    import subprocess
-
     import requests
-    from conftest import PLINTH_BIN, eventually
+    from conftest import eventually, register_recommender
 
-    data = tmp_path / "plays.tsv"
-    data.write_text("".join(f"u{u}\ti{(u + i) % 40}\n" for u in range(60) for i in range(8)))
-    model = f"ui-pol-{uuid.uuid4().hex[:6]}"
-    subprocess.run([PLINTH_BIN, "train", "recommender", "--data", str(data), "--algo", "popularity",
-                    "--register", model, "--tracking-uri", server.url, "--json"],
-                   check=True, capture_output=True, timeout=300)
+    model = register_recommender(server, tmp_path, "ui-pol")
     name = f"pol-ui-{uuid.uuid4().hex[:6]}"
     spec = {"name": name, "variants": [{"name": "a", "model": f"{model}/1"}, {"name": "b", "model": f"{model}/1"}],
             "metrics": [{"name": "minutes", "event": "play", "aggregate": "sum", "window": "1h"},
@@ -280,7 +266,7 @@ def test_the_experiment_page_shows_a_policy_and_its_decision_log(server, page, t
     assert r.status_code == 200, r.text
     variants = {}
     for u in range(100):
-        r = requests.post(f"{server.url}/v1/deployments/{name}/recommend", json={"user": f"u{u % 60}", "k": 5},
+        r = requests.post(f"{server.url}/v1/deployments/{name}/recommend", json={"user": f"user{u % 60}", "k": 5},
                           headers={"X-Plinth-Unit": f"unit{u}"}, timeout=30)
         variants[f"unit{u}"] = r.json()["variant"]
     events = [{"unit": unit, "kind": "play", "value": 1.0 if v == "b" else 30.0 + u % 5, "deployment": name}
