@@ -8,7 +8,8 @@ Besides the real data sets, a sweep of synthetic shapes (BENCH_SYNTHETIC,
 `USERSxITEMSxINTERACTIONS`, comma-separated; empty for none): users in taste
 clusters, Zipf item popularity, log-normal activity, so shapes differ in
 size and density but not in kind. BPR runs BENCH_SYNTHETIC_BPR_ITERS epochs
-there (default 100) to keep the sweep short. The last lines summarise each
+there (default 100) to keep the sweep short. BENCH_REPEAT=N takes each
+time as the median of N runs, alternating the two libraries. The last lines summarise each
 engine's time ratio over every data set and thread count: a speed claim must
 hold on every shape, not on the best one."""
 
@@ -35,6 +36,12 @@ NEIGHBORS = 20
 ALGOS = os.environ.get("BENCH_ALGOS", "als,als-cholesky,item-knn,bpr").split(",")
 SYNTHETIC = os.environ.get("BENCH_SYNTHETIC", "6000x3700x1000000,50000x20000x1000000,2000x500x300000")
 SYNTHETIC_BPR_ITERS = int(os.environ.get("BENCH_SYNTHETIC_BPR_ITERS", "100"))
+# Each time is the median of REPEAT runs (this machine is noisy; 3 for figures to report).
+REPEAT = int(os.environ.get("BENCH_REPEAT", "1"))
+
+
+def median(xs):
+    return sorted(xs)[len(xs) // 2]
 
 
 def synthetic(users, items, interactions, seed=0):
@@ -190,8 +197,11 @@ def main():
             print(f"{name:26} {'popularity':12} {1:>3} {pop:11.4f}")
             for algo in ALGOS:
                 for threads in [1, 2]:
-                    pn, ps = plinth(train_path, test_path, algo, threads, work)
-                    inn, ins = implicit_run(train_pairs, test_pairs, algo, threads)
+                    # Alternate the two; the median time of REPEAT runs each.
+                    runs = [(plinth(train_path, test_path, algo, threads, work),
+                             implicit_run(train_pairs, test_pairs, algo, threads)) for _ in range(REPEAT)]
+                    pn, ps = runs[0][0][0], median([r[0][1] for r in runs])
+                    inn, ins = runs[0][1][0], median([r[1][1] for r in runs])
                     ratios.setdefault(algo, []).append((ps / ins, f"{name} thr={threads}"))
                     print(f"{name:26} {algo:12} {threads:>3} {pn:11.4f} {inn:9.4f} {pn - inn:+7.4f} "
                           f"{ps:9.3f} {ins:10.3f} {ps / ins:9.2f}x   (vs popularity {pn / pop:.2f}x)")

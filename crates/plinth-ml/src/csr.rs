@@ -46,6 +46,12 @@ impl Csr {
     }
 
     pub fn transpose(&self) -> Csr {
+        self.transpose_with_origins().0
+    }
+
+    /// The transpose, and for each of its entries the index of the same entry
+    /// in `self`'s `indices`/`data`.
+    pub fn transpose_with_origins(&self) -> (Csr, Vec<usize>) {
         let mut counts = vec![0usize; self.n_cols + 1];
         for &c in &self.indices {
             counts[c as usize + 1] += 1;
@@ -57,16 +63,18 @@ impl Csr {
         let mut next = counts;
         let mut indices = vec![0u32; self.nnz()];
         let mut data = vec![0f32; self.nnz()];
+        let mut origins = vec![0usize; self.nnz()];
         for r in 0..self.n_rows {
-            let (cols, vals) = self.row(r);
-            for (&c, &v) in cols.iter().zip(vals) {
-                let slot = next[c as usize];
+            for k in self.indptr[r]..self.indptr[r + 1] {
+                let c = self.indices[k] as usize;
+                let slot = next[c];
                 indices[slot] = r as u32;
-                data[slot] = v;
-                next[c as usize] += 1;
+                data[slot] = self.data[k];
+                origins[slot] = k;
+                next[c] += 1;
             }
         }
-        Csr { n_rows: self.n_cols, n_cols: self.n_rows, indptr, indices, data }
+        (Csr { n_rows: self.n_cols, n_cols: self.n_rows, indptr, indices, data }, origins)
     }
 }
 

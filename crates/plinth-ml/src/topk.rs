@@ -21,28 +21,60 @@ impl Ord for Entry {
     }
 }
 
+/// A bounded collection of the `k` best (id, score) pairs seen so far; its
+/// order is total (higher score first, then the lower id), so what it keeps
+/// does not depend on the order of the offers.
+pub struct TopK {
+    k: usize,
+    heap: BinaryHeap<Entry>,
+}
+
+impl TopK {
+    pub fn new(k: usize) -> TopK {
+        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+    }
+
+    /// Keeps (id, score) if it is among the `k` best so far; NaN is never kept.
+    pub fn offer(&mut self, id: u32, score: f32) {
+        if self.k == 0 || score.is_nan() {
+            return;
+        }
+        if self.heap.len() < self.k {
+            self.heap.push(Entry(score, id));
+        } else if let Some(worst) = self.heap.peek()
+            && (score > worst.0 || (score == worst.0 && id < worst.1))
+        {
+            self.heap.pop();
+            self.heap.push(Entry(score, id));
+        }
+    }
+
+    /// The lowest score an offer needs to be kept: minus infinity until `k`
+    /// are kept (an offer equal to it may still be kept, on a lower id).
+    pub fn floor(&self) -> f32 {
+        match self.heap.peek() {
+            Some(worst) if self.heap.len() == self.k => worst.0,
+            _ => f32::NEG_INFINITY,
+        }
+    }
+
+    /// What is kept, best first.
+    pub fn into_sorted(self) -> Vec<(u32, f32)> {
+        let mut out: Vec<(u32, f32)> = self.heap.into_iter().map(|e| (e.1, e.0)).collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+}
+
 /// The `k` best (id, score) pairs, best first, skipping ids for which `skip` is true.
 pub fn top_k(scores: impl Iterator<Item = (u32, f32)>, k: usize, skip: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
-    if k == 0 {
-        return Vec::new();
-    }
-    let mut heap = BinaryHeap::with_capacity(k + 1);
+    let mut best = TopK::new(k);
     for (id, s) in scores {
-        if s.is_nan() || skip(id) {
-            continue;
-        }
-        if heap.len() < k {
-            heap.push(Entry(s, id));
-        } else if let Some(worst) = heap.peek()
-            && (s > worst.0 || (s == worst.0 && id < worst.1))
-        {
-            heap.pop();
-            heap.push(Entry(s, id));
+        if !skip(id) {
+            best.offer(id, s);
         }
     }
-    let mut out: Vec<(u32, f32)> = heap.into_iter().map(|e| (e.1, e.0)).collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out
+    best.into_sorted()
 }
 
 #[cfg(test)]
@@ -55,5 +87,23 @@ mod tests {
         assert_eq!(top_k(scores.into_iter(), 3, |_| false), vec![(1, 5.0), (3, 5.0), (2, 3.0)]);
         assert_eq!(top_k(scores.into_iter(), 2, |id| id == 1), vec![(3, 5.0), (2, 3.0)]);
         assert!(top_k(scores.into_iter(), 0, |_| false).is_empty());
+    }
+
+    #[test]
+    fn keeps_the_same_best_whatever_the_order() {
+        let scores = [(0u32, 1.0f32), (1, 5.0), (2, 3.0), (3, 5.0), (4, 0.5), (5, 3.0), (6, f32::NAN)];
+        let mut forward = TopK::new(3);
+        let mut backward = TopK::new(3);
+        assert_eq!(forward.floor(), f32::NEG_INFINITY);
+        for &(id, s) in &scores {
+            forward.offer(id, s);
+        }
+        for &(id, s) in scores.iter().rev() {
+            backward.offer(id, s);
+        }
+        assert_eq!(forward.floor(), 3.0);
+        let want = vec![(1, 5.0), (3, 5.0), (2, 3.0)];
+        assert_eq!(forward.into_sorted(), want);
+        assert_eq!(backward.into_sorted(), want);
     }
 }
