@@ -228,7 +228,7 @@ fn train_model(job: &RecommenderJob, p: &Prepared, progress: &Progress) -> Resul
         Algo::Als => {
             let params = job.als;
             let total = params.iterations;
-            let fs = als::train(&matrix, params, |it, _, loss| {
+            let fs = als::train(&matrix, params, |it, loss| {
                 steps.push(Metric::new("train_loss", loss, t0 + it as i64, it as i64));
                 tracing::info!(iteration = it + 1, total, loss, "als");
                 progress.step("als", it + 1, total)

@@ -1,6 +1,7 @@
 //! SIMD kernels, generic over `pulp::Simd`: callers dispatch once
 //! (`pulp::Arch::new().dispatch(...)`) and everything inlined below runs with
-//! the widest instructions the CPU has (AVX2+FMA, AVX-512), with a scalar
+//! AVX2+FMA where the CPU has it (pulp's AVX-512 level is not enabled: it
+//! measured no faster for ALS on this project's shapes), with a scalar
 //! fallback elsewhere. No `unsafe` here.
 
 use pulp::Simd;
@@ -180,6 +181,65 @@ impl ItemBlocks {
     }
 }
 
+/// For each listed row `y_i` of the row-major `y` (`v.len()` columns), with
+/// its weight `c_i`: `out += coef(c_i, y_i · v) · y_i`, in list order. Four
+/// rows at a time: `v` and `out` are read once per four rows and the four
+/// dot products run side by side (the hot loop of the CG solver, where rows
+/// are short, so the loop and the horizontal sums used to dominate).
+#[inline(always)]
+pub fn rows_update<S: Simd>(
+    simd: S,
+    y: &[f32],
+    rows: &[u32],
+    weights: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    mut coef: impl FnMut(f32, f32) -> f32,
+) {
+    let f = v.len();
+    let row = |i: u32| &y[i as usize * f..(i as usize + 1) * f];
+    let (vh, vt) = S::as_simd_f32s(v);
+    let n = vh.len();
+    let zero = simd.splat_f32s(0.0);
+    let (quads, quad_weights) = (rows.chunks_exact(4), weights.chunks_exact(4));
+    let (rest, rest_weights) = (quads.remainder(), quad_weights.remainder());
+    for (ids, ws) in quads.zip(quad_weights) {
+        let ys = [row(ids[0]), row(ids[1]), row(ids[2]), row(ids[3])];
+        let split = ys.map(|r| S::as_simd_f32s(r));
+        let (y0, y1, y2, y3) = (&split[0].0[..n], &split[1].0[..n], &split[2].0[..n], &split[3].0[..n]);
+        let mut acc = [zero; 4];
+        for k in 0..n {
+            acc[0] = simd.mul_add_f32s(y0[k], vh[k], acc[0]);
+            acc[1] = simd.mul_add_f32s(y1[k], vh[k], acc[1]);
+            acc[2] = simd.mul_add_f32s(y2[k], vh[k], acc[2]);
+            acc[3] = simd.mul_add_f32s(y3[k], vh[k], acc[3]);
+        }
+        let mut a = [0f32; 4];
+        for j in 0..4 {
+            let tail: f32 = split[j].1.iter().zip(vt).map(|(x, w)| x * w).sum();
+            a[j] = coef(ws[j], simd.reduce_sum_f32s(acc[j]) + tail);
+        }
+        let s = a.map(|x| simd.splat_f32s(x));
+        let (oh, ot) = S::as_mut_simd_f32s(out);
+        for (k, o) in oh[..n].iter_mut().enumerate() {
+            let mut t = simd.mul_add_f32s(s[0], y0[k], *o);
+            t = simd.mul_add_f32s(s[1], y1[k], t);
+            t = simd.mul_add_f32s(s[2], y2[k], t);
+            *o = simd.mul_add_f32s(s[3], y3[k], t);
+        }
+        for (t, o) in ot.iter_mut().enumerate() {
+            for j in 0..4 {
+                *o += a[j] * split[j].1[t];
+            }
+        }
+    }
+    for (&i, &w) in rest.iter().zip(rest_weights) {
+        let yi = row(i);
+        let a = coef(w, dot(simd, yi, v));
+        axpy(simd, a, yi, out);
+    }
+}
+
 /// `out = M v` for a symmetric row-major `M`: a sum of scaled rows, computed
 /// in blocks of four SIMD vectors of `out` that stay in registers while the
 /// rows stream past (the hot loop of the CG solver).
@@ -232,6 +292,45 @@ mod tests {
             for (i, g) in got.iter().enumerate() {
                 let want: f32 = items[i * f..(i + 1) * f].iter().zip(&x).map(|(a, b)| a * b).sum();
                 assert!((g - want).abs() < 1e-3, "n={n} f={f} i={i}: {g} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn rows_update_matches_one_row_at_a_time() {
+        struct Update<'a>(&'a [f32], &'a [u32], &'a [f32], &'a [f32], &'a mut [f32], &'a mut Vec<f32>);
+        impl pulp::WithSimd for Update<'_> {
+            type Output = ();
+            fn with_simd<S: Simd>(self, simd: S) {
+                let dots = self.5;
+                rows_update(simd, self.0, self.1, self.2, self.3, self.4, |c, d| {
+                    dots.push(d);
+                    c - (c - 1.0) * d
+                })
+            }
+        }
+        for f in [1, 5, 8, 16, 64, 67] {
+            for n_rows in [0, 1, 3, 4, 9] {
+                let y: Vec<f32> = (0..10 * f).map(|k| ((k * 7) % 13) as f32 * 0.1 - 0.5).collect();
+                let rows: Vec<u32> = (0..n_rows).map(|r| ((r * 3) % 10) as u32).collect();
+                let weights: Vec<f32> = (0..n_rows).map(|r| 1.0 + r as f32).collect();
+                let v: Vec<f32> = (0..f).map(|j| 1.0 - j as f32 * 0.05).collect();
+                let mut want: Vec<f32> = (0..f).map(|j| j as f32).collect();
+                let mut want_dots = Vec::new();
+                for (&i, &c) in rows.iter().zip(&weights) {
+                    let yi = &y[i as usize * f..(i as usize + 1) * f];
+                    let d: f32 = yi.iter().zip(&v).map(|(a, b)| a * b).sum();
+                    want_dots.push(d);
+                    for (o, x) in want.iter_mut().zip(yi) {
+                        *o += (c - (c - 1.0) * d) * x;
+                    }
+                }
+                let mut got: Vec<f32> = (0..f).map(|j| j as f32).collect();
+                let mut dots = Vec::new();
+                pulp::Arch::new().dispatch(Update(&y, &rows, &weights, &v, &mut got, &mut dots));
+                for (g, w) in got.iter().zip(&want).chain(dots.iter().zip(&want_dots)) {
+                    assert!((g - w).abs() < 1e-3 * w.abs().max(1.0), "f={f} rows={n_rows}: {g} vs {w}");
+                }
             }
         }
     }
