@@ -99,30 +99,6 @@ pub struct Factors {
     pub items: Vec<f32>,
 }
 
-/// Dot product with eight independent accumulators, so that the compiler
-/// can keep it in SIMD registers (a plain float `sum()` stays serial).
-/// Hot loops call these inside `pulp::Arch::dispatch`, which compiles the
-/// inlined code for AVX2+FMA where the CPU has it (pulp's AVX-512 level is
-/// not enabled: with it, CG training measured no faster here).
-#[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let mut tail = 0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
-    (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
-}
-
 /// `YᵀY + λI` for row-major `y` with `f` columns.
 fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
     let rows = y.len() / f;
@@ -164,20 +140,6 @@ impl pulp::WithSimd for GramRows<'_> {
             for (i, &vi) in v.iter().enumerate() {
                 simd::axpy(simd, vi, v, &mut self.g[i * self.f..(i + 1) * self.f]);
             }
-        }
-    }
-}
-
-/// `out = M v` for a symmetric `M` (row-major): a sum of scaled rows, so the
-/// inner loop is a plain axpy that vectorizes without horizontal sums.
-#[inline(always)]
-fn matvec(m: &[f32], v: &[f32], out: &mut [f32]) {
-    let f = v.len();
-    out.iter_mut().for_each(|o| *o = 0.0);
-    for (j, &vj) in v.iter().enumerate() {
-        let row = &m[j * f..(j + 1) * f];
-        for (o, &mj) in out.iter_mut().zip(row) {
-            *o += vj * mj;
         }
     }
 }
@@ -271,13 +233,30 @@ fn interaction_loss(c: f32, score: f32) -> f64 {
 /// One row's loss terms: `xᵀ A x` (A = YᵀY + λI) plus each interaction's
 /// share; `tmp` holds f floats.
 fn row_loss(a: &[f32], x: &[f32], y: &[f32], cols: &[u32], vals: &[f32], alpha: f32, tmp: &mut [f32]) -> f64 {
-    let f = x.len();
-    matvec(a, x, tmp);
-    let mut l = dot(x, tmp) as f64;
-    for (&i, &w) in cols.iter().zip(vals) {
-        l += interaction_loss(1.0 + alpha * w, dot(x, &y[i as usize * f..(i as usize + 1) * f]));
+    struct RowLoss<'a> {
+        a: &'a [f32],
+        x: &'a [f32],
+        y: &'a [f32],
+        cols: &'a [u32],
+        vals: &'a [f32],
+        alpha: f32,
+        tmp: &'a mut [f32],
     }
-    l
+    impl pulp::WithSimd for RowLoss<'_> {
+        type Output = f64;
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, simd: S) -> f64 {
+            let f = self.x.len();
+            simd::sym_matvec(simd, self.a, self.x, self.tmp);
+            let mut l = simd::dot(simd, self.x, self.tmp) as f64;
+            for (&i, &w) in self.cols.iter().zip(self.vals) {
+                let yi = &self.y[i as usize * f..(i as usize + 1) * f];
+                l += interaction_loss(1.0 + self.alpha * w, simd::dot(simd, self.x, yi));
+            }
+            l
+        }
+    }
+    pulp::Arch::new().dispatch(RowLoss { a, x, y, cols, vals, alpha, tmp })
 }
 
 /// Solves every row of `x`; with `measure`, returns the sum of the rows' loss
@@ -441,6 +420,10 @@ pub fn train<R: crate::Proceed>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
 
     /// Two groups of users liking two disjoint groups of items.
     fn blocks() -> Csr {
