@@ -12,4 +12,5 @@ cargo build --release --locked -p plinth-cli >&2
 DATA="${PLINTH_SHARED_DATA:-../shared/data}"
 # implicit's own BLAS threads would oversubscribe; it sets its threads itself.
 export OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-"$VENV/bin/python" bench/recommenders.py "$CARGO_TARGET_DIR/release/plinth" "$DATA/ml-100k" "$DATA/ml-latest-small"
+# PLINTH_BIN: measure another build (e.g. the previous commit's) on the same data.
+"$VENV/bin/python" bench/recommenders.py "${PLINTH_BIN:-$CARGO_TARGET_DIR/release/plinth}" "$DATA/ml-100k" "$DATA/ml-latest-small"

@@ -123,7 +123,7 @@ fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
     g
 }
 
-/// `gram_rows` compiled for the CPU's SIMD (see [`dot`]).
+/// `gram_rows` compiled for the CPU's SIMD (see [`crate::simd`]).
 struct GramRows<'a> {
     g: &'a mut [f32],
     y: &'a [f32],
@@ -144,7 +144,7 @@ impl pulp::WithSimd for GramRows<'_> {
     }
 }
 
-/// `cg_solve` compiled for the CPU's SIMD (see [`dot`]).
+/// `cg_solve` compiled for the CPU's SIMD (see [`crate::simd`]).
 struct CgSolve<'a> {
     x: &'a mut [f32],
     yty: &'a [f32],
