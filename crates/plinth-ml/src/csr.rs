@@ -46,12 +46,20 @@ impl Csr {
     }
 
     pub fn transpose(&self) -> Csr {
-        self.transpose_with_origins().0
+        self.transpose_into(|_, _| {})
     }
 
     /// The transpose, and for each of its entries the index of the same entry
     /// in `self`'s `indices`/`data`.
     pub fn transpose_with_origins(&self) -> (Csr, Vec<usize>) {
+        let mut origins = vec![0usize; self.nnz()];
+        let t = self.transpose_into(|slot, k| origins[slot] = k);
+        (t, origins)
+    }
+
+    /// The transpose; `placed(slot, k)` learns that entry `k` of `self` went
+    /// to entry `slot` of the transpose.
+    fn transpose_into(&self, mut placed: impl FnMut(usize, usize)) -> Csr {
         let mut counts = vec![0usize; self.n_cols + 1];
         for &c in &self.indices {
             counts[c as usize + 1] += 1;
@@ -63,18 +71,17 @@ impl Csr {
         let mut next = counts;
         let mut indices = vec![0u32; self.nnz()];
         let mut data = vec![0f32; self.nnz()];
-        let mut origins = vec![0usize; self.nnz()];
         for r in 0..self.n_rows {
             for k in self.indptr[r]..self.indptr[r + 1] {
                 let c = self.indices[k] as usize;
                 let slot = next[c];
                 indices[slot] = r as u32;
                 data[slot] = self.data[k];
-                origins[slot] = k;
+                placed(slot, k);
                 next[c] += 1;
             }
         }
-        (Csr { n_rows: self.n_cols, n_cols: self.n_rows, indptr, indices, data }, origins)
+        Csr { n_rows: self.n_cols, n_cols: self.n_rows, indptr, indices, data }
     }
 }
 
@@ -91,5 +98,10 @@ mod tests {
         assert_eq!(t.n_rows, 3);
         assert_eq!(t.row(2), (&[1u32][..], &[4.0f32][..]));
         assert_eq!(t.transpose(), m);
+        let (with, origins) = m.transpose_with_origins();
+        assert_eq!(with, t);
+        for (slot, &k) in origins.iter().enumerate() {
+            assert_eq!(m.data[k], t.data[slot]);
+        }
     }
 }
