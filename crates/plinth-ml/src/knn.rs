@@ -37,8 +37,8 @@ pub fn train(user_items: &Csr, neighbours: usize) -> Result<Csr> {
         floors[to].store(list.floor().to_bits(), Ordering::Relaxed);
     };
     // Highest items first: an item's list already holds its best later items
-    // when lower items offer to it, so its floor turns most of them away (on
-    // sparse data that took three times fewer locks than ascending order).
+    // when lower items offer to it, so its floor turns most of them away
+    // (ascending order fills the lists from their worst end and locks more).
     (0..n_items).into_par_iter().rev().for_each_init(
         // Per task: the sums, which item last touched each sum, the touched ones.
         || (vec![0f32; n_items], vec![u32::MAX; n_items], Vec::<u32>::new()),

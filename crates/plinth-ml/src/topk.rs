@@ -30,8 +30,11 @@ pub struct TopK {
 }
 
 impl TopK {
+    /// Room for `k` is not reserved up front: `k` comes from the caller's
+    /// input (`--neighbors`, a request's `k`) and may be far above what is
+    /// ever offered; the heap grows with what it keeps.
     pub fn new(k: usize) -> TopK {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+        TopK { k, heap: BinaryHeap::with_capacity(k.saturating_add(1).min(64)) }
     }
 
     /// Keeps (id, score) if it is among the `k` best so far; NaN is never kept.
@@ -87,6 +90,8 @@ mod tests {
         assert_eq!(top_k(scores.into_iter(), 3, |_| false), vec![(1, 5.0), (3, 5.0), (2, 3.0)]);
         assert_eq!(top_k(scores.into_iter(), 2, |id| id == 1), vec![(3, 5.0), (2, 3.0)]);
         assert!(top_k(scores.into_iter(), 0, |_| false).is_empty());
+        // A k far above what is offered keeps everything, without reserving room for k.
+        assert_eq!(top_k(scores.into_iter(), usize::MAX, |_| false).len(), scores.len());
     }
 
     #[test]
