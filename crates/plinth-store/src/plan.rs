@@ -148,6 +148,17 @@ fn tag_clause(sql: &mut Sql, from_where: &str, key: &str, test: &KeyTest) {
 }
 
 /// Trims the one-extra row fetched to know whether another page exists.
+/// ` ORDER BY <order> LIMIT <limit> OFFSET ?`. The limit is written into the
+/// text, not bound: SQLite plans a query with its limit, so a bound limit
+/// makes it prepare the statement again at every execution (measured: every
+/// run search did), while a written one keeps the prepared statement for as
+/// long as clients ask for the same page size. It is an integer of ours, never
+/// text from a request; the offset, which changes from page to page, stays bound.
+fn order_page(sql: &mut Sql, order: &[String], limit: i64, offset: i64) {
+    sql.push(&format!(" ORDER BY {} LIMIT {limit} OFFSET ", order.join(", ")));
+    sql.bind_i64(offset);
+}
+
 pub(crate) fn page_rest<T>(items: &mut Vec<T>, max_results: i64, offset: i64) -> Option<i64> {
     if items.len() as i64 > max_results {
         items.truncate(max_results as usize);
@@ -221,10 +232,7 @@ pub(crate) fn experiment_search(s: &ExperimentSearch, columns: &str, workspace: 
     }
     order.push("e.creation_time DESC".into());
     order.push("e.experiment_id ASC".into());
-    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    sql.bind_i64(s.query.max_results + 1);
-    sql.push(" OFFSET ");
-    sql.bind_i64(s.query.offset);
+    order_page(&mut sql, &order, s.query.max_results + 1, s.query.offset);
     sql
 }
 
@@ -253,10 +261,7 @@ pub(crate) fn registered_model_search(q: &RegisteredModelQuery, workspace: &str)
         order.push(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }));
     }
     order.push("m.name ASC".into());
-    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    sql.bind_i64(q.max_results + 1);
-    sql.push(" OFFSET ");
-    sql.bind_i64(q.offset);
+    order_page(&mut sql, &order, q.max_results + 1, q.offset);
     sql
 }
 
@@ -291,10 +296,7 @@ pub(crate) fn model_version_search(q: &ModelVersionQuery, workspace: &str) -> Sq
     }
     order.push("v.name ASC".into());
     order.push("v.version DESC".into());
-    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    sql.bind_i64(q.max_results + 1);
-    sql.push(" OFFSET ");
-    sql.bind_i64(q.offset);
+    order_page(&mut sql, &order, q.max_results + 1, q.offset);
     sql
 }
 
@@ -422,10 +424,7 @@ pub(crate) fn logged_model_search(q: &LoggedModelSearch, columns: &str) -> Sql {
     if !sorts_by(LoggedModelAttribute::ModelId) {
         order.push("m.model_id ASC".into());
     }
-    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    sql.bind_i64(q.max_results + 1);
-    sql.push(" OFFSET ");
-    sql.bind_i64(q.offset);
+    order_page(&mut sql, &order, q.max_results + 1, q.offset);
     sql
 }
 
@@ -458,12 +457,63 @@ pub(crate) struct RunPlan {
     joins: Sql,
     /// ` AND ...` conditions after the experiment and lifecycle filter.
     filters: Sql,
+    /// The same, tied to the metric index's `o0.run_uuid` (metric-first queries).
+    metric_filters: Sql,
     exp_ids: Vec<Val>,
     stages: Vec<String>,
     /// ORDER BY terms, the first sort key's included.
     order: Vec<String>,
     /// The first sort key when it is a metric: (key, ascending).
     pub metric_first: Option<(String, bool)>,
+}
+
+/// A run search's filter as ` AND ...` conditions, each run-table condition
+/// tied to the run by `run` (the column that holds the candidate's id).
+fn run_filters(filter: &[RunClause], run: &str) -> Sql {
+    let mut sql = Sql::new("");
+    for c in filter {
+        match c {
+            RunClause::Metric { key, op, value } => {
+                sql.push(&format!(
+                    " AND EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = {run} AND m.is_nan = 0 AND m.key = "
+                ));
+                sql.bind_str(key);
+                number_clause(&mut sql, "m.value", *op, Val::Real(*value));
+                sql.push(")");
+            }
+            RunClause::Param { key, test } | RunClause::Tag { key, test } => {
+                let table = if matches!(c, RunClause::Param { .. }) { "params" } else { "tags" };
+                let negate = *test == KeyTest::IsNull;
+                sql.push(&format!(
+                    " AND {}EXISTS (SELECT 1 FROM {table} p WHERE p.run_uuid = {run} AND p.key = ",
+                    if negate { "NOT " } else { "" }
+                ));
+                sql.bind_str(key);
+                if let KeyTest::Value(test) = test {
+                    string_clause(&mut sql, "p.value", test);
+                }
+                sql.push(")");
+            }
+            RunClause::Text { attribute, test } => string_clause(&mut sql, attribute_column(*attribute), test),
+            RunClause::Time { attribute, op, value } => {
+                number_clause(&mut sql, attribute_column(*attribute), *op, Val::Int(*value))
+            }
+            RunClause::Dataset { field, test } => {
+                sql.push(&format!(
+                    " AND EXISTS (SELECT 1 FROM run_datasets rd JOIN datasets d ON d.dataset_uuid = rd.dataset_uuid \
+                     WHERE rd.run_uuid = {run}"
+                ));
+                let column = match field {
+                    DatasetField::Name => "d.name",
+                    DatasetField::Digest => "d.digest",
+                    DatasetField::Context => "rd.context",
+                };
+                string_clause(&mut sql, column, test);
+                sql.push(")");
+            }
+        }
+    }
+    sql
 }
 
 pub(crate) fn run_plan(s: &RunSearch, dialect: Dialect) -> Result<RunPlan> {
@@ -507,48 +557,17 @@ pub(crate) fn run_plan(s: &RunSearch, dialect: Dialect) -> Result<RunPlan> {
     order.push("r.start_time DESC".into());
     order.push("r.run_uuid ASC".into());
 
-    let mut sql = Sql::new("");
-    for c in &s.query.filter {
-        match c {
-            RunClause::Metric { key, op, value } => {
-                sql.push(" AND EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.is_nan = 0 AND m.key = ");
-                sql.bind_str(key);
-                number_clause(&mut sql, "m.value", *op, Val::Real(*value));
-                sql.push(")");
-            }
-            RunClause::Param { key, test } | RunClause::Tag { key, test } => {
-                let table = if matches!(c, RunClause::Param { .. }) { "params" } else { "tags" };
-                let negate = *test == KeyTest::IsNull;
-                sql.push(&format!(
-                    " AND {}EXISTS (SELECT 1 FROM {table} p WHERE p.run_uuid = r.run_uuid AND p.key = ",
-                    if negate { "NOT " } else { "" }
-                ));
-                sql.bind_str(key);
-                if let KeyTest::Value(test) = test {
-                    string_clause(&mut sql, "p.value", test);
-                }
-                sql.push(")");
-            }
-            RunClause::Text { attribute, test } => string_clause(&mut sql, attribute_column(*attribute), test),
-            RunClause::Time { attribute, op, value } => {
-                number_clause(&mut sql, attribute_column(*attribute), *op, Val::Int(*value))
-            }
-            RunClause::Dataset { field, test } => {
-                sql.push(" AND EXISTS (SELECT 1 FROM run_datasets rd JOIN datasets d ON d.dataset_uuid = rd.dataset_uuid WHERE rd.run_uuid = r.run_uuid");
-                let column = match field {
-                    DatasetField::Name => "d.name",
-                    DatasetField::Digest => "d.digest",
-                    DatasetField::Context => "rd.context",
-                };
-                string_clause(&mut sql, column, test);
-                sql.push(")");
-            }
-        }
-    }
+    // Walking the metric's index, a candidate's id is in the index entry: the
+    // per-run conditions are tied to it there, so SQLite tests them before it
+    // looks the run up (it tests a condition as soon as its tables are read)
+    // and reads only the runs that pass.
+    let filters = run_filters(&s.query.filter, "r.run_uuid");
+    let metric_filters = run_filters(&s.query.filter, "o0.run_uuid");
     Ok(RunPlan {
         dialect,
         joins,
-        filters: sql,
+        filters,
+        metric_filters,
         exp_ids,
         stages: s.view.stages().iter().map(|s| s.to_string()).collect(),
         order,
@@ -561,11 +580,12 @@ impl RunPlan {
     pub fn page(&self, columns: &str, limit: i64, offset: i64) -> Sql {
         match &self.metric_first {
             None => {
-                let sql = self.select(columns, "runs r", |_| {});
+                let sql = self.select(columns, "runs r", &self.filters, |_| {});
                 self.paged(sql, &self.order, limit, offset)
             }
             Some((key, _)) => {
-                let sql = self.select(columns, self.metric_from(), |sql| self.with_metric(sql, key));
+                let sql =
+                    self.select(columns, self.metric_from(), &self.metric_filters, |sql| self.with_metric(sql, key));
                 self.paged(sql, &self.order, limit, offset)
             }
         }
@@ -574,7 +594,7 @@ impl RunPlan {
     /// How many runs have the first sort key's metric (metric-first only).
     pub fn count_with_metric(&self) -> Option<Sql> {
         let (key, _) = self.metric_first.as_ref()?;
-        Some(self.select("COUNT(*)", self.metric_from(), |sql| self.with_metric(sql, key)))
+        Some(self.select("COUNT(*)", self.metric_from(), &self.metric_filters, |sql| self.with_metric(sql, key)))
     }
 
     /// After the runs with the metric: those without it, `limit` from `offset`.
@@ -588,7 +608,7 @@ impl RunPlan {
             sql.bind_str(key);
             sql.push(")");
         };
-        let sql = self.select(columns, "runs r", without);
+        let sql = self.select(columns, "runs r", &self.filters, without);
         Some(self.paged(sql, &self.order[1..], limit, offset))
     }
 
@@ -607,7 +627,7 @@ impl RunPlan {
     }
 
     /// `SELECT <what> FROM <from> <joins> WHERE <extra> <experiments> <filters>`.
-    fn select(&self, what: &str, from: &str, extra: impl FnOnce(&mut Sql)) -> Sql {
+    fn select(&self, what: &str, from: &str, filters: &Sql, extra: impl FnOnce(&mut Sql)) -> Sql {
         let mut sql = Sql::new(format!("SELECT {what} FROM {from}"));
         sql.text.push_str(&self.joins.text);
         sql.params.extend(self.joins.params.iter().cloned());
@@ -626,16 +646,13 @@ impl RunPlan {
         sql.push(") AND r.lifecycle_stage IN (");
         sql.list(self.stages.iter().cloned());
         sql.push(")");
-        sql.text.push_str(&self.filters.text);
-        sql.params.extend(self.filters.params.iter().cloned());
+        sql.text.push_str(&filters.text);
+        sql.params.extend(filters.params.iter().cloned());
         sql
     }
 
     fn paged(&self, mut sql: Sql, order: &[String], limit: i64, offset: i64) -> Sql {
-        sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
-        sql.bind_i64(limit);
-        sql.push(" OFFSET ");
-        sql.bind_i64(offset);
+        order_page(&mut sql, order, limit, offset);
         sql
     }
 }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../../migrations/0012_workspaces.sql")),
     (13, include_str!("../../migrations/0013_deployment_mode.sql")),
     (14, include_str!("../../migrations/0014_policies.sql")),
+    (15, include_str!("../../migrations/0015_clustered_runs.sql")),
 ];
 
 /// A migration that rebuilds a table other tables refer to starts with this
@@ -169,5 +170,88 @@ mod tests {
             .is_err()
         );
         assert!(conn.execute("INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, workspace) VALUES (3, 'e', 'a', 'active', 0, 0, 'team-a')", []).is_err());
+    }
+
+    #[test]
+    fn run_tables_become_clustered_and_keep_every_row_and_reference() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys=ON").unwrap();
+        conn.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .unwrap();
+        for (version, sql) in &MIGRATIONS[..14] {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version]).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time,
+                                      last_update_time) VALUES (1, 'e', 'a', 'active', 0, 0);
+             INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri,
+                               lifecycle_stage, deleted_time)
+                 VALUES ('r1', 'r', 1, 'u', 'FINISHED', 5, 9, 'a/r1', 'deleted', 10),
+                        ('r2', 's', 1, 'u', 'RUNNING', 6, NULL, 'a/r2', 'active', NULL);
+             INSERT INTO params VALUES ('r1', 'lr', '0.1'), ('r2', 'lr', '0.2');
+             INSERT INTO tags VALUES ('r1', 'mlflow.runName', 'r');
+             INSERT INTO latest_metrics VALUES ('r1', 'loss', 0.5, 0, 10, 3), ('r2', 'loss', 0.0, 1, 11, 4);
+             INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES ('r1', 'loss', 0.5, 0, 10, 3);",
+        )
+        .unwrap();
+        apply(&mut conn).unwrap();
+        let all = |sql: &str| -> Vec<String> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| {
+                    let n = r.as_ref().column_count();
+                    let cells = (0..n)
+                        .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(cells.join("|"))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        assert_eq!(
+            all("SELECT * FROM runs ORDER BY run_uuid"),
+            vec![
+                r#"Text("r1")|Text("r")|Integer(1)|Text("u")|Text("FINISHED")|Integer(5)|Integer(9)|Text("a/r1")|Text("deleted")|Integer(10)"#,
+                r#"Text("r2")|Text("s")|Integer(1)|Text("u")|Text("RUNNING")|Integer(6)|Null|Text("a/r2")|Text("active")|Null"#,
+            ]
+        );
+        assert_eq!(all("SELECT run_uuid, key, value FROM params ORDER BY run_uuid").len(), 2);
+        assert_eq!(all("SELECT * FROM tags").len(), 1);
+        assert_eq!(
+            all("SELECT * FROM latest_metrics ORDER BY run_uuid"),
+            vec![
+                r#"Text("r1")|Text("loss")|Real(0.5)|Integer(0)|Integer(10)|Integer(3)"#,
+                r#"Text("r2")|Text("loss")|Real(0.0)|Integer(1)|Integer(11)|Integer(4)"#,
+            ]
+        );
+        for table in ["runs", "params", "tags", "latest_metrics"] {
+            let sql: String = conn
+                .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| r.get(0))
+                .unwrap();
+            assert!(sql.ends_with("WITHOUT ROWID"), "{table}: {sql}");
+        }
+        assert_eq!(
+            all("SELECT foreign_keys FROM pragma_foreign_keys"),
+            vec!["Integer(1)"],
+            "foreign keys are on again"
+        );
+        // References still hold, both ways.
+        assert!(conn.execute("INSERT INTO params VALUES ('nope', 'k', 'v')", []).is_err());
+        assert!(conn.execute("INSERT INTO latest_metrics VALUES ('nope', 'k', 1, 0, 1, 1)", []).is_err());
+        assert!(conn.execute("DELETE FROM runs WHERE run_uuid = 'r1'", []).is_err(), "metrics still refer to r1");
+        assert!(
+            conn.execute("INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, artifact_uri, lifecycle_stage) VALUES ('r3', 'r', 9, 'u', 'RUNNING', 0, 'a', 'active')", [])
+                .is_err()
+        );
+        // A metric-ordered search walks the (key, is_nan, value) index alone and looks runs up by their key.
+        let plan = all(
+            "EXPLAIN QUERY PLAN SELECT r.run_uuid FROM latest_metrics o0 CROSS JOIN runs r ON r.run_uuid = o0.run_uuid
+             WHERE o0.key = 'loss' AND o0.is_nan = 0 ORDER BY o0.value DESC",
+        )
+        .join("\n");
+        assert!(plan.contains("COVERING INDEX latest_metrics_by_key"), "{plan}");
+        assert!(plan.contains("SEARCH r USING PRIMARY KEY"), "{plan}");
     }
 }

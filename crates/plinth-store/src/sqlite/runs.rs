@@ -128,8 +128,10 @@ fn load_runs(conn: &Connection, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
         sql.push(suffix);
         sql
     };
-    let sql = in_list("SELECT run_uuid, key, value FROM params WHERE run_uuid IN (", ") ORDER BY key");
-    for row in conn.prepare(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+    // Each run's params, tags and metrics are put in key order below, a few
+    // each, rather than by SQLite sorting the whole page's rows.
+    let sql = in_list("SELECT run_uuid, key, value FROM params WHERE run_uuid IN (", ")");
+    for row in conn.prepare_cached(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
         Ok((r.get::<_, String>(0)?, Param { key: r.get(1)?, value: r.get(2)? }))
     })? {
         let (id, p) = row?;
@@ -137,8 +139,8 @@ fn load_runs(conn: &Connection, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
             runs[i].data.params.push(p);
         }
     }
-    let sql = in_list("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN (", ") ORDER BY key");
-    for row in conn.prepare(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+    let sql = in_list("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN (", ")");
+    for row in conn.prepare_cached(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
         Ok((r.get::<_, String>(0)?, Tag { key: r.get(1)?, value: r.get(2)? }))
     })? {
         let (id, t) = row?;
@@ -146,11 +148,9 @@ fn load_runs(conn: &Connection, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
             runs[i].data.tags.push(t);
         }
     }
-    let sql = in_list(
-        "SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_uuid IN (",
-        ") ORDER BY key",
-    );
-    for row in conn.prepare(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+    let sql =
+        in_list("SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_uuid IN (", ")");
+    for row in conn.prepare_cached(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
         Ok((r.get::<_, String>(0)?, row_to_metric(r, 1)?))
     })? {
         let (id, m) = row?;
@@ -158,12 +158,17 @@ fn load_runs(conn: &Connection, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
             runs[i].data.metrics.push(m);
         }
     }
+    for run in &mut runs {
+        run.data.params.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        run.data.tags.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        run.data.metrics.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    }
     let sql = in_list(
         "SELECT rd.run_uuid, d.name, d.digest, d.source_type, d.source, d.schema_json, d.profile, rd.tags_json
          FROM run_datasets rd JOIN datasets d ON d.dataset_uuid = rd.dataset_uuid WHERE rd.run_uuid IN (",
         ") ORDER BY d.name",
     );
-    for row in conn.prepare(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+    for row in conn.prepare_cached(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
         let tags_json: String = r.get(7)?;
         Ok((
             r.get::<_, String>(0)?,
@@ -186,7 +191,7 @@ fn load_runs(conn: &Connection, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
         }
     }
     let sql = in_list("SELECT run_uuid, model_id, direction, step FROM run_models WHERE run_uuid IN (", ")");
-    for row in conn.prepare(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+    for row in conn.prepare_cached(&sql.text)?.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(2)?, ModelIo { model_id: r.get(1)?, step: r.get(3)? }))
     })? {
         let (id, direction, m) = row?;
@@ -278,27 +283,61 @@ pub(crate) fn log_batch(
     Ok(())
 }
 
+/// Rows per metrics `INSERT`: the largest statement binds this many points;
+/// the rest of a batch goes in statements of the powers of two below it, so
+/// at most eight statement texts exist, each prepared once per connection.
+const POINTS_PER_INSERT: usize = 128;
+const POINT_COLUMNS: usize = 9;
+
+/// `INSERT INTO metrics … VALUES (…), (…) … ON CONFLICT DO NOTHING` for `n`
+/// points (`n` a power of two up to [`POINTS_PER_INSERT`]).
+fn insert_points_sql(n: usize) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        (0..=POINTS_PER_INSERT.trailing_zeros())
+            .map(|log| {
+                let row = format!("({})", ["?"; POINT_COLUMNS].join(", "));
+                format!(
+                    "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name,
+                     dataset_digest) VALUES {} ON CONFLICT DO NOTHING",
+                    vec![row; 1 << log].join(", ")
+                )
+            })
+            .collect()
+    });
+    &texts[n.trailing_zeros() as usize]
+}
+
 fn insert_metrics(conn: &Connection, run_id: &str, metrics: &[Metric]) -> Result<()> {
-    // The exact same point logged again is kept once, as MLflow does.
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-    )?;
+    // The exact same point logged again is kept once, as MLflow does. Points go in key order (the table's), many
+    // per statement: each statement's fixed cost is paid once per many rows, and neighbouring rows land on the
+    // same pages of the B-tree.
+    let mut points: Vec<&Metric> = metrics.iter().collect();
+    points.sort_by(|a, b| a.key.cmp(&b.key).then(a.step.cmp(&b.step)).then(a.timestamp.cmp(&b.timestamp)));
+    let mut rest = points.as_slice();
+    while !rest.is_empty() {
+        let n = if rest.len() >= POINTS_PER_INSERT { POINTS_PER_INSERT } else { 1 << rest.len().ilog2() };
+        let (chunk, tail) = rest.split_at(n);
+        let mut insert = conn.prepare_cached(insert_points_sql(n))?;
+        for (i, m) in chunk.iter().enumerate() {
+            let (v, nan) = if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) };
+            let at = i * POINT_COLUMNS;
+            insert.raw_bind_parameter(at + 1, run_id)?;
+            insert.raw_bind_parameter(at + 2, &m.key)?;
+            insert.raw_bind_parameter(at + 3, v)?;
+            insert.raw_bind_parameter(at + 4, nan)?;
+            insert.raw_bind_parameter(at + 5, m.timestamp)?;
+            insert.raw_bind_parameter(at + 6, m.step)?;
+            insert.raw_bind_parameter(at + 7, &m.model_id)?;
+            insert.raw_bind_parameter(at + 8, &m.dataset_name)?;
+            insert.raw_bind_parameter(at + 9, &m.dataset_digest)?;
+        }
+        insert.raw_execute()?;
+        rest = tail;
+    }
     // Keep only the latest value per key within the batch, then merge.
     let mut latest: HashMap<&str, &Metric> = HashMap::new();
     for m in metrics {
-        let (v, nan) = if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) };
-        insert.execute(params![
-            run_id,
-            m.key,
-            v,
-            nan,
-            m.timestamp,
-            m.step,
-            m.model_id,
-            m.dataset_name,
-            m.dataset_digest
-        ])?;
         match latest.get(m.key.as_str()) {
             Some(prev) if !m.is_later_than(prev) => {}
             _ => {
@@ -477,7 +516,7 @@ pub(crate) fn sample_metric_history(
 }
 
 fn query_infos(conn: &Connection, sql: &Sql) -> Result<Vec<RunInfo>> {
-    let mut stmt = conn.prepare(&sql.text)?;
+    let mut stmt = conn.prepare_cached(&sql.text)?;
     let infos =
         stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), row_to_info)?.collect::<rusqlite::Result<_>>()?;
     Ok(infos)
@@ -512,4 +551,165 @@ pub(crate) fn search(conn: &Connection, s: &RunSearch) -> Result<Page<Run>> {
         rest = tail;
     }
     Ok(Page { items, next_offset })
+}
+
+#[cfg(test)]
+mod tests {
+    use plinth_core::experiments::ViewType;
+    use plinth_core::query::RunQuery;
+    use rusqlite::StatementStatus;
+
+    use super::*;
+
+    /// 60 runs: `m0` = i/60, `m1` = (i·37 mod 60)/60 (all distinct), `algo` a, b or c in turn; every
+    /// seventh run has no `m1`, and run 5 a NaN one.
+    fn seeded() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::apply(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time,
+                                      last_update_time) VALUES (1, 'e', 'a', 'active', 0, 0)",
+        )
+        .unwrap();
+        for i in 0..60i64 {
+            let id = format!("run{i:02}");
+            conn.execute(
+                "INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, artifact_uri,
+                                   lifecycle_stage) VALUES (?1, ?1, 1, 'u', 'FINISHED', ?2, 'a', 'active')",
+                params![id, i % 4],
+            )
+            .unwrap();
+            let m1 = if i == 5 { f64::NAN } else { ((i * 37) % 60) as f64 / 60.0 };
+            let mut metrics = vec![Metric::new("m0", i as f64 / 60.0, 0, 0)];
+            if i % 7 != 3 {
+                metrics.push(Metric::new("m1", m1, 0, 0));
+            }
+            let algo = ["a", "b", "c"][(i % 3) as usize];
+            log_batch(&conn, &id, &metrics, &[Param::new("algo", algo)], &[]).unwrap();
+        }
+        conn
+    }
+
+    fn leaderboard(max_results: i64, offset: i64) -> RunSearch {
+        RunSearch {
+            experiment_ids: vec!["1".into()],
+            view: ViewType::ActiveOnly,
+            query: RunQuery::parse(
+                "metrics.m0 > 0.25 and params.algo = 'a'",
+                &["metrics.m1 DESC".into()],
+                max_results,
+                offset,
+            )
+            .unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_metric_ordered_search_pages_through_the_same_runs_as_a_brute_force_order() {
+        let conn = seeded();
+        // Brute force: runs with m0 > 0.25 and algo a; those with a (non-NaN) m1 by it, descending, then the rest
+        // by start time descending, then id.
+        let mut expected: Vec<(Option<i64>, i64, String)> = (0..60i64)
+            .filter(|i| *i as f64 / 60.0 > 0.25 && i % 3 == 0)
+            .map(|i| {
+                let m1 = (i % 7 != 3 && i != 5).then_some((i * 37) % 60);
+                (m1, i % 4, format!("run{i:02}"))
+            })
+            .collect();
+        expected.sort_by(|a, b| match (a.0, b.0) {
+            (Some(x), Some(y)) => y.cmp(&x).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => b.1.cmp(&a.1).then(a.2.cmp(&b.2)),
+        });
+        let expected: Vec<String> = expected.into_iter().map(|e| e.2).collect();
+        assert!(expected.len() > 8, "{expected:?}");
+        let mut seen = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = search(&conn, &leaderboard(4, offset)).unwrap();
+            seen.extend(page.items.iter().map(|r| r.info.run_id.clone()));
+            for run in &page.items {
+                let keys: Vec<&str> = run.data.metrics.iter().map(|m| m.key.as_str()).collect();
+                let mut sorted = keys.clone();
+                sorted.sort_unstable();
+                assert_eq!(keys, sorted, "a run's metrics come in key order");
+                assert_eq!(run.data.params.len(), 1);
+            }
+            match page.next_offset {
+                Some(next) => offset = next,
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_repeated_search_is_not_prepared_again() {
+        let conn = seeded();
+        for _ in 0..3 {
+            assert_eq!(search(&conn, &leaderboard(4, 0)).unwrap().items.len(), 4);
+        }
+        // The same text gets the same cached statement, whose counters say how often SQLite re-planned it.
+        let plan = plan::run_plan(&leaderboard(4, 0), Dialect::Sqlite).unwrap();
+        let statement = conn.prepare_cached(&plan.page(INFO_COLUMNS, 5, 0).text).unwrap();
+        assert_eq!(statement.get_status(StatementStatus::RePrepare), 0);
+        assert!(statement.get_status(StatementStatus::VmStep) > 0, "the cached statement is the one that ran");
+    }
+
+    #[test]
+    fn a_batch_in_many_statements_stores_every_distinct_point_once() {
+        let conn = seeded();
+        let point = |i: i64| {
+            let mut m =
+                Metric::new(format!("k{}", i % 7), if i % 50 == 0 { f64::NAN } else { i as f64 * 0.5 }, i % 3, i);
+            m.model_id = (i % 11 == 0).then(|| format!("m-{i}"));
+            m.dataset_name = (i % 13 == 0).then(|| "train".to_string());
+            m
+        };
+        // 1,037 points = 8 × 128 + 8 + 4 + 1, with some logged twice in the batch and some again in a second one.
+        let mut batch: Vec<Metric> = (0..1037).map(|i| point(i % 1000)).collect();
+        batch.reverse();
+        log_batch(&conn, "run01", &batch, &[], &[]).unwrap();
+        log_batch(&conn, "run01", &(990..1010).map(point).collect::<Vec<_>>(), &[], &[]).unwrap();
+        let mut stored: Vec<String> = conn
+            .prepare(
+                "SELECT key, value, is_nan, timestamp, step, model_id, dataset_name FROM metrics
+                 WHERE run_uuid = 'run01' AND key LIKE 'k%'",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                let nan: i64 = r.get(2)?;
+                let value: f64 = r.get(1)?;
+                Ok(format!(
+                    "{}|{}|{}|{}|{:?}|{:?}",
+                    r.get::<_, String>(0)?,
+                    if nan == 1 { "NaN".to_string() } else { value.to_string() },
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        stored.sort();
+        let mut expected: Vec<String> = (0..1010)
+            .map(point)
+            .map(|m| {
+                let value = if m.value.is_nan() { "NaN".to_string() } else { m.value.to_string() };
+                format!("{}|{value}|{}|{}|{:?}|{:?}", m.key, m.timestamp, m.step, m.model_id, m.dataset_name)
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(stored.len(), 1010);
+        assert_eq!(stored, expected);
+        // The latest per key is the one at the highest step (the step is i here).
+        let latest: f64 = conn
+            .query_row("SELECT value FROM latest_metrics WHERE run_uuid = 'run01' AND key = 'k0'", [], |r| r.get(0))
+            .unwrap();
+        let best = (0..1010).filter(|i| i % 7 == 0).max().unwrap();
+        assert_eq!(latest, best as f64 * 0.5);
+    }
 }
