@@ -4,17 +4,21 @@
 //! Parallel and deterministic: users are split into one block per thread
 //! (contiguous rows with about equal interactions), and each thread draws
 //! its block's share of an epoch's samples from its own random stream. A
-//! user's factors belong to one thread; the item factors are copied to each
-//! thread at the start of a round and the threads' changes are summed back
-//! at its end (`ROUNDS_PER_EPOCH` times an epoch), so no memory is shared
-//! while threads write and the result depends only on the seed and the
-//! number of threads, never on timing. Hogwild-style lock-free updates (what
-//! `implicit` does) are as fast but vary from run to run.
+//! user's factors belong to one thread; thread 0 works on the item factors
+//! themselves and every other thread on a copy of them, and at the end of a
+//! round (`ROUNDS_PER_EPOCH` times an epoch) one parallel pass adds the
+//! copies' changes to the items and sets every copy to the result for the
+//! next round, so no memory is shared while threads write and the result
+//! depends only on the seed and the number of threads, never on timing.
+//! Hogwild-style lock-free updates (what `implicit` does) are as fast but
+//! vary from run to run.
 //!
 //! A step is bound by memory, not arithmetic (a random interaction, its
 //! user's list and factors, two items' factors): each thread draws its
 //! positives a batch at a time and gathers them in one pass, so those cache
-//! misses overlap, and its loops are compiled for AVX2 through pulp.
+//! misses overlap; whether a user liked a drawn negative is one bit of a
+//! table (one load) where the table fits in 64 MiB, a binary search in the
+//! user's row otherwise; and its loops are compiled for AVX2 through pulp.
 
 use rand::rngs::{StdRng, Xoshiro256PlusPlus};
 use rand::{RngExt, SeedableRng};
@@ -91,10 +95,49 @@ fn blocks_by_nnz(m: &Csr, blocks: usize) -> Vec<usize> {
     bounds
 }
 
+/// Bytes a bit-per-(user, item) table of who liked what may take; larger data
+/// sets test membership by binary search in the user's row instead.
+const LIKED_BITS_BUDGET: usize = 64 << 20;
+
+/// Which items each user liked, for the negative draw's test.
+enum Liked<'a> {
+    /// Bit `j` of row `u` (`words` u64 a row): one load per test.
+    Bits { words: usize, bits: Vec<u64> },
+    /// A binary search in the user's sorted row: a few dependent loads.
+    Rows(&'a Csr),
+}
+
+impl<'a> Liked<'a> {
+    /// Bits when they fit in `budget` bytes.
+    fn of(m: &'a Csr, budget: usize) -> Self {
+        let words = m.n_cols.div_ceil(64);
+        if m.n_rows.saturating_mul(words).saturating_mul(8) > budget {
+            return Liked::Rows(m);
+        }
+        let mut bits = vec![0u64; m.n_rows * words];
+        for u in 0..m.n_rows {
+            let row = &mut bits[u * words..(u + 1) * words];
+            for &j in m.row(u).0 {
+                row[j as usize / 64] |= 1 << (j % 64);
+            }
+        }
+        Liked::Bits { words, bits }
+    }
+
+    #[inline(always)]
+    fn contains(&self, u: usize, j: u32) -> bool {
+        match self {
+            Liked::Bits { words, bits } => bits[u * words + j as usize / 64] >> (j % 64) & 1 == 1,
+            Liked::Rows(m) => m.row(u).0.binary_search(&j).is_ok(),
+        }
+    }
+}
+
 /// What one thread needs for a round besides its own factors.
 #[derive(Clone, Copy)]
 struct Round<'a> {
     m: &'a Csr,
+    liked: &'a Liked<'a>,
     /// Every stored interaction as (user, item), in the matrix's order: one
     /// memory access per positive sample instead of two.
     pairs: &'a [(u32, u32)],
@@ -169,15 +212,14 @@ fn sgd_step(
     (u, i): (u32, u32),
     rng: &mut Xoshiro256PlusPlus,
 ) -> Option<bool> {
-    let Round { m, f, lr, reg, .. } = *r;
+    let Round { m, liked, f, lr, reg, .. } = *r;
     let (u, i) = (u as usize, i as usize);
-    let (liked, _) = m.row(u);
-    if liked.len() >= m.n_cols {
+    if m.indptr[u + 1] - m.indptr[u] >= m.n_cols {
         return None;
     }
     let j = loop {
         let j = rng.random_range(0..m.n_cols as u32);
-        if liked.binary_search(&j).is_err() {
+        if !liked.contains(u, j) {
             break j as usize;
         }
     };
@@ -206,7 +248,17 @@ fn sgd_step(
 pub fn train<R: Proceed>(
     user_items: &Csr,
     params: BprParams,
+    on_epoch: impl FnMut(usize, f64) -> R,
+) -> Result<Factors> {
+    train_with(user_items, params, on_epoch, LIKED_BITS_BUDGET)
+}
+
+/// [`train`], with a bit table of who liked what when it fits in `liked_budget` bytes.
+fn train_with<R: Proceed>(
+    user_items: &Csr,
+    params: BprParams,
     mut on_epoch: impl FnMut(usize, f64) -> R,
+    liked_budget: usize,
 ) -> Result<Factors> {
     let params = params.check()?;
     let f = params.factors + 1;
@@ -231,9 +283,14 @@ pub fn train<R: Proceed>(
     }
     let threads = rayon::current_num_threads().clamp(1, n_users.max(1));
     let bounds = blocks_by_nnz(user_items, threads);
-    let mut copies: Vec<Vec<f32>> = vec![Vec::new(); threads.saturating_sub(1)];
-    let mut start = Vec::new();
-    let round_data = Round { m: user_items, pairs: &pairs, f, lr: params.learning_rate, reg: params.regularization };
+    // Thread 0 works on `items` itself, each other thread on a copy of it; `start` is what they all started
+    // the round from. The merge at a round's end also leaves every copy and `start` equal to the merged items,
+    // ready for the next round, in the same pass.
+    let mut copies: Vec<Vec<f32>> = vec![items.clone(); threads - 1];
+    let mut start = if threads > 1 { items.clone() } else { Vec::new() };
+    let liked = Liked::of(user_items, liked_budget);
+    let round_data =
+        Round { m: user_items, liked: &liked, pairs: &pairs, f, lr: params.learning_rate, reg: params.regularization };
     for epoch in 0..params.iterations {
         let (mut correct, mut taken) = (0usize, 0usize);
         for round in 0..ROUNDS_PER_EPOCH {
@@ -245,15 +302,6 @@ pub fn train<R: Proceed>(
                 user_blocks.push(block);
                 rest = tail;
             }
-            for copy in copies.iter_mut() {
-                copy.clear();
-                copy.extend_from_slice(&items);
-            }
-            if !copies.is_empty() {
-                start.clear();
-                start.extend_from_slice(&items);
-            }
-            // Thread 0 works on `items` itself; the others on their copies.
             let mut item_views: Vec<&mut [f32]> = vec![&mut items];
             item_views.extend(copies.iter_mut().map(|c| c.as_mut_slice()));
             let counts: Vec<(usize, usize)> = user_blocks
@@ -278,15 +326,8 @@ pub fn train<R: Proceed>(
                     })
                 })
                 .collect();
-            // Sum every thread's change to the items.
-            if !copies.is_empty() {
-                items.par_chunks_mut(f * 256).enumerate().for_each(|(c, out)| {
-                    let at = c * f * 256;
-                    for (k, v) in out.iter_mut().enumerate() {
-                        let s = start[at + k];
-                        *v += copies.iter().map(|copy| copy[at + k] - s).sum::<f32>();
-                    }
-                });
+            if threads > 1 {
+                merge_round(&mut items, &mut start, &mut copies, f * MERGE_ROWS);
             }
             for (c, t) in counts {
                 correct += c;
@@ -298,6 +339,33 @@ pub fn train<R: Proceed>(
         }
     }
     Ok(Factors { factors: f, users, items })
+}
+
+/// Item rows merged per task.
+const MERGE_ROWS: usize = 256;
+
+/// Adds every other thread's change in the round (its copy less `start`) to
+/// `items` (thread 0's, changed in place), and leaves `start` and every copy
+/// equal to the result: one parallel pass, `chunk` values a task.
+fn merge_round(items: &mut [f32], start: &mut [f32], copies: &mut [Vec<f32>], chunk: usize) {
+    let mut by_chunk: Vec<Vec<&mut [f32]>> = (0..items.len().div_ceil(chunk)).map(|_| Vec::new()).collect();
+    for copy in copies.iter_mut() {
+        for (c, part) in copy.chunks_mut(chunk).enumerate() {
+            by_chunk[c].push(part);
+        }
+    }
+    items.par_chunks_mut(chunk).zip(start.par_chunks_mut(chunk)).zip(by_chunk.into_par_iter()).for_each(
+        |((out, start), mut copies)| {
+            for (k, v) in out.iter_mut().enumerate() {
+                let s = start[k];
+                *v += copies.iter().map(|copy| copy[k] - s).sum::<f32>();
+                start[k] = *v;
+                for copy in copies.iter_mut() {
+                    copy[k] = *v;
+                }
+            }
+        },
+    );
 }
 
 /// Two distinct rows of a row-major matrix, mutably.
@@ -345,5 +413,62 @@ mod tests {
         }
         assert_eq!(blocks_by_nnz(&m, 2), vec![0, 15, 30]);
         assert!(BprParams { learning_rate: 0.0, ..Default::default() }.check().is_err());
+    }
+
+    fn sample_matrix() -> Csr {
+        // 70 users, 130 items (three words a row, the last one partly used), rows of 0 to 129 items.
+        let mut t = Vec::new();
+        for u in 0..70u32 {
+            for i in 0..130u32 {
+                if (u * 7 + i * 13) % 11 < u % 11 {
+                    t.push((u, i, 1.0));
+                }
+            }
+        }
+        t.extend((0..130u32).map(|i| (69, i, 1.0)).filter(|&(_, i, _)| i % 2 == 1));
+        Csr::from_triples(70, 130, t)
+    }
+
+    #[test]
+    fn the_liked_bits_answer_as_the_rows_do() {
+        let m = sample_matrix();
+        let (bits, rows) = (Liked::of(&m, usize::MAX), Liked::of(&m, 0));
+        assert!(matches!(bits, Liked::Bits { .. }) && matches!(rows, Liked::Rows(_)));
+        for u in 0..m.n_rows {
+            for j in 0..m.n_cols as u32 {
+                assert_eq!(bits.contains(u, j), rows.contains(u, j), "user {u}, item {j}");
+                assert_eq!(rows.contains(u, j), m.row(u).0.contains(&j));
+            }
+        }
+    }
+
+    #[test]
+    fn training_is_the_same_with_bits_or_rows() {
+        let m = sample_matrix();
+        let p = BprParams { factors: 6, iterations: 5, learning_rate: 0.05, ..Default::default() };
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let bits = pool.install(|| train_with(&m, p, |_, _| {}, usize::MAX)).unwrap();
+            let rows = pool.install(|| train_with(&m, p, |_, _| {}, 0)).unwrap();
+            assert_eq!(bits, rows, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_merge_adds_every_copys_change_and_restarts_every_copy_from_the_result() {
+        let n = 1000;
+        let start: Vec<f32> = (0..n).map(|k| k as f32 * 0.25).collect();
+        let mut items: Vec<f32> = start.iter().map(|s| s + 1.0).collect();
+        let mut copies: Vec<Vec<f32>> =
+            (0..3).map(|t| start.iter().enumerate().map(|(k, s)| s + (k % (t + 2)) as f32).collect()).collect();
+        let expected: Vec<f32> =
+            (0..n).map(|k| items[k] + copies.iter().map(|c| c[k] - start[k]).sum::<f32>()).collect();
+        let mut begun = start.clone();
+        merge_round(&mut items, &mut begun, &mut copies, 64);
+        assert_eq!(items, expected);
+        assert_eq!(begun, expected);
+        for copy in &copies {
+            assert_eq!(copy, &expected);
+        }
     }
 }
