@@ -280,8 +280,9 @@ fn regularized(gram_y: &[f32], f: usize, reg: f32) -> Vec<f32> {
 /// `(YᵀY + λI + Σ (c-1) y yᵀ) x = Σ c y` built in full (the rank-n update
 /// as one faer matmul) and solved exactly.
 fn solve_side_cholesky(x: &mut [f32], y: &[f32], gram_y: &[f32], m: &Csr, params: &AlsParams, measure: bool) -> f64 {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::cholesky::llt;
     use faer::linalg::matmul::triangular::{BlockStructure, matmul};
-    use faer::linalg::solvers::Solve;
     let f = params.factors;
     let reg = regularized(gram_y, f, params.regularization);
     x.par_chunks_mut(f)
@@ -293,9 +294,14 @@ fn solve_side_cholesky(x: &mut [f32], y: &[f32], gram_y: &[f32], m: &Csr, params
                     faer::Mat::<f32>::zeros(f, 1),
                     faer::Mat::<f32>::zeros(f, 0),
                     vec![0f32; f],
+                    MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f32>(
+                        f,
+                        faer::Par::Seq,
+                        Default::default(),
+                    )),
                 )
             },
-            |(a, b, scaled, tmp), (row, xr)| {
+            |(a, b, scaled, tmp, scratch), (row, xr)| {
                 let (cols, vals) = m.row(row);
                 let terms = if measure { row_loss(&reg, xr, y, cols, vals, params.alpha, tmp) } else { 0.0 };
                 // A is symmetric, so its column-major storage is YᵀY's row-major one.
@@ -328,10 +334,19 @@ fn solve_side_cholesky(x: &mut [f32], y: &[f32], gram_y: &[f32], m: &Csr, params
                     1.0,
                     faer::Par::Seq,
                 );
-                // Only without regularization can A be singular (a row without
-                // interactions); its factors then stay as they are.
-                if let Ok(llt) = a.llt(faer::Side::Lower) {
-                    llt.solve_in_place(b.as_mut());
+                // Factored where it is (its lower triangle becomes L: no copy, no
+                // allocation a row). Only without regularization can A be singular
+                // (a row without interactions); its factors then stay as they are.
+                let stack = MemStack::new(scratch);
+                let factored = llt::factor::cholesky_in_place(
+                    a.as_mut(),
+                    Default::default(),
+                    faer::Par::Seq,
+                    stack,
+                    Default::default(),
+                );
+                if factored.is_ok() {
+                    llt::solve::solve_in_place(a.as_ref(), b.as_mut(), faer::Par::Seq, stack);
                     xr.copy_from_slice(b.col_as_slice(0));
                 }
                 terms

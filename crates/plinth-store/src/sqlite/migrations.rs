@@ -71,16 +71,23 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn metrics_move_to_their_clustered_table_and_duplicates_collapse() {
-        let mut conn = Connection::open_in_memory().unwrap();
+    /// An in-memory database with foreign keys on, migrated up to `version`
+    /// and recorded so, as a release of that version left it.
+    fn at_version(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("PRAGMA foreign_keys=ON").unwrap();
         conn.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
             .unwrap();
-        for (version, sql) in &MIGRATIONS[..3] {
+        for (version, sql) in &MIGRATIONS[..version] {
             conn.execute_batch(sql).unwrap();
             conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version]).unwrap();
         }
+        conn
+    }
+
+    #[test]
+    fn metrics_move_to_their_clustered_table_and_duplicates_collapse() {
+        let mut conn = at_version(3);
         conn.execute_batch(
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time,
                                       last_update_time) VALUES (1, 'e', 'a', 'active', 0, 0);
@@ -118,14 +125,7 @@ mod tests {
 
     #[test]
     fn workspaces_keep_every_row_and_every_reference() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys=ON").unwrap();
-        conn.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
-            .unwrap();
-        for (version, sql) in &MIGRATIONS[..11] {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version]).unwrap();
-        }
+        let mut conn = at_version(11);
         conn.execute_batch(
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time,
                                       last_update_time) VALUES (1, 'e', 'a', 'active', 0, 0);
@@ -174,14 +174,7 @@ mod tests {
 
     #[test]
     fn run_tables_become_clustered_and_keep_every_row_and_reference() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys=ON").unwrap();
-        conn.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
-            .unwrap();
-        for (version, sql) in &MIGRATIONS[..14] {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version]).unwrap();
-        }
+        let mut conn = at_version(14);
         conn.execute_batch(
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time,
                                       last_update_time) VALUES (1, 'e', 'a', 'active', 0, 0);
