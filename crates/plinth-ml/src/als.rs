@@ -4,9 +4,9 @@
 //!   from the previous iteration (as `implicit` does). Per row it costs
 //!   O(steps · (f² + n·f)) for a row with n interactions.
 //! - [`Solver::Cholesky`]: builds the row's f×f system (O(n·f²)) and solves
-//!   it exactly with faer's Cholesky (O(f³)).
+//!   it exactly with faer's Cholesky, factored in place (O(f³)).
 //!
-//! `bench/als_solvers.sh` measures both; CG is the default because it is
+//! `bench/recommenders.sh` measures both; CG is the default because it is
 //! several times faster at the same ranking quality (figures in
 //! ARCHITECTURE.md). Deterministic: every row's solve depends only on the
 //! other side's factors.
