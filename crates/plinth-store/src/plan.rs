@@ -147,7 +147,6 @@ fn tag_clause(sql: &mut Sql, from_where: &str, key: &str, test: &KeyTest) {
     sql.push(")");
 }
 
-/// Trims the one-extra row fetched to know whether another page exists.
 /// ` ORDER BY <order> LIMIT <limit> OFFSET ?`. The limit is written into the
 /// text, not bound: SQLite plans a query with its limit, so a bound limit
 /// makes it prepare the statement again at every execution (measured: every
@@ -159,6 +158,7 @@ fn order_page(sql: &mut Sql, order: &[String], limit: i64, offset: i64) {
     sql.bind_i64(offset);
 }
 
+/// Trims the one-extra row fetched to know whether another page exists.
 pub(crate) fn page_rest<T>(items: &mut Vec<T>, max_results: i64, offset: i64) -> Option<i64> {
     if items.len() as i64 > max_results {
         items.truncate(max_results as usize);
