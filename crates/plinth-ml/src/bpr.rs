@@ -416,11 +416,12 @@ mod tests {
     }
 
     fn sample_matrix() -> Csr {
-        // 70 users, 130 items (three words a row, the last one partly used), rows of 0 to 129 items.
+        // 70 users, 130 items (three words a row, the last one partly used): every eleventh user likes nothing,
+        // user 68 everything, the others some.
         let mut t = Vec::new();
         for u in 0..70u32 {
             for i in 0..130u32 {
-                if (u * 7 + i * 13) % 11 < u % 11 {
+                if u == 68 || (u * 7 + i * 13) % 11 < u % 11 {
                     t.push((u, i, 1.0));
                 }
             }

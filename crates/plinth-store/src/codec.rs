@@ -8,6 +8,11 @@ use plinth_core::policy::{MetricDef, Policy};
 use plinth_core::runs::Metric;
 
 /// A dataset input's tags, stored as `[{"key", "value"}, …]`.
+/// SQL has no NaN: a metric's value is stored as `is_nan = 1` with value 0.
+pub(crate) fn stored_value(m: &Metric) -> (f64, i16) {
+    if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) }
+}
+
 pub(crate) fn encode_tags(tags: &[Tag]) -> String {
     let pairs: Vec<serde_json::Value> =
         tags.iter().map(|t| serde_json::json!({"key": t.key, "value": t.value})).collect();

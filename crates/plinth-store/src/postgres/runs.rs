@@ -14,6 +14,7 @@ use tokio_postgres::Row;
 
 use super::experiments::{self, parse_id};
 use super::{col, db, params, stored};
+use crate::codec::stored_value;
 use crate::plan::{self, Dialect, Sql, page_rest};
 use crate::{Page, Result, RunSearch, codec};
 
@@ -49,11 +50,6 @@ pub(crate) fn row_to_metric(r: &Row, first: usize) -> Result<Metric> {
         col(r, first + 3)?,
         col(r, first + 4)?,
     ))
-}
-
-/// SQL has no NaN: it is stored as `is_nan = 1` with value 0.
-fn stored_value(m: &Metric) -> (f64, i16) {
-    if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) }
 }
 
 pub(crate) async fn create(tx: &Transaction<'_>, info: &RunInfo, tags: &[Tag]) -> Result<Run> {

@@ -283,57 +283,25 @@ pub(crate) fn log_batch(
     Ok(())
 }
 
-/// Rows per metrics `INSERT`: the largest statement binds this many points;
-/// the rest of a batch goes in statements of the powers of two below it, so
-/// at most eight statement texts exist, each prepared once per connection.
-const POINTS_PER_INSERT: usize = 128;
-const POINT_COLUMNS: usize = 9;
-
-/// `INSERT INTO metrics … VALUES (…), (…) … ON CONFLICT DO NOTHING` for `n`
-/// points (`n` a power of two up to [`POINTS_PER_INSERT`]).
-fn insert_points_sql(n: usize) -> &'static str {
-    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let texts = TEXTS.get_or_init(|| {
-        (0..=POINTS_PER_INSERT.trailing_zeros())
-            .map(|log| {
-                let row = format!("({})", ["?"; POINT_COLUMNS].join(", "));
-                format!(
-                    "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name,
-                     dataset_digest) VALUES {} ON CONFLICT DO NOTHING",
-                    vec![row; 1 << log].join(", ")
-                )
-            })
-            .collect()
-    });
-    &texts[n.trailing_zeros() as usize]
-}
-
 fn insert_metrics(conn: &Connection, run_id: &str, metrics: &[Metric]) -> Result<()> {
-    // The exact same point logged again is kept once, as MLflow does. Points go in key order (the table's), many
-    // per statement: each statement's fixed cost is paid once per many rows, and neighbouring rows land on the
-    // same pages of the B-tree.
-    let mut points: Vec<&Metric> = metrics.iter().collect();
-    points.sort_by(|a, b| a.key.cmp(&b.key).then(a.step.cmp(&b.step)).then(a.timestamp.cmp(&b.timestamp)));
-    let mut rest = points.as_slice();
-    while !rest.is_empty() {
-        let n = if rest.len() >= POINTS_PER_INSERT { POINTS_PER_INSERT } else { 1 << rest.len().ilog2() };
-        let (chunk, tail) = rest.split_at(n);
-        let mut insert = conn.prepare_cached(insert_points_sql(n))?;
-        for (i, m) in chunk.iter().enumerate() {
-            let (v, nan) = if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) };
-            let at = i * POINT_COLUMNS;
-            insert.raw_bind_parameter(at + 1, run_id)?;
-            insert.raw_bind_parameter(at + 2, &m.key)?;
-            insert.raw_bind_parameter(at + 3, v)?;
-            insert.raw_bind_parameter(at + 4, nan)?;
-            insert.raw_bind_parameter(at + 5, m.timestamp)?;
-            insert.raw_bind_parameter(at + 6, m.step)?;
-            insert.raw_bind_parameter(at + 7, &m.model_id)?;
-            insert.raw_bind_parameter(at + 8, &m.dataset_name)?;
-            insert.raw_bind_parameter(at + 9, &m.dataset_digest)?;
-        }
-        insert.raw_execute()?;
-        rest = tail;
+    // The exact same point logged again is kept once, as MLflow does.
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+    )?;
+    for m in metrics {
+        let (v, nan) = codec::stored_value(m);
+        insert.execute(params![
+            run_id,
+            m.key,
+            v,
+            nan,
+            m.timestamp,
+            m.step,
+            m.model_id,
+            m.dataset_name,
+            m.dataset_digest
+        ])?;
     }
     // Keep only the latest value per key within the batch, then merge.
     let mut latest: HashMap<&str, &Metric> = HashMap::new();
@@ -356,7 +324,7 @@ fn insert_metrics(conn: &Connection, run_id: &str, metrics: &[Metric]) -> Result
     for m in latest.into_values() {
         let prev = current.query_row(params![run_id, m.key], |r| row_to_metric(r, 0)).optional()?;
         if prev.is_none_or(|p| m.is_later_than(&p)) {
-            let (v, nan) = if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) };
+            let (v, nan) = codec::stored_value(m);
             upsert.execute(params![run_id, m.key, v, nan, m.timestamp, m.step])?;
         }
     }
@@ -658,7 +626,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_in_many_statements_stores_every_distinct_point_once() {
+    fn a_large_batch_stores_every_distinct_point_once() {
         let conn = seeded();
         let point = |i: i64| {
             let mut m =
@@ -667,7 +635,7 @@ mod tests {
             m.dataset_name = (i % 13 == 0).then(|| "train".to_string());
             m
         };
-        // 1,037 points = 8 × 128 + 8 + 4 + 1, with some logged twice in the batch and some again in a second one.
+        // 1,037 points, some logged twice in the batch and some again in a second one.
         let mut batch: Vec<Metric> = (0..1037).map(|i| point(i % 1000)).collect();
         batch.reverse();
         log_batch(&conn, "run01", &batch, &[], &[]).unwrap();
